@@ -1,0 +1,22 @@
+//! FrameDB's domain: the validated types, the query filter, the errors, the ports that the
+//! adapters implement, the provisioning service that drives them, and in-memory adapters
+//! for tests, the library's users and the server's embedded default.
+//!
+//! ```text
+//!   ProvisioningService ──▶ InstanceRegistry   (MongoDB, in-memory)
+//!                      ├──▶ PortAllocator      (Kubernetes Services, in-memory)
+//!                      └──▶ ClusterDeployer    (Kubernetes, a local config service, in-memory)
+//! ```
+
+pub mod error;
+pub mod filter;
+pub mod memory;
+pub mod ports;
+pub mod service;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use filter::{Filter, Query, QueryOptions, Sort};
+pub use ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
+pub use service::ProvisioningService;
+pub use types::*;

@@ -1,0 +1,315 @@
+//! An in-memory fleet of clusters that behaves, where FrameDB depends on it, like
+//! Kubernetes: node ports are unique per cluster and a taken one is refused; a workload
+//! whose node does not exist stays `Pending` with the scheduler's reason; a new workload
+//! is `Provisioning` until its readiness delay has passed, then `Running`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::ports::{ClusterDeployer, DeploymentSpec, PortAllocator};
+use crate::types::{ClusterId, FramedbId, InstanceStatus, NodeId, PORT_RANGE, StatusReport};
+
+/// The node label that pins an instance to its node, as the Kubernetes adapter uses it.
+const NODE_LABEL: &str = "kubernetes.io/hostname";
+
+/// Simulated clusters, each with nodes, Services (by node port) and instance workloads.
+#[derive(Debug, Default)]
+pub struct InMemoryFleet {
+    clusters: HashMap<ClusterId, Mutex<Cluster>>,
+    ready_after: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Cluster {
+    nodes: BTreeSet<NodeId>,
+    /// Node port → the Service that holds it.
+    services: BTreeMap<u16, ServiceOwner>,
+    workloads: HashMap<FramedbId, Workload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ServiceOwner {
+    Instance(FramedbId),
+    Foreign(String),
+}
+
+#[derive(Debug)]
+struct Workload {
+    node: NodeId,
+    port: u16,
+    started: Instant,
+}
+
+impl InMemoryFleet {
+    /// A fleet without clusters; add them with [`Self::with_cluster`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The embedded default: `cluster-01` and `cluster-02`, each with nodes `node-a` and
+    /// `node-b`, and instances that become ready after `ready_after`.
+    pub fn demo(ready_after: Duration) -> Self {
+        let nodes = || ["node-a", "node-b"].map(|n| NodeId::new(n).expect("valid node id"));
+        Self::new()
+            .with_cluster(ClusterId::new("cluster-01").expect("valid"), nodes())
+            .with_cluster(ClusterId::new("cluster-02").expect("valid"), nodes())
+            .with_ready_after(ready_after)
+    }
+
+    /// Adds a cluster with these nodes.
+    pub fn with_cluster(mut self, id: ClusterId, nodes: impl IntoIterator<Item = NodeId>) -> Self {
+        let cluster = Cluster {
+            nodes: nodes.into_iter().collect(),
+            ..Cluster::default()
+        };
+        self.clusters.insert(id, Mutex::new(cluster));
+        self
+    }
+
+    /// How long a new instance stays `Provisioning` before it is `Running`.
+    pub fn with_ready_after(mut self, delay: Duration) -> Self {
+        self.ready_after = delay;
+        self
+    }
+
+    /// The clusters of the fleet, sorted.
+    pub fn cluster_ids(&self) -> Vec<ClusterId> {
+        let mut ids: Vec<_> = self.clusters.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Makes a Service that FrameDB does not own hold `port`, as another team's would.
+    ///
+    /// # Errors
+    /// [`Error::ClusterNotFound`]; [`Error::PortTaken`] when a Service holds it already.
+    pub fn occupy_port(&self, cluster: &ClusterId, port: u16, service: &str) -> Result<()> {
+        let mut state = self.cluster(cluster)?;
+        if state.services.contains_key(&port) {
+            return Err(port_taken(cluster, port));
+        }
+        state
+            .services
+            .insert(port, ServiceOwner::Foreign(service.to_owned()));
+        Ok(())
+    }
+
+    /// The node ports in use on a cluster, by anyone.
+    ///
+    /// # Errors
+    /// [`Error::ClusterNotFound`].
+    pub fn used_ports(&self, cluster: &ClusterId) -> Result<Vec<u16>> {
+        Ok(self.cluster(cluster)?.services.keys().copied().collect())
+    }
+
+    /// The instances that have a workload on a cluster, sorted.
+    ///
+    /// # Errors
+    /// [`Error::ClusterNotFound`].
+    pub fn workloads(&self, cluster: &ClusterId) -> Result<Vec<FramedbId>> {
+        let mut ids: Vec<_> = self.cluster(cluster)?.workloads.keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn cluster(&self, id: &ClusterId) -> Result<MutexGuard<'_, Cluster>> {
+        let cluster = self
+            .clusters
+            .get(id)
+            .ok_or_else(|| Error::ClusterNotFound(id.clone()))?;
+        // Every change is made in one critical section, so a poisoned lock is consistent.
+        Ok(cluster.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+fn port_taken(cluster: &ClusterId, port: u16) -> Error {
+    Error::PortTaken {
+        cluster: cluster.clone(),
+        port,
+    }
+}
+
+#[async_trait]
+impl ClusterDeployer for InMemoryFleet {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+        let mut state = self.cluster(&spec.cluster_id)?;
+        if !PORT_RANGE.contains(&spec.port) {
+            return Err(Error::Internal(format!(
+                "node port {} is outside the instance range",
+                spec.port
+            )));
+        }
+        let owner = ServiceOwner::Instance(spec.framedb_id.clone());
+        match state.services.get(&spec.port) {
+            Some(holder) if *holder != owner => {
+                return Err(port_taken(&spec.cluster_id, spec.port));
+            }
+            _ => {}
+        }
+        // Deploying again completes or moves the instance; it never duplicates it.
+        if let Some(previous) = state.workloads.get(&spec.framedb_id) {
+            if previous.port != spec.port {
+                let old = previous.port;
+                state.services.remove(&old);
+            }
+        }
+        state.services.insert(spec.port, owner);
+        let started = state
+            .workloads
+            .get(&spec.framedb_id)
+            .map_or_else(Instant::now, |w| w.started);
+        state.workloads.insert(
+            spec.framedb_id.clone(),
+            Workload {
+                node: spec.node_id.clone(),
+                port: spec.port,
+                started,
+            },
+        );
+        Ok(())
+    }
+
+    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
+        let mut state = self.cluster(cluster)?;
+        if let Some(workload) = state.workloads.remove(id) {
+            state.services.remove(&workload.port);
+        }
+        Ok(())
+    }
+
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> Result<HashMap<FramedbId, StatusReport>> {
+        let state = self.cluster(cluster)?;
+        let now = Instant::now();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let workload = state.workloads.get(id)?;
+                let report = if !state.nodes.contains(&workload.node) {
+                    StatusReport::with_reason(
+                        InstanceStatus::Pending,
+                        format!(
+                            "Unschedulable: 0/{} nodes are available: {} node(s) didn't match \
+                             Pod's node affinity/selector ({NODE_LABEL}={})",
+                            state.nodes.len(),
+                            state.nodes.len(),
+                            workload.node
+                        ),
+                    )
+                } else if now.duration_since(workload.started) < self.ready_after {
+                    StatusReport::new(InstanceStatus::Provisioning)
+                } else {
+                    StatusReport::new(InstanceStatus::Running)
+                };
+                Some((id.clone(), report))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl PortAllocator for InMemoryFleet {
+    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> Result<u16> {
+        let state = self.cluster(cluster)?;
+        PORT_RANGE
+            .into_iter()
+            .find(|port| !state.services.contains_key(port) && !skip.contains(port))
+            .ok_or_else(|| Error::PortsExhausted(cluster.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::StorageSize;
+
+    fn spec(id: &str, node: &str, port: u16) -> DeploymentSpec {
+        DeploymentSpec {
+            framedb_id: FramedbId::new(id).unwrap(),
+            cluster_id: ClusterId::new("cluster-01").unwrap(),
+            node_id: NodeId::new(node).unwrap(),
+            storage_size: StorageSize::new("1Gi").unwrap(),
+            port,
+        }
+    }
+
+    fn c1() -> ClusterId {
+        ClusterId::new("cluster-01").unwrap()
+    }
+
+    #[tokio::test]
+    async fn allocates_the_lowest_free_port_and_refuses_a_taken_one() {
+        let fleet = InMemoryFleet::demo(Duration::ZERO);
+        fleet.occupy_port(&c1(), 30900, "other-team").unwrap();
+        assert_eq!(fleet.lowest_free(&c1(), &[]).await.unwrap(), 30901);
+        assert_eq!(fleet.lowest_free(&c1(), &[30901]).await.unwrap(), 30902);
+        let err = fleet.deploy(&spec("a", "node-a", 30900)).await.unwrap_err();
+        assert_eq!(err, port_taken(&c1(), 30900));
+        fleet.deploy(&spec("a", "node-a", 30901)).await.unwrap();
+        // Deploying the same instance again is a no-op, not a conflict.
+        fleet.deploy(&spec("a", "node-a", 30901)).await.unwrap();
+        assert_eq!(fleet.used_ports(&c1()).unwrap(), [30900, 30901]);
+    }
+
+    #[tokio::test]
+    async fn reports_pending_for_an_unknown_node_and_running_when_ready() {
+        let fleet = InMemoryFleet::demo(Duration::ZERO);
+        fleet.deploy(&spec("a", "node-a", 30900)).await.unwrap();
+        fleet.deploy(&spec("b", "node-z", 30901)).await.unwrap();
+        let ids = [
+            FramedbId::new("a").unwrap(),
+            FramedbId::new("b").unwrap(),
+            FramedbId::new("c").unwrap(),
+        ];
+        let reports = fleet.statuses(&c1(), &ids).await.unwrap();
+        assert_eq!(reports[&ids[0]].status, InstanceStatus::Running);
+        assert_eq!(reports[&ids[1]].status, InstanceStatus::Pending);
+        assert!(reports[&ids[1]].reason.as_ref().unwrap().contains("node-z"));
+        assert!(!reports.contains_key(&ids[2]));
+
+        let slow = InMemoryFleet::demo(Duration::from_secs(3600));
+        slow.deploy(&spec("a", "node-a", 30900)).await.unwrap();
+        let reports = slow.statuses(&c1(), &ids[..1]).await.unwrap();
+        assert_eq!(reports[&ids[0]].status, InstanceStatus::Provisioning);
+    }
+
+    #[tokio::test]
+    async fn undeploy_frees_the_port_and_is_idempotent() {
+        let fleet = InMemoryFleet::demo(Duration::ZERO);
+        fleet.deploy(&spec("a", "node-a", 30900)).await.unwrap();
+        let id = FramedbId::new("a").unwrap();
+        fleet.undeploy(&c1(), &id).await.unwrap();
+        fleet.undeploy(&c1(), &id).await.unwrap();
+        assert!(fleet.used_ports(&c1()).unwrap().is_empty());
+        assert!(fleet.workloads(&c1()).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unknown_clusters_are_not_found() {
+        let fleet = InMemoryFleet::demo(Duration::ZERO);
+        let nowhere = ClusterId::new("nowhere").unwrap();
+        assert_eq!(
+            fleet.lowest_free(&nowhere, &[]).await.unwrap_err(),
+            Error::ClusterNotFound(nowhere)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_cluster_is_exhausted() {
+        let fleet = InMemoryFleet::demo(Duration::ZERO);
+        for port in PORT_RANGE {
+            fleet.occupy_port(&c1(), port, "filler").unwrap();
+        }
+        assert_eq!(
+            fleet.lowest_free(&c1(), &[]).await.unwrap_err(),
+            Error::PortsExhausted(c1())
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! In-process adapters: a registry and a fleet of simulated clusters that keep everything
+//! in memory. They serve the core's and the HTTP layer's tests, Rust programs that embed
+//! FrameDB without infrastructure, and the server's embedded default. State is lost when
+//! the process ends.
+
+mod fleet;
+mod registry;
+
+pub use fleet::InMemoryFleet;
+pub use registry::InMemoryRegistry;

@@ -1,0 +1,119 @@
+//! The ports: what the provisioning service needs from the outside world. Adapters in
+//! other crates implement them (MongoDB, Kubernetes, a remote local config service);
+//! [`crate::memory`] implements them in-process. Every method returns domain errors only.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::filter::Query;
+use crate::types::{
+    ClusterId, FramedbId, InstanceRecord, InstanceStatus, NodeId, StatusReport, StorageSize,
+};
+
+/// The registry of every persistent instance.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait InstanceRegistry: Send + Sync {
+    /// Registers a new instance. The registry's uniqueness on `framedb_id` is what makes a
+    /// create exclusive, across replicas of the service too.
+    ///
+    /// # Errors
+    /// [`crate::Error::AlreadyExists`] when the id is taken; [`crate::Error::Unavailable`]
+    /// or [`crate::Error::Timeout`] when the registry cannot be reached.
+    async fn insert(&self, record: &InstanceRecord) -> Result<()>;
+
+    /// Records the port and status of a registered instance and bumps `updated_at`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InstanceNotFound`] when no record has this id (it was deleted
+    /// meanwhile); `Unavailable` / `Timeout` as for `insert`.
+    async fn update_deployment(
+        &self,
+        id: &FramedbId,
+        port: Option<u16>,
+        status: InstanceStatus,
+    ) -> Result<()>;
+
+    /// The record of one instance.
+    ///
+    /// # Errors
+    /// [`crate::Error::InstanceNotFound`] when no record has this id; `Unavailable` /
+    /// `Timeout` as for `insert`.
+    async fn get(&self, id: &FramedbId) -> Result<InstanceRecord>;
+
+    /// Removes a record; returns whether there was one. Removing an absent record is not
+    /// an error, so compensation and retried deletes can call it freely.
+    ///
+    /// # Errors
+    /// `Unavailable` / `Timeout` as for `insert`.
+    async fn remove(&self, id: &FramedbId) -> Result<bool>;
+
+    /// The records matching `query`, in its order and window.
+    ///
+    /// # Errors
+    /// `Unavailable` / `Timeout` as for `insert`.
+    async fn find(&self, query: &Query) -> Result<Vec<InstanceRecord>>;
+}
+
+/// What a cluster needs to run an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentSpec {
+    /// The instance's id; it names its Kubernetes objects.
+    pub framedb_id: FramedbId,
+    /// The cluster to run it in.
+    pub cluster_id: ClusterId,
+    /// The node to pin it to.
+    pub node_id: NodeId,
+    /// Its volume's size.
+    pub storage_size: StorageSize,
+    /// The node port its Service claims.
+    pub port: u16,
+}
+
+/// Runs instances on clusters and reads their state back.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ClusterDeployer: Send + Sync {
+    /// Creates (or completes, when run again after a failure) the instance's workload,
+    /// storage and Service on `spec.port`.
+    ///
+    /// # Errors
+    /// [`crate::Error::PortTaken`] when another Service holds the port (nothing of this
+    /// deployment is left behind then); [`crate::Error::ClusterNotFound`] for an unknown
+    /// cluster; [`crate::Error::Unavailable`] / [`crate::Error::Timeout`] when the cluster
+    /// cannot be reached; [`crate::Error::Internal`] when it refuses the objects.
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()>;
+
+    /// Deletes the instance's objects. Objects already gone are not an error.
+    ///
+    /// # Errors
+    /// `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for `deploy`.
+    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()>;
+
+    /// The live status of each of `ids` on `cluster` that has a workload there; an id
+    /// without one is absent from the map.
+    ///
+    /// # Errors
+    /// `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for `deploy`.
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> Result<HashMap<FramedbId, StatusReport>>;
+}
+
+/// Finds free node ports on a cluster, by reading what the cluster holds (nothing is
+/// tracked in memory, so several services can allocate on one cluster).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait PortAllocator: Send + Sync {
+    /// The lowest port of [`crate::PORT_RANGE`] that no Service on `cluster` uses and that
+    /// is not in `skip` (ports that were taken when tried a moment ago).
+    ///
+    /// # Errors
+    /// [`crate::Error::PortsExhausted`] when no such port is left;
+    /// [`crate::Error::ClusterNotFound`], `Unavailable` / `Timeout` as for the deployer.
+    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> Result<u16>;
+}

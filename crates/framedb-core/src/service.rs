@@ -1,0 +1,287 @@
+//! The provisioning service: the one place that turns API operations into steps on the
+//! ports, in the order DESIGN.md §5 sets so that no failure leaves an orphan behind.
+//!
+//! A create inserts the registry record first (the registry's unique id makes the create
+//! exclusive), then claims a port by deploying on it, then records the port; every failure
+//! after the insert undoes what was done. Reads take the records from the registry and the
+//! status from the clusters, falling back to `Unknown` when a cluster cannot be reached.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::filter::{Filter, Query};
+use crate::ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
+use crate::types::{
+    ClusterId, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance, NodeId,
+    PORT_RANGE, StatusReport, Timestamp,
+};
+
+/// Creates, deletes and reads persistent instances through the ports.
+///
+/// Each operation is a sequence of awaits on several systems: run `create` and `delete` to
+/// completion (the HTTP layer spawns them, so that a client hanging up does not cut a
+/// create in half). Cheap to clone.
+#[derive(Clone)]
+pub struct ProvisioningService {
+    registry: Arc<dyn InstanceRegistry>,
+    deployer: Arc<dyn ClusterDeployer>,
+    ports: Arc<dyn PortAllocator>,
+}
+
+impl ProvisioningService {
+    /// A service on these adapters.
+    pub fn new(
+        registry: Arc<dyn InstanceRegistry>,
+        deployer: Arc<dyn ClusterDeployer>,
+        ports: Arc<dyn PortAllocator>,
+    ) -> Self {
+        Self {
+            registry,
+            deployer,
+            ports,
+        }
+    }
+
+    /// Registers and deploys a new instance; returns its record, port included.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the id is registered; [`Error::ClusterNotFound`];
+    /// [`Error::PortsExhausted`] when the cluster has no free port; `Unavailable`,
+    /// `Timeout` or `Internal` from the ports. On every error, nothing of this create is
+    /// left in the registry or on the cluster (a compensation that itself fails is logged).
+    pub async fn create(&self, request: NewInstance) -> Result<InstanceRecord> {
+        let mut record = InstanceRecord::provisioning(request, Timestamp::now());
+        self.registry.insert(&record).await?;
+        tracing::debug!(framedb_id = %record.framedb_id, "registered; deploying");
+
+        let port = match self.deploy_on_free_port(&record).await {
+            Ok(port) => port,
+            Err(failure) => {
+                self.undo_create(&record, failure.deployed).await;
+                return Err(failure.error);
+            }
+        };
+        if let Err(error) = self
+            .registry
+            .update_deployment(&record.framedb_id, Some(port), InstanceStatus::Provisioning)
+            .await
+        {
+            self.undo_create(&record, true).await;
+            return Err(error);
+        }
+        record.port = Some(port);
+        tracing::info!(
+            framedb_id = %record.framedb_id,
+            cluster_id = %record.cluster_id,
+            node_id = %record.node_id,
+            port,
+            "instance created"
+        );
+        Ok(record)
+    }
+
+    /// Claims the lowest free port by deploying on it. Creating the Service is the
+    /// reservation: when another Service got the port first, read again and move on.
+    async fn deploy_on_free_port(&self, record: &InstanceRecord) -> Result<u16, DeployFailure> {
+        let mut taken = Vec::new();
+        let mut deployed = false;
+        let fail = |error, deployed| DeployFailure { error, deployed };
+        // Each round either succeeds or adds a port to `taken`, and the allocator skips
+        // those, so the rounds are bounded by the size of the range.
+        for _ in 0..=PORT_RANGE.len() {
+            let port = self
+                .ports
+                .lowest_free(&record.cluster_id, &taken)
+                .await
+                .map_err(|error| fail(error, deployed))?;
+            if taken.contains(&port) {
+                let error = Error::Internal("the port allocator offered a taken port".into());
+                return Err(fail(error, deployed));
+            }
+            let spec = DeploymentSpec {
+                framedb_id: record.framedb_id.clone(),
+                cluster_id: record.cluster_id.clone(),
+                node_id: record.node_id.clone(),
+                storage_size: record.storage_size.clone(),
+                port,
+            };
+            deployed = true;
+            match self.deployer.deploy(&spec).await {
+                Ok(()) => return Ok(port),
+                Err(Error::PortTaken { .. }) => {
+                    tracing::debug!(framedb_id = %record.framedb_id, port, "port taken; retrying");
+                    taken.push(port);
+                }
+                Err(error) => return Err(fail(error, deployed)),
+            }
+        }
+        Err(fail(
+            Error::PortsExhausted(record.cluster_id.clone()),
+            deployed,
+        ))
+    }
+
+    /// Best-effort undo of a failed create: the cluster objects, then the record.
+    async fn undo_create(&self, record: &InstanceRecord, deployed: bool) {
+        let id = &record.framedb_id;
+        if deployed {
+            match self.deployer.undeploy(&record.cluster_id, id).await {
+                Ok(()) | Err(Error::ClusterNotFound(_)) => {}
+                Err(error) => {
+                    // The record stays so that the instance can still be found and deleted.
+                    tracing::error!(framedb_id = %id, cluster_id = %record.cluster_id, %error,
+                        "create failed and its deployment could not be undone; the record is \
+                         kept so that DELETE can finish the clean-up");
+                    return;
+                }
+            }
+        }
+        if let Err(error) = self.registry.remove(id).await {
+            tracing::error!(framedb_id = %id, %error,
+                "create failed and its registry record could not be removed");
+        }
+    }
+
+    /// Deletes an instance from its cluster, then from the registry. Running it again
+    /// after a failure finishes the job.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`] when the id is not registered; the deployer's and the
+    /// registry's errors otherwise (the record then stays, marked `Deleting`).
+    pub async fn delete(&self, id: &FramedbId) -> Result<()> {
+        let record = self.registry.get(id).await?;
+        if record.status != InstanceStatus::Deleting {
+            self.registry
+                .update_deployment(id, record.port, InstanceStatus::Deleting)
+                .await?;
+        }
+        self.deployer.undeploy(&record.cluster_id, id).await?;
+        self.registry.remove(id).await?;
+        tracing::info!(framedb_id = %id, cluster_id = %record.cluster_id, "instance deleted");
+        Ok(())
+    }
+
+    /// One instance with its live status.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`]; the registry's errors. A cluster that cannot be
+    /// reached is not an error: the status is then `Unknown`.
+    pub async fn get(&self, id: &FramedbId) -> Result<Instance> {
+        let record = self.registry.get(id).await?;
+        let mut instances = self.with_live_status(vec![record]).await?;
+        Ok(instances.remove(0))
+    }
+
+    /// The instances of one cluster.
+    ///
+    /// # Errors
+    /// [`Error::ClusterNotFound`] when the cluster is unknown and holds no instance; the
+    /// registry's errors.
+    pub async fn list_cluster(&self, cluster: &ClusterId) -> Result<Vec<Instance>> {
+        self.list_known_cluster(cluster, Filter::cluster(cluster))
+            .await
+    }
+
+    /// The instances on one node of one cluster.
+    ///
+    /// # Errors
+    /// As [`Self::list_cluster`].
+    pub async fn list_node(&self, cluster: &ClusterId, node: &NodeId) -> Result<Vec<Instance>> {
+        self.list_known_cluster(cluster, Filter::cluster_node(cluster, node))
+            .await
+    }
+
+    async fn list_known_cluster(
+        &self,
+        cluster: &ClusterId,
+        filter: Filter,
+    ) -> Result<Vec<Instance>> {
+        // A cluster holds at most one instance per port, far below the default limit.
+        let records = self.registry.find(&Query::with_filter(filter)).await?;
+        if records.is_empty() {
+            // Tell an unknown cluster from an empty one.
+            match self.deployer.statuses(cluster, &[]).await {
+                Err(error @ Error::ClusterNotFound(_)) => return Err(error),
+                Ok(_) | Err(_) => return Ok(Vec::new()),
+            }
+        }
+        self.with_live_status(records).await
+    }
+
+    /// The instances matching a query, with their live status.
+    ///
+    /// # Errors
+    /// The registry's errors.
+    pub async fn query(&self, query: &Query) -> Result<Vec<Instance>> {
+        let records = self.registry.find(query).await?;
+        self.with_live_status(records).await
+    }
+
+    /// Overlays each record with its cluster's live status: one status read per cluster.
+    async fn with_live_status(&self, records: Vec<InstanceRecord>) -> Result<Vec<Instance>> {
+        let mut by_cluster: BTreeMap<&ClusterId, Vec<FramedbId>> = BTreeMap::new();
+        for record in &records {
+            by_cluster
+                .entry(&record.cluster_id)
+                .or_default()
+                .push(record.framedb_id.clone());
+        }
+        let mut live: HashMap<ClusterId, Result<HashMap<FramedbId, StatusReport>>> =
+            HashMap::with_capacity(by_cluster.len());
+        for (cluster, ids) in by_cluster {
+            let reports = self.deployer.statuses(cluster, &ids).await;
+            if let Err(error) = &reports {
+                tracing::warn!(cluster_id = %cluster, %error, "live status not available");
+            }
+            live.insert(cluster.clone(), reports);
+        }
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let report = match &live[&record.cluster_id] {
+                    Ok(reports) => overlay(&record, reports.get(&record.framedb_id).cloned()),
+                    Err(error) => unknown(&record, error),
+                };
+                Instance::new(record, report)
+            })
+            .collect())
+    }
+}
+
+/// A deploy that failed, and whether anything may have reached the cluster.
+struct DeployFailure {
+    error: Error,
+    deployed: bool,
+}
+
+/// The status to show for a record, given what its cluster reports (`None`: no workload).
+fn overlay(record: &InstanceRecord, live: Option<StatusReport>) -> StatusReport {
+    match (record.status, live) {
+        // A delete under way wins over whatever is left running.
+        (InstanceStatus::Deleting, _) => StatusReport::new(InstanceStatus::Deleting),
+        (_, Some(report)) => report,
+        // Registered, not deployed yet: a create is in progress.
+        (InstanceStatus::Provisioning, None) if record.port.is_none() => {
+            StatusReport::new(InstanceStatus::Provisioning)
+        }
+        (_, None) => StatusReport::with_reason(
+            InstanceStatus::Failed,
+            format!(
+                "the instance's workload is missing from cluster '{}'",
+                record.cluster_id
+            ),
+        ),
+    }
+}
+
+fn unknown(record: &InstanceRecord, error: &Error) -> StatusReport {
+    if record.status == InstanceStatus::Deleting {
+        return StatusReport::new(InstanceStatus::Deleting);
+    }
+    let reason = match error {
+        Error::ClusterNotFound(_) => format!("cluster '{}' is not known", record.cluster_id),
+        _ => format!("cluster '{}' cannot be reached", record.cluster_id),
+    };
+    StatusReport::with_reason(InstanceStatus::Unknown, reason)
+}

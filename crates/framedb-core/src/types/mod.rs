@@ -1,0 +1,16 @@
+//! Validated domain types: every value here has passed the rules of DESIGN.md §3, so
+//! code that holds one never checks it again. Each type deserializes through its
+//! validating constructor, so an invalid value cannot be built from JSON either.
+
+mod ids;
+mod instance;
+mod metadata;
+mod quantity;
+
+pub use ids::{ClusterId, FramedbId, NodeId};
+pub use instance::{
+    Instance, InstanceRecord, InstanceStatus, NewInstance, PORT_RANGE, StatusReport, Timestamp,
+    format_timestamp,
+};
+pub use metadata::Metadata;
+pub use quantity::StorageSize;

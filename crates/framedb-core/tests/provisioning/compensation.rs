@@ -1,0 +1,180 @@
+//! Every failure path of a create or a delete leaves nothing behind.
+
+use std::sync::Arc;
+
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::ports::{MockClusterDeployer, MockInstanceRegistry, MockPortAllocator};
+use framedb_core::{
+    ClusterDeployer, Error, InstanceRegistry, InstanceStatus, PortAllocator, ProvisioningService,
+};
+use mockall::predicate::eq;
+
+use super::{cluster, id, in_memory, request};
+
+fn allocator_offering(port: u16) -> MockPortAllocator {
+    let mut ports = MockPortAllocator::new();
+    ports.expect_lowest_free().returning(move |_, _| Ok(port));
+    ports
+}
+
+#[tokio::test]
+async fn a_deploy_failure_leaves_no_registry_record() {
+    let registry = Arc::new(InMemoryRegistry::new());
+    let mut deployer = MockClusterDeployer::new();
+    deployer.expect_deploy().times(1).returning(|_| {
+        Err(Error::Unavailable(
+            "cluster-01's API cannot be reached".into(),
+        ))
+    });
+    // The deploy may have created some objects before failing: they are removed.
+    deployer
+        .expect_undeploy()
+        .with(eq(cluster()), eq(id("tidb-001")))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let service = ProvisioningService::new(
+        registry.clone(),
+        Arc::new(deployer),
+        Arc::new(allocator_offering(30900)),
+    );
+
+    let error = service.create(request("tidb-001")).await.unwrap_err();
+    assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+    assert!(registry.is_empty());
+}
+
+#[tokio::test]
+async fn a_registry_failure_after_the_deploy_undoes_the_deployment() {
+    let (_, _, fleet) = in_memory();
+    let mut registry = MockInstanceRegistry::new();
+    registry.expect_insert().times(1).returning(|_| Ok(()));
+    registry
+        .expect_update_deployment()
+        .times(1)
+        .returning(|_, _, _| Err(Error::Unavailable("the registry cannot be reached".into())));
+    registry
+        .expect_remove()
+        .with(eq(id("tidb-001")))
+        .times(1)
+        .returning(|_| Ok(true));
+    let service = ProvisioningService::new(Arc::new(registry), fleet.clone(), fleet.clone());
+
+    let error = service.create(request("tidb-001")).await.unwrap_err();
+    assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+    assert!(fleet.used_ports(&cluster()).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_port_taken_between_read_and_write_is_retried_with_the_next_one() {
+    let registry = Arc::new(InMemoryRegistry::new());
+    let mut ports = MockPortAllocator::new();
+    ports
+        .expect_lowest_free()
+        .withf(|_, skip| skip.is_empty())
+        .times(1)
+        .returning(|_, _| Ok(30900));
+    ports
+        .expect_lowest_free()
+        .withf(|_, skip| skip == [30900])
+        .times(1)
+        .returning(|_, _| Ok(30901));
+    let mut deployer = MockClusterDeployer::new();
+    deployer
+        .expect_deploy()
+        .withf(|spec| spec.port == 30900)
+        .times(1)
+        .returning(|spec| {
+            Err(Error::PortTaken {
+                cluster: spec.cluster_id.clone(),
+                port: spec.port,
+            })
+        });
+    deployer
+        .expect_deploy()
+        .withf(|spec| spec.port == 30901)
+        .times(1)
+        .returning(|_| Ok(()));
+    let service = ProvisioningService::new(registry.clone(), Arc::new(deployer), Arc::new(ports));
+
+    let record = service.create(request("tidb-001")).await.unwrap();
+    assert_eq!(record.port, Some(30901));
+    let stored = registry.get(&id("tidb-001")).await.unwrap();
+    assert_eq!(
+        (stored.port, stored.status),
+        (Some(30901), InstanceStatus::Provisioning)
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_cluster_is_not_found_and_leaves_no_record() {
+    let (service, registry, _) = in_memory();
+    let mut elsewhere = request("tidb-001");
+    elsewhere.cluster_id = "cluster-99".parse().unwrap();
+    let error = service.create(elsewhere).await.unwrap_err();
+    assert!(matches!(error, Error::ClusterNotFound(_)), "{error:?}");
+    assert!(registry.is_empty());
+}
+
+#[tokio::test]
+async fn the_101st_instance_on_a_full_cluster_is_refused_and_leaves_nothing() {
+    let (service, registry, fleet) = in_memory();
+    for n in 0..100 {
+        let record = service
+            .create(request(&format!("tidb-{n:03}")))
+            .await
+            .unwrap();
+        assert_eq!(record.port, Some(30900 + n));
+    }
+    let error = service.create(request("tidb-100")).await.unwrap_err();
+    assert_eq!(error, Error::PortsExhausted(cluster()));
+    assert_eq!(registry.len(), 100);
+    assert!(registry.get(&id("tidb-100")).await.is_err());
+    assert_eq!(fleet.workloads(&cluster()).unwrap().len(), 100);
+    assert_eq!(fleet.used_ports(&cluster()).unwrap().len(), 100);
+}
+
+#[tokio::test]
+async fn a_foreign_service_on_the_lowest_port_is_skipped() {
+    let (service, _, fleet) = in_memory();
+    fleet
+        .occupy_port(&cluster(), 30900, "someone-elses")
+        .unwrap();
+    let record = service.create(request("tidb-001")).await.unwrap();
+    assert_eq!(record.port, Some(30901));
+    assert_eq!(fleet.lowest_free(&cluster(), &[]).await.unwrap(), 30902);
+}
+
+#[tokio::test]
+async fn a_failed_delete_keeps_the_record_as_deleting_and_a_retry_finishes() {
+    // Create on a working cluster, then delete through a deployer that times out once.
+    let (seeded, registry, fleet) = in_memory();
+    seeded.create(request("tidb-001")).await.unwrap();
+
+    let mut flaky = MockClusterDeployer::new();
+    flaky.expect_undeploy().times(1).returning(|_, _| {
+        Err(Error::Timeout(
+            "cluster-01's API did not answer in time".into(),
+        ))
+    });
+    let service = ProvisioningService::new(registry.clone(), Arc::new(flaky), fleet.clone());
+    let error = service.delete(&id("tidb-001")).await.unwrap_err();
+    assert!(matches!(error, Error::Timeout(_)), "{error:?}");
+    let kept = registry.get(&id("tidb-001")).await.unwrap();
+    assert_eq!(kept.status, InstanceStatus::Deleting);
+
+    seeded.delete(&id("tidb-001")).await.unwrap();
+    assert!(registry.is_empty());
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+    let again = seeded.delete(&id("tidb-001")).await.unwrap_err();
+    assert_eq!(again, Error::InstanceNotFound(id("tidb-001")));
+}
+
+#[tokio::test]
+async fn delete_succeeds_when_the_objects_are_already_gone() {
+    let (service, registry, fleet) = in_memory();
+    service.create(request("tidb-001")).await.unwrap();
+    fleet.undeploy(&cluster(), &id("tidb-001")).await.unwrap();
+    service.delete(&id("tidb-001")).await.unwrap();
+    assert!(registry.is_empty());
+}

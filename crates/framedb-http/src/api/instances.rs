@@ -1,0 +1,128 @@
+//! Handlers of `/global/framedb/persistent-instances...`: each reads and validates its
+//! input, calls the provisioning service, and shapes the answer of DESIGN.md §3.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use framedb_core::{
+    ClusterId, Filter, FramedbId, Instance, NewInstance, NodeId, Query, QueryOptions,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::AppState;
+use crate::error::{ApiError, Result};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
+
+/// `{success: true, message, port}`: the answer to a create.
+#[derive(Debug, Serialize)]
+pub(crate) struct Created {
+    success: bool,
+    message: &'static str,
+    port: u16,
+}
+
+/// `{success: true, message}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Done {
+    success: bool,
+    message: &'static str,
+}
+
+/// `{success: true, data}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Data<T> {
+    success: bool,
+    data: T,
+}
+
+fn data<T>(data: T) -> Json<Data<T>> {
+    Json(Data {
+        success: true,
+        data,
+    })
+}
+
+/// Runs a multi-step operation on its own task, so that a client that hangs up does not
+/// cancel it halfway and leave an orphan behind.
+async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = framedb_core::Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|join_error| {
+            tracing::error!(%join_error, "provisioning task failed");
+            ApiError::Domain(framedb_core::Error::Internal(
+                "provisioning task failed".into(),
+            ))
+        })?
+        .map_err(ApiError::from)
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<NewInstance>,
+) -> Result<(StatusCode, Json<Created>)> {
+    let service = state.service.clone();
+    let record = to_completion(async move { service.create(request).await }).await?;
+    let port = record.port.ok_or_else(|| {
+        ApiError::Domain(framedb_core::Error::Internal(
+            "create returned no port".into(),
+        ))
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            success: true,
+            message: "Instance created in global registry",
+            port,
+        }),
+    ))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Done>> {
+    let id = FramedbId::new(id)?;
+    let service = state.service.clone();
+    to_completion(async move { service.delete(&id).await }).await?;
+    Ok(Json(Done {
+        success: true,
+        message: "Removed from global registry",
+    }))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Data<Instance>>> {
+    let id = FramedbId::new(id)?;
+    Ok(data(state.service.get(&id).await?))
+}
+
+pub(crate) async fn list_cluster(
+    State(state): State<AppState>,
+    ApiPath(cluster): ApiPath<String>,
+) -> Result<Json<Data<Vec<Instance>>>> {
+    let cluster = ClusterId::new(cluster)?;
+    Ok(data(state.service.list_cluster(&cluster).await?))
+}
+
+pub(crate) async fn list_node(
+    State(state): State<AppState>,
+    ApiPath((cluster, node)): ApiPath<(String, String)>,
+) -> Result<Json<Data<Vec<Instance>>>> {
+    let cluster = ClusterId::new(cluster)?;
+    let node = NodeId::new(node)?;
+    Ok(data(state.service.list_node(&cluster, &node).await?))
+}
+
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    ApiQuery(options): ApiQuery<QueryOptions>,
+    JsonBody(filter): JsonBody<Value>,
+) -> Result<Json<Data<Vec<Instance>>>> {
+    let query = Query::new(Filter::parse(&filter)?, options)?;
+    Ok(data(state.service.query(&query).await?))
+}

@@ -1,0 +1,128 @@
+//! The HTTP layer's error: a domain error or a request the API cannot read, and the one
+//! place where errors become status codes and the `{success, message, error}` envelope.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// `Result` with the HTTP layer's [`ApiError`] as its default error.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The domain refused or failed the operation.
+    #[error(transparent)]
+    Domain(#[from] framedb_core::Error),
+
+    /// The body is not JSON at all.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+
+    /// The body or the query string is JSON of the wrong shape or with invalid values.
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    /// The body is not sent as JSON.
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+
+    /// The body is larger than the API accepts.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// No route has this path.
+    #[error("no such endpoint; see the README for the API's paths")]
+    RouteNotFound,
+
+    /// The path exists but not with this method.
+    #[error("this endpoint does not accept that method")]
+    MethodNotAllowed,
+}
+
+/// The failure envelope of DESIGN.md §3.
+#[derive(Debug, Serialize)]
+struct Failure<'a> {
+    success: bool,
+    message: String,
+    error: &'a str,
+}
+
+impl ApiError {
+    /// The status, the stable code, and the sentence for the caller.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use framedb_core::Error as E;
+        let own = || self.to_string();
+        match self {
+            Self::Domain(error) => match error {
+                E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input", own()),
+                E::InstanceNotFound(_) => (StatusCode::NOT_FOUND, "instance_not_found", own()),
+                E::ClusterNotFound(_) => (StatusCode::NOT_FOUND, "cluster_not_found", own()),
+                E::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", own()),
+                E::PortsExhausted(_) => (StatusCode::CONFLICT, "ports_exhausted", own()),
+                E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
+                E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
+                E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
+                // The cause was logged where it happened; the caller gets no internals.
+                E::Internal(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; the server log has the details".to_owned(),
+                ),
+            },
+            Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", own()),
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_input", own()),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                own(),
+            ),
+            Self::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", own())
+            }
+            Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", own()),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = code, cause = %self, "request failed");
+        } else {
+            tracing::debug!(error = code, %message, "request refused");
+        }
+        let body = Failure {
+            success: false,
+            message,
+            error: code,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::InvalidRequest(format!(
+            "the request path is invalid: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        let text = rejection.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        Self::InvalidRequest(format!("the query string is invalid: {detail}"))
+    }
+}

@@ -1,0 +1,23 @@
+//! `framedb-server`: FrameDB's HTTP API. With no flags it serves on 127.0.0.1:8080 on the
+//! embedded default (in-memory registry, simulated clusters). `--help` lists the flags;
+//! each has an environment fallback. Logs go to stderr; `RUST_LOG` sets their level.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use framedb_http::server::{Config, run, shutdown_signal};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    run(config, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The HTTP API's behaviour: every endpoint and error code through `oneshot`, the same API
+//! over a real socket, and the `framedb-server` binary as a user starts it.
+
+mod binary;
+mod endpoints;
+mod errors;
+mod socket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+use framedb_core::{ClusterDeployer, InstanceRegistry, PortAllocator, ProvisioningService};
+use framedb_http::{AppState, router};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Where the instance endpoints live.
+pub const BASE: &str = "/global/framedb/persistent-instances";
+
+/// A router on a fresh in-memory registry and fleet (instances ready at once), with the
+/// adapters returned so that tests can look behind the API.
+pub struct TestApp {
+    /// The router under test.
+    pub router: Router,
+    /// Its registry.
+    pub registry: Arc<InMemoryRegistry>,
+    /// Its clusters.
+    pub fleet: Arc<InMemoryFleet>,
+}
+
+impl Default for TestApp {
+    /// The in-memory adapters, as the embedded default runs them.
+    fn default() -> Self {
+        let registry = Arc::new(InMemoryRegistry::new());
+        let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+        let router = app(registry.clone(), fleet.clone(), fleet.clone());
+        Self {
+            router,
+            registry,
+            fleet,
+        }
+    }
+}
+
+impl TestApp {
+    /// The in-memory adapters, as the embedded default runs them.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends one request with an optional JSON body.
+    pub async fn send(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let body = body.map(|b| b.to_string());
+        send_raw(
+            &self.router,
+            method,
+            uri,
+            body.as_deref(),
+            Some("application/json"),
+        )
+        .await
+    }
+}
+
+/// A router on the given adapters.
+pub fn app(
+    registry: Arc<dyn InstanceRegistry>,
+    deployer: Arc<dyn ClusterDeployer>,
+    ports: Arc<dyn PortAllocator>,
+) -> Router {
+    router(AppState::new(ProvisioningService::new(
+        registry, deployer, ports,
+    )))
+}
+
+/// Sends a request through `oneshot` and returns the status and the JSON body.
+pub async fn send_raw(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+    content_type: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{method} {uri}: body is not JSON ({e}): {bytes:?}"));
+    (status, value)
+}
+
+/// A valid create body.
+pub fn create_body(id: &str, cluster: &str, node: &str) -> Value {
+    json!({
+        "framedb_id": id, "node_id": node, "cluster_id": cluster,
+        "storage_size": "2Gi", "metadata": {"team": "analytics"}
+    })
+}
+
+/// Checks the failure envelope and returns its message.
+pub fn assert_failure(body: &Value, code: &str) -> String {
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    let message = body["message"].as_str().expect("a message").to_owned();
+    assert!(message.len() > 10, "the message says something: {body}");
+    message
+}

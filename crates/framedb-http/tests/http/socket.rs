@@ -1,0 +1,155 @@
+//! The API over a real socket on port 0, as clients reach it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+use framedb_core::{
+    ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, InstanceRegistry, Result, StatusReport,
+};
+use framedb_http::server::serve;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::{BASE, app, create_body};
+
+/// Serves `router` on a free loopback port; the server stops with the test's runtime.
+async fn serve_on_free_port(router: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, router, std::future::pending()));
+    url
+}
+
+#[tokio::test]
+async fn the_api_answers_over_tcp() {
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let url =
+        serve_on_free_port(app(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet)).await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .post(format!("{url}{BASE}"))
+        .json(&create_body("tidb-001", "cluster-01", "node-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.json::<Value>().await.unwrap()["port"], 30900);
+
+    let response = client
+        .get(format!("{url}{BASE}/tidb-001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]["status"],
+        "Running"
+    );
+
+    let response = client
+        .post(format!("{url}{BASE}/query?limit=5"))
+        .json(&json!({"metadata.team": {"$in": ["analytics", "ops"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let response = client
+        .post(format!("{url}{BASE}"))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["success"].clone(), body["error"].clone()),
+        (json!(false), json!("malformed_json"))
+    );
+
+    let response = client
+        .delete(format!("{url}{BASE}/tidb-001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client
+        .delete(format!("{url}{BASE}/tidb-001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// A cluster whose deploys take a while, as a real one's do.
+struct SlowDeployer {
+    inner: Arc<InMemoryFleet>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl ClusterDeployer for SlowDeployer {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.deploy(spec).await
+    }
+    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
+        self.inner.undeploy(cluster, id).await
+    }
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> Result<HashMap<FramedbId, StatusReport>> {
+        self.inner.statuses(cluster, ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_create_does_not_cut_the_create_in_half() {
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let registry = Arc::new(InMemoryRegistry::new());
+    let slow = Arc::new(SlowDeployer {
+        inner: fleet.clone(),
+        delay: Duration::from_millis(400),
+    });
+    let url = serve_on_free_port(app(registry.clone(), slow, fleet.clone())).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(format!("{url}{BASE}"))
+        .json(&create_body("tidb-001", "cluster-01", "node-a"))
+        .send()
+        .await;
+    assert!(sent.unwrap_err().is_timeout());
+
+    // The create goes on without the client and ends consistent: record, port, workload.
+    let id = FramedbId::new("tidb-001").unwrap();
+    let mut record = registry.get(&id).await.unwrap();
+    for _ in 0..100 {
+        if record.port.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        record = registry.get(&id).await.unwrap();
+    }
+    assert_eq!(record.port, Some(30900));
+    let cluster = ClusterId::new("cluster-01").unwrap();
+    assert_eq!(fleet.workloads(&cluster).unwrap(), [id]);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# FrameDB's whole test suite, from a fresh clone on a machine with only the Rust toolchain:
+# formatting, lints, every test of every crate (unit, integration, end-to-end, doc) and the
+# embedding example. Whatever a later test needs installed or started, this script does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "doc tests"
+cargo test --workspace --doc --locked
+
+step "the embedding example"
+cargo run --quiet --locked -p framedb-examples --example embed
+
+# Last, so that its summary line closes the output. nextest ships with this machine's
+# toolchain image; where it is missing, cargo's own runner does the same job.
+step "unit, integration and end-to-end tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --all-targets --locked --no-fail-fast
+else
+    cargo test --workspace --all-targets --locked --no-fail-fast
+fi

@@ -1,0 +1,166 @@
+//! The README's curl walk-through, step by step, against the embedded default.
+
+use std::time::Duration;
+
+use framedb_http::server::{embedded_default, serve};
+use framedb_http::{AppState, router};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const BASE: &str = "global/framedb/persistent-instances";
+
+struct Server {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(ready_after: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (service, _fleet) = embedded_default(ready_after);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, router(AppState::new(service)), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            url,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn call(
+    client: &Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_over_http() {
+    use reqwest::Method;
+    let server = Server::start(Duration::from_millis(300)).await;
+    let client = Client::new();
+    let url = |path: &str| format!("{}/{path}", server.url);
+
+    let (status, body) = call(&client, Method::GET, url("healthz"), None).await;
+    assert_eq!((status, &body["success"]), (StatusCode::OK, &json!(true)));
+
+    let mut ports = Vec::new();
+    for (id, node, metadata) in [
+        ("tidb-001", "node-a", json!({"team": "analytics"})),
+        ("tidb-002", "node-b", json!({"team": "billing"})),
+    ] {
+        let create = json!({
+            "framedb_id": id, "node_id": node, "metadata": metadata,
+            "storage_size": "2Gi", "cluster_id": "cluster-01"
+        });
+        let (status, body) = call(&client, Method::POST, url(BASE), Some(create)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["success"], true);
+        assert_eq!(body["message"], "Instance created in global registry");
+        ports.push(body["port"].as_u64().unwrap());
+    }
+    assert_eq!(ports, [30900, 30901]);
+
+    let (status, body) = call(&client, Method::GET, url(&format!("{BASE}/tidb-001")), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let instance = &body["data"];
+    assert_eq!(instance["public_url"], "http://cluster-01:30900");
+    assert_eq!(
+        instance["local_url"],
+        "mysql://tidb-001.framedb-storage.svc.cluster.local:4000"
+    );
+    assert_eq!(instance["status"], "Provisioning");
+    assert_eq!(instance["metadata"], json!({"team": "analytics"}));
+
+    // The status is read from the cluster each time: it moves on once the pod is ready.
+    let mut status_seen = String::new();
+    for _ in 0..50 {
+        let (_, body) = call(&client, Method::GET, url(&format!("{BASE}/tidb-002")), None).await;
+        status_seen = body["data"]["status"].as_str().unwrap().to_owned();
+        if status_seen == "Running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_seen, "Running");
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["framedb_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, body) = call(
+        &client,
+        Method::GET,
+        url(&format!("{BASE}/cluster/cluster-01")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&body), ["tidb-001", "tidb-002"]);
+    let (_, body) = call(
+        &client,
+        Method::GET,
+        url(&format!("{BASE}/cluster/cluster-01/node/node-b")),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&body), ["tidb-002"]);
+
+    let filter = json!({"cluster_id": "cluster-01", "metadata.team": "analytics"});
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url(&format!("{BASE}/query")),
+        Some(filter),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), ["tidb-001"]);
+
+    let (status, body) = call(
+        &client,
+        Method::DELETE,
+        url(&format!("{BASE}/tidb-001")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["message"], "Removed from global registry");
+    let (status, body) = call(&client, Method::GET, url(&format!("{BASE}/tidb-001")), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "instance_not_found");
+
+    let again = json!({
+        "framedb_id": "tidb-002", "node_id": "node-a", "storage_size": "2Gi",
+        "cluster_id": "cluster-01"
+    });
+    let (status, body) = call(&client, Method::POST, url(BASE), Some(again)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "already_exists");
+
+    server.stop().await;
+}
