@@ -3,39 +3,21 @@
 use axum::http::StatusCode;
 use serde_json::json;
 
-use super::{BASE, TestApp, create_body};
+use super::{BASE, TestApp, create_body, ids};
 
 #[tokio::test]
 async fn create_answers_201_with_the_port() {
     let app = TestApp::new();
-    let (status, body) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-001", "cluster-01", "node-a")),
-        )
-        .await;
+    let (status, body) = app.create("tidb-001", "cluster-01", "node-a").await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
         body,
         json!({"success": true, "message": "Instance created in global registry", "port": 30900})
     );
-    let (_, body) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-002", "cluster-01", "node-b")),
-        )
-        .await;
+    let (_, body) = app.create("tidb-002", "cluster-01", "node-b").await;
     assert_eq!(body["port"], 30901);
     // Ports are per cluster.
-    let (_, body) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-003", "cluster-02", "node-a")),
-        )
-        .await;
+    let (_, body) = app.create("tidb-003", "cluster-02", "node-a").await;
     assert_eq!(body["port"], 30900);
 }
 
@@ -52,12 +34,7 @@ async fn metadata_is_optional() {
 #[tokio::test]
 async fn get_returns_the_whole_instance() {
     let app = TestApp::new();
-    app.send(
-        "POST",
-        BASE,
-        Some(create_body("tidb-001", "cluster-01", "node-a")),
-    )
-    .await;
+    app.create("tidb-001", "cluster-01", "node-a").await;
     let (status, body) = app.send("GET", &format!("{BASE}/tidb-001"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["success"], true);
@@ -91,17 +68,8 @@ async fn lists_by_cluster_and_by_node() {
         ("a2", "cluster-01", "node-a"),
         ("c1", "cluster-02", "node-a"),
     ] {
-        app.send("POST", BASE, Some(create_body(id, cluster, node)))
-            .await;
+        app.create(id, cluster, node).await;
     }
-    let ids = |body: &serde_json::Value| -> Vec<String> {
-        body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["framedb_id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (status, body) = app
         .send("GET", &format!("{BASE}/cluster/cluster-01"), None)
         .await;
@@ -138,14 +106,6 @@ async fn query_filters_sorts_and_windows() {
         body["metadata"] = json!({"team": team, "n": n});
         app.send("POST", BASE, Some(body)).await;
     }
-    let ids = |body: &serde_json::Value| -> Vec<String> {
-        body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["framedb_id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let filter = json!({"cluster_id": "cluster-01", "metadata.team": "analytics"});
     let (status, body) = app
         .send("POST", &format!("{BASE}/query"), Some(filter.clone()))
@@ -181,12 +141,7 @@ async fn query_filters_sorts_and_windows() {
 #[tokio::test]
 async fn delete_removes_from_cluster_and_registry() {
     let app = TestApp::new();
-    app.send(
-        "POST",
-        BASE,
-        Some(create_body("tidb-001", "cluster-01", "node-a")),
-    )
-    .await;
+    app.create("tidb-001", "cluster-01", "node-a").await;
     let (status, body) = app.send("DELETE", &format!("{BASE}/tidb-001"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -199,13 +154,7 @@ async fn delete_removes_from_cluster_and_registry() {
     let (status, _) = app.send("GET", &format!("{BASE}/tidb-001"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // The freed port is handed out again.
-    let (_, body) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-009", "cluster-01", "node-a")),
-        )
-        .await;
+    let (_, body) = app.create("tidb-009", "cluster-01", "node-a").await;
     assert_eq!(body["port"], 30900);
 }
 

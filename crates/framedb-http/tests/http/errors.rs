@@ -135,12 +135,7 @@ async fn malformed_json_unknown_and_missing_fields_are_400() {
 #[tokio::test]
 async fn bad_filters_are_400() {
     let app = TestApp::new();
-    app.send(
-        "POST",
-        BASE,
-        Some(create_body("tidb-001", "cluster-01", "node-a")),
-    )
-    .await;
+    app.create("tidb-001", "cluster-01", "node-a").await;
     let mut deep = json!({"metadata.a": 1});
     for _ in 0..8 {
         deep = json!({"$and": [deep]});
@@ -221,9 +216,7 @@ async fn unknown_instances_and_clusters_are_404() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_failure(&body, "cluster_not_found");
-    let (status, body) = app
-        .send("POST", BASE, Some(create_body("x", "cluster-99", "node-a")))
-        .await;
+    let (status, body) = app.create("x", "cluster-99", "node-a").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_failure(&body, "cluster_not_found");
     assert!(app.registry.is_empty());
@@ -232,21 +225,9 @@ async fn unknown_instances_and_clusters_are_404() {
 #[tokio::test]
 async fn duplicate_ids_and_full_clusters_are_409() {
     let app = TestApp::new();
-    let (status, _) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-002", "cluster-01", "node-a")),
-        )
-        .await;
+    let (status, _) = app.create("tidb-002", "cluster-01", "node-a").await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, body) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-002", "cluster-02", "node-b")),
-        )
-        .await;
+    let (status, body) = app.create("tidb-002", "cluster-02", "node-b").await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_failure(&body, "already_exists");
     // The losing create touched neither cluster.
@@ -261,13 +242,7 @@ async fn duplicate_ids_and_full_clusters_are_409() {
     for port in PORT_RANGE {
         app.fleet.occupy_port(&cluster, port, "filler").unwrap();
     }
-    let (status, body) = app
-        .send(
-            "POST",
-            BASE,
-            Some(create_body("tidb-003", "cluster-02", "node-a")),
-        )
-        .await;
+    let (status, body) = app.create("tidb-003", "cluster-02", "node-a").await;
     assert_eq!(status, StatusCode::CONFLICT);
     let message = assert_failure(&body, "ports_exhausted");
     assert!(message.contains("cluster-02"), "{message}");

@@ -53,6 +53,12 @@ impl TestApp {
         Self::default()
     }
 
+    /// Creates an instance from [`create_body`].
+    pub async fn create(&self, id: &str, cluster: &str, node: &str) -> (StatusCode, Value) {
+        self.send("POST", BASE, Some(create_body(id, cluster, node)))
+            .await
+    }
+
     /// Sends one request with an optional JSON body.
     pub async fn send(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
         let body = body.map(|b| b.to_string());
@@ -107,6 +113,16 @@ pub fn create_body(id: &str, cluster: &str, node: &str) -> Value {
         "framedb_id": id, "node_id": node, "cluster_id": cluster,
         "storage_size": "2Gi", "metadata": {"team": "analytics"}
     })
+}
+
+/// The `framedb_id`s of a `{data: [Instance]}` answer, in order.
+pub fn ids(body: &Value) -> Vec<String> {
+    let data = body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no list: {body}"));
+    data.iter()
+        .map(|instance| instance["framedb_id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Checks the failure envelope and returns its message.
