@@ -1,9 +1,11 @@
-//! The README's curl walk-through, step by step, against the embedded default.
+//! The README's curl walk-through, step by step, against the embedded default: the
+//! in-memory registry and two simulated Kubernetes clusters driven through kube-rs.
 
 use std::time::Duration;
 
-use framedb_http::server::{embedded_default, serve};
+use framedb_http::server::{Embedded, serve};
 use framedb_http::{AppState, router};
+use framedb_k8s::Layout;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -13,6 +15,7 @@ const BASE: &str = "global/framedb/persistent-instances";
 
 struct Server {
     url: String,
+    _clusters: Embedded,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -21,13 +24,17 @@ impl Server {
     async fn start(ready_after: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (service, _fleet) = embedded_default(ready_after);
+        let clusters = Embedded::start(ready_after, Layout::default())
+            .await
+            .unwrap();
+        let service = clusters.service.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, router(AppState::new(service)), async {
             let _ = stopped.await;
         }));
         Self {
             url,
+            _clusters: clusters,
             stop: Some(stop),
             task,
         }
@@ -57,7 +64,7 @@ async fn call(
 #[tokio::test]
 async fn the_readme_walkthrough_works_over_http() {
     use reqwest::Method;
-    let server = Server::start(Duration::from_millis(300)).await;
+    let server = Server::start(Duration::from_millis(1500)).await;
     let client = Client::new();
     let url = |path: &str| format!("{}/{path}", server.url);
 
@@ -94,7 +101,7 @@ async fn the_readme_walkthrough_works_over_http() {
 
     // The status is read from the cluster each time: it moves on once the pod is ready.
     let mut status_seen = String::new();
-    for _ in 0..50 {
+    for _ in 0..100 {
         let (_, body) = call(&client, Method::GET, url(&format!("{BASE}/tidb-002")), None).await;
         status_seen = body["data"]["status"].as_str().unwrap().to_owned();
         if status_seen == "Running" {

@@ -1,15 +1,23 @@
 //! The `framedb-server` process: its configuration (flags with environment fallbacks), the
 //! adapters it runs on, and serving with graceful shutdown. `main` only parses, sets up
 //! logging and calls [`run`]; tests call the same pieces.
+//!
+//! Without cluster flags the server runs its embedded default: two simulated Kubernetes
+//! clusters in-process, driven through the real kube-rs adapters, with an in-memory
+//! registry. With `--cluster` or `--in-cluster` it drives real clusters instead.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use framedb_core::ProvisioningService;
-use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::{ClusterId, ProvisioningService};
+use framedb_k8s::kubeconfig::{self, Timeouts};
+use framedb_k8s::sim::{SimConfig, Simulator};
+use framedb_k8s::{KubeFleet, Layout, Storage};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
@@ -26,46 +34,247 @@ pub struct Config {
     #[arg(long, env = "FRAMEDB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Embedded default only: how long a new instance stays Provisioning before it is
-    /// Running, in milliseconds.
+    /// A real cluster to manage, as `CLUSTER_ID=KUBECONFIG_FILE` (repeat the flag, or
+    /// separate with commas in the variable). Without this and `--in-cluster`, the server
+    /// runs two simulated clusters.
+    #[arg(long = "cluster", env = "FRAMEDB_CLUSTERS", value_delimiter = ',', value_parser = parse_cluster)]
+    pub clusters: Vec<(ClusterId, PathBuf)>,
+
+    /// Manage the cluster the server runs in, under this cluster id (service-account
+    /// credentials).
+    #[arg(long, env = "FRAMEDB_IN_CLUSTER_ID")]
+    pub in_cluster: Option<ClusterId>,
+
+    /// Namespace of the instances' objects.
+    #[arg(long, env = "FRAMEDB_NAMESPACE", default_value = "framedb-storage")]
+    pub namespace: String,
+
+    /// TiDB release the PD, TiKV and TiDB images run.
+    #[arg(long, env = "FRAMEDB_TIDB_VERSION", default_value = "v8.5.1")]
+    pub tidb_version: String,
+
+    /// Image repository prefix of `pd`, `tikv` and `tidb`.
+    #[arg(long, env = "FRAMEDB_IMAGE_PREFIX", default_value = "pingcap")]
+    pub image_prefix: String,
+
+    /// Node label whose value is an instance's `node_id`.
+    #[arg(
+        long,
+        env = "FRAMEDB_NODE_LABEL",
+        default_value = "kubernetes.io/hostname"
+    )]
+    pub node_label: String,
+
+    /// Storage class of the instances' volumes (the cluster's default when unset).
+    #[arg(
+        long,
+        env = "FRAMEDB_STORAGE_CLASS",
+        conflicts_with = "local_volume_root"
+    )]
+    pub storage_class: Option<String>,
+
+    /// For clusters without a dynamic provisioner: put each volume in a `local` PV under
+    /// this directory of the instance's node.
+    #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
+    pub local_volume_root: Option<String>,
+
+    /// Seconds to wait for a cluster's API to accept a connection.
+    #[arg(long, env = "FRAMEDB_KUBE_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    pub kube_connect_timeout_secs: u64,
+
+    /// Seconds to wait for a cluster's API to answer a request.
+    #[arg(long, env = "FRAMEDB_KUBE_TIMEOUT_SECS", default_value_t = 30)]
+    pub kube_timeout_secs: u64,
+
+    /// Embedded default only: where the simulated clusters' kubeconfigs are written.
+    #[arg(long, env = "FRAMEDB_STATE_DIR", default_value_os_t = std::env::temp_dir().join("framedb"))]
+    pub state_dir: PathBuf,
+
+    /// Embedded default only: how long a new instance's pod takes to become ready, in
+    /// milliseconds.
     #[arg(long, env = "FRAMEDB_DEMO_READY_AFTER_MS", default_value_t = 2000)]
     pub demo_ready_after_ms: u64,
 }
 
-/// The embedded default: an in-memory registry and the simulated clusters `cluster-01`
-/// and `cluster-02` (nodes `node-a`, `node-b`). Needs nothing installed; keeps nothing.
-pub fn embedded_default(ready_after: Duration) -> (ProvisioningService, Arc<InMemoryFleet>) {
-    let fleet = Arc::new(InMemoryFleet::demo(ready_after));
-    let service = ProvisioningService::new(
-        Arc::new(InMemoryRegistry::new()),
-        fleet.clone(),
-        fleet.clone(),
-    );
-    (service, fleet)
+fn parse_cluster(text: &str) -> Result<(ClusterId, PathBuf), String> {
+    let (id, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected CLUSTER_ID=KUBECONFIG_FILE, got '{text}'"))?;
+    let id = ClusterId::new(id).map_err(|e| e.to_string())?;
+    Ok((id, PathBuf::from(path)))
+}
+
+impl Config {
+    fn layout(&self) -> Layout {
+        Layout {
+            namespace: self.namespace.clone(),
+            image_prefix: self.image_prefix.clone(),
+            tidb_version: self.tidb_version.clone(),
+            node_label: self.node_label.clone(),
+            storage: match &self.local_volume_root {
+                Some(root) => Storage::Local { root: root.clone() },
+                None => Storage::Dynamic {
+                    storage_class: self.storage_class.clone(),
+                },
+            },
+        }
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(self.kube_connect_timeout_secs),
+            read: Duration::from_secs(self.kube_timeout_secs),
+        }
+    }
+
+    fn embedded(&self) -> bool {
+        self.clusters.is_empty() && self.in_cluster.is_none()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound, or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A cluster's configuration could not be loaded.
+    #[error("cluster '{cluster}': {message}")]
+    Cluster {
+        /// The cluster.
+        cluster: ClusterId,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The embedded default: simulated clusters `cluster-01` and `cluster-02` (nodes `node-a`
+/// and `node-b`) served on loopback and driven through the kube-rs adapters, with an
+/// in-memory registry. Keep it alive as long as the service is used.
+pub struct Embedded {
+    /// The provisioning service on the simulated clusters.
+    pub service: ProvisioningService,
+    /// The clusters, by id.
+    pub clusters: Vec<(ClusterId, Simulator)>,
+}
+
+impl Embedded {
+    /// Starts the simulated clusters; pods become ready after `ready_after`.
+    ///
+    /// # Errors
+    /// When a simulator cannot bind its port or its client cannot be built.
+    pub async fn start(ready_after: Duration, layout: Layout) -> Result<Self, StartError> {
+        let mut fleet = KubeFleet::new(layout);
+        let mut clusters = Vec::new();
+        for name in ["cluster-01", "cluster-02"] {
+            let id = ClusterId::new(name).expect("a valid cluster id");
+            let simulator =
+                Simulator::start(SimConfig::new(name).with_pod_ready_after(ready_after)).await?;
+            let client = kubeconfig::client(simulator.kubeconfig(), Timeouts::default())
+                .await
+                .map_err(|error| StartError::Cluster {
+                    cluster: id.clone(),
+                    message: error.to_string(),
+                })?;
+            fleet = fleet.with_cluster(id.clone(), client);
+            clusters.push((id, simulator));
+        }
+        let fleet = Arc::new(fleet);
+        let service =
+            ProvisioningService::new(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet);
+        Ok(Self { service, clusters })
+    }
+
+    /// Writes each cluster's kubeconfig to `dir/{cluster_id}.kubeconfig`, for kubectl.
+    ///
+    /// # Errors
+    /// When the files cannot be written.
+    pub fn write_kubeconfigs(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        self.clusters
+            .iter()
+            .map(|(id, simulator)| {
+                let path = dir.join(format!("{id}.kubeconfig"));
+                simulator.write_kubeconfig(&path)?;
+                Ok(path)
+            })
+            .collect()
+    }
+}
+
+/// Clients for the real clusters that `config` names.
+async fn real_fleet(config: &Config) -> Result<KubeFleet, StartError> {
+    let mut fleet = KubeFleet::new(config.layout());
+    let timeouts = config.timeouts();
+    for (id, path) in &config.clusters {
+        let failed = |message: String| StartError::Cluster {
+            cluster: id.clone(),
+            message,
+        };
+        // The operator's own kubeconfig may use any mechanism kube-rs supports (exec
+        // plugins included); only kubeconfigs sent over the API are restricted.
+        let file = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| failed(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+        let mut client_config =
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| failed(format!("kubeconfig {} is not usable: {e}", path.display())))?;
+        timeouts.apply(&mut client_config);
+        let client = kube::Client::try_from(client_config).map_err(|e| failed(e.to_string()))?;
+        tracing::info!(cluster_id = %id, kubeconfig = %path.display(), "managing cluster");
+        fleet = fleet.with_cluster(id.clone(), client);
+    }
+    if let Some(id) = &config.in_cluster {
+        let failed = |message: String| StartError::Cluster {
+            cluster: id.clone(),
+            message,
+        };
+        let mut client_config = kube::Config::incluster()
+            .map_err(|e| failed(format!("not running in a cluster: {e}")))?;
+        timeouts.apply(&mut client_config);
+        let client = kube::Client::try_from(client_config).map_err(|e| failed(e.to_string()))?;
+        tracing::info!(cluster_id = %id, "managing the cluster this server runs in");
+        fleet = fleet.with_cluster(id.clone(), client);
+    }
+    Ok(fleet)
 }
 
 /// Builds the adapters that `config` names, binds, and serves until `shutdown` resolves.
 ///
 /// # Errors
-/// When the address cannot be bound or the server fails.
+/// When the address cannot be bound, a cluster cannot be configured, or serving fails.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (service, fleet) = embedded_default(Duration::from_millis(config.demo_ready_after_ms));
-    let clusters: Vec<String> = fleet
-        .cluster_ids()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    tracing::info!(
-        clusters = %clusters.join(", "),
-        nodes = "node-a, node-b",
-        "embedded default: in-memory registry and simulated clusters; nothing is persisted \
-         and nothing outside this process is touched"
-    );
+) -> Result<(), StartError> {
+    let mut state_kept = None;
+    let service = if config.embedded() {
+        let ready_after = Duration::from_millis(config.demo_ready_after_ms);
+        let embedded = Embedded::start(ready_after, config.layout()).await?;
+        let paths = embedded.write_kubeconfigs(&config.state_dir)?;
+        for ((id, simulator), path) in embedded.clusters.iter().zip(&paths) {
+            tracing::info!(cluster_id = %id, api = %simulator.url(), kubeconfig = %path.display(),
+                "simulated cluster (nodes node-a, node-b); watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
+                path.display());
+        }
+        tracing::info!(
+            "embedded default: in-memory registry and two simulated Kubernetes clusters; \
+             nothing is persisted and nothing outside this process is touched"
+        );
+        let service = embedded.service.clone();
+        state_kept = Some(embedded);
+        service
+    } else {
+        let fleet = Arc::new(real_fleet(&config).await?);
+        tracing::warn!("the registry is in memory: it is lost when the server stops");
+        ProvisioningService::new(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet)
+    };
+    let mut state = AppState::new(service);
+    state.kube_timeouts = config.timeouts();
     let listener = TcpListener::bind(config.listen).await?;
-    serve(listener, router(AppState::new(service)), shutdown).await
+    serve(listener, router(state), shutdown).await?;
+    drop(state_kept);
+    Ok(())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight

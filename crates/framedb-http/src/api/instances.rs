@@ -36,7 +36,16 @@ pub(crate) struct Data<T> {
     data: T,
 }
 
-fn data<T>(data: T) -> Json<Data<T>> {
+/// `{success: true, message}`.
+pub(crate) fn done(message: &'static str) -> Json<Done> {
+    Json(Done {
+        success: true,
+        message,
+    })
+}
+
+/// `{success: true, data}`.
+pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
     Json(Data {
         success: true,
         data,
@@ -87,10 +96,7 @@ pub(crate) async fn delete(
     let id = FramedbId::new(id)?;
     let service = state.service.clone();
     to_completion(async move { service.delete(&id).await }).await?;
-    Ok(Json(Done {
-        success: true,
-        message: "Removed from global registry",
-    }))
+    Ok(done("Removed from global registry"))
 }
 
 pub(crate) async fn get(

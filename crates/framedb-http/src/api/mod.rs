@@ -2,12 +2,17 @@
 //! `/healthz`, on an [`AppState`]. Separate from `main` so that tests can drive it with
 //! `tower::ServiceExt::oneshot` as well as over a socket.
 
+mod config_service;
 mod instances;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use framedb_core::ProvisioningService;
+use framedb_k8s::config_service::Settings;
+use framedb_k8s::kubeconfig::Timeouts;
 use serde_json::{Value, json};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -20,12 +25,20 @@ use crate::extract::BODY_LIMIT;
 pub struct AppState {
     /// The provisioning logic, on whichever adapters the server was built with.
     pub service: ProvisioningService,
+    /// What `/framedb-config/setup` installs.
+    pub config_service: Arc<Settings>,
+    /// How long calls to a caller's cluster may take.
+    pub kube_timeouts: Timeouts,
 }
 
 impl AppState {
-    /// State around a provisioning service.
+    /// State around a provisioning service, with the default config-service settings.
     pub fn new(service: ProvisioningService) -> Self {
-        Self { service }
+        Self {
+            service,
+            config_service: Arc::new(Settings::default()),
+            kube_timeouts: Timeouts::default(),
+        }
     }
 }
 
@@ -34,6 +47,9 @@ pub fn router(state: AppState) -> Router {
     const BASE: &str = "/global/framedb/persistent-instances";
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/framedb-config/setup", post(config_service::setup))
+        .route("/framedb-config/remove", delete(config_service::remove))
+        .route("/framedb-config/status", post(config_service::status))
         .route(BASE, post(instances::create))
         .route(&format!("{BASE}/query"), post(instances::query))
         .route(

@@ -2,6 +2,7 @@
 //! over a real socket, and the `framedb-server` binary as a user starts it.
 
 mod binary;
+mod config_service;
 mod endpoints;
 mod errors;
 mod socket;

@@ -1,0 +1,85 @@
+//! Handlers of `/framedb-config/...`: install, remove and inspect a cluster's config
+//! service with the kubeconfig the caller sends. The kubeconfig is checked (inline data
+//! only), used for this one request, and never stored or logged.
+
+use axum::Json;
+use axum::extract::State;
+use framedb_core::StorageSize;
+use framedb_k8s::config_service::{ConfigService, Report};
+use framedb_k8s::kubeconfig;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::instances::{Data, Done, data, done};
+use crate::error::{ApiError, Result};
+use crate::extract::JsonBody;
+
+/// `POST /framedb-config/setup`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetupRequest {
+    kube_config: Value,
+    storage_size: Option<StorageSize>,
+}
+
+/// `DELETE /framedb-config/remove` and `POST /framedb-config/status`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterRequest {
+    kube_config: Value,
+}
+
+/// Names the target in logs without quoting the kubeconfig.
+const TARGET: &str = "the requested cluster";
+
+async fn connect(state: &AppState, kube_config: &Value) -> Result<kube::Client> {
+    let parsed = kubeconfig::parse(kube_config).map_err(framedb_core::Error::from)?;
+    Ok(kubeconfig::client(parsed, state.kube_timeouts)
+        .await
+        .map_err(framedb_core::Error::from)?)
+}
+
+fn failed(error: framedb_k8s::Error) -> ApiError {
+    ApiError::Domain(error.into())
+}
+
+pub(crate) async fn setup(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<SetupRequest>,
+) -> Result<Json<Done>> {
+    let client = connect(&state, &request.kube_config).await?;
+    let size = match request.storage_size {
+        Some(size) => size,
+        None => StorageSize::new("1Gi")?,
+    };
+    ConfigService::new(&client, &state.config_service, TARGET)
+        .setup(&size)
+        .await
+        .map_err(failed)?;
+    Ok(done("FrameDB config service is set up on the cluster"))
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ClusterRequest>,
+) -> Result<Json<Done>> {
+    let client = connect(&state, &request.kube_config).await?;
+    ConfigService::new(&client, &state.config_service, TARGET)
+        .remove()
+        .await
+        .map_err(failed)?;
+    Ok(done("FrameDB config service is removed from the cluster"))
+}
+
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ClusterRequest>,
+) -> Result<Json<Data<Report>>> {
+    let client = connect(&state, &request.kube_config).await?;
+    let report = ConfigService::new(&client, &state.config_service, TARGET)
+        .status()
+        .await
+        .map_err(failed)?;
+    Ok(data(report))
+}

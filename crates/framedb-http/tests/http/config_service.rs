@@ -1,0 +1,276 @@
+//! `/framedb-config/*` against a simulated cluster, with the caller's kubeconfig: setup,
+//! status and remove, and the kubeconfig checks — a refused kubeconfig is 400 and no
+//! kubeconfig reaches a log line.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use framedb_k8s::sim::{SimConfig, Simulator};
+use k8s_openapi::api::core::v1::{PersistentVolume, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use serde_json::{Value, json};
+
+use super::{TestApp, assert_failure};
+
+/// Collects every log line written while it is installed on this thread.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+const SECRET: &str = "tok-e2b1c9-never-log-me";
+
+/// The simulator's kubeconfig with a recognisable token, as a caller would send it.
+fn kubeconfig_of(sim: &Simulator) -> Value {
+    let mut config = sim.kubeconfig_json();
+    for user in config["users"].as_array_mut().unwrap() {
+        user["user"] = json!({"token": SECRET});
+    }
+    config
+}
+
+#[tokio::test]
+async fn setup_status_and_remove_work_and_are_idempotent() {
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let app = TestApp::new();
+    let kube_config = kubeconfig_of(&sim);
+
+    let (status, body) = app
+        .send(
+            "POST",
+            "/framedb-config/status",
+            Some(json!({"kube_config": kube_config})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["namespace"]["exists"], false);
+    assert_eq!(body["data"]["ready"], false);
+
+    for _ in 0..2 {
+        let (status, body) = app
+            .send(
+                "POST",
+                "/framedb-config/setup",
+                Some(json!({"kube_config": kube_config, "storage_size": "2Gi"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["success"], true);
+    }
+
+    let mut report = Value::Null;
+    for _ in 0..40 {
+        let (_, body) = app
+            .send(
+                "POST",
+                "/framedb-config/status",
+                Some(json!({"kube_config": kube_config})),
+            )
+            .await;
+        report = body["data"].clone();
+        if report["ready"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(report["ready"], true, "{report}");
+    assert_eq!(report["namespace"]["name"], "framedb-config");
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["exists"] == true)
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&report["deployments"]), ["mongodb", "framedb-config"]);
+    assert_eq!(
+        names(&report["services"]),
+        ["mongodb", "framedb-local-config", "framedb-config-service"]
+    );
+    assert_eq!(report["services"][2]["detail"], "NodePort 8080:32566");
+    assert_eq!(report["persistent_volume_claim"]["detail"], "Bound");
+    assert_eq!(report["pods"].as_array().unwrap().len(), 2);
+    // The local service's identity and its cluster-wide rights.
+    let kube = sim.client().await;
+    let role = kube::Api::<ClusterRole>::all(kube.clone())
+        .get("framedb-config")
+        .await
+        .unwrap();
+    assert!(role.rules.unwrap().iter().any(|r| {
+        r.resources
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&"statefulsets".to_owned())
+    }));
+    kube::Api::<ClusterRoleBinding>::all(kube.clone())
+        .get("framedb-config")
+        .await
+        .unwrap();
+    kube::Api::<ServiceAccount>::namespaced(kube.clone(), "framedb-config")
+        .get("framedb-config")
+        .await
+        .unwrap();
+
+    for _ in 0..2 {
+        let (status, body) = app
+            .send(
+                "DELETE",
+                "/framedb-config/remove",
+                Some(json!({"kube_config": kube_config})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, body) = app
+        .send(
+            "POST",
+            "/framedb-config/status",
+            Some(json!({"kube_config": kube_config})),
+        )
+        .await;
+    assert_eq!(body["data"]["namespace"]["exists"], false);
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("config service set up"),
+        "the test saw the logs"
+    );
+    assert!(
+        !logged.contains(SECRET),
+        "the kubeconfig's token reached a log line"
+    );
+}
+
+#[tokio::test]
+async fn unsafe_or_missing_kubeconfigs_are_400_and_never_logged() {
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let app = TestApp::new();
+    let exec = json!({"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh", "args": ["-c", SECRET]});
+    for (pointer, value, says) in [
+        ("/users/0/user/exec", exec, "exec"),
+        (
+            "/users/0/user/auth-provider",
+            json!({"name": "oidc", "config": {"id-token": SECRET}}),
+            "auth-provider",
+        ),
+        (
+            "/users/0/user/client-certificate",
+            json!(format!("/etc/{SECRET}.pem")),
+            "file",
+        ),
+        (
+            "/users/0/user/tokenFile",
+            json!(format!("/run/{SECRET}")),
+            "token file",
+        ),
+        (
+            "/clusters/0/cluster/certificate-authority",
+            json!("/etc/ca.pem"),
+            "certificate-authority",
+        ),
+    ] {
+        let mut config = kubeconfig_of(&sim);
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        config.pointer_mut(parent).unwrap()[key] = value;
+        for (method, path) in [
+            ("POST", "/framedb-config/setup"),
+            ("POST", "/framedb-config/status"),
+            ("DELETE", "/framedb-config/remove"),
+        ] {
+            let (status, body) = app
+                .send(method, path, Some(json!({"kube_config": config})))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {pointer}: {body}");
+            let message = assert_failure(&body, "invalid_input");
+            assert!(message.contains(says), "{message}");
+            assert!(!message.contains(SECRET), "{message}");
+        }
+    }
+    let (status, body) = app
+        .send(
+            "POST",
+            "/framedb-config/setup",
+            Some(json!({"storage_size": "2Gi"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(assert_failure(&body, "invalid_input").contains("kube_config"));
+    let (status, body) = app
+        .send(
+            "POST",
+            "/framedb-config/setup",
+            Some(json!({"kube_config": kubeconfig_of(&sim), "storage_size": "1MB"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(assert_failure(&body, "invalid_input").contains("storage_size"));
+    let (status, body) = app
+        .send(
+            "POST",
+            "/framedb-config/setup",
+            Some(json!({"kube_config": format!("token: {SECRET}: [")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(!body.to_string().contains(SECRET));
+    // Nothing was installed by any of the refused calls.
+    let (_, body) = app
+        .send(
+            "POST",
+            "/framedb-config/status",
+            Some(json!({"kube_config": kubeconfig_of(&sim)})),
+        )
+        .await;
+    assert_eq!(body["data"]["namespace"]["exists"], false);
+    assert!(
+        !logs.text().contains(SECRET),
+        "a kubeconfig reached a log line"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_503() {
+    let sim = Simulator::start(SimConfig::new("gone")).await.unwrap();
+    let config = kubeconfig_of(&sim);
+    sim.shutdown().await;
+    let app = TestApp::new();
+    let (status, body) = app
+        .send(
+            "POST",
+            "/framedb-config/status",
+            Some(json!({"kube_config": config})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_failure(&body, "unavailable");
+}

@@ -1,0 +1,669 @@
+//! The per-cluster config service (DESIGN.md §3 "Config service"): installing it,
+//! removing it and reporting on it, on a cluster reached through a caller's kubeconfig.
+//!
+//! Setup is a series of server-side applies, so running it again repairs or completes an
+//! installation; remove deletes each object and treats one already gone as done.
+
+use std::collections::BTreeMap;
+
+use framedb_core::StorageSize;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, HTTPGetAction, HostPathVolumeSource, Namespace,
+    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, Pod, PodSpec, PodTemplateSpec, Probe,
+    Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::deployer::FIELD_MANAGER;
+use crate::error::{Error, Result, is_not_found};
+use crate::objects::labels;
+
+/// The MongoDB deployment and its Service.
+pub const MONGODB: &str = "mongodb";
+/// The config service's deployment.
+pub const FRAMEDB_CONFIG: &str = "framedb-config";
+/// The config service's in-cluster Service.
+pub const LOCAL_SERVICE: &str = "framedb-local-config";
+/// The config service's NodePort Service.
+pub const NODE_PORT_SERVICE: &str = "framedb-config-service";
+/// MongoDB's claim, mounted at `/data/db`.
+pub const MONGODB_CLAIM: &str = "mongodb-data";
+/// The PersistentVolume behind [`MONGODB_CLAIM`].
+pub const MONGODB_VOLUME: &str = "framedb-config-mongodb";
+
+const MONGODB_PORT: i32 = 27017;
+/// The port the config service listens on inside its pod.
+pub const SERVICE_PORT: i32 = 8080;
+
+/// What an installation looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The namespace it lives in (`framedb-config`).
+    pub namespace: String,
+    /// The MongoDB image (`mongo:7.0`).
+    pub mongo_image: String,
+    /// FrameDB's server image, run in its `local` role.
+    pub server_image: String,
+    /// The node port of [`NODE_PORT_SERVICE`] (32566).
+    pub node_port: u16,
+    /// The directory on the node that holds MongoDB's data (a `hostPath` volume).
+    pub host_path: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: "framedb-config".into(),
+            mongo_image: "mongo:7.0".into(),
+            server_image: "framedb/framedb-server:0.1.0".into(),
+            node_port: 32566,
+            host_path: "/var/lib/framedb-config/mongodb".into(),
+        }
+    }
+}
+
+/// A cluster's config service, reached through a kube-rs client.
+pub struct ConfigService<'a> {
+    client: &'a Client,
+    settings: &'a Settings,
+    /// The cluster's name, for messages and logs only.
+    cluster: &'a str,
+}
+
+fn component_labels(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::NAME.to_owned(), component.to_owned()),
+        ("app.kubernetes.io/part-of".to_owned(), "framedb".to_owned()),
+        (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
+    ])
+}
+
+fn selector(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(labels::NAME.to_owned(), component.to_owned())])
+}
+
+impl<'a> ConfigService<'a> {
+    /// The config service of the cluster `client` reaches; `cluster` names it in logs.
+    pub fn new(client: &'a Client, settings: &'a Settings, cluster: &'a str) -> Self {
+        Self {
+            client,
+            settings,
+            cluster,
+        }
+    }
+
+    fn meta(&self, name: &str, component: &str, namespaced: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: namespaced.then(|| self.settings.namespace.clone()),
+            labels: Some(component_labels(component)),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.settings.namespace)
+    }
+
+    async fn apply<K>(&self, api: Api<K>, object: K) -> Result<()>
+    where
+        K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| Error::kube(self.cluster, format!("applying {kind} {name}"), error))
+    }
+
+    /// Installs (or completes, or repairs) the config service with a MongoDB volume of
+    /// `storage_size`.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when the cluster refuses or cannot be reached.
+    pub async fn setup(&self, storage_size: &StorageSize) -> Result<()> {
+        let namespace = Namespace {
+            metadata: self.meta(&self.settings.namespace, FRAMEDB_CONFIG, false),
+            ..Namespace::default()
+        };
+        self.apply(Api::all(self.client.clone()), namespace).await?;
+        // The local service manages instances cluster-wide (node ports are cluster-wide),
+        // so its service account gets a ClusterRole limited to the kinds it touches.
+        self.apply(self.api(), self.service_account()).await?;
+        self.apply(Api::all(self.client.clone()), cluster_role())
+            .await?;
+        self.apply(Api::all(self.client.clone()), self.role_binding())
+            .await?;
+        self.apply(Api::all(self.client.clone()), self.volume(storage_size))
+            .await?;
+        self.apply(self.api(), self.claim(storage_size)).await?;
+        self.apply(self.api(), self.mongodb()).await?;
+        self.apply(
+            self.api(),
+            self.service(MONGODB, MONGODB, MONGODB_PORT, None),
+        )
+        .await?;
+        self.apply(self.api(), self.server()).await?;
+        self.apply(
+            self.api(),
+            self.service(LOCAL_SERVICE, FRAMEDB_CONFIG, SERVICE_PORT, None),
+        )
+        .await?;
+        self.apply(
+            self.api(),
+            self.service(
+                NODE_PORT_SERVICE,
+                FRAMEDB_CONFIG,
+                SERVICE_PORT,
+                Some(self.settings.node_port),
+            ),
+        )
+        .await?;
+        tracing::info!(cluster = self.cluster, "config service set up");
+        Ok(())
+    }
+
+    /// Removes every object of the config service; those already gone are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when the cluster refuses or cannot be reached.
+    pub async fn remove(&self) -> Result<()> {
+        self.delete(self.api::<Deployment>(), FRAMEDB_CONFIG)
+            .await?;
+        self.delete(self.api::<Deployment>(), MONGODB).await?;
+        for service in [NODE_PORT_SERVICE, LOCAL_SERVICE, MONGODB] {
+            self.delete(self.api::<Service>(), service).await?;
+        }
+        self.delete(self.api::<PersistentVolumeClaim>(), MONGODB_CLAIM)
+            .await?;
+        self.delete(
+            Api::<PersistentVolume>::all(self.client.clone()),
+            MONGODB_VOLUME,
+        )
+        .await?;
+        self.delete(
+            Api::<Namespace>::all(self.client.clone()),
+            &self.settings.namespace,
+        )
+        .await?;
+        self.delete(
+            Api::<ClusterRoleBinding>::all(self.client.clone()),
+            FRAMEDB_CONFIG,
+        )
+        .await?;
+        self.delete(Api::<ClusterRole>::all(self.client.clone()), FRAMEDB_CONFIG)
+            .await?;
+        tracing::info!(cluster = self.cluster, "config service removed");
+        Ok(())
+    }
+
+    async fn delete<K>(&self, api: Api<K>, name: &str) -> Result<()>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => {
+                let kind = K::kind(&K::DynamicType::default()).into_owned();
+                Err(Error::kube(
+                    self.cluster,
+                    format!("deleting {kind} {name}"),
+                    error,
+                ))
+            }
+        }
+    }
+
+    /// Reads the state of every component.
+    ///
+    /// # Errors
+    /// [`Error::Kube`] when the cluster refuses or cannot be reached.
+    pub async fn status(&self) -> Result<Report> {
+        let failed =
+            |what: &str, error| Error::kube(self.cluster, format!("reading {what}"), error);
+        let namespace = Api::<Namespace>::all(self.client.clone())
+            .get_opt(&self.settings.namespace)
+            .await
+            .map_err(|e| failed("the namespace", e))?;
+        let namespace = ComponentState {
+            name: self.settings.namespace.clone(),
+            exists: namespace.is_some(),
+            detail: namespace.and_then(|n| n.status?.phase).unwrap_or_default(),
+        };
+        if !namespace.exists {
+            return Ok(Report::absent(namespace));
+        }
+        let mut deployments = Vec::new();
+        for name in [MONGODB, FRAMEDB_CONFIG] {
+            let found = self
+                .api::<Deployment>()
+                .get_opt(name)
+                .await
+                .map_err(|e| failed("deployments", e))?;
+            let ready = found
+                .as_ref()
+                .and_then(|d| d.status.as_ref()?.ready_replicas)
+                .unwrap_or(0);
+            let wanted = found
+                .as_ref()
+                .and_then(|d| d.spec.as_ref()?.replicas)
+                .unwrap_or(1);
+            deployments.push(ComponentState {
+                name: name.to_owned(),
+                exists: found.is_some(),
+                detail: format!("{ready}/{wanted} ready"),
+            });
+        }
+        let mut services = Vec::new();
+        for name in [MONGODB, LOCAL_SERVICE, NODE_PORT_SERVICE] {
+            let found = self
+                .api::<Service>()
+                .get_opt(name)
+                .await
+                .map_err(|e| failed("services", e))?;
+            services.push(ComponentState {
+                name: name.to_owned(),
+                exists: found.is_some(),
+                detail: found.and_then(|s| service_detail(&s)).unwrap_or_default(),
+            });
+        }
+        let claim = self
+            .api::<PersistentVolumeClaim>()
+            .get_opt(MONGODB_CLAIM)
+            .await
+            .map_err(|e| failed("the claim", e))?;
+        let claim = ComponentState {
+            name: MONGODB_CLAIM.to_owned(),
+            exists: claim.is_some(),
+            detail: claim.and_then(|c| c.status?.phase).unwrap_or_default(),
+        };
+        let pods = self
+            .api::<Pod>()
+            .list(&ListParams::default().labels("app.kubernetes.io/part-of=framedb"))
+            .await
+            .map_err(|e| failed("pods", e))?;
+        let pods = pods
+            .items
+            .iter()
+            .map(|pod| PodState {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                component: pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::NAME).cloned())
+                    .unwrap_or_default(),
+                phase: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_default(),
+                ready: pod.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                }),
+            })
+            .collect();
+        Ok(Report::new(namespace, deployments, services, claim, pods))
+    }
+
+    fn service_account(&self) -> ServiceAccount {
+        ServiceAccount {
+            metadata: self.meta(FRAMEDB_CONFIG, FRAMEDB_CONFIG, true),
+            ..ServiceAccount::default()
+        }
+    }
+
+    fn role_binding(&self) -> ClusterRoleBinding {
+        ClusterRoleBinding {
+            metadata: self.meta(FRAMEDB_CONFIG, FRAMEDB_CONFIG, false),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: FRAMEDB_CONFIG.into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: FRAMEDB_CONFIG.into(),
+                namespace: Some(self.settings.namespace.clone()),
+                ..Subject::default()
+            }]),
+        }
+    }
+
+    fn volume(&self, size: &StorageSize) -> PersistentVolume {
+        PersistentVolume {
+            metadata: self.meta(MONGODB_VOLUME, MONGODB, false),
+            spec: Some(PersistentVolumeSpec {
+                capacity: Some(storage(size)),
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                persistent_volume_reclaim_policy: Some("Retain".into()),
+                storage_class_name: Some(String::new()),
+                host_path: Some(HostPathVolumeSource {
+                    path: self.settings.host_path.clone(),
+                    type_: Some("DirectoryOrCreate".into()),
+                }),
+                claim_ref: Some(ObjectReference {
+                    namespace: Some(self.settings.namespace.clone()),
+                    name: Some(MONGODB_CLAIM.into()),
+                    ..ObjectReference::default()
+                }),
+                ..PersistentVolumeSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn claim(&self, size: &StorageSize) -> PersistentVolumeClaim {
+        PersistentVolumeClaim {
+            metadata: self.meta(MONGODB_CLAIM, MONGODB, true),
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(storage(size)),
+                    limits: None,
+                }),
+                storage_class_name: Some(String::new()),
+                volume_name: Some(MONGODB_VOLUME.into()),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn deployment(&self, component: &str, pod: PodSpec) -> Deployment {
+        Deployment {
+            metadata: self.meta(component, component, true),
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                selector: LabelSelector {
+                    match_labels: Some(selector(component)),
+                    match_expressions: None,
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(component_labels(component)),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(pod),
+                },
+                ..DeploymentSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn mongodb(&self) -> Deployment {
+        self.deployment(
+            MONGODB,
+            PodSpec {
+                containers: vec![Container {
+                    name: MONGODB.into(),
+                    image: Some(self.settings.mongo_image.clone()),
+                    ports: Some(vec![ContainerPort {
+                        name: Some("mongodb".into()),
+                        container_port: MONGODB_PORT,
+                        ..ContainerPort::default()
+                    }]),
+                    volume_mounts: Some(vec![VolumeMount {
+                        name: "data".into(),
+                        mount_path: "/data/db".into(),
+                        ..VolumeMount::default()
+                    }]),
+                    readiness_probe: Some(Probe {
+                        tcp_socket: Some(TCPSocketAction {
+                            port: IntOrString::Int(MONGODB_PORT),
+                            host: None,
+                        }),
+                        period_seconds: Some(5),
+                        ..Probe::default()
+                    }),
+                    ..Container::default()
+                }],
+                volumes: Some(vec![Volume {
+                    name: "data".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: MONGODB_CLAIM.into(),
+                        read_only: None,
+                    }),
+                    ..Volume::default()
+                }]),
+                ..PodSpec::default()
+            },
+        )
+    }
+
+    fn server(&self) -> Deployment {
+        let env = |name: &str, value: String| EnvVar {
+            name: name.into(),
+            value: Some(value),
+            value_from: None,
+        };
+        let namespace = &self.settings.namespace;
+        self.deployment(
+            FRAMEDB_CONFIG,
+            PodSpec {
+                service_account_name: Some(FRAMEDB_CONFIG.into()),
+                containers: vec![Container {
+                    name: FRAMEDB_CONFIG.into(),
+                    image: Some(self.settings.server_image.clone()),
+                    args: Some(vec!["local".into()]),
+                    env: Some(vec![
+                        env("FRAMEDB_LISTEN", format!("0.0.0.0:{SERVICE_PORT}")),
+                        env(
+                            "FRAMEDB_MONGO_URI",
+                            format!(
+                                "mongodb://{MONGODB}.{namespace}.svc.cluster.local:{MONGODB_PORT}"
+                            ),
+                        ),
+                    ]),
+                    ports: Some(vec![ContainerPort {
+                        name: Some("http".into()),
+                        container_port: SERVICE_PORT,
+                        ..ContainerPort::default()
+                    }]),
+                    readiness_probe: Some(Probe {
+                        http_get: Some(HTTPGetAction {
+                            path: Some("/healthz".into()),
+                            port: IntOrString::Int(SERVICE_PORT),
+                            ..HTTPGetAction::default()
+                        }),
+                        period_seconds: Some(5),
+                        ..Probe::default()
+                    }),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            },
+        )
+    }
+
+    fn service(&self, name: &str, component: &str, port: i32, node_port: Option<u16>) -> Service {
+        Service {
+            metadata: self.meta(name, component, true),
+            spec: Some(ServiceSpec {
+                type_: Some(
+                    if node_port.is_some() {
+                        "NodePort"
+                    } else {
+                        "ClusterIP"
+                    }
+                    .into(),
+                ),
+                selector: Some(selector(component)),
+                ports: Some(vec![ServicePort {
+                    name: Some("main".into()),
+                    port,
+                    target_port: Some(IntOrString::Int(port)),
+                    node_port: node_port.map(i32::from),
+                    protocol: Some("TCP".into()),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+}
+
+/// What the local config service may do: manage instances' objects, read nodes and pods.
+fn cluster_role() -> ClusterRole {
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![group.to_owned()]),
+        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..PolicyRule::default()
+    };
+    let manage = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(FRAMEDB_CONFIG.to_owned()),
+            labels: Some(component_labels(FRAMEDB_CONFIG)),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![
+            rule("", &["namespaces"], &["get", "list", "create"]),
+            rule(
+                "",
+                &["services", "persistentvolumeclaims", "persistentvolumes"],
+                &manage,
+            ),
+            rule("", &["pods", "nodes"], &["get", "list", "watch"]),
+            rule("apps", &["statefulsets"], &manage),
+        ]),
+        ..ClusterRole::default()
+    }
+}
+
+fn storage(size: &StorageSize) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([("storage".to_owned(), Quantity(size.as_str().to_owned()))])
+}
+
+fn service_detail(service: &Service) -> Option<String> {
+    let spec = service.spec.as_ref()?;
+    let kind = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
+    let ports: Vec<String> = spec
+        .ports
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| match p.node_port {
+            Some(node_port) => format!("{}:{node_port}", p.port),
+            None => p.port.to_string(),
+        })
+        .collect();
+    Some(format!("{kind} {}", ports.join(",")))
+}
+
+/// One component's presence and a word on its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentState {
+    /// The object's name.
+    pub name: String,
+    /// Whether it exists.
+    pub exists: bool,
+    /// Its phase, readiness or ports, as the kind has it.
+    pub detail: String,
+}
+
+/// One pod of the config service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodState {
+    /// The pod's name.
+    pub name: String,
+    /// `mongodb` or `framedb-config`.
+    pub component: String,
+    /// Its phase.
+    pub phase: String,
+    /// Whether it is Ready.
+    pub ready: bool,
+}
+
+/// The state of a cluster's config service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Whether every component exists and both deployments are ready.
+    pub ready: bool,
+    /// The namespace.
+    pub namespace: ComponentState,
+    /// `mongodb` and `framedb-config`.
+    pub deployments: Vec<ComponentState>,
+    /// `mongodb`, `framedb-local-config` and `framedb-config-service`.
+    pub services: Vec<ComponentState>,
+    /// MongoDB's claim.
+    pub persistent_volume_claim: ComponentState,
+    /// The pods of both deployments.
+    pub pods: Vec<PodState>,
+}
+
+impl Report {
+    fn new(
+        namespace: ComponentState,
+        deployments: Vec<ComponentState>,
+        services: Vec<ComponentState>,
+        persistent_volume_claim: ComponentState,
+        pods: Vec<PodState>,
+    ) -> Self {
+        let ready = namespace.exists
+            && deployments.iter().all(|d| d.exists)
+            && services.iter().all(|s| s.exists)
+            && persistent_volume_claim.exists
+            && [MONGODB, FRAMEDB_CONFIG]
+                .iter()
+                .all(|component| pods.iter().any(|p| p.component == *component && p.ready));
+        Self {
+            ready,
+            namespace,
+            deployments,
+            services,
+            persistent_volume_claim,
+            pods,
+        }
+    }
+
+    fn absent(namespace: ComponentState) -> Self {
+        let missing = |name: &str| ComponentState {
+            name: name.to_owned(),
+            exists: false,
+            detail: String::new(),
+        };
+        Self::new(
+            namespace,
+            vec![missing(MONGODB), missing(FRAMEDB_CONFIG)],
+            vec![
+                missing(MONGODB),
+                missing(LOCAL_SERVICE),
+                missing(NODE_PORT_SERVICE),
+            ],
+            missing(MONGODB_CLAIM),
+            Vec::new(),
+        )
+    }
+}

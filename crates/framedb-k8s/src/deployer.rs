@@ -1,0 +1,370 @@
+//! `ClusterDeployer` and `PortAllocator` on kube-rs: instances become the objects of
+//! [`crate::objects`] on the cluster that `cluster_id` names, their status is read from
+//! their pods, and ports are found by reading the cluster's Services (DESIGN.md §4).
+//!
+//! Every write is a server-side apply, so running a deploy again after a failure halfway
+//! completes it without duplicates; deletes treat objects already gone as done.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use framedb_core::{
+    ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, InstanceStatus, PORT_RANGE,
+    PortAllocator, StatusReport,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
+use crate::objects::{Layout, MANAGED_SELECTOR, claim_name, labels};
+
+/// The field manager FrameDB's server-side applies run as.
+pub const FIELD_MANAGER: &str = "framedb";
+
+type DomainResult<T> = framedb_core::Result<T>;
+
+/// The clusters FrameDB deploys to, each through its own kube-rs client.
+#[derive(Clone)]
+pub struct KubeFleet {
+    clusters: HashMap<ClusterId, Client>,
+    layout: Layout,
+}
+
+impl KubeFleet {
+    /// A fleet without clusters that lays instances out as `layout` says.
+    pub fn new(layout: Layout) -> Self {
+        Self {
+            clusters: HashMap::new(),
+            layout,
+        }
+    }
+
+    /// Adds a cluster reached through `client`.
+    pub fn with_cluster(mut self, id: ClusterId, client: Client) -> Self {
+        self.clusters.insert(id, client);
+        self
+    }
+
+    /// The clusters of the fleet, sorted.
+    pub fn cluster_ids(&self) -> Vec<ClusterId> {
+        let mut ids: Vec<_> = self.clusters.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// How instances are laid out.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn client(&self, cluster: &ClusterId) -> DomainResult<&Client> {
+        self.clusters
+            .get(cluster)
+            .ok_or_else(|| framedb_core::Error::ClusterNotFound(cluster.clone()))
+    }
+
+    fn namespaced<K>(&self, client: &Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(client.clone(), &self.layout.namespace)
+    }
+
+    /// Creates the instances' namespace; one that exists already is fine.
+    async fn ensure_namespace(&self, cluster: &ClusterId, client: &Client) -> DomainResult<()> {
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.layout.namespace.clone()),
+                labels: Some([(labels::MANAGED_BY.to_owned(), "framedb".to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if is_already_exists(&error) => Ok(()),
+            Err(error) => Err(Error::kube(
+                cluster.as_str(),
+                format!("creating namespace {}", self.layout.namespace),
+                error,
+            )
+            .into()),
+        }
+    }
+}
+
+/// Server-side applies `object` as FrameDB, taking over fields others set.
+async fn apply<K>(api: &Api<K>, object: &K) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+}
+
+/// Deletes `name`; already gone is success.
+async fn delete_if_present<K>(
+    api: &Api<K>,
+    cluster: &ClusterId,
+    kind: &str,
+    name: &str,
+) -> DomainResult<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(error) if is_not_found(&error) => Ok(()),
+        Err(error) => {
+            Err(Error::kube(cluster.as_str(), format!("deleting {kind} {name}"), error).into())
+        }
+    }
+}
+
+#[async_trait]
+impl ClusterDeployer for KubeFleet {
+    async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<()> {
+        let cluster = &spec.cluster_id;
+        let client = self.client(cluster)?;
+        let objects = self.layout.objects(spec);
+        let id = spec.framedb_id.as_str();
+        let failed = |what: &str, error| -> framedb_core::Error {
+            Error::kube(cluster.as_str(), format!("applying {what} {id}"), error).into()
+        };
+
+        // The Service goes first: creating it is what reserves the port.
+        let services = self.namespaced::<Service>(client);
+        let mut applied = apply(&services, &objects.service).await;
+        if matches!(&applied, Err(error) if is_not_found(error)) {
+            // The namespace is created once per cluster, on the first create that needs it.
+            self.ensure_namespace(cluster, client).await?;
+            applied = apply(&services, &objects.service).await;
+        }
+        match applied {
+            Ok(_) => {}
+            Err(error) if is_port_allocated(&error) => {
+                return Err(framedb_core::Error::PortTaken {
+                    cluster: cluster.clone(),
+                    port: spec.port,
+                });
+            }
+            Err(error) => return Err(failed("Service", error)),
+        }
+        if let Some(volume) = &objects.volume {
+            apply(&Api::<PersistentVolume>::all(client.clone()), volume)
+                .await
+                .map_err(|e| failed("PersistentVolume", e))?;
+        }
+        apply(
+            &self.namespaced::<PersistentVolumeClaim>(client),
+            &objects.claim,
+        )
+        .await
+        .map_err(|e| failed("PersistentVolumeClaim", e))?;
+        apply(
+            &self.namespaced::<StatefulSet>(client),
+            &objects.statefulset,
+        )
+        .await
+        .map_err(|e| failed("StatefulSet", e))?;
+        Ok(())
+    }
+
+    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> DomainResult<()> {
+        let client = self.client(cluster)?;
+        let id = id.as_str();
+        let claim = claim_name(id);
+        // The workload first, so nothing writes to the volume while it goes.
+        delete_if_present(
+            &self.namespaced::<StatefulSet>(client),
+            cluster,
+            "StatefulSet",
+            id,
+        )
+        .await?;
+        delete_if_present(&self.namespaced::<Service>(client), cluster, "Service", id).await?;
+        delete_if_present(
+            &self.namespaced::<PersistentVolumeClaim>(client),
+            cluster,
+            "PersistentVolumeClaim",
+            &claim,
+        )
+        .await?;
+        if matches!(self.layout.storage, crate::objects::Storage::Local { .. }) {
+            let volumes = Api::<PersistentVolume>::all(client.clone());
+            delete_if_present(&volumes, cluster, "PersistentVolume", &claim).await?;
+        }
+        Ok(())
+    }
+
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> DomainResult<HashMap<FramedbId, StatusReport>> {
+        let client = self.client(cluster)?;
+        // One instance: ask for it alone; several: one list of every managed instance.
+        let selector = match ids {
+            [one] => format!("{MANAGED_SELECTOR},{}={one}", labels::INSTANCE),
+            _ => format!("{MANAGED_SELECTOR},{}={cluster}", labels::CLUSTER_ID),
+        };
+        let params = ListParams::default().labels(&selector);
+        let list_failed = |what: &str, error| -> framedb_core::Error {
+            Error::kube(cluster.as_str(), format!("listing {what}"), error).into()
+        };
+        let workloads = self
+            .namespaced::<StatefulSet>(client)
+            .list(&params)
+            .await
+            .map_err(|e| list_failed("StatefulSets", e))?;
+        if ids.is_empty() || workloads.items.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let pods = self
+            .namespaced::<Pod>(client)
+            .list(&params)
+            .await
+            .map_err(|e| list_failed("pods", e))?;
+        let mut pods_by_instance: HashMap<&str, &Pod> = HashMap::new();
+        for pod in &pods.items {
+            if let Some(instance) = instance_label(&pod.metadata) {
+                pods_by_instance.insert(instance, pod);
+            }
+        }
+        let wanted: BTreeSet<&str> = ids.iter().map(FramedbId::as_str).collect();
+        let mut reports = HashMap::new();
+        for workload in &workloads.items {
+            let Some(instance) = instance_label(&workload.metadata) else {
+                continue;
+            };
+            if !wanted.contains(instance) {
+                continue;
+            }
+            let report = if workload.metadata.deletion_timestamp.is_some() {
+                StatusReport::new(InstanceStatus::Deleting)
+            } else {
+                pods_by_instance.get(instance).map_or_else(
+                    || StatusReport::new(InstanceStatus::Provisioning),
+                    |pod| pod_status(pod),
+                )
+            };
+            if let Ok(id) = FramedbId::new(instance) {
+                reports.insert(id, report);
+            }
+        }
+        Ok(reports)
+    }
+}
+
+fn instance_label(meta: &ObjectMeta) -> Option<&str> {
+    meta.labels
+        .as_ref()?
+        .get(labels::INSTANCE)
+        .map(String::as_str)
+}
+
+/// The instance status a pod shows: `Running` once TiDB's readiness check passes,
+/// `Pending` while the scheduler cannot place it, `Failed` when a container cannot start
+/// or keeps crashing, `Provisioning` otherwise.
+pub fn pod_status(pod: &Pod) -> StatusReport {
+    use InstanceStatus as S;
+    if pod.metadata.deletion_timestamp.is_some() {
+        return StatusReport::new(S::Deleting);
+    }
+    let Some(status) = &pod.status else {
+        return StatusReport::new(S::Provisioning);
+    };
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let condition = |kind: &str| conditions.iter().find(|c| c.type_ == kind);
+    if let Some(unscheduled) = condition("PodScheduled").filter(|c| c.status == "False") {
+        let reason = unscheduled.reason.as_deref().unwrap_or("Unschedulable");
+        let message = unscheduled
+            .message
+            .as_deref()
+            .unwrap_or("the pod cannot be scheduled");
+        return StatusReport::with_reason(S::Pending, format!("{reason}: {message}"));
+    }
+    match status.phase.as_deref() {
+        Some("Failed") => {
+            let reason = status.message.as_deref().or(status.reason.as_deref());
+            return StatusReport::with_reason(
+                S::Failed,
+                reason.unwrap_or("the pod failed").to_owned(),
+            );
+        }
+        Some("Succeeded") => {
+            return StatusReport::with_reason(S::Failed, "the pod exited");
+        }
+        _ => {}
+    }
+    for container in status.container_statuses.as_deref().unwrap_or_default() {
+        let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
+        if let Some(waiting) = waiting {
+            let reason = waiting.reason.as_deref().unwrap_or_default();
+            if matches!(
+                reason,
+                "CrashLoopBackOff"
+                    | "ImagePullBackOff"
+                    | "ErrImagePull"
+                    | "InvalidImageName"
+                    | "CreateContainerConfigError"
+                    | "CreateContainerError"
+            ) {
+                let message = waiting.message.as_deref().unwrap_or_default();
+                return StatusReport::with_reason(
+                    S::Failed,
+                    format!(
+                        "container {} is waiting: {reason} {message}",
+                        container.name
+                    )
+                    .trim_end()
+                    .to_owned(),
+                );
+            }
+        }
+    }
+    if condition("Ready").is_some_and(|c| c.status == "True") {
+        StatusReport::new(S::Running)
+    } else {
+        StatusReport::new(S::Provisioning)
+    }
+}
+
+#[async_trait]
+impl PortAllocator for KubeFleet {
+    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> DomainResult<u16> {
+        let client = self.client(cluster)?;
+        // Node ports are cluster-wide, so every namespace's Services count.
+        let services = Api::<Service>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
+        let used: BTreeSet<u16> = services
+            .items
+            .iter()
+            .filter_map(|service| service.spec.as_ref()?.ports.as_ref())
+            .flatten()
+            .filter_map(|port| u16::try_from(port.node_port?).ok())
+            .collect();
+        PORT_RANGE
+            .into_iter()
+            .find(|port| !used.contains(port) && !skip.contains(port))
+            .ok_or_else(|| framedb_core::Error::PortsExhausted(cluster.clone()))
+    }
+}

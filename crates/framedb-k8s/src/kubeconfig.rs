@@ -1,0 +1,230 @@
+//! Kubeconfigs sent by callers (DESIGN.md §3): parsed, checked, and turned into a kube-rs
+//! client. A kubeconfig is a secret and a code-execution risk, so only inline data is
+//! accepted — no credential plugin, no auth provider, no local file, no proxy — and no
+//! message here quotes any of its values.
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::error::{Error, Result};
+
+/// How long a client waits for a cluster's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// For an answer to one request.
+    pub read: Duration,
+}
+
+impl Timeouts {
+    /// Sets these timeouts on a client configuration, and turns kube-rs's own retries off:
+    /// they back off for minutes on a 503, far past any caller's patience, and FrameDB
+    /// decides itself what to retry.
+    pub fn apply(self, config: &mut kube::Config) {
+        config.connect_timeout = Some(self.connect);
+        config.read_timeout = Some(self.read);
+        config.write_timeout = Some(self.read);
+        config.default_retry = false;
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Reads a kubeconfig given as a JSON object or as a YAML (or JSON) string, and checks
+/// that it carries inline data only.
+///
+/// # Errors
+/// [`Error::Kubeconfig`] when it is neither, cannot be read as a kubeconfig, or names an
+/// `exec` plugin, an `auth-provider`, a file path or a proxy.
+pub fn parse(value: &serde_json::Value) -> Result<Kubeconfig> {
+    let kubeconfig = match value {
+        serde_json::Value::String(text) => Kubeconfig::from_yaml(text).map_err(|_| {
+            Error::Kubeconfig("kube_config is not a readable kubeconfig document".into())
+        })?,
+        serde_json::Value::Object(_) => serde_path_to_error::deserialize(value).map_err(
+            |error: serde_path_to_error::Error<_>| {
+                Error::Kubeconfig(format!(
+                    "kube_config is not a valid kubeconfig: the value at '{}' has the wrong type",
+                    error.path()
+                ))
+            },
+        )?,
+        _ => {
+            return Err(Error::Kubeconfig(
+                "kube_config must be a kubeconfig, as a JSON object or a YAML string".into(),
+            ));
+        }
+    };
+    check_inline_only(&kubeconfig)?;
+    if kubeconfig.clusters.is_empty() || kubeconfig.contexts.is_empty() {
+        return Err(Error::Kubeconfig(
+            "kube_config must name at least one cluster and one context".into(),
+        ));
+    }
+    Ok(kubeconfig)
+}
+
+fn check_inline_only(kubeconfig: &Kubeconfig) -> Result<()> {
+    let refuse = |what: &str, name: &str| {
+        Err(Error::Kubeconfig(format!(
+            "kube_config {what} (in '{name}'); only inline credentials and certificates \
+             (token, client-certificate-data, client-key-data, certificate-authority-data) \
+             are accepted"
+        )))
+    };
+    for named in &kubeconfig.auth_infos {
+        let Some(user) = &named.auth_info else {
+            continue;
+        };
+        let name = &named.name;
+        if user.exec.is_some() {
+            return refuse("names an exec credential plugin", name);
+        }
+        if user.auth_provider.is_some() {
+            return refuse("names an auth-provider", name);
+        }
+        if user.client_certificate.is_some() || user.client_key.is_some() {
+            return refuse("names a client certificate or key file", name);
+        }
+        if user.token_file.is_some() {
+            return refuse("names a token file", name);
+        }
+    }
+    for named in &kubeconfig.clusters {
+        let Some(cluster) = &named.cluster else {
+            continue;
+        };
+        let name = &named.name;
+        if cluster.certificate_authority.is_some() {
+            return refuse("names a certificate-authority file", name);
+        }
+        if cluster.proxy_url.is_some() {
+            return refuse("names a proxy", name);
+        }
+    }
+    Ok(())
+}
+
+/// A client for the kubeconfig's current context (or its first one).
+///
+/// # Errors
+/// [`Error::Kubeconfig`] when the context cannot be resolved or the client not built.
+pub async fn client(kubeconfig: Kubeconfig, timeouts: Timeouts) -> Result<kube::Client> {
+    let options = KubeConfigOptions {
+        context: kubeconfig
+            .current_context
+            .clone()
+            .or_else(|| kubeconfig.contexts.first().map(|c| c.name.clone())),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|_| {
+            Error::Kubeconfig(
+                "kube_config's context does not resolve to a usable cluster and user".into(),
+            )
+        })?;
+    timeouts.apply(&mut config);
+    kube::Client::try_from(config)
+        .map_err(|_| Error::Kubeconfig("kube_config cannot be used to build a client".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": "http://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "s3cr3t-token"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]
+        })
+    }
+
+    #[test]
+    fn accepts_inline_kubeconfigs_as_json_or_yaml() {
+        parse(&base()).unwrap();
+        let yaml = serde_json::to_string(&base()).unwrap();
+        parse(&serde_json::Value::String(yaml)).unwrap();
+    }
+
+    #[test]
+    fn refuses_plugins_providers_files_and_proxies_without_quoting_values() {
+        let cases = [
+            (
+                "/users/0/user/exec",
+                json!({"command": "/bin/sh", "apiVersion": "client.authentication.k8s.io/v1"}),
+                "exec",
+            ),
+            (
+                "/users/0/user/auth-provider",
+                json!({"name": "gcp", "config": {}}),
+                "auth-provider",
+            ),
+            (
+                "/users/0/user/client-certificate",
+                json!("/etc/cert.pem"),
+                "certificate",
+            ),
+            (
+                "/users/0/user/client-key",
+                json!("/etc/key.pem"),
+                "key file",
+            ),
+            (
+                "/users/0/user/tokenFile",
+                json!("/var/run/token"),
+                "token file",
+            ),
+            (
+                "/clusters/0/cluster/certificate-authority",
+                json!("/etc/ca.pem"),
+                "certificate-authority",
+            ),
+            (
+                "/clusters/0/cluster/proxy-url",
+                json!("http://proxy:3128"),
+                "proxy",
+            ),
+        ];
+        for (pointer, value, says) in cases {
+            let mut config = base();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            config.pointer_mut(parent).unwrap()[key] = value;
+            let message = parse(&config).unwrap_err().to_string();
+            assert!(message.contains(says), "{pointer}: {message}");
+            assert!(!message.contains("s3cr3t"), "{message}");
+            assert!(
+                !message.contains("/etc") && !message.contains("/bin"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_kubeconfig_without_quoting_it() {
+        for bad in [
+            json!(7),
+            json!(null),
+            json!({"users": "s3cr3t-token"}),
+            json!("::: not yaml s3cr3t"),
+            json!({}),
+        ] {
+            let message = parse(&bad).unwrap_err().to_string();
+            assert!(message.starts_with("kube_config"), "{message}");
+            assert!(!message.contains("s3cr3t"), "{message}");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The Kubernetes objects of one persistent instance (DESIGN.md §4), built as values so
+//! that they can be checked without a cluster: the PVC (and, without a dynamic
+//! provisioner, the local PV), the single-replica StatefulSet running PD, TiKV and TiDB,
+//! and the NodePort Service.
+
+use std::collections::BTreeMap;
+
+use framedb_core::DeploymentSpec;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, HTTPGetAction, LocalVolumeSource, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PersistentVolumeSpec, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// Label keys every FrameDB object carries.
+pub mod labels {
+    /// `tidb` on every instance object.
+    pub const NAME: &str = "app.kubernetes.io/name";
+    /// The `framedb_id`.
+    pub const INSTANCE: &str = "app.kubernetes.io/instance";
+    /// `framedb`.
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// The `cluster_id`.
+    pub const CLUSTER_ID: &str = "framedb.io/cluster-id";
+}
+
+/// TiDB's MySQL port, the Service's port and target.
+pub const MYSQL_PORT: i32 = 4000;
+/// TiDB's status port; `GET /status` there is the readiness check.
+pub const TIDB_STATUS_PORT: i32 = 10080;
+/// The label selector of every instance FrameDB manages.
+pub const MANAGED_SELECTOR: &str =
+    "app.kubernetes.io/name=tidb,app.kubernetes.io/managed-by=framedb";
+
+/// Where an instance's volume comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A dynamically provisioned volume of this storage class (the cluster's default when
+    /// `None`).
+    Dynamic {
+        /// The storage class.
+        storage_class: Option<String>,
+    },
+    /// A `local` PersistentVolume at `{root}/{framedb_id}` on the instance's node, for
+    /// clusters without a dynamic provisioner.
+    Local {
+        /// The directory on each node under which volumes live.
+        root: String,
+    },
+}
+
+/// How instances are laid out on a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The namespace of every instance (`framedb-storage`).
+    pub namespace: String,
+    /// Image repository prefix for `pd`, `tikv` and `tidb` (`pingcap`).
+    pub image_prefix: String,
+    /// The TiDB release all three images run (`v8.5.1`).
+    pub tidb_version: String,
+    /// The node label whose value is `node_id` (`kubernetes.io/hostname`).
+    pub node_label: String,
+    /// Where volumes come from.
+    pub storage: Storage,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            namespace: "framedb-storage".into(),
+            image_prefix: "pingcap".into(),
+            tidb_version: "v8.5.1".into(),
+            node_label: "kubernetes.io/hostname".into(),
+            storage: Storage::Dynamic {
+                storage_class: None,
+            },
+        }
+    }
+}
+
+/// The objects of one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceObjects {
+    /// The local PV, with [`Storage::Local`] only.
+    pub volume: Option<PersistentVolume>,
+    /// `{id}-data`.
+    pub claim: PersistentVolumeClaim,
+    /// `{id}`.
+    pub statefulset: StatefulSet,
+    /// `{id}`, NodePort.
+    pub service: Service,
+}
+
+/// The labels of every object of an instance.
+pub fn instance_labels(spec: &DeploymentSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::NAME.to_owned(), "tidb".to_owned()),
+        (labels::INSTANCE.to_owned(), spec.framedb_id.to_string()),
+        (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
+        (labels::CLUSTER_ID.to_owned(), spec.cluster_id.to_string()),
+    ])
+}
+
+/// The name of the instance's PVC (and local PV).
+pub fn claim_name(id: &str) -> String {
+    format!("{id}-data")
+}
+
+impl Layout {
+    /// Every object of the instance `spec` describes.
+    pub fn objects(&self, spec: &DeploymentSpec) -> InstanceObjects {
+        InstanceObjects {
+            volume: self.volume(spec),
+            claim: self.claim(spec),
+            statefulset: self.statefulset(spec),
+            service: self.service(spec),
+        }
+    }
+
+    fn meta(&self, name: String, spec: &DeploymentSpec, namespaced: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: namespaced.then(|| self.namespace.clone()),
+            labels: Some(instance_labels(spec)),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn storage_request(spec: &DeploymentSpec) -> BTreeMap<String, Quantity> {
+        BTreeMap::from([(
+            "storage".to_owned(),
+            Quantity(spec.storage_size.as_str().to_owned()),
+        )])
+    }
+
+    fn volume(&self, spec: &DeploymentSpec) -> Option<PersistentVolume> {
+        let Storage::Local { root } = &self.storage else {
+            return None;
+        };
+        let name = claim_name(spec.framedb_id.as_str());
+        let on_node = NodeSelectorRequirement {
+            key: self.node_label.clone(),
+            operator: "In".into(),
+            values: Some(vec![spec.node_id.to_string()]),
+        };
+        Some(PersistentVolume {
+            metadata: self.meta(name.clone(), spec, false),
+            spec: Some(PersistentVolumeSpec {
+                capacity: Some(Self::storage_request(spec)),
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                persistent_volume_reclaim_policy: Some("Retain".into()),
+                storage_class_name: Some(String::new()),
+                local: Some(LocalVolumeSource {
+                    path: format!("{}/{}", root.trim_end_matches('/'), spec.framedb_id),
+                    fs_type: None,
+                }),
+                node_affinity: Some(VolumeNodeAffinity {
+                    required: Some(NodeSelector {
+                        node_selector_terms: vec![NodeSelectorTerm {
+                            match_expressions: Some(vec![on_node]),
+                            match_fields: None,
+                        }],
+                    }),
+                }),
+                // Reserve the volume for this claim alone.
+                claim_ref: Some(ObjectReference {
+                    namespace: Some(self.namespace.clone()),
+                    name: Some(name),
+                    ..ObjectReference::default()
+                }),
+                ..PersistentVolumeSpec::default()
+            }),
+            status: None,
+        })
+    }
+
+    fn claim(&self, spec: &DeploymentSpec) -> PersistentVolumeClaim {
+        let name = claim_name(spec.framedb_id.as_str());
+        let (storage_class_name, volume_name) = match &self.storage {
+            Storage::Dynamic { storage_class } => (storage_class.clone(), None),
+            Storage::Local { .. } => (Some(String::new()), Some(name.clone())),
+        };
+        PersistentVolumeClaim {
+            metadata: self.meta(name, spec, true),
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(Self::storage_request(spec)),
+                    limits: None,
+                }),
+                storage_class_name,
+                volume_name,
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn image(&self, component: &str) -> String {
+        format!("{}/{component}:{}", self.image_prefix, self.tidb_version)
+    }
+
+    fn statefulset(&self, spec: &DeploymentSpec) -> StatefulSet {
+        let id = spec.framedb_id.as_str();
+        let labels = instance_labels(spec);
+        let selector = BTreeMap::from([
+            (labels::NAME.to_owned(), "tidb".to_owned()),
+            (labels::INSTANCE.to_owned(), id.to_owned()),
+        ]);
+        let port = |name: &str, port: i32| ContainerPort {
+            name: Some(name.into()),
+            container_port: port,
+            ..ContainerPort::default()
+        };
+        let data = |sub_path: &str| VolumeMount {
+            name: "data".into(),
+            mount_path: format!("/data/{sub_path}"),
+            sub_path: Some(sub_path.into()),
+            ..VolumeMount::default()
+        };
+        let args = |items: &[&str]| Some(items.iter().map(|s| (*s).to_owned()).collect());
+        // The three components share the pod's network, so they find each other on
+        // loopback; PD and TiKV keep their data in sub-paths of the one volume.
+        let pd = Container {
+            name: "pd".into(),
+            image: Some(self.image("pd")),
+            command: args(&["/pd-server"]),
+            args: args(&[
+                "--name=pd",
+                "--data-dir=/data/pd",
+                "--client-urls=http://0.0.0.0:2379",
+                "--advertise-client-urls=http://127.0.0.1:2379",
+                "--peer-urls=http://0.0.0.0:2380",
+                "--advertise-peer-urls=http://127.0.0.1:2380",
+            ]),
+            ports: Some(vec![port("pd-client", 2379), port("pd-peer", 2380)]),
+            volume_mounts: Some(vec![data("pd")]),
+            ..Container::default()
+        };
+        let tikv = Container {
+            name: "tikv".into(),
+            image: Some(self.image("tikv")),
+            command: args(&["/tikv-server"]),
+            args: args(&[
+                "--addr=0.0.0.0:20160",
+                "--advertise-addr=127.0.0.1:20160",
+                "--status-addr=0.0.0.0:20180",
+                "--data-dir=/data/tikv",
+                "--pd-endpoints=http://127.0.0.1:2379",
+            ]),
+            ports: Some(vec![port("tikv", 20160), port("tikv-status", 20180)]),
+            volume_mounts: Some(vec![data("tikv")]),
+            ..Container::default()
+        };
+        let tidb = Container {
+            name: "tidb".into(),
+            image: Some(self.image("tidb")),
+            command: args(&["/tidb-server"]),
+            args: args(&[
+                "--store=tikv",
+                "--path=127.0.0.1:2379",
+                "-P",
+                "4000",
+                "--status=10080",
+            ]),
+            ports: Some(vec![
+                port("mysql", MYSQL_PORT),
+                port("status", TIDB_STATUS_PORT),
+            ]),
+            readiness_probe: Some(Probe {
+                http_get: Some(HTTPGetAction {
+                    path: Some("/status".into()),
+                    port: IntOrString::Int(TIDB_STATUS_PORT),
+                    ..HTTPGetAction::default()
+                }),
+                initial_delay_seconds: Some(5),
+                period_seconds: Some(5),
+                failure_threshold: Some(3),
+                ..Probe::default()
+            }),
+            ..Container::default()
+        };
+        StatefulSet {
+            metadata: self.meta(id.to_owned(), spec, true),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(1),
+                service_name: Some(id.to_owned()),
+                selector: LabelSelector {
+                    match_labels: Some(selector),
+                    match_expressions: None,
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(PodSpec {
+                        containers: vec![pd, tikv, tidb],
+                        node_selector: Some(BTreeMap::from([(
+                            self.node_label.clone(),
+                            spec.node_id.to_string(),
+                        )])),
+                        volumes: Some(vec![Volume {
+                            name: "data".into(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: claim_name(id),
+                                read_only: None,
+                            }),
+                            ..Volume::default()
+                        }]),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..StatefulSetSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn service(&self, spec: &DeploymentSpec) -> Service {
+        let id = spec.framedb_id.as_str();
+        Service {
+            metadata: self.meta(id.to_owned(), spec, true),
+            spec: Some(ServiceSpec {
+                type_: Some("NodePort".into()),
+                selector: Some(BTreeMap::from([
+                    (labels::NAME.to_owned(), "tidb".to_owned()),
+                    (labels::INSTANCE.to_owned(), id.to_owned()),
+                ])),
+                ports: Some(vec![ServicePort {
+                    name: Some("mysql".into()),
+                    port: MYSQL_PORT,
+                    target_port: Some(IntOrString::Int(MYSQL_PORT)),
+                    node_port: Some(i32::from(spec.port)),
+                    protocol: Some("TCP".into()),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            status: None,
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Validation and defaulting of written objects, per type, with the field paths and
+//! wording of the real API server's 422 answers. Deliberately partial: it checks what a
+//! deployer can get wrong in ways a real cluster would refuse.
+
+use serde_json::{Value, json};
+
+use super::json::{default_at, meta, object_at, str_at};
+use super::resources::{
+    DEPLOYMENTS, NAMESPACES, NODES, NameRule, PODS, PVCS, PVS, ResourceDef, SERVICES, STATEFULSETS,
+};
+use super::selectors::LabelSelector;
+use super::services;
+use super::status::FieldError;
+use super::store::{ObjKey, State};
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// The naming rule of `res` applied to `name`.
+pub(crate) fn validate_name(res: &ResourceDef, name: &str) -> Option<FieldError> {
+    let value = json!(name);
+    let bad = |detail: &str| Some(FieldError::invalid("metadata.name", &value, detail));
+    match res.name_rule {
+        NameRule::Subdomain => {
+            if name.len() > 253 {
+                bad("must be no more than 253 characters")
+            } else if !name.split('.').all(is_label) {
+                bad(SUBDOMAIN_MSG)
+            } else {
+                None
+            }
+        }
+        NameRule::Label | NameRule::Dns1035 => {
+            let starts_right = res.name_rule == NameRule::Label
+                || name.starts_with(|c: char| c.is_ascii_lowercase());
+            if name.len() > 63 {
+                bad("must be no more than 63 characters")
+            } else if !is_label(name) || !starts_right {
+                bad(if res.name_rule == NameRule::Label {
+                    LABEL_MSG
+                } else {
+                    DNS1035_MSG
+                })
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Defaults and validates `obj` (being created when `old` is `None`); returns the field
+/// errors, empty when the object may be stored.
+pub(crate) fn prepare(
+    state: &mut State,
+    res: &ResourceDef,
+    key: &ObjKey,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Vec<FieldError> {
+    let creating = old.is_none();
+    match res.plural {
+        NAMESPACES => {
+            let name = meta(obj, "name").to_string();
+            object_at(obj, &["metadata", "labels"])
+                .insert("kubernetes.io/metadata.name".into(), json!(name));
+            default_at(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+            if creating {
+                obj["status"] = json!({ "phase": "Active" });
+            }
+            Vec::new()
+        }
+        NODES => {
+            prepare_node(state, obj);
+            Vec::new()
+        }
+        SERVICES => services::prepare(state, key, obj, old),
+        PODS => {
+            let errors = validate_pod_spec(&obj["spec"], "spec");
+            default_pod_spec(object_at(obj, &["spec"]));
+            if creating {
+                obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
+            }
+            errors
+        }
+        PVCS => prepare_claim(obj, creating),
+        PVS => prepare_volume(obj, creating),
+        "secrets" => {
+            prepare_secret(obj);
+            Vec::new()
+        }
+        DEPLOYMENTS | STATEFULSETS => prepare_workload(res, obj, old),
+        _ => Vec::new(),
+    }
+}
+
+fn prepare_node(state: &mut State, obj: &mut Value) {
+    let name = meta(obj, "name").to_string();
+    let labels = object_at(obj, &["metadata", "labels"]);
+    for (k, v) in [
+        ("kubernetes.io/hostname", name.as_str()),
+        ("kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+    ] {
+        labels.entry(k.to_string()).or_insert_with(|| json!(v));
+    }
+    object_at(obj, &["spec"]);
+    if obj["status"]["conditions"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        let ip = format!("172.18.0.{}", state.next_node_ip);
+        state.next_node_ip += 1;
+        let now = super::json::now_rfc3339();
+        let capacity =
+            json!({ "cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi" });
+        obj["status"] = json!({
+            "capacity": capacity,
+            "allocatable": capacity,
+            "conditions": [{
+                "type": "Ready", "status": "True", "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": now, "lastTransitionTime": now,
+            }],
+            "addresses": [{ "type": "InternalIP", "address": ip }, { "type": "Hostname", "address": name }],
+            "nodeInfo": {
+                "kubeletVersion": "v1.33.0", "kubeProxyVersion": "v1.33.0",
+                "containerRuntimeVersion": "containerd://2.0.0", "operatingSystem": "linux",
+                "architecture": "amd64", "osImage": "FrameDB simulated node",
+                "kernelVersion": "6.0.0", "machineID": "", "systemUUID": "", "bootID": "",
+            },
+        });
+    }
+}
+
+/// Pod spec checks shared by pods and workload templates (`path` is where the spec is).
+fn validate_pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let containers = spec["containers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if containers.is_empty() {
+        errors.push(FieldError::required(format!("{path}.containers"), ""));
+    }
+    let mut seen = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        let name = str_at(c, &["name"]);
+        if name.is_empty() {
+            errors.push(FieldError::required(
+                format!("{path}.containers[{i}].name"),
+                "",
+            ));
+        } else if seen.contains(&name) {
+            errors.push(FieldError::duplicate(
+                format!("{path}.containers[{i}].name"),
+                &json!(name),
+            ));
+        } else if !is_label(name) || name.len() > 63 {
+            errors.push(FieldError::invalid(
+                format!("{path}.containers[{i}].name"),
+                &json!(name),
+                LABEL_MSG,
+            ));
+        }
+        seen.push(name);
+        if str_at(c, &["image"]).is_empty() {
+            errors.push(FieldError::required(
+                format!("{path}.containers[{i}].image"),
+                "",
+            ));
+        }
+    }
+    errors
+}
+
+fn default_pod_spec(spec: &mut serde_json::Map<String, Value>) {
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("securityContext", json!({})),
+    ] {
+        if spec.get(k).is_none_or(Value::is_null) {
+            spec.insert(k.to_string(), v);
+        }
+    }
+    if let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) {
+        for c in containers.iter_mut().filter(|c| c.is_object()) {
+            let policy = if str_at(c, &["image"]).ends_with(":latest")
+                || !str_at(c, &["image"]).contains(':')
+            {
+                "Always"
+            } else {
+                "IfNotPresent"
+            };
+            default_at(c, &["imagePullPolicy"], json!(policy));
+            default_at(
+                c,
+                &["terminationMessagePath"],
+                json!("/dev/termination-log"),
+            );
+            default_at(c, &["terminationMessagePolicy"], json!("File"));
+        }
+    }
+}
+
+const ACCESS_MODES: [&str; 4] = [
+    "ReadWriteOnce",
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOncePod",
+];
+
+fn validate_access_modes(obj: &Value, errors: &mut Vec<FieldError>) {
+    let modes = obj["spec"]["accessModes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if modes.is_empty() {
+        errors.push(FieldError::required(
+            "spec.accessModes",
+            "at least 1 access mode is required",
+        ));
+    }
+    for (i, mode) in modes.iter().enumerate() {
+        if !mode.as_str().is_some_and(|m| ACCESS_MODES.contains(&m)) {
+            errors.push(FieldError::not_supported(
+                format!("spec.accessModes[{i}]"),
+                mode,
+                &ACCESS_MODES,
+            ));
+        }
+    }
+}
+
+fn prepare_claim(obj: &mut Value, creating: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_access_modes(obj, &mut errors);
+    if str_at(obj, &["spec", "resources", "requests", "storage"]).is_empty() {
+        errors.push(FieldError::required("spec.resources[storage]", ""));
+    }
+    default_at(obj, &["spec", "volumeMode"], json!("Filesystem"));
+    // Like a cluster with a default StorageClass (kind's "standard"); a claim naming its
+    // volume is left alone so it can bind to a class-less static volume.
+    if str_at(obj, &["spec", "volumeName"]).is_empty() {
+        default_at(obj, &["spec", "storageClassName"], json!("standard"));
+    }
+    if creating {
+        obj["status"] = json!({ "phase": "Pending" });
+    }
+    errors
+}
+
+/// The volume sources a PersistentVolume may name (one is required).
+const VOLUME_SOURCES: [&str; 8] = [
+    "hostPath",
+    "local",
+    "nfs",
+    "csi",
+    "iscsi",
+    "fc",
+    "awsElasticBlockStore",
+    "gcePersistentDisk",
+];
+
+fn prepare_volume(obj: &mut Value, creating: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_access_modes(obj, &mut errors);
+    if str_at(obj, &["spec", "capacity", "storage"]).is_empty() {
+        errors.push(FieldError::required("spec.capacity", ""));
+    }
+    if !VOLUME_SOURCES.iter().any(|s| obj["spec"][*s].is_object()) {
+        errors.push(FieldError::required("spec", "must specify a volume type"));
+    }
+    if obj["spec"]["local"].is_object() && !obj["spec"]["nodeAffinity"].is_object() {
+        errors.push(FieldError::required(
+            "spec.nodeAffinity",
+            "Local volume requires node affinity",
+        ));
+    }
+    default_at(
+        obj,
+        &["spec", "persistentVolumeReclaimPolicy"],
+        json!("Retain"),
+    );
+    default_at(obj, &["spec", "volumeMode"], json!("Filesystem"));
+    if creating {
+        obj["status"] = json!({ "phase": "Available" });
+    }
+    errors
+}
+
+/// `stringData` is write-only: the API server folds it into base64 `data`.
+fn prepare_secret(obj: &mut Value) {
+    default_at(obj, &["type"], json!("Opaque"));
+    let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
+    let data = object_at(obj, &["data"]);
+    for (k, v) in string_data {
+        if let Some(text) = v.as_str() {
+            data.insert(k, json!(super::json::base64(text.as_bytes())));
+        }
+    }
+}
+
+fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let spec = &obj["spec"];
+    match spec.get("replicas").and_then(Value::as_i64) {
+        Some(n) if n < 0 => errors.push(FieldError::invalid(
+            "spec.replicas",
+            &json!(n),
+            "must be greater than or equal to 0",
+        )),
+        _ => {}
+    }
+    if spec["selector"].is_object() {
+        match LabelSelector::from_object(&spec["selector"]) {
+            None => errors.push(FieldError::invalid(
+                "spec.selector",
+                &spec["selector"],
+                "invalid label selector",
+            )),
+            Some(sel) if sel.is_empty() => errors.push(FieldError::invalid(
+                "spec.selector",
+                &spec["selector"],
+                format!("empty selector is invalid for {}", res.singular),
+            )),
+            Some(sel) if !sel.matches_object(&spec["template"]) => {
+                errors.push(FieldError::invalid(
+                    "spec.template.metadata.labels",
+                    &spec["template"]["metadata"]["labels"],
+                    "`selector` does not match template `labels`",
+                ))
+            }
+            Some(_) => {}
+        }
+    } else {
+        errors.push(FieldError::required("spec.selector", ""));
+    }
+    if let Some(old) = old
+        && old["spec"]["selector"] != obj["spec"]["selector"]
+    {
+        errors.push(FieldError::invalid(
+            "spec.selector",
+            &obj["spec"]["selector"],
+            "field is immutable",
+        ));
+    }
+    errors.extend(validate_pod_spec(
+        &obj["spec"]["template"]["spec"],
+        "spec.template.spec",
+    ));
+    default_at(obj, &["spec", "replicas"], json!(1));
+    default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
+    if res.plural == STATEFULSETS {
+        default_at(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
+        default_at(
+            obj,
+            &["spec", "updateStrategy"],
+            json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }),
+        );
+        default_at(
+            obj,
+            &["spec", "persistentVolumeClaimRetentionPolicy"],
+            json!({ "whenDeleted": "Retain", "whenScaled": "Retain" }),
+        );
+    } else {
+        default_at(
+            obj,
+            &["spec", "strategy"],
+            json!({ "type": "RollingUpdate", "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": "25%" } }),
+        );
+        default_at(obj, &["spec", "progressDeadlineSeconds"], json!(600));
+    }
+    default_pod_spec(object_at(obj, &["spec", "template", "spec"]));
+    if old.is_none() {
+        obj["status"] = if res.plural == STATEFULSETS {
+            json!({ "replicas": 0, "availableReplicas": 0 })
+        } else {
+            json!({})
+        };
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::resources::by_plural;
+
+    #[test]
+    fn names() {
+        let svc = by_plural("services");
+        let pod = by_plural("pods");
+        let ns = by_plural("namespaces");
+        assert!(validate_name(svc, "db-1").is_none());
+        assert!(validate_name(svc, "1db").is_some());
+        assert!(validate_name(ns, "1db").is_none());
+        assert!(validate_name(pod, "a.b-c").is_none());
+        assert!(validate_name(ns, "a.b").is_some());
+        assert!(validate_name(pod, "Bad_Name").is_some());
+        assert!(validate_name(pod, "-a").is_some());
+        assert!(validate_name(ns, &"a".repeat(64)).is_some());
+    }
+}

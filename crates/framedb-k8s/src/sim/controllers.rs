@@ -1,0 +1,732 @@
+//! The cluster's controllers, compressed: StatefulSet and Deployment controllers that
+//! create and remove pods, a garbage collector for orphaned pods, a volume binder with a
+//! dynamic provisioner, a scheduler that honours node selectors, required node affinity
+//! and volume node affinity, and a kubelet stand-in that marks scheduled pods Running and,
+//! after `pod_ready_after`, Ready.
+//!
+//! They run synchronously after every write (so a client that creates a StatefulSet sees
+//! its pods on the next read) and on a short timer for readiness deadlines.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::admission;
+use super::faults::seed_from;
+use super::json::{meta, now_rfc3339, object_at, str_at};
+use super::resources::{DEPLOYMENTS, NODES, PODS, PVCS, PVS, STATEFULSETS, by_kind, by_plural};
+use super::selectors::{labels_of, string_map};
+use super::store::{ObjKey, Propagation, State, key};
+
+/// Label carrying a StatefulSet pod's revision.
+const REVISION_LABEL: &str = "controller-revision-hash";
+/// Label carrying a Deployment pod's template hash.
+const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// A short, stable hash of a pod template, spelled like Kubernetes' (no vowels).
+fn template_hash(template: &Value) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h = seed_from(&template.to_string());
+    (0..10)
+        .map(|_| {
+            let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
+            h /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn replicas_of(workload: &Value) -> u64 {
+    workload["spec"]["replicas"].as_u64().unwrap_or(1)
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+/// A condition, keeping the previous transition time when its status did not change.
+fn condition(
+    old_status: &Value,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> Value {
+    let status = if status { "True" } else { "False" };
+    let previous = old_status["conditions"].as_array().and_then(|cs| {
+        cs.iter()
+            .find(|c| c["type"] == kind && c["status"] == status)
+    });
+    let since = previous.map_or(now, |c| str_at(c, &["lastTransitionTime"]));
+    let mut c = json!({ "type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since });
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    c
+}
+
+impl State {
+    /// Runs every controller once.
+    pub fn reconcile(&mut self, now: Instant) {
+        self.sync_statefulsets();
+        self.sync_deployments();
+        self.collect_orphans();
+        self.bind_claims();
+        self.schedule(now);
+        self.mark_ready(now);
+        self.update_workload_status();
+    }
+
+    /// Cheap check run before each request and on the timer: only readiness moves with time.
+    pub fn tick(&mut self, now: Instant) {
+        if self.ready_at.values().any(|at| *at <= now) {
+            self.mark_ready(now);
+            self.update_workload_status();
+        }
+    }
+
+    /// Pods by the uid of each owner they reference.
+    fn pods_by_owner(&self) -> HashMap<String, Vec<ObjKey>> {
+        let mut index: HashMap<String, Vec<ObjKey>> = HashMap::new();
+        for (k, pod) in self.iter(PODS) {
+            for owner in pod["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(uid) = owner["uid"].as_str() {
+                    index.entry(uid.to_string()).or_default().push(k.clone());
+                }
+            }
+        }
+        index
+    }
+
+    fn workloads(&self, res: &str) -> Vec<(ObjKey, Value)> {
+        self.iter(res)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn remove_pod(&mut self, k: &ObjKey) {
+        self.remove(by_plural(PODS), k, Propagation::Cascade);
+    }
+
+    /// Creates a pod from a workload's template, owned by the workload.
+    fn create_pod(
+        &mut self,
+        owner: &Value,
+        name: &str,
+        extra_labels: &[(&str, String)],
+        spec: Value,
+    ) {
+        let ns = meta(owner, "namespace").to_string();
+        let template = &owner["spec"]["template"];
+        let mut labels = template["metadata"]["labels"].clone();
+        for (k, v) in extra_labels {
+            object_at(&mut labels, &[]).insert((*k).to_string(), json!(v));
+        }
+        let mut pod = json!({
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": labels,
+                "ownerReferences": [{
+                    "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta(owner, "name"),
+                    "uid": meta(owner, "uid"), "controller": true, "blockOwnerDeletion": true,
+                }],
+            },
+            "spec": spec,
+        });
+        if let Some(annotations) = template["metadata"]["annotations"].as_object() {
+            pod["metadata"]["annotations"] = json!(annotations);
+        }
+        let k = key(&ns, name);
+        let pods = by_plural(PODS);
+        // Templates were validated with their workload; the defaults are what matters here.
+        let _ = admission::prepare(self, pods, &k, &mut pod, None);
+        self.insert_new(pods, k, pod);
+    }
+
+    fn sync_statefulsets(&mut self) {
+        let owned = self.pods_by_owner();
+        for ((ns, name), sts) in self.workloads(STATEFULSETS) {
+            let replicas = replicas_of(&sts);
+            let revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
+            let prefix = format!("{name}-");
+            for pk in owned.get(meta(&sts, "uid")).into_iter().flatten() {
+                let Some(pod) = self.lookup(PODS, pk) else {
+                    continue;
+                };
+                let ordinal =
+                    pk.1.strip_prefix(&prefix)
+                        .and_then(|o| o.parse::<u64>().ok());
+                let stale = labels_of(pod).get(REVISION_LABEL) != Some(&revision);
+                if ordinal.is_none_or(|o| o >= replicas) || stale {
+                    self.remove_pod(pk);
+                }
+            }
+            for i in 0..replicas {
+                let pod_name = format!("{name}-{i}");
+                if self.lookup(PODS, &key(&ns, &pod_name)).is_some() {
+                    continue;
+                }
+                let mut spec = sts["spec"]["template"]["spec"].clone();
+                spec["hostname"] = json!(pod_name);
+                if let Some(service) = sts["spec"]["serviceName"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                {
+                    spec["subdomain"] = json!(service);
+                }
+                self.ensure_claims(&sts, i, &mut spec);
+                let labels = [
+                    (REVISION_LABEL, revision.clone()),
+                    ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
+                    ("apps.kubernetes.io/pod-index", i.to_string()),
+                ];
+                self.create_pod(&sts, &pod_name, &labels, spec);
+            }
+        }
+    }
+
+    /// Creates the claims of a StatefulSet's `volumeClaimTemplates` for one ordinal and
+    /// mounts them in the pod spec, as the StatefulSet controller does.
+    fn ensure_claims(&mut self, sts: &Value, ordinal: u64, spec: &mut Value) {
+        let ns = meta(sts, "namespace").to_string();
+        for template in sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let volume = meta(template, "name");
+            let claim = format!("{volume}-{}-{ordinal}", meta(sts, "name"));
+            if self.lookup(PVCS, &key(&ns, &claim)).is_none() {
+                let mut labels = string_map(&sts["spec"]["selector"]["matchLabels"]);
+                labels.extend(labels_of(template));
+                let body = json!({ "metadata": { "name": claim, "labels": labels }, "spec": template["spec"] });
+                // An invalid template leaves the pod waiting on its claim, as in Kubernetes.
+                let _ = self.create(by_plural(PVCS), Some(&ns), body);
+            }
+            let volumes = spec["volumes"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if !volumes.iter().any(|v| v["name"] == volume) {
+                let mount =
+                    json!({ "name": volume, "persistentVolumeClaim": { "claimName": claim } });
+                match spec["volumes"].as_array_mut() {
+                    Some(vs) => vs.push(mount),
+                    None => spec["volumes"] = json!([mount]),
+                }
+            }
+        }
+    }
+
+    fn sync_deployments(&mut self) {
+        let owned = self.pods_by_owner();
+        for ((ns, name), deploy) in self.workloads(DEPLOYMENTS) {
+            let replicas = replicas_of(&deploy) as usize;
+            let hash = template_hash(&deploy["spec"]["template"]);
+            let mut current = Vec::new();
+            for pk in owned.get(meta(&deploy, "uid")).into_iter().flatten() {
+                let Some(pod) = self.lookup(PODS, pk) else {
+                    continue;
+                };
+                if labels_of(pod).get(TEMPLATE_HASH_LABEL) == Some(&hash) {
+                    current.push(pk.clone());
+                } else {
+                    self.remove_pod(pk);
+                }
+            }
+            for extra in current.iter().skip(replicas) {
+                self.remove_pod(extra);
+            }
+            for _ in current.len()..replicas {
+                let pod_name = loop {
+                    let candidate = format!("{name}-{hash}-{}", self.random_suffix(5));
+                    if self.lookup(PODS, &key(&ns, &candidate)).is_none() {
+                        break candidate;
+                    }
+                };
+                let spec = deploy["spec"]["template"]["spec"].clone();
+                self.create_pod(
+                    &deploy,
+                    &pod_name,
+                    &[(TEMPLATE_HASH_LABEL, hash.clone())],
+                    spec,
+                );
+            }
+        }
+    }
+
+    /// Deletes pods whose controlling owner no longer exists (the garbage collector).
+    fn collect_orphans(&mut self) {
+        let orphans: Vec<ObjKey> = self
+            .iter(PODS)
+            .filter(|((ns, _), pod)| {
+                pod["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|owner| {
+                        let Some(res) = owner["kind"].as_str().and_then(by_kind) else {
+                            return false;
+                        };
+                        let name = str_at(owner, &["name"]);
+                        self.lookup(res.plural, &key(ns, name))
+                            .is_none_or(|o| o["metadata"]["uid"] != owner["uid"])
+                    })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in orphans {
+            self.remove_pod(&k);
+        }
+    }
+
+    /// Binds pending claims: to the volume they name, to a volume pre-bound to them, or
+    /// to a freshly provisioned one.
+    fn bind_claims(&mut self) {
+        let pending: Vec<(ObjKey, Value)> = self
+            .iter(PVCS)
+            .filter(|(_, c)| !matches!(str_at(c, &["status", "phase"]), "Bound" | "Lost"))
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        for (ck, claim) in pending {
+            let wanted = str_at(&claim, &["spec", "volumeName"]);
+            let claimed_by_us = |pv: &Value| {
+                let r = &pv["spec"]["claimRef"];
+                r.is_null()
+                    || (str_at(r, &["namespace"]) == ck.0
+                        && str_at(r, &["name"]) == ck.1
+                        && (str_at(r, &["uid"]).is_empty() || r["uid"] == claim["metadata"]["uid"]))
+            };
+            let volume = if !wanted.is_empty() {
+                match self.lookup(PVS, &key("", wanted)) {
+                    Some(pv)
+                        if claimed_by_us(pv) && str_at(pv, &["status", "phase"]) != "Released" =>
+                    {
+                        wanted.to_string()
+                    }
+                    _ => continue,
+                }
+            } else if let Some((pk, _)) = self.iter(PVS).find(|(_, pv)| {
+                !pv["spec"]["claimRef"].is_null()
+                    && claimed_by_us(pv)
+                    && str_at(pv, &["status", "phase"]) == "Available"
+            }) {
+                pk.1.clone()
+            } else {
+                self.provision(&claim)
+            };
+            self.bind(&ck, &volume);
+        }
+    }
+
+    /// Creates a volume for a claim, like a dynamic provisioner (reclaim policy Delete).
+    fn provision(&mut self, claim: &Value) -> String {
+        let name = format!("pvc-{}", meta(claim, "uid"));
+        let body = json!({
+            "metadata": { "name": name, "annotations": { "pv.kubernetes.io/provisioned-by": "framedb.io/simulator" } },
+            "spec": {
+                "capacity": { "storage": claim["spec"]["resources"]["requests"]["storage"] },
+                "accessModes": claim["spec"]["accessModes"],
+                "persistentVolumeReclaimPolicy": "Delete",
+                "storageClassName": claim["spec"]["storageClassName"],
+                "volumeMode": claim["spec"]["volumeMode"],
+                "hostPath": { "path": format!("/var/lib/framedb-sim/{name}"), "type": "" },
+            },
+        });
+        self.create(by_plural(PVS), None, body)
+            .expect("a provisioned volume is valid");
+        name
+    }
+
+    fn bind(&mut self, claim_key: &ObjKey, volume: &str) {
+        let pv_key = key("", volume);
+        let (Some(claim), Some(pv)) = (
+            self.lookup(PVCS, claim_key).cloned(),
+            self.lookup(PVS, &pv_key).cloned(),
+        ) else {
+            return;
+        };
+        let mut pv = pv;
+        pv["spec"]["claimRef"] = json!({
+            "kind": "PersistentVolumeClaim", "apiVersion": "v1",
+            "namespace": claim_key.0, "name": claim_key.1,
+            "uid": meta(&claim, "uid"), "resourceVersion": meta(&claim, "resourceVersion"),
+        });
+        pv["status"] = json!({ "phase": "Bound" });
+        let pv = self.put(PVS, pv_key, pv);
+
+        let mut claim = claim;
+        claim["spec"]["volumeName"] = json!(volume);
+        let annotations = object_at(&mut claim, &["metadata", "annotations"]);
+        annotations.insert("pv.kubernetes.io/bind-completed".into(), json!("yes"));
+        annotations.insert("pv.kubernetes.io/bound-by-controller".into(), json!("yes"));
+        claim["status"] = json!({
+            "phase": "Bound",
+            "accessModes": pv["spec"]["accessModes"],
+            "capacity": pv["spec"]["capacity"],
+        });
+        self.put(PVCS, claim_key.clone(), claim);
+    }
+
+    /// Places pending pods on feasible nodes, or records why none fits.
+    fn schedule(&mut self, now: Instant) {
+        let pending: Vec<(ObjKey, Value)> = self
+            .iter(PODS)
+            .filter(|(_, p)| {
+                str_at(p, &["spec", "nodeName"]).is_empty()
+                    && str_at(p, &["status", "phase"]) == "Pending"
+            })
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let stamp = now_rfc3339();
+        for (k, pod) in pending {
+            match self.place(&pod) {
+                Ok(node) => self.start_pod(&k, pod, &node, now, &stamp),
+                Err(message) => {
+                    let status = json!({
+                        "phase": "Pending",
+                        "conditions": [condition(&pod["status"], "PodScheduled", false, "Unschedulable", &message, &stamp)],
+                        "qosClass": pod["status"]["qosClass"],
+                    });
+                    self.set_status(PODS, &k, status);
+                }
+            }
+        }
+    }
+
+    /// The node for a pod, or the scheduler's "0/N nodes are available" explanation.
+    fn place(&self, pod: &Value) -> Result<String, String> {
+        let nodes: Vec<&Value> = self.iter(NODES).map(|(_, n)| n).collect();
+        let total = nodes.len();
+        let preemption = format!(
+            "preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
+        );
+        let ns = meta(pod, "namespace");
+        let mut volume_terms = Vec::new();
+        for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            let Some(claim_name) = volume["persistentVolumeClaim"]["claimName"].as_str() else {
+                continue;
+            };
+            let Some(claim) = self.lookup(PVCS, &key(ns, claim_name)) else {
+                return Err(format!(
+                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" not found. {preemption}"
+                ));
+            };
+            if str_at(claim, &["status", "phase"]) != "Bound" {
+                return Err(format!(
+                    "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {preemption}"
+                ));
+            }
+            if let Some(pv) = self.lookup(PVS, &key("", str_at(claim, &["spec", "volumeName"])))
+                && !pv["spec"]["nodeAffinity"]["required"].is_null()
+            {
+                volume_terms.push(pv["spec"]["nodeAffinity"]["required"].clone());
+            }
+        }
+        if total == 0 {
+            return Err(format!("no nodes available to schedule pods. {preemption}"));
+        }
+        let selector = string_map(&pod["spec"]["nodeSelector"]);
+        let affinity = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut feasible = Vec::new();
+        for node in nodes {
+            let labels = labels_of(node);
+            let reason = if node["spec"]["unschedulable"] == true {
+                Some("node(s) were unschedulable")
+            } else if !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                || (!affinity.is_null() && !node_selector_matches(affinity, node))
+            {
+                Some("node(s) didn't match Pod's node affinity/selector")
+            } else if !volume_terms
+                .iter()
+                .all(|terms| node_selector_matches(terms, node))
+            {
+                Some("node(s) had volume node affinity conflict")
+            } else {
+                None
+            };
+            match reason {
+                Some(r) => *reasons.entry(r).or_default() += 1,
+                None => feasible.push(meta(node, "name").to_string()),
+            }
+        }
+        if feasible.is_empty() {
+            let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            return Err(format!(
+                "0/{total} nodes are available: {}. {preemption}",
+                why.join(", ")
+            ));
+        }
+        // Spread: the feasible node running the fewest pods, then by name.
+        let load = |node: &str| {
+            self.iter(PODS)
+                .filter(|(_, p)| str_at(p, &["spec", "nodeName"]) == node)
+                .count()
+        };
+        Ok(feasible
+            .into_iter()
+            .min_by_key(|n| (load(n), n.clone()))
+            .expect("not empty"))
+    }
+
+    /// Binds a pod to a node and starts its containers (ready later, in `mark_ready`).
+    fn start_pod(&mut self, k: &ObjKey, mut pod: Value, node: &str, now: Instant, stamp: &str) {
+        let host_ip = self
+            .lookup(NODES, &key("", node))
+            .and_then(|n| n["status"]["addresses"].as_array())
+            .and_then(|addrs| addrs.iter().find(|a| a["type"] == "InternalIP"))
+            .map(|a| str_at(a, &["address"]).to_string())
+            .unwrap_or_default();
+        let pod_ip = format!(
+            "10.244.{}.{}",
+            (self.next_pod_ip >> 8) & 0xff,
+            self.next_pod_ip & 0xff
+        );
+        self.next_pod_ip += 1;
+        let containers: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
+        let not_ready = format!("containers with unready status: [{}]", names.join(" "));
+        let statuses: Vec<Value> = containers
+            .iter()
+            .map(|c| {
+                let image = str_at(c, &["image"]);
+                json!({
+                    "name": c["name"], "image": image, "imageID": format!("{image}@sha256:simulated"),
+                    "containerID": format!("containerd://{}", template_hash(&json!([k.0, k.1, c["name"]]))),
+                    "ready": false, "started": true, "restartCount": 0,
+                    "state": { "running": { "startedAt": stamp } },
+                })
+            })
+            .collect();
+        let old = pod["status"].clone();
+        pod["spec"]["nodeName"] = json!(node);
+        pod["status"] = json!({
+            "phase": "Running",
+            "conditions": [
+                condition(&old, "PodReadyToStartContainers", true, "", "", stamp),
+                condition(&old, "Initialized", true, "", "", stamp),
+                condition(&old, "Ready", false, "ContainersNotReady", &not_ready, stamp),
+                condition(&old, "ContainersReady", false, "ContainersNotReady", &not_ready, stamp),
+                condition(&old, "PodScheduled", true, "", "", stamp),
+            ],
+            "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
+            "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
+            "startTime": stamp,
+            "containerStatuses": statuses,
+            "qosClass": old["qosClass"],
+        });
+        self.put(PODS, k.clone(), pod);
+        // Readiness counts from the start of the containers, not from the pod's creation,
+        // so a pod that waited for a node still takes `pod_ready_after` to become ready.
+        self.ready_at.insert(k.clone(), now + self.ready_after);
+    }
+
+    /// Marks pods ready whose readiness delay has passed.
+    fn mark_ready(&mut self, now: Instant) {
+        let due: Vec<ObjKey> = self
+            .ready_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let stamp = now_rfc3339();
+        for k in due {
+            self.ready_at.remove(&k);
+            let Some(pod) = self.lookup(PODS, &k) else {
+                continue;
+            };
+            let mut status = pod["status"].clone();
+            let old = status.clone();
+            if let Some(conditions) = status["conditions"].as_array_mut() {
+                for c in conditions.iter_mut() {
+                    if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                        let kind = c["type"].as_str().unwrap_or_default().to_string();
+                        *c = condition(&old, &kind, true, "", "", &stamp);
+                    }
+                }
+            }
+            if let Some(containers) = status["containerStatuses"].as_array_mut() {
+                for c in containers.iter_mut() {
+                    c["ready"] = json!(true);
+                }
+            }
+            self.set_status(PODS, &k, status);
+        }
+    }
+
+    /// Writes replica counts and conditions into StatefulSet and Deployment status.
+    fn update_workload_status(&mut self) {
+        let owned = self.pods_by_owner();
+        let count = |state: &State, uid: &str, label: &str, want: &str| {
+            let pods: Vec<&Value> = owned
+                .get(uid)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| state.lookup(PODS, k))
+                .collect();
+            let current = pods
+                .iter()
+                .filter(|p| labels_of(p).get(label).is_some_and(|v| v == want))
+                .count();
+            let ready = pods.iter().filter(|p| is_ready(p)).count();
+            (pods.len() as i64, current as i64, ready as i64)
+        };
+        for (k, sts) in self.workloads(STATEFULSETS) {
+            let revision = format!("{}-{}", k.1, template_hash(&sts["spec"]["template"]));
+            let (total, current, ready) = count(self, meta(&sts, "uid"), REVISION_LABEL, &revision);
+            let mut status = json!({
+                "observedGeneration": sts["metadata"]["generation"],
+                "replicas": total,
+                "availableReplicas": ready,
+                "currentRevision": revision,
+                "updateRevision": revision,
+                "collisionCount": 0,
+            });
+            for (field, n) in [
+                ("readyReplicas", ready),
+                ("currentReplicas", current),
+                ("updatedReplicas", current),
+            ] {
+                if n > 0 {
+                    status[field] = json!(n);
+                }
+            }
+            self.set_status(STATEFULSETS, &k, status);
+        }
+        for (k, deploy) in self.workloads(DEPLOYMENTS) {
+            let hash = template_hash(&deploy["spec"]["template"]);
+            let (total, current, ready) =
+                count(self, meta(&deploy, "uid"), TEMPLATE_HASH_LABEL, &hash);
+            let desired = replicas_of(&deploy) as i64;
+            let stamp = now_rfc3339();
+            let old = &deploy["status"];
+            let available = ready >= desired;
+            let replica_set = format!("{}-{hash}", k.1);
+            let (progress_reason, progress_message) = if available && current == desired {
+                (
+                    "NewReplicaSetAvailable",
+                    format!("ReplicaSet \"{replica_set}\" has successfully progressed."),
+                )
+            } else {
+                (
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet \"{replica_set}\" is progressing."),
+                )
+            };
+            let mut conditions = vec![
+                if available {
+                    condition(
+                        old,
+                        "Available",
+                        true,
+                        "MinimumReplicasAvailable",
+                        "Deployment has minimum availability.",
+                        &stamp,
+                    )
+                } else {
+                    condition(
+                        old,
+                        "Available",
+                        false,
+                        "MinimumReplicasUnavailable",
+                        "Deployment does not have minimum availability.",
+                        &stamp,
+                    )
+                },
+                condition(
+                    old,
+                    "Progressing",
+                    true,
+                    progress_reason,
+                    &progress_message,
+                    &stamp,
+                ),
+            ];
+            for c in &mut conditions {
+                let c = object_at(c, &[]);
+                c.remove("lastProbeTime");
+                let since = c["lastTransitionTime"].clone();
+                c.insert("lastUpdateTime".into(), since);
+            }
+            let mut status = json!({ "observedGeneration": deploy["metadata"]["generation"], "conditions": conditions });
+            for (field, n) in [
+                ("replicas", total),
+                ("updatedReplicas", current),
+                ("readyReplicas", ready),
+                ("availableReplicas", ready),
+                ("unavailableReplicas", (desired - ready).max(0)),
+            ] {
+                if n > 0 {
+                    status[field] = json!(n);
+                }
+            }
+            self.set_status(DEPLOYMENTS, &k, status);
+        }
+    }
+}
+
+/// Whether a node satisfies a `NodeSelector` (`nodeSelectorTerms`, ORed; each term's
+/// `matchExpressions` and `matchFields` ANDed).
+fn node_selector_matches(selector: &Value, node: &Value) -> bool {
+    let labels = labels_of(node);
+    let terms = selector["nodeSelectorTerms"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    terms.iter().any(|term| {
+        let exprs = term["matchExpressions"].as_array().into_iter().flatten();
+        let fields = term["matchFields"].as_array().into_iter().flatten();
+        let label_ok =
+            |e: &Value| requirement_matches(e, labels.get(str_at(e, &["key"])).map(String::as_str));
+        let field_ok = |e: &Value| {
+            str_at(e, &["key"]) == "metadata.name"
+                && requirement_matches(e, Some(meta(node, "name")))
+        };
+        exprs.clone().all(label_ok)
+            && fields.clone().all(field_ok)
+            && (exprs.count() + fields.count() > 0)
+    })
+}
+
+fn requirement_matches(expr: &Value, value: Option<&str>) -> bool {
+    let values: Vec<&str> = expr["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let number = |s: &str| s.parse::<i64>().ok();
+    match str_at(expr, &["operator"]) {
+        "In" => value.is_some_and(|v| values.contains(&v)),
+        "NotIn" => value.is_none_or(|v| !values.contains(&v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" => {
+            matches!((value.and_then(number), values.first().and_then(|v| number(v))), (Some(a), Some(b)) if a > b)
+        }
+        "Lt" => {
+            matches!((value.and_then(number), values.first().and_then(|v| number(v))), (Some(a), Some(b)) if a < b)
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,123 @@
+//! Small helpers for reading and writing the JSON objects the simulator stores, and
+//! the clock formats Kubernetes uses.
+
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Map, Value};
+
+/// A string field, or `""` when absent or not a string.
+pub(crate) fn str_at<'a>(value: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = value;
+    for seg in path {
+        cur = &cur[*seg];
+    }
+    cur.as_str().unwrap_or("")
+}
+
+/// `metadata.<field>` as a string.
+pub(crate) fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
+    str_at(obj, &["metadata", field])
+}
+
+/// The object at `path`, created (replacing non-objects) as needed.
+pub(crate) fn object_at<'a>(value: &'a mut Value, path: &[&str]) -> &'a mut Map<String, Value> {
+    let mut cur = value;
+    for seg in path {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        cur = cur
+            .as_object_mut()
+            .expect("just made an object")
+            .entry(seg.to_string())
+            .or_insert(Value::Null);
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Map::new());
+    }
+    cur.as_object_mut().expect("just made an object")
+}
+
+/// Sets `path` to `value` unless a non-null value is already there (API defaulting).
+pub(crate) fn default_at(value: &mut Value, path: &[&str], default: Value) {
+    let (last, parent) = path.split_last().expect("non-empty path");
+    let map = object_at(value, parent);
+    if map.get(*last).is_none_or(Value::is_null) {
+        map.insert(last.to_string(), default);
+    }
+}
+
+/// The current time as RFC 3339 with whole seconds, as Kubernetes writes timestamps.
+pub(crate) fn now_rfc3339() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Seconds since an RFC 3339 timestamp (0 when it cannot be read).
+pub(crate) fn age_seconds(timestamp: &str) -> i64 {
+    timestamp
+        .parse::<Timestamp>()
+        .map(|t| (Timestamp::now().as_second() - t.as_second()).max(0))
+        .unwrap_or(0)
+}
+
+/// A duration the way `kubectl` prints ages (`45s`, `3m12s`, `2h5m`, `4d`).
+pub(crate) fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 3 * 3600 => format!("{}m", s / 60),
+        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s < 2 * 86400 => format!("{}h", s / 3600),
+        s if s < 8 * 86400 => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// Standard base64 (with padding), for `Secret.stringData` → `data`.
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(200), "3m20s");
+        assert_eq!(human_duration(3 * 86400), "3d0h");
+    }
+}

@@ -1,0 +1,582 @@
+//! The HTTP face of the simulator: maps Kubernetes URL shapes and verbs onto the store,
+//! adds latency and injected faults, counts requests, and answers in JSON (objects,
+//! lists, `Table`s or `Status` failures).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State as AxumState};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::discovery;
+use super::faults::{Faults, RequestStats, Verb};
+use super::resources::{NAMESPACES, ResourceDef, find};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{ApiError, ApiResult};
+use super::store::{DeleteOptions, PatchKind, Propagation, State};
+use super::table::{IncludeObject, table};
+
+/// What the request handlers share.
+pub(crate) struct Shared {
+    pub state: Mutex<State>,
+    pub faults: Faults,
+    pub stats: Mutex<RequestStats>,
+    /// `127.0.0.1:PORT`, for `/api`'s server address.
+    pub address: String,
+}
+
+impl Shared {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock must not take every later request down with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stats(&self) -> MutexGuard<'_, RequestStats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The simulator's router: one fallback handler, because Kubernetes paths are easier
+/// to take apart by hand than to spell as route patterns.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+/// A request for resources.
+#[derive(Debug)]
+struct Target {
+    res: &'static ResourceDef,
+    namespace: Option<String>,
+    name: Option<String>,
+    /// The `/status` subresource.
+    status: bool,
+}
+
+#[derive(Debug)]
+enum Route {
+    Version,
+    CoreVersions,
+    CoreResources,
+    Groups,
+    Group(&'static str),
+    GroupResources(&'static str),
+    Resource(Target),
+    Unknown,
+}
+
+fn route(path: &str) -> Route {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["version"] => Route::Version,
+        ["api"] => Route::CoreVersions,
+        ["api", "v1"] => Route::CoreResources,
+        ["api", "v1", rest @ ..] => resource_route("", rest),
+        ["apis"] => Route::Groups,
+        ["apis", group, rest @ ..] => match (discovery::served_group(group), rest) {
+            (Some(group), []) => Route::Group(group),
+            (Some(group), ["v1"]) => Route::GroupResources(group),
+            (Some(group), ["v1", rest @ ..]) => resource_route(group, rest),
+            _ => Route::Unknown,
+        },
+        _ => Route::Unknown,
+    }
+}
+
+fn resource_route(group: &str, rest: &[&str]) -> Route {
+    let target = |res: &'static ResourceDef,
+                  namespace: Option<&str>,
+                  name: Option<&&str>,
+                  sub: Option<&&str>| {
+        let status = match sub {
+            None => false,
+            Some(&"status") => true,
+            Some(_) => return Route::Unknown,
+        };
+        Route::Resource(Target {
+            res,
+            namespace: namespace.map(str::to_string),
+            name: name.map(|n| n.to_string()),
+            status,
+        })
+    };
+    match rest {
+        // /namespaces/{ns}/{resource}[/{name}[/status]]
+        ["namespaces", ns, plural, tail @ ..]
+            if *plural != "status" && *plural != "finalize" && tail.len() <= 2 =>
+        {
+            match find(group, plural) {
+                Some(res) if res.namespaced => target(res, Some(ns), tail.first(), tail.get(1)),
+                _ => Route::Unknown,
+            }
+        }
+        // /{resource}[/{name}[/status]]: cluster-scoped objects, or lists across namespaces.
+        [plural, tail @ ..] if tail.len() <= 2 => match find(group, plural) {
+            Some(res) if !res.namespaced => target(res, None, tail.first(), tail.get(1)),
+            Some(res) if tail.is_empty() => target(res, None, None, None),
+            _ => Route::Unknown,
+        },
+        _ => Route::Unknown,
+    }
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    (code, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn error_response(err: &ApiError) -> Response {
+    let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &err.to_status())
+}
+
+async fn handle(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let path = uri.path();
+    let response = match route(path) {
+        Route::Resource(target) => {
+            resource_request(&shared, &method, &uri, &headers, &body, target)
+        }
+        Route::Unknown => error_response(&ApiError::path_not_found(path)),
+        _ if method != Method::GET => error_response(&ApiError::method_not_allowed(format!(
+            "the server does not allow this method on {path}"
+        ))),
+        discovery_route => {
+            shared.stats().record_discovery();
+            let doc = match discovery_route {
+                Route::Version => discovery::version(),
+                Route::CoreVersions => discovery::core_versions(&shared.address),
+                Route::CoreResources => discovery::resource_list(""),
+                Route::Groups => discovery::group_list(),
+                Route::Group(group) => discovery::group(group),
+                Route::GroupResources(group) => discovery::resource_list(group),
+                _ => discovery::resource_list(""),
+            };
+            json_response(StatusCode::OK, &doc)
+        }
+    };
+    tracing::debug!(%method, path, status = response.status().as_u16(), "simulated Kubernetes API request");
+    response
+}
+
+fn verb_of(method: &Method, target: &Target) -> Option<Verb> {
+    Some(match *method {
+        Method::GET if target.name.is_some() => Verb::Get,
+        Method::GET => Verb::List,
+        Method::POST => Verb::Create,
+        Method::PUT => Verb::Update,
+        Method::PATCH => Verb::Patch,
+        Method::DELETE => Verb::Delete,
+        _ => return None,
+    })
+}
+
+fn resource_request(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    target: Target,
+) -> Response {
+    let Some(verb) = verb_of(method, &target) else {
+        return error_response(&ApiError::method_not_allowed(format!(
+            "{method} is not supported on {}",
+            uri.path()
+        )));
+    };
+    shared.stats().record(verb, target.res.plural);
+    if let Some(code) = shared.faults.decide(verb, target.res.plural) {
+        return error_response(&ApiError::injected(code));
+    }
+    let query: HashMap<String, String> = Query::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    let request = Request {
+        verb,
+        target,
+        query,
+        content_type: header(headers, CONTENT_TYPE.as_str()),
+        accept: header(headers, ACCEPT.as_str()),
+        body,
+    };
+    match request.run(shared) {
+        Ok((code, value)) => json_response(code, &value),
+        Err(err) => error_response(&err),
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// One resource request, decoded.
+struct Request<'a> {
+    verb: Verb,
+    target: Target,
+    query: HashMap<String, String>,
+    content_type: String,
+    accept: String,
+    body: &'a [u8],
+}
+
+impl Request<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn wants_table(&self) -> bool {
+        self.accept.contains("as=Table")
+    }
+
+    fn json_body(&self) -> ApiResult<Value> {
+        // Protobuf and CBOR bodies cannot be read without the schemas; 415 tells the
+        // client which media types are understood.
+        let media = self.content_type.split(';').next().unwrap_or("").trim();
+        if !media.is_empty() && !media.ends_with("json") {
+            return Err(ApiError::unsupported_media_type(media));
+        }
+        serde_json::from_slice(self.body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })
+    }
+
+    fn name(&self) -> ApiResult<&str> {
+        self.target.name.as_deref().ok_or_else(|| {
+            ApiError::method_not_allowed(format!(
+                "{} is not supported on a collection of {}",
+                self.verb, self.target.res.plural
+            ))
+        })
+    }
+
+    fn dry_run(&self, body_options: Option<&Value>) -> bool {
+        self.param("dryRun").is_some()
+            || body_options.is_some_and(|o| o["dryRun"].as_array().is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Runs the request; writes re-run the controllers before the lock is released.
+    fn run(&self, shared: &Shared) -> ApiResult<(StatusCode, Value)> {
+        let res = self.target.res;
+        let ns = self.target.namespace.as_deref();
+        if self.target.status
+            && self.verb != Verb::Get
+            && self.verb != Verb::Update
+            && self.verb != Verb::Patch
+        {
+            return Err(ApiError::method_not_allowed(format!(
+                "{} is not supported on {}/status",
+                self.verb, res.plural
+            )));
+        }
+        let now = Instant::now();
+        let mut guard = shared.state();
+        guard.tick(now);
+        if matches!(self.verb, Verb::Get | Verb::List) {
+            return self.read(&guard);
+        }
+        let delete_options = if self.verb == Verb::Delete && !self.body.is_empty() {
+            Some(self.json_body()?)
+        } else {
+            None
+        };
+        // A dry run works on a copy of the state, so every check runs and nothing stays.
+        let mut scratch;
+        let state: &mut State = if self.dry_run(delete_options.as_ref()) {
+            scratch = guard.clone();
+            &mut scratch
+        } else {
+            &mut guard
+        };
+        let result = match self.verb {
+            Verb::Create => {
+                if self.target.name.is_some() {
+                    return Err(ApiError::method_not_allowed(format!(
+                        "POST is not supported on a single {}",
+                        res.singular
+                    )));
+                }
+                if res.namespaced && ns.is_none() {
+                    return Err(ApiError::method_not_allowed(format!(
+                        "create {} in a namespace: POST to /.../namespaces/{{namespace}}/{}",
+                        res.plural, res.plural
+                    )));
+                }
+                let body = self.json_body()?;
+                check_kind(res, &body)?;
+                state
+                    .create(res, ns, body)
+                    .map(|obj| (StatusCode::CREATED, obj))
+            }
+            Verb::Update => {
+                let body = self.json_body()?;
+                check_kind(res, &body)?;
+                state
+                    .replace(res, ns, self.name()?, body, self.target.status)
+                    .map(|obj| (StatusCode::OK, obj))
+            }
+            Verb::Patch => self.patch(state),
+            _ => self.delete(state, delete_options.as_ref()),
+        };
+        if result.is_ok() {
+            state.reconcile(now);
+        }
+        result
+    }
+
+    fn read(&self, state: &State) -> ApiResult<(StatusCode, Value)> {
+        let res = self.target.res;
+        let ns = self.target.namespace.as_deref();
+        let include = match self.param("includeObject") {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        };
+        if let Some(name) = &self.target.name {
+            let obj = state.get(res, ns, name)?;
+            if self.wants_table() {
+                return Ok((
+                    StatusCode::OK,
+                    table(res, &[obj], &state.resource_version(), include),
+                ));
+            }
+            return Ok((StatusCode::OK, obj));
+        }
+        if matches!(self.param("watch"), Some("true" | "1")) {
+            return Err(ApiError::method_not_allowed(
+                "watch is not supported by the FrameDB Kubernetes simulator",
+            ));
+        }
+        let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;
+        let mut items = state.list(res, ns, &labels, &fields);
+        let rv = state.resource_version();
+        let mut metadata = json!({ "resourceVersion": rv });
+        // Pagination: the continue token is simply the offset of the next item.
+        let offset = match self.param("continue") {
+            Some(token) => token
+                .parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
+            None => 0,
+        };
+        items.drain(..offset.min(items.len()));
+        if let Some(limit) = self
+            .param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|l| *l > 0)
+            && items.len() > limit
+        {
+            metadata["remainingItemCount"] = json!(items.len() - limit);
+            metadata["continue"] = json!((offset + limit).to_string());
+            items.truncate(limit);
+        }
+        if self.wants_table() {
+            let mut t = table(res, &items, &rv, include);
+            t["metadata"] = metadata;
+            return Ok((StatusCode::OK, t));
+        }
+        Ok((
+            StatusCode::OK,
+            json!({
+                "apiVersion": res.api_version(),
+                "kind": format!("{}List", res.kind),
+                "metadata": metadata,
+                "items": items,
+            }),
+        ))
+    }
+
+    fn patch(&self, state: &mut State) -> ApiResult<(StatusCode, Value)> {
+        let res = self.target.res;
+        let name = self.name()?;
+        let media = self.content_type.split(';').next().unwrap_or("").trim();
+        let kind = match media {
+            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                PatchKind::Merge
+            }
+            "application/json-patch+json" => PatchKind::Json,
+            "application/apply-patch+yaml" => PatchKind::Apply,
+            other => return Err(ApiError::unsupported_media_type(other)),
+        };
+        if kind == PatchKind::Apply && self.param("fieldManager").is_none() {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
+        }
+        let body: Value = serde_json::from_slice(self.body).map_err(|e| {
+            let hint = if kind == PatchKind::Apply {
+                " (the simulator accepts apply bodies as JSON only)"
+            } else {
+                ""
+            };
+            ApiError::bad_request(format!("the patch could not be decoded as JSON{hint}: {e}"))
+        })?;
+        if kind == PatchKind::Apply {
+            check_kind(res, &body)?;
+        }
+        let existed = state
+            .get(res, self.target.namespace.as_deref(), name)
+            .is_ok();
+        let obj = state.patch(
+            res,
+            self.target.namespace.as_deref(),
+            name,
+            kind,
+            &body,
+            self.target.status,
+        )?;
+        let code = if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok((code, obj))
+    }
+
+    fn delete(&self, state: &mut State, body: Option<&Value>) -> ApiResult<(StatusCode, Value)> {
+        let res = self.target.res;
+        let ns = self.target.namespace.as_deref();
+        let policy = body
+            .and_then(|b| b["propagationPolicy"].as_str())
+            .or(self.param("propagationPolicy"))
+            .unwrap_or("Background");
+        let orphan = policy == "Orphan" || body.is_some_and(|b| b["orphanDependents"] == true);
+        let options = DeleteOptions {
+            propagation: if orphan {
+                Propagation::Orphan
+            } else {
+                Propagation::Cascade
+            },
+            uid: body
+                .and_then(|b| b["preconditions"]["uid"].as_str())
+                .map(str::to_string),
+            resource_version: body
+                .and_then(|b| b["preconditions"]["resourceVersion"].as_str())
+                .map(str::to_string),
+        };
+        if let Some(name) = &self.target.name {
+            return state
+                .delete(res, ns, name, &options)
+                .map(|obj| (StatusCode::OK, obj));
+        }
+        if res.plural == NAMESPACES {
+            return Err(ApiError::method_not_allowed(
+                "deletecollection is not supported on namespaces",
+            ));
+        }
+        let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;
+        let mut deleted = Vec::new();
+        for obj in state.list(res, ns, &labels, &fields) {
+            let obj_ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            deleted.push(state.delete(res, obj_ns.as_deref(), &name, &options)?);
+        }
+        Ok((
+            StatusCode::OK,
+            json!({
+                "apiVersion": res.api_version(),
+                "kind": format!("{}List", res.kind),
+                "metadata": { "resourceVersion": state.resource_version() },
+                "items": deleted,
+            }),
+        ))
+    }
+}
+
+/// A body must not name another type than the URL.
+fn check_kind(res: &ResourceDef, body: &Value) -> ApiResult<()> {
+    match body["kind"].as_str() {
+        Some(kind) if !kind.is_empty() && kind != res.kind => Err(ApiError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the resource of the URL ({})",
+            res.plural
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(path: &str) -> Option<(String, Option<String>, Option<String>, bool)> {
+        match route(path) {
+            Route::Resource(t) => Some((t.res.plural.to_string(), t.namespace, t.name, t.status)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn url_shapes() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            target("/api/v1/namespaces"),
+            Some(("namespaces".into(), None, None, false))
+        );
+        assert_eq!(
+            target("/api/v1/namespaces/a"),
+            Some(("namespaces".into(), None, s("a"), false))
+        );
+        assert_eq!(
+            target("/api/v1/namespaces/a/status"),
+            Some(("namespaces".into(), None, s("a"), true))
+        );
+        assert_eq!(
+            target("/api/v1/namespaces/a/services"),
+            Some(("services".into(), s("a"), None, false))
+        );
+        assert_eq!(
+            target("/api/v1/namespaces/a/pods/p/status"),
+            Some(("pods".into(), s("a"), s("p"), true))
+        );
+        assert_eq!(
+            target("/api/v1/services"),
+            Some(("services".into(), None, None, false))
+        );
+        assert_eq!(
+            target("/api/v1/nodes/n"),
+            Some(("nodes".into(), None, s("n"), false))
+        );
+        assert_eq!(
+            target("/apis/apps/v1/namespaces/a/statefulsets/x"),
+            Some(("statefulsets".into(), s("a"), s("x"), false))
+        );
+        assert_eq!(
+            target("/apis/apps/v1/deployments"),
+            Some(("deployments".into(), None, None, false))
+        );
+        assert_eq!(target("/api/v1/services/x"), None);
+        assert_eq!(target("/api/v1/namespaces/a/statefulsets"), None);
+        assert_eq!(target("/api/v1/namespaces/a/pods/p/log"), None);
+        assert_eq!(target("/apis/batch/v1/jobs"), None);
+    }
+}

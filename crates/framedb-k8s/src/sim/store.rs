@@ -1,0 +1,650 @@
+//! The object store and the API verbs on it: create, get, list, replace, patch, apply
+//! and delete, with Kubernetes' metadata bookkeeping (uid, resourceVersion,
+//! generation, creationTimestamp) and the side effects of deletion (namespace
+//! cascade, freed node ports, released volumes).
+//!
+//! Everything lives behind one lock held for a whole operation, which is what makes
+//! check-and-insert steps (name uniqueness, node-port allocation) atomic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::admission;
+use super::faults::Rng;
+use super::json::{meta, now_rfc3339, object_at, str_at};
+use super::patch::merge_patch;
+use super::resources::{NAMESPACES, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{ApiError, ApiResult, FieldError};
+
+/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+pub(crate) type ObjKey = (String, String);
+
+/// Builds an [`ObjKey`].
+pub(crate) fn key(namespace: &str, name: &str) -> ObjKey {
+    (namespace.to_string(), name.to_string())
+}
+
+/// How `DELETE` treats the deleted object's dependents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    /// Dependents go too (`Background` and `Foreground` alike: at once).
+    Cascade,
+    /// Dependents stay, without their owner reference.
+    Orphan,
+}
+
+/// Options of a `DELETE`, from its body and query.
+#[derive(Clone, Debug)]
+pub(crate) struct DeleteOptions {
+    pub propagation: Propagation,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// The simulated cluster's state.
+#[derive(Clone, Debug)]
+pub(crate) struct State {
+    objects: HashMap<&'static str, BTreeMap<ObjKey, Value>>,
+    resource_version: u64,
+    pub rng: Rng,
+    /// nodePort → the Service holding it; node ports are cluster-wide.
+    pub node_ports: BTreeMap<u16, ObjKey>,
+    next_cluster_ip: u32,
+    pub next_pod_ip: u32,
+    pub next_node_ip: u32,
+    pub ready_after: Duration,
+    /// Scheduled pods that are not ready yet, and when they become ready.
+    pub ready_at: BTreeMap<ObjKey, Instant>,
+}
+
+impl State {
+    pub fn new(seed: u64, ready_after: Duration) -> Self {
+        let mut state = Self {
+            objects: RESOURCES
+                .iter()
+                .map(|r| (r.plural, BTreeMap::new()))
+                .collect(),
+            resource_version: 1000,
+            rng: Rng::new(seed),
+            node_ports: BTreeMap::new(),
+            next_cluster_ip: 1,
+            next_pod_ip: 2,
+            next_node_ip: 2,
+            ready_after,
+            ready_at: BTreeMap::new(),
+        };
+        let ns = by_plural(NAMESPACES);
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            state
+                .create(ns, None, json!({ "metadata": { "name": name } }))
+                .expect("built-in namespaces are valid");
+        }
+        // Like a real cluster, `default` holds the API server's own Service.
+        state
+            .create(
+                by_plural(SERVICES),
+                Some("default"),
+                json!({
+                    "metadata": { "name": "kubernetes", "labels": { "component": "apiserver", "provider": "kubernetes" } },
+                    "spec": { "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443 }] },
+                }),
+            )
+            .expect("the kubernetes service is valid");
+        state
+    }
+
+    // --- raw access, used by the controllers too --------------------------------
+
+    fn table(&self, res: &str) -> &BTreeMap<ObjKey, Value> {
+        &self.objects[res]
+    }
+
+    fn table_mut(&mut self, res: &str) -> &mut BTreeMap<ObjKey, Value> {
+        self.objects
+            .get_mut(res)
+            .expect("every served resource has a table")
+    }
+
+    /// All objects of a type, sorted by namespace and name.
+    pub fn iter(&self, res: &str) -> impl Iterator<Item = (&ObjKey, &Value)> {
+        self.table(res).iter()
+    }
+
+    pub fn lookup(&self, res: &str, key: &ObjKey) -> Option<&Value> {
+        self.table(res).get(key)
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> String {
+        self.resource_version.to_string()
+    }
+
+    /// Stores `obj` as a new revision: bumps the global resourceVersion into it.
+    pub fn put(&mut self, res: &str, key: ObjKey, mut obj: Value) -> Value {
+        self.resource_version += 1;
+        object_at(&mut obj, &["metadata"]).insert(
+            "resourceVersion".into(),
+            json!(self.resource_version.to_string()),
+        );
+        self.table_mut(res).insert(key, obj.clone());
+        obj
+    }
+
+    /// Replaces `status` if it differs, so that a steady state does not churn revisions.
+    pub fn set_status(&mut self, res: &str, key: &ObjKey, status: Value) {
+        let Some(current) = self.lookup(res, key) else {
+            return;
+        };
+        if current["status"] == status {
+            return;
+        }
+        let mut obj = current.clone();
+        obj["status"] = status;
+        self.put(res, key.clone(), obj);
+    }
+
+    pub fn next_uid(&mut self) -> String {
+        let a = self.rng.next_u64();
+        let b = self.rng.next_u64();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0x0fff,
+            ((b >> 48) & 0x3fff) | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    /// `n` random characters from Kubernetes' name-suffix alphabet (no vowels).
+    pub fn random_suffix(&mut self, n: usize) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        (0..n)
+            .map(|_| ALPHABET[self.rng.below(ALPHABET.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    pub fn next_cluster_ip(&mut self) -> String {
+        let n = self.next_cluster_ip;
+        self.next_cluster_ip += 1;
+        format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+
+    /// Fills the server-owned metadata of a new object and stores it.
+    pub fn insert_new(&mut self, res: &ResourceDef, key: ObjKey, mut obj: Value) -> Value {
+        obj["apiVersion"] = json!(res.api_version());
+        obj["kind"] = json!(res.kind);
+        let uid = self.next_uid();
+        let metadata = object_at(&mut obj, &["metadata"]);
+        metadata.insert("uid".into(), json!(uid));
+        metadata.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        metadata.insert("generation".into(), json!(1));
+        for transient in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
+            metadata.remove(transient);
+        }
+        let obj = self.put(res.plural, key.clone(), obj);
+        self.after_write(res, &key);
+        obj
+    }
+
+    /// Keeps the node-port index in step with a Service that was just written.
+    fn after_write(&mut self, res: &ResourceDef, key: &ObjKey) {
+        if res.plural != SERVICES {
+            return;
+        }
+        self.node_ports.retain(|_, holder| holder != key);
+        let ports: Vec<u16> = self
+            .lookup(SERVICES, key)
+            .and_then(|svc| svc["spec"]["ports"].as_array())
+            .map(|ports| {
+                ports
+                    .iter()
+                    .filter_map(|p| p["nodePort"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for port in ports {
+            self.node_ports.insert(port, key.clone());
+        }
+    }
+
+    // --- verbs ------------------------------------------------------------------
+
+    fn namespace_of(res: &ResourceDef, url_ns: Option<&str>) -> String {
+        if res.namespaced {
+            url_ns.unwrap_or("default").to_string()
+        } else {
+            String::new()
+        }
+    }
+
+    fn require_namespace(&self, ns: &str) -> ApiResult<()> {
+        if self.lookup(NAMESPACES, &key("", ns)).is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(by_plural(NAMESPACES), ns))
+        }
+    }
+
+    /// Checks that the body's name and namespace agree with the URL and fills them in.
+    fn reconcile_identity(
+        res: &ResourceDef,
+        obj: &mut Value,
+        ns: &str,
+        name: Option<&str>,
+    ) -> ApiResult<()> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "the body of a {} must be a JSON object",
+                res.kind
+            )));
+        }
+        let metadata = object_at(obj, &["metadata"]);
+        if res.namespaced {
+            match metadata.get("namespace").and_then(Value::as_str) {
+                Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    metadata.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            metadata.remove("namespace");
+        }
+        if let Some(url_name) = name {
+            match metadata.get("name").and_then(Value::as_str) {
+                Some(body_name) if !body_name.is_empty() && body_name != url_name => {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+                    )));
+                }
+                _ => {
+                    metadata.insert("name".into(), json!(url_name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// POST: creates an object (409 AlreadyExists, 404 for a missing namespace, 422 Invalid).
+    pub fn create(
+        &mut self,
+        res: &'static ResourceDef,
+        url_ns: Option<&str>,
+        mut obj: Value,
+    ) -> ApiResult<Value> {
+        let ns = Self::namespace_of(res, url_ns);
+        Self::reconcile_identity(res, &mut obj, &ns, None)?;
+        if meta(&obj, "name").is_empty() {
+            let prefix = meta(&obj, "generateName").to_string();
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(
+                    res,
+                    "",
+                    vec![FieldError::required(
+                        "metadata.name",
+                        "name or generateName is required",
+                    )],
+                ));
+            }
+            let name = loop {
+                let candidate = format!("{prefix}{}", self.random_suffix(5));
+                if self.lookup(res.plural, &key(&ns, &candidate)).is_none() {
+                    break candidate;
+                }
+            };
+            obj["metadata"]["name"] = json!(name);
+        }
+        let name = meta(&obj, "name").to_string();
+        if res.namespaced {
+            self.require_namespace(&ns)?;
+        }
+        let k = key(&ns, &name);
+        let mut errors: Vec<FieldError> =
+            admission::validate_name(res, &name).into_iter().collect();
+        if res.has_status && res.plural != "nodes" {
+            // Status is the controllers' to write; a client cannot create it.
+            obj.as_object_mut().expect("checked above").remove("status");
+        }
+        errors.extend(admission::prepare(self, res, &k, &mut obj, None));
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(res, &name, errors));
+        }
+        if self.lookup(res.plural, &k).is_some() {
+            return Err(ApiError::already_exists(res, &name));
+        }
+        Ok(self.insert_new(res, k, obj))
+    }
+
+    /// GET of one object.
+    pub fn get(&self, res: &ResourceDef, url_ns: Option<&str>, name: &str) -> ApiResult<Value> {
+        let ns = Self::namespace_of(res, url_ns);
+        self.lookup(res.plural, &key(&ns, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(res, name))
+    }
+
+    /// GET of a collection: every matching object of one namespace or of all.
+    pub fn list(
+        &self,
+        res: &ResourceDef,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Vec<Value> {
+        self.iter(res.plural)
+            .filter(|((obj_ns, _), _)| ns.is_none_or(|ns| ns == obj_ns))
+            .filter(|(_, obj)| labels.matches_object(obj) && fields.matches(obj))
+            .map(|(_, obj)| obj.clone())
+            .collect()
+    }
+
+    /// PUT of an object, or of its `status` when `status_only`.
+    pub fn replace(
+        &mut self,
+        res: &'static ResourceDef,
+        url_ns: Option<&str>,
+        name: &str,
+        mut body: Value,
+        status_only: bool,
+    ) -> ApiResult<Value> {
+        let ns = Self::namespace_of(res, url_ns);
+        Self::reconcile_identity(res, &mut body, &ns, Some(name))?;
+        let k = key(&ns, name);
+        let old = self
+            .lookup(res.plural, &k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(res, name))?;
+        let wanted_rv = meta(&body, "resourceVersion");
+        if !wanted_rv.is_empty() && wanted_rv != meta(&old, "resourceVersion") {
+            return Err(ApiError::stale(res, name));
+        }
+        let mut new = if status_only {
+            let mut new = old.clone();
+            new["status"] = body.get("status").cloned().unwrap_or(Value::Null);
+            new
+        } else {
+            let mut new = body;
+            if res.has_status {
+                // The main resource cannot change status, as with a real status subresource.
+                match old.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        new.as_object_mut()
+                            .expect("checked object")
+                            .remove("status");
+                    }
+                }
+            }
+            new
+        };
+        new["apiVersion"] = json!(res.api_version());
+        new["kind"] = json!(res.kind);
+        {
+            let metadata = object_at(&mut new, &["metadata"]);
+            for kept in [
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "resourceVersion",
+                "deletionTimestamp",
+            ] {
+                match old["metadata"].get(kept) {
+                    Some(v) => metadata.insert(kept.into(), v.clone()),
+                    None => metadata.remove(kept),
+                };
+            }
+            metadata.remove("managedFields");
+        }
+        if !status_only {
+            let errors = admission::prepare(self, res, &k, &mut new, Some(&old));
+            if !errors.is_empty() {
+                return Err(ApiError::invalid(res, name, errors));
+            }
+        }
+        if new == old {
+            // A no-op write does not bump the revision (as in Kubernetes).
+            return Ok(old);
+        }
+        if spec_changed(&old, &new) {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            new["metadata"]["generation"] = json!(generation);
+        }
+        let stored = self.put(res.plural, k.clone(), new);
+        self.after_write(res, &k);
+        Ok(stored)
+    }
+
+    /// PATCH with an already parsed body; `apply` creates a missing object.
+    pub fn patch(
+        &mut self,
+        res: &'static ResourceDef,
+        url_ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        status_only: bool,
+    ) -> ApiResult<Value> {
+        let ns = Self::namespace_of(res, url_ns);
+        let Some(old) = self.lookup(res.plural, &key(&ns, name)).cloned() else {
+            if kind == PatchKind::Apply && !status_only {
+                let mut obj = body.clone();
+                Self::reconcile_identity(res, &mut obj, &ns, Some(name))?;
+                return self.create(res, url_ns, obj);
+            }
+            return Err(ApiError::not_found(res, name));
+        };
+        let mut merged = old;
+        match kind {
+            PatchKind::Merge | PatchKind::Apply => {
+                if !body.is_object() {
+                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                }
+                if kind == PatchKind::Apply {
+                    let mut body = body.clone();
+                    Self::reconcile_identity(res, &mut body, &ns, Some(name))?;
+                    merge_patch(&mut merged, &body);
+                } else {
+                    merge_patch(&mut merged, body);
+                }
+            }
+            PatchKind::Json => super::patch::json_patch(&mut merged, body).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
+            })?,
+        }
+        self.replace(res, url_ns, name, merged, status_only)
+    }
+
+    /// DELETE of one object, with its dependents; answers the object as it was deleted.
+    pub fn delete(
+        &mut self,
+        res: &'static ResourceDef,
+        url_ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
+        let ns = Self::namespace_of(res, url_ns);
+        let k = key(&ns, name);
+        let old = self
+            .lookup(res.plural, &k)
+            .ok_or_else(|| ApiError::not_found(res, name))?;
+        if let Some(uid) = &opts.uid
+            && uid != meta(old, "uid")
+        {
+            return Err(ApiError::conflict(
+                res,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta(old, "uid")
+                ),
+            ));
+        }
+        if let Some(rv) = &opts.resource_version
+            && rv != meta(old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(
+                res,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta(old, "resourceVersion")
+                ),
+            ));
+        }
+        let mut gone = self
+            .remove(res, &k, opts.propagation)
+            .expect("looked up above");
+        self.resource_version += 1;
+        let metadata = object_at(&mut gone, &["metadata"]);
+        metadata.insert(
+            "resourceVersion".into(),
+            json!(self.resource_version.to_string()),
+        );
+        if res.plural == NAMESPACES {
+            metadata.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            gone["status"] = json!({ "phase": "Terminating" });
+        }
+        Ok(gone)
+    }
+
+    /// Removes an object and applies deletion side effects; `None` if it was not there.
+    pub fn remove(
+        &mut self,
+        res: &ResourceDef,
+        k: &ObjKey,
+        propagation: Propagation,
+    ) -> Option<Value> {
+        let gone = self.table_mut(res.plural).remove(k)?;
+        match res.plural {
+            NAMESPACES => {
+                let ns = &k.1;
+                for inner in RESOURCES.iter().filter(|r| r.namespaced) {
+                    let keys: Vec<ObjKey> = self
+                        .table(inner.plural)
+                        .keys()
+                        .filter(|(n, _)| n == ns)
+                        .cloned()
+                        .collect();
+                    for inner_key in keys {
+                        self.remove(inner, &inner_key, Propagation::Cascade);
+                    }
+                }
+            }
+            SERVICES => self.node_ports.retain(|_, holder| holder != k),
+            PODS => {
+                self.ready_at.remove(k);
+            }
+            PVCS => self.release_volume(&gone),
+            PVS => self.lose_claim(&gone),
+            _ => {}
+        }
+        let uid = meta(&gone, "uid").to_string();
+        if res.group == "apps" && !uid.is_empty() {
+            self.drop_dependents(&k.0, &uid, propagation);
+        }
+        Some(gone)
+    }
+
+    /// Deletes (or orphans) the pods that name `owner_uid` in their owner references.
+    fn drop_dependents(&mut self, ns: &str, owner_uid: &str, propagation: Propagation) {
+        let owned = |pod: &Value| {
+            pod["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
+        };
+        let dependents: Vec<ObjKey> = self
+            .iter(PODS)
+            .filter(|((pod_ns, _), pod)| pod_ns == ns && owned(pod))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for dep in dependents {
+            match propagation {
+                Propagation::Cascade => {
+                    self.remove(by_plural(PODS), &dep, Propagation::Cascade);
+                }
+                Propagation::Orphan => {
+                    let mut pod = self.lookup(PODS, &dep).expect("listed above").clone();
+                    if let Some(refs) = pod["metadata"]["ownerReferences"].as_array_mut() {
+                        refs.retain(|r| r["uid"] != owner_uid);
+                    }
+                    self.put(PODS, dep, pod);
+                }
+            }
+        }
+    }
+
+    /// A deleted claim frees its volume: dynamically provisioned ones (reclaim policy
+    /// `Delete`) go, others become `Released`.
+    fn release_volume(&mut self, claim: &Value) {
+        let pv_name = str_at(claim, &["spec", "volumeName"]);
+        let pv_key = key("", pv_name);
+        let Some(pv) = self.lookup(PVS, &pv_key) else {
+            return;
+        };
+        if pv["spec"]["claimRef"]["uid"] != claim["metadata"]["uid"] {
+            return;
+        }
+        if str_at(pv, &["spec", "persistentVolumeReclaimPolicy"]) == "Delete" {
+            self.remove(by_plural(PVS), &pv_key, Propagation::Cascade);
+        } else {
+            self.set_status(PVS, &pv_key, json!({ "phase": "Released" }));
+        }
+    }
+
+    /// A deleted volume leaves its bound claim `Lost`.
+    fn lose_claim(&mut self, volume: &Value) {
+        let claim_ref = &volume["spec"]["claimRef"];
+        let claim_key = key(
+            str_at(claim_ref, &["namespace"]),
+            str_at(claim_ref, &["name"]),
+        );
+        if let Some(claim) = self.lookup(PVCS, &claim_key)
+            && claim["spec"]["volumeName"] == volume["metadata"]["name"]
+        {
+            let mut status = claim["status"].clone();
+            status["phase"] = json!("Lost");
+            self.set_status(PVCS, &claim_key, status);
+        }
+    }
+}
+
+/// The patch flavours the simulator accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PatchKind {
+    /// `application/merge-patch+json`, and strategic merge patches approximated by it.
+    Merge,
+    /// `application/json-patch+json`.
+    Json,
+    /// `application/apply-patch+yaml` (server-side apply, approximated by a merge).
+    Apply,
+}
+
+/// Whether anything outside `metadata` and `status` changed (what bumps `generation`).
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("metadata");
+            map.remove("status");
+        }
+        v
+    };
+    strip(old) != strip(new)
+}

@@ -1,0 +1,368 @@
+//! Server-side printing: `meta.k8s.io/v1` `Table` answers for clients that ask for them
+//! (`kubectl get` does), with the columns `kubectl` users expect per type.
+
+use serde_json::{Value, json};
+
+use super::json::{age_seconds, human_duration, meta, str_at};
+use super::resources::ResourceDef;
+
+fn column(name: &str, kind: &str, priority: u8) -> Value {
+    let format = if name == "Name" { "name" } else { "" };
+    json!({ "name": name, "type": kind, "format": format, "description": "", "priority": priority })
+}
+
+fn age(obj: &Value) -> String {
+    human_duration(age_seconds(meta(obj, "creationTimestamp")))
+}
+
+fn or_none(s: &str) -> String {
+    if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn access_modes(modes: &Value) -> String {
+    modes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn count(value: &Value) -> usize {
+    value.as_object().map_or(0, |m| m.len())
+}
+
+/// Column definitions and one row of cells per object, for `res`.
+fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec<Value>>) {
+    let name = column("Name", "string", 0);
+    let age_col = column("Age", "string", 0);
+    match res.plural {
+        "namespaces" => (
+            vec![name, column("Status", "string", 0), age_col],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(str_at(o, &["status", "phase"])),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "nodes" => (
+            vec![
+                name,
+                column("Status", "string", 0),
+                column("Roles", "string", 0),
+                age_col,
+                column("Version", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let ready = o["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    let mut status = if ready {
+                        "Ready".to_string()
+                    } else {
+                        "NotReady".to_string()
+                    };
+                    if o["spec"]["unschedulable"] == true {
+                        status.push_str(",SchedulingDisabled");
+                    }
+                    let roles: Vec<&str> = o["metadata"]["labels"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect();
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(status),
+                        json!(or_none(&roles.join(","))),
+                        json!(age(o)),
+                        json!(str_at(o, &["status", "nodeInfo", "kubeletVersion"])),
+                    ]
+                })
+                .collect(),
+        ),
+        "services" => (
+            vec![
+                name,
+                column("Type", "string", 0),
+                column("Cluster-IP", "string", 0),
+                column("External-IP", "string", 0),
+                column("Port(s)", "string", 0),
+                age_col,
+                column("Selector", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let ty = str_at(o, &["spec", "type"]);
+                    let ports: Vec<String> = o["spec"]["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            let protocol = str_at(p, &["protocol"]);
+                            match p["nodePort"].as_u64() {
+                                Some(np) => format!("{}:{np}/{protocol}", p["port"]),
+                                None => format!("{}/{protocol}", p["port"]),
+                            }
+                        })
+                        .collect();
+                    let external = if ty == "LoadBalancer" {
+                        "<pending>".to_string()
+                    } else {
+                        "<none>".to_string()
+                    };
+                    let selector: Vec<String> = o["spec"]["selector"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect();
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(ty),
+                        json!(or_none(str_at(o, &["spec", "clusterIP"]))),
+                        json!(external),
+                        json!(or_none(&ports.join(","))),
+                        json!(age(o)),
+                        json!(or_none(&selector.join(","))),
+                    ]
+                })
+                .collect(),
+        ),
+        "pods" => (
+            vec![
+                name,
+                column("Ready", "string", 0),
+                column("Status", "string", 0),
+                column("Restarts", "string", 0),
+                age_col,
+                column("IP", "string", 1),
+                column("Node", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let statuses = o["status"]["containerStatuses"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+                    let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(format!("{ready}/{total}")),
+                        json!(str_at(o, &["status", "phase"])),
+                        json!("0"),
+                        json!(age(o)),
+                        json!(or_none(str_at(o, &["status", "podIP"]))),
+                        json!(or_none(str_at(o, &["spec", "nodeName"]))),
+                    ]
+                })
+                .collect(),
+        ),
+        "statefulsets" => (
+            vec![name, column("Ready", "string", 0), age_col],
+            items
+                .iter()
+                .map(|o| {
+                    let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+                    let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(format!("{ready}/{want}")),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "deployments" => (
+            vec![
+                name,
+                column("Ready", "string", 0),
+                column("Up-to-date", "string", 0),
+                column("Available", "string", 0),
+                age_col,
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let n = |f: &str| o["status"][f].as_i64().unwrap_or(0);
+                    let want = o["spec"]["replicas"].as_i64().unwrap_or(1);
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(format!("{}/{want}", n("readyReplicas"))),
+                        json!(n("updatedReplicas")),
+                        json!(n("availableReplicas")),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "persistentvolumeclaims" => (
+            vec![
+                name,
+                column("Status", "string", 0),
+                column("Volume", "string", 0),
+                column("Capacity", "string", 0),
+                column("Access Modes", "string", 0),
+                column("StorageClass", "string", 0),
+                age_col,
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(str_at(o, &["status", "phase"])),
+                        json!(str_at(o, &["spec", "volumeName"])),
+                        json!(str_at(o, &["status", "capacity", "storage"])),
+                        json!(access_modes(&o["status"]["accessModes"])),
+                        json!(or_none(str_at(o, &["spec", "storageClassName"]))),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "persistentvolumes" => (
+            vec![
+                name,
+                column("Capacity", "string", 0),
+                column("Access Modes", "string", 0),
+                column("Reclaim Policy", "string", 0),
+                column("Status", "string", 0),
+                column("Claim", "string", 0),
+                column("StorageClass", "string", 0),
+                age_col,
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let claim_ref = &o["spec"]["claimRef"];
+                    let claim = if claim_ref.is_null() {
+                        String::new()
+                    } else {
+                        format!(
+                            "{}/{}",
+                            str_at(claim_ref, &["namespace"]),
+                            str_at(claim_ref, &["name"])
+                        )
+                    };
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(str_at(o, &["spec", "capacity", "storage"])),
+                        json!(access_modes(&o["spec"]["accessModes"])),
+                        json!(str_at(o, &["spec", "persistentVolumeReclaimPolicy"])),
+                        json!(str_at(o, &["status", "phase"])),
+                        json!(claim),
+                        json!(str_at(o, &["spec", "storageClassName"])),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "configmaps" => (
+            vec![name, column("Data", "integer", 0), age_col],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(count(&o["data"]) + count(&o["binaryData"])),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "secrets" => (
+            vec![
+                name,
+                column("Type", "string", 0),
+                column("Data", "integer", 0),
+                age_col,
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(str_at(o, &["type"])),
+                        json!(count(&o["data"])),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        _ => (
+            vec![name, age_col],
+            items
+                .iter()
+                .map(|o| vec![json!(meta(o, "name")), json!(age(o))])
+                .collect(),
+        ),
+    }
+}
+
+/// How much of each object a row carries (`includeObject`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IncludeObject {
+    None,
+    Metadata,
+    Object,
+}
+
+/// A `Table` of `items` (one object for a GET, the list for a LIST).
+pub(crate) fn table(
+    res: &ResourceDef,
+    items: &[Value],
+    resource_version: &str,
+    include: IncludeObject,
+) -> Value {
+    let (columns, cells) = columns_and_cells(res, items);
+    let rows: Vec<Value> = items
+        .iter()
+        .zip(cells)
+        .map(|(obj, cells)| {
+            let mut row = json!({ "cells": cells });
+            match include {
+                IncludeObject::None => {}
+                IncludeObject::Metadata => {
+                    row["object"] = json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": obj["metadata"],
+                    });
+                }
+                IncludeObject::Object => row["object"] = obj.clone(),
+            }
+            row
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": { "resourceVersion": resource_version },
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}

@@ -1,0 +1,298 @@
+//! The kube-rs deployer and port allocator against the simulator: the objects of
+//! DESIGN.md §4, status read from pods, idempotent deploy and delete.
+
+use std::time::Duration;
+
+use framedb_core::{ClusterDeployer, Error, FramedbId, InstanceStatus, PortAllocator};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::Api;
+
+use super::{Cluster, cluster_id, spec};
+
+const NS: &str = "framedb-storage";
+
+#[tokio::test]
+async fn deploy_creates_the_objects_of_the_design() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    cluster
+        .fleet
+        .deploy(&spec("tidb-001", "node-a", 30907))
+        .await
+        .unwrap();
+
+    let labels = [
+        ("app.kubernetes.io/name", "tidb"),
+        ("app.kubernetes.io/instance", "tidb-001"),
+        ("app.kubernetes.io/managed-by", "framedb"),
+        ("framedb.io/cluster-id", "cluster-01"),
+    ];
+    let service = Api::<Service>::namespaced(cluster.client.clone(), NS)
+        .get("tidb-001")
+        .await
+        .unwrap();
+    let claim = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+        .get("tidb-001-data")
+        .await
+        .unwrap();
+    let sts = Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+        .get("tidb-001")
+        .await
+        .unwrap();
+    for meta in [&service.metadata, &claim.metadata, &sts.metadata] {
+        let have = meta.labels.as_ref().unwrap();
+        for (key, value) in labels {
+            assert_eq!(
+                have.get(key).map(String::as_str),
+                Some(value),
+                "{key} on {:?}",
+                meta.name
+            );
+        }
+    }
+
+    let service_spec = service.spec.unwrap();
+    assert_eq!(service_spec.type_.as_deref(), Some("NodePort"));
+    let port = &service_spec.ports.unwrap()[0];
+    assert_eq!((port.port, port.node_port), (4000, Some(30907)));
+
+    let claim_spec = claim.spec.unwrap();
+    assert_eq!(
+        claim_spec.resources.unwrap().requests.unwrap()["storage"].0,
+        "2Gi"
+    );
+
+    let sts_spec = sts.spec.unwrap();
+    assert_eq!(sts_spec.replicas, Some(1));
+    let pod = sts_spec.template.spec.unwrap();
+    assert_eq!(
+        pod.node_selector.unwrap()["kubernetes.io/hostname"],
+        "node-a"
+    );
+    let images: Vec<_> = pod
+        .containers
+        .iter()
+        .map(|c| c.image.clone().unwrap())
+        .collect();
+    assert_eq!(
+        images,
+        [
+            "pingcap/pd:v8.5.1",
+            "pingcap/tikv:v8.5.1",
+            "pingcap/tidb:v8.5.1"
+        ]
+    );
+    let tidb = pod.containers.iter().find(|c| c.name == "tidb").unwrap();
+    let probe = tidb
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(probe.path.as_deref(), Some("/status"));
+    assert_eq!(
+        probe.port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(10080)
+    );
+    assert!(
+        !tidb
+            .args
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|a| a.contains("unistore"))
+    );
+    let volume = &pod.volumes.unwrap()[0];
+    assert_eq!(
+        volume.persistent_volume_claim.as_ref().unwrap().claim_name,
+        "tidb-001-data"
+    );
+}
+
+#[tokio::test]
+async fn status_moves_from_provisioning_to_running() {
+    let cluster = Cluster::start(Duration::from_millis(600)).await;
+    let id = FramedbId::new("tidb-001").unwrap();
+    cluster
+        .fleet
+        .deploy(&spec("tidb-001", "node-a", 30900))
+        .await
+        .unwrap();
+    let first = cluster
+        .fleet
+        .statuses(&cluster_id(), std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    assert_eq!(first[&id].status, InstanceStatus::Provisioning);
+    let mut last = first[&id].status;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        last = cluster
+            .fleet
+            .statuses(&cluster_id(), std::slice::from_ref(&id))
+            .await
+            .unwrap()[&id]
+            .status;
+        if last == InstanceStatus::Running {
+            break;
+        }
+    }
+    assert_eq!(last, InstanceStatus::Running);
+}
+
+#[tokio::test]
+async fn an_unschedulable_pod_is_pending_with_the_reason() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let id = FramedbId::new("tidb-002").unwrap();
+    cluster
+        .fleet
+        .deploy(&spec("tidb-002", "node-zz", 30900))
+        .await
+        .unwrap();
+    let mut report = None;
+    for _ in 0..40 {
+        let reports = cluster
+            .fleet
+            .statuses(&cluster_id(), std::slice::from_ref(&id))
+            .await
+            .unwrap();
+        if reports[&id].status == InstanceStatus::Pending {
+            report = Some(reports[&id].clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let report = report.expect("the instance shows Pending");
+    let reason = report.reason.unwrap();
+    assert!(reason.contains("Unschedulable"), "{reason}");
+    assert!(reason.contains("node affinity/selector"), "{reason}");
+}
+
+#[tokio::test]
+async fn statuses_cover_many_instances_and_skip_those_without_workload() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    cluster
+        .fleet
+        .deploy(&spec("a", "node-a", 30900))
+        .await
+        .unwrap();
+    cluster
+        .fleet
+        .deploy(&spec("b", "node-b", 30901))
+        .await
+        .unwrap();
+    let ids = ["a", "b", "c"].map(|i| FramedbId::new(i).unwrap());
+    let mut reports = cluster.fleet.statuses(&cluster_id(), &ids).await.unwrap();
+    for _ in 0..40 {
+        if reports
+            .values()
+            .all(|r| r.status == InstanceStatus::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        reports = cluster.fleet.statuses(&cluster_id(), &ids).await.unwrap();
+    }
+    assert_eq!(reports.len(), 2);
+    assert!(
+        reports
+            .values()
+            .all(|r| r.status == InstanceStatus::Running),
+        "{reports:?}"
+    );
+}
+
+#[tokio::test]
+async fn deploy_and_undeploy_are_idempotent() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let spec = spec("tidb-003", "node-a", 30900);
+    cluster.fleet.deploy(&spec).await.unwrap();
+    cluster.fleet.deploy(&spec).await.unwrap();
+    let services = Api::<Service>::namespaced(cluster.client.clone(), NS)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(services.items.len(), 1);
+    cluster
+        .fleet
+        .undeploy(&cluster_id(), &spec.framedb_id)
+        .await
+        .unwrap();
+    cluster
+        .fleet
+        .undeploy(&cluster_id(), &spec.framedb_id)
+        .await
+        .unwrap();
+    for kind_is_empty in [
+        Api::<Service>::namespaced(cluster.client.clone(), NS)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+    ] {
+        assert!(kind_is_empty);
+    }
+}
+
+#[tokio::test]
+async fn a_taken_port_is_port_taken_and_the_allocator_skips_it() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    cluster
+        .fleet
+        .deploy(&spec("first", "node-a", 30900))
+        .await
+        .unwrap();
+    let error = cluster
+        .fleet
+        .deploy(&spec("second", "node-a", 30900))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        Error::PortTaken {
+            cluster: cluster_id(),
+            port: 30900
+        }
+    );
+    assert_eq!(
+        cluster.fleet.lowest_free(&cluster_id(), &[]).await.unwrap(),
+        30901
+    );
+    assert_eq!(
+        cluster
+            .fleet
+            .lowest_free(&cluster_id(), &[30901])
+            .await
+            .unwrap(),
+        30902
+    );
+    // The refused deploy left nothing of its own behind.
+    let second = Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+        .get_opt("second")
+        .await
+        .unwrap();
+    assert!(second.is_none());
+}
+
+#[tokio::test]
+async fn an_unknown_cluster_is_not_found() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let mut elsewhere = spec("x", "node-a", 30900);
+    elsewhere.cluster_id = "cluster-77".parse().unwrap();
+    let error = cluster.fleet.deploy(&elsewhere).await.unwrap_err();
+    assert!(matches!(error, Error::ClusterNotFound(_)), "{error:?}");
+}

@@ -1,0 +1,70 @@
+//! framedb-k8s against the Kubernetes API simulator, over real HTTP with kube-rs.
+
+mod deployer;
+mod provisioning;
+mod real_cluster;
+mod sim;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::{
+    ClusterId, DeploymentSpec, FramedbId, NodeId, ProvisioningService, StorageSize,
+};
+use framedb_k8s::kubeconfig::{self, Timeouts};
+use framedb_k8s::sim::{SimConfig, Simulator};
+use framedb_k8s::{KubeFleet, Layout};
+
+/// A simulated cluster named `cluster-01` (nodes `node-a`, `node-b`) and a fleet that
+/// reaches it through a client built from its kubeconfig, as the server builds it.
+pub struct Cluster {
+    /// The simulator.
+    pub sim: Simulator,
+    /// A client for looking behind the adapters.
+    pub client: kube::Client,
+    /// The adapters under test.
+    pub fleet: Arc<KubeFleet>,
+}
+
+impl Cluster {
+    /// Starts a cluster whose pods become ready after `ready_after`.
+    pub async fn start(ready_after: Duration) -> Self {
+        Self::start_with(SimConfig::new("cluster-01").with_pod_ready_after(ready_after)).await
+    }
+
+    /// Starts a cluster from a simulator configuration.
+    pub async fn start_with(config: SimConfig) -> Self {
+        let sim = Simulator::start(config).await.unwrap();
+        let client = kubeconfig::client(sim.kubeconfig(), Timeouts::default())
+            .await
+            .unwrap();
+        let fleet =
+            Arc::new(KubeFleet::new(Layout::default()).with_cluster(cluster_id(), client.clone()));
+        Self { sim, client, fleet }
+    }
+
+    /// A provisioning service on this cluster and a fresh in-memory registry.
+    pub fn service(&self) -> (ProvisioningService, Arc<InMemoryRegistry>) {
+        let registry = Arc::new(InMemoryRegistry::new());
+        let service =
+            ProvisioningService::new(registry.clone(), self.fleet.clone(), self.fleet.clone());
+        (service, registry)
+    }
+}
+
+/// `cluster-01`.
+pub fn cluster_id() -> ClusterId {
+    ClusterId::new("cluster-01").unwrap()
+}
+
+/// A deployment of `id` on `node` with port `port`.
+pub fn spec(id: &str, node: &str, port: u16) -> DeploymentSpec {
+    DeploymentSpec {
+        framedb_id: FramedbId::new(id).unwrap(),
+        cluster_id: cluster_id(),
+        node_id: NodeId::new(node).unwrap(),
+        storage_size: StorageSize::new("2Gi").unwrap(),
+        port,
+    }
+}
