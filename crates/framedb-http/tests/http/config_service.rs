@@ -157,6 +157,16 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
         )
         .await;
     assert_eq!(body["data"]["namespace"]["exists"], false);
+    let gone = kube::Api::<ClusterRole>::all(kube.clone())
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+    let volume = kube::Api::<PersistentVolume>::all(kube)
+        .get_opt("framedb-config-mongodb")
+        .await
+        .unwrap();
+    assert!(volume.is_none());
 
     let logged = logs.text();
     assert!(
