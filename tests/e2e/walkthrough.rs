@@ -1,70 +1,25 @@
 //! The README's curl walk-through, step by step, against the embedded default: the
 //! in-memory registry and two simulated Kubernetes clusters driven through kube-rs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use framedb_http::server::{Embedded, serve};
-use framedb_http::{AppState, router};
+use framedb_core::memory::InMemoryRegistry;
+
+use framedb_http::server::Embedded;
 use framedb_k8s::Layout;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-const BASE: &str = "global/framedb/persistent-instances";
-
-struct Server {
-    url: String,
-    _clusters: Embedded,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start(ready_after: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let clusters = Embedded::start(ready_after, Layout::default())
-            .await
-            .unwrap();
-        let service = clusters.service.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, router(AppState::new(service)), async {
-            let _ = stopped.await;
-        }));
-        Self {
-            url,
-            _clusters: clusters,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-async fn call(
-    client: &Client,
-    method: reqwest::Method,
-    url: String,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
+use super::{BASE, Server, call};
 
 #[tokio::test]
 async fn the_readme_walkthrough_works_over_http() {
     use reqwest::Method;
-    let server = Server::start(Duration::from_millis(1500)).await;
+    let clusters = Embedded::start(Duration::from_millis(1500), Layout::default())
+        .await
+        .unwrap();
+    let server = Server::start(clusters.service(Arc::new(InMemoryRegistry::new()))).await;
     let client = Client::new();
     let url = |path: &str| format!("{}/{path}", server.url);
 

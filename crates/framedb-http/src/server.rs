@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use axum::Router;
 use framedb_core::memory::InMemoryRegistry;
-use framedb_core::{ClusterId, ProvisioningService};
+use framedb_core::{ClusterId, InstanceRegistry, ProvisioningService};
 use framedb_k8s::kubeconfig::{self, Timeouts};
 use framedb_k8s::sim::{SimConfig, Simulator};
 use framedb_k8s::{KubeFleet, Layout, Storage};
+use framedb_mongo::{MongoConfig, MongoRegistry, redact_uri};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
@@ -44,6 +45,23 @@ pub struct Config {
     /// credentials).
     #[arg(long, env = "FRAMEDB_IN_CLUSTER_ID")]
     pub in_cluster: Option<ClusterId>,
+
+    /// MongoDB connection string of the registry (credentials in it are never logged).
+    /// Without it the registry is in memory.
+    #[arg(long, env = "FRAMEDB_MONGO_URI", hide_env_values = true)]
+    pub mongo_uri: Option<String>,
+
+    /// MongoDB database of the registry.
+    #[arg(long, env = "FRAMEDB_MONGO_DATABASE", default_value = "framedb")]
+    pub mongo_database: String,
+
+    /// Milliseconds to wait for MongoDB to be reachable (server selection, connect).
+    #[arg(long, env = "FRAMEDB_MONGO_TIMEOUT_MS", default_value_t = 5000)]
+    pub mongo_timeout_ms: u64,
+
+    /// Milliseconds a registry query may run on the server.
+    #[arg(long, env = "FRAMEDB_MONGO_QUERY_TIMEOUT_MS", default_value_t = 10000)]
+    pub mongo_query_timeout_ms: u64,
 
     /// Namespace of the instances' objects.
     #[arg(long, env = "FRAMEDB_NAMESPACE", default_value = "framedb-storage")]
@@ -138,6 +156,9 @@ pub enum StartError {
     /// The address could not be bound, or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The registry could not be reached or prepared.
+    #[error("the registry cannot be used: {0}")]
+    Registry(String),
     /// A cluster's configuration could not be loaded.
     #[error("cluster '{cluster}': {message}")]
     Cluster {
@@ -148,12 +169,12 @@ pub enum StartError {
     },
 }
 
-/// The embedded default: simulated clusters `cluster-01` and `cluster-02` (nodes `node-a`
-/// and `node-b`) served on loopback and driven through the kube-rs adapters, with an
-/// in-memory registry. Keep it alive as long as the service is used.
+/// The embedded default's clusters: `cluster-01` and `cluster-02` (nodes `node-a` and
+/// `node-b`) simulated on loopback and driven through the kube-rs adapters. Keep it alive
+/// as long as services built on it are used.
 pub struct Embedded {
-    /// The provisioning service on the simulated clusters.
-    pub service: ProvisioningService,
+    /// The adapters that reach the simulated clusters.
+    pub fleet: Arc<KubeFleet>,
     /// The clusters, by id.
     pub clusters: Vec<(ClusterId, Simulator)>,
 }
@@ -179,10 +200,15 @@ impl Embedded {
             fleet = fleet.with_cluster(id.clone(), client);
             clusters.push((id, simulator));
         }
-        let fleet = Arc::new(fleet);
-        let service =
-            ProvisioningService::new(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet);
-        Ok(Self { service, clusters })
+        Ok(Self {
+            fleet: Arc::new(fleet),
+            clusters,
+        })
+    }
+
+    /// A provisioning service on these clusters and `registry`.
+    pub fn service(&self, registry: Arc<dyn InstanceRegistry>) -> ProvisioningService {
+        ProvisioningService::new(registry, self.fleet.clone(), self.fleet.clone())
     }
 
     /// Writes each cluster's kubeconfig to `dir/{cluster_id}.kubeconfig`, for kubectl.
@@ -239,6 +265,31 @@ async fn real_fleet(config: &Config) -> Result<KubeFleet, StartError> {
     Ok(fleet)
 }
 
+/// The registry `config` names: MongoDB with `--mongo-uri`, else in memory.
+async fn registry(config: &Config) -> Result<Arc<dyn InstanceRegistry>, StartError> {
+    let Some(uri) = &config.mongo_uri else {
+        tracing::warn!(
+            "registry: in memory (no --mongo-uri); every record is lost when the server stops"
+        );
+        return Ok(Arc::new(InMemoryRegistry::new()));
+    };
+    let timeout = Duration::from_millis(config.mongo_timeout_ms);
+    let mongo = MongoConfig::new(uri.clone())
+        .database(config.mongo_database.clone())
+        .server_selection_timeout(timeout)
+        .connect_timeout(timeout)
+        .query_timeout(Duration::from_millis(config.mongo_query_timeout_ms));
+    let registry = MongoRegistry::connect(&mongo).await.map_err(|error| {
+        StartError::Registry(format!("{error} (MongoDB at {})", redact_uri(uri)))
+    })?;
+    tracing::info!(
+        uri = %redact_uri(uri),
+        database = %config.mongo_database,
+        "registry: MongoDB"
+    );
+    Ok(Arc::new(registry))
+}
+
 /// Builds the adapters that `config` names, binds, and serves until `shutdown` resolves.
 ///
 /// # Errors
@@ -247,6 +298,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let registry = registry(&config).await?;
     let mut state_kept = None;
     let service = if config.embedded() {
         let ready_after = Duration::from_millis(config.demo_ready_after_ms);
@@ -258,16 +310,15 @@ pub async fn run(
                 path.display());
         }
         tracing::info!(
-            "embedded default: in-memory registry and two simulated Kubernetes clusters; \
-             nothing is persisted and nothing outside this process is touched"
+            "embedded default: two simulated Kubernetes clusters in this process; nothing \
+             outside it is touched"
         );
-        let service = embedded.service.clone();
+        let service = embedded.service(registry);
         state_kept = Some(embedded);
         service
     } else {
         let fleet = Arc::new(real_fleet(&config).await?);
-        tracing::warn!("the registry is in memory: it is lost when the server stops");
-        ProvisioningService::new(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet)
+        ProvisioningService::new(registry, fleet.clone(), fleet)
     };
     let mut state = AppState::new(service);
     state.kube_timeouts = config.timeouts();

@@ -1,4 +1,38 @@
-//! FrameDB's registry in MongoDB: an `InstanceRegistry` on the official driver that
-//! renders the core's typed filter to BSON (DESIGN.md §1, §3, §5).
+//! FrameDB's registry in MongoDB: an [`InstanceRegistry`](framedb_core::InstanceRegistry)
+//! on the official driver that renders the core's typed filter to BSON (DESIGN.md §1, §3,
+//! §5).
 //!
-//! Not built yet: see issue 4. Until then the registry is [`framedb_core::memory`]'s.
+//! ```no_run
+//! # async fn demo() -> Result<(), framedb_mongo::Error> {
+//! use std::time::Duration;
+//! use framedb_mongo::{MongoConfig, MongoRegistry};
+//!
+//! let config = MongoConfig::new("mongodb://127.0.0.1:27017")
+//!     .server_selection_timeout(Duration::from_secs(2));
+//! let registry = MongoRegistry::connect(&config).await?;
+//! # let _ = registry;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - `config`: [`MongoConfig`], where the registry lives and its time limits;
+//! - `registry`: [`MongoRegistry`], the port's implementation;
+//! - [`render`]: the typed filter and sort as BSON;
+//! - `document`: records as documents, JSON values as BSON;
+//! - `error`: [`Error`], and its translation into the domain's errors;
+//! - `uri`: [`redact_uri`], for every connection string that is logged.
+
+mod config;
+mod document;
+mod error;
+mod registry;
+pub mod render;
+mod uri;
+
+pub use config::{
+    DEFAULT_COLLECTION, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DATABASE, DEFAULT_QUERY_TIMEOUT,
+    DEFAULT_SERVER_SELECTION_TIMEOUT, MongoConfig,
+};
+pub use error::{Error, Result, TIMEOUT_MESSAGE, UNAVAILABLE_MESSAGE};
+pub use registry::{CLUSTER_NODE_INDEX, ID_INDEX, MongoRegistry};
+pub use uri::redact_uri;

@@ -108,3 +108,30 @@ async fn the_server_binary_serves_the_embedded_default_and_stops_on_sigterm() {
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
     let _ = std::fs::remove_dir_all(&state_dir);
 }
+
+#[tokio::test]
+async fn an_unreachable_registry_stops_the_start_with_a_message_and_no_credentials() {
+    let output = Command::new(env!("CARGO_BIN_EXE_framedb-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--mongo-uri",
+            "mongodb://framedb:pa55-s3cret@127.0.0.1:1/?authSource=admin",
+            "--mongo-timeout-ms",
+            "300",
+        ])
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the server does not start without its registry"
+    );
+    assert!(log.contains("registry"), "{log}");
+    assert!(
+        !log.contains("pa55-s3cret"),
+        "credentials reached the log: {log}"
+    );
+}

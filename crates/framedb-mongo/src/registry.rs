@@ -1,0 +1,353 @@
+//! [`MongoRegistry`]: the [`InstanceRegistry`] port on one MongoDB collection.
+//!
+//! One shared [`Client`] (a pool of connections; cloning the registry shares it) serves
+//! every call. The unique index on `framedb_id` is what makes a create exclusive across
+//! the service's replicas (DESIGN.md §5); it and the `cluster_id` + `node_id` index are
+//! created at start-up. Every query carries the configured `maxTimeMS`, and every
+//! operation a client-side deadline, so a caller always gets an answer.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use framedb_core::{FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Query, Timestamp};
+use mongodb::bson::{Document, doc};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, IndexModel};
+
+use crate::config::MongoConfig;
+use crate::document::{document_to_record, port_to_bson, record_to_document};
+use crate::error::{Error, Result};
+use crate::render;
+
+/// Name of the unique index on `framedb_id`.
+pub const ID_INDEX: &str = "framedb_id_unique";
+/// Name of the index on `cluster_id` + `node_id`.
+pub const CLUSTER_NODE_INDEX: &str = "cluster_id_node_id";
+/// The driver's application name unless the connection string sets one.
+const APP_NAME: &str = "framedb";
+
+/// The registry of persistent instances in MongoDB.
+#[derive(Clone)]
+pub struct MongoRegistry {
+    client: Client,
+    collection: Collection<Document>,
+    query_timeout: Duration,
+    deadline: Duration,
+}
+
+impl MongoRegistry {
+    /// Connects as `config` says and makes sure the registry's indexes exist.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUri`] for a connection string the driver refuses; [`Error::Driver`]
+    /// when the server cannot be reached within the server selection timeout or refuses
+    /// the indexes (for instance because two records already share a `framedb_id`).
+    pub async fn connect(config: &MongoConfig) -> Result<Self> {
+        let options = Self::client_options(config).await?;
+        let client = Client::with_options(options)
+            .map_err(|source| Error::driver("creating the MongoDB client", source))?;
+        let registry = Self::new(client, config);
+        registry.ensure_indexes().await?;
+        tracing::info!(
+            uri = %config.redacted_uri(),
+            database = %config.database,
+            collection = %config.collection,
+            "the instance registry is in MongoDB"
+        );
+        Ok(registry)
+    }
+
+    /// The driver options of `config`: its connection string with the configured server
+    /// selection and connect timeouts (and the application name `framedb` unless the
+    /// string names one). For callers that build a shared [`Client`] themselves.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUri`] for a connection string the driver refuses. Its reason is the
+    /// driver's, unless that would quote the credentials.
+    pub async fn client_options(config: &MongoConfig) -> Result<ClientOptions> {
+        let mut options = ClientOptions::parse(config.uri.as_str())
+            .await
+            .map_err(|error| Error::InvalidUri {
+                uri: config.redacted_uri(),
+                reason: scrubbed_reason(&config.uri, &error.kind.to_string()),
+            })?;
+        options.server_selection_timeout = Some(config.server_selection_timeout);
+        options.connect_timeout = Some(config.connect_timeout);
+        options.app_name.get_or_insert_with(|| APP_NAME.to_owned());
+        Ok(options)
+    }
+
+    /// A registry on an existing client (cheap: nothing is sent to the server). Callers
+    /// that share a client this way should call [`Self::ensure_indexes`] once at start-up.
+    pub fn new(client: Client, config: &MongoConfig) -> Self {
+        let collection = client
+            .database(&config.database)
+            .collection::<Document>(&config.collection);
+        Self {
+            client,
+            collection,
+            query_timeout: config.query_timeout,
+            deadline: config.operation_deadline(),
+        }
+    }
+
+    /// Creates the unique index on `framedb_id` ([`ID_INDEX`]) and the index on
+    /// `cluster_id` + `node_id` ([`CLUSTER_NODE_INDEX`]) unless they exist.
+    ///
+    /// # Errors
+    /// [`Error::Driver`] when the server cannot be reached or refuses an index;
+    /// [`Error::Deadline`] when it does not answer in time.
+    pub async fn ensure_indexes(&self) -> Result<()> {
+        let index = |keys: Document, name: &str, unique: bool| {
+            let options = IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(unique.then_some(true))
+                .build();
+            IndexModel::builder().keys(keys).options(options).build()
+        };
+        let indexes = [
+            index(doc! { "framedb_id": 1 }, ID_INDEX, true),
+            index(
+                doc! { "cluster_id": 1, "node_id": 1 },
+                CLUSTER_NODE_INDEX,
+                false,
+            ),
+        ];
+        let operation = "creating the registry's indexes";
+        self.bounded(operation, async {
+            self.collection
+                .create_indexes(indexes)
+                .await
+                .map_err(|source| Error::driver(operation, source))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The shared client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The registry's collection.
+    pub fn collection(&self) -> &Collection<Document> {
+        &self.collection
+    }
+
+    /// Runs `operation` under the registry's client-side deadline.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        future: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.deadline, future)
+            .await
+            .unwrap_or(Err(Error::Deadline {
+                operation,
+                deadline: self.deadline,
+            }))
+    }
+
+    async fn insert_record(&self, record: &InstanceRecord) -> Result<()> {
+        let operation = "inserting an instance record";
+        self.bounded(operation, async {
+            self.collection
+                .insert_one(record_to_document(record))
+                .await
+                .map_err(|source| Error::driver(operation, source).for_instance(&record.framedb_id))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a record had this id (`update_deployment`'s write).
+    async fn set_deployment(
+        &self,
+        id: &FramedbId,
+        port: Option<u16>,
+        status: InstanceStatus,
+    ) -> Result<bool> {
+        let operation = "recording an instance's deployment";
+        let update = doc! {
+            "$set": {
+                "port": port_to_bson(port),
+                "status": status.as_str(),
+                "updated_at": Timestamp::now().to_string(),
+            }
+        };
+        let result = self
+            .bounded(operation, async {
+                self.collection
+                    .update_one(by_id(id), update)
+                    .await
+                    .map_err(|source| Error::driver(operation, source))
+            })
+            .await?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn find_record(&self, id: &FramedbId) -> Result<Option<InstanceRecord>> {
+        let operation = "reading an instance record";
+        let document = self
+            .bounded(operation, async {
+                self.collection
+                    .find_one(by_id(id))
+                    .projection(doc! { "_id": 0 })
+                    .max_time(self.query_timeout)
+                    .await
+                    .map_err(|source| Error::driver(operation, source))
+            })
+            .await?;
+        document.as_ref().map(document_to_record).transpose()
+    }
+
+    async fn delete_record(&self, id: &FramedbId) -> Result<bool> {
+        let operation = "removing an instance record";
+        let result = self
+            .bounded(operation, async {
+                self.collection
+                    .delete_one(by_id(id))
+                    .await
+                    .map_err(|source| Error::driver(operation, source))
+            })
+            .await?;
+        Ok(result.deleted_count > 0)
+    }
+
+    async fn find_records(&self, query: &Query) -> Result<Vec<InstanceRecord>> {
+        // MongoDB reads a limit of 0 as "no limit"; the query means "nothing".
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let operation = "querying instance records";
+        let failed = |source| Error::driver(operation, source);
+        self.bounded(operation, async {
+            let mut cursor = self
+                .collection
+                .find(render::filter(&query.filter))
+                .sort(render::sort(query.sort.as_ref()))
+                .skip(query.skip)
+                .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .projection(doc! { "_id": 0 })
+                .max_time(self.query_timeout)
+                .await
+                .map_err(failed)?;
+            let mut records = Vec::new();
+            while cursor.advance().await.map_err(failed)? {
+                let document = cursor.deserialize_current().map_err(failed)?;
+                records.push(document_to_record(&document)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for MongoRegistry {
+    // The client is left out: its options hold the connection's settings.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoRegistry")
+            .field("namespace", &self.collection.namespace().to_string())
+            .field("query_timeout", &self.query_timeout)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The filter of one record.
+fn by_id(id: &FramedbId) -> Document {
+    doc! { "framedb_id": { "$eq": id.as_str() } }
+}
+
+/// The driver's reason for refusing `uri`, unless it quotes any part of the user-info.
+fn scrubbed_reason(uri: &str, reason: &str) -> String {
+    let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let user_info = after_scheme.rfind('@').map_or("", |at| &after_scheme[..at]);
+    let quotes_credentials = user_info
+        .split([':', '@', '?', '/', '&', '='])
+        .any(|part| !part.is_empty() && reason.contains(part));
+    if quotes_credentials {
+        "the driver refused it (its explanation is not shown, as it quotes the credentials)"
+            .to_owned()
+    } else {
+        reason.to_owned()
+    }
+}
+
+#[async_trait]
+impl InstanceRegistry for MongoRegistry {
+    async fn insert(&self, record: &InstanceRecord) -> framedb_core::Result<()> {
+        Ok(self.insert_record(record).await?)
+    }
+
+    async fn update_deployment(
+        &self,
+        id: &FramedbId,
+        port: Option<u16>,
+        status: InstanceStatus,
+    ) -> framedb_core::Result<()> {
+        if self.set_deployment(id, port, status).await? {
+            Ok(())
+        } else {
+            Err(framedb_core::Error::InstanceNotFound(id.clone()))
+        }
+    }
+
+    async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
+        self.find_record(id)
+            .await?
+            .ok_or_else(|| framedb_core::Error::InstanceNotFound(id.clone()))
+    }
+
+    async fn remove(&self, id: &FramedbId) -> framedb_core::Result<bool> {
+        Ok(self.delete_record(id).await?)
+    }
+
+    async fn find(&self, query: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
+        Ok(self.find_records(query).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_that_quote_credentials_are_withheld() {
+        let uri = "mongodb://admin:pa?ss@host/db";
+        assert!(!scrubbed_reason(uri, "invalid server address admin:pa: bad port").contains("pa"));
+        assert_eq!(
+            scrubbed_reason("mongodb://host:x", "invalid port"),
+            "invalid port"
+        );
+    }
+
+    #[tokio::test]
+    async fn options_carry_the_configured_timeouts() {
+        let config =
+            MongoConfig::new("mongodb://u:p@127.0.0.1:27017/?serverSelectionTimeoutMS=60000")
+                .server_selection_timeout(Duration::from_secs(2))
+                .connect_timeout(Duration::from_secs(3));
+        let options = MongoRegistry::client_options(&config).await.unwrap();
+        assert_eq!(
+            options.server_selection_timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(options.connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(options.app_name.as_deref(), Some("framedb"));
+    }
+
+    #[tokio::test]
+    async fn refused_uris_are_redacted() {
+        let config = MongoConfig::new("mongodb://admin:s3cret@host:notaport");
+        let error = MongoRegistry::client_options(&config).await.unwrap_err();
+        let shown = error.to_string();
+        assert!(matches!(error, Error::InvalidUri { .. }));
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("admin"),
+            "{shown}"
+        );
+    }
+}

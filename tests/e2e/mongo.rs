@@ -1,0 +1,294 @@
+//! The API on a MongoDB registry: records outlive the server, racing creates stay
+//! exclusive, an outage is a prompt 503 that heals by itself, and refused operators never
+//! reach the database.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use framedb_http::server::Embedded;
+use framedb_k8s::Layout;
+use framedb_mongo::{MongoConfig, MongoRegistry};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::proxy::{Proxy, first_host};
+use super::{BASE, Server, call, mongo_uri};
+
+/// A registry on `database` of the MongoDB at `uri`.
+async fn registry(uri: &str, database: &str, timeout: Duration) -> Arc<MongoRegistry> {
+    let config = MongoConfig::new(uri.to_owned())
+        .database(database.to_owned())
+        .server_selection_timeout(timeout)
+        .connect_timeout(timeout);
+    Arc::new(MongoRegistry::connect(&config).await.unwrap())
+}
+
+/// A database name of this test's own, so tests run in parallel.
+fn database(test: &str) -> String {
+    format!("framedb_e2e_{test}_{}", std::process::id())
+}
+
+async fn drop_database(uri: &str, database: &str) {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    client.database(database).drop().await.unwrap();
+}
+
+fn create_body(id: &str, cluster: &str, node: &str) -> Value {
+    json!({
+        "framedb_id": id, "cluster_id": cluster, "node_id": node, "storage_size": "2Gi",
+        "metadata": {"team": "durable", "tags": ["a", id], "owner": {"name": id, "n": 3}}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_outlive_the_server_that_wrote_them() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = database("restart");
+    let clusters = Embedded::start(Duration::ZERO, Layout::default())
+        .await
+        .unwrap();
+    let client = Client::new();
+
+    let first =
+        Server::start(clusters.service(registry(&uri, &db, Duration::from_secs(5)).await)).await;
+    for (id, cluster, node) in [
+        ("keep-1", "cluster-01", "node-a"),
+        ("keep-2", "cluster-01", "node-b"),
+        ("keep-3", "cluster-02", "node-a"),
+    ] {
+        let (status, body) = call(
+            &client,
+            Method::POST,
+            first.at(BASE),
+            Some(create_body(id, cluster, node)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let query = json!({"metadata.team": "durable"});
+    let (_, before) = call(
+        &client,
+        Method::POST,
+        first.at(&format!("{BASE}/query")),
+        Some(query.clone()),
+    )
+    .await;
+    assert_eq!(before["data"].as_array().unwrap().len(), 3);
+    first.stop().await;
+
+    // A new server, with a new client and registry, on the same database and clusters.
+    let second =
+        Server::start(clusters.service(registry(&uri, &db, Duration::from_secs(5)).await)).await;
+    let (_, after) = call(
+        &client,
+        Method::POST,
+        second.at(&format!("{BASE}/query")),
+        Some(query),
+    )
+    .await;
+    assert_eq!(after, before, "the records read back unchanged");
+    let (status, one) = call(
+        &client,
+        Method::GET,
+        second.at(&format!("{BASE}/keep-2")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["data"], before["data"][1]);
+    second.stop().await;
+    drop_database(&uri, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_racing_creates_of_a_hundred_ids_make_a_hundred_records() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = database("race");
+    let clusters = Embedded::start(Duration::ZERO, Layout::default())
+        .await
+        .unwrap();
+    let server =
+        Server::start(clusters.service(registry(&uri, &db, Duration::from_secs(10)).await)).await;
+    let client = Client::new();
+
+    let requests: Vec<_> = (0..200)
+        .map(|n| {
+            let id = n % 100;
+            let cluster = if id < 50 { "cluster-01" } else { "cluster-02" };
+            let body = create_body(&format!("race-{id:03}"), cluster, "node-a");
+            let (client, url) = (client.clone(), server.at(BASE));
+            tokio::spawn(async move { call(&client, Method::POST, url, Some(body)).await })
+        })
+        .collect();
+    let (mut created, mut conflicts, mut other) = (0, 0, Vec::new());
+    for request in requests {
+        match request.await.unwrap() {
+            (StatusCode::CREATED, _) => created += 1,
+            (StatusCode::CONFLICT, body) => {
+                assert_eq!(body["error"], "already_exists", "{body}");
+                conflicts += 1;
+            }
+            (status, body) => other.push(format!("{status} {body}")),
+        }
+    }
+    assert!(other.is_empty(), "no other answers: {other:?}");
+    assert_eq!((created, conflicts), (100, 100));
+    let (_, all) = call(
+        &client,
+        Method::POST,
+        server.at(&format!("{BASE}/query")),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 100);
+    for cluster in &clusters.clusters {
+        let ports: std::collections::BTreeSet<_> = all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["cluster_id"] == cluster.0.as_str())
+            .map(|i| i["port"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ports.len(), 50, "distinct ports on {}", cluster.0);
+    }
+    server.stop().await;
+    drop_database(&uri, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_mongodb_is_down_the_api_answers_503_and_recovers_by_itself() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = database("outage");
+    let proxy = Proxy::start(first_host(&uri)).await;
+    let timeout = Duration::from_secs(1);
+    let clusters = Embedded::start(Duration::ZERO, Layout::default())
+        .await
+        .unwrap();
+    let server =
+        Server::start(clusters.service(registry(&proxy.uri(&uri), &db, timeout).await)).await;
+    let client = Client::new();
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        server.at(BASE),
+        Some(create_body("before", "cluster-01", "node-a")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    proxy.down();
+    for (method, path, body) in [
+        (Method::GET, format!("{BASE}/before"), None),
+        (
+            Method::POST,
+            BASE.to_owned(),
+            Some(create_body("during", "cluster-01", "node-a")),
+        ),
+        (Method::POST, format!("{BASE}/query"), Some(json!({}))),
+        (Method::DELETE, format!("{BASE}/before"), None),
+    ] {
+        let started = Instant::now();
+        let (status, body) = call(&client, method.clone(), server.at(&path), body).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}: {body}"
+        );
+        assert_eq!(body["error"], "unavailable");
+        assert!(
+            body["message"].as_str().unwrap().contains("registry"),
+            "{body}"
+        );
+        // Bounded by the configured timeout, not by a driver default of half a minute.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{method} {path} took {:?}",
+            started.elapsed()
+        );
+    }
+    // The refused create touched no cluster.
+    let sim_client = clusters.clusters[0].1.client().await;
+    let during =
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(sim_client, "framedb-storage")
+            .get_opt("during")
+            .await
+            .unwrap();
+    assert!(during.is_none());
+
+    proxy.up();
+    let mut recovered = None;
+    for _ in 0..100 {
+        let (status, body) = call(
+            &client,
+            Method::GET,
+            server.at(&format!("{BASE}/before")),
+            None,
+        )
+        .await;
+        if status == StatusCode::OK {
+            recovered = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = recovered.expect("the API recovers once MongoDB is back");
+    assert_eq!(body["data"]["port"], 30900);
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        server.at(BASE),
+        Some(create_body("after", "cluster-01", "node-a")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    server.stop().await;
+    drop_database(&uri, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_operators_never_reach_mongodb() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = database("operators");
+    let proxy = Proxy::start(first_host(&uri)).await;
+    let clusters = Embedded::start(Duration::ZERO, Layout::default())
+        .await
+        .unwrap();
+    let server = Server::start(
+        clusters.service(registry(&proxy.uri(&uri), &db, Duration::from_secs(5)).await),
+    )
+    .await;
+    let client = Client::new();
+    let query = server.at(&format!("{BASE}/query"));
+
+    // The proxy sees what does arrive: a filter that is allowed.
+    let (status, _) = call(
+        &client,
+        Method::POST,
+        query.clone(),
+        Some(json!({"metadata.visible_marker_7f3": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        proxy.sent().contains("metadata.visible_marker_7f3"),
+        "the proxy sees filters arrive"
+    );
+
+    for filter in [
+        json!({"$where": "sleep(1000) || true"}),
+        json!({"$function": {"body": "function() { return true }", "args": [], "lang": "js"}}),
+        json!({"$expr": {"$gt": ["$port", 0]}}),
+        json!({"port": {"$accumulator": {"init": "function() {}"}}}),
+        json!({"$and": [{"cluster_id": "cluster-01"}, {"$where": "true"}]}),
+        json!({"metadata.x": {"$not": {"$where": "true"}}}),
+    ] {
+        let (status, body) = call(&client, Method::POST, query.clone(), Some(filter.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{filter}: {body}");
+    }
+    let sent = proxy.sent();
+    for operator in ["$where", "$function", "$expr", "$accumulator"] {
+        assert!(!sent.contains(operator), "{operator} reached MongoDB");
+    }
+    server.stop().await;
+    drop_database(&uri, &db).await;
+}
