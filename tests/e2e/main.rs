@@ -3,6 +3,7 @@
 
 mod mongo;
 mod proxy;
+mod two_tier;
 mod walkthrough;
 
 use framedb_core::ProvisioningService;
@@ -25,12 +26,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves the API on `service`.
+    /// Serves the global API on `service`.
     pub async fn start(service: ProvisioningService) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(router(AppState::new(service)), "127.0.0.1:0").await
+    }
+
+    /// Serves `app` on `address` (port 0 for a free one).
+    pub async fn serve(app: axum::Router, address: &str) -> Self {
+        let listener = TcpListener::bind(address).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, router(AppState::new(service)), async {
+        let task = tokio::spawn(serve(listener, app, async {
             let _ = stopped.await;
         }));
         Self {

@@ -18,5 +18,5 @@ pub mod types;
 pub use error::{Error, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
-pub use service::ProvisioningService;
+pub use service::{PortChoice, ProvisioningService};
 pub use types::*;

@@ -43,7 +43,8 @@ impl ProvisioningService {
         }
     }
 
-    /// Registers and deploys a new instance; returns its record, port included.
+    /// Registers and deploys a new instance on the lowest free port; returns its record,
+    /// port included.
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when the id is registered; [`Error::ClusterNotFound`];
@@ -51,11 +52,50 @@ impl ProvisioningService {
     /// `Timeout` or `Internal` from the ports. On every error, nothing of this create is
     /// left in the registry or on the cluster (a compensation that itself fails is logged).
     pub async fn create(&self, request: NewInstance) -> Result<InstanceRecord> {
+        self.create_on(request, PortChoice::Lowest).await
+    }
+
+    /// Registers and deploys a new instance on the port `choice` names. A local config
+    /// service uses [`PortChoice::Exactly`] with the port its global service picked.
+    ///
+    /// Asking again for an instance that is registered on this same port and node (a
+    /// retried request) completes its deployment instead of refusing it, so a retry never
+    /// makes a second workload or takes a second port.
+    ///
+    /// # Errors
+    /// As [`Self::create`]; with [`PortChoice::Exactly`], [`Error::PortTaken`] when another
+    /// Service holds the port.
+    pub async fn create_on(
+        &self,
+        request: NewInstance,
+        choice: PortChoice,
+    ) -> Result<InstanceRecord> {
         let mut record = InstanceRecord::provisioning(request, Timestamp::now());
-        self.registry.insert(&record).await?;
+        if let Err(error) = self.registry.insert(&record).await {
+            return match (error, choice) {
+                (Error::AlreadyExists(id), PortChoice::Exactly(port)) => self
+                    .complete_retry(record, port)
+                    .await
+                    .map_err(|_| Error::AlreadyExists(id)),
+                (error, _) => Err(error),
+            };
+        }
         tracing::debug!(framedb_id = %record.framedb_id, "registered; deploying");
 
-        let port = match self.deploy_on_free_port(&record).await {
+        let deployed = match choice {
+            PortChoice::Lowest => self.deploy_on_free_port(&record).await,
+            PortChoice::Exactly(port) => self
+                .deployer
+                .deploy(&spec_of(&record, port))
+                .await
+                .map(|()| port)
+                .map_err(|error| DeployFailure {
+                    // A taken port creates nothing; anything else may have created some.
+                    deployed: !matches!(error, Error::PortTaken { .. }),
+                    error,
+                }),
+        };
+        let port = match deployed {
             Ok(port) => port,
             Err(failure) => {
                 self.undo_create(&record, failure.deployed).await;
@@ -81,6 +121,32 @@ impl ProvisioningService {
         Ok(record)
     }
 
+    /// A repeated [`PortChoice::Exactly`] create of the same instance: deploy again
+    /// (idempotent) and record the port. Anything else registered under the id is refused.
+    async fn complete_retry(&self, request: InstanceRecord, port: u16) -> Result<InstanceRecord> {
+        let mut existing = self.registry.get(&request.framedb_id).await?;
+        let same = existing.cluster_id == request.cluster_id
+            && existing.node_id == request.node_id
+            && existing.storage_size == request.storage_size
+            && existing.port.is_none_or(|p| p == port)
+            && existing.status != InstanceStatus::Deleting;
+        if !same {
+            return Err(Error::AlreadyExists(request.framedb_id));
+        }
+        self.deployer.deploy(&spec_of(&existing, port)).await?;
+        if existing.port.is_none() {
+            self.registry
+                .update_deployment(
+                    &existing.framedb_id,
+                    Some(port),
+                    InstanceStatus::Provisioning,
+                )
+                .await?;
+            existing.port = Some(port);
+        }
+        Ok(existing)
+    }
+
     /// Claims the lowest free port by deploying on it. Creating the Service is the
     /// reservation: when another Service got the port first, read again and move on.
     async fn deploy_on_free_port(&self, record: &InstanceRecord) -> Result<u16, DeployFailure> {
@@ -99,15 +165,8 @@ impl ProvisioningService {
                 let error = Error::Internal("the port allocator offered a taken port".into());
                 return Err(fail(error, deployed));
             }
-            let spec = DeploymentSpec {
-                framedb_id: record.framedb_id.clone(),
-                cluster_id: record.cluster_id.clone(),
-                node_id: record.node_id.clone(),
-                storage_size: record.storage_size.clone(),
-                port,
-            };
             deployed = true;
-            match self.deployer.deploy(&spec).await {
+            match self.deployer.deploy(&spec_of(record, port)).await {
                 Ok(()) => return Ok(port),
                 Err(Error::PortTaken { .. }) => {
                     tracing::debug!(framedb_id = %record.framedb_id, port, "port taken; retrying");
@@ -246,6 +305,26 @@ impl ProvisioningService {
                 Instance::new(record, report)
             })
             .collect())
+    }
+}
+
+/// Which node port a create claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// The lowest free one of [`PORT_RANGE`], read from the cluster.
+    Lowest,
+    /// This one, chosen by the caller; taken means [`Error::PortTaken`].
+    Exactly(u16),
+}
+
+/// What the cluster needs to run `record` on `port`.
+fn spec_of(record: &InstanceRecord, port: u16) -> DeploymentSpec {
+    DeploymentSpec {
+        framedb_id: record.framedb_id.clone(),
+        cluster_id: record.cluster_id.clone(),
+        node_id: record.node_id.clone(),
+        storage_size: record.storage_size.clone(),
+        port,
     }
 }
 

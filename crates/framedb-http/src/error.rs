@@ -36,6 +36,10 @@ pub enum ApiError {
         limit: usize,
     },
 
+    /// The request lacks the configured bearer token, or carries a wrong one.
+    #[error("this API requires a valid bearer token (Authorization: Bearer <token>)")]
+    Unauthorized,
+
     /// No route has this path.
     #[error("no such endpoint; see the README for the API's paths")]
     RouteNotFound,
@@ -85,6 +89,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", own())
             }
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", own()),
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", own()),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
         }

@@ -5,7 +5,9 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod remote;
 pub mod server;
 
-pub use api::{AppState, router};
+pub use api::local::{LocalState, local_router};
+pub use api::{ApiToken, AppState, router};
 pub use error::ApiError;

@@ -21,7 +21,9 @@ use framedb_k8s::{KubeFleet, Layout, Storage};
 use framedb_mongo::{MongoConfig, MongoRegistry, redact_uri};
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, router};
+use crate::api::local::{LocalState, local_router};
+use crate::api::{ApiToken, AppState, router};
+use crate::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
 
 /// The server's configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -31,48 +33,135 @@ use crate::api::{AppState, router};
     about = "FrameDB: persistent TiDB instances on Kubernetes"
 )]
 pub struct Config {
+    /// The role: `global` (the default) or `local`.
+    #[command(subcommand)]
+    pub role: Option<Role>,
+
+    /// Bearer token this server's API requires on every route but /healthz. Without it
+    /// the API is open, and the log says so.
+    #[arg(long, global = true, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Global role: a cluster's local config service, as `CLUSTER_ID=URL` (repeatable;
+    /// commas in the variable).
+    #[arg(long = "local-service", global = true, env = "FRAMEDB_LOCAL_SERVICES", value_delimiter = ',', value_parser = parse_local_service)]
+    pub local_services: Vec<(ClusterId, String)>,
+
+    /// Global role: a cluster whose local config service answers at its default
+    /// address, http://CLUSTER_ID:32566 (repeatable).
+    #[arg(
+        long = "known-cluster",
+        global = true,
+        env = "FRAMEDB_KNOWN_CLUSTERS",
+        value_delimiter = ','
+    )]
+    pub known_clusters: Vec<ClusterId>,
+
+    /// Global role: the token local config services require (defaults to --token).
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_LOCAL_TOKEN",
+        hide_env_values = true
+    )]
+    pub local_token: Option<String>,
+
+    /// Global role: milliseconds to wait for a local config service to accept a
+    /// connection.
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_LOCAL_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub local_connect_timeout_ms: u64,
+
+    /// Global role: milliseconds a call to a local config service may take.
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_LOCAL_TIMEOUT_MS",
+        default_value_t = 30000
+    )]
+    pub local_timeout_ms: u64,
+
     /// Address and port to serve the API on (port 0 picks a free one).
-    #[arg(long, env = "FRAMEDB_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// A real cluster to manage, as `CLUSTER_ID=KUBECONFIG_FILE` (repeat the flag, or
     /// separate with commas in the variable). Without this and `--in-cluster`, the server
     /// runs two simulated clusters.
-    #[arg(long = "cluster", env = "FRAMEDB_CLUSTERS", value_delimiter = ',', value_parser = parse_cluster)]
+    #[arg(long = "cluster", global = true, env = "FRAMEDB_CLUSTERS", value_delimiter = ',', value_parser = parse_cluster)]
     pub clusters: Vec<(ClusterId, PathBuf)>,
 
     /// Manage the cluster the server runs in, under this cluster id (service-account
     /// credentials).
-    #[arg(long, env = "FRAMEDB_IN_CLUSTER_ID")]
+    #[arg(long, global = true, env = "FRAMEDB_IN_CLUSTER_ID")]
     pub in_cluster: Option<ClusterId>,
 
     /// MongoDB connection string of the registry (credentials in it are never logged).
     /// Without it the registry is in memory.
-    #[arg(long, env = "FRAMEDB_MONGO_URI", hide_env_values = true)]
+    #[arg(long, global = true, env = "FRAMEDB_MONGO_URI", hide_env_values = true)]
     pub mongo_uri: Option<String>,
 
     /// MongoDB database of the registry.
-    #[arg(long, env = "FRAMEDB_MONGO_DATABASE", default_value = "framedb")]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_MONGO_DATABASE",
+        default_value = "framedb"
+    )]
     pub mongo_database: String,
 
     /// Milliseconds to wait for MongoDB to be reachable (server selection, connect).
-    #[arg(long, env = "FRAMEDB_MONGO_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_MONGO_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
     pub mongo_timeout_ms: u64,
 
     /// Milliseconds a registry query may run on the server.
-    #[arg(long, env = "FRAMEDB_MONGO_QUERY_TIMEOUT_MS", default_value_t = 10000)]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_MONGO_QUERY_TIMEOUT_MS",
+        default_value_t = 10000
+    )]
     pub mongo_query_timeout_ms: u64,
 
     /// Namespace of the instances' objects.
-    #[arg(long, env = "FRAMEDB_NAMESPACE", default_value = "framedb-storage")]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_NAMESPACE",
+        default_value = "framedb-storage"
+    )]
     pub namespace: String,
 
     /// TiDB release the PD, TiKV and TiDB images run.
-    #[arg(long, env = "FRAMEDB_TIDB_VERSION", default_value = "v8.5.1")]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_TIDB_VERSION",
+        default_value = "v8.5.1"
+    )]
     pub tidb_version: String,
 
     /// Image repository prefix of `pd`, `tikv` and `tidb`.
-    #[arg(long, env = "FRAMEDB_IMAGE_PREFIX", default_value = "pingcap")]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_IMAGE_PREFIX",
+        default_value = "pingcap"
+    )]
     pub image_prefix: String,
 
     /// Node label whose value is an instance's `node_id`.
@@ -93,25 +182,76 @@ pub struct Config {
 
     /// For clusters without a dynamic provisioner: put each volume in a `local` PV under
     /// this directory of the instance's node.
-    #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
+    #[arg(long, global = true, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
     pub local_volume_root: Option<String>,
 
     /// Seconds to wait for a cluster's API to accept a connection.
-    #[arg(long, env = "FRAMEDB_KUBE_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_KUBE_CONNECT_TIMEOUT_SECS",
+        default_value_t = 5
+    )]
     pub kube_connect_timeout_secs: u64,
 
     /// Seconds to wait for a cluster's API to answer a request.
-    #[arg(long, env = "FRAMEDB_KUBE_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_KUBE_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub kube_timeout_secs: u64,
 
     /// Embedded default only: where the simulated clusters' kubeconfigs are written.
-    #[arg(long, env = "FRAMEDB_STATE_DIR", default_value_os_t = std::env::temp_dir().join("framedb"))]
+    #[arg(long, global = true, env = "FRAMEDB_STATE_DIR", default_value_os_t = std::env::temp_dir().join("framedb"))]
     pub state_dir: PathBuf,
 
     /// Embedded default only: how long a new instance's pod takes to become ready, in
     /// milliseconds.
-    #[arg(long, env = "FRAMEDB_DEMO_READY_AFTER_MS", default_value_t = 2000)]
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_DEMO_READY_AFTER_MS",
+        default_value_t = 2000
+    )]
     pub demo_ready_after_ms: u64,
+}
+
+/// The server's role.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Role {
+    /// The global service: the registry and the public API (the default).
+    Global,
+    /// A cluster's local config service: the internal API that does the Kubernetes work
+    /// for one cluster, with its own registry.
+    Local(LocalArgs),
+}
+
+/// The local role's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalArgs {
+    /// The id of the cluster this service runs in.
+    #[arg(long, env = "FRAMEDB_CLUSTER_ID")]
+    pub cluster_id: ClusterId,
+
+    /// Reach the cluster through this kubeconfig file instead of the pod's service
+    /// account.
+    #[arg(long, env = "FRAMEDB_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+fn parse_local_service(text: &str) -> Result<(ClusterId, String), String> {
+    let (id, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected CLUSTER_ID=URL, got '{text}'"))?;
+    let id = ClusterId::new(id).map_err(|e| e.to_string())?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "the URL of cluster '{id}' must start with http:// or https://"
+        ));
+    }
+    Ok((id, url.to_owned()))
 }
 
 fn parse_cluster(text: &str) -> Result<(ClusterId, PathBuf), String> {
@@ -146,7 +286,22 @@ impl Config {
     }
 
     fn embedded(&self) -> bool {
-        self.clusters.is_empty() && self.in_cluster.is_none()
+        self.clusters.is_empty()
+            && self.in_cluster.is_none()
+            && self.local_services.is_empty()
+            && self.known_clusters.is_empty()
+    }
+
+    fn remote_timeouts(&self) -> RemoteTimeouts {
+        RemoteTimeouts {
+            connect: Duration::from_millis(self.local_connect_timeout_ms),
+            request: Duration::from_millis(self.local_timeout_ms),
+        }
+    }
+
+    /// The token local services require: `--local-token`, else this server's own.
+    fn local_token(&self) -> Option<String> {
+        self.local_token.clone().or_else(|| self.token.clone())
     }
 }
 
@@ -156,6 +311,9 @@ pub enum StartError {
     /// The address could not be bound, or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An adapter could not be built.
+    #[error("{0}")]
+    Domain(#[from] framedb_core::Error),
     /// The registry could not be reached or prepared.
     #[error("the registry cannot be used: {0}")]
     Registry(String),
@@ -177,6 +335,8 @@ pub struct Embedded {
     pub fleet: Arc<KubeFleet>,
     /// The clusters, by id.
     pub clusters: Vec<(ClusterId, Simulator)>,
+    layout: Layout,
+    clients: Vec<(ClusterId, kube::Client)>,
 }
 
 impl Embedded {
@@ -185,8 +345,9 @@ impl Embedded {
     /// # Errors
     /// When a simulator cannot bind its port or its client cannot be built.
     pub async fn start(ready_after: Duration, layout: Layout) -> Result<Self, StartError> {
-        let mut fleet = KubeFleet::new(layout);
+        let mut fleet = KubeFleet::new(layout.clone());
         let mut clusters = Vec::new();
+        let mut clients = Vec::new();
         for name in ["cluster-01", "cluster-02"] {
             let id = ClusterId::new(name).expect("a valid cluster id");
             let simulator =
@@ -197,13 +358,23 @@ impl Embedded {
                     cluster: id.clone(),
                     message: error.to_string(),
                 })?;
-            fleet = fleet.with_cluster(id.clone(), client);
+            fleet = fleet.with_cluster(id.clone(), client.clone());
+            clients.push((id.clone(), client));
             clusters.push((id, simulator));
         }
         Ok(Self {
             fleet: Arc::new(fleet),
             clusters,
+            layout,
+            clients,
         })
+    }
+
+    /// The adapters of one cluster alone, as that cluster's local service has them.
+    pub fn fleet_of(&self, cluster: &ClusterId) -> Option<Arc<KubeFleet>> {
+        let (id, client) = self.clients.iter().find(|(id, _)| id == cluster)?;
+        let fleet = KubeFleet::new(self.layout.clone()).with_cluster(id.clone(), client.clone());
+        Some(Arc::new(fleet))
     }
 
     /// A provisioning service on these clusters and `registry`.
@@ -228,25 +399,40 @@ impl Embedded {
     }
 }
 
+/// The client configuration of an operator's kubeconfig file. It may use any mechanism
+/// kube-rs supports (exec plugins included); only kubeconfigs sent over the API are
+/// restricted to inline data.
+async fn kubeconfig_file(cluster: &ClusterId, path: &Path) -> Result<kube::Config, StartError> {
+    let failed = |message: String| StartError::Cluster {
+        cluster: cluster.clone(),
+        message,
+    };
+    let file = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| failed(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+    kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| failed(format!("kubeconfig {} is not usable: {e}", path.display())))
+}
+
+/// A client with FrameDB's timeouts.
+fn client_of(
+    cluster: &ClusterId,
+    mut client_config: kube::Config,
+    timeouts: Timeouts,
+) -> Result<kube::Client, StartError> {
+    timeouts.apply(&mut client_config);
+    kube::Client::try_from(client_config).map_err(|e| StartError::Cluster {
+        cluster: cluster.clone(),
+        message: e.to_string(),
+    })
+}
+
 /// Clients for the real clusters that `config` names.
 async fn real_fleet(config: &Config) -> Result<KubeFleet, StartError> {
     let mut fleet = KubeFleet::new(config.layout());
     let timeouts = config.timeouts();
     for (id, path) in &config.clusters {
-        let failed = |message: String| StartError::Cluster {
-            cluster: id.clone(),
-            message,
-        };
-        // The operator's own kubeconfig may use any mechanism kube-rs supports (exec
-        // plugins included); only kubeconfigs sent over the API are restricted.
-        let file = kube::config::Kubeconfig::read_from(path)
-            .map_err(|e| failed(format!("cannot read kubeconfig {}: {e}", path.display())))?;
-        let mut client_config =
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| failed(format!("kubeconfig {} is not usable: {e}", path.display())))?;
-        timeouts.apply(&mut client_config);
-        let client = kube::Client::try_from(client_config).map_err(|e| failed(e.to_string()))?;
+        let client = client_of(id, kubeconfig_file(id, path).await?, timeouts)?;
         tracing::info!(cluster_id = %id, kubeconfig = %path.display(), "managing cluster");
         fleet = fleet.with_cluster(id.clone(), client);
     }
@@ -255,10 +441,9 @@ async fn real_fleet(config: &Config) -> Result<KubeFleet, StartError> {
             cluster: id.clone(),
             message,
         };
-        let mut client_config = kube::Config::incluster()
+        let client_config = kube::Config::incluster()
             .map_err(|e| failed(format!("not running in a cluster: {e}")))?;
-        timeouts.apply(&mut client_config);
-        let client = kube::Client::try_from(client_config).map_err(|e| failed(e.to_string()))?;
+        let client = client_of(id, client_config, timeouts)?;
         tracing::info!(cluster_id = %id, "managing the cluster this server runs in");
         fleet = fleet.with_cluster(id.clone(), client);
     }
@@ -282,49 +467,147 @@ async fn registry(config: &Config) -> Result<Arc<dyn InstanceRegistry>, StartErr
     let registry = MongoRegistry::connect(&mongo).await.map_err(|error| {
         StartError::Registry(format!("{error} (MongoDB at {})", redact_uri(uri)))
     })?;
-    tracing::info!(
-        uri = %redact_uri(uri),
-        database = %config.mongo_database,
-        "registry: MongoDB"
-    );
     Ok(Arc::new(registry))
 }
 
 /// Builds the adapters that `config` names, binds, and serves until `shutdown` resolves.
 ///
 /// # Errors
-/// When the address cannot be bound, a cluster cannot be configured, or serving fails.
+/// When an address cannot be bound, the registry or a cluster cannot be configured, or
+/// serving fails.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let registry = registry(&config).await?;
-    let mut state_kept = None;
-    let service = if config.embedded() {
-        let ready_after = Duration::from_millis(config.demo_ready_after_ms);
-        let embedded = Embedded::start(ready_after, config.layout()).await?;
-        let paths = embedded.write_kubeconfigs(&config.state_dir)?;
-        for ((id, simulator), path) in embedded.clusters.iter().zip(&paths) {
-            tracing::info!(cluster_id = %id, api = %simulator.url(), kubeconfig = %path.display(),
-                "simulated cluster (nodes node-a, node-b); watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
-                path.display());
-        }
-        tracing::info!(
-            "embedded default: two simulated Kubernetes clusters in this process; nothing \
-             outside it is touched"
-        );
-        let service = embedded.service(registry);
-        state_kept = Some(embedded);
-        service
-    } else {
-        let fleet = Arc::new(real_fleet(&config).await?);
+    let token = ApiToken::new(config.token.clone());
+    if !token.is_set() {
+        tracing::warn!("no --token: the API is open to anyone who can reach its address");
+    }
+    match &config.role {
+        Some(Role::Local(local)) => run_local(&config, local, token, shutdown).await,
+        Some(Role::Global) | None => run_global(&config, token, shutdown).await,
+    }
+}
+
+/// The local role: the internal API for one cluster, on its own registry.
+async fn run_local(
+    config: &Config,
+    local: &LocalArgs,
+    token: ApiToken,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let cluster = &local.cluster_id;
+    let client_config = match &local.kubeconfig {
+        Some(path) => kubeconfig_file(cluster, path).await?,
+        None => kube::Config::incluster().map_err(|e| StartError::Cluster {
+            cluster: cluster.clone(),
+            message: format!("not running in a cluster and no --kubeconfig given: {e}"),
+        })?,
+    };
+    let client = client_of(cluster, client_config, config.timeouts())?;
+    let fleet = Arc::new(KubeFleet::new(config.layout()).with_cluster(cluster.clone(), client));
+    let registry = registry(config).await?;
+    let state = local_state(cluster.clone(), registry, fleet, token);
+    tracing::info!(cluster_id = %cluster, "local config service");
+    let listener = TcpListener::bind(config.listen).await?;
+    serve(listener, local_router(state), shutdown).await?;
+    Ok(())
+}
+
+fn local_state(
+    cluster_id: ClusterId,
+    registry: Arc<dyn InstanceRegistry>,
+    fleet: Arc<KubeFleet>,
+    token: ApiToken,
+) -> LocalState {
+    LocalState {
+        cluster_id,
+        service: ProvisioningService::new(registry, fleet.clone(), fleet.clone()),
+        deployer: fleet.clone(),
+        ports: fleet,
+        token,
+    }
+}
+
+/// The global role: the public API on the registry, with clusters reached through their
+/// local services (or directly with `--cluster` / `--in-cluster`, or, by default, the
+/// embedded two-tier topology on simulated clusters).
+async fn run_global(
+    config: &Config,
+    token: ApiToken,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let registry = registry(config).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut embedded = None;
+    let mut local_servers = Vec::new();
+    let mut directory = None;
+    let service = if !config.clusters.is_empty() || config.in_cluster.is_some() {
+        let fleet = Arc::new(real_fleet(config).await?);
         ProvisioningService::new(registry, fleet.clone(), fleet)
+    } else {
+        let clusters = Arc::new(ClusterDirectory::new());
+        for (id, url) in &config.local_services {
+            clusters.insert(id.clone(), url.clone());
+        }
+        for id in &config.known_clusters {
+            clusters.insert(id.clone(), ClusterDirectory::default_url(id));
+        }
+        if config.embedded() {
+            let ready_after = Duration::from_millis(config.demo_ready_after_ms);
+            let started = Embedded::start(ready_after, config.layout()).await?;
+            let paths = started.write_kubeconfigs(&config.state_dir)?;
+            for ((id, simulator), path) in started.clusters.iter().zip(&paths) {
+                let fleet = started.fleet_of(id).expect("an embedded cluster");
+                let state = local_state(
+                    id.clone(),
+                    Arc::new(InMemoryRegistry::new()),
+                    fleet,
+                    ApiToken::new(config.local_token()),
+                );
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                let url = format!("http://{}", listener.local_addr()?);
+                let mut stopped = stopped.clone();
+                let name = format!("local config service of {id}");
+                local_servers.push(tokio::spawn(async move {
+                    let until_stopped = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    serve_as(&name, listener, local_router(state), until_stopped).await
+                }));
+                tracing::info!(cluster_id = %id, api = %simulator.url(), local_service = %url,
+                    kubeconfig = %path.display(),
+                    "simulated cluster (nodes node-a, node-b) with its local config service; watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
+                    path.display());
+                clusters.insert(id.clone(), url);
+            }
+            tracing::info!(
+                "embedded default: the global service, and a local config service per \
+                 simulated Kubernetes cluster, all in this process; nothing outside it is touched"
+            );
+            embedded = Some(started);
+        }
+        let remote = Arc::new(RemoteClusters::new(
+            clusters.clone(),
+            config.local_token(),
+            config.remote_timeouts(),
+        )?);
+        directory = Some(clusters);
+        ProvisioningService::new(registry, remote.clone(), remote)
     };
     let mut state = AppState::new(service);
     state.kube_timeouts = config.timeouts();
+    state.token = token;
+    state.directory = directory;
     let listener = TcpListener::bind(config.listen).await?;
-    serve(listener, router(state), shutdown).await?;
-    drop(state_kept);
+    let served = serve(listener, router(state), shutdown).await;
+    // The local services stop after the global one, so that its last calls are answered.
+    let _ = stop.send(true);
+    for server in local_servers {
+        let _ = server.await;
+    }
+    drop(embedded);
+    served?;
     Ok(())
 }
 
@@ -338,12 +621,22 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_as("framedb-server", listener, app, shutdown).await
+}
+
+/// [`serve`], naming the server `name` in its log lines.
+async fn serve_as(
+    name: &str,
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let address = listener.local_addr()?;
-    tracing::info!(%address, "framedb-server listening on http://{address}");
+    tracing::info!(%address, "{name} listening on http://{address}");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
-    tracing::info!("framedb-server stopped");
+    tracing::info!("{name} stopped");
     Ok(())
 }
 

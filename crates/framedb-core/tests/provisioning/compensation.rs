@@ -178,3 +178,44 @@ async fn delete_succeeds_when_the_objects_are_already_gone() {
     service.delete(&id("tidb-001")).await.unwrap();
     assert!(registry.is_empty());
 }
+
+#[tokio::test]
+async fn a_create_on_a_chosen_port_is_exclusive_and_a_retry_completes_it() {
+    use framedb_core::PortChoice;
+    let (service, registry, fleet) = in_memory();
+    fleet
+        .occupy_port(&cluster(), 30905, "someone-elses")
+        .unwrap();
+    let error = service
+        .create_on(request("tidb-001"), PortChoice::Exactly(30905))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        Error::PortTaken {
+            cluster: cluster(),
+            port: 30905
+        }
+    );
+    assert!(registry.is_empty());
+
+    let first = service
+        .create_on(request("tidb-001"), PortChoice::Exactly(30906))
+        .await
+        .unwrap();
+    let again = service
+        .create_on(request("tidb-001"), PortChoice::Exactly(30906))
+        .await
+        .unwrap();
+    assert_eq!((first.port, again.port), (Some(30906), Some(30906)));
+    assert_eq!(fleet.workloads(&cluster()).unwrap().len(), 1);
+    assert_eq!(fleet.used_ports(&cluster()).unwrap(), [30905, 30906]);
+
+    let elsewhere = service
+        .create_on(request("tidb-001"), PortChoice::Exactly(30907))
+        .await
+        .unwrap_err();
+    assert_eq!(elsewhere, Error::AlreadyExists(id("tidb-001")));
+    let plain = service.create(request("tidb-001")).await.unwrap_err();
+    assert_eq!(plain, Error::AlreadyExists(id("tidb-001")));
+}

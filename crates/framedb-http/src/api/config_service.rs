@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use framedb_core::StorageSize;
+use framedb_core::{ClusterId, StorageSize};
 use framedb_k8s::config_service::{ConfigService, Report};
 use framedb_k8s::kubeconfig;
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use super::AppState;
 use super::instances::{Data, Done, data, done};
 use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
+use crate::remote::ClusterDirectory;
 
 /// `POST /framedb-config/setup`.
 #[derive(Deserialize)]
@@ -21,6 +22,11 @@ use crate::extract::JsonBody;
 pub(crate) struct SetupRequest {
     kube_config: Value,
     storage_size: Option<StorageSize>,
+    /// The id under which the global service reaches this cluster; when given, setup
+    /// records the cluster's local config service in the cluster directory.
+    cluster_id: Option<ClusterId>,
+    /// Where that service answers (default `http://{cluster_id}:32566`).
+    local_url: Option<String>,
 }
 
 /// `DELETE /framedb-config/remove` and `POST /framedb-config/status`.
@@ -48,6 +54,15 @@ pub(crate) async fn setup(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SetupRequest>,
 ) -> Result<Json<Done>> {
+    if let Some(url) = &request.local_url {
+        if request.cluster_id.is_none()
+            || !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ApiError::InvalidRequest(
+                "local_url must be an http:// or https:// URL and comes with cluster_id".into(),
+            ));
+        }
+    }
     let client = connect(&state, &request.kube_config).await?;
     let size = match request.storage_size {
         Some(size) => size,
@@ -57,6 +72,12 @@ pub(crate) async fn setup(
         .setup(&size)
         .await
         .map_err(failed)?;
+    if let (Some(directory), Some(cluster)) = (&state.directory, request.cluster_id) {
+        let url = request
+            .local_url
+            .unwrap_or_else(|| ClusterDirectory::default_url(&cluster));
+        directory.insert(cluster, url);
+    }
     Ok(done("FrameDB config service is set up on the cluster"))
 }
 

@@ -24,14 +24,14 @@ pub(crate) struct Created {
 
 /// `{success: true, message}`.
 #[derive(Debug, Serialize)]
-pub(crate) struct Done {
+pub struct Done {
     success: bool,
     message: &'static str,
 }
 
 /// `{success: true, data}`.
 #[derive(Debug, Serialize)]
-pub(crate) struct Data<T> {
+pub struct Data<T> {
     success: bool,
     data: T,
 }
@@ -54,7 +54,7 @@ pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
 
 /// Runs a multi-step operation on its own task, so that a client that hangs up does not
 /// cancel it halfway and leave an orphan behind.
-async fn to_completion<T: Send + 'static>(
+pub(crate) async fn to_completion<T: Send + 'static>(
     work: impl Future<Output = framedb_core::Result<T>> + Send + 'static,
 ) -> Result<T> {
     tokio::spawn(work)

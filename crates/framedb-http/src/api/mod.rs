@@ -1,9 +1,14 @@
-//! The global API's router: the persistent-instance endpoints of DESIGN.md §3 and
-//! `/healthz`, on an [`AppState`]. Separate from `main` so that tests can drive it with
-//! `tower::ServiceExt::oneshot` as well as over a socket.
+//! The routers: the global API (the persistent-instance and config-service endpoints of
+//! DESIGN.md §3) on an [`AppState`], and the local config service's internal API
+//! ([`local`]) on a [`local::LocalState`]. Separate from `main` so that tests can drive
+//! them with `tower::ServiceExt::oneshot` as well as over a socket.
 
+mod auth;
 mod config_service;
 mod instances;
+pub mod local;
+
+pub use auth::ApiToken;
 
 use std::sync::Arc;
 
@@ -29,6 +34,11 @@ pub struct AppState {
     pub config_service: Arc<Settings>,
     /// How long calls to a caller's cluster may take.
     pub kube_timeouts: Timeouts,
+    /// Where setup records the local config service of a cluster it installs (global
+    /// tier with remote clusters only).
+    pub directory: Option<Arc<crate::remote::ClusterDirectory>>,
+    /// The bearer token every route but `/healthz` requires, if any.
+    pub token: ApiToken,
 }
 
 impl AppState {
@@ -38,15 +48,17 @@ impl AppState {
             service,
             config_service: Arc::new(Settings::default()),
             kube_timeouts: Timeouts::default(),
+            directory: None,
+            token: ApiToken::none(),
         }
     }
 }
 
-/// The whole HTTP API.
+/// The global API.
 pub fn router(state: AppState) -> Router {
     const BASE: &str = "/global/framedb/persistent-instances";
-    Router::new()
-        .route("/healthz", get(healthz))
+    let token = state.token.clone();
+    let api = Router::new()
         .route("/framedb-config/setup", post(config_service::setup))
         .route("/framedb-config/remove", delete(config_service::remove))
         .route("/framedb-config/status", post(config_service::status))
@@ -64,8 +76,20 @@ pub fn router(state: AppState) -> Router {
             &format!("{BASE}/{{framedb_id}}"),
             get(instances::get).delete(instances::delete),
         )
-        .fallback(|| async { ApiError::RouteNotFound })
+        .with_state(state);
+    finish(api, token)
+}
+
+/// What both APIs share: `/healthz` (open), the token check on everything else, the
+/// JSON answers for unknown routes and methods, the body limit, and request logs.
+pub(crate) fn finish(api: Router, token: ApiToken) -> Router {
+    api.fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            auth::require_token,
+        ))
+        .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // One INFO line per request: method, path, status, latency. Bodies are never logged.
         .layer(
@@ -73,7 +97,6 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .with_state(state)
 }
 
 async fn healthz() -> Json<Value> {

@@ -1,0 +1,468 @@
+//! The two tiers over real HTTP on loopback: a global server on its registry, a local
+//! config service per simulated cluster on its own registry, and the clusters. Every
+//! check looks at all three layers: the global records, the local records, and the
+//! Kubernetes objects.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::{
+    ClusterId, Error, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus,
+    ProvisioningService, Query,
+};
+use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
+use framedb_http::server::Embedded;
+use framedb_http::{ApiToken, AppState, LocalState, local_router, router};
+use framedb_k8s::Layout;
+use framedb_k8s::sim::Verb;
+use framedb_mongo::{MongoConfig, MongoRegistry};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{BASE, Server, call, mongo_uri};
+
+const GLOBAL_TOKEN: &str = "global-token-9c1";
+const LOCAL_TOKEN: &str = "local-token-47e";
+
+/// A local config service, restartable on the same address.
+struct Local {
+    cluster: ClusterId,
+    registry: Arc<dyn InstanceRegistry>,
+    address: String,
+    server: Option<Server>,
+}
+
+struct Topology {
+    clusters: Embedded,
+    locals: Vec<Local>,
+    global: Server,
+    global_registry: Arc<dyn InstanceRegistry>,
+    client: Client,
+}
+
+fn state_of(clusters: &Embedded, local: &Local) -> LocalState {
+    let fleet = clusters.fleet_of(&local.cluster).unwrap();
+    LocalState {
+        cluster_id: local.cluster.clone(),
+        service: ProvisioningService::new(local.registry.clone(), fleet.clone(), fleet.clone()),
+        deployer: fleet.clone(),
+        ports: fleet,
+        token: ApiToken::new(Some(LOCAL_TOKEN.into())),
+    }
+}
+
+impl Topology {
+    /// Starts it all; `registry` makes each tier's registry from a name.
+    async fn start<F, Fut>(ready_after: Duration, registry: F, timeout: Duration) -> Self
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Arc<dyn InstanceRegistry>>,
+    {
+        let clusters = Embedded::start(ready_after, Layout::default())
+            .await
+            .unwrap();
+        let directory = Arc::new(ClusterDirectory::new());
+        let mut locals = Vec::new();
+        for (id, _) in &clusters.clusters {
+            let mut local = Local {
+                cluster: id.clone(),
+                registry: registry(format!("local_{}", id.as_str().replace('-', "_"))).await,
+                address: "127.0.0.1:0".into(),
+                server: None,
+            };
+            let server =
+                Server::serve(local_router(state_of(&clusters, &local)), &local.address).await;
+            local.address = server.url.trim_start_matches("http://").to_owned();
+            directory.insert(id.clone(), server.url.clone());
+            local.server = Some(server);
+            locals.push(local);
+        }
+        let timeouts = RemoteTimeouts {
+            connect: timeout,
+            request: timeout,
+        };
+        let remote = Arc::new(
+            RemoteClusters::new(directory.clone(), Some(LOCAL_TOKEN.into()), timeouts).unwrap(),
+        );
+        let global_registry = registry("global".into()).await;
+        let mut state = AppState::new(ProvisioningService::new(
+            global_registry.clone(),
+            remote.clone(),
+            remote,
+        ));
+        state.token = ApiToken::new(Some(GLOBAL_TOKEN.into()));
+        state.directory = Some(directory);
+        let global = Server::serve(router(state), "127.0.0.1:0").await;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {GLOBAL_TOKEN}")).unwrap(),
+        );
+        let client = Client::builder().default_headers(headers).build().unwrap();
+        Self {
+            clusters,
+            locals,
+            global,
+            global_registry,
+            client,
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        call(&self.client, method, self.global.at(path), body).await
+    }
+
+    async fn create(&self, id: &str, cluster: &str, node: &str, team: &str) -> (StatusCode, Value) {
+        let body = json!({"framedb_id": id, "cluster_id": cluster, "node_id": node, "storage_size": "1Gi", "metadata": {"team": team}});
+        self.send(Method::POST, BASE, Some(body)).await
+    }
+
+    async fn stop_local(&mut self, index: usize) {
+        self.locals[index].server.take().unwrap().stop().await;
+    }
+
+    async fn restart_local(&mut self, index: usize) {
+        let server = Server::serve(
+            local_router(state_of(&self.clusters, &self.locals[index])),
+            &self.locals[index].address,
+        )
+        .await;
+        self.locals[index].server = Some(server);
+    }
+
+    /// Every global record has its local record and its Kubernetes objects on its
+    /// cluster, and nothing else exists anywhere. Returns the ids.
+    async fn assert_consistent(&self) -> BTreeSet<String> {
+        let ids = |records: Vec<InstanceRecord>| -> BTreeSet<String> {
+            records.iter().map(|r| r.framedb_id.to_string()).collect()
+        };
+        let everything = Query::with_filter(framedb_core::Filter::all());
+        let global = ids(self.global_registry.find(&everything).await.unwrap());
+        let mut union = BTreeSet::new();
+        for (local, (cluster, simulator)) in self.locals.iter().zip(&self.clusters.clusters) {
+            let on_cluster = Query::with_filter(framedb_core::Filter::cluster(cluster));
+            let global_here = ids(self.global_registry.find(&on_cluster).await.unwrap());
+            let local_here = ids(local.registry.find(&everything).await.unwrap());
+            assert_eq!(local_here, global_here, "local records of {cluster}");
+            let client = simulator.client().await;
+            let names = |list: Vec<Option<String>>| -> BTreeSet<String> {
+                list.into_iter().flatten().collect()
+            };
+            let ns = "framedb-storage";
+            let services = kube::Api::<Service>::namespaced(client.clone(), ns)
+                .list(&Default::default())
+                .await;
+            let services = services
+                .map(|l| names(l.items.into_iter().map(|o| o.metadata.name).collect()))
+                .unwrap_or_default();
+            let sets = kube::Api::<StatefulSet>::namespaced(client.clone(), ns)
+                .list(&Default::default())
+                .await;
+            let sets = sets
+                .map(|l| names(l.items.into_iter().map(|o| o.metadata.name).collect()))
+                .unwrap_or_default();
+            let claims = kube::Api::<PersistentVolumeClaim>::namespaced(client, ns)
+                .list(&Default::default())
+                .await;
+            let claims: BTreeSet<String> = claims
+                .map(|l| names(l.items.into_iter().map(|o| o.metadata.name).collect()))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| n.trim_end_matches("-data").to_owned())
+                .collect();
+            assert_eq!(services, global_here, "Services on {cluster}");
+            assert_eq!(sets, global_here, "StatefulSets on {cluster}");
+            assert_eq!(claims, global_here, "PVCs on {cluster}");
+            union.extend(global_here);
+        }
+        assert_eq!(union, global, "every global record is on a known cluster");
+        global
+    }
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["framedb_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A registry per tier on this test's own MongoDB databases.
+fn mongo_registries(
+    uri: String,
+    test: &'static str,
+) -> impl Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Arc<dyn InstanceRegistry>>>> {
+    move |tier| {
+        let uri = uri.clone();
+        Box::pin(async move {
+            let config = MongoConfig::new(uri)
+                .database(format!("framedb_e2e_{test}_{tier}_{}", std::process::id()))
+                .server_selection_timeout(Duration::from_secs(5));
+            Arc::new(MongoRegistry::connect(&config).await.unwrap()) as Arc<dyn InstanceRegistry>
+        })
+    }
+}
+
+async fn drop_databases(uri: &str, test: &str) {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    for name in client.list_database_names().await.unwrap() {
+        if name.starts_with(&format!("framedb_e2e_{test}_"))
+            && name.ends_with(&format!("_{}", std::process::id()))
+        {
+            client.database(&name).drop().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_live_on_both_clusters_through_their_local_services() {
+    let Some(uri) = mongo_uri() else { return };
+    let topology = Topology::start(
+        Duration::from_millis(800),
+        mongo_registries(uri.clone(), "tiers"),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    for (id, cluster, node, team) in [
+        ("a-1", "cluster-01", "node-a", "analytics"),
+        ("a-2", "cluster-01", "node-b", "billing"),
+        ("b-1", "cluster-02", "node-a", "analytics"),
+        ("b-2", "cluster-02", "node-a", "search"),
+    ] {
+        let (status, body) = topology.create(id, cluster, node, team).await;
+        assert_eq!(status, StatusCode::CREATED, "{id}: {body}");
+    }
+    let (_, body) = topology.create("b-3", "cluster-02", "node-b", "x").await;
+    assert_eq!(
+        body["port"], 30902,
+        "ports are allocated per cluster by its local service"
+    );
+
+    let (_, body) = topology
+        .send(Method::GET, &format!("{BASE}/cluster/cluster-01"), None)
+        .await;
+    assert_eq!(ids(&body), ["a-1", "a-2"]);
+    let (_, body) = topology
+        .send(
+            Method::GET,
+            &format!("{BASE}/cluster/cluster-02/node/node-a"),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&body), ["b-1", "b-2"]);
+    let (_, body) = topology
+        .send(
+            Method::POST,
+            &format!("{BASE}/query"),
+            Some(json!({"metadata.team": "analytics"})),
+        )
+        .await;
+    assert_eq!(ids(&body), ["a-1", "b-1"]);
+
+    // The status comes live from the local service, which reads the pods.
+    let (_, body) = topology
+        .send(Method::GET, &format!("{BASE}/b-1"), None)
+        .await;
+    assert_eq!(body["data"]["status"], "Provisioning");
+    let mut status = String::new();
+    for _ in 0..100 {
+        let (_, body) = topology
+            .send(Method::GET, &format!("{BASE}/b-1"), None)
+            .await;
+        status = body["data"]["status"].as_str().unwrap().to_owned();
+        if status == "Running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "Running");
+    assert_eq!(topology.assert_consistent().await.len(), 5);
+
+    for id in ["a-2", "b-1"] {
+        let (status, body) = topology
+            .send(Method::DELETE, &format!("{BASE}/{id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _) = topology
+        .send(Method::GET, &format!("{BASE}/a-2"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        topology.assert_consistent().await,
+        ["a-1", "b-2", "b-3"].map(String::from).into()
+    );
+
+    let (status, body) = topology.create("c-1", "cluster-77", "node-a", "x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "cluster_not_found");
+    drop_databases(&uri, "tiers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_local_service_is_503_and_unknown_and_heals_when_it_returns() {
+    let Some(uri) = mongo_uri() else { return };
+    let timeout = Duration::from_secs(2);
+    let mut topology = Topology::start(
+        Duration::ZERO,
+        mongo_registries(uri.clone(), "outage"),
+        timeout,
+    )
+    .await;
+    topology.create("up-1", "cluster-01", "node-a", "t").await;
+    topology.create("down-1", "cluster-02", "node-a", "t").await;
+
+    topology.stop_local(1).await;
+    let started = Instant::now();
+    let (status, body) = topology.create("down-2", "cluster-02", "node-a", "t").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("cluster-02"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < timeout * 4,
+        "answered within the configured timeout: {:?}",
+        started.elapsed()
+    );
+
+    let (status, body) = topology
+        .send(Method::GET, &format!("{BASE}/down-1"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["status"], InstanceStatus::Unknown.as_str());
+    assert!(
+        body["data"]["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached")
+    );
+    let (_, body) = topology
+        .send(Method::GET, &format!("{BASE}/cluster/cluster-02"), None)
+        .await;
+    assert_eq!(body["data"][0]["status"], "Unknown");
+
+    // The other cluster keeps working.
+    let (status, _) = topology.create("up-2", "cluster-01", "node-b", "t").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = topology
+        .send(Method::GET, &format!("{BASE}/up-1"), None)
+        .await;
+    assert_eq!(body["data"]["status"], "Running");
+
+    topology.restart_local(1).await;
+    let (status, _) = topology.create("down-2", "cluster-02", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = topology
+        .send(Method::GET, &format!("{BASE}/down-1"), None)
+        .await;
+    assert_eq!(body["data"]["status"], "Running");
+    assert_eq!(topology.assert_consistent().await.len(), 4);
+    drop_databases(&uri, "outage").await;
+}
+
+/// A registry whose recording of a deployment fails, as a registry that went away
+/// between the two writes of a create would.
+struct FailsToRecord(InMemoryRegistry);
+
+#[async_trait]
+impl InstanceRegistry for FailsToRecord {
+    async fn insert(&self, record: &InstanceRecord) -> framedb_core::Result<()> {
+        self.0.insert(record).await
+    }
+    async fn update_deployment(
+        &self,
+        _: &FramedbId,
+        _: Option<u16>,
+        _: InstanceStatus,
+    ) -> framedb_core::Result<()> {
+        Err(Error::Unavailable(
+            "the registry (MongoDB) cannot be reached".into(),
+        ))
+    }
+    async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
+        self.0.get(id).await
+    }
+    async fn remove(&self, id: &FramedbId) -> framedb_core::Result<bool> {
+        self.0.remove(id).await
+    }
+    async fn find(&self, query: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
+        self.0.find(query).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_creates_leave_nothing_in_either_tier_or_on_the_cluster() {
+    let registries = |tier: String| async move {
+        if tier == "global" {
+            Arc::new(FailsToRecord(InMemoryRegistry::new())) as Arc<dyn InstanceRegistry>
+        } else {
+            Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry>
+        }
+    };
+    let topology = Topology::start(Duration::ZERO, registries, Duration::from_secs(10)).await;
+
+    // The global registry fails after the local deploy: the deployment is undone.
+    let (status, body) = topology.create("half-1", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(topology.assert_consistent().await.is_empty());
+
+    // The local deploy fails: nothing is recorded anywhere.
+    let simulator = &topology.clusters.clusters[1].1;
+    simulator
+        .faults()
+        .fail(Verb::Patch, Some("statefulsets"), 500, 1.0);
+    let (status, body) = topology.create("half-2", "cluster-02", "node-a", "t").await;
+    assert!(status.is_server_error(), "{status} {body}");
+    simulator.faults().clear();
+    assert!(topology.assert_consistent().await.is_empty());
+}
+
+#[tokio::test]
+async fn without_the_right_token_both_apis_answer_401_and_change_nothing() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    let topology = Topology::start(Duration::ZERO, registries, Duration::from_secs(10)).await;
+    let body = json!({"framedb_id": "sneaky", "cluster_id": "cluster-01", "node_id": "node-a", "storage_size": "1Gi"});
+    let plain = Client::new();
+    for header in [
+        None,
+        Some("Bearer wrong"),
+        Some(GLOBAL_TOKEN),
+        Some("Bearer global-token-9c"),
+    ] {
+        let mut request = plain.post(topology.global.at(BASE)).json(&body);
+        if let Some(header) = header {
+            request = request.header(AUTHORIZATION, header);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header:?}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], "unauthorized");
+    }
+    let local = topology.locals[0].server.as_ref().unwrap();
+    let response = plain
+        .put(local.at("local/v1/instances/sneaky"))
+        .header(AUTHORIZATION, format!("Bearer {GLOBAL_TOKEN}"))
+        .json(&json!({"node_id": "node-a", "storage_size": "1Gi", "port": 30950}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let health = plain
+        .get(topology.global.at("healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "/healthz stays open");
+    assert!(topology.assert_consistent().await.is_empty());
+}
