@@ -599,6 +599,7 @@ async fn run_global(
     state.kube_timeouts = config.timeouts();
     state.token = token;
     state.directory = directory;
+    state.local_token = config.local_token();
     let listener = TcpListener::bind(config.listen).await?;
     let served = serve(listener, router(state), shutdown).await;
     // The local services stop after the global one, so that its last calls are answered.

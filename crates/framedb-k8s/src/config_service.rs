@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use framedb_core::StorageSize;
+use framedb_core::{ClusterId, StorageSize};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, HostPathVolumeSource, Namespace,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, Namespace,
     ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, Pod, PodSpec, PodTemplateSpec, Probe,
-    Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Secret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -42,6 +42,20 @@ pub const MONGODB_CLAIM: &str = "mongodb-data";
 pub const MONGODB_VOLUME: &str = "framedb-config-mongodb";
 
 const MONGODB_PORT: i32 = 27017;
+/// The Secret holding the token the local service requires.
+pub const TOKEN_SECRET: &str = "framedb-config-token";
+
+/// What one installation is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    /// The volume size of MongoDB.
+    pub storage_size: StorageSize,
+    /// The id the fleet knows the cluster by; the local service runs under it.
+    pub cluster_id: ClusterId,
+    /// The token the local service will require (kept in a Secret), if any.
+    pub token: Option<String>,
+}
+
 /// The port the config service listens on inside its pod.
 pub const SERVICE_PORT: i32 = 8080;
 
@@ -136,12 +150,12 @@ impl<'a> ConfigService<'a> {
         .map_err(|error| Error::kube(self.cluster, format!("applying {kind} {name}"), error))
     }
 
-    /// Installs (or completes, or repairs) the config service with a MongoDB volume of
-    /// `storage_size`.
+    /// Installs (or completes, or repairs) the config service as `install` says.
     ///
     /// # Errors
     /// [`Error::Kube`] when the cluster refuses or cannot be reached.
-    pub async fn setup(&self, storage_size: &StorageSize) -> Result<()> {
+    pub async fn setup(&self, install: &Install) -> Result<()> {
+        let storage_size = &install.storage_size;
         let namespace = Namespace {
             metadata: self.meta(&self.settings.namespace, FRAMEDB_CONFIG, false),
             ..Namespace::default()
@@ -163,7 +177,10 @@ impl<'a> ConfigService<'a> {
             self.service(MONGODB, MONGODB, MONGODB_PORT, None),
         )
         .await?;
-        self.apply(self.api(), self.server()).await?;
+        if let Some(token) = &install.token {
+            self.apply(self.api(), self.token_secret(token)).await?;
+        }
+        self.apply(self.api(), self.server(install)).await?;
         self.apply(
             self.api(),
             self.service(LOCAL_SERVICE, FRAMEDB_CONFIG, SERVICE_PORT, None),
@@ -458,13 +475,46 @@ impl<'a> ConfigService<'a> {
         )
     }
 
-    fn server(&self) -> Deployment {
+    fn token_secret(&self, token: &str) -> Secret {
+        Secret {
+            metadata: self.meta(TOKEN_SECRET, FRAMEDB_CONFIG, true),
+            string_data: Some(BTreeMap::from([("token".to_owned(), token.to_owned())])),
+            ..Secret::default()
+        }
+    }
+
+    fn server(&self, install: &Install) -> Deployment {
         let env = |name: &str, value: String| EnvVar {
             name: name.into(),
             value: Some(value),
             value_from: None,
         };
-        let namespace = &self.settings.namespace;
+        let mut environment = vec![
+            env("FRAMEDB_LISTEN", format!("0.0.0.0:{SERVICE_PORT}")),
+            env("FRAMEDB_CLUSTER_ID", install.cluster_id.to_string()),
+            env(
+                "FRAMEDB_MONGO_URI",
+                format!(
+                    "mongodb://{MONGODB}.{}.svc.cluster.local:{MONGODB_PORT}",
+                    self.settings.namespace
+                ),
+            ),
+        ];
+        if install.token.is_some() {
+            // The token stays in a Secret, never in the Deployment's spec.
+            environment.push(EnvVar {
+                name: "FRAMEDB_API_TOKEN".into(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: TOKEN_SECRET.into(),
+                        key: "token".into(),
+                        optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+            });
+        }
         self.deployment(
             FRAMEDB_CONFIG,
             PodSpec {
@@ -473,15 +523,7 @@ impl<'a> ConfigService<'a> {
                     name: FRAMEDB_CONFIG.into(),
                     image: Some(self.settings.server_image.clone()),
                     args: Some(vec!["local".into()]),
-                    env: Some(vec![
-                        env("FRAMEDB_LISTEN", format!("0.0.0.0:{SERVICE_PORT}")),
-                        env(
-                            "FRAMEDB_MONGO_URI",
-                            format!(
-                                "mongodb://{MONGODB}.{namespace}.svc.cluster.local:{MONGODB_PORT}"
-                            ),
-                        ),
-                    ]),
+                    env: Some(environment),
                     ports: Some(vec![ContainerPort {
                         name: Some("http".into()),
                         container_port: SERVICE_PORT,

@@ -114,6 +114,16 @@ fn check_inline_only(kubeconfig: &Kubeconfig) -> Result<()> {
     Ok(())
 }
 
+/// The name of the cluster the kubeconfig's current context (or its first one) points at.
+pub fn context_cluster(kubeconfig: &Kubeconfig) -> Option<String> {
+    let wanted = kubeconfig
+        .current_context
+        .as_deref()
+        .or_else(|| kubeconfig.contexts.first().map(|c| c.name.as_str()))?;
+    let context = kubeconfig.contexts.iter().find(|c| c.name == wanted)?;
+    Some(context.context.as_ref()?.cluster.clone())
+}
+
 /// A client for the kubeconfig's current context (or its first one).
 ///
 /// # Errors

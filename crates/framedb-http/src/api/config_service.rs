@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use framedb_core::{ClusterId, StorageSize};
-use framedb_k8s::config_service::{ConfigService, Report};
+use framedb_k8s::config_service::{ConfigService, Install, Report};
 use framedb_k8s::kubeconfig;
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,6 +41,10 @@ const TARGET: &str = "the requested cluster";
 
 async fn connect(state: &AppState, kube_config: &Value) -> Result<kube::Client> {
     let parsed = kubeconfig::parse(kube_config).map_err(framedb_core::Error::from)?;
+    client_of(state, parsed).await
+}
+
+async fn client_of(state: &AppState, parsed: kube::config::Kubeconfig) -> Result<kube::Client> {
     Ok(kubeconfig::client(parsed, state.kube_timeouts)
         .await
         .map_err(framedb_core::Error::from)?)
@@ -63,16 +67,33 @@ pub(crate) async fn setup(
             ));
         }
     }
-    let client = connect(&state, &request.kube_config).await?;
-    let size = match request.storage_size {
-        Some(size) => size,
-        None => StorageSize::new("1Gi")?,
+    let parsed = kubeconfig::parse(&request.kube_config).map_err(framedb_core::Error::from)?;
+    // Without a cluster_id, the cluster is known by the name its kubeconfig gives it.
+    let cluster = match request.cluster_id {
+        Some(id) => id,
+        None => kubeconfig::context_cluster(&parsed)
+            .and_then(|name| ClusterId::new(name).ok())
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "cluster_id is required: the kubeconfig's cluster name is not a valid cluster id"
+                        .into(),
+                )
+            })?,
+    };
+    let client = client_of(&state, parsed).await?;
+    let install = Install {
+        storage_size: match request.storage_size {
+            Some(size) => size,
+            None => StorageSize::new("1Gi")?,
+        },
+        cluster_id: cluster.clone(),
+        token: state.local_token.clone(),
     };
     ConfigService::new(&client, &state.config_service, TARGET)
-        .setup(&size)
+        .setup(&install)
         .await
         .map_err(failed)?;
-    if let (Some(directory), Some(cluster)) = (&state.directory, request.cluster_id) {
+    if let Some(directory) = &state.directory {
         let url = request
             .local_url
             .unwrap_or_else(|| ClusterDirectory::default_url(&cluster));

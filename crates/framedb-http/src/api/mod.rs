@@ -39,6 +39,8 @@ pub struct AppState {
     pub directory: Option<Arc<crate::remote::ClusterDirectory>>,
     /// The bearer token every route but `/healthz` requires, if any.
     pub token: ApiToken,
+    /// The token local config services require; setup installs it with them.
+    pub local_token: Option<String>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             kube_timeouts: Timeouts::default(),
             directory: None,
             token: ApiToken::none(),
+            local_token: None,
         }
     }
 }

@@ -26,7 +26,7 @@ async fn the_server_binary_serves_the_embedded_default_and_stops_on_sigterm() {
     let address = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             log.push(line.clone());
-            if let Some((_, rest)) = line.split_once("listening on http://") {
+            if let Some((_, rest)) = line.split_once("framedb-server listening on http://") {
                 return rest.split_whitespace().next().unwrap().to_owned();
             }
         }

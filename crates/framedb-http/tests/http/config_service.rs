@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use framedb_k8s::sim::{SimConfig, Simulator};
-use k8s_openapi::api::core::v1::{PersistentVolume, ServiceAccount};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolume, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::{Value, json};
 
@@ -283,4 +284,70 @@ async fn an_unreachable_cluster_is_503() {
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_failure(&body, "unavailable");
+}
+
+#[tokio::test]
+async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_secret() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use framedb_core::ProvisioningService;
+    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::remote::ClusterDirectory;
+    use framedb_http::{AppState, router};
+
+    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let mut state = AppState::new(ProvisioningService::new(
+        Arc::new(InMemoryRegistry::new()),
+        fleet.clone(),
+        fleet,
+    ));
+    let directory = Arc::new(ClusterDirectory::new());
+    state.directory = Some(directory.clone());
+    state.local_token = Some("local-s3cret".into());
+    let app = router(state);
+    let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.1.2.3:32566"}).to_string();
+    let (status, answer) =
+        super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        directory.url(&"edge-7".parse().unwrap()).as_deref(),
+        Some("http://10.1.2.3:32566")
+    );
+
+    let kube = sim.client().await;
+    let secret = kube::Api::<Secret>::namespaced(kube.clone(), "framedb-config")
+        .get("framedb-config-token")
+        .await
+        .unwrap();
+    assert!(secret.data.unwrap().contains_key("token"));
+    let server = kube::Api::<Deployment>::namespaced(kube, "framedb-config")
+        .get("framedb-config")
+        .await
+        .unwrap();
+    let env = server.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let token = env.iter().find(|e| e.name == "FRAMEDB_API_TOKEN").unwrap();
+    assert!(
+        token.value.is_none(),
+        "the token is not in the Deployment's spec"
+    );
+    assert_eq!(
+        token
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "framedb-config-token"
+    );
+    assert!(
+        env.iter()
+            .any(|e| e.name == "FRAMEDB_CLUSTER_ID" && e.value.as_deref() == Some("edge-7"))
+    );
 }
