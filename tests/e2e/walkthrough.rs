@@ -1,13 +1,12 @@
-//! The README's curl walk-through, step by step, against the embedded default: the
-//! in-memory registry and two simulated Kubernetes clusters driven through kube-rs.
+//! The README's curl walk-through, step by step, against the embedded default exactly as
+//! `framedb-server` builds it with no flags: the global service, a local config service
+//! per simulated Kubernetes cluster, in-memory registries.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use framedb_core::memory::InMemoryRegistry;
-
-use framedb_http::server::Embedded;
-use framedb_k8s::Layout;
+use clap::Parser;
+use framedb_http::server::{Config, Global};
+use framedb_http::{ApiToken, router};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,10 +15,17 @@ use super::{BASE, Server, call};
 #[tokio::test]
 async fn the_readme_walkthrough_works_over_http() {
     use reqwest::Method;
-    let clusters = Embedded::start(Duration::from_millis(1500), Layout::default())
-        .await
-        .unwrap();
-    let server = Server::start(clusters.service(Arc::new(InMemoryRegistry::new()))).await;
+    let state_dir =
+        std::env::temp_dir().join(format!("framedb-walkthrough-{}", std::process::id()));
+    let config = Config::parse_from([
+        "framedb-server".as_ref(),
+        "--demo-ready-after-ms".as_ref(),
+        "1500".as_ref(),
+        "--state-dir".as_ref(),
+        state_dir.as_os_str(),
+    ]);
+    let global = Global::build(&config, ApiToken::none()).await.unwrap();
+    let server = Server::serve(router(global.state.clone()), "127.0.0.1:0").await;
     let client = Client::new();
     let url = |path: &str| format!("{}/{path}", server.url);
 
@@ -125,4 +131,6 @@ async fn the_readme_walkthrough_works_over_http() {
     assert_eq!(body["error"], "already_exists");
 
     server.stop().await;
+    global.stop().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
 }

@@ -27,6 +27,8 @@ pub struct ProvisioningService {
     registry: Arc<dyn InstanceRegistry>,
     deployer: Arc<dyn ClusterDeployer>,
     ports: Arc<dyn PortAllocator>,
+    /// Which tier this service is, for logs ("global" unless told otherwise).
+    tier: &'static str,
 }
 
 impl ProvisioningService {
@@ -40,7 +42,16 @@ impl ProvisioningService {
             registry,
             deployer,
             ports,
+            tier: "global",
         }
+    }
+
+    /// Names the tier this service runs in, in its log lines (a local config service and
+    /// the global service log the same events).
+    #[must_use]
+    pub fn with_tier(mut self, tier: &'static str) -> Self {
+        self.tier = tier;
+        self
     }
 
     /// Registers and deploys a new instance on the lowest free port; returns its record,
@@ -112,6 +123,7 @@ impl ProvisioningService {
         }
         record.port = Some(port);
         tracing::info!(
+            tier = self.tier,
             framedb_id = %record.framedb_id,
             cluster_id = %record.cluster_id,
             node_id = %record.node_id,
@@ -217,7 +229,7 @@ impl ProvisioningService {
         }
         self.deployer.undeploy(&record.cluster_id, id).await?;
         self.registry.remove(id).await?;
-        tracing::info!(framedb_id = %id, cluster_id = %record.cluster_id, "instance deleted");
+        tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %record.cluster_id, "instance deleted");
         Ok(())
     }
 

@@ -1,5 +1,6 @@
-//! `framedb-server`: FrameDB's HTTP API. With no flags it serves on 127.0.0.1:8080 on the
-//! embedded default (in-memory registry, simulated clusters). `--help` lists the flags;
+//! `framedb-server`: FrameDB's HTTP APIs, in the `global` (default) or `local` role. With
+//! no flags it serves on 127.0.0.1:8080 on the embedded default (the two tiers on
+//! simulated clusters, in-memory registries). `--help` lists the flags;
 //! each has an environment fallback. Logs go to stderr; `RUST_LOG` sets their level.
 
 use std::io::IsTerminal;

@@ -2,9 +2,12 @@
 //! adapters it runs on, and serving with graceful shutdown. `main` only parses, sets up
 //! logging and calls [`run`]; tests call the same pieces.
 //!
-//! Without cluster flags the server runs its embedded default: two simulated Kubernetes
-//! clusters in-process, driven through the real kube-rs adapters, with an in-memory
-//! registry. With `--cluster` or `--in-cluster` it drives real clusters instead.
+//! Roles: `global` (the default) serves the public API on the registry and reaches each
+//! cluster through its local config service (`--local-service`, `--known-cluster`, or
+//! clusters recorded by setup), or drives clusters directly (`--cluster`, `--in-cluster`).
+//! `local` serves one cluster's internal API. Without cluster flags the global role runs
+//! the embedded default: a local service per simulated Kubernetes cluster, all in-process,
+//! driven through the real kube-rs adapters and the real HTTP client adapter.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -522,7 +525,8 @@ fn local_state(
 ) -> LocalState {
     LocalState {
         cluster_id,
-        service: ProvisioningService::new(registry, fleet.clone(), fleet.clone()),
+        service: ProvisioningService::new(registry, fleet.clone(), fleet.clone())
+            .with_tier("local"),
         deployer: fleet.clone(),
         ports: fleet,
         token,
@@ -537,79 +541,110 @@ async fn run_global(
     token: ApiToken,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let registry = registry(config).await?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut embedded = None;
-    let mut local_servers = Vec::new();
-    let mut directory = None;
-    let service = if !config.clusters.is_empty() || config.in_cluster.is_some() {
-        let fleet = Arc::new(real_fleet(config).await?);
-        ProvisioningService::new(registry, fleet.clone(), fleet)
-    } else {
-        let clusters = Arc::new(ClusterDirectory::new());
-        for (id, url) in &config.local_services {
-            clusters.insert(id.clone(), url.clone());
-        }
-        for id in &config.known_clusters {
-            clusters.insert(id.clone(), ClusterDirectory::default_url(id));
-        }
-        if config.embedded() {
-            let ready_after = Duration::from_millis(config.demo_ready_after_ms);
-            let started = Embedded::start(ready_after, config.layout()).await?;
-            let paths = started.write_kubeconfigs(&config.state_dir)?;
-            for ((id, simulator), path) in started.clusters.iter().zip(&paths) {
-                let fleet = started.fleet_of(id).expect("an embedded cluster");
-                let state = local_state(
-                    id.clone(),
-                    Arc::new(InMemoryRegistry::new()),
-                    fleet,
-                    ApiToken::new(config.local_token()),
-                );
-                let listener = TcpListener::bind("127.0.0.1:0").await?;
-                let url = format!("http://{}", listener.local_addr()?);
-                let mut stopped = stopped.clone();
-                let name = format!("local config service of {id}");
-                local_servers.push(tokio::spawn(async move {
-                    let until_stopped = async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    };
-                    serve_as(&name, listener, local_router(state), until_stopped).await
-                }));
-                tracing::info!(cluster_id = %id, api = %simulator.url(), local_service = %url,
+    let global = Global::build(config, token).await?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let served = serve(listener, router(global.state.clone()), shutdown).await;
+    global.stop().await;
+    served?;
+    Ok(())
+}
+
+/// The global role, built and ready to serve: its API state, and what runs beside it (the
+/// embedded default's simulated clusters and local services).
+pub struct Global {
+    /// The state of the global API; serve it with [`router`].
+    pub state: AppState,
+    stop: tokio::sync::watch::Sender<bool>,
+    local_servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    embedded: Option<Embedded>,
+}
+
+impl Global {
+    /// Builds what `config` describes for the global role (`token` guards its API).
+    ///
+    /// # Errors
+    /// When the registry or a cluster cannot be configured, or a local service cannot bind.
+    pub async fn build(config: &Config, token: ApiToken) -> Result<Self, StartError> {
+        let registry = registry(config).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut embedded = None;
+        let mut local_servers = Vec::new();
+        let mut directory = None;
+        let service = if !config.clusters.is_empty() || config.in_cluster.is_some() {
+            let fleet = Arc::new(real_fleet(config).await?);
+            ProvisioningService::new(registry, fleet.clone(), fleet)
+        } else {
+            let clusters = Arc::new(ClusterDirectory::new());
+            for (id, url) in &config.local_services {
+                clusters.insert(id.clone(), url.clone());
+            }
+            for id in &config.known_clusters {
+                clusters.insert(id.clone(), ClusterDirectory::default_url(id));
+            }
+            if config.embedded() {
+                let ready_after = Duration::from_millis(config.demo_ready_after_ms);
+                let started = Embedded::start(ready_after, config.layout()).await?;
+                let paths = started.write_kubeconfigs(&config.state_dir)?;
+                for ((id, simulator), path) in started.clusters.iter().zip(&paths) {
+                    let fleet = started.fleet_of(id).expect("an embedded cluster");
+                    let state = local_state(
+                        id.clone(),
+                        Arc::new(InMemoryRegistry::new()),
+                        fleet,
+                        ApiToken::new(config.local_token()),
+                    );
+                    let listener = TcpListener::bind("127.0.0.1:0").await?;
+                    let url = format!("http://{}", listener.local_addr()?);
+                    let mut stopped = stopped.clone();
+                    let name = format!("local config service of {id}");
+                    local_servers.push(tokio::spawn(async move {
+                        let until_stopped = async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        };
+                        serve_as(&name, listener, local_router(state), until_stopped).await
+                    }));
+                    tracing::info!(cluster_id = %id, api = %simulator.url(), local_service = %url,
                     kubeconfig = %path.display(),
                     "simulated cluster (nodes node-a, node-b) with its local config service; watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
                     path.display());
-                clusters.insert(id.clone(), url);
-            }
-            tracing::info!(
-                "embedded default: the global service, and a local config service per \
+                    clusters.insert(id.clone(), url);
+                }
+                tracing::info!(
+                    "embedded default: the global service, and a local config service per \
                  simulated Kubernetes cluster, all in this process; nothing outside it is touched"
-            );
-            embedded = Some(started);
-        }
-        let remote = Arc::new(RemoteClusters::new(
-            clusters.clone(),
-            config.local_token(),
-            config.remote_timeouts(),
-        )?);
-        directory = Some(clusters);
-        ProvisioningService::new(registry, remote.clone(), remote)
-    };
-    let mut state = AppState::new(service);
-    state.kube_timeouts = config.timeouts();
-    state.token = token;
-    state.directory = directory;
-    state.local_token = config.local_token();
-    let listener = TcpListener::bind(config.listen).await?;
-    let served = serve(listener, router(state), shutdown).await;
-    // The local services stop after the global one, so that its last calls are answered.
-    let _ = stop.send(true);
-    for server in local_servers {
-        let _ = server.await;
+                );
+                embedded = Some(started);
+            }
+            let remote = Arc::new(RemoteClusters::new(
+                clusters.clone(),
+                config.local_token(),
+                config.remote_timeouts(),
+            )?);
+            directory = Some(clusters);
+            ProvisioningService::new(registry, remote.clone(), remote)
+        };
+        let mut state = AppState::new(service);
+        state.kube_timeouts = config.timeouts();
+        state.token = token;
+        state.directory = directory;
+        state.local_token = config.local_token();
+        Ok(Self {
+            state,
+            stop,
+            local_servers,
+            embedded,
+        })
     }
-    drop(embedded);
-    served?;
-    Ok(())
+
+    /// Stops the local services (after the global API, so that its last calls were
+    /// answered) and the simulated clusters.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for server in self.local_servers {
+            let _ = server.await;
+        }
+        drop(self.embedded);
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight
