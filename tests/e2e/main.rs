@@ -74,6 +74,16 @@ pub async fn call(
     (status, response.json().await.unwrap())
 }
 
+/// The `framedb_id`s of a `{data: [Instance]}` answer, in order.
+pub fn ids(body: &Value) -> Vec<String> {
+    let data = body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no list: {body}"));
+    data.iter()
+        .map(|instance| instance["framedb_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// The MongoDB the tests use (`MONGODB_URI`, which `scripts/test.sh` sets). Without it a
 /// test returns early with a note, except under CI (`CI=true`), where it fails: MongoDB
 /// tests are never skipped silently there.

@@ -25,7 +25,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{BASE, Server, call, mongo_uri};
+use super::{BASE, Server, call, ids, mongo_uri};
 
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";
@@ -151,29 +151,11 @@ impl Topology {
             let local_here = ids(local.registry.find(&everything).await.unwrap());
             assert_eq!(local_here, global_here, "local records of {cluster}");
             let client = simulator.client().await;
-            let names = |list: Vec<Option<String>>| -> BTreeSet<String> {
-                list.into_iter().flatten().collect()
-            };
-            let ns = "framedb-storage";
-            let services = kube::Api::<Service>::namespaced(client.clone(), ns)
-                .list(&Default::default())
-                .await;
-            let services = services
-                .map(|l| names(l.items.into_iter().map(|o| o.metadata.name).collect()))
-                .unwrap_or_default();
-            let sets = kube::Api::<StatefulSet>::namespaced(client.clone(), ns)
-                .list(&Default::default())
-                .await;
-            let sets = sets
-                .map(|l| names(l.items.into_iter().map(|o| o.metadata.name).collect()))
-                .unwrap_or_default();
-            let claims = kube::Api::<PersistentVolumeClaim>::namespaced(client, ns)
-                .list(&Default::default())
-                .await;
-            let claims: BTreeSet<String> = claims
-                .map(|l| names(l.items.into_iter().map(|o| o.metadata.name).collect()))
-                .unwrap_or_default()
-                .into_iter()
+            let services = names::<Service>(&client).await;
+            let sets = names::<StatefulSet>(&client).await;
+            let claims: BTreeSet<String> = names::<PersistentVolumeClaim>(&client)
+                .await
+                .iter()
                 .map(|n| n.trim_end_matches("-data").to_owned())
                 .collect();
             assert_eq!(services, global_here, "Services on {cluster}");
@@ -186,13 +168,26 @@ impl Topology {
     }
 }
 
-fn ids(body: &Value) -> Vec<String> {
-    body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["framedb_id"].as_str().unwrap().to_owned())
-        .collect()
+/// The names of FrameDB's objects of one kind in `framedb-storage`.
+async fn names<K>(client: &kube::Client) -> BTreeSet<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    // No namespace yet (nothing ever deployed) reads as no objects.
+    kube::Api::<K>::namespaced(client.clone(), "framedb-storage")
+        .list(&Default::default())
+        .await
+        .map(|list| {
+            list.items
+                .iter()
+                .filter_map(|o| o.meta().name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A registry per tier on this test's own MongoDB databases.

@@ -10,7 +10,7 @@ use framedb_http::{ApiToken, router};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use super::{BASE, Server, call};
+use super::{BASE, Server, call, ids};
 
 #[tokio::test]
 async fn the_readme_walkthrough_works_over_http() {
@@ -72,14 +72,6 @@ async fn the_readme_walkthrough_works_over_http() {
     }
     assert_eq!(status_seen, "Running");
 
-    let ids = |body: &Value| -> Vec<String> {
-        body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["framedb_id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (status, body) = call(
         &client,
         Method::GET,
