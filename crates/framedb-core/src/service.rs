@@ -6,8 +6,8 @@
 //! after the insert undoes what was done. Reads take the records from the registry and the
 //! status from the clusters, falling back to `Unknown` when a cluster cannot be reached.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::filter::{Filter, Query};
@@ -29,6 +29,8 @@ pub struct ProvisioningService {
     ports: Arc<dyn PortAllocator>,
     /// Which tier this service is, for logs ("global" unless told otherwise).
     tier: &'static str,
+    /// Ports this service's creates are deploying on right now.
+    claims: Arc<PortClaims>,
 }
 
 impl ProvisioningService {
@@ -43,6 +45,7 @@ impl ProvisioningService {
             deployer,
             ports,
             tier: "global",
+            claims: Arc::default(),
         }
     }
 
@@ -162,21 +165,28 @@ impl ProvisioningService {
     /// Claims the lowest free port by deploying on it. Creating the Service is the
     /// reservation: when another Service got the port first, read again and move on.
     async fn deploy_on_free_port(&self, record: &InstanceRecord) -> Result<u16, DeployFailure> {
+        let cluster = &record.cluster_id;
         let mut taken = Vec::new();
         let mut deployed = false;
         let fail = |error, deployed| DeployFailure { error, deployed };
-        // Each round either succeeds or adds a port to `taken`, and the allocator skips
-        // those, so the rounds are bounded by the size of the range.
-        for _ in 0..=PORT_RANGE.len() {
+        // Each round either succeeds, adds a port to `taken`, or loses a port to a
+        // concurrent create of this service that claimed it first; the allocator skips
+        // both, so the rounds are bounded by twice the size of the range.
+        for _ in 0..=2 * PORT_RANGE.len() {
+            let mut skip = taken.clone();
+            skip.extend(self.claims.of(cluster));
             let port = self
                 .ports
-                .lowest_free(&record.cluster_id, &taken)
+                .lowest_free(cluster, &skip)
                 .await
                 .map_err(|error| fail(error, deployed))?;
-            if taken.contains(&port) {
+            if skip.contains(&port) {
                 let error = Error::Internal("the port allocator offered a taken port".into());
                 return Err(fail(error, deployed));
             }
+            let Some(_claim) = self.claims.claim(cluster, port) else {
+                continue;
+            };
             deployed = true;
             match self.deployer.deploy(&spec_of(record, port)).await {
                 Ok(()) => return Ok(port),
@@ -187,10 +197,7 @@ impl ProvisioningService {
                 Err(error) => return Err(fail(error, deployed)),
             }
         }
-        Err(fail(
-            Error::PortsExhausted(record.cluster_id.clone()),
-            deployed,
-        ))
+        Err(fail(Error::PortsExhausted(cluster.clone()), deployed))
     }
 
     /// Best-effort undo of a failed create: the cluster objects, then the record.
@@ -317,6 +324,56 @@ impl ProvisioningService {
                 Instance::new(record, report)
             })
             .collect())
+    }
+}
+
+/// The ports that this service's creates are deploying on right now, per cluster, so
+/// that concurrent creates pick different ports instead of colliding on the cluster and
+/// retrying. It is not a record of used ports — the cluster's Services are that, and
+/// are read on every allocation; a port is held here only while its deploy runs.
+#[derive(Debug, Default)]
+struct PortClaims(Mutex<HashMap<ClusterId, BTreeSet<u16>>>);
+
+impl PortClaims {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClusterId, BTreeSet<u16>>> {
+        // Each change is one set operation, so a poisoned lock is still consistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn of(&self, cluster: &ClusterId) -> Vec<u16> {
+        self.lock()
+            .get(cluster)
+            .map(|ports| ports.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Holds `port` until the returned guard drops; `None` when another create holds it.
+    fn claim<'a>(&'a self, cluster: &ClusterId, port: u16) -> Option<PortClaim<'a>> {
+        let fresh = self.lock().entry(cluster.clone()).or_default().insert(port);
+        fresh.then(|| PortClaim {
+            claims: self,
+            cluster: cluster.clone(),
+            port,
+        })
+    }
+}
+
+/// One held port; dropping it (on success, failure or cancellation) releases it.
+struct PortClaim<'a> {
+    claims: &'a PortClaims,
+    cluster: ClusterId,
+    port: u16,
+}
+
+impl Drop for PortClaim<'_> {
+    fn drop(&mut self) {
+        let mut claims = self.claims.lock();
+        if let Some(ports) = claims.get_mut(&self.cluster) {
+            ports.remove(&self.port);
+            if ports.is_empty() {
+                claims.remove(&self.cluster);
+            }
+        }
     }
 }
 

@@ -47,3 +47,62 @@ async fn concurrent_creates_of_distinct_ids_get_distinct_ports() {
     assert_eq!(ports, (30900..30950).collect());
     assert_eq!(fleet.used_ports(&cluster()).unwrap().len(), 50);
 }
+
+/// A cluster whose deploys take a moment and that counts them.
+struct Counting {
+    inner: std::sync::Arc<framedb_core::memory::InMemoryFleet>,
+    deploys: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl framedb_core::ClusterDeployer for Counting {
+    async fn deploy(&self, spec: &framedb_core::DeploymentSpec) -> framedb_core::Result<()> {
+        self.deploys
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        self.inner.deploy(spec).await
+    }
+    async fn undeploy(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        id: &framedb_core::FramedbId,
+    ) -> framedb_core::Result<()> {
+        self.inner.undeploy(cluster, id).await
+    }
+    async fn statuses(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        ids: &[framedb_core::FramedbId],
+    ) -> framedb_core::Result<
+        std::collections::HashMap<framedb_core::FramedbId, framedb_core::StatusReport>,
+    > {
+        self.inner.statuses(cluster, ids).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_of_one_service_do_not_collide_on_ports() {
+    let (_, registry, fleet) = in_memory();
+    let counting = std::sync::Arc::new(Counting {
+        inner: fleet.clone(),
+        deploys: Default::default(),
+    });
+    let service = framedb_core::ProvisioningService::new(registry, counting.clone(), fleet.clone());
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let service = service.clone();
+            tokio::spawn(async move { service.create(request(&format!("db-{n}"))).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    // One deploy per create: no create tried a port another one was deploying on.
+    assert_eq!(
+        counting.deploys.load(std::sync::atomic::Ordering::SeqCst),
+        40
+    );
+    assert_eq!(fleet.used_ports(&cluster()).unwrap().len(), 40);
+}
