@@ -23,8 +23,9 @@ use crate::render;
 
 /// Name of the unique index on `framedb_id`.
 pub const ID_INDEX: &str = "framedb_id_unique";
-/// Name of the index on `cluster_id` + `node_id`.
-pub const CLUSTER_NODE_INDEX: &str = "cluster_id_node_id";
+/// Name of the index on `cluster_id` + `node_id` (+ `framedb_id`, the order results come
+/// in, so that listing a cluster or a node needs no sort in memory).
+pub const CLUSTER_NODE_INDEX: &str = "cluster_id_node_id_framedb_id";
 /// The driver's application name unless the connection string sets one.
 const APP_NAME: &str = "framedb";
 
@@ -110,7 +111,7 @@ impl MongoRegistry {
         let indexes = [
             index(doc! { "framedb_id": 1 }, ID_INDEX, true),
             index(
-                doc! { "cluster_id": 1, "node_id": 1 },
+                doc! { "cluster_id": 1, "node_id": 1, "framedb_id": 1 },
                 CLUSTER_NODE_INDEX,
                 false,
             ),

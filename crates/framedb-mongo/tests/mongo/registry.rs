@@ -38,7 +38,10 @@ async fn connect_creates_both_indexes() {
     assert_eq!(id.keys, doc! {"framedb_id": 1});
     assert_eq!(id.options.as_ref().and_then(|o| o.unique), Some(true));
     let cluster_node = named(CLUSTER_NODE_INDEX);
-    assert_eq!(cluster_node.keys, doc! {"cluster_id": 1, "node_id": 1});
+    assert_eq!(
+        cluster_node.keys,
+        doc! {"cluster_id": 1, "node_id": 1, "framedb_id": 1}
+    );
     assert_ne!(
         cluster_node.options.as_ref().and_then(|o| o.unique),
         Some(true)
