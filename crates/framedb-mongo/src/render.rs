@@ -38,7 +38,7 @@ pub fn expr(expr: &Expr) -> Document {
         Expr::And(parts) => match parts.as_slice() {
             [] => Document::new(),
             [only] => self::expr(only),
-            parts => doc! { "$and": list(parts) },
+            parts => merged(parts).unwrap_or_else(|| doc! { "$and": list(parts) }),
         },
         Expr::Or(parts) if parts.is_empty() => nothing(),
         Expr::Or(parts) => doc! { "$or": list(parts) },
@@ -66,6 +66,21 @@ pub fn sort(sort: Option<&Sort>) -> Document {
     document
 }
 
+/// The parts of an `And` as one document (`{a: 1, b: 2}`), when no two of them share a
+/// key: the same meaning as `$and`, in the shape query planners match against indexes.
+fn merged(parts: &[Expr]) -> Option<Document> {
+    let mut document = Document::new();
+    for part in parts {
+        for (key, value) in expr(part) {
+            if key.starts_with('$') || document.contains_key(&key) {
+                return None;
+            }
+            document.insert(key, value);
+        }
+    }
+    Some(document)
+}
+
 fn list(parts: &[Expr]) -> Vec<Bson> {
     parts
         .iter()
@@ -85,6 +100,14 @@ fn field(path: &FieldPath, conditions: &[Condition]) -> Document {
     let dotted = path.dotted();
     if conditions.is_empty() {
         return Document::new();
+    }
+    // Equality with a scalar is written bare (`{path: value}`), the form planners map to
+    // an index most readily; documents and arrays keep `$eq`, which compares them as
+    // values whatever keys they hold.
+    if let [Condition::Eq(value)] = conditions {
+        if !value.is_object() && !value.is_array() {
+            return doc! { dotted: json_to_bson(value) };
+        }
     }
     if let Some(operators) = operators(conditions) {
         return doc! { dotted: operators };
@@ -189,15 +212,20 @@ mod tests {
     }
 
     #[test]
-    fn fields_render_under_explicit_operators() {
+    fn fields_render_as_planners_expect_them() {
         assert_eq!(render(json!({})), doc! {});
+        // Scalar equality is bare, and fields on different paths share one document.
         assert_eq!(
             render(json!({"cluster_id": "cluster-01"})),
-            doc! {"cluster_id": {"$eq": "cluster-01"}}
+            doc! {"cluster_id": "cluster-01"}
         );
         assert_eq!(
             render(json!({"cluster_id": "c", "metadata.team": "a"})),
-            doc! {"$and": [{"cluster_id": {"$eq": "c"}}, {"metadata.team": {"$eq": "a"}}]}
+            doc! {"cluster_id": "c", "metadata.team": "a"}
+        );
+        assert_eq!(
+            render(json!({"$and": [{"port": {"$gt": 1}}, {"port": {"$lt": 9}}]})),
+            doc! {"$and": [{"port": {"$gt": 1_i32}}, {"port": {"$lt": 9_i32}}]}
         );
         assert_eq!(
             render(json!({"port": {"$gte": 30900, "$lt": 30950, "$ne": null}})),
@@ -264,13 +292,13 @@ mod tests {
                 json!({"$or": [{"status": "Running"}, {"port": null}], "$nor": [{"node_id": "n"}]})
             ),
             doc! {"$and": [
-                {"$or": [{"status": {"$eq": "Running"}}, {"port": {"$eq": null}}]},
-                {"$nor": [{"node_id": {"$eq": "n"}}]},
+                {"$or": [{"status": "Running"}, {"port": null}]},
+                {"$nor": [{"node_id": "n"}]},
             ]}
         );
         assert_eq!(
             render(json!({"$and": [{"status": "Running"}]})),
-            doc! {"status": {"$eq": "Running"}}
+            doc! {"status": "Running"}
         );
     }
 
