@@ -8,7 +8,7 @@ use clap::Parser;
 use framedb_http::server::{Config, Global};
 use framedb_http::{ApiToken, router};
 use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{BASE, Server, call, ids};
 

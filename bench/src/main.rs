@@ -1,0 +1,111 @@
+//! `framedb-bench`: FrameDB's benchmark (issue 6). `framedb-bench run [--quick]` measures
+//! read, query, create, port allocation and memory, each against its baseline in the same
+//! run, and writes `bench/results/latest.md` and `latest.json`; `scripts/bench.sh` is the
+//! documented way to run it (it also starts a MongoDB-compatible server). The `serve`
+//! subcommand is the server under test, started by `run` as a child process.
+//!
+//! - `load`: the HTTP/1.1 keep-alive load generator;
+//! - `child`: the server under test as a child process;
+//! - `topology`: FrameDB's stacks (two tiers, one tier, no cluster) and the axum ceiling;
+//! - `data`: the synthetic fleet;
+//! - `scenarios`: the five scenarios and their targets;
+//! - `report`: the Markdown table and the JSON;
+//! - `stats`: percentiles, the machine, resident memory.
+
+mod child;
+mod data;
+mod load;
+mod report;
+mod scenarios;
+mod stats;
+mod topology;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// FrameDB's benchmark.
+#[derive(Debug, Parser)]
+#[command(
+    name = "framedb-bench",
+    about = "FrameDB against its ceilings (issue 6)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs every scenario and writes the table and the JSON.
+    Run {
+        /// Smaller sizes and shorter runs (under a minute).
+        #[arg(long)]
+        quick: bool,
+        /// The MongoDB to measure (the MongoDB scenarios are skipped without it).
+        #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+        mongo_uri: Option<String>,
+        /// The database the benchmark may fill and empty.
+        #[arg(long, default_value = "framedb_bench")]
+        mongo_database: String,
+        /// Where `latest.md` and `latest.json` go.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
+    /// The server under test (started by `run`).
+    #[command(hide = true)]
+    Serve(child::ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => child::serve(args).await,
+        Command::Run {
+            quick,
+            mongo_uri,
+            mongo_database,
+            out,
+        } => run(quick, mongo_uri, &mongo_database, &out).await,
+    }
+}
+
+async fn run(
+    quick: bool,
+    mongo_uri: Option<String>,
+    database: &str,
+    out: &std::path::Path,
+) -> Result<()> {
+    let started = Instant::now();
+    let plan = scenarios::Plan::new(quick);
+    let machine = stats::Machine::read();
+    let mut report = report::Report::default();
+    let step = |name: &str| eprintln!("[{:>5.1} s] {name}", started.elapsed().as_secs_f64());
+    step("read and memory");
+    scenarios::read_and_memory(&plan, &mut report).await?;
+    match &mongo_uri {
+        Some(uri) => {
+            step("MongoDB: load, read, query");
+            scenarios::mongo(&plan, &mut report, uri, database).await?;
+        }
+        None => report.note("no MONGODB_URI: the MongoDB read and query scenarios were skipped"),
+    }
+    step("create");
+    scenarios::create(&plan, &mut report).await?;
+    step("port allocation");
+    scenarios::ports(&plan, &mut report).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    step("done");
+    let markdown = report.markdown(&machine, plan.mode, seconds);
+    let json = report.json(&machine, plan.mode, seconds);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("latest.md"), &markdown)?;
+    std::fs::write(
+        out.join("latest.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    println!("{markdown}");
+    Ok(())
+}

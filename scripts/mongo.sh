@@ -1,0 +1,38 @@
+# Sourced by scripts/test.sh and scripts/bench.sh: makes sure MONGODB_URI names a MongoDB
+# wire-protocol server. Without one set, it installs SecantusDB (DESIGN.md §6) into
+# .framedb/venv inside the project, starts it on a free loopback port with in-memory
+# storage, and stops it when the calling script exits. Usage: ensure_mongodb LOGFILE
+SECANTUSDB_VERSION=0.7.0b3
+
+ensure_mongodb() {
+    local log=$1
+    [ -n "${MONGODB_URI:-}" ] && return 0
+    mkdir -p .framedb
+    local venv=.framedb/venv
+    if ! "$venv/bin/secantusd-py" --help >/dev/null 2>&1; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUSDB_VERSION"
+    fi
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path :memory: \
+        --log-level WARNING >"$log" 2>&1 &
+    mongo_pid=$!
+    trap 'kill "$mongo_pid" 2>/dev/null || true; wait "$mongo_pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 120); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
+            export MONGODB_URI="mongodb://127.0.0.1:$port"
+            echo "MONGODB_URI=$MONGODB_URI (SecantusDB; log: $log)"
+            return 0
+        fi
+        if ! kill -0 "$mongo_pid" 2>/dev/null; then
+            cat "$log" >&2
+            echo "SecantusDB exited before accepting connections" >&2
+            exit 1
+        fi
+        sleep 0.5
+    done
+    echo "SecantusDB did not accept connections within 60 s" >&2
+    exit 1
+}
