@@ -94,10 +94,16 @@ pub(crate) async fn setup(
         .await
         .map_err(failed)?;
     if let Some(directory) = &state.directory {
-        let url = request
-            .local_url
-            .unwrap_or_else(|| ClusterDirectory::default_url(&cluster));
-        directory.insert(cluster, url);
+        // An explicit URL wins; without one, a cluster the directory already knows keeps
+        // its address (configured, or the embedded default's loopback port).
+        match request.local_url {
+            Some(url) => directory.insert(cluster, url),
+            None if directory.url(&cluster).is_none() => {
+                let url = ClusterDirectory::default_url(&cluster);
+                directory.insert(cluster, url);
+            }
+            None => {}
+        }
     }
     Ok(done("FrameDB config service is set up on the cluster"))
 }
