@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use framedb_core::{
@@ -33,7 +35,7 @@ type DomainResult<T> = framedb_core::Result<T>;
 /// The clusters FrameDB deploys to, each through its own kube-rs client.
 #[derive(Clone)]
 pub struct KubeFleet {
-    clusters: HashMap<ClusterId, Client>,
+    clusters: HashMap<ClusterId, ClusterHandle>,
     layout: Layout,
 }
 
@@ -48,7 +50,11 @@ impl KubeFleet {
 
     /// Adds a cluster reached through `client`.
     pub fn with_cluster(mut self, id: ClusterId, client: Client) -> Self {
-        self.clusters.insert(id, client);
+        let handle = ClusterHandle {
+            client,
+            statuses: Arc::default(),
+        };
+        self.clusters.insert(id, handle);
         self
     }
 
@@ -64,10 +70,14 @@ impl KubeFleet {
         &self.layout
     }
 
-    fn client(&self, cluster: &ClusterId) -> DomainResult<&Client> {
+    fn handle(&self, cluster: &ClusterId) -> DomainResult<&ClusterHandle> {
         self.clusters
             .get(cluster)
             .ok_or_else(|| framedb_core::Error::ClusterNotFound(cluster.clone()))
+    }
+
+    fn client(&self, cluster: &ClusterId) -> DomainResult<&Client> {
+        self.handle(cluster).map(|handle| &handle.client)
     }
 
     fn namespaced<K>(&self, client: &Client) -> Api<K>
@@ -222,12 +232,43 @@ impl ClusterDeployer for KubeFleet {
         cluster: &ClusterId,
         ids: &[FramedbId],
     ) -> DomainResult<HashMap<FramedbId, StatusReport>> {
-        let client = self.client(cluster)?;
-        // One instance: ask for it alone; several: one list of every managed instance.
-        let selector = match ids {
-            [one] => format!("{MANAGED_SELECTOR},{}={one}", labels::INSTANCE),
-            _ => format!("{MANAGED_SELECTOR},{}={cluster}", labels::CLUSTER_ID),
+        let handle = self.handle(cluster)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // Reads that arrive while another read of this cluster is under way wait for it
+        // and then share the next one: every caller gets a status read after it asked,
+        // and a burst of callers costs one read instead of one each.
+        let arrived = Instant::now();
+        let mut latest = handle.statuses.lock().await;
+        let reports = match latest.as_ref() {
+            Some(snapshot) if snapshot.started >= arrived => snapshot.reports.clone(),
+            _ => {
+                let started = Instant::now();
+                let reports = Arc::new(self.read_statuses(cluster, &handle.client).await?);
+                *latest = Some(Snapshot {
+                    started,
+                    reports: reports.clone(),
+                });
+                reports
+            }
         };
+        drop(latest);
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), reports.get(id)?.clone())))
+            .collect())
+    }
+}
+
+impl KubeFleet {
+    /// The status of every instance FrameDB manages on `cluster`: two lists.
+    async fn read_statuses(
+        &self,
+        cluster: &ClusterId,
+        client: &Client,
+    ) -> DomainResult<HashMap<FramedbId, StatusReport>> {
+        let selector = format!("{MANAGED_SELECTOR},{}={cluster}", labels::CLUSTER_ID);
         let params = ListParams::default().labels(&selector);
         let list_failed = |what: &str, error| -> framedb_core::Error {
             Error::kube(cluster.as_str(), format!("listing {what}"), error).into()
@@ -237,7 +278,7 @@ impl ClusterDeployer for KubeFleet {
             .list(&params)
             .await
             .map_err(|e| list_failed("StatefulSets", e))?;
-        if ids.is_empty() || workloads.items.is_empty() {
+        if workloads.items.is_empty() {
             return Ok(HashMap::new());
         }
         let pods = self
@@ -251,15 +292,11 @@ impl ClusterDeployer for KubeFleet {
                 pods_by_instance.insert(instance, pod);
             }
         }
-        let wanted: BTreeSet<&str> = ids.iter().map(FramedbId::as_str).collect();
         let mut reports = HashMap::new();
         for workload in &workloads.items {
             let Some(instance) = instance_label(&workload.metadata) else {
                 continue;
             };
-            if !wanted.contains(instance) {
-                continue;
-            }
             let report = if workload.metadata.deletion_timestamp.is_some() {
                 StatusReport::new(InstanceStatus::Deleting)
             } else {
@@ -274,6 +311,19 @@ impl ClusterDeployer for KubeFleet {
         }
         Ok(reports)
     }
+}
+
+/// The statuses of a cluster's instances, and when the read that produced them began.
+struct Snapshot {
+    started: Instant,
+    reports: Arc<HashMap<FramedbId, StatusReport>>,
+}
+
+/// One cluster of the fleet: its client, and its latest status read.
+#[derive(Clone)]
+struct ClusterHandle {
+    client: Client,
+    statuses: Arc<tokio::sync::Mutex<Option<Snapshot>>>,
 }
 
 fn instance_label(meta: &ObjectMeta) -> Option<&str> {

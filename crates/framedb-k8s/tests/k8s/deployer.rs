@@ -296,3 +296,50 @@ async fn an_unknown_cluster_is_not_found() {
     let error = cluster.fleet.deploy(&elsewhere).await.unwrap_err();
     assert!(matches!(error, Error::ClusterNotFound(_)), "{error:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_status_reads_share_cluster_reads_and_are_never_older_than_the_ask() {
+    use framedb_k8s::sim::{SimConfig, Verb};
+    // Each API request takes a while, as a real one does, so that reads overlap.
+    let cluster = Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_pod_ready_after(Duration::from_millis(300))
+            .with_latency(Duration::from_millis(20)),
+    )
+    .await;
+    cluster
+        .fleet
+        .deploy(&spec("shared", "node-a", 30900))
+        .await
+        .unwrap();
+    let id = FramedbId::new("shared").unwrap();
+
+    let before = cluster.sim.requests();
+    let reads: Vec<_> = (0..50)
+        .map(|_| {
+            let (fleet, id) = (cluster.fleet.clone(), id.clone());
+            tokio::spawn(async move { fleet.statuses(&cluster_id(), &[id]).await })
+        })
+        .collect();
+    for read in reads {
+        assert!(read.await.unwrap().unwrap().contains_key(&id));
+    }
+    let pod_lists = cluster
+        .sim
+        .requests()
+        .since(&before)
+        .count(Verb::List, Some("pods"));
+    assert!(
+        pod_lists < 10,
+        "50 concurrent reads made {pod_lists} pod lists"
+    );
+
+    // A read asked for after the pod became ready sees it ready.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reports = cluster
+        .fleet
+        .statuses(&cluster_id(), std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    assert_eq!(reports[&id].status, InstanceStatus::Running);
+}
