@@ -65,12 +65,6 @@ impl ClusterDirectory {
             .cloned()
     }
 
-    /// The known clusters, sorted.
-    pub fn clusters(&self) -> Vec<ClusterId> {
-        let urls = self.urls.read().unwrap_or_else(PoisonError::into_inner);
-        urls.keys().cloned().collect()
-    }
-
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ClusterId, String>> {
         self.urls.write().unwrap_or_else(PoisonError::into_inner)
     }

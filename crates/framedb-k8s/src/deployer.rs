@@ -58,18 +58,6 @@ impl KubeFleet {
         self
     }
 
-    /// The clusters of the fleet, sorted.
-    pub fn cluster_ids(&self) -> Vec<ClusterId> {
-        let mut ids: Vec<_> = self.clusters.keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
-    /// How instances are laid out.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
-    }
-
     fn handle(&self, cluster: &ClusterId) -> DomainResult<&ClusterHandle> {
         self.clusters
             .get(cluster)

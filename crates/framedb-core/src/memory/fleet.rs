@@ -76,13 +76,6 @@ impl InMemoryFleet {
         self
     }
 
-    /// The clusters of the fleet, sorted.
-    pub fn cluster_ids(&self) -> Vec<ClusterId> {
-        let mut ids: Vec<_> = self.clusters.keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
     /// Makes a Service that FrameDB does not own hold `port`, as another team's would.
     ///
     /// # Errors

@@ -44,6 +44,17 @@ impl CapturedLogs {
     }
 }
 
+/// Calls a config-service endpoint with `kube_config` as the whole body.
+async fn on_cluster(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    kube_config: &Value,
+) -> (StatusCode, Value) {
+    app.send(method, path, Some(json!({ "kube_config": kube_config })))
+        .await
+}
+
 const SECRET: &str = "tok-e2b1c9-never-log-me";
 
 /// The simulator's kubeconfig with a recognisable token, as a caller would send it.
@@ -63,13 +74,7 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
     let app = TestApp::new();
     let kube_config = kubeconfig_of(&sim);
 
-    let (status, body) = app
-        .send(
-            "POST",
-            "/framedb-config/status",
-            Some(json!({"kube_config": kube_config})),
-        )
-        .await;
+    let (status, body) = on_cluster(&app, "POST", "/framedb-config/status", &kube_config).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["namespace"]["exists"], false);
     assert_eq!(body["data"]["ready"], false);
@@ -88,13 +93,7 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
 
     let mut report = Value::Null;
     for _ in 0..40 {
-        let (_, body) = app
-            .send(
-                "POST",
-                "/framedb-config/status",
-                Some(json!({"kube_config": kube_config})),
-            )
-            .await;
+        let (_, body) = on_cluster(&app, "POST", "/framedb-config/status", &kube_config).await;
         report = body["data"].clone();
         if report["ready"] == true {
             break;
@@ -141,22 +140,11 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
         .unwrap();
 
     for _ in 0..2 {
-        let (status, body) = app
-            .send(
-                "DELETE",
-                "/framedb-config/remove",
-                Some(json!({"kube_config": kube_config})),
-            )
-            .await;
+        let (status, body) =
+            on_cluster(&app, "DELETE", "/framedb-config/remove", &kube_config).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let (_, body) = app
-        .send(
-            "POST",
-            "/framedb-config/status",
-            Some(json!({"kube_config": kube_config})),
-        )
-        .await;
+    let (_, body) = on_cluster(&app, "POST", "/framedb-config/status", &kube_config).await;
     assert_eq!(body["data"]["namespace"]["exists"], false);
     let gone = kube::Api::<ClusterRole>::all(kube.clone())
         .get_opt("framedb-config")
@@ -255,13 +243,7 @@ async fn unsafe_or_missing_kubeconfigs_are_400_and_never_logged() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(!body.to_string().contains(SECRET));
     // Nothing was installed by any of the refused calls.
-    let (_, body) = app
-        .send(
-            "POST",
-            "/framedb-config/status",
-            Some(json!({"kube_config": kubeconfig_of(&sim)})),
-        )
-        .await;
+    let (_, body) = on_cluster(&app, "POST", "/framedb-config/status", &kubeconfig_of(&sim)).await;
     assert_eq!(body["data"]["namespace"]["exists"], false);
     assert!(
         !logs.text().contains(SECRET),

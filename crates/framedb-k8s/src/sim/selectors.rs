@@ -177,13 +177,7 @@ fn parse_requirement(part: &str) -> Option<Requirement> {
             _ => None,
         };
     }
-    let (key, value, negated) = if let Some((k, v)) = part.split_once("!=") {
-        (k, v, true)
-    } else if let Some((k, v)) = part.split_once("==") {
-        (k, v, false)
-    } else if let Some((k, v)) = part.split_once('=') {
-        (k, v, false)
-    } else {
+    let Some((key, value, negated)) = split_term(part) else {
         return valid_key(part).then(|| Requirement::Exists(part.to_string()));
     };
     let (key, value) = (key.trim(), value.trim());
@@ -197,6 +191,18 @@ fn parse_requirement(part: &str) -> Option<Requirement> {
     })
 }
 
+/// Splits an equality-based term (`a!=b`, `a==b`, `a=b`) into key, value and whether it
+/// is negated; `None` when the term has no such operator.
+fn split_term(part: &str) -> Option<(&str, &str, bool)> {
+    if let Some((k, v)) = part.split_once("!=") {
+        Some((k, v, true))
+    } else if let Some((k, v)) = part.split_once("==") {
+        Some((k, v, false))
+    } else {
+        part.split_once('=').map(|(k, v)| (k, v, false))
+    }
+}
+
 /// A parsed field selector: `path=value`, `path==value` or `path!=value` terms.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FieldSelector(Vec<(String, String, bool)>);
@@ -206,13 +212,7 @@ impl FieldSelector {
     pub fn parse(text: &str, res: &ResourceDef) -> ApiResult<Self> {
         let mut terms = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (path, value, negated) = if let Some((k, v)) = part.split_once("!=") {
-                (k, v, true)
-            } else if let Some((k, v)) = part.split_once("==") {
-                (k, v, false)
-            } else if let Some((k, v)) = part.split_once('=') {
-                (k, v, false)
-            } else {
+            let Some((path, value, negated)) = split_term(part) else {
                 return Err(ApiError::bad_request(format!(
                     "invalid selector: '{part}'; can't understand '{part}'"
                 )));
