@@ -12,6 +12,11 @@
 //! - `report`: the Markdown table and the JSON;
 //! - `stats`: percentiles, the machine, resident memory.
 
+// The same allocator as `framedb-server`, so that the servers under test are built as
+// it is (the ceiling too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod child;
 mod data;
 mod load;
@@ -37,6 +42,19 @@ struct Cli {
     command: Command,
 }
 
+/// The benchmark's scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Read on the in-memory registry, and memory.
+    Read,
+    /// MongoDB read and query.
+    Mongo,
+    /// Creates.
+    Create,
+    /// Port allocation.
+    Ports,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs every scenario and writes the table and the JSON.
@@ -53,6 +71,9 @@ enum Command {
         /// Where `latest.md` and `latest.json` go.
         #[arg(long, default_value = "bench/results")]
         out: PathBuf,
+        /// Runs only these scenarios (for development; the results then hold only them).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<Scenario>,
     },
     /// The server under test (started by `run`).
     #[command(hide = true)]
@@ -68,7 +89,8 @@ async fn main() -> Result<()> {
             mongo_uri,
             mongo_database,
             out,
-        } => run(quick, mongo_uri, &mongo_database, &out).await,
+            only,
+        } => run(quick, mongo_uri, &mongo_database, &out, &only).await,
     }
 }
 
@@ -77,25 +99,37 @@ async fn run(
     mongo_uri: Option<String>,
     database: &str,
     out: &std::path::Path,
+    only: &[Scenario],
 ) -> Result<()> {
+    let wanted = |scenario| only.is_empty() || only.contains(&scenario);
     let started = Instant::now();
     let plan = scenarios::Plan::new(quick);
     let machine = stats::Machine::read();
     let mut report = report::Report::default();
     let step = |name: &str| eprintln!("[{:>5.1} s] {name}", started.elapsed().as_secs_f64());
-    step("read and memory");
-    scenarios::read_and_memory(&plan, &mut report).await?;
-    match &mongo_uri {
-        Some(uri) => {
-            step("MongoDB: load, read, query");
-            scenarios::mongo(&plan, &mut report, uri, database).await?;
-        }
-        None => report.note("no MONGODB_URI: the MongoDB read and query scenarios were skipped"),
+    if wanted(Scenario::Read) {
+        step("read and memory");
+        scenarios::read_and_memory(&plan, &mut report).await?;
     }
-    step("create");
-    scenarios::create(&plan, &mut report).await?;
-    step("port allocation");
-    scenarios::ports(&plan, &mut report).await?;
+    if wanted(Scenario::Mongo) {
+        match &mongo_uri {
+            Some(uri) => {
+                step("MongoDB: load, read, query");
+                scenarios::mongo(&plan, &mut report, uri, database).await?;
+            }
+            None => {
+                report.note("no MONGODB_URI: the MongoDB read and query scenarios were skipped");
+            }
+        }
+    }
+    if wanted(Scenario::Create) {
+        step("create");
+        scenarios::create(&plan, &mut report).await?;
+    }
+    if wanted(Scenario::Ports) {
+        step("port allocation");
+        scenarios::ports(&plan, &mut report).await?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     step("done");
     let markdown = report.markdown(&machine, plan.mode, seconds);

@@ -154,7 +154,9 @@ pub async fn read_and_memory(plan: &Plan, report: &mut Report) -> Result<()> {
     )
     .await?;
     let (empty_kib, _) = resident_kib(framedb.pid());
-    framedb.load(plan.fleet).await?;
+    if std::env::var_os("XNOLOAD").is_none() {
+        framedb.load(plan.fleet).await?;
+    }
     let (loaded_kib, _) = resident_kib(framedb.pid());
     let framedb_run = closed(framedb.addr, requests.clone()).await?;
     let (_, peak_kib) = resident_kib(framedb.pid());

@@ -13,7 +13,7 @@ use axum::routing::get;
 use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
 use framedb_core::{ClusterId, InstanceRegistry, NodeId, ProvisioningService};
 use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
-use framedb_http::{ApiToken, AppState, LocalState, local_router, router};
+use framedb_http::{ApiToken, AppState, LocalState, Stopping, local_router, router};
 use framedb_k8s::sim::{SimConfig, Simulator};
 use framedb_k8s::{KubeFleet, Layout};
 use tokio::net::TcpListener;
@@ -112,6 +112,7 @@ pub async fn build(
                 deployer: fleet.clone(),
                 ports: fleet,
                 token: ApiToken::none(),
+                stopping: Stopping::default(),
             };
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             directory.insert(id.clone(), format!("http://{}", listener.local_addr()?));

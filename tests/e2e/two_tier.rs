@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -15,7 +16,7 @@ use framedb_core::{
 };
 use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
 use framedb_http::server::Embedded;
-use framedb_http::{ApiToken, AppState, LocalState, local_router, router};
+use framedb_http::{ApiToken, AppState, LocalState, Stopping, local_router, router};
 use framedb_k8s::Layout;
 use framedb_k8s::sim::Verb;
 use framedb_mongo::{MongoConfig, MongoRegistry};
@@ -36,6 +37,36 @@ struct Local {
     registry: Arc<dyn InstanceRegistry>,
     address: String,
     server: Option<Server>,
+    /// Ends its status streams, as its shutdown does.
+    stop_streams: tokio::sync::watch::Sender<bool>,
+    /// The `POST /local/v1/statuses` calls it has answered.
+    status_calls: Arc<AtomicUsize>,
+}
+
+impl Local {
+    /// Its router, counting status calls, on a fresh stop flag.
+    fn router(&mut self, clusters: &Embedded) -> axum::Router {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        self.stop_streams = stop;
+        let fleet = clusters.fleet_of(&self.cluster).unwrap();
+        let state = LocalState {
+            cluster_id: self.cluster.clone(),
+            service: ProvisioningService::new(self.registry.clone(), fleet.clone(), fleet.clone()),
+            deployer: fleet.clone(),
+            ports: fleet,
+            token: ApiToken::new(Some(LOCAL_TOKEN.into())),
+            stopping: Stopping::on(stopping),
+        };
+        let calls = self.status_calls.clone();
+        local_router(state).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                if request.uri().path() == "/local/v1/statuses" {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                }
+                next.run(request)
+            },
+        ))
+    }
 }
 
 struct Topology {
@@ -44,17 +75,6 @@ struct Topology {
     global: Server,
     global_registry: Arc<dyn InstanceRegistry>,
     client: Client,
-}
-
-fn state_of(clusters: &Embedded, local: &Local) -> LocalState {
-    let fleet = clusters.fleet_of(&local.cluster).unwrap();
-    LocalState {
-        cluster_id: local.cluster.clone(),
-        service: ProvisioningService::new(local.registry.clone(), fleet.clone(), fleet.clone()),
-        deployer: fleet.clone(),
-        ports: fleet,
-        token: ApiToken::new(Some(LOCAL_TOKEN.into())),
-    }
 }
 
 impl Topology {
@@ -75,9 +95,10 @@ impl Topology {
                 registry: registry(format!("local_{}", id.as_str().replace('-', "_"))).await,
                 address: "127.0.0.1:0".into(),
                 server: None,
+                stop_streams: tokio::sync::watch::channel(false).0,
+                status_calls: Arc::default(),
             };
-            let server =
-                Server::serve(local_router(state_of(&clusters, &local)), &local.address).await;
+            let server = Server::serve(local.router(&clusters), &local.address).await;
             local.address = server.url.trim_start_matches("http://").to_owned();
             directory.insert(id.clone(), server.url.clone());
             local.server = Some(server);
@@ -124,16 +145,34 @@ impl Topology {
     }
 
     async fn stop_local(&mut self, index: usize) {
-        self.locals[index].server.take().unwrap().stop().await;
+        let local = &mut self.locals[index];
+        local.stop_streams.send_replace(true);
+        local.server.take().unwrap().stop().await;
     }
 
     async fn restart_local(&mut self, index: usize) {
-        let server = Server::serve(
-            local_router(state_of(&self.clusters, &self.locals[index])),
-            &self.locals[index].address,
-        )
-        .await;
-        self.locals[index].server = Some(server);
+        let local = &mut self.locals[index];
+        let server = Server::serve(local.router(&self.clusters), &local.address).await;
+        local.server = Some(server);
+    }
+
+    /// The status of `id` that the global API answers.
+    async fn status_of(&self, id: &str) -> Value {
+        let (status, body) = self.send(Method::GET, &format!("{BASE}/{id}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["status"].clone()
+    }
+
+    /// Reads `id` until its status is `wanted`, for at most five seconds.
+    async fn status_until(&self, id: &str, wanted: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = self.status_of(id).await;
+            if status == wanted || Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Every global record has its local record and its Kubernetes objects on its
@@ -316,6 +355,8 @@ async fn a_stopped_local_service_is_503_and_unknown_and_heals_when_it_returns() 
     topology.create("up-1", "cluster-01", "node-a", "t").await;
     topology.create("down-1", "cluster-02", "node-a", "t").await;
 
+    // The global service follows cluster-02's status stream from the first read on.
+    assert_eq!(topology.status_until("down-1", "Running").await, "Running");
     topology.stop_local(1).await;
     let started = Instant::now();
     let (status, body) = topology.create("down-2", "cluster-02", "node-a", "t").await;
@@ -330,6 +371,8 @@ async fn a_stopped_local_service_is_503_and_unknown_and_heals_when_it_returns() 
         started.elapsed()
     );
 
+    // The stream ended with the service, so reads go to it, and find it gone.
+    assert_eq!(topology.status_until("down-1", "Unknown").await, "Unknown");
     let (status, body) = topology
         .send(Method::GET, &format!("{BASE}/down-1"), None)
         .await;
@@ -357,10 +400,7 @@ async fn a_stopped_local_service_is_503_and_unknown_and_heals_when_it_returns() 
     topology.restart_local(1).await;
     let (status, _) = topology.create("down-2", "cluster-02", "node-a", "t").await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, body) = topology
-        .send(Method::GET, &format!("{BASE}/down-1"), None)
-        .await;
-    assert_eq!(body["data"]["status"], "Running");
+    assert_eq!(topology.status_of("down-1").await, "Running");
     assert_eq!(topology.assert_consistent().await.len(), 4);
     drop_databases(&uri, "outage").await;
 }
@@ -460,4 +500,46 @@ async fn without_the_right_token_both_apis_answer_401_and_change_nothing() {
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK, "/healthz stays open");
     assert!(topology.assert_consistent().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_status_stream_is_in_step_reads_call_no_local_service() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    let topology = Topology::start(
+        Duration::from_millis(700),
+        registries,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (status, body) = topology
+        .create("streamed", "cluster-01", "node-a", "t")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(topology.status_of("streamed").await, "Provisioning");
+
+    // Within moments both books (the local service's watch, the global service's
+    // stream) know the instance; from then on reads are answered in the global process.
+    let calls = &topology.locals[0].status_calls;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let before = calls.load(Ordering::SeqCst);
+        topology.status_of("streamed").await;
+        if calls.load(Ordering::SeqCst) == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reads still call the local service"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = calls.load(Ordering::SeqCst);
+    // The pod turns ready on the cluster; the change reaches the global API by the
+    // watch and the stream, with no call.
+    assert_eq!(
+        topology.status_until("streamed", "Running").await,
+        "Running"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), before);
 }

@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod live;
 pub mod memory;
 pub mod ports;
 pub mod service;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::filter::Query;
+use crate::live::StatusFeed;
 use crate::types::{
     ClusterId, FramedbId, InstanceRecord, InstanceStatus, NodeId, StatusReport, StorageSize,
 };
@@ -102,6 +103,16 @@ pub trait ClusterDeployer: Send + Sync {
         cluster: &ClusterId,
         ids: &[FramedbId],
     ) -> Result<HashMap<FramedbId, StatusReport>>;
+
+    /// Follows the status of every instance on `cluster`: a feed of the cluster's
+    /// [`crate::live::StatusBook`], kept current by a watch where the deployer has one
+    /// (its first call starts it). A deployer without a watch returns
+    /// [`crate::live::no_feed`], and readers read [`Self::statuses`] instead.
+    ///
+    /// # Errors
+    /// `ClusterNotFound` for an unknown cluster. Failures to reach the cluster are not
+    /// errors here: the feed holds `None` until the watch is in step.
+    async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed>;
 }
 
 /// Finds free node ports on a cluster, by reading what the cluster holds (nothing is

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::filter::{Filter, Query};
+use crate::live::StatusFeed;
 use crate::ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
 use crate::types::{
     ClusterId, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance, NodeId,
@@ -249,6 +250,15 @@ impl ProvisioningService {
         let record = self.registry.get(id).await?;
         let mut instances = self.with_live_status(vec![record]).await?;
         Ok(instances.remove(0))
+    }
+
+    /// Follows the live status of every instance on `cluster` (see
+    /// [`ClusterDeployer::follow`]).
+    ///
+    /// # Errors
+    /// [`Error::ClusterNotFound`] when the deployer does not know the cluster.
+    pub async fn follow_statuses(&self, cluster: &ClusterId) -> Result<StatusFeed> {
+        self.deployer.follow(cluster).await
     }
 
     /// The instances of one cluster.

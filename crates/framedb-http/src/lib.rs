@@ -10,6 +10,6 @@ pub mod extract;
 pub mod remote;
 pub mod server;
 
-pub use api::local::{LocalState, local_router};
+pub use api::local::{LocalState, Stopping, local_router};
 pub use api::{ApiToken, AppState, router};
 pub use error::ApiError;

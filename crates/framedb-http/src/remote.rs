@@ -9,12 +9,19 @@
 //! that timed out is not, since it may still be running. Answers are mapped back to the
 //! domain: unreachable → `Unavailable` (503), timeout → `Timeout` (504), and the local
 //! service's refusals keep their code and message.
+//!
+//! Status reads are served from a per-cluster book ([`framedb_core::live`]) that a
+//! background task keeps from the local service's status stream
+//! (`GET /local/v1/statuses/watch`), so a read of a known instance costs no call. While
+//! the stream is down, or says the local service's own watch is not in step, or does not
+//! know an id yet, reads call `POST /local/v1/statuses` as before.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use framedb_core::live::{LiveBook, StatusBook, StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, DeploymentSpec, Error, FramedbId, PortAllocator, Result,
     StatusReport,
@@ -24,7 +31,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::api::local::PortAnswer;
+use crate::api::local::{BookLine, HEARTBEAT, PortAnswer};
 
 /// The node port on which a cluster's config service answers (DESIGN.md §3).
 pub const LOCAL_SERVICE_PORT: u16 = 32566;
@@ -54,6 +61,14 @@ impl ClusterDirectory {
         let url = url.into().trim_end_matches('/').to_owned();
         tracing::info!(cluster_id = %cluster, %url, "local config service recorded");
         self.write().insert(cluster, url);
+    }
+
+    /// Whether `cluster` is known.
+    pub fn contains(&self, cluster: &ClusterId) -> bool {
+        self.urls
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(cluster)
     }
 
     /// Where `cluster`'s service answers, if the cluster is known.
@@ -91,9 +106,12 @@ impl Default for RemoteTimeouts {
 /// The clusters of the fleet, reached through their local config services.
 pub struct RemoteClusters {
     http: reqwest::Client,
+    /// For status streams: no limit on a whole call, but one on silence.
+    streams: reqwest::Client,
     directory: std::sync::Arc<ClusterDirectory>,
     token: Option<String>,
     timeouts: RemoteTimeouts,
+    books: RwLock<HashMap<ClusterId, Arc<LiveBook>>>,
 }
 
 /// The failure envelope of both APIs.
@@ -120,20 +138,61 @@ impl RemoteClusters {
         token: Option<String>,
         timeouts: RemoteTimeouts,
     ) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
-            .build()
-            .map_err(|error| {
+        let built = |builder: reqwest::ClientBuilder| {
+            builder.build().map_err(|error| {
                 tracing::error!(%error, "cannot build the HTTP client for local services");
                 Error::Internal("cannot build the HTTP client for local services".into())
-            })?;
+            })
+        };
+        let http = built(
+            reqwest::Client::builder()
+                .connect_timeout(timeouts.connect)
+                .timeout(timeouts.request),
+        )?;
+        let streams = built(
+            reqwest::Client::builder()
+                .connect_timeout(timeouts.connect)
+                .read_timeout(HEARTBEAT * 3),
+        )?;
         Ok(Self {
             http,
+            streams,
             directory,
             token: token.filter(|t| !t.is_empty()),
             timeouts,
+            books: RwLock::default(),
         })
+    }
+
+    /// `cluster`'s status book; the first call starts following its stream.
+    fn feed(&self, cluster: &ClusterId) -> Result<StatusFeed> {
+        if !self.directory.contains(cluster) {
+            return Err(Error::ClusterNotFound(cluster.clone()));
+        }
+        // Every status read passes here: the common case takes a read lock only.
+        let known = self
+            .books
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cluster)
+            .cloned();
+        let book = known.unwrap_or_else(|| {
+            self.books
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(cluster.clone())
+                .or_default()
+                .clone()
+        });
+        Ok(book.feed(|book| {
+            let stream = StatusStream {
+                http: self.streams.clone(),
+                directory: self.directory.clone(),
+                token: self.token.clone(),
+                cluster: cluster.clone(),
+            };
+            stream.keep(book)
+        }))
     }
 
     /// Calls `method path` on `cluster`'s service (about instance `id`, if any) and reads
@@ -306,6 +365,9 @@ impl ClusterDeployer for RemoteClusters {
         cluster: &ClusterId,
         ids: &[FramedbId],
     ) -> Result<HashMap<FramedbId, StatusReport>> {
+        if let Some(answer) = answer_from(&self.feed(cluster)?.borrow(), ids) {
+            return Ok(answer);
+        }
         let body = json!({ "ids": ids });
         let answer: DataAnswer<HashMap<FramedbId, StatusReport>> = self
             .call(
@@ -317,5 +379,86 @@ impl ClusterDeployer for RemoteClusters {
             )
             .await?;
         Ok(answer.data)
+    }
+
+    async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed> {
+        self.feed(cluster)
+    }
+}
+
+/// The first wait before opening a status stream again; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A cluster's status stream, followed into its book.
+struct StatusStream {
+    http: reqwest::Client,
+    directory: Arc<ClusterDirectory>,
+    token: Option<String>,
+    cluster: ClusterId,
+}
+
+impl StatusStream {
+    /// Keeps `book` current until every reader is gone.
+    async fn keep(self, book: tokio::sync::watch::Sender<StatusBook>) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let ended = tokio::select! {
+                () = book.closed() => return,
+                ended = self.follow(&book, &mut backoff) => ended,
+            };
+            book.send_replace(None);
+            tracing::warn!(cluster_id = %self.cluster, why = %ended,
+                "status stream ended: status reads call the local service until it is back");
+            tokio::select! {
+                () = book.closed() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Opens the stream and copies each line into `book`; returns why it stopped.
+    async fn follow(
+        &self,
+        book: &tokio::sync::watch::Sender<StatusBook>,
+        backoff: &mut Duration,
+    ) -> String {
+        let Some(base) = self.directory.url(&self.cluster) else {
+            return "the cluster is no longer in the directory".into();
+        };
+        let mut request = self.http.get(format!("{base}/local/v1/statuses/watch"));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = match request.send().await {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => return format!("the local service answered {}", response.status()),
+            Err(error) => return error.to_string(),
+        };
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return "the local service closed it".into(),
+                Err(error) => return error.to_string(),
+            };
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let statuses = match serde_json::from_slice::<BookLine>(&line) {
+                    Ok(line) => line.statuses,
+                    Err(error) => return format!("an unreadable line: {error}"),
+                };
+                *backoff = MIN_BACKOFF;
+                book.send_if_modified(|current| {
+                    if current.as_deref() == statuses.as_ref() {
+                        return false;
+                    }
+                    *current = statuses.map(Arc::new);
+                    true
+                });
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use framedb_k8s::{KubeFleet, Layout, Storage};
 use framedb_mongo::{MongoConfig, MongoRegistry, redact_uri};
 use tokio::net::TcpListener;
 
-use crate::api::local::{LocalState, local_router};
+use crate::api::local::{LocalState, Stopping, local_router};
 use crate::api::{ApiToken, AppState, router};
 use crate::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
 
@@ -510,9 +510,20 @@ async fn run_local(
     let client = client_of(cluster, client_config, config.timeouts())?;
     let fleet = Arc::new(KubeFleet::new(config.layout()).with_cluster(cluster.clone(), client));
     let registry = registry(config).await?;
-    let state = local_state(cluster.clone(), registry, fleet, token);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let state = local_state(
+        cluster.clone(),
+        registry,
+        fleet,
+        token,
+        Stopping::on(stopping),
+    );
     tracing::info!(cluster_id = %cluster, "local config service");
     let listener = TcpListener::bind(config.listen).await?;
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     serve(listener, local_router(state), shutdown).await?;
     Ok(())
 }
@@ -522,6 +533,7 @@ fn local_state(
     registry: Arc<dyn InstanceRegistry>,
     fleet: Arc<KubeFleet>,
     token: ApiToken,
+    stopping: Stopping,
 ) -> LocalState {
     LocalState {
         cluster_id,
@@ -530,6 +542,7 @@ fn local_state(
         deployer: fleet.clone(),
         ports: fleet,
         token,
+        stopping,
     }
 }
 
@@ -592,6 +605,7 @@ impl Global {
                         Arc::new(InMemoryRegistry::new()),
                         fleet,
                         ApiToken::new(config.local_token()),
+                        Stopping::on(stopped.clone()),
                     );
                     let listener = TcpListener::bind("127.0.0.1:0").await?;
                     let url = format!("http://{}", listener.local_addr()?);

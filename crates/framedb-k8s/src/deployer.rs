@@ -8,9 +8,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, InstanceStatus, PORT_RANGE,
     PortAllocator, StatusReport,
@@ -25,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
+use crate::live::{Sources, Watches};
 use crate::objects::{Layout, MANAGED_SELECTOR, claim_name, labels};
 
 /// The field manager FrameDB's server-side applies run as.
@@ -37,6 +39,7 @@ type DomainResult<T> = framedb_core::Result<T>;
 pub struct KubeFleet {
     clusters: HashMap<ClusterId, ClusterHandle>,
     layout: Layout,
+    watch_window: Duration,
 }
 
 impl KubeFleet {
@@ -45,7 +48,16 @@ impl KubeFleet {
         Self {
             clusters: HashMap::new(),
             layout,
+            watch_window: Duration::from_secs(25),
         }
+    }
+
+    /// How long one status watch request stays open (default 25 s). It must be shorter
+    /// than the clients' read timeout, or a quiet watch ends in a timeout error and
+    /// status reads go to the cluster until the next list.
+    pub fn with_watch_window(mut self, window: Duration) -> Self {
+        self.watch_window = window;
+        self
     }
 
     /// Adds a cluster reached through `client`.
@@ -53,9 +65,28 @@ impl KubeFleet {
         let handle = ClusterHandle {
             client,
             statuses: Arc::default(),
+            book: Arc::default(),
         };
         self.clusters.insert(id, handle);
         self
+    }
+
+    /// The cluster's status book; the first call starts its watches.
+    fn feed(&self, cluster: &ClusterId, handle: &ClusterHandle) -> StatusFeed {
+        handle.book.feed(|book| {
+            let watches = Watches {
+                cluster: cluster.clone(),
+                client: handle.client.clone(),
+                namespace: self.layout.namespace.clone(),
+                selector: self.status_selector(cluster),
+                window: self.watch_window,
+            };
+            crate::live::keep(watches, book)
+        })
+    }
+
+    fn status_selector(&self, cluster: &ClusterId) -> String {
+        format!("{MANAGED_SELECTOR},{}={cluster}", labels::CLUSTER_ID)
     }
 
     fn handle(&self, cluster: &ClusterId) -> DomainResult<&ClusterHandle> {
@@ -224,6 +255,10 @@ impl ClusterDeployer for KubeFleet {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
+        if let Some(answer) = answer_from(&self.feed(cluster, handle).borrow(), ids) {
+            return Ok(answer);
+        }
+        // The book is not in step or does not know an id yet: read the cluster.
         // Reads that arrive while another read of this cluster is under way wait for it
         // and then share the next one: every caller gets a status read after it asked,
         // and a burst of callers costs one read instead of one each.
@@ -247,6 +282,11 @@ impl ClusterDeployer for KubeFleet {
             .filter_map(|id| Some((id.clone(), reports.get(id)?.clone())))
             .collect())
     }
+
+    async fn follow(&self, cluster: &ClusterId) -> DomainResult<StatusFeed> {
+        let handle = self.handle(cluster)?;
+        Ok(self.feed(cluster, handle))
+    }
 }
 
 impl KubeFleet {
@@ -256,8 +296,7 @@ impl KubeFleet {
         cluster: &ClusterId,
         client: &Client,
     ) -> DomainResult<HashMap<FramedbId, StatusReport>> {
-        let selector = format!("{MANAGED_SELECTOR},{}={cluster}", labels::CLUSTER_ID);
-        let params = ListParams::default().labels(&selector);
+        let params = ListParams::default().labels(&self.status_selector(cluster));
         let list_failed = |what: &str, error| -> framedb_core::Error {
             Error::kube(cluster.as_str(), format!("listing {what}"), error).into()
         };
@@ -274,30 +313,14 @@ impl KubeFleet {
             .list(&params)
             .await
             .map_err(|e| list_failed("pods", e))?;
-        let mut pods_by_instance: HashMap<&str, &Pod> = HashMap::new();
-        for pod in &pods.items {
-            if let Some(instance) = instance_label(&pod.metadata) {
-                pods_by_instance.insert(instance, pod);
-            }
-        }
-        let mut reports = HashMap::new();
+        let mut sources = Sources::default();
         for workload in &workloads.items {
-            let Some(instance) = instance_label(&workload.metadata) else {
-                continue;
-            };
-            let report = if workload.metadata.deletion_timestamp.is_some() {
-                StatusReport::new(InstanceStatus::Deleting)
-            } else {
-                pods_by_instance.get(instance).map_or_else(
-                    || StatusReport::new(InstanceStatus::Provisioning),
-                    |pod| pod_status(pod),
-                )
-            };
-            if let Ok(id) = FramedbId::new(instance) {
-                reports.insert(id, report);
-            }
+            sources.workload(workload);
         }
-        Ok(reports)
+        for pod in &pods.items {
+            sources.pod(pod);
+        }
+        Ok(sources.statuses())
     }
 }
 
@@ -307,18 +330,13 @@ struct Snapshot {
     reports: Arc<HashMap<FramedbId, StatusReport>>,
 }
 
-/// One cluster of the fleet: its client, and its latest status read.
+/// One cluster of the fleet: its client, its latest direct status read, and its status
+/// book.
 #[derive(Clone)]
 struct ClusterHandle {
     client: Client,
     statuses: Arc<tokio::sync::Mutex<Option<Snapshot>>>,
-}
-
-fn instance_label(meta: &ObjectMeta) -> Option<&str> {
-    meta.labels
-        .as_ref()?
-        .get(labels::INSTANCE)
-        .map(String::as_str)
+    book: Arc<LiveBook>,
 }
 
 /// The instance status a pod shows: `Running` once TiDB's readiness check passes,

@@ -6,6 +6,7 @@ pub mod config_service;
 pub mod deployer;
 pub mod error;
 pub mod kubeconfig;
+mod live;
 pub mod objects;
 pub mod sim;
 

@@ -80,6 +80,12 @@ impl framedb_core::ClusterDeployer for Counting {
     > {
         self.inner.statuses(cluster, ids).await
     }
+    async fn follow(
+        &self,
+        cluster: &framedb_core::ClusterId,
+    ) -> framedb_core::Result<framedb_core::live::StatusFeed> {
+        self.inner.follow(cluster).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

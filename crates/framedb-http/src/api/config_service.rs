@@ -9,6 +9,7 @@ use framedb_k8s::config_service::{ConfigService, Install, Report};
 use framedb_k8s::kubeconfig;
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 use super::AppState;
 use super::instances::{Data, Done, data, done};
@@ -55,7 +56,7 @@ fn failed(error: framedb_k8s::Error) -> ApiError {
 }
 
 pub(crate) async fn setup(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<SetupRequest>,
 ) -> Result<Json<Done>> {
     if let Some(url) = &request.local_url {
@@ -109,7 +110,7 @@ pub(crate) async fn setup(
 }
 
 pub(crate) async fn remove(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<ClusterRequest>,
 ) -> Result<Json<Done>> {
     let client = connect(&state, &request.kube_config).await?;
@@ -121,7 +122,7 @@ pub(crate) async fn remove(
 }
 
 pub(crate) async fn status(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<ClusterRequest>,
 ) -> Result<Json<Data<Report>>> {
     let client = connect(&state, &request.kube_config).await?;

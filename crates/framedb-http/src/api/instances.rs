@@ -9,6 +9,7 @@ use framedb_core::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 
 use super::AppState;
 use crate::error::{ApiError, Result};
@@ -69,7 +70,7 @@ pub(crate) async fn to_completion<T: Send + 'static>(
 }
 
 pub(crate) async fn create(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<NewInstance>,
 ) -> Result<(StatusCode, Json<Created>)> {
     let service = state.service.clone();
@@ -90,7 +91,7 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Done>> {
     let id = FramedbId::new(id)?;
@@ -100,7 +101,7 @@ pub(crate) async fn delete(
 }
 
 pub(crate) async fn get(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Data<Instance>>> {
     let id = FramedbId::new(id)?;
@@ -108,7 +109,7 @@ pub(crate) async fn get(
 }
 
 pub(crate) async fn list_cluster(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ApiPath(cluster): ApiPath<String>,
 ) -> Result<Json<Data<Vec<Instance>>>> {
     let cluster = ClusterId::new(cluster)?;
@@ -116,7 +117,7 @@ pub(crate) async fn list_cluster(
 }
 
 pub(crate) async fn list_node(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ApiPath((cluster, node)): ApiPath<(String, String)>,
 ) -> Result<Json<Data<Vec<Instance>>>> {
     let cluster = ClusterId::new(cluster)?;
@@ -125,7 +126,7 @@ pub(crate) async fn list_node(
 }
 
 pub(crate) async fn query(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     ApiQuery(options): ApiQuery<QueryOptions>,
     JsonBody(filter): JsonBody<Value>,
 ) -> Result<Json<Data<Vec<Instance>>>> {

@@ -9,16 +9,28 @@
 //! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
 //! | `GET /local/v1/instances` | `{success, data: [Instance]}`: every instance of this cluster |
 //! | `POST /local/v1/statuses` `{ids: [...]}` | `{success, data: {id: {status, reason?}}}` for the ids that have a workload |
+//! | `GET /local/v1/statuses/watch` | a stream of JSON lines `{"statuses": {id: {status, reason?}} \| null}` |
+//!
+//! The watch stream sends the cluster's whole status book (see [`framedb_core::live`])
+//! at once, again after every change, and again every [`HEARTBEAT`] so that a reader
+//! can tell a quiet stream from a dead one; `null` means this service's own watch of
+//! the cluster is not in step, and readers must ask `POST /local/v1/statuses`.
 //!
 //! Errors use the same envelope and codes as the global API. The service keeps its own
 //! record of each instance (in its own MongoDB) through the same provisioning logic.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use framedb_core::live::{StatusBook, Statuses};
 use framedb_core::{
     ClusterDeployer, ClusterId, FramedbId, Instance, Metadata, NewInstance, NodeId, PortAllocator,
     PortChoice, ProvisioningService, StatusReport, StorageSize,
@@ -43,6 +55,30 @@ pub struct LocalState {
     pub ports: Arc<dyn PortAllocator>,
     /// The bearer token the global service must send, if any.
     pub token: ApiToken,
+    /// Turns true when the service shuts down: status streams then end, so that a
+    /// graceful shutdown does not wait for them.
+    pub stopping: Stopping,
+}
+
+/// A flag that turns true when a service begins to shut down; the default never does.
+#[derive(Debug, Clone, Default)]
+pub struct Stopping(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Stopping {
+    /// Follows `flag`.
+    pub fn on(flag: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(Some(flag))
+    }
+
+    /// Resolves once the flag is true; never when there is no flag or it was dropped.
+    pub async fn wait(self) {
+        if let Some(mut flag) = self.0
+            && flag.wait_for(|stop| *stop).await.is_ok()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The local API.
@@ -56,7 +92,8 @@ pub fn local_router(state: LocalState) -> Router {
             get(get_one).put(deploy).delete(remove),
         )
         .route("/local/v1/statuses", post(statuses))
-        .with_state(state);
+        .route("/local/v1/statuses/watch", get(watch_statuses))
+        .with_state(Arc::new(state));
     finish(api, token)
 }
 
@@ -79,7 +116,7 @@ pub struct PortAnswer {
 }
 
 async fn free_port(
-    State(state): State<LocalState>,
+    State(state): State<Arc<LocalState>>,
     ApiQuery(query): ApiQuery<FreePortQuery>,
 ) -> Result<Json<PortAnswer>> {
     let skip = query
@@ -114,7 +151,7 @@ pub struct DeployRequest {
 }
 
 async fn deploy(
-    State(state): State<LocalState>,
+    State(state): State<Arc<LocalState>>,
     ApiPath(id): ApiPath<String>,
     JsonBody(request): JsonBody<DeployRequest>,
 ) -> Result<Json<PortAnswer>> {
@@ -137,7 +174,7 @@ async fn deploy(
 }
 
 async fn remove(
-    State(state): State<LocalState>,
+    State(state): State<Arc<LocalState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Done>> {
     let id = FramedbId::new(id)?;
@@ -147,14 +184,14 @@ async fn remove(
 }
 
 async fn get_one(
-    State(state): State<LocalState>,
+    State(state): State<Arc<LocalState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Data<Instance>>> {
     let id = FramedbId::new(id)?;
     Ok(data(state.service.get(&id).await?))
 }
 
-async fn list(State(state): State<LocalState>) -> Result<Json<Data<Vec<Instance>>>> {
+async fn list(State(state): State<Arc<LocalState>>) -> Result<Json<Data<Vec<Instance>>>> {
     Ok(data(state.service.list_cluster(&state.cluster_id).await?))
 }
 
@@ -167,7 +204,7 @@ pub struct StatusesRequest {
 }
 
 async fn statuses(
-    State(state): State<LocalState>,
+    State(state): State<Arc<LocalState>>,
     JsonBody(request): JsonBody<StatusesRequest>,
 ) -> Result<Json<Data<HashMap<FramedbId, StatusReport>>>> {
     Ok(data(
@@ -176,4 +213,51 @@ async fn statuses(
             .statuses(&state.cluster_id, &request.ids)
             .await?,
     ))
+}
+
+/// How often the status stream repeats itself when nothing changes.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// One line of the status stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BookLine {
+    /// Every instance's status, or `None` while this service's watch is not in step.
+    pub statuses: Option<Statuses>,
+}
+
+fn book_line(book: &StatusBook) -> Bytes {
+    let line = BookLine {
+        statuses: book.as_deref().cloned(),
+    };
+    let mut text = serde_json::to_vec(&line).unwrap_or_else(|_| b"{\"statuses\":null}".to_vec());
+    text.push(b'\n');
+    Bytes::from(text)
+}
+
+async fn watch_statuses(State(state): State<Arc<LocalState>>) -> Result<Response> {
+    let feed = state.deployer.follow(&state.cluster_id).await?;
+    let stopping = Box::pin(state.stopping.clone().wait());
+    let start = (feed, stopping, true);
+    let lines = futures_util::stream::unfold(start, |(mut feed, mut stopping, first)| async move {
+        if !first {
+            let next = async {
+                // A change, or the heartbeat's time; a deployer without a watch closes its
+                // feed at once, and then only the heartbeat is left.
+                if let Ok(Err(_)) = tokio::time::timeout(HEARTBEAT, feed.changed()).await {
+                    tokio::time::sleep(HEARTBEAT).await;
+                }
+            };
+            tokio::select! {
+                () = &mut stopping => return None,
+                () = next => {}
+            }
+        }
+        let line = book_line(&feed.borrow_and_update());
+        Some((Ok::<_, Infallible>(line), (feed, stopping, false)))
+    });
+    Ok((
+        [(CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
 }

@@ -117,6 +117,9 @@ impl ClusterDeployer for SlowDeployer {
     ) -> Result<HashMap<FramedbId, StatusReport>> {
         self.inner.statuses(cluster, ids).await
     }
+    async fn follow(&self, cluster: &ClusterId) -> Result<framedb_core::live::StatusFeed> {
+        self.inner.follow(cluster).await
+    }
 }
 
 #[tokio::test]

@@ -13,8 +13,10 @@ use std::time::Duration;
 pub enum Verb {
     /// GET of one object.
     Get,
-    /// GET of a collection (also `watch` requests).
+    /// GET of a collection.
     List,
+    /// GET of a collection with `watch=true`.
+    Watch,
     /// POST.
     Create,
     /// PUT.
@@ -38,6 +40,7 @@ impl fmt::Display for Verb {
         let text = match self {
             Verb::Get => "get",
             Verb::List => "list",
+            Verb::Watch => "watch",
             Verb::Create => "create",
             Verb::Update => "update",
             Verb::Patch => "patch",

@@ -9,8 +9,8 @@
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
-//! discovery and server-side `Table`s for `kubectl get`. Not served: watch, other
-//! subresources than `/status`, other API groups.
+//! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
+//! Not served: other subresources than `/status`, other API groups.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -38,6 +38,7 @@ mod services;
 mod status;
 mod store;
 mod table;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -187,6 +188,7 @@ impl Simulator {
             faults: Faults::new(seed, config.latency),
             stats: Mutex::new(RequestStats::default()),
             address: addr.to_string(),
+            watch_epoch: tokio::sync::watch::channel(0).0,
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = routes::router(shared.clone());
@@ -305,6 +307,12 @@ impl Simulator {
         state.reconcile(Instant::now());
     }
 
+    /// Ends every open watch, as a restart of the API server does; clients then watch
+    /// again (or list again) as they would after one.
+    pub fn end_watches(&self) {
+        self.shared.watch_epoch.send_modify(|epoch| *epoch += 1);
+    }
+
     /// Stops serving and waits (briefly) for open connections to close.
     pub async fn shutdown(mut self) {
         self.stop_serving();
@@ -318,6 +326,8 @@ impl Simulator {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Watches would otherwise hold their connections open until their timeouts.
+        self.end_watches();
         self.ticker.abort();
     }
 }

@@ -21,6 +21,7 @@ use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
 use super::store::{DeleteOptions, PatchKind, Propagation, State};
 use super::table::{IncludeObject, table};
+use super::watch;
 
 /// What the request handlers share.
 pub(crate) struct Shared {
@@ -29,6 +30,8 @@ pub(crate) struct Shared {
     pub stats: Mutex<RequestStats>,
     /// `127.0.0.1:PORT`, for `/api`'s server address.
     pub address: String,
+    /// Bumped to end every open watch (a restart of the API server, or its shutdown).
+    pub watch_epoch: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -176,9 +179,12 @@ async fn handle(
     response
 }
 
-fn verb_of(method: &Method, target: &Target) -> Option<Verb> {
+fn verb_of(method: &Method, target: &Target, query: &HashMap<String, String>) -> Option<Verb> {
     Some(match *method {
         Method::GET if target.name.is_some() => Verb::Get,
+        Method::GET if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) => {
+            Verb::Watch
+        }
         Method::GET => Verb::List,
         Method::POST => Verb::Create,
         Method::PUT => Verb::Update,
@@ -189,14 +195,15 @@ fn verb_of(method: &Method, target: &Target) -> Option<Verb> {
 }
 
 fn resource_request(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
     target: Target,
 ) -> Response {
-    let Some(verb) = verb_of(method, &target) else {
+    let query: HashMap<String, String> = Query::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    let Some(verb) = verb_of(method, &target, &query) else {
         return error_response(&ApiError::method_not_allowed(format!(
             "{method} is not supported on {}",
             uri.path()
@@ -206,7 +213,10 @@ fn resource_request(
     if let Some(code) = shared.faults.decide(verb, target.res.plural) {
         return error_response(&ApiError::injected(code));
     }
-    let query: HashMap<String, String> = Query::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    if verb == Verb::Watch {
+        return watch::start(shared, target.res, target.namespace, &query)
+            .unwrap_or_else(|err| error_response(&err));
+    }
     let request = Request {
         verb,
         target,
@@ -365,11 +375,6 @@ impl Request<'_> {
                 ));
             }
             return Ok((StatusCode::OK, obj));
-        }
-        if matches!(self.param("watch"), Some("true" | "1")) {
-            return Err(ApiError::method_not_allowed(
-                "watch is not supported by the FrameDB Kubernetes simulator",
-            ));
         }
         let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;

@@ -203,6 +203,11 @@ impl ApiError {
         Self::new(400, "BadRequest", message)
     }
 
+    /// 410: a watch asked for history that is no longer kept.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }

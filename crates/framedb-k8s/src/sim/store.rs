@@ -6,7 +6,8 @@
 //! Everything lives behind one lock held for a whole operation, which is what makes
 //! check-and-insert steps (name uniqueness, node-port allocation) atomic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -59,6 +60,70 @@ pub(crate) struct State {
     pub ready_after: Duration,
     /// Scheduled pods that are not ready yet, and when they become ready.
     pub ready_at: BTreeMap<ObjKey, Instant>,
+    /// Recent changes, for watches.
+    pub changes: Changes,
+}
+
+/// How many changes a watch can resume across; an older resourceVersion is `410 Gone`,
+/// as when a real API server has compacted its history.
+const CHANGES_KEPT: usize = 10_000;
+
+/// A change to one object, as a watch reports it.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    pub resource_version: u64,
+    pub res: &'static str,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub kind: &'static str,
+    /// The object as of the change.
+    pub object: Value,
+}
+
+/// The latest changes, oldest first, and a signal that wakes watches on each new one.
+#[derive(Clone, Debug)]
+pub(crate) struct Changes {
+    log: VecDeque<Change>,
+    /// Changes after this resourceVersion are all in `log`.
+    complete_after: u64,
+    signal: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Changes {
+    fn new() -> Self {
+        Self {
+            log: VecDeque::new(),
+            complete_after: 0,
+            signal: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    fn record(&mut self, change: Change) {
+        let resource_version = change.resource_version;
+        if self.log.len() == CHANGES_KEPT
+            && let Some(dropped) = self.log.pop_front()
+        {
+            self.complete_after = dropped.resource_version;
+        }
+        self.log.push_back(change);
+        self.signal.send_replace(resource_version);
+    }
+
+    /// The changes after `resource_version`, or `None` when some of them are no longer
+    /// kept.
+    pub fn after(&self, resource_version: u64) -> Option<impl Iterator<Item = &Change>> {
+        if resource_version < self.complete_after {
+            return None;
+        }
+        let start = self
+            .log
+            .partition_point(|c| c.resource_version <= resource_version);
+        Some(self.log.range(start..))
+    }
+
+    /// A receiver that wakes on every change from now on.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.signal.subscribe()
+    }
 }
 
 impl State {
@@ -76,6 +141,7 @@ impl State {
             next_node_ip: 2,
             ready_after,
             ready_at: BTreeMap::new(),
+            changes: Changes::new(),
         };
         let ns = by_plural(NAMESPACES);
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -123,19 +189,30 @@ impl State {
         self.resource_version.to_string()
     }
 
+    /// The current global resourceVersion, as a number.
+    pub fn resource_version_number(&self) -> u64 {
+        self.resource_version
+    }
+
     /// Stores `obj` as a new revision: bumps the global resourceVersion into it.
-    pub fn put(&mut self, res: &str, key: ObjKey, mut obj: Value) -> Value {
+    pub fn put(&mut self, res: &'static str, key: ObjKey, mut obj: Value) -> Value {
         self.resource_version += 1;
         object_at(&mut obj, &["metadata"]).insert(
             "resourceVersion".into(),
             json!(self.resource_version.to_string()),
         );
-        self.table_mut(res).insert(key, obj.clone());
+        let existed = self.table_mut(res).insert(key, obj.clone()).is_some();
+        self.changes.record(Change {
+            resource_version: self.resource_version,
+            res,
+            kind: if existed { "MODIFIED" } else { "ADDED" },
+            object: obj.clone(),
+        });
         obj
     }
 
     /// Replaces `status` if it differs, so that a steady state does not churn revisions.
-    pub fn set_status(&mut self, res: &str, key: &ObjKey, status: Value) {
+    pub fn set_status(&mut self, res: &'static str, key: &ObjKey, status: Value) {
         let Some(current) = self.lookup(res, key) else {
             return;
         };
@@ -511,12 +588,7 @@ impl State {
         let mut gone = self
             .remove(res, &k, opts.propagation)
             .expect("looked up above");
-        self.resource_version += 1;
         let metadata = object_at(&mut gone, &["metadata"]);
-        metadata.insert(
-            "resourceVersion".into(),
-            json!(self.resource_version.to_string()),
-        );
         if res.plural == NAMESPACES {
             metadata.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             gone["status"] = json!({ "phase": "Terminating" });
@@ -524,14 +596,26 @@ impl State {
         Ok(gone)
     }
 
-    /// Removes an object and applies deletion side effects; `None` if it was not there.
+    /// Removes an object as a new revision and applies deletion side effects; `None` if
+    /// it was not there.
     pub fn remove(
         &mut self,
-        res: &ResourceDef,
+        res: &'static ResourceDef,
         k: &ObjKey,
         propagation: Propagation,
     ) -> Option<Value> {
-        let gone = self.table_mut(res.plural).remove(k)?;
+        let mut gone = self.table_mut(res.plural).remove(k)?;
+        self.resource_version += 1;
+        object_at(&mut gone, &["metadata"]).insert(
+            "resourceVersion".into(),
+            json!(self.resource_version.to_string()),
+        );
+        self.changes.record(Change {
+            resource_version: self.resource_version,
+            res: res.plural,
+            kind: "DELETED",
+            object: gone.clone(),
+        });
         match res.plural {
             NAMESPACES => {
                 let ns = &k.1;
@@ -647,4 +731,36 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) != strip(new)
+}
+
+#[cfg(test)]
+mod change_log_tests {
+    use super::*;
+
+    #[test]
+    fn history_older_than_what_is_kept_is_gone() {
+        let mut changes = Changes::new();
+        let change = |resource_version| Change {
+            resource_version,
+            res: PODS,
+            kind: "ADDED",
+            object: Value::Null,
+        };
+        for version in 1..=5 {
+            changes.record(change(version));
+        }
+        let versions = |after| {
+            changes
+                .after(after)
+                .map(|c| c.map(|c| c.resource_version).collect::<Vec<_>>())
+        };
+        assert_eq!(versions(3), Some(vec![4, 5]));
+        assert_eq!(versions(0), Some(vec![1, 2, 3, 4, 5]));
+        let mut changes = Changes::new();
+        for version in 1..=(CHANGES_KEPT as u64 + 2) {
+            changes.record(change(version));
+        }
+        assert!(changes.after(1).is_none(), "change 2 is no longer kept");
+        assert_eq!(changes.after(2).map(Iterator::count), Some(CHANGES_KEPT));
+    }
 }

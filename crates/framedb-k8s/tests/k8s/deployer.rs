@@ -343,3 +343,117 @@ async fn concurrent_status_reads_share_cluster_reads_and_are_never_older_than_th
         .unwrap();
     assert_eq!(reports[&id].status, InstanceStatus::Running);
 }
+
+/// Polls `fleet.statuses` for `id` until `wanted` says yes, for at most five seconds.
+async fn status_until(
+    cluster: &Cluster,
+    id: &FramedbId,
+    wanted: impl Fn(Option<InstanceStatus>) -> bool,
+) -> Option<InstanceStatus> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = cluster
+            .fleet
+            .statuses(&cluster_id(), std::slice::from_ref(id))
+            .await
+            .ok()
+            .and_then(|reports| reports.get(id).map(|r| r.status));
+        if wanted(status) || tokio::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until a status read of `id` makes no request to the cluster: the status book
+/// is in step and knows it. Panics after five seconds.
+async fn until_reads_are_free(cluster: &Cluster, id: &FramedbId) {
+    use framedb_k8s::sim::Verb;
+    for _ in 0..250 {
+        let before = cluster.sim.requests();
+        let read = cluster
+            .fleet
+            .statuses(&cluster_id(), std::slice::from_ref(id))
+            .await;
+        if read.is_ok() && cluster.sim.requests().since(&before).count(Verb::Any, None) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("status reads still go to the cluster");
+}
+
+#[tokio::test]
+async fn once_the_watch_is_in_step_reads_cost_no_request_and_follow_the_pods() {
+    use framedb_k8s::sim::Verb;
+    let cluster = Cluster::start(Duration::from_millis(600)).await;
+    let id = cluster.deployed("watched", 30900).await;
+    until_reads_are_free(&cluster, &id).await;
+
+    // The pod turns ready with no request from FrameDB: the watch brings it.
+    let before = cluster.sim.requests();
+    let status = status_until(&cluster, &id, |s| s == Some(InstanceStatus::Running)).await;
+    assert_eq!(status, Some(InstanceStatus::Running));
+    let lists = cluster
+        .sim
+        .requests()
+        .since(&before)
+        .count(Verb::List, None);
+    assert_eq!(lists, 0, "the change came by the watch, not by lists");
+
+    // A workload deleted behind FrameDB's back leaves the book; the read that then
+    // misses it asks the cluster, which says it is gone.
+    let workloads: Api<StatefulSet> = Api::namespaced(cluster.client.clone(), NS);
+    workloads
+        .delete("watched", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(status_until(&cluster, &id, |s| s.is_none()).await, None);
+}
+
+#[tokio::test]
+async fn a_broken_watch_sends_reads_to_the_cluster_until_it_is_whole_again() {
+    use framedb_k8s::sim::Verb;
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let id = cluster.deployed("broken", 30900).await;
+    until_reads_are_free(&cluster, &id).await;
+
+    // The API server drops its watches and refuses new ones: the book is no longer
+    // trusted, and each read lists.
+    cluster.sim.faults().fail(Verb::Watch, None, 503, 1.0);
+    cluster.sim.end_watches();
+    let mut listed = false;
+    for _ in 0..100 {
+        let before = cluster.sim.requests();
+        let reports = cluster
+            .fleet
+            .statuses(&cluster_id(), std::slice::from_ref(&id))
+            .await
+            .unwrap();
+        assert_eq!(reports[&id].status, InstanceStatus::Running);
+        if cluster
+            .sim
+            .requests()
+            .since(&before)
+            .count(Verb::List, None)
+            > 0
+        {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(listed, "reads went on trusting a broken watch");
+
+    // Lists failing too: the read fails, as a read of an unreachable cluster does.
+    cluster.sim.faults().fail(Verb::List, None, 503, 1.0);
+    let failed = cluster
+        .fleet
+        .statuses(&cluster_id(), std::slice::from_ref(&id))
+        .await;
+    assert!(matches!(failed, Err(Error::Unavailable(_))), "{failed:?}");
+
+    // The watch comes back by itself once the cluster serves it again.
+    cluster.sim.faults().clear();
+    until_reads_are_free(&cluster, &id).await;
+}

@@ -44,6 +44,14 @@ impl Cluster {
         Self { sim, client, fleet }
     }
 
+    /// Deploys `id` on `node-a` and `port`; returns its id.
+    pub async fn deployed(&self, id: &str, port: u16) -> FramedbId {
+        framedb_core::ClusterDeployer::deploy(self.fleet.as_ref(), &spec(id, "node-a", port))
+            .await
+            .unwrap();
+        FramedbId::new(id).unwrap()
+    }
+
     /// A provisioning service on this cluster and a fresh in-memory registry.
     pub fn service(&self) -> (ProvisioningService, Arc<InMemoryRegistry>) {
         let registry = Arc::new(InMemoryRegistry::new());

@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, Request};
 use framedb_k8s::sim::{SimConfig, SimNode, Simulator, Verb};
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::core::Status;
 use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -1175,12 +1178,100 @@ async fn status_is_written_through_its_subresource_only() {
             .name,
         "tidb"
     );
+}
 
-    // Watch is not served.
-    let watch = client
-        .request::<Value>(http_get("/api/v1/pods?watch=true"))
-        .await;
-    assert_eq!(api_error(watch).code, 405);
+/// The events a watch sends within `wait`, as `(type, name)`; stops at the first gap.
+async fn watched<K>(
+    api: &Api<K>,
+    params: &WatchParams,
+    version: &str,
+    wait: Duration,
+) -> Vec<(String, String)>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + 'static,
+{
+    let mut stream = api.watch(params, version).await.unwrap().boxed();
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(wait, stream.next()).await {
+        let seen_as =
+            |kind: &str, object: &K| (kind.to_string(), object.meta().name.clone().unwrap());
+        seen.push(match event.unwrap() {
+            WatchEvent::Added(o) => seen_as("ADDED", &o),
+            WatchEvent::Modified(o) => seen_as("MODIFIED", &o),
+            WatchEvent::Deleted(o) => seen_as("DELETED", &o),
+            WatchEvent::Bookmark(b) => ("BOOKMARK".into(), b.metadata.resource_version),
+            WatchEvent::Error(status) => ("ERROR".into(), status.code.to_string()),
+        });
+    }
+    seen
+}
+
+#[tokio::test]
+async fn watches_send_the_changes_after_a_version_that_match_their_selector() {
+    let (sim, client) = start().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let labelled = |name: &str, app: &str| {
+        serde_json::from_value::<ConfigMap>(json!({
+            "metadata": { "name": name, "labels": { "app": app } }, "data": {}
+        }))
+        .unwrap()
+    };
+    maps.create(&PostParams::default(), &labelled("before", "w"))
+        .await
+        .unwrap();
+    let version = maps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let params = WatchParams::default().labels("app=w").timeout(5);
+    let events = {
+        let maps = maps.clone();
+        let params = params.clone();
+        let version = version.clone();
+        tokio::spawn(
+            async move { watched(&maps, &params, &version, Duration::from_millis(500)).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    maps.create(&PostParams::default(), &labelled("a", "w"))
+        .await
+        .unwrap();
+    maps.create(&PostParams::default(), &labelled("b", "other"))
+        .await
+        .unwrap();
+    let patch = json!({ "data": { "k": "v" } });
+    maps.patch("a", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    maps.delete("a", &DeleteParams::default()).await.unwrap();
+    let kinds = |events: Vec<(String, String)>| -> Vec<String> {
+        events
+            .into_iter()
+            .filter(|(kind, _)| kind != "BOOKMARK")
+            .map(|(kind, name)| format!("{kind} {name}"))
+            .collect()
+    };
+    assert_eq!(
+        kinds(events.await.unwrap()),
+        ["ADDED a", "MODIFIED a", "DELETED a"]
+    );
+    // Resuming from the same version replays the history; version 0 starts with what is.
+    let replayed = watched(&maps, &params, &version, Duration::from_millis(200)).await;
+    assert_eq!(kinds(replayed), ["ADDED a", "MODIFIED a", "DELETED a"]);
+    let current = watched(&maps, &params, "0", Duration::from_millis(200)).await;
+    assert_eq!(kinds(current), ["ADDED before"]);
+    // A watch ends when its timeout is up, and watches can be failed like other verbs.
+    let short = WatchParams::default().timeout(1);
+    let stream = maps.watch(&short, &version).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(3), stream.count()).await;
+    assert_eq!(ended, Ok(4), "three changes of a, one of b, then the end");
+    sim.faults().fail(Verb::Watch, Some("configmaps"), 503, 1.0);
+    let refused = maps.watch(&params, &version).await;
+    assert!(matches!(refused, Err(kube::Error::Api(s)) if s.code == 503));
+    assert_eq!(sim.requests().count(Verb::Watch, Some("configmaps")), 5);
 }
 
 #[tokio::test]

@@ -1,0 +1,126 @@
+//! Status books: what a watch on one cluster knows of its instances' statuses, shared
+//! with readers through a `tokio::sync::watch` channel.
+//!
+//! Deployers that can watch a cluster (Kubernetes, a remote local config service) keep
+//! one book per cluster and answer status reads from it, so a read costs no round-trip.
+//! A book is `None` while its watch is not in step with the cluster — before the first
+//! full read, and from a broken watch until it has read everything again — and readers
+//! then read the cluster directly, so a status is never older than the last event the
+//! cluster sent on a working watch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::types::{FramedbId, StatusReport};
+
+/// The statuses of a cluster's instances, by id.
+pub type Statuses = HashMap<FramedbId, StatusReport>;
+
+/// Every instance's status on a cluster as of its watch's last event, or `None` while
+/// the watch is not in step with the cluster.
+pub type StatusBook = Option<Arc<Statuses>>;
+
+/// A reader's end of a cluster's [`StatusBook`].
+pub type StatusFeed = watch::Receiver<StatusBook>;
+
+/// The statuses of `ids` from `book`, when it is in step and knows every one of them.
+///
+/// An id that an in-step book does not know is either brand new (its workload's first
+/// event is still on its way) or has lost its workload; only a direct read tells which,
+/// so the answer is `None` then too.
+pub fn answer_from(book: &StatusBook, ids: &[FramedbId]) -> Option<Statuses> {
+    let book = book.as_ref()?;
+    ids.iter()
+        .map(|id| Some((id.clone(), book.get(id)?.clone())))
+        .collect()
+}
+
+/// A feed that never holds a book, for deployers that have no watch: their readers
+/// always read directly.
+pub fn no_feed() -> StatusFeed {
+    watch::channel(None).1
+}
+
+/// One cluster's book, kept by a task that starts on first use and stops when the
+/// `LiveBook` is dropped.
+#[derive(Debug, Default)]
+pub struct LiveBook {
+    started: OnceLock<Started>,
+}
+
+#[derive(Debug)]
+struct Started {
+    feed: StatusFeed,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LiveBook {
+    /// The book's feed; the first call starts `keeper`, which owns the writing end for
+    /// as long as it runs. Must be called within a Tokio runtime.
+    pub fn feed<F, Fut>(&self, keeper: F) -> StatusFeed
+    where
+        F: FnOnce(watch::Sender<StatusBook>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.started
+            .get_or_init(|| {
+                let (book, feed) = watch::channel(None);
+                Started {
+                    feed,
+                    task: tokio::spawn(keeper(book)),
+                }
+            })
+            .feed
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::InstanceStatus;
+
+    fn id(name: &str) -> FramedbId {
+        FramedbId::new(name).unwrap()
+    }
+
+    #[test]
+    fn answers_only_from_an_in_step_book_that_knows_every_id() {
+        let running = StatusReport::new(InstanceStatus::Running);
+        let book: StatusBook = Some(Arc::new(Statuses::from([(id("a"), running.clone())])));
+        assert_eq!(
+            answer_from(&book, &[id("a")]),
+            Some(Statuses::from([(id("a"), running)]))
+        );
+        assert_eq!(answer_from(&book, &[id("a"), id("b")]), None);
+        assert_eq!(answer_from(&None, &[id("a")]), None);
+        assert_eq!(answer_from(&book, &[]), Some(Statuses::new()));
+    }
+
+    #[tokio::test]
+    async fn the_keeper_starts_once_and_stops_with_the_book() {
+        let book = LiveBook::default();
+        let (stopped_tx, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut feed = book.feed(|sender| async move {
+            let _stopped = stopped_tx;
+            sender.send_replace(Some(Arc::new(Statuses::new())));
+            std::future::pending::<()>().await;
+        });
+        feed.changed().await.unwrap();
+        assert!(feed.borrow().is_some());
+        let again = book.feed(|_| async { panic!("a second keeper started") });
+        assert!(again.borrow().is_some());
+        drop(book);
+        // The keeper's end of the oneshot goes when its task is aborted.
+        assert!(stopped.await.is_err());
+    }
+}

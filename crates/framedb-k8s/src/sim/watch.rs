@@ -1,0 +1,248 @@
+//! `?watch=true` on a collection: a chunked stream of JSON lines, one per change
+//! (`{"type": "ADDED" | "MODIFIED" | "DELETED", "object": ...}`), as the API server
+//! sends it.
+//!
+//! A watch starts after the `resourceVersion` it names (a list's), or with a synthetic
+//! `ADDED` for every object when it names none or `0`. A version older than the kept
+//! history gets an `ERROR` event with a 410 `Status`, so clients list again. With
+//! `allowWatchBookmarks`, idle watches get `BOOKMARK` events; `timeoutSeconds` ends the
+//! stream, after which clients resume from the last version they saw.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::resources::ResourceDef;
+use super::routes::Shared;
+use super::selectors::{FieldSelector, LabelSelector};
+use super::status::{ApiError, ApiResult};
+use super::store::State;
+
+/// The longest a watch stays open when the client names no `timeoutSeconds`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How long an idle watch with bookmarks waits before sending one. The API server sends
+/// them about once a minute; sooner here keeps tests of resumption short.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+
+/// What a watch follows.
+struct Scope {
+    res: &'static ResourceDef,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Scope {
+    fn covers(&self, res: &str, object: &Value) -> bool {
+        res == self.res.plural
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| object["metadata"]["namespace"] == ns)
+            && self.labels.matches_object(object)
+            && self.fields.matches(object)
+    }
+}
+
+/// Starts a watch of `res` (in `namespace`, or all) with the request's parameters.
+pub(crate) fn start(
+    shared: &Arc<Shared>,
+    res: &'static ResourceDef,
+    namespace: Option<String>,
+    query: &HashMap<String, String>,
+) -> ApiResult<Response> {
+    let param = |name: &str| {
+        query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let scope = Scope {
+        res,
+        namespace,
+        labels: LabelSelector::parse(param("labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(param("fieldSelector").unwrap_or(""), res)?,
+    };
+    let timeout = match param("timeoutSeconds") {
+        Some(text) => Duration::from_secs(
+            text.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {text:?}")))?,
+        ),
+        None => DEFAULT_TIMEOUT,
+    };
+    let bookmarks = param("allowWatchBookmarks") == Some("true");
+    let since = match param("resourceVersion") {
+        None | Some("0") => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}")))?,
+        ),
+    };
+
+    let (lines, body) = mpsc::channel::<Bytes>(64);
+    let mut ended = shared.watch_epoch.subscribe();
+    ended.mark_unchanged();
+    let (first, cursor, wake) = {
+        let state = shared.state();
+        let first = match since {
+            None => Ok(state
+                .iter(res.plural)
+                .filter(|(_, object)| scope.covers(res.plural, object))
+                .map(|(_, object)| event("ADDED", object))
+                .collect()),
+            Some(version) => changes_after(&state, &scope, version),
+        };
+        (
+            first,
+            state.resource_version_number(),
+            state.changes.subscribe(),
+        )
+    };
+    let shared = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        let events = match first {
+            Ok(events) => events,
+            Err(gone) => {
+                let _ = lines.send(gone).await;
+                return;
+            }
+        };
+        for line in events {
+            if lines.send(line).await.is_err() {
+                return;
+            }
+        }
+        let watching = Watching {
+            shared,
+            scope,
+            lines,
+            timeout,
+            bookmarks,
+        };
+        tokio::select! {
+            () = watching.follow(cursor, wake) => {}
+            _ = ended.changed() => {}
+        }
+    });
+    let stream = futures_util::stream::unfold(body, |mut body| async move {
+        let line = body.recv().await?;
+        Some((Ok::<_, Infallible>(line), body))
+    });
+    Ok((
+        StatusCode::OK,
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// An open watch.
+struct Watching {
+    shared: std::sync::Weak<Shared>,
+    scope: Scope,
+    lines: mpsc::Sender<Bytes>,
+    timeout: Duration,
+    bookmarks: bool,
+}
+
+impl Watching {
+    /// Sends the changes after `cursor` as they happen, until the timeout, until the client
+    /// goes, or until the simulator is gone.
+    async fn follow(self, mut cursor: u64, mut wake: tokio::sync::watch::Receiver<u64>) {
+        let Self {
+            shared,
+            scope,
+            lines,
+            timeout,
+            bookmarks,
+        } = self;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let bookmark_at = tokio::time::Instant::now() + BOOKMARK_EVERY;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return,
+                () = lines.closed() => return,
+                () = tokio::time::sleep_until(bookmark_at), if bookmarks => {
+                    let line = bookmark(scope.res, cursor);
+                    if lines.send(line).await.is_err() {
+                        return;
+                    }
+                }
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let Some(shared) = shared.upgrade() else { return };
+                    let (batch, latest) = {
+                        let state = shared.state();
+                        (changes_after(&state, &scope, cursor), state.resource_version_number())
+                    };
+                    cursor = latest;
+                    match batch {
+                        Ok(events) => {
+                            for line in events {
+                                if lines.send(line).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(gone) => {
+                            let _ = lines.send(gone).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The events after `version` that `scope` covers, or the `ERROR` line of a 410 when
+/// they are no longer all kept.
+fn changes_after(state: &State, scope: &Scope, version: u64) -> Result<Vec<Bytes>, Bytes> {
+    match state.changes.after(version) {
+        Some(changes) => Ok(changes
+            .filter(|c| scope.covers(c.res, &c.object))
+            .map(|c| event(c.kind, &c.object))
+            .collect()),
+        None => {
+            let gone = ApiError::gone(format!(
+                "too old resource version: {version} ({})",
+                state.resource_version_number()
+            ));
+            Err(line(
+                &json!({ "type": "ERROR", "object": gone.to_status() }),
+            ))
+        }
+    }
+}
+
+fn event(kind: &str, object: &Value) -> Bytes {
+    line(&json!({ "type": kind, "object": object }))
+}
+
+fn bookmark(res: &ResourceDef, version: u64) -> Bytes {
+    line(&json!({
+        "type": "BOOKMARK",
+        "object": {
+            "apiVersion": res.api_version(),
+            "kind": res.kind,
+            "metadata": { "resourceVersion": version.to_string() },
+        },
+    }))
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
