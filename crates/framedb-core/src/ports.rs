@@ -120,11 +120,23 @@ pub trait ClusterDeployer: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PortAllocator: Send + Sync {
-    /// The lowest port of [`crate::PORT_RANGE`] that no Service on `cluster` uses and that
-    /// is not in `skip` (ports that were taken when tried a moment ago).
+    /// The ports of [`crate::PORT_RANGE`] that no Service on `cluster` uses and that are
+    /// not in `skip` (ports that were taken when tried a moment ago), lowest first: one
+    /// read gives every concurrent create of a service a port of its own.
     ///
     /// # Errors
     /// [`crate::Error::PortsExhausted`] when no such port is left;
     /// [`crate::Error::ClusterNotFound`], `Unavailable` / `Timeout` as for the deployer.
-    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> Result<u16>;
+    async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> Result<Vec<u16>>;
+
+    /// The lowest of [`Self::free_ports`].
+    ///
+    /// # Errors
+    /// As [`Self::free_ports`].
+    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> Result<u16> {
+        let free = self.free_ports(cluster, skip).await?;
+        free.first()
+            .copied()
+            .ok_or_else(|| crate::Error::PortsExhausted(cluster.clone()))
+    }
 }

@@ -165,28 +165,37 @@ impl ProvisioningService {
 
     /// Claims the lowest free port by deploying on it. Creating the Service is the
     /// reservation: when another Service got the port first, read again and move on.
+    /// Ports that this service's other creates are deploying on are passed over without
+    /// a new read, so concurrent creates on one cluster each read once.
     async fn deploy_on_free_port(&self, record: &InstanceRecord) -> Result<u16, DeployFailure> {
         let cluster = &record.cluster_id;
         let mut taken = Vec::new();
         let mut deployed = false;
         let fail = |error, deployed| DeployFailure { error, deployed };
-        // Each round either succeeds, adds a port to `taken`, or loses a port to a
-        // concurrent create of this service that claimed it first; the allocator skips
-        // both, so the rounds are bounded by twice the size of the range.
-        for _ in 0..=2 * PORT_RANGE.len() {
+        // Each round either succeeds, ends, or adds a port to `taken`, which the allocator
+        // skips, so the rounds are bounded by the size of the range. When every free port
+        // is claimed by this service's creates in flight, the range is exhausted.
+        for _ in 0..=PORT_RANGE.len() {
+            // Ports claimed before the read are skipped by the read itself: their Services
+            // may appear while it runs, and a port must not look free because its deploy
+            // finished in between.
             let mut skip = taken.clone();
             skip.extend(self.claims.of(cluster));
-            let port = self
+            let free = self
                 .ports
-                .lowest_free(cluster, &skip)
+                .free_ports(cluster, &skip)
                 .await
                 .map_err(|error| fail(error, deployed))?;
-            if skip.contains(&port) {
+            if free.iter().any(|port| skip.contains(port)) {
                 let error = Error::Internal("the port allocator offered a taken port".into());
                 return Err(fail(error, deployed));
             }
-            let Some(_claim) = self.claims.claim(cluster, port) else {
-                continue;
+            // The lowest port that none of this service's creates is deploying on.
+            let Some((port, _claim)) = free
+                .into_iter()
+                .find_map(|port| Some((port, self.claims.claim(cluster, port)?)))
+            else {
+                break;
             };
             deployed = true;
             match self.deployer.deploy(&spec_of(record, port)).await {
@@ -350,6 +359,7 @@ impl PortClaims {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The ports claimed on `cluster` now.
     fn of(&self, cluster: &ClusterId) -> Vec<u16> {
         self.lock()
             .get(cluster)

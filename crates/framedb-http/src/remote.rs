@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::api::local::{BookLine, HEARTBEAT, PortAnswer};
+use crate::api::local::{BookLine, FreePorts, HEARTBEAT, PortAnswer};
 
 /// The node port on which a cluster's config service answers (DESIGN.md §3).
 pub const LOCAL_SERVICE_PORT: u16 = 32566;
@@ -319,11 +319,14 @@ fn port_in(message: &str) -> Option<u16> {
 
 #[async_trait]
 impl PortAllocator for RemoteClusters {
-    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> Result<u16> {
+    async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> Result<Vec<u16>> {
         let skip: Vec<String> = skip.iter().map(u16::to_string).collect();
         let path = format!("/local/v1/ports/free?skip={}", skip.join(","));
-        let answer: PortAnswer = self.call(cluster, None, Method::GET, &path, None).await?;
-        Ok(answer.port)
+        let answer: FreePorts = self.call(cluster, None, Method::GET, &path, None).await?;
+        if answer.free.is_empty() {
+            return Err(Error::PortsExhausted(cluster.clone()));
+        }
+        Ok(answer.free)
     }
 }
 

@@ -408,7 +408,7 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
 
 #[async_trait]
 impl PortAllocator for KubeFleet {
-    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> DomainResult<u16> {
+    async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> DomainResult<Vec<u16>> {
         let client = self.client(cluster)?;
         // Node ports are cluster-wide, so every namespace's Services count.
         let services = Api::<Service>::all(client.clone())
@@ -422,9 +422,12 @@ impl PortAllocator for KubeFleet {
             .flatten()
             .filter_map(|port| u16::try_from(port.node_port?).ok())
             .collect();
-        PORT_RANGE
-            .into_iter()
-            .find(|port| !used.contains(port) && !skip.contains(port))
-            .ok_or_else(|| framedb_core::Error::PortsExhausted(cluster.clone()))
+        let free: Vec<u16> = PORT_RANGE
+            .filter(|port| !used.contains(port) && !skip.contains(port))
+            .collect();
+        if free.is_empty() {
+            return Err(framedb_core::Error::PortsExhausted(cluster.clone()));
+        }
+        Ok(free)
     }
 }

@@ -216,12 +216,15 @@ impl ClusterDeployer for InMemoryFleet {
 
 #[async_trait]
 impl PortAllocator for InMemoryFleet {
-    async fn lowest_free(&self, cluster: &ClusterId, skip: &[u16]) -> Result<u16> {
+    async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> Result<Vec<u16>> {
         let state = self.cluster(cluster)?;
-        PORT_RANGE
-            .into_iter()
-            .find(|port| !state.services.contains_key(port) && !skip.contains(port))
-            .ok_or_else(|| Error::PortsExhausted(cluster.clone()))
+        let free: Vec<u16> = PORT_RANGE
+            .filter(|port| !state.services.contains_key(port) && !skip.contains(port))
+            .collect();
+        if free.is_empty() {
+            return Err(Error::PortsExhausted(cluster.clone()));
+        }
+        Ok(free)
     }
 }
 

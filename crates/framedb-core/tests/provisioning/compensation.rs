@@ -13,7 +13,9 @@ use super::{cluster, id, in_memory, request};
 
 fn allocator_offering(port: u16) -> MockPortAllocator {
     let mut ports = MockPortAllocator::new();
-    ports.expect_lowest_free().returning(move |_, _| Ok(port));
+    ports
+        .expect_free_ports()
+        .returning(move |_, _| Ok(vec![port]));
     ports
 }
 
@@ -70,15 +72,15 @@ async fn a_port_taken_between_read_and_write_is_retried_with_the_next_one() {
     let registry = Arc::new(InMemoryRegistry::new());
     let mut ports = MockPortAllocator::new();
     ports
-        .expect_lowest_free()
+        .expect_free_ports()
         .withf(|_, skip| skip.is_empty())
         .times(1)
-        .returning(|_, _| Ok(30900));
+        .returning(|_, _| Ok(vec![30900, 30901]));
     ports
-        .expect_lowest_free()
+        .expect_free_ports()
         .withf(|_, skip| skip == [30900])
         .times(1)
-        .returning(|_, _| Ok(30901));
+        .returning(|_, _| Ok(vec![30901]));
     let mut deployer = MockClusterDeployer::new();
     deployer
         .expect_deploy()

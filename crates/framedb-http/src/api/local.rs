@@ -3,7 +3,7 @@
 //!
 //! | method, path | answer |
 //! |---|---|
-//! | `GET /local/v1/ports/free?skip=30900,30901` | `{success, port}`: lowest free port not in `skip`; 409 `ports_exhausted` |
+//! | `GET /local/v1/ports/free?skip=30900,30901` | `{success, port, free}`: the lowest free port not in `skip`, and all of them, lowest first; 409 `ports_exhausted` |
 //! | `PUT /local/v1/instances/{id}` `{node_id, storage_size, port, metadata?}` | `{success, port}`: deploys on exactly `port` (409 `port_taken`); repeating it completes it |
 //! | `DELETE /local/v1/instances/{id}` | `{success, message}`; 404 `instance_not_found` |
 //! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
@@ -118,7 +118,7 @@ pub struct PortAnswer {
 async fn free_port(
     State(state): State<Arc<LocalState>>,
     ApiQuery(query): ApiQuery<FreePortQuery>,
-) -> Result<Json<PortAnswer>> {
+) -> Result<Json<FreePorts>> {
     let skip = query
         .skip
         .split(',')
@@ -128,11 +128,23 @@ async fn free_port(
         .map_err(|_| {
             ApiError::InvalidRequest("skip must be a comma-separated list of ports".into())
         })?;
-    let port = state.ports.lowest_free(&state.cluster_id, &skip).await?;
-    Ok(Json(PortAnswer {
+    let free = state.ports.free_ports(&state.cluster_id, &skip).await?;
+    Ok(Json(FreePorts {
         success: true,
-        port,
+        port: free[0],
+        free,
     }))
+}
+
+/// `{success, port, free}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FreePorts {
+    /// Always true.
+    pub success: bool,
+    /// The lowest free port.
+    pub port: u16,
+    /// Every free port, lowest first.
+    pub free: Vec<u16>,
 }
 
 /// The body of `PUT /local/v1/instances/{id}`.

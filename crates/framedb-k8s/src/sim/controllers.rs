@@ -116,6 +116,25 @@ impl State {
             .collect()
     }
 
+    fn keys(&self, res: &str) -> Vec<ObjKey> {
+        self.iter(res).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// The hash of a workload's pod template. The template changes only with the spec,
+    /// which bumps the generation, so it is computed once per generation: every write
+    /// runs the controllers over every workload.
+    fn template_hash_of(&self, workload: &Value) -> String {
+        let generation = workload["metadata"]["generation"]
+            .as_u64()
+            .unwrap_or_default();
+        let key = (meta(workload, "uid").to_string(), generation);
+        self.template_hashes
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| template_hash(&workload["spec"]["template"]))
+            .clone()
+    }
+
     fn remove_pod(&mut self, k: &ObjKey) {
         self.remove(by_plural(PODS), k, Propagation::Cascade);
     }
@@ -158,11 +177,15 @@ impl State {
 
     fn sync_statefulsets(&mut self) {
         let owned = self.pods_by_owner();
-        for ((ns, name), sts) in self.workloads(STATEFULSETS) {
-            let replicas = replicas_of(&sts);
-            let revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
+        for (ns, name) in self.keys(STATEFULSETS) {
+            let Some(sts) = self.lookup(STATEFULSETS, &key(&ns, &name)) else {
+                continue;
+            };
+            let replicas = replicas_of(sts);
+            let revision = format!("{name}-{}", self.template_hash_of(sts));
             let prefix = format!("{name}-");
-            for pk in owned.get(meta(&sts, "uid")).into_iter().flatten() {
+            let mut gone = Vec::new();
+            for pk in owned.get(meta(sts, "uid")).into_iter().flatten() {
                 let Some(pod) = self.lookup(PODS, pk) else {
                     continue;
                 };
@@ -171,14 +194,26 @@ impl State {
                         .and_then(|o| o.parse::<u64>().ok());
                 let stale = labels_of(pod).get(REVISION_LABEL) != Some(&revision);
                 if ordinal.is_none_or(|o| o >= replicas) || stale {
-                    self.remove_pod(pk);
+                    gone.push(pk.clone());
                 }
             }
-            for i in 0..replicas {
+            let missing: Vec<u64> = (0..replicas)
+                .filter(|i| {
+                    let pod = key(&ns, &format!("{name}-{i}"));
+                    self.lookup(PODS, &pod).is_none() || gone.contains(&pod)
+                })
+                .collect();
+            // Cloned only when a pod is to be made, which is rare next to the writes
+            // that run this controller.
+            let sts = (!missing.is_empty()).then(|| sts.clone());
+            for pk in &gone {
+                self.remove_pod(pk);
+            }
+            let Some(sts) = sts else {
+                continue;
+            };
+            for i in missing {
                 let pod_name = format!("{name}-{i}");
-                if self.lookup(PODS, &key(&ns, &pod_name)).is_some() {
-                    continue;
-                }
                 let mut spec = sts["spec"]["template"]["spec"].clone();
                 spec["hostname"] = json!(pod_name);
                 if let Some(service) = sts["spec"]["serviceName"]
@@ -591,9 +626,12 @@ impl State {
             let ready = pods.iter().filter(|p| is_ready(p)).count();
             (pods.len() as i64, current as i64, ready as i64)
         };
-        for (k, sts) in self.workloads(STATEFULSETS) {
-            let revision = format!("{}-{}", k.1, template_hash(&sts["spec"]["template"]));
-            let (total, current, ready) = count(self, meta(&sts, "uid"), REVISION_LABEL, &revision);
+        for k in self.keys(STATEFULSETS) {
+            let Some(sts) = self.lookup(STATEFULSETS, &k) else {
+                continue;
+            };
+            let revision = format!("{}-{}", k.1, self.template_hash_of(sts));
+            let (total, current, ready) = count(self, meta(sts, "uid"), REVISION_LABEL, &revision);
             let mut status = json!({
                 "observedGeneration": sts["metadata"]["generation"],
                 "replicas": total,

@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub ready_at: BTreeMap<ObjKey, Instant>,
     /// Recent changes, for watches.
     pub changes: Changes,
+    /// Pod-template hashes by workload uid and generation (see `template_hash_of`).
+    pub template_hashes: std::cell::RefCell<HashMap<(String, u64), String>>,
 }
 
 /// How many changes a watch can resume across; an older resourceVersion is `410 Gone`,
@@ -142,6 +144,7 @@ impl State {
             ready_after,
             ready_at: BTreeMap::new(),
             changes: Changes::new(),
+            template_hashes: std::cell::RefCell::default(),
         };
         let ns = by_plural(NAMESPACES);
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
