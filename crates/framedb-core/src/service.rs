@@ -172,15 +172,17 @@ impl ProvisioningService {
         let mut taken = Vec::new();
         let mut deployed = false;
         let fail = |error, deployed| DeployFailure { error, deployed };
-        // Each round either succeeds, ends, or adds a port to `taken`, which the allocator
-        // skips, so the rounds are bounded by the size of the range. When every free port
-        // is claimed by this service's creates in flight, the range is exhausted.
+        // Each round either succeeds, ends, adds a port to `taken` (which the allocator
+        // skips), or reads again after this service's other creates took every port the
+        // read offered. When every free port is held by creates in flight, the range is
+        // exhausted.
         for _ in 0..=PORT_RANGE.len() {
             // Ports claimed before the read are skipped by the read itself: their Services
             // may appear while it runs, and a port must not look free because its deploy
             // finished in between.
+            let (held, read_at) = self.claims.before_read(cluster);
             let mut skip = taken.clone();
-            skip.extend(self.claims.of(cluster));
+            skip.extend(held);
             let free = self
                 .ports
                 .free_ports(cluster, &skip)
@@ -191,15 +193,28 @@ impl ProvisioningService {
                 return Err(fail(error, deployed));
             }
             // The lowest port that none of this service's creates is deploying on.
-            let Some((port, _claim)) = free
-                .into_iter()
-                .find_map(|port| Some((port, self.claims.claim(cluster, port)?)))
-            else {
+            let mut stale = false;
+            let picked =
+                free.into_iter()
+                    .find_map(|port| match self.claims.claim(cluster, port, read_at) {
+                        Ok(claim) => Some((port, claim)),
+                        Err(refused) => {
+                            stale |= refused == Refused::Stale;
+                            None
+                        }
+                    });
+            let Some((port, claim)) = picked else {
+                if stale {
+                    continue;
+                }
                 break;
             };
             deployed = true;
             match self.deployer.deploy(&spec_of(record, port)).await {
-                Ok(()) => return Ok(port),
+                Ok(()) => {
+                    claim.settle();
+                    return Ok(port);
+                }
                 Err(Error::PortTaken { .. }) => {
                     tracing::debug!(framedb_id = %record.framedb_id, port, "port taken; retrying");
                     taken.push(port);
@@ -349,33 +364,77 @@ impl ProvisioningService {
 /// The ports that this service's creates are deploying on right now, per cluster, so
 /// that concurrent creates pick different ports instead of colliding on the cluster and
 /// retrying. It is not a record of used ports — the cluster's Services are that, and
-/// are read on every allocation; a port is held here only while its deploy runs.
+/// are read on every allocation; a port is held here only while its deploy runs, and
+/// remembered for a while after a deploy on it succeeded, because a read of the
+/// Services that began before that may not show it.
 #[derive(Debug, Default)]
-struct PortClaims(Mutex<HashMap<ClusterId, BTreeSet<u16>>>);
+struct PortClaims(Mutex<Claims>);
+
+#[derive(Debug, Default)]
+struct Claims {
+    held: HashMap<ClusterId, BTreeSet<u16>>,
+    /// Ports deployed on, with the tick at which their deploy succeeded.
+    settled: HashMap<ClusterId, BTreeMap<u16, u64>>,
+    clock: u64,
+}
+
+/// How many settled ports a cluster remembers. A read older than that many deploys may
+/// offer a port that is taken, which costs one retry, never a collision.
+const SETTLED_KEPT: usize = 128;
 
 impl PortClaims {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClusterId, BTreeSet<u16>>> {
-        // Each change is one set operation, so a poisoned lock is still consistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Claims> {
+        // Each change is one map operation, so a poisoned lock is still consistent.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The ports claimed on `cluster` now.
-    fn of(&self, cluster: &ClusterId) -> Vec<u16> {
-        self.lock()
+    /// The ports held on `cluster` now, and the tick to pass to [`Self::claim`] for a
+    /// read of the cluster that starts now.
+    fn before_read(&self, cluster: &ClusterId) -> (Vec<u16>, u64) {
+        let claims = self.lock();
+        let held = claims
+            .held
             .get(cluster)
             .map(|ports| ports.iter().copied().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (held, claims.clock)
     }
 
-    /// Holds `port` until the returned guard drops; `None` when another create holds it.
-    fn claim<'a>(&'a self, cluster: &ClusterId, port: u16) -> Option<PortClaim<'a>> {
-        let fresh = self.lock().entry(cluster.clone()).or_default().insert(port);
-        fresh.then(|| PortClaim {
+    /// Holds `port` until the returned guard drops. Refused when another create holds
+    /// it, or deployed on it after the read made at tick `read_at` (which is stale then).
+    fn claim<'a>(
+        &'a self,
+        cluster: &ClusterId,
+        port: u16,
+        read_at: u64,
+    ) -> Result<PortClaim<'a>, Refused> {
+        let mut claims = self.lock();
+        let settled_since_read = claims
+            .settled
+            .get(cluster)
+            .and_then(|ports| ports.get(&port))
+            .is_some_and(|tick| *tick > read_at);
+        if settled_since_read {
+            return Err(Refused::Stale);
+        }
+        if !claims.held.entry(cluster.clone()).or_default().insert(port) {
+            return Err(Refused::Held);
+        }
+        Ok(PortClaim {
             claims: self,
             cluster: cluster.clone(),
             port,
         })
     }
+}
+
+/// Why a port could not be claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Another create of this service is deploying on it.
+    Held,
+    /// A create of this service deployed on it after the read that offered it.
+    Stale,
 }
 
 /// One held port; dropping it (on success, failure or cancellation) releases it.
@@ -385,13 +444,29 @@ struct PortClaim<'a> {
     port: u16,
 }
 
+impl PortClaim<'_> {
+    /// The deploy on this port succeeded: reads that began before now may not show it.
+    fn settle(self) {
+        let mut claims = self.claims.lock();
+        claims.clock += 1;
+        let tick = claims.clock;
+        let settled = claims.settled.entry(self.cluster.clone()).or_default();
+        settled.insert(self.port, tick);
+        if settled.len() > SETTLED_KEPT
+            && let Some((&oldest, _)) = settled.iter().min_by_key(|(_, tick)| **tick)
+        {
+            settled.remove(&oldest);
+        }
+    }
+}
+
 impl Drop for PortClaim<'_> {
     fn drop(&mut self) {
         let mut claims = self.claims.lock();
-        if let Some(ports) = claims.get_mut(&self.cluster) {
+        if let Some(ports) = claims.held.get_mut(&self.cluster) {
             ports.remove(&self.port);
             if ports.is_empty() {
-                claims.remove(&self.cluster);
+                claims.held.remove(&self.cluster);
             }
         }
     }
@@ -452,4 +527,34 @@ fn unknown(record: &InstanceRecord, error: &Error) -> StatusReport {
         _ => format!("cluster '{}' cannot be reached", record.cluster_id),
     };
     StatusReport::with_reason(InstanceStatus::Unknown, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_deployed_on_after_a_read_is_refused_to_that_read_only() {
+        let claims = PortClaims::default();
+        let cluster = ClusterId::new("cluster-01").unwrap();
+        let (_, early_read) = claims.before_read(&cluster);
+        let held = claims.claim(&cluster, 30900, early_read).unwrap();
+        assert_eq!(
+            claims.claim(&cluster, 30900, early_read).err(),
+            Some(Refused::Held)
+        );
+        held.settle();
+        // The early read may not show the new Service: it must not offer its port.
+        assert_eq!(
+            claims.claim(&cluster, 30900, early_read).err(),
+            Some(Refused::Stale)
+        );
+        let (held_now, late_read) = claims.before_read(&cluster);
+        assert!(held_now.is_empty());
+        // A read begun after the deploy shows the Service itself; a port it offers is free.
+        assert!(claims.claim(&cluster, 30900, late_read).is_ok());
+        // Other clusters are not concerned.
+        let other = ClusterId::new("cluster-02").unwrap();
+        assert!(claims.claim(&other, 30900, early_read).is_ok());
+    }
 }

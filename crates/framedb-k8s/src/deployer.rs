@@ -1,6 +1,8 @@
 //! `ClusterDeployer` and `PortAllocator` on kube-rs: instances become the objects of
 //! [`crate::objects`] on the cluster that `cluster_id` names, their status is read from
-//! their pods, and ports are found by reading the cluster's Services (DESIGN.md §4).
+//! their pods — through a status book kept by watches (`live.rs`) while it is in step,
+//! by listing otherwise — and ports are found by reading the cluster's Services
+//! (DESIGN.md §4).
 //!
 //! Every write is a server-side apply, so running a deploy again after a failure halfway
 //! completes it without duplicates; deletes treat objects already gone as done.

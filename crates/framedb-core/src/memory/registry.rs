@@ -1,7 +1,9 @@
 //! The in-memory `InstanceRegistry`: a map from id to record, queried by the core's
 //! filter evaluator (which follows MongoDB's semantics, so it answers as MongoDB would).
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{PoisonError, RwLock};
 
 use async_trait::async_trait;
@@ -14,7 +16,33 @@ use crate::types::{FramedbId, InstanceRecord, InstanceStatus, Timestamp};
 /// An `InstanceRegistry` in a map. Never fails except on a missing or duplicate id.
 #[derive(Debug, Default)]
 pub struct InMemoryRegistry {
-    records: RwLock<HashMap<FramedbId, InstanceRecord>>,
+    records: RwLock<HashSet<Keyed>>,
+}
+
+/// A record in the set, found by its id: the id is not stored a second time as a key,
+/// which is a twentieth of a record's memory.
+#[derive(Debug)]
+struct Keyed(InstanceRecord);
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.framedb_id == other.0.framedb_id
+    }
+}
+
+impl Eq for Keyed {}
+
+impl Hash for Keyed {
+    // As `str` hashes, so that lookups by `&str` find it (`Borrow`'s contract).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.framedb_id.as_str().hash(state);
+    }
+}
+
+impl Borrow<str> for Keyed {
+    fn borrow(&self) -> &str {
+        self.0.framedb_id.as_str()
+    }
 }
 
 impl InMemoryRegistry {
@@ -35,11 +63,11 @@ impl InMemoryRegistry {
 
     // A panic while holding the lock cannot leave a record half-written (every write is a
     // single map operation), so a poisoned lock is still consistent.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<FramedbId, InstanceRecord>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<Keyed>> {
         self.records.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<FramedbId, InstanceRecord>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<Keyed>> {
         self.records.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -47,14 +75,12 @@ impl InMemoryRegistry {
 #[async_trait]
 impl InstanceRegistry for InMemoryRegistry {
     async fn insert(&self, record: &InstanceRecord) -> Result<()> {
-        use std::collections::hash_map::Entry;
-        match self.write().entry(record.framedb_id.clone()) {
-            Entry::Occupied(_) => Err(Error::AlreadyExists(record.framedb_id.clone())),
-            Entry::Vacant(slot) => {
-                slot.insert(record.clone());
-                Ok(())
-            }
+        let mut records = self.write();
+        if records.contains(record.framedb_id.as_str()) {
+            return Err(Error::AlreadyExists(record.framedb_id.clone()));
         }
+        records.insert(Keyed(record.clone()));
+        Ok(())
     }
 
     async fn update_deployment(
@@ -64,27 +90,29 @@ impl InstanceRegistry for InMemoryRegistry {
         status: InstanceStatus,
     ) -> Result<()> {
         let mut records = self.write();
-        let record = records
-            .get_mut(id)
+        // A set gives no mutable access: the record goes out and back in under one lock.
+        let Keyed(mut record) = records
+            .take(id.as_str())
             .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
         record.port = port;
         record.status = status;
         record.updated_at = Timestamp::now();
+        records.insert(Keyed(record));
         Ok(())
     }
 
     async fn get(&self, id: &FramedbId) -> Result<InstanceRecord> {
         self.read()
-            .get(id)
-            .cloned()
+            .get(id.as_str())
+            .map(|keyed| keyed.0.clone())
             .ok_or_else(|| Error::InstanceNotFound(id.clone()))
     }
 
     async fn remove(&self, id: &FramedbId) -> Result<bool> {
-        Ok(self.write().remove(id).is_some())
+        Ok(self.write().remove(id.as_str()))
     }
 
     async fn find(&self, query: &Query) -> Result<Vec<InstanceRecord>> {
-        Ok(query.run(self.read().values()))
+        Ok(query.run(self.read().iter().map(|keyed| &keyed.0)))
     }
 }
