@@ -31,6 +31,9 @@ use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
 use crate::live::{Sources, Watches};
 use crate::objects::{Layout, MANAGED_SELECTOR, claim_name, labels};
 
+/// How many Services one page of the allocator's read holds.
+const SERVICE_PAGE: u32 = 500;
+
 /// The field manager FrameDB's server-side applies run as.
 pub const FIELD_MANAGER: &str = "framedb";
 
@@ -412,18 +415,29 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
 impl PortAllocator for KubeFleet {
     async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> DomainResult<Vec<u16>> {
         let client = self.client(cluster)?;
-        // Node ports are cluster-wide, so every namespace's Services count.
-        let services = Api::<Service>::all(client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
-        let used: BTreeSet<u16> = services
-            .items
-            .iter()
-            .filter_map(|service| service.spec.as_ref()?.ports.as_ref())
-            .flatten()
-            .filter_map(|port| u16::try_from(port.node_port?).ok())
-            .collect();
+        // Node ports are cluster-wide, so every namespace's Services count. They are read
+        // in pages, as kubectl does, so that a cluster with thousands of Services costs
+        // bounded memory per answer and time in proportion to their number.
+        let services = Api::<Service>::all(client.clone());
+        let mut used = BTreeSet::new();
+        let mut params = ListParams::default().limit(SERVICE_PAGE);
+        loop {
+            let page = services
+                .list(&params)
+                .await
+                .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
+            used.extend(
+                page.items
+                    .iter()
+                    .filter_map(|service| service.spec.as_ref()?.ports.as_ref())
+                    .flatten()
+                    .filter_map(|port| u16::try_from(port.node_port?).ok()),
+            );
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => break,
+            }
+        }
         let free: Vec<u16> = PORT_RANGE
             .filter(|port| !used.contains(port) && !skip.contains(port))
             .collect();

@@ -19,7 +19,7 @@ use super::faults::{Faults, RequestStats, Verb};
 use super::resources::{NAMESPACES, ResourceDef, find};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
-use super::store::{DeleteOptions, PatchKind, Propagation, State};
+use super::store::{DeleteOptions, PatchKind, Propagation, State, key};
 use super::table::{IncludeObject, table};
 use super::watch;
 
@@ -378,26 +378,27 @@ impl Request<'_> {
         }
         let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;
-        let mut items = state.list(res, ns, &labels, &fields);
-        let rv = state.resource_version();
-        let mut metadata = json!({ "resourceVersion": rv });
-        // Pagination: the continue token is simply the offset of the next item.
-        let offset = match self.param("continue") {
-            Some(token) => token
-                .parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
-            None => 0,
+        // Pagination: the continue token names the last object of the page before.
+        let after = match self.param("continue") {
+            Some(token) => Some(
+                token
+                    .split_once('/')
+                    .map(|(ns, name)| key(ns, name))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("invalid continue token {token:?}"))
+                    })?,
+            ),
+            None => None,
         };
-        items.drain(..offset.min(items.len()));
-        if let Some(limit) = self
+        let limit = self
             .param("limit")
             .and_then(|l| l.parse::<usize>().ok())
-            .filter(|l| *l > 0)
-            && items.len() > limit
-        {
-            metadata["remainingItemCount"] = json!(items.len() - limit);
-            metadata["continue"] = json!((offset + limit).to_string());
-            items.truncate(limit);
+            .filter(|l| *l > 0);
+        let (items, next) = state.list_page(res, ns, &labels, &fields, after.as_ref(), limit);
+        let rv = state.resource_version();
+        let mut metadata = json!({ "resourceVersion": rv });
+        if let Some((ns, name)) = next {
+            metadata["continue"] = json!(format!("{ns}/{name}"));
         }
         if self.wants_table() {
             let mut t = table(res, &items, &rv, include);

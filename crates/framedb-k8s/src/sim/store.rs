@@ -424,11 +424,40 @@ impl State {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Value> {
-        self.iter(res.plural)
+        self.list_page(res, ns, labels, fields, None, None).0
+    }
+
+    /// One page of a collection: the matching objects after `after` (in namespace and
+    /// name order), at most `limit` of them, and the key of the last one when more
+    /// follow. It walks only as far as the page goes, as the API server's paged reads of
+    /// etcd do, so reading a collection page by page costs what reading it at once does.
+    pub fn list_page(
+        &self,
+        res: &ResourceDef,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        after: Option<&ObjKey>,
+        limit: Option<usize>,
+    ) -> (Vec<Value>, Option<ObjKey>) {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut matching = self
+            .table(res.plural)
+            .range((start, Bound::Unbounded))
             .filter(|((obj_ns, _), _)| ns.is_none_or(|ns| ns == obj_ns))
-            .filter(|(_, obj)| labels.matches_object(obj) && fields.matches(obj))
-            .map(|(_, obj)| obj.clone())
-            .collect()
+            .filter(|(_, obj)| labels.matches_object(obj) && fields.matches(obj));
+        let mut items = Vec::new();
+        let mut last = None;
+        for (key, obj) in matching.by_ref() {
+            if limit.is_some_and(|limit| items.len() == limit) {
+                break;
+            }
+            items.push(obj.clone());
+            last = Some(key);
+        }
+        let more = limit.is_some_and(|limit| items.len() == limit) && matching.next().is_some();
+        (items, more.then(|| last.cloned()).flatten())
     }
 
     /// PUT of an object, or of its `status` when `status_only`.

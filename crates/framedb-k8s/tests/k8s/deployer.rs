@@ -457,3 +457,44 @@ async fn a_broken_watch_sends_reads_to_the_cluster_until_it_is_whole_again() {
     cluster.sim.faults().clear();
     until_reads_are_free(&cluster, &id).await;
 }
+
+#[tokio::test]
+async fn the_allocator_reads_every_page_of_services() {
+    use framedb_k8s::sim::Verb;
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let services: Api<Service> = Api::namespaced(cluster.client.clone(), "default");
+    let service = |name: &str, node_port: Option<u16>| -> Service {
+        let kind = if node_port.is_some() {
+            "NodePort"
+        } else {
+            "ClusterIP"
+        };
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": { "type": kind, "ports": [{ "port": 80, "nodePort": node_port }] },
+        }))
+        .unwrap()
+    };
+    for n in 0..1_100 {
+        services
+            .create(&Default::default(), &service(&format!("s-{n:04}"), None))
+            .await
+            .unwrap();
+    }
+    // Last in name order, so on the last page of the read.
+    services
+        .create(&Default::default(), &service("zzz", Some(30900)))
+        .await
+        .unwrap();
+    let before = cluster.sim.requests();
+    assert_eq!(
+        cluster.fleet.lowest_free(&cluster_id(), &[]).await.unwrap(),
+        30901
+    );
+    let pages = cluster
+        .sim
+        .requests()
+        .since(&before)
+        .count(Verb::List, Some("services"));
+    assert_eq!(pages, 3, "1,102 Services in pages of 500");
+}
