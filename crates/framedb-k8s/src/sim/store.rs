@@ -67,8 +67,9 @@ pub(crate) struct State {
 }
 
 /// How many changes a watch can resume across; an older resourceVersion is `410 Gone`,
-/// as when a real API server has compacted its history.
-const CHANGES_KEPT: usize = 10_000;
+/// as when a real API server has compacted its history. Each change holds a copy of its
+/// object, and the embedded default keeps its simulators in the server's process.
+const CHANGES_KEPT: usize = 1_000;
 
 /// A change to one object, as a watch reports it.
 #[derive(Clone, Debug)]
