@@ -352,7 +352,10 @@ impl Request<'_> {
             Verb::Patch => self.patch(state),
             _ => self.delete(state, delete_options.as_ref()),
         };
-        if result.is_ok() {
+        // The controllers act on workloads, pods, claims, volumes, nodes and namespaces
+        // only; a write to anything else (a Service, a Secret, RBAC) changes nothing they
+        // read, and running them over every object costs more than the write itself.
+        if result.is_ok() && drives_controllers(res.plural) {
             state.reconcile(now);
         }
         result
@@ -520,6 +523,20 @@ impl Request<'_> {
 }
 
 /// A body must not name another type than the URL.
+fn drives_controllers(plural: &str) -> bool {
+    use super::resources::{DEPLOYMENTS, NODES, PODS, PVCS, PVS, STATEFULSETS};
+    [
+        STATEFULSETS,
+        DEPLOYMENTS,
+        PODS,
+        PVCS,
+        PVS,
+        NODES,
+        NAMESPACES,
+    ]
+    .contains(&plural)
+}
+
 fn check_kind(res: &ResourceDef, body: &Value) -> ApiResult<()> {
     match body["kind"].as_str() {
         Some(kind) if !kind.is_empty() && kind != res.kind => Err(ApiError::bad_request(format!(
