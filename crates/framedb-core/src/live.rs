@@ -10,11 +10,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::types::{FramedbId, StatusReport};
+use crate::types::{ClusterId, FramedbId, StatusReport};
 
 /// The statuses of a cluster's instances, by id.
 pub type Statuses = HashMap<FramedbId, StatusReport>;
@@ -42,6 +43,54 @@ pub fn answer_from(book: &StatusBook, ids: &[FramedbId]) -> Option<Statuses> {
 /// always read directly.
 pub fn no_feed() -> StatusFeed {
     watch::channel(None).1
+}
+
+/// Sets the book to `statuses`, waking readers only when it changed.
+pub fn publish(book: &watch::Sender<StatusBook>, statuses: Option<Statuses>) {
+    book.send_if_modified(|current| {
+        if current.as_deref() == statuses.as_ref() {
+            return false;
+        }
+        *current = statuses.map(Arc::new);
+        true
+    });
+}
+
+/// The first wait before following again after a failure; it doubles up to
+/// [`MAX_BACKOFF`], and starts over once the book was in step again.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Keeps `cluster`'s book with `follow` until every reader is gone. `follow` keeps the
+/// book current for as long as it can (publishing `Some` once in step), then returns
+/// why it stopped; the book is then `None` — readers read directly — until a later
+/// `follow` is in step again. `source` names what is followed in the log line.
+pub async fn keep<F, Fut>(
+    book: watch::Sender<StatusBook>,
+    cluster: ClusterId,
+    source: &'static str,
+    mut follow: F,
+) where
+    F: FnMut(watch::Sender<StatusBook>) -> Fut,
+    Fut: Future<Output = String>,
+{
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let why = tokio::select! {
+            () = book.closed() => return,
+            why = follow(book.clone()) => why,
+        };
+        if book.send_replace(None).is_some() {
+            backoff = MIN_BACKOFF;
+        }
+        tracing::warn!(cluster_id = %cluster, %why,
+            "{source} broken: status reads go to the cluster directly until it is back");
+        tokio::select! {
+            () = book.closed() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
 }
 
 /// One cluster's book, kept by a task that starts on first use and stops when the

@@ -21,7 +21,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use framedb_core::live::{LiveBook, StatusBook, StatusFeed, answer_from};
+use framedb_core::live::{self, LiveBook, StatusBook, StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, DeploymentSpec, Error, FramedbId, PortAllocator, Result,
     StatusReport,
@@ -389,10 +389,6 @@ impl ClusterDeployer for RemoteClusters {
     }
 }
 
-/// The first wait before opening a status stream again; it doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
 /// A cluster's status stream, followed into its book.
 struct StatusStream {
     http: reqwest::Client,
@@ -404,29 +400,16 @@ struct StatusStream {
 impl StatusStream {
     /// Keeps `book` current until every reader is gone.
     async fn keep(self, book: tokio::sync::watch::Sender<StatusBook>) {
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            let ended = tokio::select! {
-                () = book.closed() => return,
-                ended = self.follow(&book, &mut backoff) => ended,
-            };
-            book.send_replace(None);
-            tracing::warn!(cluster_id = %self.cluster, why = %ended,
-                "status stream ended: status reads call the local service until it is back");
-            tokio::select! {
-                () = book.closed() => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        let stream = Arc::new(self);
+        live::keep(book, stream.cluster.clone(), "status stream", |book| {
+            let stream = stream.clone();
+            async move { stream.follow(&book).await }
+        })
+        .await;
     }
 
     /// Opens the stream and copies each line into `book`; returns why it stopped.
-    async fn follow(
-        &self,
-        book: &tokio::sync::watch::Sender<StatusBook>,
-        backoff: &mut Duration,
-    ) -> String {
+    async fn follow(&self, book: &tokio::sync::watch::Sender<StatusBook>) -> String {
         let Some(base) = self.directory.url(&self.cluster) else {
             return "the cluster is no longer in the directory".into();
         };
@@ -453,14 +436,7 @@ impl StatusStream {
                     Ok(line) => line.statuses,
                     Err(error) => return format!("an unreadable line: {error}"),
                 };
-                *backoff = MIN_BACKOFF;
-                book.send_if_modified(|current| {
-                    if current.as_deref() == statuses.as_ref() {
-                        return false;
-                    }
-                    *current = statuses.map(Arc::new);
-                    true
-                });
+                live::publish(book, statuses);
             }
         }
     }

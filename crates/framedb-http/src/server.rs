@@ -432,8 +432,8 @@ fn client_of(
 
 /// Clients for the real clusters that `config` names.
 async fn real_fleet(config: &Config) -> Result<KubeFleet, StartError> {
-    let mut fleet = KubeFleet::new(config.layout());
     let timeouts = config.timeouts();
+    let mut fleet = KubeFleet::new(config.layout()).with_watch_window(timeouts.watch_window());
     for (id, path) in &config.clusters {
         let client = client_of(id, kubeconfig_file(id, path).await?, timeouts)?;
         tracing::info!(cluster_id = %id, kubeconfig = %path.display(), "managing cluster");
@@ -507,8 +507,12 @@ async fn run_local(
             message: format!("not running in a cluster and no --kubeconfig given: {e}"),
         })?,
     };
-    let client = client_of(cluster, client_config, config.timeouts())?;
-    let fleet = Arc::new(KubeFleet::new(config.layout()).with_cluster(cluster.clone(), client));
+    let timeouts = config.timeouts();
+    let client = client_of(cluster, client_config, timeouts)?;
+    let fleet = KubeFleet::new(config.layout())
+        .with_watch_window(timeouts.watch_window())
+        .with_cluster(cluster.clone(), client);
+    let fleet = Arc::new(fleet);
     let registry = registry(config).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = local_state(

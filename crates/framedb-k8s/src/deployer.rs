@@ -53,13 +53,17 @@ impl KubeFleet {
         Self {
             clusters: HashMap::new(),
             layout,
-            watch_window: Duration::from_secs(25),
+            watch_window: crate::kubeconfig::Timeouts::default().watch_window(),
         }
     }
 
-    /// How long one status watch request stays open (default 25 s). It must be shorter
-    /// than the clients' read timeout, or a quiet watch ends in a timeout error and
-    /// status reads go to the cluster until the next list.
+    /// How long one status watch request stays open: [`Timeouts::watch_window`] of the
+    /// clients' timeouts (default: of [`Timeouts::default`], 25 s). Longer than their read
+    /// timeout, a quiet watch would end in a timeout error and status reads would go to
+    /// the cluster until the next list.
+    ///
+    /// [`Timeouts::watch_window`]: crate::kubeconfig::Timeouts::watch_window
+    /// [`Timeouts::default`]: crate::kubeconfig::Timeouts
     pub fn with_watch_window(mut self, window: Duration) -> Self {
         self.watch_window = window;
         self

@@ -28,6 +28,15 @@ impl Timeouts {
         config.write_timeout = Some(self.read);
         config.default_retry = false;
     }
+
+    /// How long a watch request may stay open on a client with these timeouts: shorter
+    /// than the read timeout (5 s shorter, or half of it when it is short), so that the
+    /// server ends a quiet watch before the client counts the silence as a failure.
+    pub fn watch_window(self) -> Duration {
+        self.read
+            .saturating_sub(Duration::from_secs(5))
+            .max(self.read / 2)
+    }
 }
 
 impl Default for Timeouts {
@@ -153,6 +162,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_watch_window_ends_before_the_read_timeout() {
+        let window = |read| {
+            let timeouts = Timeouts {
+                connect: Duration::from_secs(1),
+                read: Duration::from_secs(read),
+            };
+            timeouts.watch_window().as_secs_f64()
+        };
+        assert_eq!(window(30), 25.0);
+        assert_eq!(window(8), 4.0);
+        assert_eq!(window(2), 1.0);
+    }
 
     fn base() -> serde_json::Value {
         json!({

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use framedb_core::live::{StatusBook, Statuses};
+use framedb_core::live::{StatusBook, Statuses, publish};
 use framedb_core::{ClusterId, FramedbId, InstanceStatus, StatusReport};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -26,10 +26,6 @@ use tokio::sync::watch;
 use crate::deployer::pod_status;
 use crate::error::Error;
 use crate::objects::labels;
-
-/// The first wait before trying again after a failure; it doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What a book is computed from: each StatefulSet's instance and whether it is being
 /// deleted, and each pod's instance and the status it shows, by object name.
@@ -119,21 +115,12 @@ pub(crate) struct Watches {
 
 /// Keeps `book` current until every reader is gone.
 pub(crate) async fn keep(watches: Watches, book: watch::Sender<StatusBook>) {
-    let mut backoff = MIN_BACKOFF;
-    loop {
-        let error = tokio::select! {
-            () = book.closed() => return,
-            error = follow(&watches, &book, &mut backoff) => error,
-        };
-        book.send_replace(None);
-        tracing::warn!(cluster_id = %watches.cluster, %error,
-            "status watch broken: status reads go to the cluster until it is back");
-        tokio::select! {
-            () = book.closed() => return,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
+    let cluster = watches.cluster.clone();
+    framedb_core::live::keep(book, cluster, "status watch", |book| {
+        let watches = watches.clone();
+        async move { follow(&watches, &book).await.to_string() }
+    })
+    .await;
 }
 
 /// How one watch event changed the sources.
@@ -145,11 +132,7 @@ enum Applied {
 }
 
 /// Lists, publishes and follows; returns only when it cannot go on.
-async fn follow(
-    watches: &Watches,
-    book: &watch::Sender<StatusBook>,
-    backoff: &mut Duration,
-) -> Error {
+async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> Error {
     let workloads: Api<StatefulSet> = Api::namespaced(watches.client.clone(), &watches.namespace);
     let pods: Api<Pod> = Api::namespaced(watches.client.clone(), &watches.namespace);
     let failed = |action: &str, source| Error::kube(watches.cluster.as_str(), action, source);
@@ -189,8 +172,7 @@ async fn follow(
             }
             Err(error) => return error,
         };
-        publish(book, &sources);
-        *backoff = MIN_BACKOFF;
+        publish(book, Some(sources.statuses()));
 
         // One watch window after another, each resuming where the last one stopped.
         'window: loop {
@@ -226,7 +208,7 @@ async fn follow(
                     },
                 };
                 match applied {
-                    Ok(Applied::Changed) => publish(book, &sources),
+                    Ok(Applied::Changed) => publish(book, Some(sources.statuses())),
                     Ok(Applied::Unchanged) => {}
                     Ok(Applied::Gone) => break 'window,
                     Err(status) => {
@@ -273,16 +255,4 @@ where
     } else {
         Applied::Unchanged
     })
-}
-
-/// Publishes the sources' statuses, waking readers only when a status changed.
-fn publish(book: &watch::Sender<StatusBook>, sources: &Sources) {
-    let statuses = sources.statuses();
-    book.send_if_modified(|current| {
-        if current.as_deref() == Some(&statuses) {
-            return false;
-        }
-        *current = Some(std::sync::Arc::new(statuses));
-        true
-    });
 }
