@@ -14,8 +14,8 @@ use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
 use framedb_core::{ClusterId, InstanceRegistry, NodeId, ProvisioningService};
 use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
 use framedb_http::{ApiToken, AppState, LocalState, Stopping, local_router, router};
-use framedb_k8s::sim::{SimConfig, Simulator};
 use framedb_k8s::{KubeFleet, Layout};
+use framedb_kube_sim::{SimConfig, Simulator};
 use tokio::net::TcpListener;
 
 /// How the global API reaches its clusters.

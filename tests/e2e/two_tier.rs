@@ -18,7 +18,7 @@ use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
 use framedb_http::server::Embedded;
 use framedb_http::{ApiToken, AppState, LocalState, Stopping, local_router, router};
 use framedb_k8s::Layout;
-use framedb_k8s::sim::Verb;
+use framedb_kube_sim::Verb;
 use framedb_mongo::{MongoConfig, MongoRegistry};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};

@@ -19,8 +19,8 @@ use axum::Router;
 use framedb_core::memory::InMemoryRegistry;
 use framedb_core::{ClusterId, InstanceRegistry, ProvisioningService};
 use framedb_k8s::kubeconfig::{self, Timeouts};
-use framedb_k8s::sim::{SimConfig, Simulator};
 use framedb_k8s::{KubeFleet, Layout, Storage};
+use framedb_kube_sim::{SimConfig, Simulator};
 use framedb_mongo::{MongoConfig, MongoRegistry, redact_uri};
 use tokio::net::TcpListener;
 

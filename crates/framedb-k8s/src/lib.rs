@@ -8,7 +8,6 @@ pub mod error;
 pub mod kubeconfig;
 mod live;
 pub mod objects;
-pub mod sim;
 
 pub use deployer::KubeFleet;
 pub use error::{Error, Result};

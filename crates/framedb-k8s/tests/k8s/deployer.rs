@@ -299,7 +299,7 @@ async fn an_unknown_cluster_is_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_status_reads_share_cluster_reads_and_are_never_older_than_the_ask() {
-    use framedb_k8s::sim::{SimConfig, Verb};
+    use framedb_kube_sim::{SimConfig, Verb};
     // Each API request takes a while, as a real one does, so that reads overlap.
     let cluster = Cluster::start_with(
         SimConfig::new("cluster-01")
@@ -368,7 +368,7 @@ async fn status_until(
 /// Waits until a status read of `id` makes no request to the cluster: the status book
 /// is in step and knows it. Panics after five seconds.
 async fn until_reads_are_free(cluster: &Cluster, id: &FramedbId) {
-    use framedb_k8s::sim::Verb;
+    use framedb_kube_sim::Verb;
     for _ in 0..250 {
         let before = cluster.sim.requests();
         let read = cluster
@@ -385,7 +385,7 @@ async fn until_reads_are_free(cluster: &Cluster, id: &FramedbId) {
 
 #[tokio::test]
 async fn once_the_watch_is_in_step_reads_cost_no_request_and_follow_the_pods() {
-    use framedb_k8s::sim::Verb;
+    use framedb_kube_sim::Verb;
     let cluster = Cluster::start(Duration::from_millis(600)).await;
     let id = cluster.deployed("watched", 30900).await;
     until_reads_are_free(&cluster, &id).await;
@@ -413,7 +413,7 @@ async fn once_the_watch_is_in_step_reads_cost_no_request_and_follow_the_pods() {
 
 #[tokio::test]
 async fn a_broken_watch_sends_reads_to_the_cluster_until_it_is_whole_again() {
-    use framedb_k8s::sim::Verb;
+    use framedb_kube_sim::Verb;
     let cluster = Cluster::start(Duration::ZERO).await;
     let id = cluster.deployed("broken", 30900).await;
     until_reads_are_free(&cluster, &id).await;
@@ -460,7 +460,7 @@ async fn a_broken_watch_sends_reads_to_the_cluster_until_it_is_whole_again() {
 
 #[tokio::test]
 async fn the_allocator_reads_every_page_of_services() {
-    use framedb_k8s::sim::Verb;
+    use framedb_kube_sim::Verb;
     let cluster = Cluster::start(Duration::ZERO).await;
     let services: Api<Service> = Api::namespaced(cluster.client.clone(), "default");
     let service = |name: &str, node_port: Option<u16>| -> Service {

@@ -3,7 +3,6 @@
 mod deployer;
 mod provisioning;
 mod real_cluster;
-mod sim;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +12,8 @@ use framedb_core::{
     ClusterId, DeploymentSpec, FramedbId, NodeId, ProvisioningService, StorageSize,
 };
 use framedb_k8s::kubeconfig::{self, Timeouts};
-use framedb_k8s::sim::{SimConfig, Simulator};
 use framedb_k8s::{KubeFleet, Layout};
+use framedb_kube_sim::{SimConfig, Simulator};
 
 /// A simulated cluster named `cluster-01` (nodes `node-a`, `node-b`) and a fleet that
 /// reaches it through a client built from its kubeconfig, as the server builds it.

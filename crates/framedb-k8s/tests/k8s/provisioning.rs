@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use framedb_core::{Error, Filter, FramedbId, InstanceRegistry, NewInstance, Query};
-use framedb_k8s::sim::Verb;
+use framedb_kube_sim::Verb;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolumeClaim, Service, ServicePort, ServiceSpec,

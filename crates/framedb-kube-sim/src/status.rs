@@ -282,7 +282,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::resources::by_plural;
+    use crate::resources::by_plural;
 
     #[test]
     fn taken_node_port_reads_like_kubernetes() {

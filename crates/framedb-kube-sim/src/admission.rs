@@ -401,7 +401,7 @@ fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::resources::by_plural;
+    use crate::resources::by_plural;
 
     #[test]
     fn names() {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, Request};
-use framedb_k8s::sim::{SimConfig, SimNode, Simulator, Verb};
+use framedb_kube_sim::{SimConfig, SimNode, Simulator, Verb};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{

@@ -1,6 +1,7 @@
 //! A Kubernetes API server simulator, served over real HTTP on loopback, so that the
 //! real kube-rs client code (`kube::Client`, `kube::Api<K>`) and `kubectl` run against
-//! it unchanged (DESIGN.md §6).
+//! it unchanged; and the demo fleet ([`SimFleet`]) of such clusters that `framedb-server`
+//! runs by default and with `simulate`.
 //!
 //! It keeps objects with resourceVersions, answers with Kubernetes `Status` failures
 //! (404, 409, 422 for a taken node port, ...), cascades namespace deletion, runs
@@ -14,7 +15,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use framedb_k8s::sim::{SimConfig, SimNode, Simulator};
+//! use framedb_kube_sim::{SimConfig, SimNode, Simulator};
 //! use k8s_openapi::api::core::v1::Namespace;
 //!
 //! let sim = Simulator::start(SimConfig::new("cluster-01").with_nodes([SimNode::new("node-1")])).await?;
@@ -29,6 +30,7 @@ mod admission;
 mod controllers;
 mod discovery;
 mod faults;
+mod fleet;
 mod json;
 mod patch;
 mod resources;
@@ -52,6 +54,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use faults::{Faults, RequestStats, Verb};
+pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
 
 use routes::Shared;
