@@ -115,7 +115,8 @@ pub async fn build(
                 stopping: Stopping::default(),
             };
             let listener = TcpListener::bind("127.0.0.1:0").await?;
-            directory.insert(id.clone(), format!("http://{}", listener.local_addr()?));
+            let url = format!("http://{}", listener.local_addr()?);
+            directory.insert(id.clone(), url.parse()?);
             local_services.push(tokio::spawn(async move {
                 let app = local_router(state);
                 let _ = framedb_http::server::serve(listener, app, std::future::pending()).await;

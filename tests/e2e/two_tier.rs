@@ -100,7 +100,7 @@ impl Topology {
             };
             let server = Server::serve(local.router(&clusters), &local.address).await;
             local.address = server.url.trim_start_matches("http://").to_owned();
-            directory.insert(id.clone(), server.url.clone());
+            directory.insert(id.clone(), server.url.parse().unwrap());
             local.server = Some(server);
             locals.push(local);
         }

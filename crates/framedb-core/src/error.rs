@@ -2,8 +2,14 @@
 //!
 //! Adapters translate their drivers' errors into these variants; only the HTTP layer maps
 //! them to status codes. Messages are sentences meant for the API's caller, so they never
-//! carry a driver's internal text: adapters log that and return [`Error::Internal`] or
-//! [`Error::Unavailable`] with a message of their own.
+//! carry a driver's internal text. A backend failure ([`Error::Unavailable`],
+//! [`Error::Timeout`], [`Error::Internal`]) carries a [`Fault`]: that sentence, and the
+//! driver's error as its `source()`, so that whoever handles the error last (the HTTP
+//! edge, or a background task) logs it once with its whole cause chain ([`Chain`]).
+//! Conversions into this type log nothing.
+
+use std::fmt;
+use std::sync::Arc;
 
 use crate::types::{ClusterId, FramedbId};
 
@@ -11,6 +17,9 @@ use crate::types::{ClusterId, FramedbId};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in FrameDB's domain.
+///
+/// Two errors are equal when they are the same variant with the same values and
+/// sentences; the causes of backend failures are not compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The caller sent a value that breaks a rule (a bad id, quantity, metadata or filter).
@@ -44,16 +53,17 @@ pub enum Error {
     },
 
     /// A backend (the registry, a cluster's API, a local config service) cannot be reached.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(Fault),
 
     /// A backend did not answer in time.
-    #[error("{0}")]
-    Timeout(String),
+    #[error(transparent)]
+    Timeout(Fault),
 
-    /// Anything else; the cause has been logged where it happened.
-    #[error("{0}")]
-    Internal(String),
+    /// Anything else. The sentence is for the log; callers are told only that an
+    /// internal error occurred.
+    #[error(transparent)]
+    Internal(Fault),
 }
 
 impl Error {
@@ -66,5 +76,116 @@ impl Error {
     /// use this to fall back to the registry with status `Unknown`.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+    }
+}
+
+/// What caused a [`Fault`]: a driver's error, kept for the log.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A backend failure: a sentence for the caller (it names the backend and what was being
+/// done, never the driver's own text), and the error that caused it, as `source()`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    message: String,
+    source: Option<Cause>,
+}
+
+impl Fault {
+    /// A fault with no cause beyond its sentence.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The fault, caused by `source`.
+    #[must_use]
+    pub fn because(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The sentence.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fault {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Faults compare by their sentences: the cause is for the log.
+impl PartialEq for Fault {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for Fault {}
+
+impl From<String> for Fault {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for Fault {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// Shows an error with its causes, `error: cause: cause's cause`, for log lines.
+#[derive(Clone, Copy)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(current) = cause {
+            write!(f, ": {current}")?;
+            cause = current.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_shows_its_sentence_and_keeps_its_cause_for_the_chain() {
+        let cause = std::io::Error::new(std::io::ErrorKind::TimedOut, "socket timed out");
+        let error = Error::Timeout(Fault::new("cluster 'c' did not answer in time").because(cause));
+        assert_eq!(error.to_string(), "cluster 'c' did not answer in time");
+        assert_eq!(
+            Chain(&error).to_string(),
+            "cluster 'c' did not answer in time: socket timed out"
+        );
+        assert_eq!(
+            error,
+            Error::Timeout("cluster 'c' did not answer in time".into())
+        );
+        assert!(error.is_unreachable());
     }
 }

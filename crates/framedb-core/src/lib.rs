@@ -16,7 +16,7 @@ pub mod ports;
 pub mod service;
 pub mod types;
 
-pub use error::{Error, Result};
+pub use error::{Chain, Error, Fault, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
 pub use service::{PortChoice, ProvisioningService};

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::error::{Error, Result};
+use crate::error::{Chain, Error, Result};
 use crate::filter::{Filter, Query};
 use crate::live::StatusFeed;
 use crate::ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
@@ -233,7 +233,7 @@ impl ProvisioningService {
                 Ok(()) | Err(Error::ClusterNotFound(_)) => {}
                 Err(error) => {
                     // The record stays so that the instance can still be found and deleted.
-                    tracing::error!(framedb_id = %id, cluster_id = %record.cluster_id, %error,
+                    tracing::error!(framedb_id = %id, cluster_id = %record.cluster_id, error = %Chain(&error),
                         "create failed and its deployment could not be undone; the record is \
                          kept so that DELETE can finish the clean-up");
                     return;
@@ -241,7 +241,7 @@ impl ProvisioningService {
             }
         }
         if let Err(error) = self.registry.remove(id).await {
-            tracing::error!(framedb_id = %id, %error,
+            tracing::error!(framedb_id = %id, error = %Chain(&error),
                 "create failed and its registry record could not be removed");
         }
     }
@@ -344,7 +344,7 @@ impl ProvisioningService {
         for (cluster, ids) in by_cluster {
             let reports = self.deployer.statuses(cluster, &ids).await;
             if let Err(error) = &reports {
-                tracing::warn!(cluster_id = %cluster, %error, "live status not available");
+                tracing::warn!(cluster_id = %cluster, error = %Chain(error), "live status not available");
             }
             live.insert(cluster.clone(), reports);
         }

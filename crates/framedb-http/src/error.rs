@@ -1,11 +1,16 @@
 //! The HTTP layer's error: a domain error or a request the API cannot read, and the one
-//! place where errors become status codes and the `{success, message, error}` envelope.
+//! place where errors become status codes and the `{success, message, error, details?}`
+//! envelope ([`crate::wire::Failure`]). It is also the edge where a failed request is
+//! logged, once, with its whole cause chain: server errors at ERROR, refusals at DEBUG.
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use framedb_core::Chain;
+use serde_json::{Value, json};
+
+use crate::wire::Failure;
 
 /// `Result` with the HTTP layer's [`ApiError`] as its default error.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -49,14 +54,6 @@ pub enum ApiError {
     MethodNotAllowed,
 }
 
-/// The failure envelope of DESIGN.md §3.
-#[derive(Debug, Serialize)]
-struct Failure<'a> {
-    success: bool,
-    message: String,
-    error: &'a str,
-}
-
 impl ApiError {
     /// The status, the stable code, and the sentence for the caller.
     fn parts(&self) -> (StatusCode, &'static str, String) {
@@ -72,7 +69,7 @@ impl ApiError {
                 E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
-                // The cause was logged where it happened; the caller gets no internals.
+                // The caller gets no internals; the log has them.
                 E::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -94,20 +91,31 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
         }
     }
+
+    /// Data a client needs to act on the failure.
+    fn details(&self) -> Option<Value> {
+        match self {
+            Self::Domain(framedb_core::Error::PortTaken { port, .. }) => {
+                Some(json!({ "port": port }))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
         if status.is_server_error() {
-            tracing::error!(error = code, cause = %self, "request failed");
+            tracing::error!(error = code, cause = %Chain(&self), "request failed");
         } else {
             tracing::debug!(error = code, %message, "request refused");
         }
         let body = Failure {
             success: false,
             message,
-            error: code,
+            error: code.to_owned(),
+            details: self.details(),
         };
         (status, Json(body)).into_response()
     }

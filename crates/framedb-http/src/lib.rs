@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod remote;
 pub mod server;
+pub mod wire;
 
 pub use api::local::{LocalState, Stopping, local_router};
 pub use api::{ApiToken, AppState, router};

@@ -48,7 +48,7 @@ pub struct Config {
     /// Global role: a cluster's local config service, as `CLUSTER_ID=URL` (repeatable;
     /// commas in the variable).
     #[arg(long = "local-service", global = true, env = "FRAMEDB_LOCAL_SERVICES", value_delimiter = ',', value_parser = parse_local_service)]
-    pub local_services: Vec<(ClusterId, String)>,
+    pub local_services: Vec<(ClusterId, url::Url)>,
 
     /// Global role: a cluster whose local config service answers at its default
     /// address, http://CLUSTER_ID:32566 (repeatable).
@@ -244,17 +244,14 @@ pub struct LocalArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-fn parse_local_service(text: &str) -> Result<(ClusterId, String), String> {
+fn parse_local_service(text: &str) -> Result<(ClusterId, url::Url), String> {
     let (id, url) = text
         .split_once('=')
-        .ok_or_else(|| format!("expected CLUSTER_ID=URL, got '{text}'"))?;
+        .ok_or_else(|| "expected CLUSTER_ID=URL".to_owned())?;
     let id = ClusterId::new(id).map_err(|e| e.to_string())?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!(
-            "the URL of cluster '{id}' must start with http:// or https://"
-        ));
-    }
-    Ok((id, url.to_owned()))
+    let url =
+        crate::remote::directory::service_url(url).map_err(|e| format!("cluster '{id}': {e}"))?;
+    Ok((id, url))
 }
 
 fn parse_cluster(text: &str) -> Result<(ClusterId, PathBuf), String> {
@@ -596,7 +593,12 @@ impl Global {
                 clusters.insert(id.clone(), url.clone());
             }
             for id in &config.known_clusters {
-                clusters.insert(id.clone(), ClusterDirectory::default_url(id));
+                let url =
+                    ClusterDirectory::default_url(id).map_err(|message| StartError::Cluster {
+                        cluster: id.clone(),
+                        message,
+                    })?;
+                clusters.insert(id.clone(), url);
             }
             if config.embedded() {
                 let ready_after = Duration::from_millis(config.demo_ready_after_ms);
@@ -612,7 +614,11 @@ impl Global {
                         Stopping::on(stopped.clone()),
                     );
                     let listener = TcpListener::bind("127.0.0.1:0").await?;
-                    let url = format!("http://{}", listener.local_addr()?);
+                    let url = crate::remote::directory::service_url(&format!(
+                        "http://{}",
+                        listener.local_addr()?
+                    ))
+                    .expect("a loopback URL");
                     let mut stopped = stopped.clone();
                     let name = format!("local config service of {id}");
                     local_servers.push(tokio::spawn(async move {

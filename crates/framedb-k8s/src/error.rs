@@ -1,6 +1,8 @@
-//! The Kubernetes layer's errors, and their translation into domain errors: a driver
-//! error never leaves this crate; callers see `framedb_core::Error` with a sentence of
-//! ours, and the driver's own text goes to the log.
+//! The Kubernetes layer's errors, and their translation into domain errors: callers see
+//! `framedb_core::Error` with a sentence of ours, and the driver's error travels as the
+//! fault's cause, for the log only. The translation reads the API server's answer by its
+//! code and `details.causes`, and a transport failure by its error kind, never by the
+//! wording of a message; it logs nothing.
 
 use std::error::Error as _;
 
@@ -56,21 +58,39 @@ pub(crate) fn is_already_exists(error: &kube::Error) -> bool {
     api_status(error).is_some_and(|s| s.is_already_exists())
 }
 
-/// Whether the API refused a node port because another Service holds it.
+/// Whether the API refused a node port because another Service holds it: a 422 whose
+/// causes include `FieldValueInvalid` on `spec.ports[N].nodePort`, as the API server's
+/// node-port allocator answers. (A port outside the cluster's node-port range has the
+/// same shape; FrameDB's range lies inside the default one.)
 pub(crate) fn is_port_allocated(error: &kube::Error) -> bool {
-    api_status(error)
-        .is_some_and(|s| s.code == 422 && s.message.contains("port is already allocated"))
+    let Some(status) = api_status(error) else {
+        return false;
+    };
+    status.code == 422
+        && status.details.as_ref().is_some_and(|details| {
+            details.causes.iter().any(|cause| {
+                cause.reason == "FieldValueInvalid" && is_node_port_field(&cause.field)
+            })
+        })
 }
 
+/// `spec.ports[N].nodePort`.
+fn is_node_port_field(field: &str) -> bool {
+    field
+        .strip_prefix("spec.ports[")
+        .and_then(|rest| rest.strip_suffix("].nodePort"))
+        .is_some_and(|index| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a request failed because a timeout passed: the connector's and the body's
+/// timeouts fail with an I/O error of kind `TimedOut` somewhere in the cause chain.
 fn is_timeout(error: &kube::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
     while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        if current.is::<tokio::time::error::Elapsed>() || current.to_string().contains("timed out")
+        if current
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            || current.is::<tokio::time::error::Elapsed>()
         {
             return true;
         }
@@ -81,43 +101,64 @@ fn is_timeout(error: &kube::Error) -> bool {
 
 impl From<Error> for framedb_core::Error {
     fn from(error: Error) -> Self {
-        use framedb_core::Error as Domain;
-        match &error {
-            Error::Kubeconfig(message) => Domain::Invalid(message.clone()),
+        use framedb_core::{Error as Domain, Fault};
+        let (cluster, action, source) = match &error {
+            Error::Kubeconfig(message) => return Domain::Invalid(message.clone()),
             Error::Kube {
                 cluster,
                 action,
                 source,
-            } => {
-                tracing::warn!(cluster_id = %cluster, action = %action, error = %source,
-                    "Kubernetes API request failed");
-                match api_status(source) {
-                    Some(status) if status.code == 429 || status.code >= 500 => {
-                        Domain::Unavailable(format!(
-                            "cluster '{cluster}' could not serve the request ({action}): its API \
-                             answered {}",
-                            status.code
-                        ))
-                    }
-                    Some(status) => Domain::Internal(format!(
-                        "cluster '{cluster}' refused {action} ({} {})",
-                        status.code, status.reason
-                    )),
-                    None if is_timeout(source) => Domain::Timeout(format!(
-                        "cluster '{cluster}' did not answer in time ({action})"
-                    )),
-                    None if matches!(
-                        source,
-                        kube::Error::HyperError(_) | kube::Error::Service(_)
-                    ) =>
-                    {
-                        Domain::Unavailable(format!(
-                            "cluster '{cluster}' cannot be reached ({action})"
-                        ))
-                    }
-                    None => Domain::Internal(format!("{action} on cluster '{cluster}' failed")),
-                }
-            }
+            } => (cluster, action, source),
+        };
+        let (variant, message): (fn(Fault) -> Domain, String) = match api_status(source) {
+            Some(status) if status.code == 429 || status.code >= 500 => (
+                Domain::Unavailable,
+                format!(
+                    "cluster '{cluster}' could not serve the request ({action}): its API \
+                     answered {}",
+                    status.code
+                ),
+            ),
+            Some(status) => (
+                Domain::Internal,
+                format!(
+                    "cluster '{cluster}' refused {action} ({} {})",
+                    status.code, status.reason
+                ),
+            ),
+            None if is_timeout(source) => (
+                Domain::Timeout,
+                format!("cluster '{cluster}' did not answer in time ({action})"),
+            ),
+            None if matches!(source, kube::Error::HyperError(_) | kube::Error::Service(_)) => (
+                Domain::Unavailable,
+                format!("cluster '{cluster}' cannot be reached ({action})"),
+            ),
+            None => (
+                Domain::Internal,
+                format!("{action} on cluster '{cluster}' failed"),
+            ),
+        };
+        variant(Fault::new(message).because(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_port_fields_are_recognised_by_their_path() {
+        assert!(is_node_port_field("spec.ports[0].nodePort"));
+        assert!(is_node_port_field("spec.ports[12].nodePort"));
+        for other in [
+            "spec.ports[].nodePort",
+            "spec.ports[a].nodePort",
+            "spec.ports[0].port",
+            "spec.clusterIP",
+            "",
+        ] {
+            assert!(!is_node_port_field(other), "{other}");
         }
     }
 }

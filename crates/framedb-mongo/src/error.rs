@@ -2,7 +2,8 @@
 //!
 //! Every driver error is wrapped with what the registry was doing. [`From<Error>`] for
 //! [`framedb_core::Error`] is the one place where a driver error becomes a domain error,
-//! and where it is logged (never with a connection string's credentials):
+//! by its error code; it logs nothing, and keeps the driver's error as the fault's cause
+//! for whoever logs it (never with a connection string's credentials):
 //!
 //! | driver error | domain error |
 //! |---|---|
@@ -190,47 +191,33 @@ fn codes_of(kind: &ErrorKind) -> Vec<i32> {
 
 impl From<Error> for framedb_core::Error {
     fn from(error: Error) -> Self {
-        match error {
+        use framedb_core::Fault;
+        let class = match &error {
             Error::Driver {
-                operation,
-                framedb_id,
+                framedb_id: Some(id),
                 source,
-            } => match (class(&source), framedb_id) {
-                (Class::DuplicateKey, Some(id)) => Self::AlreadyExists(id),
-                (Class::TimedOut, _) => {
-                    tracing::warn!(error = %source, "MongoDB timed out while {operation}");
-                    Self::Timeout(TIMEOUT_MESSAGE.to_owned())
-                }
-                (Class::Unreachable, _) => {
-                    tracing::warn!(error = %source, "MongoDB could not be reached while {operation}");
-                    Self::Unavailable(UNAVAILABLE_MESSAGE.to_owned())
-                }
-                (Class::DuplicateKey | Class::Other, _) => {
-                    tracing::error!(error = %source, "MongoDB failed while {operation}");
-                    Self::Internal(format!(
-                        "the registry (MongoDB) failed while {operation}; the cause has been logged"
-                    ))
-                }
-            },
-            Error::Deadline { .. } => {
-                tracing::warn!(error = %error, "the registry's deadline passed");
-                Self::Timeout(TIMEOUT_MESSAGE.to_owned())
-            }
-            Error::InvalidUri { .. } => {
-                tracing::error!(error = %error, "the registry is misconfigured");
-                Self::Internal(
-                    "the registry's MongoDB connection string cannot be used; the cause has been \
-                     logged"
-                        .to_owned(),
-                )
-            }
-            Error::Corrupt { .. } => {
-                tracing::error!(error = %error, "the registry holds a document it cannot read");
-                Self::Internal(
-                    "a record in the registry (MongoDB) could not be read; the cause has been \
-                     logged"
-                        .to_owned(),
-                )
+                ..
+            } if class(source) == Class::DuplicateKey => return Self::AlreadyExists(id.clone()),
+            Error::Driver { source, .. } => class(source),
+            Error::Deadline { .. } => Class::TimedOut,
+            Error::InvalidUri { .. } | Error::Corrupt { .. } => Class::Other,
+        };
+        match class {
+            Class::TimedOut => Self::Timeout(Fault::new(TIMEOUT_MESSAGE).because(error)),
+            Class::Unreachable => Self::Unavailable(Fault::new(UNAVAILABLE_MESSAGE).because(error)),
+            Class::DuplicateKey | Class::Other => {
+                let message = match &error {
+                    Error::Driver { operation, .. } => {
+                        format!("the registry (MongoDB) failed while {operation}")
+                    }
+                    Error::InvalidUri { .. } => {
+                        "the registry's MongoDB connection string cannot be used".to_owned()
+                    }
+                    Error::Corrupt { .. } | Error::Deadline { .. } => {
+                        "a record in the registry (MongoDB) could not be read".to_owned()
+                    }
+                };
+                Self::Internal(Fault::new(message).because(error))
             }
         }
     }
@@ -279,7 +266,7 @@ mod tests {
         ));
         assert_eq!(
             framedb_core::Error::from(Error::driver("querying instance records", expired.into())),
-            framedb_core::Error::Timeout(TIMEOUT_MESSAGE.to_owned())
+            framedb_core::Error::Timeout(TIMEOUT_MESSAGE.into())
         );
         let stepping_down = ErrorKind::Command(server_error(
             doc! {"code": 91, "codeName": "ShutdownInProgress", "errmsg": "shutting down"},
@@ -289,7 +276,7 @@ mod tests {
                 "querying instance records",
                 stepping_down.into()
             )),
-            framedb_core::Error::Unavailable(UNAVAILABLE_MESSAGE.to_owned())
+            framedb_core::Error::Unavailable(UNAVAILABLE_MESSAGE.into())
         );
     }
 
@@ -301,7 +288,7 @@ mod tests {
         );
         assert_eq!(
             framedb_core::Error::from(refused),
-            framedb_core::Error::Unavailable(UNAVAILABLE_MESSAGE.to_owned())
+            framedb_core::Error::Unavailable(UNAVAILABLE_MESSAGE.into())
         );
         let slow = Error::driver(
             "reading an instance record",
@@ -330,7 +317,8 @@ mod tests {
         .for_instance(&id());
         assert!(!error.is_duplicate_key());
         match framedb_core::Error::from(error) {
-            framedb_core::Error::Internal(message) => {
+            framedb_core::Error::Internal(fault) => {
+                let message = fault.message();
                 assert!(!message.contains("boom"), "{message}");
                 assert!(message.contains("removing an instance record"), "{message}");
             }

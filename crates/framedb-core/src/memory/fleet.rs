@@ -132,10 +132,9 @@ impl ClusterDeployer for InMemoryFleet {
     async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
         let mut state = self.cluster(&spec.cluster_id)?;
         if !PORT_RANGE.contains(&spec.port) {
-            return Err(Error::Internal(format!(
-                "node port {} is outside the instance range",
-                spec.port
-            )));
+            return Err(Error::Internal(
+                format!("node port {} is outside the instance range", spec.port).into(),
+            ));
         }
         let owner = ServiceOwner::Instance(spec.framedb_id.clone());
         match state.services.get(&spec.port) {

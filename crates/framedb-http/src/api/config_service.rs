@@ -16,6 +16,7 @@ use super::instances::{Data, Done, data, done};
 use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
 use crate::remote::ClusterDirectory;
+use crate::remote::directory::service_url;
 
 /// `POST /framedb-config/setup`.
 #[derive(Deserialize)]
@@ -59,15 +60,18 @@ pub(crate) async fn setup(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<SetupRequest>,
 ) -> Result<Json<Done>> {
-    if let Some(url) = &request.local_url {
-        if request.cluster_id.is_none()
-            || !(url.starts_with("http://") || url.starts_with("https://"))
-        {
+    let local_url = match &request.local_url {
+        None => None,
+        Some(_) if request.cluster_id.is_none() => {
             return Err(ApiError::InvalidRequest(
-                "local_url must be an http:// or https:// URL and comes with cluster_id".into(),
+                "local_url comes with cluster_id".into(),
             ));
         }
-    }
+        Some(url) => Some(
+            service_url(url)
+                .map_err(|message| ApiError::InvalidRequest(format!("local_url: {message}")))?,
+        ),
+    };
     let parsed = kubeconfig::parse(&request.kube_config).map_err(framedb_core::Error::from)?;
     // Without a cluster_id, the cluster is known by the name its kubeconfig gives it.
     let cluster = match request.cluster_id {
@@ -97,10 +101,12 @@ pub(crate) async fn setup(
     if let Some(directory) = &state.directory {
         // An explicit URL wins; without one, a cluster the directory already knows keeps
         // its address (configured, or the embedded default's loopback port).
-        match request.local_url {
+        match local_url {
             Some(url) => directory.insert(cluster, url),
             None if directory.url(&cluster).is_none() => {
-                let url = ClusterDirectory::default_url(&cluster);
+                let url = ClusterDirectory::default_url(&cluster).map_err(|message| {
+                    ApiError::InvalidRequest(format!("cluster_id: {message}"))
+                })?;
                 directory.insert(cluster, url);
             }
             None => {}

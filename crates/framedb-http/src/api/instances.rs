@@ -61,10 +61,8 @@ pub(crate) async fn to_completion<T: Send + 'static>(
     tokio::spawn(work)
         .await
         .map_err(|join_error| {
-            tracing::error!(%join_error, "provisioning task failed");
-            ApiError::Domain(framedb_core::Error::Internal(
-                "provisioning task failed".into(),
-            ))
+            let fault = framedb_core::Fault::new("provisioning task failed").because(join_error);
+            ApiError::Domain(framedb_core::Error::Internal(fault))
         })?
         .map_err(ApiError::from)
 }

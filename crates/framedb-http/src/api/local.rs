@@ -1,20 +1,6 @@
 //! The local config service's internal API, which the global service calls for the one
-//! cluster this service runs in (the remote side of [`crate::remote::RemoteClusters`]):
-//!
-//! | method, path | answer |
-//! |---|---|
-//! | `GET /local/v1/ports/free?skip=30900,30901` | `{success, port, free}`: the lowest free port not in `skip`, and all of them, lowest first; 409 `ports_exhausted` |
-//! | `PUT /local/v1/instances/{id}` `{node_id, storage_size, port, metadata?}` | `{success, port}`: deploys on exactly `port` (409 `port_taken`); repeating it completes it |
-//! | `DELETE /local/v1/instances/{id}` | `{success, message}`; 404 `instance_not_found` |
-//! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
-//! | `GET /local/v1/instances` | `{success, data: [Instance]}`: every instance of this cluster |
-//! | `POST /local/v1/statuses` `{ids: [...]}` | `{success, data: {id: {status, reason?}}}` for the ids that have a workload |
-//! | `GET /local/v1/statuses/watch` | a stream of JSON lines `{"statuses": {id: {status, reason?}} \| null}` |
-//!
-//! The watch stream sends the cluster's whole status book (see [`framedb_core::live`])
-//! at once, again after every change, and again every [`HEARTBEAT`] so that a reader
-//! can tell a quiet stream from a dead one; `null` means this service's own watch of
-//! the cluster is not in step, and readers must ask `POST /local/v1/statuses`.
+//! cluster this service runs in: the server side of [`crate::wire`] (its table lists the
+//! routes), whose client is [`crate::remote::RemoteClusters`].
 //!
 //! Errors use the same envelope and codes as the global API. The service keeps its own
 //! record of each instance (in its own MongoDB) through the same provisioning logic.
@@ -22,7 +8,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -30,17 +15,20 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use framedb_core::live::{StatusBook, Statuses};
+use framedb_core::live::StatusBook;
 use framedb_core::{
-    ClusterDeployer, ClusterId, FramedbId, Instance, Metadata, NewInstance, NodeId, PortAllocator,
-    PortChoice, ProvisioningService, StatusReport, StorageSize,
+    ClusterDeployer, ClusterId, FramedbId, Instance, NewInstance, PortAllocator, PortChoice,
+    ProvisioningService, StatusReport,
 };
-use serde::{Deserialize, Serialize};
 
 use super::instances::{Data, Done, data, done, to_completion};
 use super::{ApiToken, finish};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
+use crate::wire::{
+    BookLine, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT, PortAnswer, StatusesRequest,
+    paths,
+};
 
 /// What the local API's handlers reach.
 #[derive(Clone)]
@@ -85,34 +73,13 @@ impl Stopping {
 pub fn local_router(state: LocalState) -> Router {
     let token = state.token.clone();
     let api = Router::new()
-        .route("/local/v1/ports/free", get(free_port))
-        .route("/local/v1/instances", get(list))
-        .route(
-            "/local/v1/instances/{framedb_id}",
-            get(get_one).put(deploy).delete(remove),
-        )
-        .route("/local/v1/statuses", post(statuses))
-        .route("/local/v1/statuses/watch", get(watch_statuses))
+        .route(paths::FREE_PORTS, get(free_port))
+        .route(paths::INSTANCES, get(list))
+        .route(paths::INSTANCE, get(get_one).put(deploy).delete(remove))
+        .route(paths::STATUSES, post(statuses))
+        .route(paths::STATUS_WATCH, get(watch_statuses))
         .with_state(Arc::new(state));
     finish(api, token)
-}
-
-/// The query string of `/ports/free`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FreePortQuery {
-    /// Comma-separated ports to pass over.
-    #[serde(default)]
-    skip: String,
-}
-
-/// `{success, port}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PortAnswer {
-    /// Always true.
-    pub success: bool,
-    /// The port.
-    pub port: u16,
 }
 
 async fn free_port(
@@ -134,32 +101,6 @@ async fn free_port(
         port: free[0],
         free,
     }))
-}
-
-/// `{success, port, free}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct FreePorts {
-    /// Always true.
-    pub success: bool,
-    /// The lowest free port.
-    pub port: u16,
-    /// Every free port, lowest first.
-    pub free: Vec<u16>,
-}
-
-/// The body of `PUT /local/v1/instances/{id}`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeployRequest {
-    /// The node to pin the instance to.
-    pub node_id: NodeId,
-    /// Its volume's size.
-    pub storage_size: StorageSize,
-    /// The node port to claim.
-    pub port: u16,
-    /// The caller's data, kept in the local record too.
-    #[serde(default)]
-    pub metadata: Metadata,
 }
 
 async fn deploy(
@@ -207,14 +148,6 @@ async fn list(State(state): State<Arc<LocalState>>) -> Result<Json<Data<Vec<Inst
     Ok(data(state.service.list_cluster(&state.cluster_id).await?))
 }
 
-/// The body of `POST /local/v1/statuses`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusesRequest {
-    /// The instances asked about.
-    pub ids: Vec<FramedbId>,
-}
-
 async fn statuses(
     State(state): State<Arc<LocalState>>,
     JsonBody(request): JsonBody<StatusesRequest>,
@@ -225,16 +158,6 @@ async fn statuses(
             .statuses(&state.cluster_id, &request.ids)
             .await?,
     ))
-}
-
-/// How often the status stream repeats itself when nothing changes.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-
-/// One line of the status stream.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BookLine {
-    /// Every instance's status, or `None` while this service's watch is not in step.
-    pub statuses: Option<Statuses>,
 }
 
 fn book_line(book: &StatusBook) -> Bytes {

@@ -294,8 +294,8 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
-        directory.url(&"edge-7".parse().unwrap()).as_deref(),
-        Some("http://10.1.2.3:32566")
+        directory.url(&"edge-7".parse().unwrap()),
+        Some(framedb_http::remote::directory::service_url("http://10.1.2.3:32566").unwrap())
     );
 
     let kube = sim.client().await;

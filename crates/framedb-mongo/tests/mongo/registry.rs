@@ -63,7 +63,7 @@ async fn an_unreachable_server_is_unavailable_within_the_timeout() {
     assert!(!format!("{error} {error:?}").contains("s3cret"));
     assert_eq!(
         Error::from(error),
-        Error::Unavailable(UNAVAILABLE_MESSAGE.to_owned())
+        Error::Unavailable(UNAVAILABLE_MESSAGE.into())
     );
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
 
@@ -73,11 +73,11 @@ async fn an_unreachable_server_is_unavailable_within_the_timeout() {
     let id = FramedbId::new("tidb-001").unwrap();
     assert_eq!(
         registry.get(&id).await,
-        Err(Error::Unavailable(UNAVAILABLE_MESSAGE.to_owned()))
+        Err(Error::Unavailable(UNAVAILABLE_MESSAGE.into()))
     );
     assert_eq!(
         registry.insert(&dataset::records()[0]).await,
-        Err(Error::Unavailable(UNAVAILABLE_MESSAGE.to_owned()))
+        Err(Error::Unavailable(UNAVAILABLE_MESSAGE.into()))
     );
     let query = Query::with_filter(Filter::all());
     assert!(registry.find(&query).await.unwrap_err().is_unreachable());
@@ -197,7 +197,7 @@ async fn foreign_documents_are_internal_errors() {
         .unwrap();
     let id = FramedbId::new("intruder").unwrap();
     match db.registry.get(&id).await {
-        Err(Error::Internal(message)) => assert!(!message.contains("shell"), "{message}"),
+        Err(Error::Internal(fault)) => assert!(!fault.message().contains("shell"), "{fault}"),
         other => panic!("{other:?}"),
     }
     let query = Query::with_filter(Filter::all());

@@ -1,0 +1,460 @@
+//! The global tier's view of its clusters: a directory from `cluster_id` to the URL of the
+//! cluster's local config service ([`directory`]), and [`RemoteClusters`], the
+//! `ClusterDeployer` and `PortAllocator` that call those services' internal API
+//! ([`crate::wire`]) over HTTP with one shared client.
+//!
+//! Every call has a connect timeout and a request timeout. All calls of the internal API
+//! are idempotent (a repeated deploy completes the same deployment), so a call that could
+//! not be delivered, or that the service answered 503, is tried again a few times; a call
+//! that timed out is not, since it may still be running. Answers are mapped back to the
+//! domain: unreachable → `Unavailable` (503), timeout → `Timeout` (504), and the local
+//! service's refusals keep their code and message; the cause ([`CallError`]) travels
+//! with the domain error, for the log.
+//!
+//! Status reads are served from a per-cluster book ([`framedb_core::live`]) that a
+//! background task keeps from the local service's status stream ([`stream`]), so a read
+//! of a known instance costs no call. While the stream is down, or says the local
+//! service's own watch is not in step, or does not know an id yet, reads call
+//! `POST /local/v1/statuses` as before.
+
+pub mod directory;
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use framedb_core::live::{LiveBook, StatusFeed, answer_from};
+use framedb_core::{
+    ClusterDeployer, ClusterId, DeploymentSpec, Error, Fault, FramedbId, PortAllocator, Result,
+    StatusReport,
+};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use directory::{ClusterDirectory, LOCAL_SERVICE_PORT};
+
+use crate::wire::{
+    Data, DeployRequest, Failure, FreePorts, HEARTBEAT, PortAnswer, StatusesRequest, paths,
+};
+use stream::StatusStream;
+
+/// Extra attempts for a call that could not be delivered.
+const RETRIES: u32 = 2;
+
+/// The largest answer a local service may send to one call: a list of a full cluster's
+/// instances, each with 64 KiB of metadata, fits.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+/// How long calls to local services may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteTimeouts {
+    /// To open a connection.
+    pub connect: Duration,
+    /// For a whole call (a deploy does several Kubernetes requests).
+    pub request: Duration,
+}
+
+impl Default for RemoteTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(2),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a call to a local service failed: the cause of the domain error it becomes.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The HTTP client could not be built.
+    #[error("the HTTP client for local services cannot be built")]
+    Client(#[source] reqwest::Error),
+    /// The request could not be sent, or the answer not received.
+    #[error("{method} {url} failed")]
+    Transport {
+        /// The method.
+        method: Method,
+        /// The URL called.
+        url: Url,
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer is larger than a local service may send.
+    #[error("{url} answered more than {MAX_ANSWER} bytes")]
+    TooLarge {
+        /// The URL called.
+        url: Url,
+    },
+    /// The answer is not the JSON the API promises.
+    #[error("{url} answered {status} with a body that is not the expected JSON")]
+    Unreadable {
+        /// The URL called.
+        url: Url,
+        /// The answer's status.
+        status: StatusCode,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The service refused the call.
+    #[error("{url} answered {status} {code}: {message}")]
+    Refused {
+        /// The URL called.
+        url: Url,
+        /// The answer's status.
+        status: StatusCode,
+        /// The envelope's code.
+        code: String,
+        /// The envelope's sentence.
+        message: String,
+    },
+    /// A path could not be joined to the service's URL.
+    #[error("the URL of a call cannot be built")]
+    Url(#[source] url::ParseError),
+}
+
+/// The clusters of the fleet, reached through their local config services.
+pub struct RemoteClusters {
+    http: reqwest::Client,
+    /// For status streams: no limit on a whole call, but one on silence.
+    streams: reqwest::Client,
+    directory: Arc<ClusterDirectory>,
+    token: Option<String>,
+    timeouts: RemoteTimeouts,
+    books: RwLock<HashMap<ClusterId, Arc<LiveBook>>>,
+}
+
+impl RemoteClusters {
+    /// Clients for the services in `directory`, sending `token` (the local services'
+    /// token) on every call.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the HTTP client cannot be built.
+    pub fn new(
+        directory: Arc<ClusterDirectory>,
+        token: Option<String>,
+        timeouts: RemoteTimeouts,
+    ) -> Result<Self> {
+        let built = |builder: reqwest::ClientBuilder| {
+            builder.build().map_err(|error| {
+                let cause = CallError::Client(error);
+                Error::Internal(
+                    Fault::new("the HTTP client for local services cannot be built").because(cause),
+                )
+            })
+        };
+        let http = built(
+            reqwest::Client::builder()
+                .connect_timeout(timeouts.connect)
+                .timeout(timeouts.request),
+        )?;
+        let streams = built(
+            reqwest::Client::builder()
+                .connect_timeout(timeouts.connect)
+                .read_timeout(HEARTBEAT * 3),
+        )?;
+        Ok(Self {
+            http,
+            streams,
+            directory,
+            token: token.filter(|t| !t.is_empty()),
+            timeouts,
+            books: RwLock::default(),
+        })
+    }
+
+    /// `cluster`'s status book; the first call starts following its stream.
+    fn feed(&self, cluster: &ClusterId) -> Result<StatusFeed> {
+        if !self.directory.contains(cluster) {
+            return Err(Error::ClusterNotFound(cluster.clone()));
+        }
+        // Every status read passes here: the common case takes a read lock only.
+        let known = self
+            .books
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cluster)
+            .cloned();
+        let book = known.unwrap_or_else(|| {
+            self.books
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(cluster.clone())
+                .or_default()
+                .clone()
+        });
+        Ok(book.feed(|book| {
+            let stream = StatusStream {
+                http: self.streams.clone(),
+                directory: self.directory.clone(),
+                token: self.token.clone(),
+                cluster: cluster.clone(),
+            };
+            stream.keep(book)
+        }))
+    }
+
+    /// The URL of `path` (with `query`) on `cluster`'s service.
+    fn url(&self, cluster: &ClusterId, path: &str, query: Option<(&str, &str)>) -> Result<Url> {
+        let base = self
+            .directory
+            .url(cluster)
+            .ok_or_else(|| Error::ClusterNotFound(cluster.clone()))?;
+        let mut url = base.join(path.trim_start_matches('/')).map_err(|error| {
+            Error::Internal(
+                Fault::new(format!(
+                    "the URL of cluster '{cluster}''s config service is unusable"
+                ))
+                .because(CallError::Url(error)),
+            )
+        })?;
+        if let Some((key, value)) = query {
+            url.query_pairs_mut().append_pair(key, value);
+        }
+        Ok(url)
+    }
+
+    /// Calls `method url` on `cluster`'s service (about instance `id`, if any) and reads
+    /// a JSON answer of type `T`.
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        cluster: &ClusterId,
+        id: Option<&FramedbId>,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let mut request = self.http.request(method.clone(), url.clone());
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let outcome = request.send().await;
+            let retry = match &outcome {
+                Err(error) => error.is_connect(),
+                Ok(response) => response.status() == StatusCode::SERVICE_UNAVAILABLE,
+            };
+            if retry && attempt < RETRIES {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                continue;
+            }
+            return match outcome {
+                Ok(response) => self.answer(cluster, id, &method, &url, response).await,
+                Err(source) => Err(self.transport_error(cluster, &method, &url, source)),
+            };
+        }
+    }
+
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        cluster: &ClusterId,
+        id: Option<&FramedbId>,
+        method: &Method,
+        url: &Url,
+        mut response: reqwest::Response,
+    ) -> Result<T> {
+        let status = response.status();
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if bytes.len() + chunk.len() <= MAX_ANSWER => {
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(Some(_)) => {
+                    let cause = CallError::TooLarge { url: url.clone() };
+                    let message =
+                        format!("cluster '{cluster}''s config service gave an oversized answer");
+                    return Err(Error::Internal(Fault::new(message).because(cause)));
+                }
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(self.transport_error(cluster, method, url, source));
+                }
+            }
+        }
+        let unreadable = |source| {
+            let cause = CallError::Unreadable {
+                url: url.clone(),
+                status,
+                source,
+            };
+            let message = format!("cluster '{cluster}''s config service gave an unreadable answer");
+            Error::Internal(Fault::new(message).because(cause))
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(unreadable);
+        }
+        let failure: Failure = serde_json::from_slice(&bytes).map_err(unreadable)?;
+        Err(domain_error(cluster, id, url, status, failure))
+    }
+
+    fn transport_error(
+        &self,
+        cluster: &ClusterId,
+        method: &Method,
+        url: &Url,
+        source: reqwest::Error,
+    ) -> Error {
+        let timed_out = source.is_timeout();
+        let cause = CallError::Transport {
+            method: method.clone(),
+            url: url.clone(),
+            source,
+        };
+        if timed_out {
+            Error::Timeout(
+                Fault::new(format!(
+                    "cluster '{cluster}''s config service did not answer within {} s",
+                    self.timeouts.request.as_secs_f32()
+                ))
+                .because(cause),
+            )
+        } else {
+            Error::Unavailable(
+                Fault::new(format!(
+                    "cluster '{cluster}''s config service cannot be reached"
+                ))
+                .because(cause),
+            )
+        }
+    }
+}
+
+/// The domain error a local service's refusal stands for.
+fn domain_error(
+    cluster: &ClusterId,
+    id: Option<&FramedbId>,
+    url: &Url,
+    status: StatusCode,
+    failure: Failure,
+) -> Error {
+    let Failure {
+        message,
+        error: code,
+        details,
+        ..
+    } = failure;
+    let fault = |sentence: String, message: String| {
+        Fault::new(sentence).because(CallError::Refused {
+            url: url.clone(),
+            status,
+            code: code.clone(),
+            message,
+        })
+    };
+    match (code.as_str(), id) {
+        ("instance_not_found", Some(id)) => Error::InstanceNotFound(id.clone()),
+        ("cluster_not_found", _) => Error::ClusterNotFound(cluster.clone()),
+        ("invalid_input" | "malformed_json", _) => Error::Invalid(message),
+        ("ports_exhausted", _) => Error::PortsExhausted(cluster.clone()),
+        ("port_taken", _) => Error::PortTaken {
+            cluster: cluster.clone(),
+            port: details
+                .as_ref()
+                .and_then(|details| details.get("port")?.as_u64())
+                .and_then(|port| u16::try_from(port).ok())
+                .unwrap_or_default(),
+        },
+        ("already_exists", _) => Error::Internal(fault(
+            format!(
+                "cluster '{cluster}''s config service holds a different instance under this id"
+            ),
+            message,
+        )),
+        ("unavailable", _) => Error::Unavailable(fault(message.clone(), message)),
+        ("timeout", _) => Error::Timeout(fault(message.clone(), message)),
+        _ if status == StatusCode::UNAUTHORIZED => Error::Internal(fault(
+            format!("cluster '{cluster}''s config service refused FrameDB's token"),
+            message,
+        )),
+        _ => Error::Internal(fault(
+            format!("cluster '{cluster}''s config service failed"),
+            message,
+        )),
+    }
+}
+
+#[async_trait]
+impl PortAllocator for RemoteClusters {
+    async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> Result<Vec<u16>> {
+        let skip: Vec<String> = skip.iter().map(u16::to_string).collect();
+        let url = self.url(cluster, paths::FREE_PORTS, Some(("skip", &skip.join(","))))?;
+        let answer: FreePorts = self
+            .call(cluster, None, Method::GET, url, None::<&()>)
+            .await?;
+        if answer.free.is_empty() {
+            return Err(Error::PortsExhausted(cluster.clone()));
+        }
+        Ok(answer.free)
+    }
+}
+
+#[async_trait]
+impl ClusterDeployer for RemoteClusters {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+        let body = DeployRequest {
+            node_id: spec.node_id.clone(),
+            storage_size: spec.storage_size.clone(),
+            port: spec.port,
+            metadata: framedb_core::Metadata::default(),
+        };
+        let url = self.url(&spec.cluster_id, &instance_path(&spec.framedb_id), None)?;
+        let _: PortAnswer = self
+            .call(
+                &spec.cluster_id,
+                Some(&spec.framedb_id),
+                Method::PUT,
+                url,
+                Some(&body),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
+        let url = self.url(cluster, &instance_path(id), None)?;
+        match self
+            .call::<serde::de::IgnoredAny, ()>(cluster, Some(id), Method::DELETE, url, None)
+            .await
+        {
+            // Already gone from the cluster: the delete is done.
+            Ok(_) | Err(Error::InstanceNotFound(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> Result<HashMap<FramedbId, StatusReport>> {
+        if let Some(answer) = answer_from(&self.feed(cluster)?.borrow(), ids) {
+            return Ok(answer);
+        }
+        let body = StatusesRequest { ids: ids.to_vec() };
+        let url = self.url(cluster, paths::STATUSES, None)?;
+        let answer: Data<HashMap<FramedbId, StatusReport>> = self
+            .call(cluster, None, Method::POST, url, Some(&body))
+            .await?;
+        Ok(answer.data)
+    }
+
+    async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed> {
+        self.feed(cluster)
+    }
+}
+
+/// `/local/v1/instances/{id}`.
+fn instance_path(id: &FramedbId) -> String {
+    paths::INSTANCE.replace("{framedb_id}", id.as_str())
+}

@@ -1,0 +1,73 @@
+//! Following a local service's status stream (`GET /local/v1/statuses/watch`) into the
+//! global tier's book of that cluster ([`framedb_core::live`]).
+//!
+//! The stream is JSON lines ([`BookLine`]), framed by tokio-util's `LinesCodec` with a
+//! maximum line length, so that a hostile or broken peer cannot make the global service
+//! buffer without bound. A silent stream is cut by the client's read timeout (three
+//! heartbeats), an unreadable or oversized line ends it; either way the book goes back
+//! to `None` until a new stream is in step.
+
+use std::sync::Arc;
+
+use framedb_core::ClusterId;
+use framedb_core::live::{self, StatusBook};
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::watch;
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::io::StreamReader;
+
+use super::directory::ClusterDirectory;
+use crate::wire::{BookLine, MAX_BOOK_LINE, paths};
+
+/// A cluster's status stream, followed into its book.
+pub(super) struct StatusStream {
+    pub http: reqwest::Client,
+    pub directory: Arc<ClusterDirectory>,
+    pub token: Option<String>,
+    pub cluster: ClusterId,
+}
+
+impl StatusStream {
+    /// Keeps `book` current until every reader is gone.
+    pub async fn keep(self, book: watch::Sender<StatusBook>) {
+        let stream = Arc::new(self);
+        live::keep(book, stream.cluster.clone(), "status stream", |book| {
+            let stream = stream.clone();
+            async move { stream.follow(&book).await }
+        })
+        .await;
+    }
+
+    /// Opens the stream and copies each line into `book`; returns why it stopped.
+    async fn follow(&self, book: &watch::Sender<StatusBook>) -> String {
+        let Some(base) = self.directory.url(&self.cluster) else {
+            return "the cluster is no longer in the directory".into();
+        };
+        let url = match base.join(paths::STATUS_WATCH.trim_start_matches('/')) {
+            Ok(url) => url,
+            Err(error) => return format!("the stream's URL cannot be built: {error}"),
+        };
+        let mut request = self.http.get(url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = match request.send().await {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => return format!("the local service answered {}", response.status()),
+            Err(error) => return error.to_string(),
+        };
+        let body = StreamReader::new(response.bytes_stream().map_err(std::io::Error::other));
+        let mut lines = FramedRead::new(body, LinesCodec::new_with_max_length(MAX_BOOK_LINE));
+        loop {
+            let line = match lines.next().await {
+                Some(Ok(line)) => line,
+                Some(Err(error)) => return format!("the stream broke: {error}"),
+                None => return "the local service closed it".into(),
+            };
+            match serde_json::from_str::<BookLine>(&line) {
+                Ok(line) => live::publish(book, line.statuses),
+                Err(error) => return format!("an unreadable line: {error}"),
+            }
+        }
+    }
+}

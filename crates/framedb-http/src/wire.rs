@@ -1,0 +1,130 @@
+//! What travels between the two tiers: the local config service's internal API, as its
+//! server ([`crate::api::local`]) answers and its client ([`crate::remote`]) reads it, and
+//! the failure envelope that both APIs share. One definition for both ends, so they
+//! cannot drift apart.
+//!
+//! | method, path | answer |
+//! |---|---|
+//! | `GET /local/v1/ports/free?skip=30900,30901` | [`FreePorts`]: the lowest free port not in `skip`, and all of them, lowest first; 409 `ports_exhausted` |
+//! | `PUT /local/v1/instances/{id}` [`DeployRequest`] | [`PortAnswer`]: deploys on exactly `port` (409 `port_taken`, with `details.port`); repeating it completes it |
+//! | `DELETE /local/v1/instances/{id}` | `{success, message}`; 404 `instance_not_found` |
+//! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
+//! | `GET /local/v1/instances` | `{success, data: [Instance]}`: every instance of this cluster |
+//! | `POST /local/v1/statuses` [`StatusesRequest`] | `{success, data: {id: {status, reason?}}}` for the ids that have a workload |
+//! | `GET /local/v1/statuses/watch` | a stream of [`BookLine`]s, one JSON object per line |
+//!
+//! The watch stream sends the cluster's whole status book (see [`framedb_core::live`])
+//! at once, again after every change, and again every [`HEARTBEAT`] so that a reader
+//! can tell a quiet stream from a dead one; `null` means the local service's own watch
+//! of the cluster is not in step, and readers must ask `POST /local/v1/statuses`.
+
+use std::time::Duration;
+
+use framedb_core::live::Statuses;
+use framedb_core::{FramedbId, Metadata, NodeId, StorageSize};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The paths of the internal API.
+pub mod paths {
+    /// `GET`: free node ports.
+    pub const FREE_PORTS: &str = "/local/v1/ports/free";
+    /// `GET`: every instance of the cluster.
+    pub const INSTANCES: &str = "/local/v1/instances";
+    /// `GET`, `PUT`, `DELETE`: one instance (the router's pattern).
+    pub const INSTANCE: &str = "/local/v1/instances/{framedb_id}";
+    /// `POST`: the statuses of some instances.
+    pub const STATUSES: &str = "/local/v1/statuses";
+    /// `GET`: the status stream.
+    pub const STATUS_WATCH: &str = "/local/v1/statuses/watch";
+}
+
+/// How often the status stream repeats itself when nothing changes.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The longest line a status stream may send: a book of a full cluster (100 instances,
+/// each with a reason of a few hundred bytes) is far below it.
+pub const MAX_BOOK_LINE: usize = 1024 * 1024;
+
+/// The failure envelope of both APIs: `{success: false, message, error, details?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Always false.
+    pub success: bool,
+    /// A sentence for a person.
+    pub message: String,
+    /// The stable code, e.g. `port_taken`.
+    pub error: String,
+    /// Data a client may need to act on the failure, e.g. `{"port": 30901}` for
+    /// `port_taken`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// The query string of `GET /local/v1/ports/free`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreePortQuery {
+    /// Comma-separated ports to pass over.
+    #[serde(default)]
+    pub skip: String,
+}
+
+/// `{success, port, free}`: the answer of `GET /local/v1/ports/free`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FreePorts {
+    /// Always true.
+    pub success: bool,
+    /// The lowest free port.
+    pub port: u16,
+    /// Every free port, lowest first.
+    pub free: Vec<u16>,
+}
+
+/// The body of `PUT /local/v1/instances/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// The node to pin the instance to.
+    pub node_id: NodeId,
+    /// Its volume's size.
+    pub storage_size: StorageSize,
+    /// The node port to claim.
+    pub port: u16,
+    /// The caller's data, kept in the local record too.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// `{success, port}`: the answer of `PUT /local/v1/instances/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PortAnswer {
+    /// Always true.
+    pub success: bool,
+    /// The port.
+    pub port: u16,
+}
+
+/// The body of `POST /local/v1/statuses`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusesRequest {
+    /// The instances asked about.
+    pub ids: Vec<FramedbId>,
+}
+
+/// `{success: true, data}`: an answer with data, in both APIs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Data<T> {
+    /// Always true.
+    pub success: bool,
+    /// The data.
+    pub data: T,
+}
+
+/// One line of the status stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BookLine {
+    /// Every instance's status, or `None` while the local service's watch is not in step.
+    pub statuses: Option<Statuses>,
+}
