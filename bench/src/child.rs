@@ -49,8 +49,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .init();
     let memory = Arc::new(InMemoryRegistry::new());
     let mut _stack = None;
-    let app = if let Some(body) = &args.ceiling_body {
-        topology::ceiling(serde_json::from_str(body)?)
+    let addr = if let Some(body) = &args.ceiling_body {
+        topology::spawn_server(topology::ceiling(serde_json::from_str(body)?)).await?
     } else {
         let registry: Arc<dyn InstanceRegistry> = match &args.mongo_uri {
             Some(uri) => Arc::new(
@@ -62,11 +62,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             None => memory.clone(),
         };
         let stack = topology::build(args.shape, registry, 2, Duration::ZERO).await?;
-        let app = stack.app.clone();
+        let addr = stack.address;
         _stack = Some(stack);
-        app
+        addr
     };
-    let addr = topology::spawn_server(app).await?;
     let mut out = tokio::io::stdout();
     out.write_all(format!("LISTENING {addr}\n").as_bytes())
         .await?;

@@ -443,7 +443,7 @@ pub async fn create(plan: &Plan, report: &mut Report) -> Result<()> {
         latency,
     )
     .await?;
-    let addr = topology::spawn_server(stack.app.clone()).await?;
+    let addr = stack.address;
     let body = |name: String, n: usize| {
         let cluster = format!("cluster-{:02}", 1 + n % CLUSTERS);
         let node = if n % 2 == 0 { "node-a" } else { "node-b" };

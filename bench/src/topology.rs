@@ -1,20 +1,20 @@
-//! The servers under test, assembled from FrameDB's public pieces the way
-//! `framedb-server` assembles them: simulated clusters, a local config service per
+//! The servers under test, built by FrameDB's own start-up code (`framedb_http::App`) the
+//! way `framedb-server` builds them: simulated clusters, a local config service per
 //! cluster, and the global API on top (the embedded default), or a shorter stack for
 //! the breakdowns. Also the trivial axum handler that serves as the HTTP ceiling.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use axum::Router;
 use axum::routing::get;
-use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-use framedb_core::{ClusterId, InstanceRegistry, NodeId, ProvisioningService};
-use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
-use framedb_http::{ApiToken, AppState, LocalState, Stopping, local_router, router};
-use framedb_k8s::{KubeFleet, Layout};
+use framedb_core::memory::InMemoryFleet;
+use framedb_core::{ClusterId, InstanceRegistry, NodeId};
+use framedb_http::settings::{GlobalSettings, LocalSettings, ServeSettings};
+use framedb_http::{Adapters, App, Clusters, Running};
 use framedb_kube_sim::{SimConfig, Simulator};
 use tokio::net::TcpListener;
 
@@ -34,11 +34,24 @@ pub enum Shape {
 
 /// Servers and clusters that must live as long as the API is used.
 pub struct Stack {
-    /// The global API.
-    pub app: Router,
+    /// Where the global API serves.
+    pub address: SocketAddr,
     /// The simulated clusters, by id.
     pub clusters: Vec<(ClusterId, Simulator)>,
-    _local_services: Vec<tokio::task::JoinHandle<()>>,
+    _global: Running,
+    _locals: Vec<Running>,
+    _kubeconfigs: KubeconfigDir,
+}
+
+/// A directory of kubeconfig files, removed when dropped.
+struct KubeconfigDir(Option<PathBuf>);
+
+impl Drop for KubeconfigDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// The ids `cluster-01`, `cluster-02`, ... (`count` of them).
@@ -48,7 +61,8 @@ pub fn cluster_ids(count: usize) -> Vec<ClusterId> {
         .collect()
 }
 
-/// Serves `app` on a free loopback port until the runtime stops; returns the address.
+/// Serves `app` (the ceiling, not FrameDB) on a free loopback port until the runtime
+/// stops; returns the address.
 ///
 /// # Errors
 /// When no port can be bound.
@@ -56,13 +70,13 @@ pub async fn spawn_server(app: Router) -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = framedb_http::server::serve(listener, app, std::future::pending()).await;
+        let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
 }
 
-/// Builds the global API of `shape` on `registry`, over `clusters` simulated clusters
-/// whose API answers each request after `latency`.
+/// Builds and serves the global API of `shape` on `registry`, over `clusters` simulated
+/// clusters whose API answers each request after `latency`.
 ///
 /// # Errors
 /// When a simulator or a server cannot start.
@@ -73,76 +87,63 @@ pub async fn build(
     latency: Duration,
 ) -> Result<Stack> {
     let ids = cluster_ids(clusters);
+    let mut settings = GlobalSettings {
+        serve: ServeSettings::loopback(),
+        ..GlobalSettings::default()
+    };
+    let mut adapters = Adapters {
+        registry: Some(registry),
+        clusters: None,
+    };
+    let mut sims = Vec::new();
+    let mut locals = Vec::new();
+    let mut dir = KubeconfigDir(None);
     if shape == Shape::NoCluster {
         let mut fleet = InMemoryFleet::new();
         for id in &ids {
             let nodes = ["node-a", "node-b"].map(|n| NodeId::new(n).expect("a node id"));
             fleet = fleet.with_cluster(id.clone(), nodes);
         }
-        let fleet = Arc::new(fleet);
-        let service = ProvisioningService::new(registry, fleet.clone(), fleet);
-        return Ok(Stack {
-            app: router(AppState::new(service)),
-            clusters: Vec::new(),
-            _local_services: Vec::new(),
-        });
-    }
-    let mut sims = Vec::new();
-    for id in &ids {
-        let config = SimConfig::new(id.as_str()).with_latency(latency);
-        sims.push((id.clone(), Simulator::start(config).await?));
-    }
-    let mut direct = KubeFleet::new(Layout::default());
-    let directory = Arc::new(ClusterDirectory::new());
-    let mut local_services = Vec::new();
-    for (id, sim) in &sims {
-        let client = sim.client().await;
-        direct = direct.with_cluster(id.clone(), client.clone());
-        if shape == Shape::TwoTier {
-            let fleet =
-                Arc::new(KubeFleet::new(Layout::default()).with_cluster(id.clone(), client));
-            let state = LocalState {
-                cluster_id: id.clone(),
-                service: ProvisioningService::new(
-                    Arc::new(InMemoryRegistry::new()),
-                    fleet.clone(),
-                    fleet.clone(),
-                )
-                .with_tier("local"),
-                deployer: fleet.clone(),
-                ports: fleet,
-                token: ApiToken::none(),
-                stopping: Stopping::default(),
-            };
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let url = format!("http://{}", listener.local_addr()?);
-            directory.insert(id.clone(), url.parse()?);
-            local_services.push(tokio::spawn(async move {
-                let app = local_router(state);
-                let _ = framedb_http::server::serve(listener, app, std::future::pending()).await;
-            }));
+        adapters.clusters = Some(Clusters::of(Arc::new(fleet)));
+    } else {
+        let path = std::env::temp_dir().join(format!(
+            "framedb-bench-{}-{}",
+            std::process::id(),
+            STACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path)?;
+        dir.0 = Some(path.clone());
+        for id in &ids {
+            let sim = Simulator::start(SimConfig::new(id.as_str()).with_latency(latency)).await?;
+            let kubeconfig = path.join(format!("{id}.kubeconfig"));
+            sim.write_kubeconfig(&kubeconfig)?;
+            if shape == Shape::TwoTier {
+                let local = LocalSettings {
+                    serve: ServeSettings::loopback(),
+                    ..LocalSettings::new(id.clone(), Some(kubeconfig))
+                };
+                let running = App::local(&local, Adapters::default()).await?.spawn();
+                let url = running.url().parse()?;
+                settings.fleet.local_services.push((id.clone(), url));
+                locals.push(running);
+            } else {
+                settings.fleet.clusters.push((id.clone(), kubeconfig));
+            }
+            sims.push((id.clone(), sim));
         }
     }
-    let service = match shape {
-        Shape::TwoTier => {
-            let remote = Arc::new(RemoteClusters::new(
-                directory,
-                None,
-                RemoteTimeouts::default(),
-            )?);
-            ProvisioningService::new(registry, remote.clone(), remote)
-        }
-        _ => {
-            let direct = Arc::new(direct);
-            ProvisioningService::new(registry, direct.clone(), direct)
-        }
-    };
+    let global = App::global(&settings, adapters).await?.spawn();
     Ok(Stack {
-        app: router(AppState::new(service)),
+        address: global.address(),
         clusters: sims,
-        _local_services: local_services,
+        _global: global,
+        _locals: locals,
+        _kubeconfigs: dir,
     })
 }
+
+/// Numbers the stacks of this process, for their kubeconfig directories.
+static STACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The HTTP ceiling: one route that answers `body` (a JSON object) as axum's `Json`
 /// does, serializing it on every request.

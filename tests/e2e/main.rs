@@ -1,48 +1,49 @@
-//! End-to-end tests: the server's own `serve` on a real socket, driven by an HTTP client
-//! as users drive it, on simulated clusters and on MongoDB.
+//! End-to-end tests: services built by the server's own start-up code (`App`) on real
+//! sockets, driven by an HTTP client as users drive them, on simulated clusters and on
+//! MongoDB.
 
 mod mongo;
 mod proxy;
 mod two_tier;
 mod walkthrough;
 
-use framedb_core::ProvisioningService;
-use framedb_http::server::serve;
-use framedb_http::{AppState, router};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use framedb_core::ClusterId;
+use framedb_http::settings::{GlobalSettings, LocalSettings, MongoSettings, ServeSettings};
+use framedb_http::{Adapters, App, Running};
+use framedb_kube_sim::{SimFleet, Simulator};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 /// Where the instance endpoints live, relative to the server's URL.
 pub const BASE: &str = "global/framedb/persistent-instances";
 
-/// A FrameDB API server on a free loopback port.
+/// A FrameDB service serving on a loopback port, built by the server's own start-up code.
 pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    running: Running,
 }
 
 impl Server {
-    /// Serves the global API on `service`.
-    pub async fn start(service: ProvisioningService) -> Self {
-        Self::serve(router(AppState::new(service)), "127.0.0.1:0").await
+    /// Serves the global service that `settings` describe (on `adapters`).
+    pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Self {
+        Self::serve(App::global(settings, adapters).await.unwrap())
     }
 
-    /// Serves `app` on `address` (port 0 for a free one).
-    pub async fn serve(app: axum::Router, address: &str) -> Self {
-        let listener = TcpListener::bind(address).await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app, async {
-            let _ = stopped.await;
-        }));
+    /// Serves the local config service that `settings` describe (on `adapters`).
+    pub async fn local(settings: &LocalSettings, adapters: Adapters) -> Self {
+        Self::serve(App::local(settings, adapters).await.unwrap())
+    }
+
+    /// Serves a built service.
+    pub fn serve(app: App) -> Self {
+        let running = app.spawn();
         Self {
-            url,
-            stop: Some(stop),
-            task,
+            url: running.url(),
+            running,
         }
     }
 
@@ -52,9 +53,70 @@ impl Server {
     }
 
     /// Stops it gracefully and waits until it has.
-    pub async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.await.unwrap().unwrap();
+    pub async fn stop(self) {
+        self.running.stop().await.unwrap();
+    }
+}
+
+/// The demo fleet's simulated clusters (`cluster-01`, `cluster-02`, nodes `node-a` and
+/// `node-b`), with their kubeconfigs in a directory of this test's own.
+pub struct Clusters {
+    /// The clusters, in order.
+    pub fleet: SimFleet,
+    dir: PathBuf,
+}
+
+impl Clusters {
+    /// Starts them; pods become ready after `ready_after`. `test` names the directory.
+    pub async fn demo(test: &str, ready_after: Duration) -> Self {
+        let fleet = SimFleet::demo(ready_after).await.unwrap();
+        let dir = std::env::temp_dir().join(format!("framedb-e2e-{test}-{}", std::process::id()));
+        fleet.write_kubeconfigs(&dir).unwrap();
+        Self { fleet, dir }
+    }
+
+    /// Each cluster's id and simulator.
+    pub fn each(&self) -> impl Iterator<Item = (ClusterId, &Simulator)> {
+        self.fleet
+            .clusters()
+            .iter()
+            .map(|sim| (ClusterId::new(sim.name()).unwrap(), sim))
+    }
+
+    /// The kubeconfig file of `cluster`.
+    pub fn kubeconfig(&self, cluster: &ClusterId) -> PathBuf {
+        self.dir.join(format!("{cluster}.kubeconfig"))
+    }
+
+    /// A global service that drives these clusters directly (as with `--cluster`), on a
+    /// free loopback port, with `mongo` as its registry.
+    pub fn direct(&self, mongo: MongoSettings) -> GlobalSettings {
+        let mut settings = GlobalSettings {
+            serve: ServeSettings::loopback(),
+            mongo,
+            ..GlobalSettings::default()
+        };
+        for (id, _) in self.each() {
+            let path = self.kubeconfig(&id);
+            settings.fleet.clusters.push((id, path));
+        }
+        settings
+    }
+}
+
+impl Drop for Clusters {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The registry on `database` of the MongoDB at `uri`, waiting `timeout` for it.
+pub fn mongo_settings(uri: &str, database: &str, timeout: Duration) -> MongoSettings {
+    MongoSettings {
+        uri: Some(uri.to_owned()),
+        database: database.to_owned(),
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap(),
+        ..MongoSettings::default()
     }
 }
 

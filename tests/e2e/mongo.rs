@@ -2,26 +2,14 @@
 //! exclusive, an outage is a prompt 503 that heals by itself, and refused operators never
 //! reach the database.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use framedb_http::server::Embedded;
-use framedb_k8s::Layout;
-use framedb_mongo::{MongoConfig, MongoRegistry};
+use framedb_http::Adapters;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::proxy::{Proxy, first_host};
-use super::{BASE, Server, call, mongo_uri};
-
-/// A registry on `database` of the MongoDB at `uri`.
-async fn registry(uri: &str, database: &str, timeout: Duration) -> Arc<MongoRegistry> {
-    let config = MongoConfig::new(uri.to_owned())
-        .database(database.to_owned())
-        .server_selection_timeout(timeout)
-        .connect_timeout(timeout);
-    Arc::new(MongoRegistry::connect(&config).await.unwrap())
-}
+use super::{BASE, Clusters, Server, call, mongo_settings, mongo_uri};
 
 /// A database name of this test's own, so tests run in parallel.
 fn database(test: &str) -> String {
@@ -44,13 +32,14 @@ fn create_body(id: &str, cluster: &str, node: &str) -> Value {
 async fn records_outlive_the_server_that_wrote_them() {
     let Some(uri) = mongo_uri() else { return };
     let db = database("restart");
-    let clusters = Embedded::start(Duration::ZERO, Layout::default())
-        .await
-        .unwrap();
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
     let client = Client::new();
 
-    let first =
-        Server::start(clusters.service(registry(&uri, &db, Duration::from_secs(5)).await)).await;
+    let first = Server::global(
+        &clusters.direct(mongo_settings(&uri, &db, Duration::from_secs(5))),
+        Adapters::default(),
+    )
+    .await;
     for (id, cluster, node) in [
         ("keep-1", "cluster-01", "node-a"),
         ("keep-2", "cluster-01", "node-b"),
@@ -77,8 +66,11 @@ async fn records_outlive_the_server_that_wrote_them() {
     first.stop().await;
 
     // A new server, with a new client and registry, on the same database and clusters.
-    let second =
-        Server::start(clusters.service(registry(&uri, &db, Duration::from_secs(5)).await)).await;
+    let second = Server::global(
+        &clusters.direct(mongo_settings(&uri, &db, Duration::from_secs(5))),
+        Adapters::default(),
+    )
+    .await;
     let (_, after) = call(
         &client,
         Method::POST,
@@ -104,11 +96,12 @@ async fn records_outlive_the_server_that_wrote_them() {
 async fn two_hundred_racing_creates_of_a_hundred_ids_make_a_hundred_records() {
     let Some(uri) = mongo_uri() else { return };
     let db = database("race");
-    let clusters = Embedded::start(Duration::ZERO, Layout::default())
-        .await
-        .unwrap();
-    let server =
-        Server::start(clusters.service(registry(&uri, &db, Duration::from_secs(10)).await)).await;
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
+    let server = Server::global(
+        &clusters.direct(mongo_settings(&uri, &db, Duration::from_secs(10))),
+        Adapters::default(),
+    )
+    .await;
     let client = Client::new();
 
     let requests: Vec<_> = (0..200)
@@ -141,7 +134,7 @@ async fn two_hundred_racing_creates_of_a_hundred_ids_make_a_hundred_records() {
     )
     .await;
     assert_eq!(all["data"].as_array().unwrap().len(), 100);
-    for cluster in &clusters.clusters {
+    for cluster in clusters.each() {
         let ports: std::collections::BTreeSet<_> = all["data"]
             .as_array()
             .unwrap()
@@ -161,11 +154,12 @@ async fn while_mongodb_is_down_the_api_answers_503_and_recovers_by_itself() {
     let db = database("outage");
     let proxy = Proxy::start(first_host(&uri)).await;
     let timeout = Duration::from_secs(1);
-    let clusters = Embedded::start(Duration::ZERO, Layout::default())
-        .await
-        .unwrap();
-    let server =
-        Server::start(clusters.service(registry(&proxy.uri(&uri), &db, timeout).await)).await;
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
+    let server = Server::global(
+        &clusters.direct(mongo_settings(&proxy.uri(&uri), &db, timeout)),
+        Adapters::default(),
+    )
+    .await;
     let client = Client::new();
     let (status, _) = call(
         &client,
@@ -207,7 +201,7 @@ async fn while_mongodb_is_down_the_api_answers_503_and_recovers_by_itself() {
         );
     }
     // The refused create touched no cluster.
-    let sim_client = clusters.clusters[0].1.client().await;
+    let sim_client = clusters.fleet.clusters()[0].client().await;
     let during =
         kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(sim_client, "framedb-storage")
             .get_opt("during")
@@ -250,11 +244,14 @@ async fn refused_operators_never_reach_mongodb() {
     let Some(uri) = mongo_uri() else { return };
     let db = database("operators");
     let proxy = Proxy::start(first_host(&uri)).await;
-    let clusters = Embedded::start(Duration::ZERO, Layout::default())
-        .await
-        .unwrap();
-    let server = Server::start(
-        clusters.service(registry(&proxy.uri(&uri), &db, Duration::from_secs(5)).await),
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
+    let server = Server::global(
+        &clusters.direct(mongo_settings(
+            &proxy.uri(&uri),
+            &db,
+            Duration::from_secs(5),
+        )),
+        Adapters::default(),
     )
     .await;
     let client = Client::new();

@@ -10,14 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use framedb_core::memory::InMemoryRegistry;
-use framedb_core::{
-    ClusterId, Error, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus,
-    ProvisioningService, Query,
-};
-use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
-use framedb_http::server::Embedded;
-use framedb_http::{ApiToken, AppState, LocalState, Stopping, local_router, router};
-use framedb_k8s::Layout;
+use framedb_core::{Error, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Query};
+use framedb_http::settings::{GlobalSettings, LocalSettings, ServeSettings};
+use framedb_http::{Adapters, App};
 use framedb_kube_sim::Verb;
 use framedb_mongo::{MongoConfig, MongoRegistry};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -26,51 +21,49 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{BASE, Server, call, ids, mongo_uri};
+use super::{BASE, Clusters, Server, call, ids, mongo_uri};
 
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";
 
 /// A local config service, restartable on the same address.
 struct Local {
-    cluster: ClusterId,
+    settings: LocalSettings,
     registry: Arc<dyn InstanceRegistry>,
-    address: String,
     server: Option<Server>,
-    /// Ends its status streams, as its shutdown does.
-    stop_streams: tokio::sync::watch::Sender<bool>,
     /// The `POST /local/v1/statuses` calls it has answered.
     status_calls: Arc<AtomicUsize>,
 }
 
 impl Local {
-    /// Its router, counting status calls, on a fresh stop flag.
-    fn router(&mut self, clusters: &Embedded) -> axum::Router {
-        let (stop, stopping) = tokio::sync::watch::channel(false);
-        self.stop_streams = stop;
-        let fleet = clusters.fleet_of(&self.cluster).unwrap();
-        let state = LocalState {
-            cluster_id: self.cluster.clone(),
-            service: ProvisioningService::new(self.registry.clone(), fleet.clone(), fleet.clone()),
-            deployer: fleet.clone(),
-            ports: fleet,
-            token: ApiToken::new(Some(LOCAL_TOKEN.into())),
-            stopping: Stopping::on(stopping),
+    /// Builds and serves it, counting status calls.
+    async fn start(&mut self) {
+        let adapters = Adapters {
+            registry: Some(self.registry.clone()),
+            clusters: None,
         };
         let calls = self.status_calls.clone();
-        local_router(state).layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                if request.uri().path() == "/local/v1/statuses" {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                }
-                next.run(request)
-            },
-        ))
+        let app = App::local(&self.settings, adapters)
+            .await
+            .unwrap()
+            .map_router(|router| {
+                router.layer(axum::middleware::from_fn(
+                    move |request: axum::extract::Request, next: axum::middleware::Next| {
+                        if request.uri().path() == "/local/v1/statuses" {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                        }
+                        next.run(request)
+                    },
+                ))
+            });
+        // A restart serves on the address of the first start.
+        self.settings.serve.listen = app.address();
+        self.server = Some(Server::serve(app));
     }
 }
 
 struct Topology {
-    clusters: Embedded,
+    clusters: Clusters,
     locals: Vec<Local>,
     global: Server,
     global_registry: Arc<dyn InstanceRegistry>,
@@ -79,47 +72,52 @@ struct Topology {
 
 impl Topology {
     /// Starts it all; `registry` makes each tier's registry from a name.
-    async fn start<F, Fut>(ready_after: Duration, registry: F, timeout: Duration) -> Self
+    async fn start<F, Fut>(
+        test: &str,
+        ready_after: Duration,
+        registry: F,
+        timeout: Duration,
+    ) -> Self
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = Arc<dyn InstanceRegistry>>,
     {
-        let clusters = Embedded::start(ready_after, Layout::default())
-            .await
-            .unwrap();
-        let directory = Arc::new(ClusterDirectory::new());
+        let clusters = Clusters::demo(&format!("two-tier-{test}"), ready_after).await;
+        let mut settings = GlobalSettings {
+            serve: ServeSettings {
+                token: Some(GLOBAL_TOKEN.into()),
+                ..ServeSettings::loopback()
+            },
+            ..GlobalSettings::default()
+        };
+        settings.fleet.local_token = Some(LOCAL_TOKEN.into());
+        settings.fleet.local_connect_timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
+        settings.fleet.local_timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
         let mut locals = Vec::new();
-        for (id, _) in &clusters.clusters {
+        for (id, _) in clusters.each() {
             let mut local = Local {
-                cluster: id.clone(),
+                settings: LocalSettings {
+                    serve: ServeSettings {
+                        token: Some(LOCAL_TOKEN.into()),
+                        ..ServeSettings::loopback()
+                    },
+                    ..LocalSettings::new(id.clone(), Some(clusters.kubeconfig(&id)))
+                },
                 registry: registry(format!("local_{}", id.as_str().replace('-', "_"))).await,
-                address: "127.0.0.1:0".into(),
                 server: None,
-                stop_streams: tokio::sync::watch::channel(false).0,
                 status_calls: Arc::default(),
             };
-            let server = Server::serve(local.router(&clusters), &local.address).await;
-            local.address = server.url.trim_start_matches("http://").to_owned();
-            directory.insert(id.clone(), server.url.parse().unwrap());
-            local.server = Some(server);
+            local.start().await;
+            let url = local.server.as_ref().unwrap().url.parse().unwrap();
+            settings.fleet.local_services.push((id, url));
             locals.push(local);
         }
-        let timeouts = RemoteTimeouts {
-            connect: timeout,
-            request: timeout,
-        };
-        let remote = Arc::new(
-            RemoteClusters::new(directory.clone(), Some(LOCAL_TOKEN.into()), timeouts).unwrap(),
-        );
         let global_registry = registry("global".into()).await;
-        let mut state = AppState::new(ProvisioningService::new(
-            global_registry.clone(),
-            remote.clone(),
-            remote,
-        ));
-        state.token = ApiToken::new(Some(GLOBAL_TOKEN.into()));
-        state.directory = Some(directory);
-        let global = Server::serve(router(state), "127.0.0.1:0").await;
+        let adapters = Adapters {
+            registry: Some(global_registry.clone()),
+            clusters: None,
+        };
+        let global = Server::global(&settings, adapters).await;
         let mut headers = HeaderMap::new();
         headers.insert(
             AUTHORIZATION,
@@ -146,14 +144,11 @@ impl Topology {
 
     async fn stop_local(&mut self, index: usize) {
         let local = &mut self.locals[index];
-        local.stop_streams.send_replace(true);
         local.server.take().unwrap().stop().await;
     }
 
     async fn restart_local(&mut self, index: usize) {
-        let local = &mut self.locals[index];
-        let server = Server::serve(local.router(&self.clusters), &local.address).await;
-        local.server = Some(server);
+        self.locals[index].start().await;
     }
 
     /// The status of `id` that the global API answers.
@@ -184,8 +179,8 @@ impl Topology {
         let everything = Query::with_filter(framedb_core::Filter::all());
         let global = ids(self.global_registry.find(&everything).await.unwrap());
         let mut union = BTreeSet::new();
-        for (local, (cluster, simulator)) in self.locals.iter().zip(&self.clusters.clusters) {
-            let on_cluster = Query::with_filter(framedb_core::Filter::cluster(cluster));
+        for (local, (cluster, simulator)) in self.locals.iter().zip(self.clusters.each()) {
+            let on_cluster = Query::with_filter(framedb_core::Filter::cluster(&cluster));
             let global_here = ids(self.global_registry.find(&on_cluster).await.unwrap());
             let local_here = ids(local.registry.find(&everything).await.unwrap());
             assert_eq!(local_here, global_here, "local records of {cluster}");
@@ -260,6 +255,7 @@ async fn drop_databases(uri: &str, test: &str) {
 async fn instances_live_on_both_clusters_through_their_local_services() {
     let Some(uri) = mongo_uri() else { return };
     let topology = Topology::start(
+        "tiers",
         Duration::from_millis(800),
         mongo_registries(uri.clone(), "tiers"),
         Duration::from_secs(10),
@@ -347,6 +343,7 @@ async fn a_stopped_local_service_is_503_and_unknown_and_heals_when_it_returns() 
     let Some(uri) = mongo_uri() else { return };
     let timeout = Duration::from_secs(2);
     let mut topology = Topology::start(
+        "outage",
         Duration::ZERO,
         mongo_registries(uri.clone(), "outage"),
         timeout,
@@ -444,7 +441,13 @@ async fn failed_creates_leave_nothing_in_either_tier_or_on_the_cluster() {
             Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry>
         }
     };
-    let topology = Topology::start(Duration::ZERO, registries, Duration::from_secs(10)).await;
+    let topology = Topology::start(
+        "failed-creates",
+        Duration::ZERO,
+        registries,
+        Duration::from_secs(10),
+    )
+    .await;
 
     // The global registry fails after the local deploy: the deployment is undone.
     let (status, body) = topology.create("half-1", "cluster-01", "node-a", "t").await;
@@ -452,7 +455,7 @@ async fn failed_creates_leave_nothing_in_either_tier_or_on_the_cluster() {
     assert!(topology.assert_consistent().await.is_empty());
 
     // The local deploy fails: nothing is recorded anywhere.
-    let simulator = &topology.clusters.clusters[1].1;
+    let simulator = &topology.clusters.fleet.clusters()[1];
     simulator
         .faults()
         .fail(Verb::Patch, Some("statefulsets"), 500, 1.0);
@@ -466,7 +469,13 @@ async fn failed_creates_leave_nothing_in_either_tier_or_on_the_cluster() {
 async fn without_the_right_token_both_apis_answer_401_and_change_nothing() {
     let registries =
         |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
-    let topology = Topology::start(Duration::ZERO, registries, Duration::from_secs(10)).await;
+    let topology = Topology::start(
+        "tokens",
+        Duration::ZERO,
+        registries,
+        Duration::from_secs(10),
+    )
+    .await;
     let body = json!({"framedb_id": "sneaky", "cluster_id": "cluster-01", "node_id": "node-a", "storage_size": "1Gi"});
     let plain = Client::new();
     for header in [
@@ -507,6 +516,7 @@ async fn once_the_status_stream_is_in_step_reads_call_no_local_service() {
     let registries =
         |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
     let topology = Topology::start(
+        "streamed",
         Duration::from_millis(700),
         registries,
         Duration::from_secs(10),

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use framedb_http::server::{Config, Global};
-use framedb_http::{ApiToken, router};
+use framedb_http::cli::{Cli, Role};
+use framedb_http::{Adapters, App};
 use reqwest::{Client, StatusCode};
 use serde_json::json;
 
@@ -17,15 +17,19 @@ async fn the_readme_walkthrough_works_over_http() {
     use reqwest::Method;
     let state_dir =
         std::env::temp_dir().join(format!("framedb-walkthrough-{}", std::process::id()));
-    let config = Config::parse_from([
+    let cli = Cli::parse_from([
         "framedb-server".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
         "--demo-ready-after-ms".as_ref(),
         "1500".as_ref(),
         "--state-dir".as_ref(),
         state_dir.as_os_str(),
     ]);
-    let global = Global::build(&config, ApiToken::none()).await.unwrap();
-    let server = Server::serve(router(global.state.clone()), "127.0.0.1:0").await;
+    let Role::Global(settings) = cli.into_role() else {
+        panic!("no role named: the global one")
+    };
+    let server = Server::serve(App::global(&settings, Adapters::default()).await.unwrap());
     let client = Client::new();
     let url = |path: &str| format!("{}/{path}", server.url);
 
@@ -123,6 +127,5 @@ async fn the_readme_walkthrough_works_over_http() {
     assert_eq!(body["error"], "already_exists");
 
     server.stop().await;
-    global.stop().await;
     let _ = std::fs::remove_dir_all(&state_dir);
 }

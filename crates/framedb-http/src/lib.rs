@@ -1,16 +1,17 @@
-//! FrameDB over HTTP: the axum routers of the global API ([`api::router`]) and of the
-//! local config service ([`api::local::local_router`]), the error envelope, the client
-//! adapter through which the global tier uses a remote local service as its
-//! `ClusterDeployer` ([`remote`]), and the pieces of the `framedb-server` binary
-//! ([`server`]) that tests and embedding programs reuse.
+//! FrameDB over HTTP: the public API and the local config service's internal API
+//! ([`api`]), their shared wire types ([`wire`]) and error envelope ([`error`]), the
+//! client through which the global tier uses remote local services as its clusters
+//! ([`remote`]), and the composition root that builds and serves each role of the
+//! `framedb-server` binary ([`startup`]) from its settings ([`settings`], [`cli`]).
 
 pub mod api;
+pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod remote;
-pub mod server;
+pub mod settings;
+pub mod startup;
 pub mod wire;
 
-pub use api::local::{LocalState, Stopping, local_router};
-pub use api::{ApiToken, AppState, router};
 pub use error::ApiError;
+pub use startup::{Adapters, App, Clusters, Running, StartError};

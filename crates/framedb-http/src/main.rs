@@ -1,12 +1,13 @@
-//! `framedb-server`: FrameDB's HTTP APIs, in the `global` (default) or `local` role. With
-//! no flags it serves on 127.0.0.1:8080 on the embedded default (the two tiers on
-//! simulated clusters, in-memory registries). `--help` lists the flags;
+//! `framedb-server`: FrameDB's HTTP APIs, in the `global` (default), `local` or
+//! `simulate` role. With no flags it serves on 127.0.0.1:8080 on the embedded default (the
+//! two tiers on simulated clusters, in-memory registries). `--help` lists the flags;
 //! each has an environment fallback. Logs go to stderr; `RUST_LOG` sets their level.
 
 use std::io::IsTerminal;
 
 use clap::Parser;
-use framedb_http::server::{Config, run, shutdown_signal};
+use framedb_http::cli::{Cli, Role};
+use framedb_http::startup::{Adapters, App, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 // glibc's allocator serializes threads that free what another thread allocated, which
@@ -17,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -25,6 +26,23 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    run(config, shutdown_signal()).await?;
+    match cli.into_role() {
+        Role::Global(settings) => {
+            App::global(&settings, Adapters::default())
+                .await?
+                .run_until(shutdown_signal())
+                .await?;
+        }
+        Role::Local(settings) => {
+            App::local(&settings, Adapters::default())
+                .await?
+                .run_until(shutdown_signal())
+                .await?;
+        }
+        #[cfg(feature = "simulator")]
+        Role::Simulate(settings) => {
+            framedb_http::startup::demo::simulate(&settings, shutdown_signal()).await?;
+        }
+    }
     Ok(())
 }

@@ -32,7 +32,7 @@ use crate::wire::{
 
 /// What the local API's handlers reach.
 #[derive(Clone)]
-pub struct LocalState {
+pub(crate) struct LocalState {
     /// This cluster's id.
     pub cluster_id: ClusterId,
     /// Provisioning on this service's own registry and this cluster.
@@ -50,7 +50,7 @@ pub struct LocalState {
 
 /// A flag that turns true when a service begins to shut down; the default never does.
 #[derive(Debug, Clone, Default)]
-pub struct Stopping(Option<tokio::sync::watch::Receiver<bool>>);
+pub(crate) struct Stopping(Option<tokio::sync::watch::Receiver<bool>>);
 
 impl Stopping {
     /// Follows `flag`.
@@ -70,7 +70,7 @@ impl Stopping {
 }
 
 /// The local API.
-pub fn local_router(state: LocalState) -> Router {
+pub(crate) fn local_router(state: LocalState) -> Router {
     let token = state.token.clone();
     let api = Router::new()
         .route(paths::FREE_PORTS, get(free_port))

@@ -1,12 +1,12 @@
-//! The routers: the global API (the persistent-instance and config-service endpoints of
-//! DESIGN.md §3) on an [`AppState`], and the local config service's internal API
-//! ([`local`]) on a [`local::LocalState`]. Separate from `main` so that tests can drive
-//! them with `tower::ServiceExt::oneshot` as well as over a socket.
+//! The routers: the global API (the persistent-instance and config-service endpoints,
+//! README "The API") on an `AppState`, and the local config service's internal API
+//! ([`local`], listed in [`crate::wire`]). Only the start-up code
+//! ([`crate::startup`]) builds them, so every service runs with the same middleware.
 
 mod auth;
 mod config_service;
 mod instances;
-pub mod local;
+pub(crate) mod local;
 
 pub use auth::ApiToken;
 
@@ -25,9 +25,9 @@ use tracing::Level;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
 
-/// What every handler can reach.
+/// What every handler of the global API can reach.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The provisioning logic, on whichever adapters the server was built with.
     pub service: ProvisioningService,
     /// What `/framedb-config/setup` installs.
@@ -43,22 +43,8 @@ pub struct AppState {
     pub local_token: Option<String>,
 }
 
-impl AppState {
-    /// State around a provisioning service, with the default config-service settings.
-    pub fn new(service: ProvisioningService) -> Self {
-        Self {
-            service,
-            config_service: Arc::new(Settings::default()),
-            kube_timeouts: Timeouts::default(),
-            directory: None,
-            token: ApiToken::none(),
-            local_token: None,
-        }
-    }
-}
-
 /// The global API.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     const BASE: &str = "/global/framedb/persistent-instances";
     let token = state.token.clone();
     let api = Router::new()

@@ -273,22 +273,23 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
     use std::sync::Arc;
     use std::time::Duration;
 
-    use framedb_core::ProvisioningService;
     use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::Clusters;
     use framedb_http::remote::ClusterDirectory;
-    use framedb_http::{AppState, router};
+    use framedb_http::settings::GlobalSettings;
+    use framedb_http::startup::{GlobalParts, global_router};
 
     let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
     let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
-    let mut state = AppState::new(ProvisioningService::new(
-        Arc::new(InMemoryRegistry::new()),
-        fleet.clone(),
-        fleet,
-    ));
     let directory = Arc::new(ClusterDirectory::new());
-    state.directory = Some(directory.clone());
-    state.local_token = Some("local-s3cret".into());
-    let app = router(state);
+    let mut settings = GlobalSettings::default();
+    settings.fleet.local_token = Some("local-s3cret".into());
+    let parts = GlobalParts {
+        registry: Arc::new(InMemoryRegistry::new()),
+        clusters: Clusters::of(fleet),
+        directory: Some(directory.clone()),
+    };
+    let app = global_router(&settings, parts);
     let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.1.2.3:32566"}).to_string();
     let (status, answer) =
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;

@@ -14,8 +14,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-use framedb_core::{ClusterDeployer, InstanceRegistry, PortAllocator, ProvisioningService};
-use framedb_http::{AppState, router};
+use framedb_core::{ClusterDeployer, InstanceRegistry, PortAllocator};
+use framedb_http::settings::{GlobalSettings, ServeSettings};
+use framedb_http::startup::{GlobalParts, global_router};
+use framedb_http::{Adapters, App, Clusters, Running};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -74,15 +76,36 @@ impl TestApp {
     }
 }
 
-/// A router on the given adapters.
+/// The global API's router on the given adapters, with the default settings.
 pub fn app(
     registry: Arc<dyn InstanceRegistry>,
     deployer: Arc<dyn ClusterDeployer>,
     ports: Arc<dyn PortAllocator>,
 ) -> Router {
-    router(AppState::new(ProvisioningService::new(
-        registry, deployer, ports,
-    )))
+    let parts = GlobalParts {
+        registry,
+        clusters: Clusters { deployer, ports },
+        directory: None,
+    };
+    global_router(&GlobalSettings::default(), parts)
+}
+
+/// The global service on the given adapters, serving on a free loopback port until the
+/// handle is stopped or dropped.
+pub async fn serve(
+    registry: Arc<dyn InstanceRegistry>,
+    deployer: Arc<dyn ClusterDeployer>,
+    ports: Arc<dyn PortAllocator>,
+) -> Running {
+    let settings = GlobalSettings {
+        serve: ServeSettings::loopback(),
+        ..GlobalSettings::default()
+    };
+    let adapters = Adapters {
+        registry: Some(registry),
+        clusters: Some(Clusters { deployer, ports }),
+    };
+    App::global(&settings, adapters).await.unwrap().spawn()
 }
 
 /// Sends a request through `oneshot` and returns the status and the JSON body.

@@ -9,26 +9,16 @@ use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
 use framedb_core::{
     ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, InstanceRegistry, Result, StatusReport,
 };
-use framedb_http::server::serve;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-use super::{BASE, app, create_body};
-
-/// Serves `router` on a free loopback port; the server stops with the test's runtime.
-async fn serve_on_free_port(router: axum::Router) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, router, std::future::pending()));
-    url
-}
+use super::{BASE, create_body, serve};
 
 #[tokio::test]
 async fn the_api_answers_over_tcp() {
     let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
-    let url =
-        serve_on_free_port(app(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet)).await;
+    let server = serve(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet).await;
+    let url = server.url();
     let client = reqwest::Client::new();
 
     let response = client
@@ -130,7 +120,8 @@ async fn a_client_hanging_up_mid_create_does_not_cut_the_create_in_half() {
         inner: fleet.clone(),
         delay: Duration::from_millis(400),
     });
-    let url = serve_on_free_port(app(registry.clone(), slow, fleet.clone())).await;
+    let server = serve(registry.clone(), slow, fleet.clone()).await;
+    let url = server.url();
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(100))
         .build()

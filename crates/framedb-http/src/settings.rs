@@ -1,0 +1,467 @@
+//! What each role of `framedb-server` is configured with. Each group of settings is also
+//! a group of command-line flags (with environment fallbacks and a help heading), so the
+//! command line ([`crate::cli`]) and programs that build a service themselves (tests, the
+//! benchmark, an embedding program) fill in the same structs; `Default` gives the flags'
+//! defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use framedb_core::ClusterId;
+use framedb_k8s::kubeconfig::Timeouts;
+use framedb_k8s::{Layout, Storage};
+use framedb_mongo::MongoConfig;
+use url::Url;
+
+use crate::remote::RemoteTimeouts;
+use crate::remote::directory::service_url;
+
+/// The address both roles serve on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Where and how a role serves its API.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Serving")]
+pub struct ServeSettings {
+    /// Address and port to serve the API on (port 0 picks a free one; the log prints it).
+    #[arg(long, env = "FRAMEDB_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Bearer token this server's API requires on every route but /healthz. Without it
+    /// the API is open, and the log says so.
+    #[arg(long, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("a socket address"),
+            token: None,
+        }
+    }
+}
+
+impl ServeSettings {
+    /// Serving on a free loopback port, with no token: for tests and benchmarks.
+    pub fn loopback() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+        }
+    }
+}
+
+/// The registry: MongoDB, or memory.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "MongoDB")]
+pub struct MongoSettings {
+    /// MongoDB connection string of the registry (credentials in it are never logged).
+    /// Without it the registry is in memory.
+    #[arg(long = "mongo-uri", env = "FRAMEDB_MONGO_URI", hide_env_values = true)]
+    pub uri: Option<String>,
+
+    /// MongoDB database of the registry.
+    #[arg(
+        long = "mongo-database",
+        env = "FRAMEDB_MONGO_DATABASE",
+        default_value = "framedb"
+    )]
+    pub database: String,
+
+    /// Milliseconds to wait for MongoDB to be reachable (server selection, connect).
+    #[arg(
+        long = "mongo-timeout-ms",
+        env = "FRAMEDB_MONGO_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub timeout_ms: u64,
+
+    /// Milliseconds a registry query may run on the server.
+    #[arg(
+        long = "mongo-query-timeout-ms",
+        env = "FRAMEDB_MONGO_QUERY_TIMEOUT_MS",
+        default_value_t = 10000
+    )]
+    pub query_timeout_ms: u64,
+}
+
+impl Default for MongoSettings {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            database: "framedb".into(),
+            timeout_ms: 5000,
+            query_timeout_ms: 10000,
+        }
+    }
+}
+
+impl MongoSettings {
+    /// The driver's configuration, when a URI is set.
+    pub fn config(&self) -> Option<MongoConfig> {
+        let uri = self.uri.clone()?;
+        let timeout = Duration::from_millis(self.timeout_ms);
+        Some(
+            MongoConfig::new(uri)
+                .database(self.database.clone())
+                .server_selection_timeout(timeout)
+                .connect_timeout(timeout)
+                .query_timeout(Duration::from_millis(self.query_timeout_ms)),
+        )
+    }
+}
+
+/// How long calls to a cluster's Kubernetes API may take.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct KubeSettings {
+    /// Seconds to wait for a cluster's API to accept a connection.
+    #[arg(
+        long = "kube-connect-timeout-secs",
+        env = "FRAMEDB_KUBE_CONNECT_TIMEOUT_SECS",
+        default_value_t = 5
+    )]
+    pub connect_timeout_secs: u64,
+
+    /// Seconds to wait for a cluster's API to answer a request.
+    #[arg(
+        long = "kube-timeout-secs",
+        env = "FRAMEDB_KUBE_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub timeout_secs: u64,
+}
+
+impl Default for KubeSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_secs: 5,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl KubeSettings {
+    /// The clients' timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(self.connect_timeout_secs),
+            read: Duration::from_secs(self.timeout_secs),
+        }
+    }
+}
+
+/// How an instance is laid out on its cluster.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Instance layout")]
+pub struct LayoutSettings {
+    /// Namespace of the instances' objects.
+    #[arg(long, env = "FRAMEDB_NAMESPACE", default_value = "framedb-storage")]
+    pub namespace: String,
+
+    /// TiDB release the PD, TiKV and TiDB images run.
+    #[arg(long, env = "FRAMEDB_TIDB_VERSION", default_value = "v8.5.1")]
+    pub tidb_version: String,
+
+    /// Image repository prefix of `pd`, `tikv` and `tidb`.
+    #[arg(long, env = "FRAMEDB_IMAGE_PREFIX", default_value = "pingcap")]
+    pub image_prefix: String,
+
+    /// Node label whose value is an instance's `node_id`.
+    #[arg(
+        long,
+        env = "FRAMEDB_NODE_LABEL",
+        default_value = "kubernetes.io/hostname"
+    )]
+    pub node_label: String,
+
+    /// Storage class of the instances' volumes (the cluster's default when unset).
+    #[arg(
+        long,
+        env = "FRAMEDB_STORAGE_CLASS",
+        conflicts_with = "local_volume_root"
+    )]
+    pub storage_class: Option<String>,
+
+    /// For clusters without a dynamic provisioner: put each volume in a `local` PV under
+    /// this directory of the instance's node.
+    #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
+    pub local_volume_root: Option<String>,
+}
+
+impl Default for LayoutSettings {
+    fn default() -> Self {
+        let layout = Layout::default();
+        Self {
+            namespace: layout.namespace,
+            tidb_version: layout.tidb_version,
+            image_prefix: layout.image_prefix,
+            node_label: layout.node_label,
+            storage_class: None,
+            local_volume_root: None,
+        }
+    }
+}
+
+impl LayoutSettings {
+    /// The deployer's layout.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            namespace: self.namespace.clone(),
+            image_prefix: self.image_prefix.clone(),
+            tidb_version: self.tidb_version.clone(),
+            node_label: self.node_label.clone(),
+            storage: match &self.local_volume_root {
+                Some(root) => Storage::Local { root: root.clone() },
+                None => Storage::Dynamic {
+                    storage_class: self.storage_class.clone(),
+                },
+            },
+        }
+    }
+}
+
+/// How the global service reaches its clusters.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global role")]
+pub struct FleetSettings {
+    /// A cluster's local config service, as `CLUSTER_ID=URL` (repeatable; commas in the
+    /// variable).
+    #[arg(long = "local-service", env = "FRAMEDB_LOCAL_SERVICES", value_delimiter = ',', value_parser = parse_local_service)]
+    pub local_services: Vec<(ClusterId, Url)>,
+
+    /// A cluster whose local config service answers at its default address,
+    /// http://CLUSTER_ID:32566 (repeatable).
+    #[arg(
+        long = "known-cluster",
+        env = "FRAMEDB_KNOWN_CLUSTERS",
+        value_delimiter = ','
+    )]
+    pub known_clusters: Vec<ClusterId>,
+
+    /// The token local config services require (defaults to --token).
+    #[arg(long, env = "FRAMEDB_LOCAL_TOKEN", hide_env_values = true)]
+    pub local_token: Option<String>,
+
+    /// Milliseconds to wait for a local config service to accept a connection.
+    #[arg(
+        long = "local-connect-timeout-ms",
+        env = "FRAMEDB_LOCAL_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub local_connect_timeout_ms: u64,
+
+    /// Milliseconds a call to a local config service may take.
+    #[arg(
+        long = "local-timeout-ms",
+        env = "FRAMEDB_LOCAL_TIMEOUT_MS",
+        default_value_t = 30000
+    )]
+    pub local_timeout_ms: u64,
+
+    /// Single tier: a real cluster to drive directly, as `CLUSTER_ID=KUBECONFIG_FILE`
+    /// (repeat the flag, or separate with commas in the variable).
+    #[arg(long = "cluster", env = "FRAMEDB_CLUSTERS", value_delimiter = ',', value_parser = parse_cluster)]
+    pub clusters: Vec<(ClusterId, PathBuf)>,
+
+    /// Single tier: drive the cluster the server runs in, under this cluster id
+    /// (service-account credentials).
+    #[arg(long, env = "FRAMEDB_IN_CLUSTER_ID")]
+    pub in_cluster: Option<ClusterId>,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self {
+            local_services: Vec::new(),
+            known_clusters: Vec::new(),
+            local_token: None,
+            local_connect_timeout_ms: 2000,
+            local_timeout_ms: 30000,
+            clusters: Vec::new(),
+            in_cluster: None,
+        }
+    }
+}
+
+impl FleetSettings {
+    /// Whether no cluster is named at all: the global role then runs the embedded default.
+    pub fn names_no_cluster(&self) -> bool {
+        self.clusters.is_empty()
+            && self.in_cluster.is_none()
+            && self.local_services.is_empty()
+            && self.known_clusters.is_empty()
+    }
+
+    /// Whether the clusters are driven directly (`--cluster`, `--in-cluster`) rather than
+    /// through their local config services.
+    pub fn is_direct(&self) -> bool {
+        !self.clusters.is_empty() || self.in_cluster.is_some()
+    }
+
+    /// The timeouts of calls to local services.
+    pub fn remote_timeouts(&self) -> RemoteTimeouts {
+        RemoteTimeouts {
+            connect: Duration::from_millis(self.local_connect_timeout_ms),
+            request: Duration::from_millis(self.local_timeout_ms),
+        }
+    }
+}
+
+/// The simulated clusters of the embedded default and of `simulate`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Simulated clusters")]
+pub struct DemoSettings {
+    /// Where the simulated clusters' kubeconfigs are written (`DIR/{cluster}.kubeconfig`).
+    #[arg(long, env = "FRAMEDB_STATE_DIR", default_value_os_t = default_state_dir())]
+    pub state_dir: PathBuf,
+
+    /// How long a new instance's pod takes to become ready, in milliseconds.
+    #[arg(long, env = "FRAMEDB_DEMO_READY_AFTER_MS", default_value_t = 2000)]
+    pub demo_ready_after_ms: u64,
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            state_dir: default_state_dir(),
+            demo_ready_after_ms: 2000,
+        }
+    }
+}
+
+impl DemoSettings {
+    /// How long a pod takes to become ready.
+    pub fn ready_after(&self) -> Duration {
+        Duration::from_millis(self.demo_ready_after_ms)
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::temp_dir().join("framedb")
+}
+
+/// The global service: the public API on the registry, and the fleet's clusters.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct GlobalSettings {
+    /// Where and how it serves.
+    #[command(flatten)]
+    pub serve: ServeSettings,
+    /// Its registry.
+    #[command(flatten)]
+    pub mongo: MongoSettings,
+    /// Its clusters.
+    #[command(flatten)]
+    pub fleet: FleetSettings,
+    /// Calls to clusters' APIs (with `--cluster`, and for `/framedb-config/...`).
+    #[command(flatten)]
+    pub kube: KubeSettings,
+    /// The instances' layout (with `--cluster`, and in the embedded default).
+    #[command(flatten)]
+    pub layout: LayoutSettings,
+    /// The embedded default's simulated clusters.
+    #[command(flatten)]
+    pub demo: DemoSettings,
+}
+
+impl GlobalSettings {
+    /// The token local services require: `--local-token`, else this server's own.
+    pub fn local_token(&self) -> Option<String> {
+        self.fleet
+            .local_token
+            .clone()
+            .or_else(|| self.serve.token.clone())
+            .filter(|token| !token.is_empty())
+    }
+}
+
+/// How the local config service reaches its cluster.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Local role")]
+pub struct ClusterSettings {
+    /// The id of the cluster this service runs in.
+    #[arg(long, env = "FRAMEDB_CLUSTER_ID")]
+    pub cluster_id: ClusterId,
+
+    /// Reach the cluster through this kubeconfig file instead of the pod's service
+    /// account.
+    #[arg(long, env = "FRAMEDB_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// A cluster's local config service: the internal API that does the Kubernetes work for
+/// one cluster, on its own registry.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalSettings {
+    /// Where and how it serves.
+    #[command(flatten)]
+    pub serve: ServeSettings,
+    /// Its cluster.
+    #[command(flatten)]
+    pub cluster: ClusterSettings,
+    /// Its registry.
+    #[command(flatten)]
+    pub mongo: MongoSettings,
+    /// Calls to its cluster's API.
+    #[command(flatten)]
+    pub kube: KubeSettings,
+    /// The instances' layout.
+    #[command(flatten)]
+    pub layout: LayoutSettings,
+}
+
+impl LocalSettings {
+    /// A local service for `cluster_id`, reached through the kubeconfig file
+    /// `kubeconfig`, with every other setting at its default.
+    pub fn new(cluster_id: ClusterId, kubeconfig: Option<PathBuf>) -> Self {
+        Self {
+            serve: ServeSettings::default(),
+            cluster: ClusterSettings {
+                cluster_id,
+                kubeconfig,
+            },
+            mongo: MongoSettings::default(),
+            kube: KubeSettings::default(),
+            layout: LayoutSettings::default(),
+        }
+    }
+}
+
+/// Simulated clusters alone, for a fleet of separate processes on one machine.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateSettings {
+    /// The clusters to simulate.
+    #[arg(long, env = "FRAMEDB_SIM_CLUSTERS", value_delimiter = ',', default_values_t = default_names(&["cluster-01", "cluster-02"]))]
+    pub clusters: Vec<String>,
+
+    /// The nodes of each cluster.
+    #[arg(long, env = "FRAMEDB_SIM_NODES", value_delimiter = ',', default_values_t = default_names(&["node-a", "node-b"]))]
+    pub nodes: Vec<String>,
+
+    /// Where kubeconfigs go, and how fast pods become ready.
+    #[command(flatten)]
+    pub demo: DemoSettings,
+}
+
+fn default_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+fn parse_local_service(text: &str) -> Result<(ClusterId, Url), String> {
+    let (id, url) = text
+        .split_once('=')
+        .ok_or_else(|| "expected CLUSTER_ID=URL".to_owned())?;
+    let id = ClusterId::new(id).map_err(|e| e.to_string())?;
+    let url = service_url(url).map_err(|e| format!("cluster '{id}': {e}"))?;
+    Ok((id, url))
+}
+
+fn parse_cluster(text: &str) -> Result<(ClusterId, PathBuf), String> {
+    let (id, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected CLUSTER_ID=KUBECONFIG_FILE, got '{text}'"))?;
+    let id = ClusterId::new(id).map_err(|e| e.to_string())?;
+    Ok((id, PathBuf::from(path)))
+}

@@ -1,0 +1,81 @@
+//! Simulated clusters as `framedb-server` runs them: the embedded default (the whole
+//! two-tier topology in one process) and the `simulate` role (the clusters alone, for a
+//! fleet of separate processes).
+
+use std::future::Future;
+
+use framedb_core::ClusterId;
+use framedb_kube_sim::SimFleet;
+
+use super::{Adapters, App, Running, StartError};
+use crate::remote::ClusterDirectory;
+use crate::remote::directory::service_url;
+use crate::settings::{GlobalSettings, LocalSettings, ServeSettings, SimulateSettings};
+
+/// Starts the demo fleet, writes its kubeconfigs, and serves a local config service for
+/// each cluster (built by [`App::local`] from the kubeconfig file, as a separate process
+/// would be), recorded in `directory`.
+pub(super) async fn start_embedded(
+    settings: &GlobalSettings,
+    directory: &ClusterDirectory,
+) -> Result<(SimFleet, Vec<Running>), StartError> {
+    let fleet = SimFleet::demo(settings.demo.ready_after()).await?;
+    let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
+    let mut locals = Vec::new();
+    for (simulator, path) in fleet.clusters().iter().zip(paths) {
+        let id = ClusterId::new(simulator.name()).map_err(StartError::Domain)?;
+        let local = LocalSettings {
+            serve: ServeSettings {
+                token: settings.local_token(),
+                ..ServeSettings::loopback()
+            },
+            mongo: Default::default(),
+            kube: settings.kube.clone(),
+            layout: settings.layout.clone(),
+            ..LocalSettings::new(id.clone(), Some(path.clone()))
+        };
+        let running = App::local(&local, Adapters::default()).await?.spawn();
+        let url = service_url(&running.url()).map_err(StartError::Settings)?;
+        tracing::info!(cluster_id = %id, api = %simulator.url(), local_service = %url,
+            kubeconfig = %path.display(),
+            "simulated cluster (nodes node-a, node-b) with its local config service; watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
+            path.display());
+        directory.insert(id, url);
+        locals.push(running);
+    }
+    tracing::info!(
+        "embedded default: the global service, and a local config service per simulated \
+         Kubernetes cluster, all in this process; nothing outside it is touched"
+    );
+    Ok((fleet, locals))
+}
+
+/// The `simulate` role: serves the simulated clusters until `shutdown` resolves.
+///
+/// # Errors
+/// When a cluster cannot start or its kubeconfig cannot be written.
+pub async fn simulate(
+    settings: &SimulateSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    for name in &settings.clusters {
+        ClusterId::new(name.as_str()).map_err(StartError::Domain)?;
+    }
+    let fleet = SimFleet::start(
+        settings.clusters.iter().cloned(),
+        settings.nodes.iter().cloned(),
+        settings.demo.ready_after(),
+    )
+    .await?;
+    let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
+    for (simulator, path) in fleet.clusters().iter().zip(&paths) {
+        tracing::info!(cluster = simulator.name(), api = %simulator.url(), kubeconfig = %path.display(),
+            nodes = %settings.nodes.join(","),
+            "simulated cluster serving; watch it with: kubectl --kubeconfig {} get nodes",
+            path.display());
+    }
+    shutdown.await;
+    fleet.shutdown().await;
+    tracing::info!("simulated clusters stopped");
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Building the global service.
+
+use std::sync::Arc;
+
+use axum::Router;
+use framedb_core::{InstanceRegistry, ProvisioningService};
+use framedb_k8s::KubeFleet;
+use tokio::sync::watch;
+
+use super::clients::{client_from_file, client_in_cluster, registry};
+use super::{Adapters, App, Clusters, StartError, bind};
+use crate::api::{ApiToken, AppState, router};
+use crate::remote::{ClusterDirectory, RemoteClusters};
+use crate::settings::GlobalSettings;
+
+/// What the global API runs on.
+pub struct GlobalParts {
+    /// The registry.
+    pub registry: Arc<dyn InstanceRegistry>,
+    /// The clusters.
+    pub clusters: Clusters,
+    /// Where `/framedb-config/setup` records the local services it installs: the
+    /// directory of the remote clusters, when the clusters are reached through them.
+    pub directory: Option<Arc<ClusterDirectory>>,
+}
+
+/// The global API on `parts`, with the token, timeouts and local token of `settings`.
+pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
+    let GlobalParts {
+        registry,
+        clusters,
+        directory,
+    } = parts;
+    let service = ProvisioningService::new(registry, clusters.deployer, clusters.ports);
+    router(AppState {
+        service,
+        config_service: Arc::default(),
+        kube_timeouts: settings.kube.timeouts(),
+        directory,
+        token: ApiToken::new(settings.serve.token.clone()),
+        local_token: settings.local_token(),
+    })
+}
+
+impl App {
+    /// The global service: the public API on the registry, with clusters reached through
+    /// their local config services (`--local-service`, `--known-cluster`, and those setup
+    /// records), or driven directly (`--cluster`, `--in-cluster`), or, with none named,
+    /// the embedded default. `adapters` replaces what the settings name.
+    ///
+    /// # Errors
+    /// When the registry or a cluster cannot be configured, or an address not bound.
+    pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Result<App, StartError> {
+        if settings.serve.token.as_deref().is_none_or(str::is_empty) {
+            tracing::warn!("no --token: the API is open to anyone who can reach its address");
+        }
+        let registry = match adapters.registry {
+            Some(registry) => registry,
+            None => registry(&settings.mongo, "global").await?,
+        };
+        let mut beside = Vec::new();
+        let mut keep: Option<Box<dyn Send>> = None;
+        let (clusters, directory) = match adapters.clusters {
+            Some(clusters) => (clusters, None),
+            None if settings.fleet.is_direct() => (direct_clusters(settings).await?, None),
+            None => {
+                let directory = Arc::new(ClusterDirectory::new());
+                for (id, url) in &settings.fleet.local_services {
+                    directory.insert(id.clone(), url.clone());
+                }
+                for id in &settings.fleet.known_clusters {
+                    let url = ClusterDirectory::default_url(id).map_err(|message| {
+                        StartError::Cluster {
+                            cluster: id.clone(),
+                            message,
+                        }
+                    })?;
+                    directory.insert(id.clone(), url);
+                }
+                if settings.fleet.names_no_cluster() {
+                    let demo = embedded(settings, &directory).await?;
+                    beside = demo.locals;
+                    keep = Some(demo.keep);
+                }
+                let remote = RemoteClusters::new(
+                    directory.clone(),
+                    settings.local_token(),
+                    settings.fleet.remote_timeouts(),
+                )?;
+                (Clusters::of(Arc::new(remote)), Some(directory))
+            }
+        };
+        let parts = GlobalParts {
+            registry,
+            clusters,
+            directory,
+        };
+        let listener = bind(settings.serve.listen).await?;
+        Ok(App {
+            name: "framedb-server".into(),
+            listener,
+            router: global_router(settings, parts),
+            stopping: watch::channel(false).0,
+            beside,
+            keep,
+        })
+    }
+}
+
+/// The clusters of `--cluster` and `--in-cluster`, driven directly.
+async fn direct_clusters(settings: &GlobalSettings) -> Result<Clusters, StartError> {
+    let timeouts = settings.kube.timeouts();
+    let mut fleet =
+        KubeFleet::new(settings.layout.layout()).with_watch_window(timeouts.watch_window());
+    for (id, path) in &settings.fleet.clusters {
+        let client = client_from_file(id, path, timeouts).await?;
+        tracing::info!(cluster_id = %id, kubeconfig = %path.display(), "managing cluster");
+        fleet = fleet.with_cluster(id.clone(), client);
+    }
+    if let Some(id) = &settings.fleet.in_cluster {
+        let client = client_in_cluster(id, timeouts)?;
+        tracing::info!(cluster_id = %id, "managing the cluster this server runs in");
+        fleet = fleet.with_cluster(id.clone(), client);
+    }
+    Ok(Clusters::of(Arc::new(fleet)))
+}
+
+/// The embedded default's local services and what they run on.
+struct Embedded {
+    locals: Vec<super::Running>,
+    keep: Box<dyn Send>,
+}
+
+#[cfg(feature = "simulator")]
+async fn embedded(
+    settings: &GlobalSettings,
+    directory: &ClusterDirectory,
+) -> Result<Embedded, StartError> {
+    let (fleet, locals) = super::demo::start_embedded(settings, directory).await?;
+    Ok(Embedded {
+        locals,
+        keep: Box::new(fleet),
+    })
+}
+
+#[cfg(not(feature = "simulator"))]
+async fn embedded(_: &GlobalSettings, _: &ClusterDirectory) -> Result<Embedded, StartError> {
+    Err(StartError::Settings(
+        "no cluster is named and this build has no simulator (cargo feature `simulator`): \
+         name clusters with --local-service, --known-cluster, --cluster or --in-cluster"
+            .into(),
+    ))
+}

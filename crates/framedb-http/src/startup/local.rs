@@ -1,0 +1,65 @@
+//! Building a cluster's local config service.
+
+use std::sync::Arc;
+
+use framedb_core::ProvisioningService;
+use framedb_k8s::KubeFleet;
+use tokio::sync::watch;
+
+use super::clients::{client_from_file, client_in_cluster, registry};
+use super::{Adapters, App, StartError, bind};
+use crate::api::ApiToken;
+use crate::api::local::{LocalState, Stopping, local_router};
+use crate::settings::LocalSettings;
+
+impl App {
+    /// The local config service of `settings.cluster`: its internal API on its own
+    /// registry, doing the Kubernetes work through the cluster's kubeconfig file or,
+    /// without one, the pod's service account. `adapters.registry` replaces the registry
+    /// the settings name; `adapters.clusters` is not used (a local service drives its
+    /// own cluster).
+    ///
+    /// # Errors
+    /// When the registry or the cluster cannot be configured, or the address not bound.
+    pub async fn local(settings: &LocalSettings, adapters: Adapters) -> Result<App, StartError> {
+        let cluster = &settings.cluster.cluster_id;
+        let timeouts = settings.kube.timeouts();
+        let client = match &settings.cluster.kubeconfig {
+            Some(path) => client_from_file(cluster, path, timeouts).await?,
+            None => client_in_cluster(cluster, timeouts)?,
+        };
+        let fleet = KubeFleet::new(settings.layout.layout())
+            .with_watch_window(timeouts.watch_window())
+            .with_cluster(cluster.clone(), client);
+        let fleet = Arc::new(fleet);
+        let registry = match adapters.registry {
+            Some(registry) => registry,
+            None => registry(&settings.mongo, "local").await?,
+        };
+        let token = ApiToken::new(settings.serve.token.clone());
+        if !token.is_set() {
+            tracing::warn!(cluster_id = %cluster,
+                "local config service without a token: its API is open to anyone who can reach its address");
+        }
+        let (stopping, stop) = watch::channel(false);
+        let state = LocalState {
+            cluster_id: cluster.clone(),
+            service: ProvisioningService::new(registry, fleet.clone(), fleet.clone())
+                .with_tier("local"),
+            deployer: fleet.clone(),
+            ports: fleet,
+            token,
+            stopping: Stopping::on(stop),
+        };
+        let listener = bind(settings.serve.listen).await?;
+        tracing::info!(cluster_id = %cluster, "local config service");
+        Ok(App {
+            name: format!("local config service of {cluster}"),
+            listener,
+            router: local_router(state),
+            stopping,
+            beside: Vec::new(),
+            keep: None,
+        })
+    }
+}

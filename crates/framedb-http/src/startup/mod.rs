@@ -1,0 +1,251 @@
+//! The composition root: the one place where the services are built from their
+//! settings, and served. The binary, the tests and the benchmark all build a service
+//! here, so what they run is what ships.
+//!
+//! - [`App::global`] builds the global service, [`App::local`] a cluster's local config
+//!   service. Each resolves its adapters from its settings (MongoDB or memory, a
+//!   kubeconfig file or the pod's service account, local services or direct clusters),
+//!   unless [`Adapters`] supplies some; binds its address; and returns an [`App`]: its
+//!   router, its bound address, and what it stops when it stops.
+//! - [`App::run_until`] serves until a signal, [`App::spawn`] serves on a task and
+//!   returns a [`Running`] handle that stops it.
+//! - With no cluster named, [`App::global`] runs the embedded default (feature
+//!   `simulator`): simulated clusters, and a local config service per cluster built by
+//!   [`App::local`], each on its own loopback port, all in this process.
+
+mod clients;
+#[cfg(feature = "simulator")]
+pub mod demo;
+mod global;
+mod local;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use framedb_core::{ClusterDeployer, ClusterId, InstanceRegistry, PortAllocator};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use global::{GlobalParts, global_router};
+
+/// Adapters that a caller supplies instead of those the settings name: a test's registry
+/// that fails on purpose, a benchmark's in-memory clusters, an embedding program's own.
+#[derive(Clone, Default)]
+pub struct Adapters {
+    /// The registry, instead of `--mongo-uri` or memory.
+    pub registry: Option<Arc<dyn InstanceRegistry>>,
+    /// The clusters (global role only), instead of local services or kubeconfigs.
+    pub clusters: Option<Clusters>,
+}
+
+/// Clusters, as the provisioning service uses them.
+#[derive(Clone)]
+pub struct Clusters {
+    /// Deploys instances and reads their status.
+    pub deployer: Arc<dyn ClusterDeployer>,
+    /// Finds free node ports.
+    pub ports: Arc<dyn PortAllocator>,
+}
+
+impl Clusters {
+    /// Both ports from one adapter.
+    pub fn of<A: ClusterDeployer + PortAllocator + 'static>(adapter: Arc<A>) -> Self {
+        Self {
+            deployer: adapter.clone(),
+            ports: adapter,
+        }
+    }
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An address could not be bound, a file not written, or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// An adapter could not be built.
+    #[error("{0}")]
+    Domain(#[from] framedb_core::Error),
+    /// The registry could not be reached or prepared.
+    #[error("the registry cannot be used (MongoDB at {uri})")]
+    Registry {
+        /// The connection string without its credentials.
+        uri: String,
+        /// Why.
+        #[source]
+        source: framedb_mongo::Error,
+    },
+    /// A cluster's configuration could not be loaded.
+    #[error("cluster '{cluster}': {message}")]
+    Cluster {
+        /// The cluster.
+        cluster: ClusterId,
+        /// What went wrong.
+        message: String,
+    },
+    /// The settings name nothing this build can run.
+    #[error("{0}")]
+    Settings(String),
+}
+
+/// A service, built and bound, not serving yet.
+pub struct App {
+    name: String,
+    listener: TcpListener,
+    router: Router,
+    /// Turns true when the service begins to shut down (its status streams end then).
+    stopping: watch::Sender<bool>,
+    /// Services that run beside this one and stop after it (the embedded default's local
+    /// services), in order.
+    beside: Vec<Running>,
+    /// What must live as long as the service (the embedded default's clusters).
+    keep: Option<Box<dyn Send>>,
+}
+
+impl App {
+    /// The address it is bound to.
+    ///
+    /// # Panics
+    /// Never: the listener is bound.
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// `http://{address}`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address())
+    }
+
+    /// Its router (cheap to clone), to drive without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Wraps its router, e.g. in a layer that counts requests.
+    #[must_use]
+    pub fn map_router(mut self, wrap: impl FnOnce(Router) -> Router) -> Self {
+        self.router = wrap(self.router);
+        self
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish (a create in
+    /// progress completes rather than leaving an orphan), then stops what runs beside it.
+    ///
+    /// # Errors
+    /// When the listener fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            name,
+            listener,
+            router,
+            stopping,
+            beside,
+            keep,
+        } = self;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "{name} listening on http://{address}");
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.send_replace(true);
+            })
+            .await;
+        // After this service, so that its last calls to them were answered.
+        for service in beside {
+            if let Err(error) = service.stop().await {
+                tracing::warn!(%error, "a service beside {name} failed");
+            }
+        }
+        drop(keep);
+        tracing::info!("{name} stopped");
+        served
+    }
+
+    /// Serves on a task of the current runtime until [`Running::stop`].
+    pub fn spawn(self) -> Running {
+        let address = self.address();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async {
+            let _ = stopped.await;
+        }));
+        Running {
+            address,
+            stop,
+            task,
+        }
+    }
+}
+
+/// A service serving on a task.
+pub struct Running {
+    address: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// The address it serves on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://{address}`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops it gracefully and waits until it has.
+    ///
+    /// # Errors
+    /// When serving failed.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Binds `address`, naming the error after it.
+async fn bind(address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address).await.map_err(|error| {
+        StartError::Io(std::io::Error::new(
+            error.kind(),
+            format!("cannot listen on {address}: {error}"),
+        ))
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
