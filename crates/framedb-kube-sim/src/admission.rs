@@ -2,16 +2,19 @@
 //! wording of the real API server's 422 answers. Deliberately partial: it checks what a
 //! deployer can get wrong in ways a real cluster would refuse.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use super::json::{default_at, meta, object_at, str_at};
+use super::allocations::Allocations;
+use super::json::{default_at, meta, now_rfc3339, object_at, str_at};
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, NameRule, PODS, PVCS, PVS, ResourceDef, SERVICES, STATEFULSETS,
+    DEPLOYMENTS, NAMESPACES, NODES, NameRule, ObjKey, PODS, PVCS, PVS, ResourceDef, SERVICES,
+    STATEFULSETS,
 };
 use super::selectors::LabelSelector;
 use super::services;
 use super::status::FieldError;
-use super::store::{ObjKey, State};
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
@@ -62,7 +65,7 @@ pub(crate) fn validate_name(res: &ResourceDef, name: &str) -> Option<FieldError>
 /// Defaults and validates `obj` (being created when `old` is `None`); returns the field
 /// errors, empty when the object may be stored.
 pub(crate) fn prepare(
-    state: &mut State,
+    alloc: &mut Allocations,
     res: &ResourceDef,
     key: &ObjKey,
     obj: &mut Value,
@@ -81,10 +84,10 @@ pub(crate) fn prepare(
             Vec::new()
         }
         NODES => {
-            prepare_node(state, obj);
+            prepare_node(alloc, obj);
             Vec::new()
         }
-        SERVICES => services::prepare(state, key, obj, old),
+        SERVICES => services::prepare(alloc, key, obj, old),
         PODS => {
             let errors = validate_pod_spec(&obj["spec"], "spec");
             default_pod_spec(object_at(obj, &["spec"]));
@@ -104,7 +107,7 @@ pub(crate) fn prepare(
     }
 }
 
-fn prepare_node(state: &mut State, obj: &mut Value) {
+fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
     let name = meta(obj, "name").to_string();
     let labels = object_at(obj, &["metadata", "labels"]);
     for (k, v) in [
@@ -119,9 +122,8 @@ fn prepare_node(state: &mut State, obj: &mut Value) {
         .as_array()
         .is_none_or(Vec::is_empty)
     {
-        let ip = format!("172.18.0.{}", state.next_node_ip);
-        state.next_node_ip += 1;
-        let now = super::json::now_rfc3339();
+        let ip = alloc.next_node_ip();
+        let now = now_rfc3339();
         let capacity =
             json!({ "cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi" });
         obj["status"] = json!({
@@ -312,7 +314,7 @@ fn prepare_secret(obj: &mut Value) {
     let data = object_at(obj, &["data"]);
     for (k, v) in string_data {
         if let Some(text) = v.as_str() {
-            data.insert(k, json!(super::json::base64(text.as_bytes())));
+            data.insert(k, json!(BASE64.encode(text)));
         }
     }
 }
@@ -401,7 +403,7 @@ fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_plural;
+    use crate::resources::{by_plural, key};
 
     #[test]
     fn names() {
@@ -416,5 +418,34 @@ mod tests {
         assert!(validate_name(pod, "Bad_Name").is_some());
         assert!(validate_name(pod, "-a").is_some());
         assert!(validate_name(ns, &"a".repeat(64)).is_some());
+    }
+
+    #[test]
+    fn secret_string_data_becomes_standard_base64_data() {
+        let mut alloc = Allocations::new(1);
+        let mut secret = json!({
+            "metadata": { "name": "s" },
+            "stringData": { "a": "", "b": "f", "c": "fo", "d": "foo", "e": "foob", "f": "foobar" },
+            "data": { "kept": "eA==" },
+        });
+        let errors = prepare(
+            &mut alloc,
+            by_plural("secrets"),
+            &key("ns", "s"),
+            &mut secret,
+            None,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            secret,
+            json!({
+                "metadata": { "name": "s" },
+                "type": "Opaque",
+                "data": {
+                    "kept": "eA==", "a": "", "b": "Zg==", "c": "Zm8=", "d": "Zm9v",
+                    "e": "Zm9vYg==", "f": "Zm9vYmFy",
+                },
+            })
+        );
     }
 }

@@ -15,9 +15,11 @@ use tokio::time::Instant;
 use super::admission;
 use super::faults::seed_from;
 use super::json::{meta, now_rfc3339, object_at, str_at};
-use super::resources::{DEPLOYMENTS, NODES, PODS, PVCS, PVS, STATEFULSETS, by_kind, by_plural};
+use super::resources::{
+    DEPLOYMENTS, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, by_kind, by_plural, key,
+};
 use super::selectors::{labels_of, string_map};
-use super::store::{ObjKey, Propagation, State, key};
+use super::store::{Propagation, State};
 
 /// Label carrying a StatefulSet pod's revision.
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -171,7 +173,7 @@ impl State {
         let k = key(&ns, name);
         let pods = by_plural(PODS);
         // Templates were validated with their workload; the defaults are what matters here.
-        let _ = admission::prepare(self, pods, &k, &mut pod, None);
+        let _ = admission::prepare(&mut self.alloc, pods, &k, &mut pod, None);
         self.insert_new(pods, k, pod);
     }
 
@@ -287,7 +289,7 @@ impl State {
             }
             for _ in current.len()..replicas {
                 let pod_name = loop {
-                    let candidate = format!("{name}-{hash}-{}", self.random_suffix(5));
+                    let candidate = format!("{name}-{hash}-{}", self.alloc.random_suffix(5));
                     if self.lookup(PODS, &key(&ns, &candidate)).is_none() {
                         break candidate;
                     }
@@ -529,12 +531,7 @@ impl State {
             .and_then(|addrs| addrs.iter().find(|a| a["type"] == "InternalIP"))
             .map(|a| str_at(a, &["address"]).to_string())
             .unwrap_or_default();
-        let pod_ip = format!(
-            "10.244.{}.{}",
-            (self.next_pod_ip >> 8) & 0xff,
-            self.next_pod_ip & 0xff
-        );
-        self.next_pod_ip += 1;
+        let pod_ip = self.alloc.next_pod_ip();
         let containers: Vec<Value> = pod["spec"]["containers"]
             .as_array()
             .cloned()

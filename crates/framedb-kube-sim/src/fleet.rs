@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{SimConfig, SimNode, Simulator};
+use super::simulator::{SimConfig, SimNode, Simulator};
 
 /// The demo fleet's clusters.
 pub const DEMO_CLUSTERS: [&str; 2] = ["cluster-01", "cluster-02"];

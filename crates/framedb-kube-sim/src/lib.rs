@@ -25,8 +25,38 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Layering
+//!
+//! The modules depend one way only: each uses only modules of the steps before its own
+//! (lowest first), and none imports from the crate root, which only re-exports.
+//!
+//! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
+//!    `faults` (fault injection, request counts, the seeded PRNG) and `patch` (patch
+//!    bodies, on the `json-patch` crate) use no other module.
+//! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
+//!    `status`; `discovery` uses `resources`; `table` uses `json` and `resources`.
+//! 3. `allocations` (uids, name suffixes, IPs, the node-port table) uses `faults` and
+//!    `resources`.
+//! 4. `services` (Service defaulting, cluster IPs, node ports) uses `allocations`,
+//!    `json`, `resources` and `status`.
+//! 5. `admission` (validation and defaulting per type) uses `services` and steps 1–3. It
+//!    sees the object being written and the allocations, never the store, which is why
+//!    the allocations live apart from it.
+//! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
+//!    `patch`, `resources`, `selectors` and `status`; it admits every write.
+//! 7. `controllers` uses `store` (its reconcile loop is methods of `store`'s `State`),
+//!    `admission`, `faults`, `json`, `resources` and `selectors`.
+//! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
+//! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
+//! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
+//!     through `State`), `discovery`, `table`, `faults`, `resources`, `selectors` and
+//!     `status`.
+//! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
+//!     `State`), `admission`, `faults` and `resources`; `fleet` uses `simulator`.
 
 mod admission;
+mod allocations;
 mod controllers;
 mod discovery;
 mod faults;
@@ -37,333 +67,14 @@ mod resources;
 mod routes;
 mod selectors;
 mod services;
+mod shared;
+mod simulator;
 mod status;
 mod store;
 mod table;
 mod watch;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
-
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-
 pub use faults::{Faults, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
-
-use routes::Shared;
-use store::State;
-
-/// The bearer token written into the simulator's kubeconfig. The simulator accepts any
-/// request; the token only exists so that clients exercise their token handling.
-const TOKEN: &str = "framedb-simulator";
-
-/// How often readiness deadlines are checked between requests.
-const TICK: Duration = Duration::from_millis(50);
-
-/// A simulated node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimNode {
-    /// The Node's name.
-    pub name: String,
-    /// The Node's labels (what node selectors match).
-    pub labels: BTreeMap<String, String>,
-}
-
-impl SimNode {
-    /// A node labelled `kubernetes.io/hostname=<name>`, as kubelets label themselves.
-    pub fn new(name: impl Into<String>) -> Self {
-        let name = name.into();
-        let labels = BTreeMap::from([("kubernetes.io/hostname".to_string(), name.clone())]);
-        Self { name, labels }
-    }
-
-    /// Adds (or replaces) a label.
-    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.insert(key.into(), value.into());
-        self
-    }
-}
-
-/// How a [`Simulator`] starts.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// The cluster's name: the name of the cluster, user and context in the kubeconfig.
-    pub name: String,
-    /// The nodes present at start.
-    pub nodes: Vec<SimNode>,
-    /// How long a scheduled pod's containers take to become ready.
-    pub pod_ready_after: Duration,
-    /// Latency added to every request (changeable later with [`Faults::set_latency`]).
-    pub latency: Duration,
-}
-
-impl SimConfig {
-    /// A cluster named `name` with nodes `node-a` and `node-b`, pods ready at once and
-    /// no added latency.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            nodes: vec![SimNode::new("node-a"), SimNode::new("node-b")],
-            pod_ready_after: Duration::ZERO,
-            latency: Duration::ZERO,
-        }
-    }
-
-    /// Replaces the nodes.
-    pub fn with_nodes(mut self, nodes: impl IntoIterator<Item = SimNode>) -> Self {
-        self.nodes = nodes.into_iter().collect();
-        self
-    }
-
-    /// Sets how long scheduled pods take to become ready.
-    pub fn with_pod_ready_after(mut self, delay: Duration) -> Self {
-        self.pod_ready_after = delay;
-        self
-    }
-
-    /// Sets the latency added to every request.
-    pub fn with_latency(mut self, latency: Duration) -> Self {
-        self.latency = latency;
-        self
-    }
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self::new("sim")
-    }
-}
-
-/// A running simulated Kubernetes API server.
-///
-/// It serves on a task of the Tokio runtime it was started on, until
-/// [`shutdown`](Simulator::shutdown), until the `Simulator` is dropped, or until that
-/// runtime stops.
-pub struct Simulator {
-    name: String,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
-    ticker: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for Simulator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator")
-            .field("name", &self.name)
-            .field("url", &self.url())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Simulator {
-    /// Binds `127.0.0.1:0` and starts serving; the cluster has the namespaces `default`,
-    /// `kube-system`, `kube-public` and `kube-node-lease`, the `kubernetes` Service in
-    /// `default`, and the configured nodes.
-    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
-        for node in &config.nodes {
-            check_node_name(&node.name)?;
-        }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let seed = faults::seed_from(&config.name);
-        let mut state = State::new(seed, config.pod_ready_after);
-        for node in &config.nodes {
-            state
-                .create(
-                    resources::by_plural(resources::NODES),
-                    None,
-                    node_body(node),
-                )
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
-        }
-        state.reconcile(Instant::now());
-        let shared = Arc::new(Shared {
-            state: Mutex::new(state),
-            faults: Faults::new(seed, config.latency),
-            stats: Mutex::new(RequestStats::default()),
-            address: addr.to_string(),
-            watch_epoch: tokio::sync::watch::channel(0).0,
-        });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = routes::router(shared.clone());
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serving.await {
-                tracing::warn!(error = %e, "Kubernetes simulator stopped serving");
-            }
-        });
-        let ticker = tokio::spawn(tick(Arc::downgrade(&shared)));
-        tracing::debug!(cluster = %config.name, %addr, "Kubernetes simulator started");
-        Ok(Simulator {
-            name: config.name,
-            addr,
-            shared,
-            stop: Some(stop),
-            server: Some(server),
-            ticker,
-        })
-    }
-
-    /// The server's base URL, `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The cluster name given in [`SimConfig::name`].
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The kubeconfig as JSON: one cluster, user and context, all named after the
-    /// cluster, with inline data only (a static bearer token; nothing on disk).
-    pub fn kubeconfig_json(&self) -> Value {
-        json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{ "name": self.name, "cluster": { "server": self.url() } }],
-            "users": [{ "name": self.name, "user": { "token": TOKEN } }],
-            "contexts": [{ "name": self.name, "context": { "cluster": self.name, "user": self.name, "namespace": "default" } }],
-            "current-context": self.name,
-            "preferences": {},
-        })
-    }
-
-    /// The kubeconfig, parsed (see [`kubeconfig_json`](Simulator::kubeconfig_json)).
-    pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
-        serde_json::from_value(self.kubeconfig_json())
-            .expect("the simulator's kubeconfig is well-formed")
-    }
-
-    /// Writes the kubeconfig (as JSON, which `kubectl --kubeconfig` reads like YAML).
-    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        let text =
-            serde_json::to_vec_pretty(&self.kubeconfig_json()).map_err(std::io::Error::other)?;
-        std::fs::write(path, text)
-    }
-
-    /// A client for this cluster, built with `kube::Config::from_custom_kubeconfig`.
-    ///
-    /// kube-rs' default retry of 429/503/504 answers (up to 15 times, with exponential
-    /// backoff) is switched off, so that injected failures reach the caller at once.
-    pub async fn client(&self) -> kube::Client {
-        let options = kube::config::KubeConfigOptions::default();
-        let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig(), &options)
-            .await
-            .expect("the simulator's kubeconfig is usable");
-        config.default_retry = false;
-        kube::Client::try_from(config).expect("a client for the simulator")
-    }
-
-    /// The fault injector.
-    pub fn faults(&self) -> &Faults {
-        &self.shared.faults
-    }
-
-    /// The requests served so far, by verb and resource.
-    pub fn requests(&self) -> RequestStats {
-        self.shared
-            .stats
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Adds a node (or replaces the labels of an existing one); pending pods that fit
-    /// it are scheduled at once.
-    ///
-    /// # Panics
-    ///
-    /// If the name is not a valid node name (a DNS-1123 subdomain).
-    pub fn add_node(&self, node: SimNode) {
-        if let Err(e) = check_node_name(&node.name) {
-            panic!("{e}");
-        }
-        let nodes = resources::by_plural(resources::NODES);
-        let mut state = self.shared.state();
-        let result = if state.get(nodes, None, &node.name).is_ok() {
-            let patch = json!({ "metadata": { "labels": node.labels } });
-            state.patch(
-                nodes,
-                None,
-                &node.name,
-                store::PatchKind::Merge,
-                &patch,
-                false,
-            )
-        } else {
-            state.create(nodes, None, node_body(&node))
-        };
-        if let Err(e) = result {
-            panic!("adding node {}: {}", node.name, e.message);
-        }
-        state.reconcile(Instant::now());
-    }
-
-    /// Ends every open watch, as a restart of the API server does; clients then watch
-    /// again (or list again) as they would after one.
-    pub fn end_watches(&self) {
-        self.shared.watch_epoch.send_modify(|epoch| *epoch += 1);
-    }
-
-    /// Stops serving and waits (briefly) for open connections to close.
-    pub async fn shutdown(mut self) {
-        self.stop_serving();
-        if let Some(server) = self.server.take() {
-            // Idle keep-alive connections close at once; a hung one must not hang the caller.
-            let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-        }
-    }
-
-    fn stop_serving(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        // Watches would otherwise hold their connections open until their timeouts.
-        self.end_watches();
-        self.ticker.abort();
-    }
-}
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        self.stop_serving();
-    }
-}
-
-fn check_node_name(name: &str) -> std::io::Result<()> {
-    match admission::validate_name(resources::by_plural(resources::NODES), name) {
-        None => Ok(()),
-        Some(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("invalid simulated node name {name:?}: it must be a DNS-1123 subdomain"),
-        )),
-    }
-}
-
-fn node_body(node: &SimNode) -> Value {
-    json!({ "metadata": { "name": node.name, "labels": node.labels } })
-}
-
-/// Keeps readiness current between requests, until the simulator is gone.
-async fn tick(shared: Weak<Shared>) {
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        interval.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            break;
-        };
-        shared.state().tick(Instant::now());
-    }
-}
+pub use simulator::{SimConfig, SimNode, Simulator};

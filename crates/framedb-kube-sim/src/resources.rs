@@ -1,5 +1,14 @@
 //! The resource types the simulator serves, described once so that routing, discovery,
-//! validation and error messages all agree on names, scope and kind.
+//! validation and error messages all agree on names, scope and kind; and the key that
+//! names one object of a type.
+
+/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+pub(crate) type ObjKey = (String, String);
+
+/// Builds an [`ObjKey`].
+pub(crate) fn key(namespace: &str, name: &str) -> ObjKey {
+    (namespace.to_string(), name.to_string())
+}
 
 /// Which naming rule `metadata.name` must follow (Kubernetes differs per type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! lists, `Table`s or `Status` failures).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,39 +15,16 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::discovery;
-use super::faults::{Faults, RequestStats, Verb};
-use super::resources::{NAMESPACES, ResourceDef, find};
+use super::faults::Verb;
+use super::resources::{
+    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, key,
+};
 use super::selectors::{FieldSelector, LabelSelector};
+use super::shared::Shared;
 use super::status::{ApiError, ApiResult};
-use super::store::{DeleteOptions, PatchKind, Propagation, State, key};
+use super::store::{DeleteOptions, PatchKind, Propagation, State};
 use super::table::{IncludeObject, table};
 use super::watch;
-
-/// What the request handlers share.
-pub(crate) struct Shared {
-    pub state: Mutex<State>,
-    pub faults: Faults,
-    pub stats: Mutex<RequestStats>,
-    /// `127.0.0.1:PORT`, for `/api`'s server address.
-    pub address: String,
-    /// Bumped to end every open watch (a restart of the API server, or its shutdown).
-    pub watch_epoch: tokio::sync::watch::Sender<u64>,
-}
-
-impl Shared {
-    pub fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock must not take every later request down with it.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn stats(&self) -> MutexGuard<'_, RequestStats> {
-        self.stats
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
 
 /// The simulator's router: one fallback handler, because Kubernetes paths are easier
 /// to take apart by hand than to spell as route patterns.
@@ -522,9 +499,8 @@ impl Request<'_> {
     }
 }
 
-/// A body must not name another type than the URL.
+/// Whether a write to `plural` can change what the controllers act on.
 fn drives_controllers(plural: &str) -> bool {
-    use super::resources::{DEPLOYMENTS, NODES, PODS, PVCS, PVS, STATEFULSETS};
     [
         STATEFULSETS,
         DEPLOYMENTS,
@@ -537,6 +513,7 @@ fn drives_controllers(plural: &str) -> bool {
     .contains(&plural)
 }
 
+/// A body must not name another type than the URL.
 fn check_kind(res: &ResourceDef, body: &Value) -> ApiResult<()> {
     match body["kind"].as_str() {
         Some(kind) if !kind.is_empty() && kind != res.kind => Err(ApiError::bad_request(format!(

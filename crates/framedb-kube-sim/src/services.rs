@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::allocations::Allocations;
 use super::json::{default_at, str_at};
+use super::resources::ObjKey;
 use super::status::FieldError;
-use super::store::{ObjKey, State};
 
 /// Lower end of Kubernetes' default `--service-node-port-range` (inclusive).
 pub const NODE_PORT_MIN: u16 = 30000;
@@ -32,7 +33,7 @@ const TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName
 
 /// Defaults and validates a Service, allocating its cluster IP and missing node ports.
 pub(crate) fn prepare(
-    state: &mut State,
+    alloc: &mut Allocations,
     key: &ObjKey,
     svc: &mut Value,
     old: Option<&Value>,
@@ -115,7 +116,10 @@ pub(crate) fn prepare(
                 let n = n as u16;
                 if !taken_here.insert(n) {
                     errors.push(FieldError::duplicate(field, &json!(n)));
-                } else if state.node_ports.get(&n).is_some_and(|holder| holder != key) {
+                } else if alloc
+                    .node_port_holder(n)
+                    .is_some_and(|holder| holder != key)
+                {
                     errors.push(FieldError::invalid(
                         field,
                         &json!(n),
@@ -131,7 +135,7 @@ pub(crate) fn prepare(
         return errors;
     }
     for i in to_allocate {
-        match allocate(state, key, &taken_here) {
+        match allocate(alloc, key, &taken_here) {
             Some(n) => {
                 taken_here.insert(n);
                 svc["spec"]["ports"][i]["nodePort"] = json!(n);
@@ -154,7 +158,7 @@ pub(crate) fn prepare(
         {
             Some(ip) => ip.to_string(),
             None if ty == "ExternalName" => String::new(),
-            None => state.next_cluster_ip(),
+            None => alloc.next_cluster_ip(),
         },
         ip => ip.to_string(),
     };
@@ -175,9 +179,12 @@ pub(crate) fn prepare(
 }
 
 /// A free node port, random within the dynamic band, else within the static band.
-fn allocate(state: &mut State, key: &ObjKey, also_taken: &BTreeSet<u16>) -> Option<u16> {
+fn allocate(alloc: &mut Allocations, key: &ObjKey, also_taken: &BTreeSet<u16>) -> Option<u16> {
     let free = |p: &u16| {
-        state.node_ports.get(p).is_none_or(|holder| holder == key) && !also_taken.contains(p)
+        alloc
+            .node_port_holder(*p)
+            .is_none_or(|holder| holder == key)
+            && !also_taken.contains(p)
     };
     for band in [
         dynamic_band_start()..=NODE_PORT_MAX,
@@ -185,7 +192,7 @@ fn allocate(state: &mut State, key: &ObjKey, also_taken: &BTreeSet<u16>) -> Opti
     ] {
         let candidates: Vec<u16> = band.filter(free).collect();
         if !candidates.is_empty() {
-            let pick = state.rng.below(candidates.len() as u64) as usize;
+            let pick = alloc.rng.below(candidates.len() as u64) as usize;
             return Some(candidates[pick]);
         }
     }

@@ -14,20 +14,14 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::admission;
-use super::faults::Rng;
+use super::allocations::Allocations;
 use super::json::{meta, now_rfc3339, object_at, str_at};
-use super::patch::merge_patch;
-use super::resources::{NAMESPACES, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural};
+use super::patch::{json_patch, merge_patch};
+use super::resources::{
+    NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural, key,
+};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, FieldError};
-
-/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
-pub(crate) type ObjKey = (String, String);
-
-/// Builds an [`ObjKey`].
-pub(crate) fn key(namespace: &str, name: &str) -> ObjKey {
-    (namespace.to_string(), name.to_string())
-}
 
 /// How `DELETE` treats the deleted object's dependents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +45,8 @@ pub(crate) struct DeleteOptions {
 pub(crate) struct State {
     objects: HashMap<&'static str, BTreeMap<ObjKey, Value>>,
     resource_version: u64,
-    pub rng: Rng,
-    /// nodePort → the Service holding it; node ports are cluster-wide.
-    pub node_ports: BTreeMap<u16, ObjKey>,
-    next_cluster_ip: u32,
-    pub next_pod_ip: u32,
-    pub next_node_ip: u32,
+    /// Kept apart from the objects so that admission can allocate without the store.
+    pub alloc: Allocations,
     pub ready_after: Duration,
     /// Scheduled pods that are not ready yet, and when they become ready.
     pub ready_at: BTreeMap<ObjKey, Instant>,
@@ -137,11 +127,7 @@ impl State {
                 .map(|r| (r.plural, BTreeMap::new()))
                 .collect(),
             resource_version: 1000,
-            rng: Rng::new(seed),
-            node_ports: BTreeMap::new(),
-            next_cluster_ip: 1,
-            next_pod_ip: 2,
-            next_node_ip: 2,
+            alloc: Allocations::new(seed),
             ready_after,
             ready_at: BTreeMap::new(),
             changes: Changes::new(),
@@ -228,38 +214,11 @@ impl State {
         self.put(res, key.clone(), obj);
     }
 
-    pub fn next_uid(&mut self) -> String {
-        let a = self.rng.next_u64();
-        let b = self.rng.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0x0fff,
-            ((b >> 48) & 0x3fff) | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    /// `n` random characters from Kubernetes' name-suffix alphabet (no vowels).
-    pub fn random_suffix(&mut self, n: usize) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        (0..n)
-            .map(|_| ALPHABET[self.rng.below(ALPHABET.len() as u64) as usize] as char)
-            .collect()
-    }
-
-    pub fn next_cluster_ip(&mut self) -> String {
-        let n = self.next_cluster_ip;
-        self.next_cluster_ip += 1;
-        format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
-    }
-
     /// Fills the server-owned metadata of a new object and stores it.
     pub fn insert_new(&mut self, res: &ResourceDef, key: ObjKey, mut obj: Value) -> Value {
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
-        let uid = self.next_uid();
+        let uid = self.alloc.next_uid();
         let metadata = object_at(&mut obj, &["metadata"]);
         metadata.insert("uid".into(), json!(uid));
         metadata.insert("creationTimestamp".into(), json!(now_rfc3339()));
@@ -277,12 +236,11 @@ impl State {
         obj
     }
 
-    /// Keeps the node-port index in step with a Service that was just written.
+    /// Keeps the node-port table in step with a Service that was just written.
     fn after_write(&mut self, res: &ResourceDef, key: &ObjKey) {
         if res.plural != SERVICES {
             return;
         }
-        self.node_ports.retain(|_, holder| holder != key);
         let ports: Vec<u16> = self
             .lookup(SERVICES, key)
             .and_then(|svc| svc["spec"]["ports"].as_array())
@@ -293,9 +251,7 @@ impl State {
                     .collect()
             })
             .unwrap_or_default();
-        for port in ports {
-            self.node_ports.insert(port, key.clone());
-        }
+        self.alloc.hold_node_ports(key, ports);
     }
 
     // --- verbs ------------------------------------------------------------------
@@ -381,7 +337,7 @@ impl State {
                 ));
             }
             let name = loop {
-                let candidate = format!("{prefix}{}", self.random_suffix(5));
+                let candidate = format!("{prefix}{}", self.alloc.random_suffix(5));
                 if self.lookup(res.plural, &key(&ns, &candidate)).is_none() {
                     break candidate;
                 }
@@ -399,7 +355,7 @@ impl State {
             // Status is the controllers' to write; a client cannot create it.
             obj.as_object_mut().expect("checked above").remove("status");
         }
-        errors.extend(admission::prepare(self, res, &k, &mut obj, None));
+        errors.extend(admission::prepare(&mut self.alloc, res, &k, &mut obj, None));
         if !errors.is_empty() {
             return Err(ApiError::invalid(res, &name, errors));
         }
@@ -519,7 +475,7 @@ impl State {
             metadata.remove("managedFields");
         }
         if !status_only {
-            let errors = admission::prepare(self, res, &k, &mut new, Some(&old));
+            let errors = admission::prepare(&mut self.alloc, res, &k, &mut new, Some(&old));
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, name, errors));
             }
@@ -570,7 +526,7 @@ impl State {
                     merge_patch(&mut merged, body);
                 }
             }
-            PatchKind::Json => super::patch::json_patch(&mut merged, body).map_err(|e| {
+            PatchKind::Json => json_patch(&mut merged, body).map_err(|e| {
                 ApiError::new(
                     422,
                     "Invalid",
@@ -664,7 +620,7 @@ impl State {
                     }
                 }
             }
-            SERVICES => self.node_ports.retain(|_, holder| holder != k),
+            SERVICES => self.alloc.free_node_ports(k),
             PODS => {
                 self.ready_at.remove(k);
             }

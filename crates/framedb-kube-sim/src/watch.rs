@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::resources::ResourceDef;
-use super::routes::Shared;
 use super::selectors::{FieldSelector, LabelSelector};
+use super::shared::Shared;
 use super::status::{ApiError, ApiResult};
 use super::store::State;
 

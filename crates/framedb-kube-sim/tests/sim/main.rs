@@ -339,6 +339,22 @@ async fn replace_patch_apply_and_delete() {
         .await
         .unwrap();
     assert_eq!(json_patched.data.as_ref().unwrap()["x"], "z");
+    let failing = json!([{ "op": "test", "path": "/data/x", "value": "not z" }]);
+    let err = api_error(
+        client
+            .request::<ConfigMap>(raw(
+                Method::PATCH,
+                "/api/v1/namespaces/rw/configmaps/m",
+                "application/json-patch+json",
+                &failing,
+            ))
+            .await,
+    );
+    assert_eq!(
+        (err.code, err.reason.as_str()),
+        (422, "Invalid"),
+        "a failed JSON patch: {err:?}"
+    );
 
     // Server-side apply: creates when missing, merges when present.
     let ssa = PatchParams::apply("framedb-test").force();
