@@ -25,9 +25,13 @@ pub(super) async fn registry(
         return Ok(Arc::new(InMemoryRegistry::new()));
     };
     let uri = redact_uri(settings.uri.as_deref().unwrap_or_default());
-    let registry = MongoRegistry::connect(&config)
-        .await
-        .map_err(|source| StartError::Registry { uri, source })?;
+    let registry =
+        MongoRegistry::connect(&config)
+            .await
+            .map_err(|source| StartError::Registry {
+                uri,
+                source: Box::new(source),
+            })?;
     Ok(Arc::new(registry))
 }
 

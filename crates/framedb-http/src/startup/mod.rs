@@ -76,7 +76,7 @@ pub enum StartError {
         uri: String,
         /// Why.
         #[source]
-        source: framedb_mongo::Error,
+        source: Box<framedb_mongo::Error>,
     },
     /// A cluster's configuration could not be loaded.
     #[error("cluster '{cluster}': {message}")]
