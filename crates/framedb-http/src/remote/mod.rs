@@ -18,6 +18,7 @@
 //! `POST /local/v1/statuses` as before.
 
 pub mod directory;
+mod errors;
 mod stream;
 
 use std::collections::HashMap;
@@ -36,10 +37,12 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use directory::{ClusterDirectory, LOCAL_SERVICE_PORT};
+pub use errors::CallError;
 
 use crate::wire::{
     Data, DeployRequest, Failure, FreePorts, HEARTBEAT, PortAnswer, StatusesRequest, paths,
 };
+use errors::domain_error;
 use stream::StatusStream;
 
 /// Extra attempts for a call that could not be delivered.
@@ -65,57 +68,6 @@ impl Default for RemoteTimeouts {
             request: Duration::from_secs(30),
         }
     }
-}
-
-/// Why a call to a local service failed: the cause of the domain error it becomes.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The HTTP client could not be built.
-    #[error("the HTTP client for local services cannot be built")]
-    Client(#[source] reqwest::Error),
-    /// The request could not be sent, or the answer not received.
-    #[error("{method} {url} failed")]
-    Transport {
-        /// The method.
-        method: Method,
-        /// The URL called.
-        url: Url,
-        /// The client's error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The answer is larger than a local service may send.
-    #[error("{url} answered more than {MAX_ANSWER} bytes")]
-    TooLarge {
-        /// The URL called.
-        url: Url,
-    },
-    /// The answer is not the JSON the API promises.
-    #[error("{url} answered {status} with a body that is not the expected JSON")]
-    Unreadable {
-        /// The URL called.
-        url: Url,
-        /// The answer's status.
-        status: StatusCode,
-        /// The parser's error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The service refused the call.
-    #[error("{url} answered {status} {code}: {message}")]
-    Refused {
-        /// The URL called.
-        url: Url,
-        /// The answer's status.
-        status: StatusCode,
-        /// The envelope's code.
-        code: String,
-        /// The envelope's sentence.
-        message: String,
-    },
-    /// A path could not be joined to the service's URL.
-    #[error("the URL of a call cannot be built")]
-    Url(#[source] url::ParseError),
 }
 
 /// The clusters of the fleet, reached through their local config services.
@@ -327,60 +279,6 @@ impl RemoteClusters {
                 .because(cause),
             )
         }
-    }
-}
-
-/// The domain error a local service's refusal stands for.
-fn domain_error(
-    cluster: &ClusterId,
-    id: Option<&FramedbId>,
-    url: &Url,
-    status: StatusCode,
-    failure: Failure,
-) -> Error {
-    let Failure {
-        message,
-        error: code,
-        details,
-        ..
-    } = failure;
-    let fault = |sentence: String, message: String| {
-        Fault::new(sentence).because(CallError::Refused {
-            url: url.clone(),
-            status,
-            code: code.clone(),
-            message,
-        })
-    };
-    match (code.as_str(), id) {
-        ("instance_not_found", Some(id)) => Error::InstanceNotFound(id.clone()),
-        ("cluster_not_found", _) => Error::ClusterNotFound(cluster.clone()),
-        ("invalid_input" | "malformed_json", _) => Error::Invalid(message),
-        ("ports_exhausted", _) => Error::PortsExhausted(cluster.clone()),
-        ("port_taken", _) => Error::PortTaken {
-            cluster: cluster.clone(),
-            port: details
-                .as_ref()
-                .and_then(|details| details.get("port")?.as_u64())
-                .and_then(|port| u16::try_from(port).ok())
-                .unwrap_or_default(),
-        },
-        ("already_exists", _) => Error::Internal(fault(
-            format!(
-                "cluster '{cluster}''s config service holds a different instance under this id"
-            ),
-            message,
-        )),
-        ("unavailable", _) => Error::Unavailable(fault(message.clone(), message)),
-        ("timeout", _) => Error::Timeout(fault(message.clone(), message)),
-        _ if status == StatusCode::UNAUTHORIZED => Error::Internal(fault(
-            format!("cluster '{cluster}''s config service refused FrameDB's token"),
-            message,
-        )),
-        _ => Error::Internal(fault(
-            format!("cluster '{cluster}''s config service failed"),
-            message,
-        )),
     }
 }
 
