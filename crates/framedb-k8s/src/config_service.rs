@@ -1,8 +1,9 @@
-//! The per-cluster config service (DESIGN.md §3 "Config service"): installing it,
-//! removing it and reporting on it, on a cluster reached through a caller's kubeconfig.
+//! The per-cluster config service: installing it, removing it and reporting on it, on a
+//! cluster reached through a caller's kubeconfig.
 //!
-//! Setup is a series of server-side applies, so running it again repairs or completes an
-//! installation; remove deletes each object and treats one already gone as done.
+//! Setup is a series of server-side applies (the `apply` module), so running it again
+//! repairs or completes an installation; remove deletes each object and treats one
+//! already gone as done.
 
 use std::collections::BTreeMap;
 
@@ -19,13 +20,13 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::deployer::FIELD_MANAGER;
-use crate::error::{Error, Result, is_not_found};
+use crate::apply::{apply, delete_if_present};
+use crate::error::{Error, Result};
 use crate::objects::labels;
 
 /// The MongoDB deployment and its Service.
@@ -133,21 +134,14 @@ impl<'a> ConfigService<'a> {
         Api::namespaced(self.client.clone(), &self.settings.namespace)
     }
 
+    /// Applies `object`; a failure names it by its kind and name.
     async fn apply<K>(&self, api: Api<K>, object: K) -> Result<()>
     where
         K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
         K::DynamicType: Default,
     {
         let name = object.meta().name.clone().unwrap_or_default();
-        let kind = K::kind(&K::DynamicType::default()).into_owned();
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|error| Error::kube(self.cluster, format!("applying {kind} {name}"), error))
+        apply(&api, &object, self.cluster, &name).await
     }
 
     /// Installs (or completes, or repairs) the config service as `install` says.
@@ -234,23 +228,13 @@ impl<'a> ConfigService<'a> {
         Ok(())
     }
 
+    /// Deletes `name`; already gone is success.
     async fn delete<K>(&self, api: Api<K>, name: &str) -> Result<()>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
         K::DynamicType: Default,
     {
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(error) if is_not_found(&error) => Ok(()),
-            Err(error) => {
-                let kind = K::kind(&K::DynamicType::default()).into_owned();
-                Err(Error::kube(
-                    self.cluster,
-                    format!("deleting {kind} {name}"),
-                    error,
-                ))
-            }
-        }
+        delete_if_present(&api, self.cluster, name).await
     }
 
     /// Reads the state of every component.

@@ -1,41 +1,41 @@
 //! `ClusterDeployer` and `PortAllocator` on kube-rs: instances become the objects of
 //! [`crate::objects`] on the cluster that `cluster_id` names, their status is read from
-//! their pods — through a status book kept by watches (`live.rs`) while it is in step,
-//! by listing otherwise — and ports are found by reading the cluster's Services
-//! (DESIGN.md §4).
+//! their pods (the `status` module) — through a status book kept by watches (the `live`
+//! module) while it is in step, by listing otherwise — and ports are found by reading the
+//! cluster's Services (docs/architecture.md, "Kubernetes objects", "Status" and "Port
+//! allocation").
 //!
-//! Every write is a server-side apply, so running a deploy again after a failure halfway
-//! completes it without duplicates; deletes treat objects already gone as done.
+//! Every write is a server-side apply (the `apply` module), so running a deploy again
+//! after a failure halfway completes it without duplicates; deletes treat objects already
+//! gone as done.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
-    ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, InstanceStatus, PORT_RANGE,
-    PortAllocator, StatusReport,
+    ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, PORT_RANGE, PortAllocator, StatusReport,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Service,
 };
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Client, Resource};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+use crate::apply::{apply, applying, delete_if_present, server_side_apply};
 use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
-use crate::live::{Sources, Watches};
+use crate::live::Watches;
 use crate::objects::{Layout, MANAGED_SELECTOR, claim_name, labels};
+use crate::status::Sources;
+
+pub use crate::apply::FIELD_MANAGER;
+pub use crate::status::pod_status;
 
 /// How many Services one page of the allocator's read holds.
 const SERVICE_PAGE: u32 = 500;
-
-/// The field manager FrameDB's server-side applies run as.
-pub const FIELD_MANAGER: &str = "framedb";
 
 type DomainResult<T> = framedb_core::Result<T>;
 
@@ -142,39 +142,6 @@ impl KubeFleet {
     }
 }
 
-/// Server-side applies `object` as FrameDB, taking over fields others set.
-async fn apply<K>(api: &Api<K>, object: &K) -> Result<K, kube::Error>
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
-{
-    let name = object.meta().name.clone().unwrap_or_default();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object),
-    )
-    .await
-}
-
-/// Deletes `name`; already gone is success.
-async fn delete_if_present<K>(
-    api: &Api<K>,
-    cluster: &ClusterId,
-    kind: &str,
-    name: &str,
-) -> DomainResult<()>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(error) if is_not_found(&error) => Ok(()),
-        Err(error) => {
-            Err(Error::kube(cluster.as_str(), format!("deleting {kind} {name}"), error).into())
-        }
-    }
-}
-
 #[async_trait]
 impl ClusterDeployer for KubeFleet {
     async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<()> {
@@ -182,17 +149,15 @@ impl ClusterDeployer for KubeFleet {
         let client = self.client(cluster)?;
         let objects = self.layout.objects(spec);
         let id = spec.framedb_id.as_str();
-        let failed = |what: &str, error| -> framedb_core::Error {
-            Error::kube(cluster.as_str(), format!("applying {what} {id}"), error).into()
-        };
+        let cluster_name = cluster.as_str();
 
         // The Service goes first: creating it is what reserves the port.
         let services = self.namespaced::<Service>(client);
-        let mut applied = apply(&services, &objects.service).await;
+        let mut applied = server_side_apply(&services, &objects.service).await;
         if matches!(&applied, Err(error) if is_not_found(error)) {
             // The namespace is created once per cluster, on the first create that needs it.
             self.ensure_namespace(cluster, client).await?;
-            applied = apply(&services, &objects.service).await;
+            applied = server_side_apply(&services, &objects.service).await;
         }
         match applied {
             Ok(_) => {}
@@ -202,28 +167,19 @@ impl ClusterDeployer for KubeFleet {
                     port: spec.port,
                 });
             }
-            Err(error) => return Err(failed("Service", error)),
+            Err(error) => return Err(applying::<Service>(cluster_name, id, error).into()),
         }
         if let Some(volume) = &objects.volume {
-            apply(&Api::<PersistentVolume>::all(client.clone()), volume)
-                .await
-                .map_err(|e| failed("PersistentVolume", e))?;
+            let volumes = Api::<PersistentVolume>::all(client.clone());
+            apply(&volumes, volume, cluster_name, id).await?;
         }
         // The claim and the workload do not depend on each other's creation (the pod waits
         // for the claim to bind), so they go in one round trip instead of two.
         let claims = self.namespaced::<PersistentVolumeClaim>(client);
         let workloads = self.namespaced::<StatefulSet>(client);
         tokio::try_join!(
-            async {
-                apply(&claims, &objects.claim)
-                    .await
-                    .map_err(|e| failed("PersistentVolumeClaim", e))
-            },
-            async {
-                apply(&workloads, &objects.statefulset)
-                    .await
-                    .map_err(|e| failed("StatefulSet", e))
-            },
+            apply(&claims, &objects.claim, cluster_name, id),
+            apply(&workloads, &objects.statefulset, cluster_name, id),
         )?;
         Ok(())
     }
@@ -232,25 +188,19 @@ impl ClusterDeployer for KubeFleet {
         let client = self.client(cluster)?;
         let id = id.as_str();
         let claim = claim_name(id);
+        let cluster = cluster.as_str();
         // The workload first, so nothing writes to the volume while it goes.
-        delete_if_present(
-            &self.namespaced::<StatefulSet>(client),
-            cluster,
-            "StatefulSet",
-            id,
-        )
-        .await?;
-        delete_if_present(&self.namespaced::<Service>(client), cluster, "Service", id).await?;
+        delete_if_present(&self.namespaced::<StatefulSet>(client), cluster, id).await?;
+        delete_if_present(&self.namespaced::<Service>(client), cluster, id).await?;
         delete_if_present(
             &self.namespaced::<PersistentVolumeClaim>(client),
             cluster,
-            "PersistentVolumeClaim",
             &claim,
         )
         .await?;
         if matches!(self.layout.storage, crate::objects::Storage::Local { .. }) {
             let volumes = Api::<PersistentVolume>::all(client.clone());
-            delete_if_present(&volumes, cluster, "PersistentVolume", &claim).await?;
+            delete_if_present(&volumes, cluster, &claim).await?;
         }
         Ok(())
     }
@@ -346,73 +296,6 @@ struct ClusterHandle {
     client: Client,
     statuses: Arc<tokio::sync::Mutex<Option<Snapshot>>>,
     book: Arc<LiveBook>,
-}
-
-/// The instance status a pod shows: `Running` once TiDB's readiness check passes,
-/// `Pending` while the scheduler cannot place it, `Failed` when a container cannot start
-/// or keeps crashing, `Provisioning` otherwise.
-pub fn pod_status(pod: &Pod) -> StatusReport {
-    use InstanceStatus as S;
-    if pod.metadata.deletion_timestamp.is_some() {
-        return StatusReport::new(S::Deleting);
-    }
-    let Some(status) = &pod.status else {
-        return StatusReport::new(S::Provisioning);
-    };
-    let conditions = status.conditions.as_deref().unwrap_or_default();
-    let condition = |kind: &str| conditions.iter().find(|c| c.type_ == kind);
-    if let Some(unscheduled) = condition("PodScheduled").filter(|c| c.status == "False") {
-        let reason = unscheduled.reason.as_deref().unwrap_or("Unschedulable");
-        let message = unscheduled
-            .message
-            .as_deref()
-            .unwrap_or("the pod cannot be scheduled");
-        return StatusReport::with_reason(S::Pending, format!("{reason}: {message}"));
-    }
-    match status.phase.as_deref() {
-        Some("Failed") => {
-            let reason = status.message.as_deref().or(status.reason.as_deref());
-            return StatusReport::with_reason(
-                S::Failed,
-                reason.unwrap_or("the pod failed").to_owned(),
-            );
-        }
-        Some("Succeeded") => {
-            return StatusReport::with_reason(S::Failed, "the pod exited");
-        }
-        _ => {}
-    }
-    for container in status.container_statuses.as_deref().unwrap_or_default() {
-        let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
-        if let Some(waiting) = waiting {
-            let reason = waiting.reason.as_deref().unwrap_or_default();
-            if matches!(
-                reason,
-                "CrashLoopBackOff"
-                    | "ImagePullBackOff"
-                    | "ErrImagePull"
-                    | "InvalidImageName"
-                    | "CreateContainerConfigError"
-                    | "CreateContainerError"
-            ) {
-                let message = waiting.message.as_deref().unwrap_or_default();
-                return StatusReport::with_reason(
-                    S::Failed,
-                    format!(
-                        "container {} is waiting: {reason} {message}",
-                        container.name
-                    )
-                    .trim_end()
-                    .to_owned(),
-                );
-            }
-        }
-    }
-    if condition("Ready").is_some_and(|c| c.status == "True") {
-        StatusReport::new(S::Running)
-    } else {
-        StatusReport::new(S::Provisioning)
-    }
 }
 
 #[async_trait]

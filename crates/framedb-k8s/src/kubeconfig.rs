@@ -1,7 +1,7 @@
-//! Kubeconfigs sent by callers (DESIGN.md §3): parsed, checked, and turned into a kube-rs
-//! client. A kubeconfig is a secret and a code-execution risk, so only inline data is
-//! accepted — no credential plugin, no auth provider, no local file, no proxy — and no
-//! message here quotes any of its values.
+//! Kubeconfigs sent by callers: parsed, checked, and turned into a kube-rs client. A
+//! kubeconfig is a secret and a code-execution risk, so only inline data is accepted — no
+//! credential plugin, no auth provider, no local file, no proxy — and no message here
+//! quotes any of its values.
 
 use std::time::Duration;
 

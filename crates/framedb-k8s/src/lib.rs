@@ -1,13 +1,26 @@
 //! FrameDB on Kubernetes: the `ClusterDeployer` and `PortAllocator` adapters on kube-rs,
-//! the config-service install / remove / status, and the Kubernetes API simulator that
-//! tests and the embedded default run against (DESIGN.md §4, §6).
+//! and the config-service install / remove / status (docs/architecture.md, "Kubernetes
+//! objects"). They are tested against the Kubernetes API simulator of the
+//! `framedb-kube-sim` crate.
+//!
+//! The modules, each using only those listed before it:
+//! - [`error`]: this layer's errors and their translation into domain errors;
+//! - [`kubeconfig`]: callers' kubeconfigs, checked, and the clients built from them;
+//! - [`objects`]: the Kubernetes objects of one instance, as values;
+//! - `status`: Kubernetes objects to instance statuses, without a request;
+//! - `apply`: server-side applies and deletes, as FrameDB;
+//! - `live`: the per-cluster status books, kept by watches;
+//! - [`deployer`]: the instances' deployer and the port allocator;
+//! - [`config_service`]: the per-cluster config service.
 
+mod apply;
 pub mod config_service;
 pub mod deployer;
 pub mod error;
 pub mod kubeconfig;
 mod live;
 pub mod objects;
+mod status;
 
 pub use deployer::KubeFleet;
 pub use error::{Error, Result};

@@ -1,105 +1,69 @@
 //! Each cluster's status book ([`framedb_core::live`]), kept by two watches — FrameDB's
 //! StatefulSets and their pods — so that status reads cost no request to the cluster.
+//! The statuses themselves are derived by [`crate::status`].
 //!
-//! The keeper lists both kinds, publishes the book, then applies watch events as they
-//! come, resuming each watch from the last resourceVersion it saw when the server ends
-//! it. A `410 Gone` means history was compacted: it lists again. Any other failure
-//! takes the book away (`None`), so readers go to the cluster directly — and get its
-//! error, hence `Unknown` when it cannot be reached — until a new list succeeds.
+//! # What kube-runtime's `watcher` gives
 //!
-//! kube-runtime's `watcher` does the same dance, but it does not tell when a broken
-//! watch is whole again, which is exactly when the book may be trusted again.
+//! Each kind is followed by a [`watcher()`], namespaced, with FrameDB's label selector:
+//!
+//! - **List pages**: it lists the kind in pages (500 objects a page, each a quorum read),
+//!   announced as [`Event::Init`], one [`Event::InitApply`] per object, and
+//!   [`Event::InitDone`] once the last page is in.
+//! - **Watch resume**: it then watches from the list's resourceVersion, one watch request
+//!   per window (shorter than the client's read timeout, see [`Watches::window`]); when
+//!   the server ends one, or nothing comes for the window and 5 s more, it opens the next
+//!   from the last resourceVersion it saw, silently. Changes come as [`Event::Apply`] and
+//!   [`Event::Delete`].
+//! - **Bookmarks**: it asks for them, and moves its resourceVersion to theirs, so a resume
+//!   after a quiet spell does not start from a version the server has forgotten.
+//! - **410 relist**: an error event `410 Gone` on a watch means the history it would
+//!   resume from was compacted; the watcher yields it as an error, then lists again from
+//!   scratch, starting with a new `Init`.
+//!
+//! # What it lacks, and how this module makes up for it
+//!
+//! After any other error while watching — a watch request refused (even with a 410), a
+//! broken stream, an error event other than 410 — the watcher goes on where it was on its
+//! next poll (the same stream, or a new watch from its last resourceVersion), without a
+//! new `Init`, and emits no event when the resumed watch is up. Events may have been
+//! missed in between, and nothing would tell the book when it is in step again, which is
+//! exactly when it may be trusted again. So:
+//!
+//! - The book is `Some` only while both kinds have reached `InitDone` since their watchers
+//!   started (or since a 410 made one of them list again): an `Init`, or a 410, takes it
+//!   to `None` until that kind's `InitDone`.
+//! - On any other error (also a failed list, after which the watcher would list again
+//!   itself), [`follow`] returns, dropping both watchers, with the error as the reason.
+//!   [`framedb_core::live::keep`] then sets the book to `None` — readers read the cluster
+//!   directly, and get its error, hence `Unknown`, when it cannot be reached — backs off,
+//!   and calls [`follow`] again, whose new watchers start with a full list (`Init` …
+//!   `InitDone`) of each kind.
+//!
+//! The watchers run without kube-runtime's backoff (`default_backoff`): the keeper's own
+//! backoff applies between follows, and the one error a follow goes on after, a 410, is
+//! answered by an immediate relist (a failure of which ends the follow), so no loop of
+//! errors can run without a pause.
+//!
+//! The book is set through [`publish`], which wakes readers only when it changed.
 
-use std::collections::HashMap;
+use std::fmt::Debug;
 use std::time::Duration;
 
+use framedb_core::ClusterId;
 use framedb_core::live::{StatusBook, Statuses, publish};
-use framedb_core::{ClusterId, FramedbId, InstanceStatus, StatusReport};
 use futures_util::StreamExt;
+use futures_util::stream::select;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::deployer::pod_status;
 use crate::error::Error;
-use crate::objects::labels;
-
-/// What a book is computed from: each StatefulSet's instance and whether it is being
-/// deleted, and each pod's instance and the status it shows, by object name.
-#[derive(Debug, Default)]
-pub(crate) struct Sources {
-    workloads: HashMap<String, (String, bool)>,
-    pods: HashMap<String, (String, StatusReport)>,
-}
-
-impl Sources {
-    /// Notes the current state of a StatefulSet; `false` when it has no instance label.
-    pub fn workload(&mut self, workload: &StatefulSet) -> bool {
-        let Some(instance) = instance_of(workload) else {
-            return false;
-        };
-        let deleting = workload.metadata.deletion_timestamp.is_some();
-        self.workloads
-            .insert(workload.name_any(), (instance, deleting));
-        true
-    }
-
-    /// Notes the current state of a pod; `false` when it has no instance label.
-    pub fn pod(&mut self, pod: &Pod) -> bool {
-        let Some(instance) = instance_of(pod) else {
-            return false;
-        };
-        self.pods
-            .insert(pod.name_any(), (instance, pod_status(pod)));
-        true
-    }
-
-    /// Forgets a deleted StatefulSet; `false` when it was not known.
-    pub fn forget_workload(&mut self, name: &str) -> bool {
-        self.workloads.remove(name).is_some()
-    }
-
-    /// Forgets a deleted pod; `false` when it was not known.
-    pub fn forget_pod(&mut self, name: &str) -> bool {
-        self.pods.remove(name).is_some()
-    }
-
-    /// The status of every instance that has a workload: `Deleting` while it goes, its
-    /// pod's status once it has one, `Provisioning` before.
-    pub fn statuses(&self) -> Statuses {
-        let pods: HashMap<&str, &StatusReport> = self
-            .pods
-            .values()
-            .map(|(instance, report)| (instance.as_str(), report))
-            .collect();
-        self.workloads
-            .values()
-            .filter_map(|(instance, deleting)| {
-                let report = if *deleting {
-                    StatusReport::new(InstanceStatus::Deleting)
-                } else {
-                    pods.get(instance.as_str()).map_or_else(
-                        || StatusReport::new(InstanceStatus::Provisioning),
-                        |report| (*report).clone(),
-                    )
-                };
-                Some((FramedbId::new(instance).ok()?, report))
-            })
-            .collect()
-    }
-}
-
-fn instance_of<K: Resource>(object: &K) -> Option<String> {
-    object
-        .meta()
-        .labels
-        .as_ref()?
-        .get(labels::INSTANCE)
-        .cloned()
-}
+use crate::status::Sources;
 
 /// Where to watch, and for how long one watch request may stay open.
 #[derive(Clone)]
@@ -118,141 +82,305 @@ pub(crate) async fn keep(watches: Watches, book: watch::Sender<StatusBook>) {
     let cluster = watches.cluster.clone();
     framedb_core::live::keep(book, cluster, "status watch", |book| {
         let watches = watches.clone();
-        async move { follow(&watches, &book).await.to_string() }
+        async move { follow(&watches, &book).await }
     })
     .await;
 }
 
-/// How one watch event changed the sources.
-enum Applied {
-    Changed,
-    Unchanged,
-    /// The watch's resourceVersion is too old: list again.
-    Gone,
+/// What one of the two watchers yielded (boxed: a StatefulSet and a pod differ much in
+/// size).
+enum Said {
+    Workload(Box<watcher::Result<Event<StatefulSet>>>),
+    Pod(Box<watcher::Result<Event<Pod>>>),
 }
 
-/// Lists, publishes and follows; returns only when it cannot go on.
-async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> Error {
-    let workloads: Api<StatefulSet> = Api::namespaced(watches.client.clone(), &watches.namespace);
-    let pods: Api<Pod> = Api::namespaced(watches.client.clone(), &watches.namespace);
-    let failed = |action: &str, source| Error::kube(watches.cluster.as_str(), action, source);
+/// Starts both watchers, keeps the book from their events, and returns why it stopped:
+/// at the first error other than a `410` (see the module's documentation).
+async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> String {
     let window = u32::try_from(watches.window.as_secs())
         .unwrap_or(u32::MAX)
         .clamp(1, 290);
-    let params = WatchParams::default()
+    let config = watcher::Config::default()
         .labels(&watches.selector)
         .timeout(window);
+    let workloads = watcher(api::<StatefulSet>(watches), config.clone())
+        .map(|said| Said::Workload(Box::new(said)));
+    let pods = watcher(api::<Pod>(watches), config).map(|said| Said::Pod(Box::new(said)));
+    let mut said = select(workloads.boxed(), pods.boxed());
+    let mut kept = Kept::default();
     loop {
-        let list = ListParams::default().labels(&watches.selector);
-        let mut sources = Sources::default();
-        let (mut workloads_at, mut pods_at) = match tokio::try_join!(
-            async {
-                workloads
-                    .list(&list)
-                    .await
-                    .map_err(|e| failed("listing StatefulSets", e))
-            },
-            async {
-                pods.list(&list)
-                    .await
-                    .map_err(|e| failed("listing pods", e))
-            },
-        ) {
-            Ok((workload_list, pod_list)) => {
-                workload_list.items.iter().for_each(|w| {
-                    sources.workload(w);
-                });
-                pod_list.items.iter().for_each(|p| {
-                    sources.pod(p);
-                });
-                (
-                    workload_list.metadata.resource_version.unwrap_or_default(),
-                    pod_list.metadata.resource_version.unwrap_or_default(),
-                )
-            }
-            Err(error) => return error,
+        let changed = match said.next().await {
+            Some(Said::Workload(said)) => kept.take(*said),
+            Some(Said::Pod(said)) => kept.take(*said),
+            // A watcher's stream never ends; were both to, the book could not be kept.
+            None => return "the watches ended".to_owned(),
         };
-        publish(book, Some(sources.statuses()));
-
-        // One watch window after another, each resuming where the last one stopped.
-        'window: loop {
-            let (workload_events, pod_events) = match tokio::try_join!(
-                async {
-                    workloads
-                        .watch(&params, &workloads_at)
-                        .await
-                        .map_err(|e| failed("watching StatefulSets", e))
-                },
-                async {
-                    pods.watch(&params, &pods_at)
-                        .await
-                        .map_err(|e| failed("watching pods", e))
-                },
-            ) {
-                Ok(streams) => streams,
-                Err(error) => return error,
-            };
-            let mut workload_events = workload_events.boxed();
-            let mut pod_events = pod_events.boxed();
-            loop {
-                let applied = tokio::select! {
-                    event = workload_events.next() => match event {
-                        None => continue 'window,
-                        Some(Err(e)) => return failed("watching StatefulSets", e),
-                        Some(Ok(event)) => apply(event, &mut workloads_at, &mut sources, Sources::workload, Sources::forget_workload),
-                    },
-                    event = pod_events.next() => match event {
-                        None => continue 'window,
-                        Some(Err(e)) => return failed("watching pods", e),
-                        Some(Ok(event)) => apply(event, &mut pods_at, &mut sources, Sources::pod, Sources::forget_pod),
-                    },
-                };
-                match applied {
-                    Ok(Applied::Changed) => publish(book, Some(sources.statuses())),
-                    Ok(Applied::Unchanged) => {}
-                    Ok(Applied::Gone) => break 'window,
-                    Err(status) => {
-                        return failed("watching", kube::Error::Api(status));
-                    }
-                }
-            }
+        match changed {
+            Ok(true) => publish(book, kept.statuses()),
+            Ok(false) => {}
+            Err(failure) => return broken(&watches.cluster, failure),
         }
     }
 }
 
-/// Applies one event to the sources through `upsert` and `remove`, and moves `at` to
-/// its resourceVersion.
-fn apply<K>(
-    event: WatchEvent<K>,
-    at: &mut String,
-    sources: &mut Sources,
-    upsert: fn(&mut Sources, &K) -> bool,
-    remove: fn(&mut Sources, &str) -> bool,
-) -> Result<Applied, Box<kube::core::Status>>
+fn api<K>(watches: &Watches) -> Api<K>
 where
-    K: Resource + DeserializeOwned,
+    K: Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
 {
-    let (object, deleted) = match event {
-        WatchEvent::Added(object) | WatchEvent::Modified(object) => (object, false),
-        WatchEvent::Deleted(object) => (object, true),
-        WatchEvent::Bookmark(bookmark) => {
-            *at = bookmark.metadata.resource_version;
-            return Ok(Applied::Unchanged);
-        }
-        WatchEvent::Error(status) if status.code == 410 => return Ok(Applied::Gone),
-        WatchEvent::Error(status) => return Err(status),
-    };
-    if let Some(version) = &object.meta().resource_version {
-        at.clone_from(version);
+    Api::namespaced(watches.client.clone(), &watches.namespace)
+}
+
+/// A kind the book is kept from, and how its objects enter and leave the sources.
+trait Watched: Resource + Clone + DeserializeOwned + Debug + Send + 'static {
+    /// The kind's name in messages.
+    const PLURAL: &'static str;
+    /// Notes an object's current state; `false` when that changes nothing.
+    fn note(sources: &mut Sources, object: &Self) -> bool;
+    /// Forgets a deleted object; `false` when it was not known.
+    fn forget(sources: &mut Sources, name: &str) -> bool;
+    /// Forgets every object of the kind.
+    fn clear(sources: &mut Sources);
+    /// Whether the kind has been listed in full since its watcher (re)started.
+    fn listed(kept: &mut Kept) -> &mut bool;
+}
+
+impl Watched for StatefulSet {
+    const PLURAL: &'static str = "StatefulSets";
+    fn note(sources: &mut Sources, object: &Self) -> bool {
+        sources.workload(object)
     }
-    let changed = if deleted {
-        remove(sources, &object.name_any())
-    } else {
-        upsert(sources, &object)
-    };
-    Ok(if changed {
-        Applied::Changed
-    } else {
-        Applied::Unchanged
-    })
+    fn forget(sources: &mut Sources, name: &str) -> bool {
+        sources.forget_workload(name)
+    }
+    fn clear(sources: &mut Sources) {
+        sources.clear_workloads();
+    }
+    fn listed(kept: &mut Kept) -> &mut bool {
+        &mut kept.workloads_listed
+    }
+}
+
+impl Watched for Pod {
+    const PLURAL: &'static str = "pods";
+    fn note(sources: &mut Sources, object: &Self) -> bool {
+        sources.pod(object)
+    }
+    fn forget(sources: &mut Sources, name: &str) -> bool {
+        sources.forget_pod(name)
+    }
+    fn clear(sources: &mut Sources) {
+        sources.clear_pods();
+    }
+    fn listed(kept: &mut Kept) -> &mut bool {
+        &mut kept.pods_listed
+    }
+}
+
+/// What the watchers have told so far, and whether each kind is in step.
+#[derive(Default)]
+struct Kept {
+    sources: Sources,
+    workloads_listed: bool,
+    pods_listed: bool,
+}
+
+/// A watcher's error that ends a follow, with the kind it watched.
+#[derive(Debug)]
+struct Failure {
+    plural: &'static str,
+    error: watcher::Error,
+}
+
+impl Kept {
+    /// The book: the statuses once both kinds are in step, `None` before.
+    fn statuses(&self) -> Option<Statuses> {
+        (self.workloads_listed && self.pods_listed).then(|| self.sources.statuses())
+    }
+
+    /// Takes in what a watcher on `K` yielded; `Ok(true)` when the book may have changed.
+    fn take<K: Watched>(&mut self, said: watcher::Result<Event<K>>) -> Result<bool, Failure> {
+        let event = match said {
+            Ok(event) => event,
+            // The watcher lists again, starting with `Init`: out of step until `InitDone`.
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                *K::listed(self) = false;
+                return Ok(true);
+            }
+            Err(error) => {
+                return Err(Failure {
+                    plural: K::PLURAL,
+                    error,
+                });
+            }
+        };
+        Ok(match event {
+            Event::Init => {
+                *K::listed(self) = false;
+                K::clear(&mut self.sources);
+                true
+            }
+            Event::InitApply(object) => {
+                K::note(&mut self.sources, &object);
+                false
+            }
+            Event::InitDone => {
+                *K::listed(self) = true;
+                true
+            }
+            Event::Apply(object) => K::note(&mut self.sources, &object),
+            Event::Delete(object) => K::forget(&mut self.sources, &object.name_any()),
+        })
+    }
+}
+
+/// Why a follow ended, as the keeper logs it.
+fn broken(cluster: &ClusterId, Failure { plural, error }: Failure) -> String {
+    let failed = |action: String, source| Error::kube(cluster.as_str(), action, source);
+    match error {
+        watcher::Error::InitialListFailed(source) => failed(format!("listing {plural}"), source),
+        watcher::Error::WatchStartFailed(source) | watcher::Error::WatchFailed(source) => {
+            failed(format!("watching {plural}"), source)
+        }
+        watcher::Error::WatchError(status) => {
+            failed(format!("watching {plural}"), kube::Error::Api(status))
+        }
+        watcher::Error::NoResourceVersion => {
+            return format!(
+                "watching {plural} on cluster '{cluster}' failed: the list or an event \
+                 carried no resourceVersion"
+            );
+        }
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use framedb_core::InstanceStatus;
+    use serde_json::json;
+
+    use super::*;
+    use crate::objects::labels;
+
+    fn workload(name: &str) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { labels::INSTANCE: name } },
+        }))
+        .unwrap()
+    }
+
+    fn ready_pod(instance: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": format!("{instance}-0"), "labels": { labels::INSTANCE: instance } },
+            "status": { "conditions": [{ "type": "Ready", "status": "True" }] },
+        }))
+        .unwrap()
+    }
+
+    fn gone() -> watcher::Error {
+        let status = kube::core::Status::failure("too old resource version", "Expired");
+        watcher::Error::WatchError(status.with_code(410).boxed())
+    }
+
+    fn statuses(kept: &Kept) -> Option<Vec<(String, InstanceStatus)>> {
+        let mut statuses: Vec<_> = kept
+            .statuses()?
+            .into_iter()
+            .map(|(id, report)| (id.to_string(), report.status))
+            .collect();
+        statuses.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(statuses)
+    }
+
+    /// Feeds `events` to `kept`, each `Ok`; whether the last one may have changed it.
+    fn feed<K: Watched>(kept: &mut Kept, events: Vec<Event<K>>) -> bool {
+        events
+            .into_iter()
+            .map(|event| kept.take(Ok(event)).unwrap())
+            .last()
+            .unwrap()
+    }
+
+    fn listed<K: Watched>(kept: &mut Kept, objects: Vec<K>) -> bool {
+        let mut events = vec![Event::Init];
+        events.extend(objects.into_iter().map(Event::InitApply));
+        events.push(Event::InitDone);
+        feed(kept, events)
+    }
+
+    #[test]
+    fn the_book_is_in_step_once_both_kinds_are_listed() {
+        let mut kept = Kept::default();
+        assert!(listed(&mut kept, vec![workload("a"), workload("b")]));
+        assert_eq!(statuses(&kept), None, "pods not listed yet");
+        assert!(listed(&mut kept, vec![ready_pod("a")]));
+        assert_eq!(
+            statuses(&kept),
+            Some(vec![
+                ("a".into(), InstanceStatus::Running),
+                ("b".into(), InstanceStatus::Provisioning),
+            ])
+        );
+
+        assert!(feed(&mut kept, vec![Event::Apply(ready_pod("b"))]));
+        assert!(feed(&mut kept, vec![Event::Delete(workload("a"))]));
+        assert_eq!(
+            statuses(&kept),
+            Some(vec![("b".into(), InstanceStatus::Running)])
+        );
+        let unlabelled: Pod =
+            serde_json::from_value(json!({ "metadata": { "name": "x" } })).unwrap();
+        assert!(!feed(&mut kept, vec![Event::Apply(unlabelled)]));
+    }
+
+    #[test]
+    fn a_relist_takes_the_book_out_of_step_until_it_is_done_and_replaces_its_kind() {
+        let mut kept = Kept::default();
+        listed(&mut kept, vec![workload("a"), workload("b")]);
+        listed(&mut kept, vec![ready_pod("a"), ready_pod("b")]);
+        assert!(statuses(&kept).is_some());
+
+        // 410: the watcher lists pods again; the book waits for the new list.
+        assert!(kept.take::<Pod>(Err(gone())).unwrap());
+        assert_eq!(statuses(&kept), None);
+        feed(
+            &mut kept,
+            vec![Event::Init, Event::InitApply(ready_pod("a"))],
+        );
+        assert_eq!(statuses(&kept), None, "the list is not done");
+        assert!(feed::<Pod>(&mut kept, vec![Event::InitDone]));
+        assert_eq!(
+            statuses(&kept),
+            Some(vec![
+                ("a".into(), InstanceStatus::Running),
+                ("b".into(), InstanceStatus::Provisioning),
+            ]),
+            "the pod missing from the new list is gone"
+        );
+    }
+
+    #[test]
+    fn any_other_error_ends_the_follow_with_the_kind_and_the_cause() {
+        let mut kept = Kept::default();
+        let cluster = ClusterId::new("c1").unwrap();
+        let unavailable = kube::core::Status::failure("unavailable", "ServiceUnavailable")
+            .with_code(503)
+            .boxed();
+        let start_failed = watcher::Error::WatchStartFailed(kube::Error::Api(unavailable));
+        let failure = kept.take::<StatefulSet>(Err(start_failed)).unwrap_err();
+        let why = broken(&cluster, failure);
+        assert!(
+            why.starts_with("watching StatefulSets on cluster 'c1' failed"),
+            "{why}"
+        );
+        let failure = kept
+            .take::<Pod>(Err(watcher::Error::NoResourceVersion))
+            .unwrap_err();
+        let why = broken(&cluster, failure);
+        assert!(
+            why.starts_with("watching pods on cluster 'c1' failed"),
+            "{why}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
-//! The Kubernetes objects of one persistent instance (DESIGN.md §4), built as values so
-//! that they can be checked without a cluster: the PVC (and, without a dynamic
-//! provisioner, the local PV), the single-replica StatefulSet running PD, TiKV and TiDB,
-//! and the NodePort Service.
+//! The Kubernetes objects of one persistent instance (docs/architecture.md, "Kubernetes
+//! objects"), built as values so that they can be checked without a cluster: the PVC
+//! (and, without a dynamic provisioner, the local PV), the single-replica StatefulSet
+//! running PD, TiKV and TiDB, and the NodePort Service.
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
 //! The kube-rs deployer and port allocator against the simulator: the objects of
-//! DESIGN.md §4, status read from pods, idempotent deploy and delete.
+//! docs/architecture.md ("Kubernetes objects"), status read from pods, idempotent deploy
+//! and delete.
 
 use std::time::Duration;
 
