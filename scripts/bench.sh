@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# FrameDB's benchmark (issue 6): builds in release and runs framedb-bench, which measures
+# FrameDB's benchmark: builds in release and runs framedb-bench, which measures
 # read, query, create, port allocation and memory against their baselines in one run and
 # writes bench/results/latest.md and latest.json. `--quick` takes under a minute.
 #

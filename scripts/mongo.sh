@@ -1,5 +1,5 @@
 # Sourced by scripts/test.sh and scripts/bench.sh: makes sure MONGODB_URI names a MongoDB
-# wire-protocol server. Without one set, it installs SecantusDB (DESIGN.md §6) into
+# wire-protocol server. Without one set, it installs SecantusDB into
 # .framedb/venv inside the project, starts it on a free loopback port with in-memory
 # storage, and stops it when the calling script exits. Usage: ensure_mongodb LOGFILE
 SECANTUSDB_VERSION=0.7.0b3

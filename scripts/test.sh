@@ -16,6 +16,12 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo clippy without the simulator (the server for real clusters only)"
+cargo clippy -p framedb-http --no-default-features --locked -- -D warnings
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 step "doc tests"
 cargo test --workspace --doc --locked
 

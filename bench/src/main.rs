@@ -1,4 +1,4 @@
-//! `framedb-bench`: FrameDB's benchmark (issue 6). `framedb-bench run [--quick]` measures
+//! `framedb-bench`: FrameDB's benchmark. `framedb-bench run [--quick]` measures
 //! read, query, create, port allocation and memory, each against its baseline in the same
 //! run, and writes `bench/results/latest.md` and `latest.json`; `scripts/bench.sh` is the
 //! documented way to run it (it also starts a MongoDB-compatible server). The `serve`
@@ -33,10 +33,7 @@ use clap::{Parser, Subcommand};
 
 /// FrameDB's benchmark.
 #[derive(Debug, Parser)]
-#[command(
-    name = "framedb-bench",
-    about = "FrameDB against its ceilings (issue 6)"
-)]
+#[command(name = "framedb-bench", about = "FrameDB against its ceilings")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

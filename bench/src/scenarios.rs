@@ -1,4 +1,4 @@
-//! The five scenarios of issue 6, each measured against its baseline in the same run:
+//! The five scenarios, each measured against its baseline in the same run:
 //! read (and memory, which shares its server), query, create, and port allocation.
 
 use std::sync::Arc;
@@ -446,7 +446,11 @@ pub async fn create(plan: &Plan, report: &mut Report) -> Result<()> {
     let addr = stack.address;
     let body = |name: String, n: usize| {
         let cluster = format!("cluster-{:02}", 1 + n % CLUSTERS);
-        let node = if n % 2 == 0 { "node-a" } else { "node-b" };
+        let node = if n.is_multiple_of(2) {
+            "node-a"
+        } else {
+            "node-b"
+        };
         json!({"framedb_id": name, "node_id": node, "cluster_id": cluster, "storage_size": "2Gi"})
             .to_string()
     };

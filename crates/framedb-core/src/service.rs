@@ -1,5 +1,5 @@
 //! The provisioning service: the one place that turns API operations into steps on the
-//! ports, in the order DESIGN.md §5 sets so that no failure leaves an orphan behind.
+//! ports, in an order (docs/architecture.md, "Create and delete sagas") so that no failure leaves an orphan behind.
 //!
 //! A create inserts the registry record first (the registry's unique id makes the create
 //! exclusive), then claims a port by deploying on it, then records the port; every failure

@@ -1,5 +1,5 @@
 //! What travels between the two tiers: the local config service's internal API, as its
-//! server ([`crate::api::local`]) answers and its client ([`crate::remote`]) reads it, and
+//! server (`api/local.rs`) answers and its client ([`crate::remote`]) reads it, and
 //! the failure envelope that both APIs share. One definition for both ends, so they
 //! cannot drift apart.
 //!

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::uri::redact_uri;
 
-/// Database that holds the registry unless configured otherwise (DESIGN.md §1).
+/// Database that holds the registry unless configured otherwise.
 pub const DEFAULT_DATABASE: &str = "framedb";
-/// Collection that holds the registry unless configured otherwise (DESIGN.md §1).
+/// Collection that holds the registry unless configured otherwise.
 pub const DEFAULT_COLLECTION: &str = "persistent_instances";
 /// Default time the driver may spend finding a usable server before an operation fails.
 pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);

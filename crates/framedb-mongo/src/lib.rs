@@ -1,6 +1,6 @@
 //! FrameDB's registry in MongoDB: an [`InstanceRegistry`](framedb_core::InstanceRegistry)
-//! on the official driver that renders the core's typed filter to BSON (DESIGN.md §1, §3,
-//! §5).
+//! on the official driver that renders the core's typed filter to BSON
+//! (docs/architecture.md).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), framedb_mongo::Error> {

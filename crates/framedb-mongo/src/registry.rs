@@ -2,7 +2,7 @@
 //!
 //! One shared [`Client`] (a pool of connections; cloning the registry shares it) serves
 //! every call. The unique index on `framedb_id` is what makes a create exclusive across
-//! the service's replicas (DESIGN.md §5); it and the `cluster_id` + `node_id` index are
+//! the service's replicas (docs/architecture.md, "Create and delete sagas"); it and the `cluster_id` + `node_id` index are
 //! created at start-up. Every query carries the configured `maxTimeMS`, and every
 //! operation a client-side deadline, so a caller always gets an answer.
 

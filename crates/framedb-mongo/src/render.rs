@@ -1,4 +1,4 @@
-//! The core's typed filter and sort rendered to BSON for MongoDB (DESIGN.md §3).
+//! The core's typed filter and sort rendered to BSON for MongoDB (README, "The API").
 //!
 //! Only the typed [`Expr`] is rendered, never the caller's JSON: every operator in the
 //! output is one this module writes itself, so nothing the core did not accept (`$where`,
@@ -104,10 +104,11 @@ fn field(path: &FieldPath, conditions: &[Condition]) -> Document {
     // Equality with a scalar is written bare (`{path: value}`), the form planners map to
     // an index most readily; documents and arrays keep `$eq`, which compares them as
     // values whatever keys they hold.
-    if let [Condition::Eq(value)] = conditions {
-        if !value.is_object() && !value.is_array() {
-            return doc! { dotted: json_to_bson(value) };
-        }
+    if let [Condition::Eq(value)] = conditions
+        && !value.is_object()
+        && !value.is_array()
+    {
+        return doc! { dotted: json_to_bson(value) };
     }
     if let Some(operators) = operators(conditions) {
         return doc! { dotted: operators };
@@ -358,7 +359,7 @@ mod tests {
         ] {
             assert!(Filter::parse(&forbidden).is_err(), "{forbidden}");
         }
-        // ...and whatever it accepts renders to the operators of DESIGN.md §3 alone.
+        // ...and whatever it accepts renders to the operators the filter allows alone.
         let allowed = [
             "$and", "$or", "$nor", "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
             "$exists", "$regex", "$options", "$not",

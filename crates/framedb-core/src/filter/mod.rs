@@ -1,4 +1,4 @@
-//! The query filter of DESIGN.md §3: a MongoDB-style filter parsed from JSON into a typed
+//! The query filter (README, "The API"): a MongoDB-style filter parsed from JSON into a typed
 //! expression that both registries understand. The in-memory registry evaluates it here;
 //! the MongoDB registry renders the same expression to BSON, so no client-supplied
 //! document ever reaches a database unparsed.
@@ -215,7 +215,7 @@ impl Filter {
     /// Parses a JSON filter.
     ///
     /// # Errors
-    /// [`crate::Error::Invalid`] with a sentence for anything outside DESIGN.md §3.
+    /// [`crate::Error::Invalid`] with a sentence for anything the filter does not allow.
     pub fn parse(value: &Value) -> Result<Self> {
         parse::filter(value).map(|expr| Self { expr })
     }

@@ -1,4 +1,4 @@
-//! Checking a JSON filter, a sort and a query window against DESIGN.md §3, and building
+//! Checking a JSON filter, a sort and a query window against the API's rules (README, "The API"), and building
 //! the typed expression. Everything a caller sends is refused here with a sentence, so the
 //! evaluator and the renderers only ever see the operators they understand.
 

@@ -144,11 +144,11 @@ impl ClusterDeployer for InMemoryFleet {
             _ => {}
         }
         // Deploying again completes or moves the instance; it never duplicates it.
-        if let Some(previous) = state.workloads.get(&spec.framedb_id) {
-            if previous.port != spec.port {
-                let old = previous.port;
-                state.services.remove(&old);
-            }
+        if let Some(previous) = state.workloads.get(&spec.framedb_id)
+            && previous.port != spec.port
+        {
+            let old = previous.port;
+            state.services.remove(&old);
         }
         state.services.insert(spec.port, owner);
         let started = state

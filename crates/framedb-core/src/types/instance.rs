@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ClusterId, FramedbId, Metadata, NodeId, StorageSize};
 
-/// The node ports that persistent instances get (DESIGN.md §4).
+/// The node ports that persistent instances get (docs/architecture.md, "Port allocation").
 pub const PORT_RANGE: RangeInclusive<u16> = 30900..=30999;
 
 /// What a caller asks for when creating an instance.

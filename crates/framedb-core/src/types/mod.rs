@@ -1,4 +1,4 @@
-//! Validated domain types: every value here has passed the rules of DESIGN.md §3, so
+//! Validated domain types: every value here has passed the rules of the API (README, "The API"), so
 //! code that holds one never checks it again. Each type deserializes through its
 //! validating constructor, so an invalid value cannot be built from JSON either.
 

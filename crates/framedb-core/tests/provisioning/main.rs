@@ -1,4 +1,4 @@
-//! The provisioning service's guarantees (DESIGN.md §5), on mocked ports where a failure
+//! The provisioning service's guarantees (docs/architecture.md, "Create and delete sagas"), on mocked ports where a failure
 //! must be injected and on the in-memory adapters where real contention is wanted.
 
 mod compensation;

@@ -1,5 +1,5 @@
 //! Handlers of `/global/framedb/persistent-instances...`: each reads and validates its
-//! input, calls the provisioning service, and shapes the answer of DESIGN.md §3.
+//! input, calls the provisioning service, and shapes the answer (README, "The API").
 
 use axum::Json;
 use axum::extract::State;

@@ -1,6 +1,6 @@
 //! The routers: the global API (the persistent-instance and config-service endpoints,
 //! README "The API") on an `AppState`, and the local config service's internal API
-//! ([`local`], listed in [`crate::wire`]). Only the start-up code
+//! (`local`, listed in [`crate::wire`]). Only the start-up code
 //! ([`crate::startup`]) builds them, so every service runs with the same middleware.
 
 mod auth;

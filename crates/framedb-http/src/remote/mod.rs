@@ -12,7 +12,7 @@
 //! with the domain error, for the log.
 //!
 //! Status reads are served from a per-cluster book ([`framedb_core::live`]) that a
-//! background task keeps from the local service's status stream ([`stream`]), so a read
+//! background task keeps from the local service's status stream (`stream.rs`), so a read
 //! of a known instance costs no call. While the stream is down, or says the local
 //! service's own watch is not in step, or does not know an id yet, reads call
 //! `POST /local/v1/statuses` as before.

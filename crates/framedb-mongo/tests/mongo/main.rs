@@ -1,5 +1,5 @@
 //! The MongoDB registry against a real MongoDB wire-protocol server (`MONGODB_URI`;
-//! DESIGN.md §6), and the registry conformance suite that the in-memory registry and the
+//! `scripts/test.sh` starts SecantusDB), and the registry conformance suite that the in-memory registry and the
 //! MongoDB one both pass.
 //!
 //! Without `MONGODB_URI` the MongoDB half of each test prints a note and returns, unless

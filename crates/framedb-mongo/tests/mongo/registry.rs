@@ -208,8 +208,8 @@ async fn foreign_documents_are_internal_errors() {
     db.drop().await;
 }
 
-/// What reaches the server: every `find` carries a filter made only of the operators of
-/// DESIGN.md §3, the configured `maxTimeMS`, and the query's sort, skip and limit; a filter
+/// What reaches the server: every `find` carries a filter made only of the operators the
+/// filter allows (README, "The API"), the configured `maxTimeMS`, and the query's sort, skip and limit; a filter
 /// with server-side code is refused before anything is sent.
 #[tokio::test]
 async fn only_rendered_filters_reach_the_server() {
