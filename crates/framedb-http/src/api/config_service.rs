@@ -12,11 +12,12 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::AppState;
-use super::instances::{Data, Done, data, done};
+use super::answer::{Done, data, done};
 use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
 use crate::remote::ClusterDirectory;
 use crate::remote::directory::service_url;
+use crate::wire::Data;
 
 /// `POST /framedb-config/setup`.
 #[derive(Deserialize)]
@@ -85,6 +86,18 @@ pub(crate) async fn setup(
                 )
             })?,
     };
+    // Where the directory will find the service, decided before anything is installed.
+    let record = match (&state.directory, local_url) {
+        (None, _) => None,
+        (Some(_), Some(url)) => Some(url),
+        // A cluster the directory already knows keeps its address (configured, or the
+        // embedded default's loopback port).
+        (Some(directory), None) if directory.contains(&cluster) => None,
+        (Some(_), None) => Some(
+            ClusterDirectory::default_url(&cluster)
+                .map_err(|message| ApiError::InvalidRequest(format!("cluster_id: {message}")))?,
+        ),
+    };
     let client = client_of(&state, parsed).await?;
     let install = Install {
         storage_size: match request.storage_size {
@@ -98,19 +111,8 @@ pub(crate) async fn setup(
         .setup(&install)
         .await
         .map_err(failed)?;
-    if let Some(directory) = &state.directory {
-        // An explicit URL wins; without one, a cluster the directory already knows keeps
-        // its address (configured, or the embedded default's loopback port).
-        match local_url {
-            Some(url) => directory.insert(cluster, url),
-            None if directory.url(&cluster).is_none() => {
-                let url = ClusterDirectory::default_url(&cluster).map_err(|message| {
-                    ApiError::InvalidRequest(format!("cluster_id: {message}"))
-                })?;
-                directory.insert(cluster, url);
-            }
-            None => {}
-        }
+    if let (Some(directory), Some(url)) = (&state.directory, record) {
+        directory.insert(cluster, url);
     }
     Ok(done("FrameDB config service is set up on the cluster"))
 }

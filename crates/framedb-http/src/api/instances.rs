@@ -7,65 +7,14 @@ use axum::http::StatusCode;
 use framedb_core::{
     ClusterId, Filter, FramedbId, Instance, NewInstance, NodeId, Query, QueryOptions,
 };
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 
 use super::AppState;
+use super::answer::{Created, Done, data, done, to_completion};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
-
-/// `{success: true, message, port}`: the answer to a create.
-#[derive(Debug, Serialize)]
-pub(crate) struct Created {
-    success: bool,
-    message: &'static str,
-    port: u16,
-}
-
-/// `{success: true, message}`.
-#[derive(Debug, Serialize)]
-pub struct Done {
-    success: bool,
-    message: &'static str,
-}
-
-/// `{success: true, data}`.
-#[derive(Debug, Serialize)]
-pub struct Data<T> {
-    success: bool,
-    data: T,
-}
-
-/// `{success: true, message}`.
-pub(crate) fn done(message: &'static str) -> Json<Done> {
-    Json(Done {
-        success: true,
-        message,
-    })
-}
-
-/// `{success: true, data}`.
-pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
-    Json(Data {
-        success: true,
-        data,
-    })
-}
-
-/// Runs a multi-step operation on its own task, so that a client that hangs up does not
-/// cancel it halfway and leave an orphan behind.
-pub(crate) async fn to_completion<T: Send + 'static>(
-    work: impl Future<Output = framedb_core::Result<T>> + Send + 'static,
-) -> Result<T> {
-    tokio::spawn(work)
-        .await
-        .map_err(|join_error| {
-            let fault = framedb_core::Fault::new("provisioning task failed").because(join_error);
-            ApiError::Domain(framedb_core::Error::Internal(fault))
-        })?
-        .map_err(ApiError::from)
-}
+use crate::wire::Data;
 
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,

@@ -21,13 +21,13 @@ use framedb_core::{
     ProvisioningService, StatusReport,
 };
 
-use super::instances::{Data, Done, data, done, to_completion};
+use super::answer::{Done, data, done, to_completion};
 use super::{ApiToken, finish};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::wire::{
-    BookLine, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT, PortAnswer, StatusesRequest,
-    paths,
+    BookLine, Data, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT, PortAnswer,
+    StatusesRequest, paths,
 };
 
 /// What the local API's handlers reach.

@@ -3,6 +3,7 @@
 //! (`local`, listed in [`crate::wire`]). Only the start-up code
 //! ([`crate::startup`]) builds them, so every service runs with the same middleware.
 
+mod answer;
 mod auth;
 mod config_service;
 mod instances;

@@ -1,0 +1,53 @@
+//! The success answers the handlers of both APIs share, and running multi-step work to
+//! completion.
+
+use axum::Json;
+use serde::Serialize;
+
+use crate::error::{ApiError, Result};
+use crate::wire::Data;
+
+/// `{success: true, message, port}`: the answer to a create.
+#[derive(Debug, Serialize)]
+pub(crate) struct Created {
+    pub success: bool,
+    pub message: &'static str,
+    pub port: u16,
+}
+
+/// `{success: true, message}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Done {
+    success: bool,
+    message: &'static str,
+}
+
+/// `{success: true, message}`.
+pub(crate) fn done(message: &'static str) -> Json<Done> {
+    Json(Done {
+        success: true,
+        message,
+    })
+}
+
+/// `{success: true, data}`.
+pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
+    Json(Data {
+        success: true,
+        data,
+    })
+}
+
+/// Runs a multi-step operation on its own task, so that a client that hangs up does not
+/// cancel it halfway and leave an orphan behind.
+pub(crate) async fn to_completion<T: Send + 'static>(
+    work: impl Future<Output = framedb_core::Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(work)
+        .await
+        .map_err(|join_error| {
+            let fault = framedb_core::Fault::new("provisioning task failed").because(join_error);
+            ApiError::Domain(framedb_core::Error::Internal(fault))
+        })?
+        .map_err(ApiError::from)
+}
