@@ -48,3 +48,97 @@ impl Cli {
         self.role.unwrap_or(Role::Global(self.global))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Role, clap::Error> {
+        let args = std::iter::once("framedb-server").chain(args.iter().copied());
+        Cli::try_parse_from(args).map(Cli::into_role)
+    }
+
+    #[test]
+    fn no_role_is_the_global_role_with_its_flags() {
+        let Ok(Role::Global(settings)) = parse(&["--listen", "127.0.0.1:0", "--token", "t"]) else {
+            panic!("the global role")
+        };
+        assert_eq!(settings.serve.listen.port(), 0);
+        assert_eq!(settings.local_token().as_deref(), Some("t"));
+        assert!(settings.fleet.names_no_cluster());
+        assert!(matches!(
+            parse(&["global", "--known-cluster", "c1"]),
+            Ok(Role::Global(_))
+        ));
+    }
+
+    #[test]
+    fn each_flag_applies_to_the_roles_it_is_documented_for() {
+        let Ok(Role::Local(settings)) = parse(&[
+            "local",
+            "--cluster-id",
+            "c1",
+            "--node-label",
+            "topology.kubernetes.io/zone",
+            "--storage-class",
+            "fast",
+            "--mongo-uri",
+            "mongodb://127.0.0.1:1",
+        ]) else {
+            panic!("the local role")
+        };
+        assert_eq!(settings.layout.node_label, "topology.kubernetes.io/zone");
+        assert_eq!(settings.layout.storage_class.as_deref(), Some("fast"));
+        // Global-only flags are refused by the local role, local-only ones by the global.
+        for refused in [
+            &[
+                "local",
+                "--cluster-id",
+                "c1",
+                "--local-service",
+                "a=http://x",
+            ][..],
+            &["local", "--cluster-id", "c1", "--state-dir", "/tmp/x"],
+            &["global", "--cluster-id", "c1"],
+            &["--kubeconfig", "/tmp/k"],
+            &["local"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+        assert!(parse(&["--storage-class", "a", "--local-volume-root", "/d"]).is_err());
+    }
+
+    #[cfg(feature = "simulator")]
+    #[test]
+    fn simulate_has_the_demo_fleet_by_default() {
+        let Ok(Role::Simulate(settings)) = parse(&["simulate", "--state-dir", "/tmp/fleet"]) else {
+            panic!("the simulate role")
+        };
+        assert_eq!(settings.clusters, ["cluster-01", "cluster-02"]);
+        assert_eq!(settings.nodes, ["node-a", "node-b"]);
+        assert_eq!(settings.demo.state_dir, std::path::Path::new("/tmp/fleet"));
+        let Ok(Role::Simulate(settings)) =
+            parse(&["simulate", "--clusters", "a,b,c", "--nodes", "n1"])
+        else {
+            panic!("the simulate role")
+        };
+        assert_eq!(settings.clusters, ["a", "b", "c"]);
+        assert_eq!(settings.nodes, ["n1"]);
+        assert!(parse(&["simulate", "--token", "t"]).is_err());
+    }
+
+    #[test]
+    fn local_service_urls_are_checked_without_quoting_them() {
+        let error = parse(&["--local-service", "c1=ftp://user:pw@host"]).unwrap_err();
+        assert!(!error.to_string().contains("pw"), "{error}");
+        assert!(parse(&["--local-service", "c1"]).is_err());
+        let Ok(Role::Global(settings)) = parse(&["--local-service", "c1=http://10.0.0.1:32566"])
+        else {
+            panic!("the global role")
+        };
+        assert_eq!(
+            settings.fleet.local_services[0].1.as_str(),
+            "http://10.0.0.1:32566/"
+        );
+    }
+}

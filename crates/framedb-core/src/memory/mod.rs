@@ -1,7 +1,7 @@
 //! In-process adapters: a registry and a fleet of simulated clusters that keep everything
-//! in memory. They serve the core's and the HTTP layer's tests, Rust programs that embed
-//! FrameDB without infrastructure, and the server's embedded default. State is lost when
-//! the process ends.
+//! in memory. They serve the core's and the HTTP layer's tests, the benchmark's
+//! no-cluster breakdown, and Rust programs that embed FrameDB without infrastructure; the
+//! server uses the registry when no MongoDB is named. State is lost when the process ends.
 
 mod fleet;
 mod registry;

@@ -112,3 +112,69 @@ pub(super) fn domain_error(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn refusal(code: &str, details: Option<serde_json::Value>) -> Failure {
+        Failure {
+            success: false,
+            message: "node port 30901 on cluster 'c' is already allocated".into(),
+            error: code.into(),
+            details,
+        }
+    }
+
+    #[test]
+    fn a_taken_port_is_read_from_the_details_not_the_sentence() {
+        let cluster = ClusterId::new("c").unwrap();
+        let url = Url::parse("http://127.0.0.1:1/local/v1/instances/a").unwrap();
+        let taken = domain_error(
+            &cluster,
+            None,
+            &url,
+            StatusCode::CONFLICT,
+            refusal("port_taken", Some(json!({"port": 30907}))),
+        );
+        assert_eq!(
+            taken,
+            Error::PortTaken {
+                cluster: cluster.clone(),
+                port: 30907
+            }
+        );
+        let unreadable = domain_error(
+            &cluster,
+            None,
+            &url,
+            StatusCode::CONFLICT,
+            refusal("port_taken", None),
+        );
+        assert_eq!(unreadable, Error::PortTaken { cluster, port: 0 });
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_local_answer_as_its_cause() {
+        let cluster = ClusterId::new("c").unwrap();
+        let url = Url::parse("http://127.0.0.1:1/local/v1/ports/free").unwrap();
+        let failed = domain_error(
+            &cluster,
+            None,
+            &url,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            refusal("internal", None),
+        );
+        let Error::Internal(fault) = &failed else {
+            panic!("{failed:?}")
+        };
+        assert_eq!(fault.message(), "cluster 'c''s config service failed");
+        let chain = framedb_core::Chain(&failed).to_string();
+        assert!(
+            chain.contains("answered 500 Internal Server Error internal"),
+            "{chain}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod binary;
 mod config_service;
 mod endpoints;
 mod errors;
+mod fleet;
 mod socket;
 
 use std::sync::Arc;
