@@ -128,9 +128,14 @@ mod tests {
     }
 
     #[test]
-    fn local_service_urls_are_checked_without_quoting_them() {
-        let error = parse(&["--local-service", "c1=ftp://user:pw@host"]).unwrap_err();
-        assert!(!error.to_string().contains("pw"), "{error}");
+    fn local_service_urls_are_checked() {
+        let error = parse(&["--local-service", "c1=http://user:pw@host"]).unwrap_err();
+        assert!(
+            error.to_string().contains("must not carry credentials"),
+            "{error}"
+        );
+        let error = parse(&["--local-service", "c1=ftp://host"]).unwrap_err();
+        assert!(error.to_string().contains("http:// or https://"), "{error}");
         assert!(parse(&["--local-service", "c1"]).is_err());
         let Ok(Role::Global(settings)) = parse(&["--local-service", "c1=http://10.0.0.1:32566"])
         else {

@@ -6,6 +6,7 @@ mod config_service;
 mod endpoints;
 mod errors;
 mod fleet;
+mod remote;
 mod socket;
 
 use std::sync::Arc;
