@@ -56,14 +56,16 @@ pub(super) async fn client_from_file(
     client_of(cluster, config, timeouts)
 }
 
-/// A client for the cluster this process runs in, with its service account.
+/// A client for the cluster this process runs in, with its service account; `instead`
+/// names what the operator could have given instead, for the message.
 pub(super) fn client_in_cluster(
     cluster: &ClusterId,
     timeouts: Timeouts,
+    instead: &str,
 ) -> Result<kube::Client, StartError> {
     let config = kube::Config::incluster().map_err(|e| StartError::Cluster {
         cluster: cluster.clone(),
-        message: format!("not running in a cluster: {e}"),
+        message: format!("not running in a cluster{instead}: {e}"),
     })?;
     client_of(cluster, config, timeouts)
 }

@@ -118,7 +118,7 @@ async fn direct_clusters(settings: &GlobalSettings) -> Result<Clusters, StartErr
         fleet = fleet.with_cluster(id.clone(), client);
     }
     if let Some(id) = &settings.fleet.in_cluster {
-        let client = client_in_cluster(id, timeouts)?;
+        let client = client_in_cluster(id, timeouts, "")?;
         tracing::info!(cluster_id = %id, "managing the cluster this server runs in");
         fleet = fleet.with_cluster(id.clone(), client);
     }

@@ -26,7 +26,7 @@ impl App {
         let timeouts = settings.kube.timeouts();
         let client = match &settings.cluster.kubeconfig {
             Some(path) => client_from_file(cluster, path, timeouts).await?,
-            None => client_in_cluster(cluster, timeouts)?,
+            None => client_in_cluster(cluster, timeouts, " and no --kubeconfig given")?,
         };
         let fleet = KubeFleet::new(settings.layout.layout())
             .with_watch_window(timeouts.watch_window())
