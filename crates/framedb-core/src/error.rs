@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::types::{ClusterId, FramedbId};
+use crate::types::{ClusterId, FramedbId, Invalid};
 
 /// `Result` with the domain [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,6 +64,12 @@ pub enum Error {
     /// internal error occurred.
     #[error(transparent)]
     Internal(Fault),
+}
+
+impl From<Invalid> for Error {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid.into())
+    }
 }
 
 impl Error {

@@ -121,6 +121,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<framedb_core::Invalid> for ApiError {
+    fn from(invalid: framedb_core::Invalid) -> Self {
+        Self::Domain(invalid.into())
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         Self::InvalidRequest(format!(

@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use super::invalid::Invalid;
+
+type Result<T, E = Invalid> = std::result::Result<T, E>;
 
 /// Longest `framedb_id`: derived names such as `{id}-data` and pod names stay under 63.
 const MAX_FRAMEDB_ID_LEN: usize = 40;
@@ -26,7 +28,7 @@ macro_rules! validated_string {
             /// Checks `value` against the type's rules.
             ///
             /// # Errors
-            /// [`Error::Invalid`] with a sentence naming the broken rule.
+            /// [`Invalid`] with a sentence naming the broken rule.
             pub fn new(value: impl Into<String>) -> Result<Self> {
                 let value = value.into();
                 $check(&value)?;
@@ -40,14 +42,14 @@ macro_rules! validated_string {
         }
 
         impl TryFrom<String> for $name {
-            type Error = Error;
+            type Error = Invalid;
             fn try_from(value: String) -> Result<Self> {
                 Self::new(value)
             }
         }
 
         impl std::str::FromStr for $name {
-            type Err = Error;
+            type Err = Invalid;
             fn from_str(value: &str) -> Result<Self> {
                 Self::new(value)
             }
@@ -105,10 +107,10 @@ fn check_framedb_id(value: &str) -> Result<()> {
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
     if !valid {
-        return Err(Error::invalid(described(RULE, value)));
+        return Err(Invalid::new(described(RULE, value)));
     }
     if RESERVED_IDS.contains(&value) {
-        return Err(Error::invalid(format!(
+        return Err(Invalid::new(format!(
             "framedb_id '{value}' is reserved: it is a word of the API's paths"
         )));
     }
@@ -135,7 +137,7 @@ fn check_label_value(field: &str, value: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(Error::invalid(described(
+        Err(Invalid::new(described(
             &format!(
                 "{field} must be a Kubernetes label value: 1 to 63 letters, digits, '-', '_' \
                  or '.', starting and ending with a letter or digit"
@@ -184,7 +186,10 @@ mod tests {
             "cluster",
         ] {
             let err = FramedbId::new(bad).unwrap_err();
-            assert!(matches!(err, Error::Invalid(_)), "{bad}: {err:?}");
+            assert!(
+                matches!(crate::Error::from(err.clone()), crate::Error::Invalid(_)),
+                "{bad}: {err:?}"
+            );
             assert!(err.to_string().starts_with("framedb_id"), "{err}");
         }
     }

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use super::invalid::Invalid;
+
+type Result<T, E = Invalid> = std::result::Result<T, E>;
 
 /// Largest metadata object, serialized as compact JSON.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
@@ -20,11 +22,11 @@ impl Metadata {
     /// Validates `value` as metadata.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when `value` is not an object, is larger than 64 KiB or deeper
+    /// [`Invalid`] when `value` is not an object, is larger than 64 KiB or deeper
     /// than 8 levels, or has a key that is empty, starts with `$`, or holds `.` or NUL.
     pub fn new(value: Value) -> Result<Self> {
         let Value::Object(map) = value else {
-            return Err(Error::invalid(format!(
+            return Err(Invalid::new(format!(
                 "metadata must be a JSON object (got {})",
                 json_kind(&value)
             )));
@@ -32,7 +34,7 @@ impl Metadata {
         check_level(&map, 1)?;
         let size = serde_json::to_vec(&map).map_or(usize::MAX, |bytes| bytes.len());
         if size > MAX_METADATA_BYTES {
-            return Err(Error::invalid(format!(
+            return Err(Invalid::new(format!(
                 "metadata must be at most 64 KiB of JSON (got {size} bytes)"
             )));
         }
@@ -51,7 +53,7 @@ impl Metadata {
 }
 
 impl TryFrom<Value> for Metadata {
-    type Error = Error;
+    type Error = Invalid;
     fn try_from(value: Value) -> Result<Self> {
         Self::new(value)
     }
@@ -101,8 +103,8 @@ fn check_value(value: &Value, depth: usize) -> Result<()> {
     }
 }
 
-fn depth_error() -> Error {
-    Error::invalid("metadata may nest objects and arrays at most 8 levels deep")
+fn depth_error() -> Invalid {
+    Invalid::new("metadata may nest objects and arrays at most 8 levels deep")
 }
 
 fn check_key(key: &str) -> Result<()> {
@@ -118,7 +120,7 @@ fn check_key(key: &str) -> Result<()> {
         return Ok(());
     };
     let shown: String = key.chars().take(64).filter(|c| !c.is_control()).collect();
-    Err(Error::invalid(format!(
+    Err(Invalid::new(format!(
         "metadata key '{shown}' {problem}: keys must be non-empty, must not start with '$', \
          and must not contain '.' or NUL, so that query paths can address them"
     )))

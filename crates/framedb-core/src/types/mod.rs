@@ -4,6 +4,7 @@
 
 mod ids;
 mod instance;
+mod invalid;
 mod metadata;
 mod quantity;
 
@@ -12,5 +13,6 @@ pub use instance::{
     Instance, InstanceRecord, InstanceStatus, NewInstance, PORT_RANGE, StatusReport, Timestamp,
     format_timestamp,
 };
+pub use invalid::Invalid;
 pub use metadata::Metadata;
 pub use quantity::StorageSize;

@@ -6,7 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use super::invalid::Invalid;
+
+type Result<T, E = Invalid> = std::result::Result<T, E>;
 
 const GIB: u128 = 1 << 30;
 /// Smallest volume FrameDB provisions: PD, TiKV and TiDB together need at least this.
@@ -28,18 +30,18 @@ impl StorageSize {
     /// Parses a Kubernetes quantity and checks it lies in 1Gi..=1Pi.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when `value` is not a quantity or is out of range.
+    /// [`Invalid`] when `value` is not a quantity or is out of range.
     pub fn new(value: impl Into<String>) -> Result<Self> {
         let text = value.into();
         let bytes = parse_bytes(&text).ok_or_else(|| {
-            Error::invalid(format!(
+            Invalid::new(format!(
                 "storage_size must be a Kubernetes quantity such as '1Gi', '1536Mi' or '2Ti' \
                  (got {})",
                 echo(&text)
             ))
         })?;
         if !(MIN_BYTES..=MAX_BYTES).contains(&bytes) {
-            return Err(Error::invalid(format!(
+            return Err(Invalid::new(format!(
                 "storage_size must be at least 1Gi and at most 1Pi (got '{text}')"
             )));
         }
@@ -59,7 +61,7 @@ impl StorageSize {
 }
 
 impl TryFrom<String> for StorageSize {
-    type Error = Error;
+    type Error = Invalid;
     fn try_from(value: String) -> Result<Self> {
         Self::new(value)
     }

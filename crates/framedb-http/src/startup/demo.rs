@@ -23,7 +23,7 @@ pub(super) async fn start_embedded(
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
     let mut locals = Vec::new();
     for (simulator, path) in fleet.clusters().iter().zip(paths) {
-        let id = ClusterId::new(simulator.name()).map_err(StartError::Domain)?;
+        let id = ClusterId::new(simulator.name()).map_err(|e| StartError::Domain(e.into()))?;
         let local = LocalSettings {
             serve: ServeSettings {
                 token: settings.local_token(),
@@ -59,7 +59,7 @@ pub async fn simulate(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     for name in &settings.clusters {
-        ClusterId::new(name.as_str()).map_err(StartError::Domain)?;
+        ClusterId::new(name.as_str()).map_err(|e| StartError::Domain(e.into()))?;
     }
     let fleet = SimFleet::start(
         settings.clusters.iter().cloned(),
