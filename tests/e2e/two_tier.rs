@@ -490,6 +490,7 @@ async fn without_the_right_token_both_apis_answer_401_and_change_nothing() {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["error"], "unauthorized");
     }
@@ -552,4 +553,35 @@ async fn once_the_status_stream_is_in_step_reads_call_no_local_service() {
         "Running"
     );
     assert_eq!(calls.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn the_local_api_refuses_ports_outside_the_instance_range() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    let topology = Topology::start(
+        "port-range",
+        Duration::ZERO,
+        registries,
+        Duration::from_secs(10),
+    )
+    .await;
+    let local = topology.locals[0].server.as_ref().unwrap();
+    for port in [30899, 31000, 32566, 8080] {
+        let response = Client::new()
+            .put(local.at("local/v1/instances/stray"))
+            .header(AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
+            .json(&json!({"node_id": "node-a", "storage_size": "1Gi", "port": port}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{port}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], "invalid_input", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("30900-30999"),
+            "{answer}"
+        );
+    }
+    assert!(topology.assert_consistent().await.is_empty());
 }

@@ -78,13 +78,22 @@ impl ProvisioningService {
     /// makes a second workload or takes a second port.
     ///
     /// # Errors
-    /// As [`Self::create`]; with [`PortChoice::Exactly`], [`Error::PortTaken`] when another
-    /// Service holds the port.
+    /// As [`Self::create`]; with [`PortChoice::Exactly`], [`Error::Invalid`] for a port
+    /// outside [`PORT_RANGE`], and [`Error::PortTaken`] when another Service holds it.
     pub async fn create_on(
         &self,
         request: NewInstance,
         choice: PortChoice,
     ) -> Result<InstanceRecord> {
+        if let PortChoice::Exactly(port) = choice
+            && !PORT_RANGE.contains(&port)
+        {
+            return Err(Error::invalid(format!(
+                "port must be one of the instance node ports {}-{} (got {port})",
+                PORT_RANGE.start(),
+                PORT_RANGE.end()
+            )));
+        }
         let mut record = InstanceRecord::provisioning(request, Timestamp::now());
         if let Err(error) = self.registry.insert(&record).await {
             return match (error, choice) {
@@ -330,7 +339,9 @@ impl ProvisioningService {
         self.with_live_status(records).await
     }
 
-    /// Overlays each record with its cluster's live status: one status read per cluster.
+    /// Overlays each record with its cluster's live status: one status read per cluster,
+    /// all clusters at once, so that a slow or unreachable cluster costs its own timeout
+    /// once, not one after another.
     async fn with_live_status(&self, records: Vec<InstanceRecord>) -> Result<Vec<Instance>> {
         let mut by_cluster: BTreeMap<&ClusterId, Vec<FramedbId>> = BTreeMap::new();
         for record in &records {
@@ -339,15 +350,18 @@ impl ProvisioningService {
                 .or_default()
                 .push(record.framedb_id.clone());
         }
-        let mut live: HashMap<ClusterId, Result<HashMap<FramedbId, StatusReport>>> =
-            HashMap::with_capacity(by_cluster.len());
-        for (cluster, ids) in by_cluster {
+        let reads = by_cluster.into_iter().map(|(cluster, ids)| async move {
             let reports = self.deployer.statuses(cluster, &ids).await;
             if let Err(error) = &reports {
                 tracing::warn!(cluster_id = %cluster, error = %Chain(error), "live status not available");
             }
-            live.insert(cluster.clone(), reports);
-        }
+            (cluster.clone(), reports)
+        });
+        let live: HashMap<ClusterId, Result<HashMap<FramedbId, StatusReport>>> =
+            futures_util::future::join_all(reads)
+                .await
+                .into_iter()
+                .collect();
         Ok(records
             .into_iter()
             .map(|record| {

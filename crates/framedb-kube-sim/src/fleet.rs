@@ -59,13 +59,15 @@ impl SimFleet {
         self.clusters.iter().find(|cluster| cluster.name() == name)
     }
 
-    /// Writes each cluster's kubeconfig to `dir/{name}.kubeconfig`, creating `dir`;
-    /// returns the paths, in the clusters' order.
+    /// Writes each cluster's kubeconfig to `dir/{name}.kubeconfig`; returns the paths, in
+    /// the clusters' order. The kubeconfigs are credentials, so `dir` must be private:
+    /// it is created with mode 0700 when missing, and an existing one must be a directory
+    /// (not a link) of this user that no one else may read or write.
     ///
     /// # Errors
-    /// When the directory or a file cannot be written.
+    /// When `dir` is not private, or it or a file cannot be written.
     pub fn write_kubeconfigs(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         self.clusters
             .iter()
             .map(|cluster| {
@@ -81,5 +83,94 @@ impl SimFleet {
         for cluster in self.clusters {
             cluster.shutdown().await;
         }
+    }
+}
+
+/// Creates `dir` with mode 0700, or checks that the existing `dir` is a real directory of
+/// this user that no one else may use: a predictable path in a shared temporary
+/// directory could otherwise be prepared by another user to read the kubeconfigs.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    let found = std::fs::symlink_metadata(dir)?;
+    // On Linux, /proc/self belongs to the process's effective user.
+    let me = std::fs::metadata("/proc/self").map(|own| own.uid()).ok();
+    let private = found.is_dir()
+        && me.is_none_or(|uid| uid == found.uid())
+        && found.permissions().mode() & 0o077 == 0;
+    if private {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a private directory of this user (a directory, not a link, with \
+                 mode 0700): remove it, or name another state directory",
+                dir.display()
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("framedb-sim-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn kubeconfigs_go_to_a_private_directory_only() {
+        let fleet = SimFleet::start(["private-01"], ["node-a"], Duration::ZERO)
+            .await
+            .unwrap();
+        let dir = scratch("fresh");
+        let paths = fleet.write_kubeconfigs(&dir).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&paths[0]), 0o600);
+        // Again into the same, private, directory: fine.
+        fleet.write_kubeconfigs(&dir).unwrap();
+
+        let shared = scratch("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = fleet.write_kubeconfigs(&shared).unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            std::io::ErrorKind::PermissionDenied,
+            "{refused}"
+        );
+        assert!(
+            std::fs::read_dir(&shared).unwrap().next().is_none(),
+            "nothing written"
+        );
+
+        let link = scratch("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let refused = fleet.write_kubeconfigs(&link).unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            std::io::ErrorKind::PermissionDenied,
+            "{refused}"
+        );
+
+        for path in [&dir, &shared] {
+            std::fs::remove_dir_all(path).unwrap();
+        }
+        std::fs::remove_file(&link).unwrap();
     }
 }

@@ -200,10 +200,26 @@ impl Simulator {
     }
 
     /// Writes the kubeconfig (as JSON, which `kubectl --kubeconfig` reads like YAML).
+    ///
+    /// The file is readable by its owner only, and is written beside `path` first and
+    /// then renamed into place, so that a link already at `path` is replaced, not followed.
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let text =
             serde_json::to_vec_pretty(&self.kubeconfig_json()).map_err(std::io::Error::other)?;
-        std::fs::write(path, text)
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(format!(".{}.tmp", std::process::id()));
+        let staged = std::path::PathBuf::from(staged);
+        let _ = std::fs::remove_file(&staged);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staged)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        std::fs::rename(&staged, path)
     }
 
     /// A client for this cluster, built with `kube::Config::from_custom_kubeconfig`.

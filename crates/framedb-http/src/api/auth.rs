@@ -47,10 +47,18 @@ impl ApiToken {
         let Some(expected) = &self.0 else {
             return true;
         };
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        // The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+        let Some((scheme, given)) = header.and_then(|h| h.split_once(' ')) else {
             return false;
         };
-        given.as_bytes().ct_eq(expected.as_bytes()).into()
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return false;
+        }
+        given
+            .trim_start_matches(' ')
+            .as_bytes()
+            .ct_eq(expected.as_bytes())
+            .into()
     }
 }
 
@@ -78,13 +86,22 @@ mod tests {
     #[test]
     fn admits_only_the_exact_bearer_token() {
         let token = ApiToken::new(Some("s3cret".into()));
-        assert!(token.admits(Some("Bearer s3cret")));
+        for right in [
+            "Bearer s3cret",
+            "bearer s3cret",
+            "BEARER s3cret",
+            "Bearer  s3cret",
+        ] {
+            assert!(token.admits(Some(right)), "{right}");
+        }
         for wrong in [
             None,
             Some("s3cret"),
             Some("Bearer s3cre"),
             Some("Bearer s3crett"),
             Some("Basic s3cret"),
+            Some("Bearer S3CRET"),
+            Some("Bearers3cret"),
         ] {
             assert!(!token.admits(wrong), "{wrong:?}");
         }

@@ -98,6 +98,15 @@ pub(crate) async fn setup(
                 .map_err(|message| ApiError::InvalidRequest(format!("cluster_id: {message}")))?,
         ),
     };
+    // A local service without a token would serve its API to anyone who reaches its node
+    // port.
+    let Some(token) = state.local_token.clone() else {
+        return Err(ApiError::InvalidRequest(
+            "this global service has no token for local config services: start it with \
+             --local-token so that the service installed on the cluster is not open"
+                .into(),
+        ));
+    };
     let client = client_of(&state, parsed).await?;
     let install = Install {
         storage_size: match request.storage_size {
@@ -105,7 +114,7 @@ pub(crate) async fn setup(
             None => StorageSize::new("1Gi")?,
         },
         cluster_id: cluster.clone(),
-        token: state.local_token.clone(),
+        token: Some(token),
     };
     ConfigService::new(&client, &state.config_service, TARGET)
         .setup(&install)

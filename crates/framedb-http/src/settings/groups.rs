@@ -26,9 +26,15 @@ pub struct ServeSettings {
     pub listen: SocketAddr,
 
     /// Bearer token this server's API requires on every route but /healthz. Without it
-    /// the API is open, and the log says so.
+    /// the API is open, and the log says so; on an address other than loopback the server
+    /// then refuses to start, unless --allow-open-api is given.
     #[arg(long, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// Serve without --token on an address other than loopback: the API is then open to
+    /// anyone who can reach it.
+    #[arg(long, env = "FRAMEDB_ALLOW_OPEN_API")]
+    pub allow_open_api: bool,
 }
 
 impl Default for ServeSettings {
@@ -36,6 +42,7 @@ impl Default for ServeSettings {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("a socket address"),
             token: None,
+            allow_open_api: false,
         }
     }
 }
@@ -45,7 +52,7 @@ impl ServeSettings {
     pub fn loopback() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: None,
+            ..Self::default()
         }
     }
 }
@@ -238,7 +245,9 @@ pub struct FleetSettings {
     )]
     pub known_clusters: Vec<ClusterId>,
 
-    /// The token local config services require (defaults to --token).
+    /// The token local config services require, which setup installs with them. It is
+    /// never this server's own --token, which stays with the global service; the embedded
+    /// default generates one when none is given.
     #[arg(long, env = "FRAMEDB_LOCAL_TOKEN", hide_env_values = true)]
     pub local_token: Option<String>,
 

@@ -50,12 +50,11 @@ pub struct GlobalSettings {
 }
 
 impl GlobalSettings {
-    /// The token local services require: `--local-token`, else this server's own.
+    /// The token local services require: `--local-token` (never this server's own).
     pub fn local_token(&self) -> Option<String> {
         self.fleet
             .local_token
             .clone()
-            .or_else(|| self.serve.token.clone())
             .filter(|token| !token.is_empty())
     }
 }

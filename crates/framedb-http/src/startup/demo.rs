@@ -18,6 +18,7 @@ use crate::settings::{GlobalSettings, LocalSettings, ServeSettings, SimulateSett
 pub(super) async fn start_embedded(
     settings: &GlobalSettings,
     directory: &ClusterDirectory,
+    token: String,
 ) -> Result<(SimFleet, Vec<Running>), StartError> {
     let fleet = SimFleet::demo(settings.demo.ready_after()).await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
@@ -26,7 +27,7 @@ pub(super) async fn start_embedded(
         let id = ClusterId::new(simulator.name()).map_err(|e| StartError::Domain(e.into()))?;
         let local = LocalSettings {
             serve: ServeSettings {
-                token: settings.local_token(),
+                token: Some(token.clone()),
                 ..ServeSettings::loopback()
             },
             mongo: Default::default(),

@@ -8,7 +8,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
-use super::{Adapters, App, Clusters, StartError, bind};
+use super::{Adapters, App, Clusters, StartError, bind, check_open, random_token};
 use crate::api::{ApiToken, AppState, router};
 use crate::remote::{ClusterDirectory, RemoteClusters};
 use crate::settings::GlobalSettings;
@@ -22,6 +22,8 @@ pub struct GlobalParts {
     /// Where `/framedb-config/setup` records the local services it installs: the
     /// directory of the remote clusters, when the clusters are reached through them.
     pub directory: Option<Arc<ClusterDirectory>>,
+    /// The token local services require, which setup installs with them.
+    pub local_token: Option<String>,
 }
 
 /// The global API on `parts`, with the token, timeouts and local token of `settings`.
@@ -30,6 +32,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
         registry,
         clusters,
         directory,
+        local_token,
     } = parts;
     let service = ProvisioningService::new(registry, clusters.deployer, clusters.ports);
     router(AppState {
@@ -38,7 +41,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
         kube_timeouts: settings.kube.timeouts(),
         directory,
         token: ApiToken::new(settings.serve.token.clone()),
-        local_token: settings.local_token(),
+        local_token,
     })
 }
 
@@ -51,15 +54,14 @@ impl App {
     /// # Errors
     /// When the registry or a cluster cannot be configured, or an address not bound.
     pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Result<App, StartError> {
-        if settings.serve.token.as_deref().is_none_or(str::is_empty) {
-            tracing::warn!("no --token: the API is open to anyone who can reach its address");
-        }
+        check_open(&settings.serve)?;
         let registry = match adapters.registry {
             Some(registry) => registry,
             None => registry(&settings.mongo, "global").await?,
         };
         let mut beside = Vec::new();
         let mut keep: Option<Box<dyn Send>> = None;
+        let mut local_token = settings.local_token();
         let (clusters, directory) = match adapters.clusters {
             Some(clusters) => (clusters, None),
             None if settings.fleet.is_direct() => (direct_clusters(settings).await?, None),
@@ -78,13 +80,16 @@ impl App {
                     directory.insert(id.clone(), url);
                 }
                 if settings.fleet.names_no_cluster() {
-                    let demo = embedded(settings, &directory).await?;
+                    // The embedded local services get a token of their own, never the
+                    // global API's.
+                    let token = local_token.get_or_insert_with(random_token).clone();
+                    let demo = embedded(settings, &directory, token).await?;
                     beside = demo.locals;
                     keep = Some(demo.keep);
                 }
                 let remote = RemoteClusters::new(
                     directory.clone(),
-                    settings.local_token(),
+                    local_token.clone(),
                     settings.fleet.remote_timeouts(),
                 )?;
                 (Clusters::of(Arc::new(remote)), Some(directory))
@@ -94,6 +99,7 @@ impl App {
             registry,
             clusters,
             directory,
+            local_token,
         };
         let listener = bind(settings.serve.listen).await?;
         Ok(App {
@@ -135,8 +141,9 @@ struct Embedded {
 async fn embedded(
     settings: &GlobalSettings,
     directory: &ClusterDirectory,
+    token: String,
 ) -> Result<Embedded, StartError> {
-    let (fleet, locals) = super::demo::start_embedded(settings, directory).await?;
+    let (fleet, locals) = super::demo::start_embedded(settings, directory, token).await?;
     Ok(Embedded {
         locals,
         keep: Box::new(fleet),
@@ -144,7 +151,11 @@ async fn embedded(
 }
 
 #[cfg(not(feature = "simulator"))]
-async fn embedded(_: &GlobalSettings, _: &ClusterDirectory) -> Result<Embedded, StartError> {
+async fn embedded(
+    _: &GlobalSettings,
+    _: &ClusterDirectory,
+    _: String,
+) -> Result<Embedded, StartError> {
     Err(StartError::Settings(
         "no cluster is named and this build has no simulator (cargo feature `simulator`): \
          name clusters with --local-service, --known-cluster, --cluster or --in-cluster"

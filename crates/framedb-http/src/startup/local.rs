@@ -7,7 +7,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
-use super::{Adapters, App, StartError, bind};
+use super::{Adapters, App, StartError, bind, check_open};
 use crate::api::ApiToken;
 use crate::api::local::{LocalState, Stopping, local_router};
 use crate::settings::LocalSettings;
@@ -36,11 +36,8 @@ impl App {
             Some(registry) => registry,
             None => registry(&settings.mongo, "local").await?,
         };
+        check_open(&settings.serve)?;
         let token = ApiToken::new(settings.serve.token.clone());
-        if !token.is_set() {
-            tracing::warn!(cluster_id = %cluster,
-                "local config service without a token: its API is open to anyone who can reach its address");
-        }
         let (stopping, stop) = watch::channel(false);
         let state = LocalState {
             cluster_id: cluster.clone(),

@@ -31,6 +31,8 @@ use tokio::task::JoinHandle;
 
 pub use global::{GlobalParts, global_router};
 
+use crate::settings::ServeSettings;
+
 /// Adapters that a caller supplies instead of those the settings name: a test's registry
 /// that fails on purpose, a benchmark's in-memory clusters, an embedding program's own.
 #[derive(Clone, Default)]
@@ -210,6 +212,43 @@ impl Running {
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?
     }
+}
+
+/// Refuses an open API (no token) on an address other than loopback, unless the
+/// operator said they mean it; warns about an open API on loopback.
+fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
+    if serve
+        .token
+        .as_deref()
+        .is_some_and(|token| !token.is_empty())
+    {
+        return Ok(());
+    }
+    if serve.listen.ip().is_loopback() {
+        tracing::warn!("no --token: the API is open to anyone who can reach its loopback address");
+        return Ok(());
+    }
+    if serve.allow_open_api {
+        tracing::warn!(address = %serve.listen,
+            "no --token and --allow-open-api: the API is open to anyone who can reach its address");
+        return Ok(());
+    }
+    Err(StartError::Settings(format!(
+        "refusing to serve an API without a token on {}, an address other than loopback: set \
+         --token (FRAMEDB_API_TOKEN), or --allow-open-api if the API is meant to be open",
+        serve.listen
+    )))
+}
+
+/// A secret token of 256 bits from the operating system's random source, URL-safe.
+///
+/// # Panics
+/// When the operating system has no random source to read.
+fn random_token() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Binds `address`, naming the error after it.

@@ -282,14 +282,13 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
     let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
     let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
     let directory = Arc::new(ClusterDirectory::new());
-    let mut settings = GlobalSettings::default();
-    settings.fleet.local_token = Some("local-s3cret".into());
     let parts = GlobalParts {
         registry: Arc::new(InMemoryRegistry::new()),
         clusters: Clusters::of(fleet),
         directory: Some(directory.clone()),
+        local_token: Some("local-s3cret".into()),
     };
-    let app = global_router(&settings, parts);
+    let app = global_router(&GlobalSettings::default(), parts);
     let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.1.2.3:32566"}).to_string();
     let (status, answer) =
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
@@ -333,4 +332,35 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
         env.iter()
             .any(|e| e.name == "FRAMEDB_CLUSTER_ID" && e.value.as_deref() == Some("edge-7"))
     );
+}
+
+#[tokio::test]
+async fn setup_without_a_token_for_the_local_service_installs_nothing() {
+    use std::time::Duration;
+
+    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::Clusters;
+    use framedb_http::settings::GlobalSettings;
+    use framedb_http::startup::{GlobalParts, global_router};
+    use k8s_openapi::api::core::v1::Namespace;
+
+    let sim = Simulator::start(SimConfig::new("open")).await.unwrap();
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let parts = GlobalParts {
+        registry: Arc::new(InMemoryRegistry::new()),
+        clusters: Clusters::of(fleet),
+        directory: None,
+        local_token: None,
+    };
+    let app = global_router(&GlobalSettings::default(), parts);
+    let body = json!({"kube_config": kubeconfig_of(&sim)}).to_string();
+    let (status, answer) =
+        super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(assert_failure(&answer, "invalid_input").contains("--local-token"));
+    let namespace = kube::Api::<Namespace>::all(sim.client().await)
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(namespace.is_none(), "nothing was installed");
 }

@@ -27,6 +27,9 @@ use tower::ServiceExt;
 /// Where the instance endpoints live.
 pub const BASE: &str = "/global/framedb/persistent-instances";
 
+/// The token the test apps give local config services.
+pub const LOCAL_TOKEN: &str = "test-local-token";
+
 /// A router on a fresh in-memory registry and fleet (instances ready at once), with the
 /// adapters returned so that tests can look behind the API.
 pub struct TestApp {
@@ -88,6 +91,7 @@ pub fn app(
         registry,
         clusters: Clusters { deployer, ports },
         directory: None,
+        local_token: Some(LOCAL_TOKEN.into()),
     };
     global_router(&GlobalSettings::default(), parts)
 }

@@ -147,3 +147,35 @@ async fn a_client_hanging_up_mid_create_does_not_cut_the_create_in_half() {
     let cluster = ClusterId::new("cluster-01").unwrap();
     assert_eq!(fleet.workloads(&cluster).unwrap(), [id]);
 }
+
+#[tokio::test]
+async fn an_api_without_a_token_is_refused_off_loopback_unless_allowed() {
+    use framedb_http::settings::{GlobalSettings, ServeSettings};
+    use framedb_http::{Adapters, App, Clusters, StartError};
+
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let adapters = Adapters {
+        registry: Some(Arc::new(InMemoryRegistry::new())),
+        clusters: Some(Clusters::of(fleet)),
+    };
+    let open = GlobalSettings {
+        serve: ServeSettings {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            ..ServeSettings::default()
+        },
+        ..GlobalSettings::default()
+    };
+    let refused = App::global(&open, adapters.clone()).await.err().unwrap();
+    assert!(matches!(refused, StartError::Settings(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("--allow-open-api"),
+        "{refused}"
+    );
+
+    let mut tokened = open.clone();
+    tokened.serve.token = Some("t0k".into());
+    assert!(App::global(&tokened, adapters.clone()).await.is_ok());
+    let mut allowed = open;
+    allowed.serve.allow_open_api = true;
+    assert!(App::global(&allowed, adapters).await.is_ok());
+}
