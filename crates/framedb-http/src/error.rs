@@ -52,6 +52,26 @@ pub enum ApiError {
     /// The path exists but not with this method.
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
+
+    /// The server is serving as many requests (or status streams) as it may at once.
+    #[error("the server is serving its limit of {limit} {what} at once; try again shortly")]
+    Overloaded {
+        /// What is limited: "requests" or "status streams".
+        what: &'static str,
+        /// The limit.
+        limit: u32,
+    },
+
+    /// The request took longer than the server's per-request limit.
+    #[error(
+        "the request did not finish within {} s; a create or delete under way goes on, and \
+         its outcome can be read back",
+        after.as_secs()
+    )]
+    RequestTimeout {
+        /// The limit that passed.
+        after: std::time::Duration,
+    },
 }
 
 impl ApiError {
@@ -89,6 +109,8 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", own()),
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", own()),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
+            Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", own()),
+            Self::RequestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
         }
     }
 

@@ -46,6 +46,10 @@ pub(crate) struct LocalState {
     /// Turns true when the service shuts down: status streams then end, so that a
     /// graceful shutdown does not wait for them.
     pub stopping: Stopping,
+    /// One permit per status stream that may be open at once.
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// How many that is.
+    pub max_streams: u32,
 }
 
 /// A flag that turns true when a service begins to shut down; the default never does.
@@ -70,7 +74,7 @@ impl Stopping {
 }
 
 /// The local API.
-pub(crate) fn local_router(state: LocalState) -> Router {
+pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
     let token = state.token.clone();
     let api = Router::new()
         .route(paths::FREE_PORTS, get(free_port))
@@ -79,7 +83,7 @@ pub(crate) fn local_router(state: LocalState) -> Router {
         .route(paths::STATUSES, post(statuses))
         .route(paths::STATUS_WATCH, get(watch_statuses))
         .with_state(Arc::new(state));
-    finish(api, token)
+    finish(api, token, bounds)
 }
 
 async fn free_port(
@@ -170,26 +174,34 @@ fn book_line(book: &StatusBook) -> Bytes {
 }
 
 async fn watch_statuses(State(state): State<Arc<LocalState>>) -> Result<Response> {
+    // Held for as long as the stream is open.
+    let Ok(slot) = state.streams.clone().try_acquire_owned() else {
+        return Err(ApiError::Overloaded {
+            what: "status streams",
+            limit: state.max_streams,
+        });
+    };
     let feed = state.deployer.follow(&state.cluster_id).await?;
     let stopping = Box::pin(state.stopping.clone().wait());
-    let start = (feed, stopping, true);
-    let lines = futures_util::stream::unfold(start, |(mut feed, mut stopping, first)| async move {
-        if !first {
-            let next = async {
-                // A change, or the heartbeat's time; a deployer without a watch closes its
-                // feed at once, and then only the heartbeat is left.
-                if let Ok(Err(_)) = tokio::time::timeout(HEARTBEAT, feed.changed()).await {
-                    tokio::time::sleep(HEARTBEAT).await;
+    let start = (feed, stopping, slot, true);
+    let lines =
+        futures_util::stream::unfold(start, |(mut feed, mut stopping, slot, first)| async move {
+            if !first {
+                let next = async {
+                    // A change, or the heartbeat's time; a deployer without a watch closes its
+                    // feed at once, and then only the heartbeat is left.
+                    if let Ok(Err(_)) = tokio::time::timeout(HEARTBEAT, feed.changed()).await {
+                        tokio::time::sleep(HEARTBEAT).await;
+                    }
+                };
+                tokio::select! {
+                    () = &mut stopping => return None,
+                    () = next => {}
                 }
-            };
-            tokio::select! {
-                () = &mut stopping => return None,
-                () = next => {}
             }
-        }
-        let line = book_line(&feed.borrow_and_update());
-        Some((Ok::<_, Infallible>(line), (feed, stopping, false)))
-    });
+            let line = book_line(&feed.borrow_and_update());
+            Some((Ok::<_, Infallible>(line), (feed, stopping, slot, false)))
+        });
     Ok((
         [(CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(lines),

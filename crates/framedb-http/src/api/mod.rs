@@ -5,11 +5,13 @@
 
 mod answer;
 mod auth;
+mod bounds;
 mod config_service;
 mod instances;
 pub(crate) mod local;
 
 pub use auth::ApiToken;
+pub(crate) use bounds::Bounds;
 
 use std::sync::Arc;
 
@@ -45,7 +47,7 @@ pub(crate) struct AppState {
 }
 
 /// The global API.
-pub(crate) fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
     const BASE: &str = "/global/framedb/persistent-instances";
     let token = state.token.clone();
     let api = Router::new()
@@ -68,12 +70,13 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         // Behind an `Arc`, so that each request's handler gets it for one reference count.
         .with_state(Arc::new(state));
-    finish(api, token)
+    finish(api, token, bounds)
 }
 
 /// What both APIs share: `/healthz` (open), the token check on everything else, the
-/// JSON answers for unknown routes and methods, the body limit, and request logs.
-pub(crate) fn finish(api: Router, token: ApiToken) -> Router {
+/// JSON answers for unknown routes and methods, the body limit, the bounds on requests,
+/// and request logs.
+pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
     api.fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -82,6 +85,10 @@ pub(crate) fn finish(api: Router, token: ApiToken) -> Router {
         ))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            bounds,
+            bounds::bounded,
+        ))
         // A DEBUG line per request (method, path, status, latency; `RUST_LOG=tower_http=debug`
         // turns them on): at INFO, formatting and writing them cost a third of a read's
         // time. Server errors are logged at ERROR regardless. Bodies are never logged.

@@ -35,6 +35,19 @@ pub struct ServeSettings {
     /// anyone who can reach it.
     #[arg(long, env = "FRAMEDB_ALLOW_OPEN_API")]
     pub allow_open_api: bool,
+
+    /// Seconds a client may take to send a request's headers before it is disconnected.
+    #[arg(long, env = "FRAMEDB_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request may take before it is answered 504 (a create or delete under way
+    /// still finishes; status streams are not cut).
+    #[arg(long, env = "FRAMEDB_REQUEST_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+
+    /// Requests served at once; more are answered 503 at once.
+    #[arg(long, env = "FRAMEDB_MAX_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests: u32,
 }
 
 impl Default for ServeSettings {
@@ -43,6 +56,9 @@ impl Default for ServeSettings {
             listen: DEFAULT_LISTEN.parse().expect("a socket address"),
             token: None,
             allow_open_api: false,
+            header_timeout_secs: 10,
+            request_timeout_secs: 60,
+            max_requests: 1024,
         }
     }
 }

@@ -71,6 +71,11 @@ pub struct ClusterSettings {
     /// account.
     #[arg(long, env = "FRAMEDB_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// Status streams served at once (each global replica follows one); more are answered
+    /// 503.
+    #[arg(long, env = "FRAMEDB_MAX_STATUS_STREAMS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_status_streams: u32,
 }
 
 /// A cluster's local config service: the internal API that does the Kubernetes work for
@@ -103,6 +108,7 @@ impl LocalSettings {
             cluster: ClusterSettings {
                 cluster_id,
                 kubeconfig,
+                max_status_streams: 16,
             },
             mongo: MongoSettings::default(),
             kube: KubeSettings::default(),

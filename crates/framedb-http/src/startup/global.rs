@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
 use super::{Adapters, App, Clusters, StartError, bind, check_open, random_token};
-use crate::api::{ApiToken, AppState, router};
+use crate::api::{ApiToken, AppState, Bounds, router};
 use crate::remote::{ClusterDirectory, RemoteClusters};
 use crate::settings::GlobalSettings;
 
@@ -35,14 +35,18 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
         local_token,
     } = parts;
     let service = ProvisioningService::new(registry, clusters.deployer, clusters.ports);
-    router(AppState {
-        service,
-        config_service: Arc::default(),
-        kube_timeouts: settings.kube.timeouts(),
-        directory,
-        token: ApiToken::new(settings.serve.token.clone()),
-        local_token,
-    })
+    let bounds = Bounds::of(&settings.serve);
+    router(
+        AppState {
+            service,
+            config_service: Arc::default(),
+            kube_timeouts: settings.kube.timeouts(),
+            directory,
+            token: ApiToken::new(settings.serve.token.clone()),
+            local_token,
+        },
+        bounds,
+    )
 }
 
 impl App {
@@ -105,6 +109,7 @@ impl App {
         Ok(App {
             name: "framedb-server".into(),
             listener,
+            header_timeout: std::time::Duration::from_secs(settings.serve.header_timeout_secs),
             router: global_router(settings, parts),
             stopping: watch::channel(false).0,
             beside,

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
 use super::{Adapters, App, StartError, bind, check_open};
-use crate::api::ApiToken;
 use crate::api::local::{LocalState, Stopping, local_router};
+use crate::api::{ApiToken, Bounds};
 use crate::settings::LocalSettings;
 
 impl App {
@@ -47,13 +47,18 @@ impl App {
             ports: fleet,
             token,
             stopping: Stopping::on(stop),
+            streams: Arc::new(tokio::sync::Semaphore::new(
+                settings.cluster.max_status_streams as usize,
+            )),
+            max_streams: settings.cluster.max_status_streams,
         };
         let listener = bind(settings.serve.listen).await?;
         tracing::info!(cluster_id = %cluster, "local config service");
         Ok(App {
             name: format!("local config service of {cluster}"),
             listener,
-            router: local_router(state),
+            header_timeout: std::time::Duration::from_secs(settings.serve.header_timeout_secs),
+            router: local_router(state, Bounds::of(&settings.serve)),
             stopping,
             beside: Vec::new(),
             keep: None,

@@ -18,6 +18,7 @@ mod clients;
 pub mod demo;
 mod global;
 mod local;
+mod serve;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -98,6 +99,8 @@ pub struct App {
     name: String,
     listener: TcpListener,
     router: Router,
+    /// How long a client may take to send a request's headers.
+    header_timeout: std::time::Duration,
     /// Turns true when the service begins to shut down (its status streams end then).
     stopping: watch::Sender<bool>,
     /// Services that run beside this one and stop after it (the embedded default's local
@@ -148,18 +151,18 @@ impl App {
             name,
             listener,
             router,
+            header_timeout,
             stopping,
             beside,
             keep,
         } = self;
         let address = listener.local_addr()?;
         tracing::info!(%address, "{name} listening on http://{address}");
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stopping.send_replace(true);
-            })
-            .await;
+        serve::serve(listener, router, header_timeout, async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        })
+        .await;
         // After this service, so that its last calls to them were answered.
         for service in beside {
             if let Err(error) = service.stop().await {
@@ -168,7 +171,7 @@ impl App {
         }
         drop(keep);
         tracing::info!("{name} stopped");
-        served
+        Ok(())
     }
 
     /// Serves on a task of the current runtime until [`Running::stop`].

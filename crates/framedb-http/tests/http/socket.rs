@@ -179,3 +179,135 @@ async fn an_api_without_a_token_is_refused_off_loopback_unless_allowed() {
     allowed.serve.allow_open_api = true;
     assert!(App::global(&allowed, adapters).await.is_ok());
 }
+
+/// The global service on in-memory adapters whose deploys take `delay`, with `serve`'s
+/// bounds, on a free loopback port.
+async fn bounded_server(
+    serve: framedb_http::settings::ServeSettings,
+    delay: Duration,
+) -> (framedb_http::Running, Arc<InMemoryRegistry>) {
+    use framedb_http::settings::GlobalSettings;
+    use framedb_http::{Adapters, App, Clusters};
+
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let registry = Arc::new(InMemoryRegistry::new());
+    let slow = Arc::new(SlowDeployer {
+        inner: fleet.clone(),
+        delay,
+    });
+    let adapters = Adapters {
+        registry: Some(registry.clone()),
+        clusters: Some(Clusters {
+            deployer: slow,
+            ports: fleet,
+        }),
+    };
+    let settings = GlobalSettings {
+        serve,
+        ..GlobalSettings::default()
+    };
+    let app = App::global(&settings, adapters).await.unwrap();
+    (app.spawn(), registry)
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let serve = framedb_http::settings::ServeSettings {
+        header_timeout_secs: 1,
+        ..framedb_http::settings::ServeSettings::loopback()
+    };
+    let (server, _) = bounded_server(serve, Duration::ZERO).await;
+    let mut slow = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // The last line of headers never comes: the server hangs up (with or without a 408).
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), slow.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection");
+    assert!(closed.is_err() || !String::from_utf8_lossy(&answer).contains("200 OK"));
+    // Others are still served.
+    let health = reqwest::get(format!("{}/healthz", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_is_504_and_its_create_still_completes() {
+    let serve = framedb_http::settings::ServeSettings {
+        request_timeout_secs: 1,
+        ..framedb_http::settings::ServeSettings::loopback()
+    };
+    let (server, registry) = bounded_server(serve, Duration::from_millis(1500)).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}{BASE}", server.url()))
+        .json(&create_body("tidb-001", "cluster-01", "node-a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "timeout", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("within 1 s"),
+        "{body}"
+    );
+    let id = FramedbId::new("tidb-001").unwrap();
+    let mut record = registry.get(&id).await.unwrap();
+    for _ in 0..100 {
+        if record.port.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        record = registry.get(&id).await.unwrap();
+    }
+    assert_eq!(
+        record.port,
+        Some(30900),
+        "the create finished on its own task"
+    );
+}
+
+#[tokio::test]
+async fn requests_past_the_limit_are_503_at_once() {
+    let serve = framedb_http::settings::ServeSettings {
+        max_requests: 1,
+        ..framedb_http::settings::ServeSettings::loopback()
+    };
+    let (server, _) = bounded_server(serve, Duration::from_millis(800)).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}{BASE}", server.url());
+    let first = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&create_body("tidb-001", "cluster-01", "node-a"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Wait until the first create holds the only slot (its record exists).
+    let mut refused = None;
+    for _ in 0..100 {
+        let response = client.get(format!("{url}/tidb-001")).send().await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(response.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = refused.expect("a second request while the first runs is refused");
+    assert_eq!(refused["error"], "overloaded", "{refused}");
+    assert_eq!(first.await.unwrap(), StatusCode::CREATED);
+    let after = client.get(format!("{url}/tidb-001")).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::OK, "the slot is free again");
+}
