@@ -9,9 +9,12 @@
 //!
 //! - `parse`: the checks of §3 and the building of [`Expr`];
 //! - `pattern`: `$regex`, moved from MongoDB's PCRE dialect onto the `regex` crate;
+//! - `backtrack`: the `$regex` patterns refused because PCRE can take exponential time on
+//!   them;
 //! - `eval`: matching a record, with MongoDB's path and comparison semantics;
 //! - `order`: sort keys and the query window.
 
+mod backtrack;
 mod eval;
 mod order;
 mod parse;
@@ -189,8 +192,10 @@ impl Pattern {
     ///
     /// # Errors
     /// [`crate::Error::Invalid`] when the pattern is longer than [`MAX_REGEX_LEN`], holds a
-    /// NUL, uses syntax that cannot be matched faithfully (lookaround, backreferences), or
-    /// when the options hold letters other than `imsx`.
+    /// NUL, uses syntax that cannot be matched faithfully (lookaround, backreferences), has
+    /// a shape a backtracking engine can take exponential time on (nested quantifiers such
+    /// as `(a+)+`, or alternatives under a repetition that can start alike or match
+    /// nothing, such as `(x|x)*`), or when the options hold letters other than `imsx`.
     pub fn new(source: &str, options: &str) -> Result<Self> {
         pattern::compile(source, options)
     }

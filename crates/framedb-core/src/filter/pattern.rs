@@ -1,7 +1,8 @@
 //! `$regex`: MongoDB matches with PCRE, the in-memory registry with the `regex` crate. The
 //! pattern is rewritten where the two dialects read the same text differently, so that both
 //! registries give the same answers; constructs the crate lacks (lookaround,
-//! backreferences) are refused rather than approximated.
+//! backreferences) are refused rather than approximated, and so are the shapes on which
+//! PCRE's backtracking can take exponential time (`backtrack`).
 //!
 //! The differences handled: MongoDB compiles in UTF mode without Unicode properties, so
 //! `\d \w \s \b` are ASCII there but Unicode in the crate; PCRE's `\v` is vertical
@@ -11,8 +12,9 @@
 //! before a final newline.
 
 use regex::RegexBuilder;
+use regex_syntax::ast::Span;
 
-use super::{MAX_REGEX_LEN, Pattern};
+use super::{MAX_REGEX_LEN, Pattern, backtrack};
 use crate::error::{Error, Result};
 
 /// Most memory one compiled pattern may use, so a short pattern cannot expand into a huge
@@ -53,7 +55,7 @@ pub(super) fn compile(source: &str, options: &str) -> Result<Pattern> {
         )));
     }
     let translated = translate(source)?;
-    let regex = RegexBuilder::new(&translated)
+    let regex = RegexBuilder::new(&translated.text)
         .case_insensitive(options.contains('i'))
         .multi_line(options.contains('m'))
         .dot_matches_new_line(options.contains('s'))
@@ -62,6 +64,16 @@ pub(super) fn compile(source: &str, options: &str) -> Result<Pattern> {
         .dfa_size_limit(DFA_SIZE_LIMIT)
         .build()
         .map_err(refused)?;
+    // The crate matches any pattern in linear time; MongoDB's engine does not. Checked
+    // after compiling, so that syntax the crate lacks (backreferences, lookaround) keeps
+    // the crate's own reason.
+    backtrack::check(
+        &translated.text,
+        options.contains('x'),
+        options.contains('i'),
+        &|span| translated.quote(source, span).to_owned(),
+    )
+    .map_err(Error::invalid)?;
     Ok(Pattern {
         source: source.to_owned(),
         options: options.to_owned(),
@@ -110,13 +122,30 @@ fn refused(error: regex::Error) -> Error {
     }
 }
 
+/// A pattern rewritten into the crate's syntax, and where each of its bytes came from.
+struct Translated {
+    text: String,
+    /// For each byte of `text` and one past its end, the offset in the caller's pattern
+    /// of the piece that byte was written for.
+    origin: Vec<usize>,
+}
+
+impl Translated {
+    /// The part of `source` that `span` of the translation was written for.
+    fn quote<'s>(&self, source: &'s str, span: &Span) -> &'s str {
+        &source[self.origin[span.start.offset]..self.origin[span.end.offset]]
+    }
+}
+
 /// Rewrites a PCRE pattern into the crate's syntax with the same meaning (see the module
 /// documentation for what differs).
-fn translate(source: &str) -> Result<String> {
+fn translate(source: &str) -> Result<Translated> {
     let mut out = String::with_capacity(source.len() + 16);
+    let mut origin = Vec::with_capacity(source.len() + 16);
     let mut in_class = false;
     let mut rest = source;
     while let Some(c) = rest.chars().next() {
+        let start = source.len() - rest.len();
         rest = &rest[c.len_utf8()..];
         match c {
             '\\' => {
@@ -174,8 +203,10 @@ fn translate(source: &str) -> Result<String> {
             }
             other => out.push(other),
         }
+        origin.resize(out.len(), start);
     }
-    Ok(out)
+    origin.resize(out.len() + 1, source.len());
+    Ok(Translated { text: out, origin })
 }
 
 /// Writes the crate's form of PCRE's `\escaped`.

@@ -314,7 +314,7 @@ fn rejects_bad_and_unbounded_regexes() {
     );
     assert_rejected(
         json!({"node_id": {"$regex": "(a)\\1"}}),
-        "not a supported regular expression",
+        "not a supported regular expression (backreferences are not supported)",
     );
     assert_rejected(
         json!({"node_id": {"$regex": "(unclosed"}}),
@@ -337,6 +337,29 @@ fn rejects_bad_and_unbounded_regexes() {
         json!({"node_id": {"$not": {"$regex": "(?<=a)b"}}}),
         "not a supported",
     );
+}
+
+/// Shapes on which MongoDB's backtracking engine can take exponential time are refused
+/// (the rule and its cases are in `backtrack`), wherever a `$regex` appears.
+#[test]
+fn rejects_regexes_that_backtrack_exponentially() {
+    assert!(matches!(
+        Filter::parse(&json!({"metadata.x": {"$regex": "^(a+)+$"}})),
+        Err(Error::Invalid(_))
+    ));
+    assert_rejected(
+        json!({"metadata.x": {"$regex": "^(a+)+$"}}),
+        "nested quantifiers: 'a+' inside the repeated '(a+)+'",
+    );
+    assert_rejected(
+        json!({"node_id": {"$regex": "(X|x)*y", "$options": "i"}}),
+        "overlapping alternatives: 'X' and 'x'",
+    );
+    assert_rejected(
+        json!({"$or": [{"port": 1}, {"node_id": {"$not": {"$regex": "(a|)*"}}}]}),
+        "can match the empty string",
+    );
+    Filter::parse(&json!({"node_id": {"$regex": "^(prod|staging)-\\d+$"}})).unwrap();
 }
 
 // ---- matching: fields of the record ----

@@ -151,7 +151,18 @@ async fn bad_filters_are_400() {
         (json!({"port": {"$foo": 1}}), "$foo"),
         (json!({"$jsonSchema": {}}), "$jsonSchema"),
         (json!({"public_url": "x"}), "public_url"),
-        (json!({"metadata.team": {"$regex": "(a)\\1"}}), "regex"),
+        (
+            json!({"metadata.team": {"$regex": "(a)\\1"}}),
+            "backreferences",
+        ),
+        (
+            json!({"metadata.team": {"$regex": "^(a+)+$"}}),
+            "nested quantifiers",
+        ),
+        (
+            json!({"metadata.team": {"$regex": "(x|x)*y"}}),
+            "overlapping alternatives",
+        ),
         (json!(["cluster_id"]), "object"),
         (deep, "deep"),
         (json!({"metadata.blob": "x".repeat(17 * 1024)}), "16 KiB"),

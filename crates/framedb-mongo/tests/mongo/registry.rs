@@ -210,7 +210,8 @@ async fn foreign_documents_are_internal_errors() {
 
 /// What reaches the server: every `find` carries a filter made only of the operators the
 /// filter allows (README, "The API"), the configured `maxTimeMS`, and the query's sort, skip and limit; a filter
-/// with server-side code is refused before anything is sent.
+/// with server-side code, or a `$regex` on which the server's backtracking engine could take
+/// exponential time, is refused before anything is sent.
 #[tokio::test]
 async fn only_rendered_filters_reach_the_server() {
     let Some(uri) = mongodb_uri("only_rendered_filters_reach_the_server") else {
@@ -243,6 +244,12 @@ async fn only_rendered_filters_reach_the_server() {
         json!({"$expr": {"$gt": ["$port", 0]}}),
         json!({"metadata.x": {"$accumulator": {}}}),
         json!({"metadata.x": {"$eq": {"$where": "1"}}}),
+        json!({"metadata.x": {"$regex": "^(a+)+$"}}),
+        json!({"metadata.x": {"$regex": "(\\w+\\s?)*$"}}),
+        json!({"metadata.x": {"$regex": "(x|x)*y"}}),
+        json!({"metadata.x": {"$regex": "(a|ab)*c", "$options": "i"}}),
+        json!({"metadata.x": {"$not": {"$regex": "(a|a?)+$"}}}),
+        json!({"metadata.x": {"$regex": "(a)\\1"}}),
     ] {
         assert!(
             matches!(Filter::parse(&forbidden), Err(Error::Invalid(_))),
