@@ -4,12 +4,12 @@
 //! finishes anyway, so nothing is left half-made).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 use crate::settings::ServeSettings;
@@ -18,7 +18,9 @@ use crate::settings::ServeSettings;
 #[derive(Debug, Clone)]
 pub(crate) struct Bounds {
     request_timeout: Duration,
-    permits: Arc<Semaphore>,
+    /// Requests being served. A counter rather than a semaphore: refused requests never
+    /// wait, and a semaphore's release takes a lock on every request.
+    serving: Arc<AtomicU32>,
     limit: u32,
 }
 
@@ -27,9 +29,25 @@ impl Bounds {
     pub fn of(serve: &ServeSettings) -> Self {
         Self {
             request_timeout: Duration::from_secs(serve.request_timeout_secs),
-            permits: Arc::new(Semaphore::new(serve.max_requests as usize)),
+            serving: Arc::default(),
             limit: serve.max_requests,
         }
+    }
+
+    /// A slot for one request, if fewer than the limit are being served.
+    fn enter(&self) -> Option<Slot<'_>> {
+        let before = self.serving.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(&self.serving);
+        (before < self.limit).then_some(slot)
+    }
+}
+
+/// One request being served; dropping it frees its slot.
+struct Slot<'a>(&'a AtomicU32);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -40,7 +58,7 @@ pub(crate) async fn bounded(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Ok(_permit) = bounds.permits.try_acquire() else {
+    let Some(_slot) = bounds.enter() else {
         return Err(ApiError::Overloaded {
             what: "requests",
             limit: bounds.limit,
