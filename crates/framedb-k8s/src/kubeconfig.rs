@@ -123,6 +123,66 @@ fn check_inline_only(kubeconfig: &Kubeconfig) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a kubeconfig whose cluster (the one its current context, or its first one,
+/// points at) FrameDB should not call on a caller's behalf, unless `allow_insecure`:
+/// an API server on a loopback, link-local or unspecified address (the global service's
+/// own host, or a cloud's metadata service: a caller could probe them through setup),
+/// plain `http://` (the kubeconfig's credentials would cross the network in clear), or
+/// `insecure-skip-tls-verify`. Host names are checked as written; a name that resolves to
+/// such an address is not caught here.
+///
+/// # Errors
+/// [`Error::Kubeconfig`] with a sentence that quotes none of the kubeconfig's values.
+pub fn check_server(kubeconfig: &Kubeconfig, allow_insecure: bool) -> Result<()> {
+    if allow_insecure {
+        return Ok(());
+    }
+    let refuse = |why: &str| {
+        Err(Error::Kubeconfig(format!(
+            "kube_config's cluster {why}; FrameDB only calls TLS-verified API servers on \
+             routable addresses unless its operator allows others (--allow-insecure-clusters)"
+        )))
+    };
+    let Some(cluster) = context_cluster(kubeconfig)
+        .and_then(|name| kubeconfig.clusters.iter().find(|c| c.name == name))
+        .and_then(|named| named.cluster.as_ref())
+    else {
+        return Ok(());
+    };
+    if cluster.insecure_skip_tls_verify == Some(true) {
+        return refuse("turns TLS verification off (insecure-skip-tls-verify)");
+    }
+    let Some(server) = cluster.server.as_deref() else {
+        return Ok(());
+    };
+    let Ok(url) = url::Url::parse(server) else {
+        return refuse("has a server that is not a URL");
+    };
+    if url.scheme() != "https" {
+        return refuse("is not served over https");
+    }
+    let private = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unicast_link_local()
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_link_local() || v4.is_unspecified())
+        }
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => true,
+    };
+    if private {
+        return refuse("is on a loopback, link-local or unspecified address");
+    }
+    Ok(())
+}
+
 /// The name of the cluster the kubeconfig's current context (or its first one) points at.
 pub fn context_cluster(kubeconfig: &Kubeconfig) -> Option<String> {
     let wanted = kubeconfig
@@ -244,6 +304,49 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn only_tls_verified_servers_on_routable_addresses_unless_allowed() {
+        let with = |server: &str, skip_verify: bool| {
+            let mut config = base();
+            config["clusters"][0]["cluster"]["server"] = json!(server);
+            if skip_verify {
+                config["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = json!(true);
+            }
+            parse(&config).unwrap()
+        };
+        for fine in [
+            "https://10.0.0.7:6443",
+            "https://api.example.com",
+            "https://[2001:db8::1]:6443",
+        ] {
+            check_server(&with(fine, false), false).unwrap();
+        }
+        for (refused, says) in [
+            ("https://127.0.0.1:6443", "loopback"),
+            ("https://localhost:6443", "loopback"),
+            ("https://api.localhost", "loopback"),
+            ("https://[::1]:6443", "loopback"),
+            ("https://[::ffff:127.0.0.1]", "loopback"),
+            ("https://169.254.169.254", "link-local"),
+            ("https://[fe80::1]", "link-local"),
+            ("https://0.0.0.0:6443", "unspecified"),
+            ("http://10.0.0.7:8080", "https"),
+        ] {
+            let config = with(refused, false);
+            let message = check_server(&config, false).unwrap_err().to_string();
+            assert!(message.contains(says), "{refused}: {message}");
+            assert!(
+                !message.contains("s3cr3t") && !message.contains(refused),
+                "{message}"
+            );
+            check_server(&config, true).unwrap();
+        }
+        let message = check_server(&with("https://10.0.0.7:6443", true), false)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("insecure-skip-tls-verify"), "{message}");
     }
 
     #[test]

@@ -48,6 +48,8 @@ async fn connect(state: &AppState, kube_config: &Value) -> Result<kube::Client> 
 }
 
 async fn client_of(state: &AppState, parsed: kube::config::Kubeconfig) -> Result<kube::Client> {
+    kubeconfig::check_server(&parsed, state.allow_insecure_clusters)
+        .map_err(framedb_core::Error::from)?;
     Ok(kubeconfig::client(parsed, state.kube_timeouts)
         .await
         .map_err(framedb_core::Error::from)?)

@@ -292,6 +292,12 @@ pub struct FleetSettings {
     /// (service-account credentials).
     #[arg(long, env = "FRAMEDB_IN_CLUSTER_ID")]
     pub in_cluster: Option<ClusterId>,
+
+    /// Let /framedb-config/* call API servers on loopback, link-local or unspecified
+    /// addresses, over plain http, or without TLS verification (the embedded default's
+    /// simulated clusters are such).
+    #[arg(long, env = "FRAMEDB_ALLOW_INSECURE_CLUSTERS")]
+    pub allow_insecure_clusters: bool,
 }
 
 impl Default for FleetSettings {
@@ -304,6 +310,7 @@ impl Default for FleetSettings {
             local_timeout_ms: 30000,
             clusters: Vec::new(),
             in_cluster: None,
+            allow_insecure_clusters: false,
         }
     }
 }

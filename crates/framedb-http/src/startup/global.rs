@@ -44,6 +44,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
             directory,
             token: ApiToken::new(settings.serve.token.clone()),
             local_token,
+            allow_insecure_clusters: settings.fleet.allow_insecure_clusters,
         },
         bounds,
     )
@@ -59,6 +60,12 @@ impl App {
     /// When the registry or a cluster cannot be configured, or an address not bound.
     pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Result<App, StartError> {
         check_open(&settings.serve)?;
+        let mut settings = settings.clone();
+        if settings.fleet.names_no_cluster() {
+            // The embedded default's clusters are simulated on loopback, over plain http.
+            settings.fleet.allow_insecure_clusters = true;
+        }
+        let settings = &settings;
         let registry = match adapters.registry {
             Some(registry) => registry,
             None => registry(&settings.mongo, "global").await?,

@@ -288,7 +288,9 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
         directory: Some(directory.clone()),
         local_token: Some("local-s3cret".into()),
     };
-    let app = global_router(&GlobalSettings::default(), parts);
+    let mut settings = GlobalSettings::default();
+    settings.fleet.allow_insecure_clusters = true;
+    let app = global_router(&settings, parts);
     let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.1.2.3:32566"}).to_string();
     let (status, answer) =
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
@@ -352,12 +354,54 @@ async fn setup_without_a_token_for_the_local_service_installs_nothing() {
         directory: None,
         local_token: None,
     };
-    let app = global_router(&GlobalSettings::default(), parts);
+    let mut settings = GlobalSettings::default();
+    settings.fleet.allow_insecure_clusters = true;
+    let app = global_router(&settings, parts);
     let body = json!({"kube_config": kubeconfig_of(&sim)}).to_string();
     let (status, answer) =
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(assert_failure(&answer, "invalid_input").contains("--local-token"));
+    let namespace = kube::Api::<Namespace>::all(sim.client().await)
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(namespace.is_none(), "nothing was installed");
+}
+
+#[tokio::test]
+async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
+    use std::time::Duration;
+
+    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::Clusters;
+    use framedb_http::settings::GlobalSettings;
+    use framedb_http::startup::{GlobalParts, global_router};
+    use k8s_openapi::api::core::v1::Namespace;
+
+    // The simulator listens on loopback, over plain http: a caller could point setup at
+    // the global service's own host this way.
+    let sim = Simulator::start(SimConfig::new("probe")).await.unwrap();
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let parts = GlobalParts {
+        registry: Arc::new(InMemoryRegistry::new()),
+        clusters: Clusters::of(fleet),
+        directory: None,
+        local_token: Some("local-s3cret".into()),
+    };
+    let app = global_router(&GlobalSettings::default(), parts);
+    for (method, path) in [
+        ("POST", "/framedb-config/setup"),
+        ("POST", "/framedb-config/status"),
+        ("DELETE", "/framedb-config/remove"),
+    ] {
+        let body = json!({"kube_config": kubeconfig_of(&sim)}).to_string();
+        let (status, answer) = super::send_raw(&app, method, path, Some(&body), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        let message = assert_failure(&answer, "invalid_input");
+        assert!(message.contains("--allow-insecure-clusters"), "{message}");
+        assert!(!message.contains("127.0.0.1"), "{message}");
+    }
     let namespace = kube::Api::<Namespace>::all(sim.client().await)
         .get_opt("framedb-config")
         .await

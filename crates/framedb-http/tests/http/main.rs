@@ -93,7 +93,10 @@ pub fn app(
         directory: None,
         local_token: Some(LOCAL_TOKEN.into()),
     };
-    global_router(&GlobalSettings::default(), parts)
+    // The tests' clusters are simulated on loopback, as the embedded default's are.
+    let mut settings = GlobalSettings::default();
+    settings.fleet.allow_insecure_clusters = true;
+    global_router(&settings, parts)
 }
 
 /// The global service on the given adapters, serving on a free loopback port until the
