@@ -38,6 +38,18 @@ pub enum Error {
     #[error("a persistent instance named '{0}' already exists")]
     AlreadyExists(FramedbId),
 
+    /// The cluster still runs registered instances, so its config service stays.
+    #[error(
+        "cluster '{cluster}' still has {instances} registered instance(s); delete them first, \
+         or remove with \"force\": true"
+    )]
+    ClusterInUse {
+        /// The cluster.
+        cluster: ClusterId,
+        /// How many instances are registered on it.
+        instances: usize,
+    },
+
     /// Every node port of the instance range is taken on this cluster.
     #[error("no free port in 30900-30999 is left on cluster '{0}'")]
     PortsExhausted(ClusterId),

@@ -330,6 +330,27 @@ impl ProvisioningService {
         self.with_live_status(records).await
     }
 
+    /// Refuses when `cluster` has registered instances: its config service must stay while
+    /// they run.
+    ///
+    /// # Errors
+    /// [`Error::ClusterInUse`] with their number; the registry's errors.
+    pub async fn check_unused(&self, cluster: &ClusterId) -> Result<()> {
+        // A cluster holds at most one instance per port, far below the default limit.
+        let records = self
+            .registry
+            .find(&Query::with_filter(Filter::cluster(cluster)))
+            .await?;
+        if records.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ClusterInUse {
+                cluster: cluster.clone(),
+                instances: records.len(),
+            })
+        }
+    }
+
     /// The instances matching a query, with their live status.
     ///
     /// # Errors

@@ -49,6 +49,10 @@ pub enum ApiError {
     #[error("no such endpoint; see the README for the API's paths")]
     RouteNotFound,
 
+    /// Setup would re-point a cluster the directory knows at another address.
+    #[error("{0}")]
+    ClusterConflict(String),
+
     /// The path exists but not with this method.
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
@@ -86,6 +90,7 @@ impl ApiError {
                 E::ClusterNotFound(_) => (StatusCode::NOT_FOUND, "cluster_not_found", own()),
                 E::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", own()),
                 E::PortsExhausted(_) => (StatusCode::CONFLICT, "ports_exhausted", own()),
+                E::ClusterInUse { .. } => (StatusCode::CONFLICT, "cluster_in_use", own()),
                 E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
@@ -110,6 +115,7 @@ impl ApiError {
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", own()),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", own()),
+            Self::ClusterConflict(_) => (StatusCode::CONFLICT, "cluster_conflict", own()),
             Self::RequestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
         }
     }
@@ -119,6 +125,9 @@ impl ApiError {
         match self {
             Self::Domain(framedb_core::Error::PortTaken { port, .. }) => {
                 Some(json!({ "port": port }))
+            }
+            Self::Domain(framedb_core::Error::ClusterInUse { instances, .. }) => {
+                Some(json!({ "instances": instances }))
             }
             _ => None,
         }

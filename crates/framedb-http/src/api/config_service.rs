@@ -16,6 +16,7 @@ use super::answer::{Done, data, done};
 use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
 use crate::remote::ClusterDirectory;
+use crate::remote::directory::Conflict;
 use crate::remote::directory::service_url;
 use crate::wire::Data;
 
@@ -32,11 +33,42 @@ pub(crate) struct SetupRequest {
     local_url: Option<String>,
 }
 
-/// `DELETE /framedb-config/remove` and `POST /framedb-config/status`.
+/// `POST /framedb-config/status`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterRequest {
     kube_config: Value,
+}
+
+/// `DELETE /framedb-config/remove`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemoveRequest {
+    kube_config: Value,
+    /// The id the fleet knows the cluster by (default: the kubeconfig's cluster name).
+    cluster_id: Option<ClusterId>,
+    /// Remove even while instances of the cluster are registered.
+    #[serde(default)]
+    force: bool,
+}
+
+/// The refusal of a setup that would re-point `cluster`.
+fn conflict_of(cluster: &ClusterId, conflict: &Conflict) -> ApiError {
+    let why = match conflict {
+        Conflict::Configured => {
+            "is configured by this service's operator; setup cannot re-point it"
+        }
+        Conflict::Elsewhere => {
+            "was set up with another local_url; remove it first to install it elsewhere"
+        }
+    };
+    ApiError::ClusterConflict(format!("cluster '{cluster}' {why}"))
+}
+
+/// The id the fleet knows the kubeconfig's cluster by: `given`, else the kubeconfig's
+/// cluster name when that is a valid cluster id.
+fn cluster_of(given: Option<ClusterId>, parsed: &kube::config::Kubeconfig) -> Option<ClusterId> {
+    given.or_else(|| kubeconfig::context_cluster(parsed).and_then(|name| ClusterId::new(name).ok()))
 }
 
 /// Names the target in logs without quoting the kubeconfig.
@@ -77,21 +109,22 @@ pub(crate) async fn setup(
     };
     let parsed = kubeconfig::parse(&request.kube_config).map_err(framedb_core::Error::from)?;
     // Without a cluster_id, the cluster is known by the name its kubeconfig gives it.
-    let cluster = match request.cluster_id {
-        Some(id) => id,
-        None => kubeconfig::context_cluster(&parsed)
-            .and_then(|name| ClusterId::new(name).ok())
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(
-                    "cluster_id is required: the kubeconfig's cluster name is not a valid cluster id"
-                        .into(),
-                )
-            })?,
-    };
-    // Where the directory will find the service, decided before anything is installed.
+    let cluster = cluster_of(request.cluster_id, &parsed).ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "cluster_id is required: the kubeconfig's cluster name is not a valid cluster id"
+                .into(),
+        )
+    })?;
+    // Where the directory will find the service, decided (and checked) before anything
+    // is installed.
     let record = match (&state.directory, local_url) {
         (None, _) => None,
-        (Some(_), Some(url)) => Some(url),
+        (Some(directory), Some(url)) => {
+            directory
+                .may_record(&cluster, &url)
+                .map_err(|conflict| conflict_of(&cluster, &conflict))?;
+            Some(url)
+        }
         // A cluster the directory already knows keeps its address (configured, or the
         // embedded default's loopback port).
         (Some(directory), None) if directory.contains(&cluster) => None,
@@ -123,20 +156,34 @@ pub(crate) async fn setup(
         .await
         .map_err(failed)?;
     if let (Some(directory), Some(url)) = (&state.directory, record) {
-        directory.insert(cluster, url);
+        directory
+            .record(cluster.clone(), url)
+            .map_err(|conflict| conflict_of(&cluster, &conflict))?;
     }
     Ok(done("FrameDB config service is set up on the cluster"))
 }
 
 pub(crate) async fn remove(
     State(state): State<Arc<AppState>>,
-    JsonBody(request): JsonBody<ClusterRequest>,
+    JsonBody(request): JsonBody<RemoveRequest>,
 ) -> Result<Json<Done>> {
-    let client = connect(&state, &request.kube_config).await?;
+    let parsed = kubeconfig::parse(&request.kube_config).map_err(framedb_core::Error::from)?;
+    let cluster = cluster_of(request.cluster_id, &parsed);
+    // The instances of a cluster run through its config service: removing it would leave
+    // them without anyone to manage or delete them.
+    if let Some(cluster) = &cluster
+        && !request.force
+    {
+        state.service.check_unused(cluster).await?;
+    }
+    let client = client_of(&state, parsed).await?;
     ConfigService::new(&client, &state.config_service, TARGET)
         .remove()
         .await
         .map_err(failed)?;
+    if let (Some(directory), Some(cluster)) = (&state.directory, &cluster) {
+        directory.forget(cluster);
+    }
     Ok(done("FrameDB config service is removed from the cluster"))
 }
 

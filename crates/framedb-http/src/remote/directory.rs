@@ -36,9 +36,29 @@ pub fn service_url(text: &str) -> Result<Url, String> {
 }
 
 /// Where each known cluster's local config service answers.
+///
+/// Entries come from the operator (`--local-service`, `--known-cluster`, the embedded
+/// default) or from `/framedb-config/setup`. An API call never replaces or removes an
+/// operator's entry, nor re-points one that setup recorded: a caller must not be able to
+/// send a cluster's traffic, and its token, elsewhere.
 #[derive(Debug, Default)]
 pub struct ClusterDirectory {
-    urls: RwLock<BTreeMap<ClusterId, Url>>,
+    entries: RwLock<BTreeMap<ClusterId, Entry>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    url: Url,
+    by_setup: bool,
+}
+
+/// Why setup may not record a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// The operator configured this cluster.
+    Configured,
+    /// Setup recorded this cluster at another address.
+    Elsewhere,
 }
 
 impl ClusterDirectory {
@@ -56,36 +76,118 @@ impl ClusterDirectory {
         service_url(&format!("http://{cluster}:{LOCAL_SERVICE_PORT}"))
     }
 
-    /// Records (or replaces) where `cluster`'s service answers.
+    /// Records where `cluster`'s service answers, as the operator configured it.
     pub fn insert(&self, cluster: ClusterId, url: Url) {
-        tracing::info!(cluster_id = %cluster, %url, "local config service recorded");
-        self.urls
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(cluster, url);
+        tracing::info!(cluster_id = %cluster, %url, "local config service configured");
+        let entry = Entry {
+            url,
+            by_setup: false,
+        };
+        self.write().insert(cluster, entry);
+    }
+
+    /// Whether setup may record `cluster` at `url`: when it is unknown, or setup recorded
+    /// it at that same address before.
+    ///
+    /// # Errors
+    /// The [`Conflict`] otherwise.
+    pub fn may_record(&self, cluster: &ClusterId, url: &Url) -> Result<(), Conflict> {
+        match self.read().get(cluster) {
+            None => Ok(()),
+            Some(entry) if !entry.by_setup => Err(Conflict::Configured),
+            Some(entry) if entry.url != *url => Err(Conflict::Elsewhere),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Records where setup installed `cluster`'s service.
+    ///
+    /// # Errors
+    /// As [`Self::may_record`]; nothing is changed then.
+    pub fn record(&self, cluster: ClusterId, url: Url) -> Result<(), Conflict> {
+        let mut entries = self.write();
+        match entries.get(&cluster) {
+            Some(entry) if !entry.by_setup => return Err(Conflict::Configured),
+            Some(entry) if entry.url != url => return Err(Conflict::Elsewhere),
+            _ => {}
+        }
+        tracing::info!(cluster_id = %cluster, %url, "local config service recorded by setup");
+        entries.insert(
+            cluster,
+            Entry {
+                url,
+                by_setup: true,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forgets `cluster` if setup recorded it (an operator's entry stays); its instances'
+    /// calls are then 404 `cluster_not_found`.
+    pub fn forget(&self, cluster: &ClusterId) {
+        let mut entries = self.write();
+        if entries.get(cluster).is_some_and(|entry| entry.by_setup) {
+            entries.remove(cluster);
+            tracing::info!(cluster_id = %cluster, "local config service forgotten");
+        }
     }
 
     /// Whether `cluster` is known.
     pub fn contains(&self, cluster: &ClusterId) -> bool {
-        self.urls
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(cluster)
+        self.read().contains_key(cluster)
     }
 
     /// Where `cluster`'s service answers, if the cluster is known.
     pub fn url(&self, cluster: &ClusterId) -> Option<Url> {
-        self.urls
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(cluster)
-            .cloned()
+        self.read().get(cluster).map(|entry| entry.url.clone())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ClusterId, Entry>> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ClusterId, Entry>> {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setup_never_re_points_a_cluster_nor_touches_an_operators_entry() {
+        let directory = ClusterDirectory::new();
+        let (configured, installed) =
+            (ClusterId::new("c1").unwrap(), ClusterId::new("c2").unwrap());
+        let here = service_url("http://10.0.0.1:32566").unwrap();
+        let there = service_url("http://10.6.6.6:32566").unwrap();
+        directory.insert(configured.clone(), here.clone());
+        assert_eq!(
+            directory.record(configured.clone(), there.clone()),
+            Err(Conflict::Configured)
+        );
+        assert_eq!(
+            directory.record(configured.clone(), here.clone()),
+            Err(Conflict::Configured)
+        );
+        directory.forget(&configured);
+        assert_eq!(directory.url(&configured), Some(here.clone()));
+
+        directory.record(installed.clone(), here.clone()).unwrap();
+        directory.record(installed.clone(), here.clone()).unwrap();
+        assert_eq!(
+            directory.may_record(&installed, &there),
+            Err(Conflict::Elsewhere)
+        );
+        assert_eq!(
+            directory.record(installed.clone(), there),
+            Err(Conflict::Elsewhere)
+        );
+        assert_eq!(directory.url(&installed), Some(here));
+        directory.forget(&installed);
+        assert!(!directory.contains(&installed));
+    }
 
     #[test]
     fn service_urls_are_http_with_a_host_and_keep_their_path() {

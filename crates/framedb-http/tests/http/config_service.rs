@@ -408,3 +408,77 @@ async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
         .unwrap();
     assert!(namespace.is_none(), "nothing was installed");
 }
+
+#[tokio::test]
+async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
+    use std::time::Duration;
+
+    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::Clusters;
+    use framedb_http::remote::ClusterDirectory;
+    use framedb_http::remote::directory::service_url;
+    use framedb_http::settings::GlobalSettings;
+    use framedb_http::startup::{GlobalParts, global_router};
+    use k8s_openapi::api::core::v1::Namespace;
+
+    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let directory = Arc::new(ClusterDirectory::new());
+    let genuine = service_url("http://10.1.2.3:32566").unwrap();
+    directory.insert("edge-7".parse().unwrap(), genuine.clone());
+    let parts = GlobalParts {
+        registry: Arc::new(InMemoryRegistry::new()),
+        clusters: Clusters::of(Arc::new(InMemoryFleet::demo(Duration::ZERO))),
+        directory: Some(directory.clone()),
+        local_token: Some("local-s3cret".into()),
+    };
+    let mut settings = GlobalSettings::default();
+    settings.fleet.allow_insecure_clusters = true;
+    let app = global_router(&settings, parts);
+    let hijack = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.6.6.6:32566"}).to_string();
+    let (status, answer) =
+        super::send_raw(&app, "POST", "/framedb-config/setup", Some(&hijack), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(assert_failure(&answer, "cluster_conflict").contains("edge-7"));
+    assert_eq!(directory.url(&"edge-7".parse().unwrap()), Some(genuine));
+    let namespace = kube::Api::<Namespace>::all(sim.client().await)
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(namespace.is_none(), "nothing was installed");
+}
+
+#[tokio::test]
+async fn remove_keeps_the_config_service_of_a_cluster_with_instances_unless_forced() {
+    let app = TestApp::new();
+    // The simulated cluster's kubeconfig names it cluster-01, where the instance lives.
+    let sim = Simulator::start(SimConfig::new("cluster-01"))
+        .await
+        .unwrap();
+    let kube_config = kubeconfig_of(&sim);
+    let (status, _) = on_cluster(&app, "POST", "/framedb-config/setup", &kube_config).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.create("tidb-001", "cluster-01", "node-a").await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, answer) = on_cluster(&app, "DELETE", "/framedb-config/remove", &kube_config).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_failure(&answer, "cluster_in_use");
+    assert_eq!(answer["details"]["instances"], 1);
+    let kube = sim.client().await;
+    let still = kube::Api::<Deployment>::namespaced(kube.clone(), "framedb-config")
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(still.is_some(), "the config service stays");
+
+    let forced = json!({"kube_config": kube_config, "force": true});
+    let (status, answer) = app
+        .send("DELETE", "/framedb-config/remove", Some(forced))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let gone = kube::Api::<Deployment>::namespaced(kube, "framedb-config")
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+}
