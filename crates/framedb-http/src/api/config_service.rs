@@ -16,8 +16,8 @@ use super::answer::{Done, data, done};
 use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
 use crate::remote::ClusterDirectory;
-use crate::remote::directory::Conflict;
 use crate::remote::directory::service_url;
+use crate::remote::directory::{Conflict, LocalToken};
 use crate::wire::Data;
 
 /// `POST /framedb-config/setup`.
@@ -50,6 +50,35 @@ pub(crate) struct RemoveRequest {
     /// Remove even while instances of the cluster are registered.
     #[serde(default)]
     force: bool,
+}
+
+/// The token to install with `cluster`'s local service: the one its running service
+/// already has when the directory knows it there, a new one of its own otherwise (so no
+/// cluster's service holds another's token, nor the global API's).
+fn token_for(
+    state: &AppState,
+    cluster: &ClusterId,
+    record: Option<&url::Url>,
+) -> Result<LocalToken> {
+    let Some(directory) = &state.directory else {
+        // The global drives clusters directly and never calls this service.
+        return Ok(state
+            .local_token
+            .clone()
+            .and_then(LocalToken::new)
+            .unwrap_or_else(LocalToken::generate));
+    };
+    match (directory.endpoint(cluster), record) {
+        (Some((known, Some(token))), Some(url)) if known == *url => Ok(token),
+        (_, Some(_)) => Ok(LocalToken::generate()),
+        (Some((_, Some(token))), None) => Ok(token),
+        // A service the operator configured without a token would be open once installed.
+        (_, None) => Err(ApiError::InvalidRequest(format!(
+            "cluster '{cluster}' is configured without a token for its local config service: \
+             start the global service with --local-token so that the service installed is \
+             not open"
+        ))),
+    }
 }
 
 /// The refusal of a setup that would re-point `cluster`.
@@ -133,15 +162,7 @@ pub(crate) async fn setup(
                 .map_err(|message| ApiError::InvalidRequest(format!("cluster_id: {message}")))?,
         ),
     };
-    // A local service without a token would serve its API to anyone who reaches its node
-    // port.
-    let Some(token) = state.local_token.clone() else {
-        return Err(ApiError::InvalidRequest(
-            "this global service has no token for local config services: start it with \
-             --local-token so that the service installed on the cluster is not open"
-                .into(),
-        ));
-    };
+    let token = token_for(&state, &cluster, record.as_ref())?;
     let client = client_of(&state, parsed).await?;
     let install = Install {
         storage_size: match request.storage_size {
@@ -149,7 +170,7 @@ pub(crate) async fn setup(
             None => StorageSize::new("1Gi")?,
         },
         cluster_id: cluster.clone(),
-        token: Some(token),
+        token: Some(token.expose().to_owned()),
     };
     ConfigService::new(&client, &state.config_service, TARGET)
         .setup(&install)
@@ -157,7 +178,7 @@ pub(crate) async fn setup(
         .map_err(failed)?;
     if let (Some(directory), Some(url)) = (&state.directory, record) {
         directory
-            .record(cluster.clone(), url)
+            .record(cluster.clone(), url, token)
             .map_err(|conflict| conflict_of(&cluster, &conflict))?;
     }
     Ok(done("FrameDB config service is set up on the cluster"))

@@ -1,4 +1,6 @@
-//! The cluster directory: where each known cluster's local config service answers.
+//! The cluster directory: where each known cluster's local config service answers, and
+//! the token that service requires (each cluster its own, so that no cluster's service
+//! can act for another's).
 
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
@@ -49,7 +51,46 @@ pub struct ClusterDirectory {
 #[derive(Debug, Clone)]
 struct Entry {
     url: Url,
+    token: Option<LocalToken>,
     by_setup: bool,
+}
+
+/// The token one cluster's local service requires. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalToken(std::sync::Arc<str>);
+
+impl LocalToken {
+    /// Wraps `token`; an empty one is none.
+    pub fn new(token: impl Into<String>) -> Option<Self> {
+        let token = token.into();
+        (!token.is_empty()).then(|| Self(token.into()))
+    }
+
+    /// A new token of 256 bits from the operating system's random source, URL-safe.
+    ///
+    /// # Panics
+    /// When the operating system has no random source to read.
+    pub fn generate() -> Self {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .into(),
+        )
+    }
+
+    /// The token itself, to send or to install.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LocalToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalToken(..)")
+    }
 }
 
 /// Why setup may not record a cluster.
@@ -76,11 +117,13 @@ impl ClusterDirectory {
         service_url(&format!("http://{cluster}:{LOCAL_SERVICE_PORT}"))
     }
 
-    /// Records where `cluster`'s service answers, as the operator configured it.
-    pub fn insert(&self, cluster: ClusterId, url: Url) {
+    /// Records where `cluster`'s service answers and the token it requires, as the
+    /// operator configured it.
+    pub fn insert(&self, cluster: ClusterId, url: Url, token: Option<LocalToken>) {
         tracing::info!(cluster_id = %cluster, %url, "local config service configured");
         let entry = Entry {
             url,
+            token,
             by_setup: false,
         };
         self.write().insert(cluster, entry);
@@ -100,11 +143,11 @@ impl ClusterDirectory {
         }
     }
 
-    /// Records where setup installed `cluster`'s service.
+    /// Records where setup installed `cluster`'s service, and the token it installed.
     ///
     /// # Errors
     /// As [`Self::may_record`]; nothing is changed then.
-    pub fn record(&self, cluster: ClusterId, url: Url) -> Result<(), Conflict> {
+    pub fn record(&self, cluster: ClusterId, url: Url, token: LocalToken) -> Result<(), Conflict> {
         let mut entries = self.write();
         match entries.get(&cluster) {
             Some(entry) if !entry.by_setup => return Err(Conflict::Configured),
@@ -116,6 +159,7 @@ impl ClusterDirectory {
             cluster,
             Entry {
                 url,
+                token: Some(token),
                 by_setup: true,
             },
         );
@@ -142,6 +186,18 @@ impl ClusterDirectory {
         self.read().get(cluster).map(|entry| entry.url.clone())
     }
 
+    /// Where `cluster`'s service answers and the token it requires, if it is known.
+    pub fn endpoint(&self, cluster: &ClusterId) -> Option<(Url, Option<LocalToken>)> {
+        self.read()
+            .get(cluster)
+            .map(|entry| (entry.url.clone(), entry.token.clone()))
+    }
+
+    /// The token of `cluster`'s service, if the cluster is known and has one.
+    pub fn token(&self, cluster: &ClusterId) -> Option<LocalToken> {
+        self.read().get(cluster)?.token.clone()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ClusterId, Entry>> {
         self.entries.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -162,29 +218,30 @@ mod tests {
             (ClusterId::new("c1").unwrap(), ClusterId::new("c2").unwrap());
         let here = service_url("http://10.0.0.1:32566").unwrap();
         let there = service_url("http://10.6.6.6:32566").unwrap();
-        directory.insert(configured.clone(), here.clone());
-        assert_eq!(
-            directory.record(configured.clone(), there.clone()),
-            Err(Conflict::Configured)
-        );
-        assert_eq!(
-            directory.record(configured.clone(), here.clone()),
-            Err(Conflict::Configured)
-        );
+        let token = || LocalToken::new("t").unwrap();
+        directory.insert(configured.clone(), here.clone(), None);
+        for url in [&there, &here] {
+            let refused = directory.record(configured.clone(), url.clone(), token());
+            assert_eq!(refused, Err(Conflict::Configured));
+        }
         directory.forget(&configured);
         assert_eq!(directory.url(&configured), Some(here.clone()));
 
-        directory.record(installed.clone(), here.clone()).unwrap();
-        directory.record(installed.clone(), here.clone()).unwrap();
+        directory
+            .record(installed.clone(), here.clone(), token())
+            .unwrap();
+        directory
+            .record(installed.clone(), here.clone(), token())
+            .unwrap();
         assert_eq!(
             directory.may_record(&installed, &there),
             Err(Conflict::Elsewhere)
         );
-        assert_eq!(
-            directory.record(installed.clone(), there),
-            Err(Conflict::Elsewhere)
-        );
+        let refused = directory.record(installed.clone(), there, token());
+        assert_eq!(refused, Err(Conflict::Elsewhere));
         assert_eq!(directory.url(&installed), Some(here));
+        assert_eq!(directory.token(&installed), Some(token()));
+        assert_eq!(format!("{:?}", token()), "LocalToken(..)");
         directory.forget(&installed);
         assert!(!directory.contains(&installed));
     }

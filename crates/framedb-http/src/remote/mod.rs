@@ -76,22 +76,17 @@ pub struct RemoteClusters {
     /// For status streams: no limit on a whole call, but one on silence.
     streams: reqwest::Client,
     directory: Arc<ClusterDirectory>,
-    token: Option<String>,
     timeouts: RemoteTimeouts,
     books: RwLock<HashMap<ClusterId, Arc<LiveBook>>>,
 }
 
 impl RemoteClusters {
-    /// Clients for the services in `directory`, sending `token` (the local services'
-    /// token) on every call.
+    /// Clients for the services in `directory`, sending each service the token the
+    /// directory holds for its cluster, and no other.
     ///
     /// # Errors
     /// [`Error::Internal`] when the HTTP client cannot be built.
-    pub fn new(
-        directory: Arc<ClusterDirectory>,
-        token: Option<String>,
-        timeouts: RemoteTimeouts,
-    ) -> Result<Self> {
+    pub fn new(directory: Arc<ClusterDirectory>, timeouts: RemoteTimeouts) -> Result<Self> {
         let built = |builder: reqwest::ClientBuilder| {
             builder.build().map_err(|error| {
                 let cause = CallError::Client(error);
@@ -114,7 +109,6 @@ impl RemoteClusters {
             http,
             streams,
             directory,
-            token: token.filter(|t| !t.is_empty()),
             timeouts,
             books: RwLock::default(),
         })
@@ -144,7 +138,6 @@ impl RemoteClusters {
             let stream = StatusStream {
                 http: self.streams.clone(),
                 directory: self.directory.clone(),
-                token: self.token.clone(),
                 cluster: cluster.clone(),
             };
             stream.keep(book)
@@ -181,11 +174,13 @@ impl RemoteClusters {
         url: Url,
         body: Option<&B>,
     ) -> Result<T> {
+        // This cluster's own token: no other cluster's service ever sees it.
+        let token = self.directory.token(cluster);
         let mut attempt = 0;
         loop {
             let mut request = self.http.request(method.clone(), url.clone());
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token.expose());
             }
             if let Some(body) = body {
                 request = request.json(body);

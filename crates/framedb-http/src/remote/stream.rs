@@ -23,7 +23,6 @@ use crate::wire::{BookLine, MAX_BOOK_LINE, paths};
 pub(super) struct StatusStream {
     pub http: reqwest::Client,
     pub directory: Arc<ClusterDirectory>,
-    pub token: Option<String>,
     pub cluster: ClusterId,
 }
 
@@ -40,7 +39,7 @@ impl StatusStream {
 
     /// Opens the stream and copies each line into `book`; returns why it stopped.
     async fn follow(&self, book: &watch::Sender<StatusBook>) -> String {
-        let Some(base) = self.directory.url(&self.cluster) else {
+        let Some((base, token)) = self.directory.endpoint(&self.cluster) else {
             return "the cluster is no longer in the directory".into();
         };
         let url = match base.join(paths::STATUS_WATCH.trim_start_matches('/')) {
@@ -48,8 +47,8 @@ impl StatusStream {
             Err(error) => return format!("the stream's URL cannot be built: {error}"),
         };
         let mut request = self.http.get(url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        if let Some(token) = &token {
+            request = request.bearer_auth(token.expose());
         }
         let response = match request.send().await {
             Ok(response) if response.status().is_success() => response,

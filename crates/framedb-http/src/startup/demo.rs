@@ -9,7 +9,7 @@ use framedb_kube_sim::SimFleet;
 
 use super::{Adapters, App, Running, StartError};
 use crate::remote::ClusterDirectory;
-use crate::remote::directory::service_url;
+use crate::remote::directory::{LocalToken, service_url};
 use crate::settings::{GlobalSettings, LocalSettings, ServeSettings, SimulateSettings};
 
 /// Starts the demo fleet, writes its kubeconfigs, and serves a local config service for
@@ -18,16 +18,17 @@ use crate::settings::{GlobalSettings, LocalSettings, ServeSettings, SimulateSett
 pub(super) async fn start_embedded(
     settings: &GlobalSettings,
     directory: &ClusterDirectory,
-    token: String,
 ) -> Result<(SimFleet, Vec<Running>), StartError> {
     let fleet = SimFleet::demo(settings.demo.ready_after()).await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
     let mut locals = Vec::new();
     for (simulator, path) in fleet.clusters().iter().zip(paths) {
         let id = ClusterId::new(simulator.name()).map_err(|e| StartError::Domain(e.into()))?;
+        // Each local service a token of its own, never the global API's.
+        let token = LocalToken::generate();
         let local = LocalSettings {
             serve: ServeSettings {
-                token: Some(token.clone()),
+                token: Some(token.expose().to_owned()),
                 ..ServeSettings::loopback()
             },
             mongo: Default::default(),
@@ -41,7 +42,7 @@ pub(super) async fn start_embedded(
             kubeconfig = %path.display(),
             "simulated cluster (nodes node-a, node-b) with its local config service; watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
             path.display());
-        directory.insert(id, url);
+        directory.insert(id, url, Some(token));
         locals.push(running);
     }
     tracing::info!(

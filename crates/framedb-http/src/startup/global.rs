@@ -8,8 +8,9 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
-use super::{Adapters, App, Clusters, StartError, bind, check_open, random_token};
+use super::{Adapters, App, Clusters, StartError, bind, check_open};
 use crate::api::{ApiToken, AppState, Bounds, router};
+use crate::remote::directory::LocalToken;
 use crate::remote::{ClusterDirectory, RemoteClusters};
 use crate::settings::GlobalSettings;
 
@@ -72,14 +73,15 @@ impl App {
         };
         let mut beside = Vec::new();
         let mut keep: Option<Box<dyn Send>> = None;
-        let mut local_token = settings.local_token();
+        let local_token = settings.local_token();
+        let configured_token = local_token.clone().and_then(LocalToken::new);
         let (clusters, directory) = match adapters.clusters {
             Some(clusters) => (clusters, None),
             None if settings.fleet.is_direct() => (direct_clusters(settings).await?, None),
             None => {
                 let directory = Arc::new(ClusterDirectory::new());
                 for (id, url) in &settings.fleet.local_services {
-                    directory.insert(id.clone(), url.clone());
+                    directory.insert(id.clone(), url.clone(), configured_token.clone());
                 }
                 for id in &settings.fleet.known_clusters {
                     let url = ClusterDirectory::default_url(id).map_err(|message| {
@@ -88,21 +90,15 @@ impl App {
                             message,
                         }
                     })?;
-                    directory.insert(id.clone(), url);
+                    directory.insert(id.clone(), url, configured_token.clone());
                 }
                 if settings.fleet.names_no_cluster() {
-                    // The embedded local services get a token of their own, never the
-                    // global API's.
-                    let token = local_token.get_or_insert_with(random_token).clone();
-                    let demo = embedded(settings, &directory, token).await?;
+                    let demo = embedded(settings, &directory).await?;
                     beside = demo.locals;
                     keep = Some(demo.keep);
                 }
-                let remote = RemoteClusters::new(
-                    directory.clone(),
-                    local_token.clone(),
-                    settings.fleet.remote_timeouts(),
-                )?;
+                let remote =
+                    RemoteClusters::new(directory.clone(), settings.fleet.remote_timeouts())?;
                 (Clusters::of(Arc::new(remote)), Some(directory))
             }
         };
@@ -153,9 +149,8 @@ struct Embedded {
 async fn embedded(
     settings: &GlobalSettings,
     directory: &ClusterDirectory,
-    token: String,
 ) -> Result<Embedded, StartError> {
-    let (fleet, locals) = super::demo::start_embedded(settings, directory, token).await?;
+    let (fleet, locals) = super::demo::start_embedded(settings, directory).await?;
     Ok(Embedded {
         locals,
         keep: Box::new(fleet),
@@ -163,11 +158,7 @@ async fn embedded(
 }
 
 #[cfg(not(feature = "simulator"))]
-async fn embedded(
-    _: &GlobalSettings,
-    _: &ClusterDirectory,
-    _: String,
-) -> Result<Embedded, StartError> {
+async fn embedded(_: &GlobalSettings, _: &ClusterDirectory) -> Result<Embedded, StartError> {
     Err(StartError::Settings(
         "no cluster is named and this build has no simulator (cargo feature `simulator`): \
          name clusters with --local-service, --known-cluster, --cluster or --in-cluster"

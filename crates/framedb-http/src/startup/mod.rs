@@ -243,17 +243,6 @@ fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
     )))
 }
 
-/// A secret token of 256 bits from the operating system's random source, URL-safe.
-///
-/// # Panics
-/// When the operating system has no random source to read.
-fn random_token() -> String {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// Binds `address`, naming the error after it.
 async fn bind(address: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(address).await.map_err(|error| {

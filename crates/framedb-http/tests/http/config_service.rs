@@ -337,36 +337,105 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
 }
 
 #[tokio::test]
-async fn setup_without_a_token_for_the_local_service_installs_nothing() {
+async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other() {
     use std::time::Duration;
 
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Request};
     use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
     use framedb_http::Clusters;
+    use framedb_http::remote::ClusterDirectory;
     use framedb_http::settings::GlobalSettings;
     use framedb_http::startup::{GlobalParts, global_router};
-    use k8s_openapi::api::core::v1::Namespace;
+    use tower::ServiceExt;
 
-    let sim = Simulator::start(SimConfig::new("open")).await.unwrap();
-    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    /// A local service that records the Authorization header of every call.
+    async fn recording() -> (String, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let log = log.clone();
+            async move {
+                let header = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                log.lock().unwrap().push(header);
+                axum::Json(json!({"success": true, "data": {}}))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    const GLOBAL: &str = "global-t0k-never-leaves";
+    let directory = Arc::new(ClusterDirectory::new());
     let parts = GlobalParts {
         registry: Arc::new(InMemoryRegistry::new()),
-        clusters: Clusters::of(fleet),
-        directory: None,
+        clusters: Clusters::of(Arc::new(InMemoryFleet::demo(Duration::ZERO))),
+        directory: Some(directory.clone()),
         local_token: None,
     };
     let mut settings = GlobalSettings::default();
     settings.fleet.allow_insecure_clusters = true;
+    settings.serve.token = Some(GLOBAL.into());
+    // The global reaches its clusters through the directory as a remote fleet would; the
+    // router only needs it for setup here, and reads go through a remote client below.
     let app = global_router(&settings, parts);
-    let body = json!({"kube_config": kubeconfig_of(&sim)}).to_string();
-    let (status, answer) =
-        super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(assert_failure(&answer, "invalid_input").contains("--local-token"));
-    let namespace = kube::Api::<Namespace>::all(sim.client().await)
-        .get_opt("framedb-config")
-        .await
-        .unwrap();
-    assert!(namespace.is_none(), "nothing was installed");
+    let send = |method: &str, path: &str, body: Value| {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {GLOBAL}"))
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        app.clone().oneshot(request)
+    };
+
+    let mut tokens = Vec::new();
+    let mut fakes = Vec::new();
+    for name in ["alpha", "beta"] {
+        let sim = Simulator::start(SimConfig::new(name)).await.unwrap();
+        let (url, seen) = recording().await;
+        let body =
+            json!({"kube_config": kubeconfig_of(&sim), "cluster_id": name, "local_url": url});
+        let response = send("POST", "/framedb-config/setup", body).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let secret = kube::Api::<Secret>::namespaced(sim.client().await, "framedb-config")
+            .get("framedb-config-token")
+            .await
+            .unwrap();
+        let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+        assert!(token.len() >= 43, "256 bits or more");
+        tokens.push(token);
+        fakes.push((name, seen, sim));
+    }
+    assert_ne!(tokens[0], tokens[1], "each cluster has its own token");
+    assert!(tokens.iter().all(|token| token != GLOBAL));
+
+    // The global service's client calls each cluster's service with that cluster's token.
+    let remote = framedb_http::remote::RemoteClusters::new(
+        directory.clone(),
+        framedb_http::remote::RemoteTimeouts::default(),
+    )
+    .unwrap();
+    for ((name, seen, _), token) in fakes.iter().zip(&tokens) {
+        let cluster = name.parse().unwrap();
+        let id = framedb_core::FramedbId::new("probe").unwrap();
+        framedb_core::ClusterDeployer::statuses(&remote, &cluster, &[id])
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert!(!seen.is_empty());
+        let expected = format!("Bearer {token}");
+        assert!(
+            seen.iter().all(|header| *header == expected),
+            "{name} saw {seen:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -424,7 +493,7 @@ async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
     let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
     let directory = Arc::new(ClusterDirectory::new());
     let genuine = service_url("http://10.1.2.3:32566").unwrap();
-    directory.insert("edge-7".parse().unwrap(), genuine.clone());
+    directory.insert("edge-7".parse().unwrap(), genuine.clone(), None);
     let parts = GlobalParts {
         registry: Arc::new(InMemoryRegistry::new()),
         clusters: Clusters::of(Arc::new(InMemoryFleet::demo(Duration::ZERO))),

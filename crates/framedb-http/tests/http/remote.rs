@@ -41,8 +41,9 @@ async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() 
     directory.insert(
         cluster.clone(),
         service_url(&format!("http://{address}")).unwrap(),
+        None,
     );
-    let remote = RemoteClusters::new(directory, None, RemoteTimeouts::default()).unwrap();
+    let remote = RemoteClusters::new(directory, RemoteTimeouts::default()).unwrap();
     let feed = remote.follow(&cluster).await.unwrap();
 
     // The oversized line breaks the stream at once, and the follower opens a new one;
