@@ -16,7 +16,9 @@ use k8s_openapi::api::core::v1::{
     Secret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction,
     Volume, VolumeMount, VolumeResourceRequirements,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -73,6 +75,9 @@ pub struct Settings {
     pub node_port: u16,
     /// The directory on the node that holds MongoDB's data (a `hostPath` volume).
     pub host_path: String,
+    /// The namespace of the instances the local service manages (`framedb-storage`):
+    /// setup creates it, and the local service may write only there.
+    pub instance_namespace: String,
 }
 
 impl Default for Settings {
@@ -83,6 +88,7 @@ impl Default for Settings {
             server_image: "framedb/framedb-server:0.1.0".into(),
             node_port: 32566,
             host_path: "/var/lib/framedb-config/mongodb".into(),
+            instance_namespace: "framedb-storage".into(),
         }
     }
 }
@@ -155,12 +161,26 @@ impl<'a> ConfigService<'a> {
             ..Namespace::default()
         };
         self.apply(Api::all(self.client.clone()), namespace).await?;
-        // The local service manages instances cluster-wide (node ports are cluster-wide),
-        // so its service account gets a ClusterRole limited to the kinds it touches.
+        // Least privilege: the local service writes only in the instances' namespace (a
+        // Role), and cluster-wide only reads what is cluster-wide (a ClusterRole: Services,
+        // whose node ports are cluster-wide, and nodes).
+        let instances = Namespace {
+            metadata: ObjectMeta {
+                name: Some(self.settings.instance_namespace.clone()),
+                labels: Some([(labels::MANAGED_BY.to_owned(), "framedb".to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        self.apply(Api::all(self.client.clone()), instances).await?;
         self.apply(self.api(), self.service_account()).await?;
         self.apply(Api::all(self.client.clone()), cluster_role())
             .await?;
         self.apply(Api::all(self.client.clone()), self.role_binding())
+            .await?;
+        self.apply(self.instance_api(), self.instance_role())
+            .await?;
+        self.apply(self.instance_api(), self.instance_role_binding())
             .await?;
         self.apply(Api::all(self.client.clone()), self.volume(storage_size))
             .await?;
@@ -217,6 +237,11 @@ impl<'a> ConfigService<'a> {
             &self.settings.namespace,
         )
         .await?;
+        // The instances' namespace stays: it holds their volumes.
+        self.delete(self.instance_api::<RoleBinding>(), FRAMEDB_CONFIG)
+            .await?;
+        self.delete(self.instance_api::<Role>(), FRAMEDB_CONFIG)
+            .await?;
         self.delete(
             Api::<ClusterRoleBinding>::all(self.client.clone()),
             FRAMEDB_CONFIG,
@@ -333,6 +358,57 @@ impl<'a> ConfigService<'a> {
         Ok(Report::new(namespace, deployments, services, claim, pods))
     }
 
+    fn instance_api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.settings.instance_namespace)
+    }
+
+    fn instance_meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(FRAMEDB_CONFIG.to_owned()),
+            namespace: Some(self.settings.instance_namespace.clone()),
+            labels: Some(component_labels(FRAMEDB_CONFIG)),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// What the local service may do in the instances' namespace: manage their
+    /// StatefulSets, Services and claims, and read their pods.
+    fn instance_role(&self) -> Role {
+        Role {
+            metadata: self.instance_meta(),
+            rules: Some(vec![
+                rule("", &["services", "persistentvolumeclaims"], &MANAGE),
+                rule("apps", &["statefulsets"], &MANAGE),
+                rule("", &["pods"], &READ),
+            ]),
+        }
+    }
+
+    fn instance_role_binding(&self) -> RoleBinding {
+        RoleBinding {
+            metadata: self.instance_meta(),
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: FRAMEDB_CONFIG.into(),
+            },
+            subjects: Some(vec![self.subject()]),
+        }
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            kind: "ServiceAccount".into(),
+            name: FRAMEDB_CONFIG.into(),
+            namespace: Some(self.settings.namespace.clone()),
+            ..Subject::default()
+        }
+    }
+
     fn service_account(&self) -> ServiceAccount {
         ServiceAccount {
             metadata: self.meta(FRAMEDB_CONFIG, FRAMEDB_CONFIG, true),
@@ -348,12 +424,7 @@ impl<'a> ConfigService<'a> {
                 kind: "ClusterRole".into(),
                 name: FRAMEDB_CONFIG.into(),
             },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: FRAMEDB_CONFIG.into(),
-                namespace: Some(self.settings.namespace.clone()),
-                ..Subject::default()
-            }]),
+            subjects: Some(vec![self.subject()]),
         }
     }
 
@@ -557,33 +628,34 @@ impl<'a> ConfigService<'a> {
     }
 }
 
-/// What the local config service may do: manage instances' objects, read nodes and pods.
-fn cluster_role() -> ClusterRole {
-    let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
+/// Verbs of a kind the local service manages.
+const MANAGE: [&str; 7] = [
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
+/// Verbs of a kind it only reads.
+const READ: [&str; 3] = ["get", "list", "watch"];
+
+fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
         api_groups: Some(vec![group.to_owned()]),
         resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
         verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
         ..PolicyRule::default()
-    };
-    let manage = [
-        "get", "list", "watch", "create", "update", "patch", "delete",
-    ];
+    }
+}
+
+/// What the local config service may read cluster-wide: Services (node ports are
+/// cluster-wide, so allocation reads them all) and nodes. It writes nothing outside the
+/// instances' namespace; local volumes (`--local-volume-root`) need PersistentVolumes
+/// too, which the operator grants when they use them.
+fn cluster_role() -> ClusterRole {
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(FRAMEDB_CONFIG.to_owned()),
             labels: Some(component_labels(FRAMEDB_CONFIG)),
             ..ObjectMeta::default()
         },
-        rules: Some(vec![
-            rule("", &["namespaces"], &["get", "list", "create"]),
-            rule(
-                "",
-                &["services", "persistentvolumeclaims", "persistentvolumes"],
-                &manage,
-            ),
-            rule("", &["pods", "nodes"], &["get", "list", "watch"]),
-            rule("apps", &["statefulsets"], &manage),
-        ]),
+        rules: Some(vec![rule("", &["services", "nodes"], &READ)]),
         ..ClusterRole::default()
     }
 }

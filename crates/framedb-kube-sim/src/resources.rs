@@ -100,13 +100,18 @@ const fn apps(
     def
 }
 
-/// A cluster-scoped `rbac.authorization.k8s.io/v1` type: stored, not enforced.
-const fn rbac(plural: &'static str, singular: &'static str, kind: &'static str) -> ResourceDef {
+/// An `rbac.authorization.k8s.io/v1` type: stored, not enforced.
+const fn rbac(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> ResourceDef {
     let mut def = core(
         plural,
         singular,
         kind,
-        false,
+        namespaced,
         &[],
         false,
         NameRule::Subdomain,
@@ -201,12 +206,15 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     ),
     apps(DEPLOYMENTS, "deployment", "Deployment", &["deploy"]),
     apps(STATEFULSETS, "statefulset", "StatefulSet", &["sts"]),
-    rbac("clusterroles", "clusterrole", "ClusterRole"),
+    rbac("clusterroles", "clusterrole", "ClusterRole", false),
     rbac(
         "clusterrolebindings",
         "clusterrolebinding",
         "ClusterRoleBinding",
+        false,
     ),
+    rbac("roles", "role", "Role", true),
+    rbac("rolebindings", "rolebinding", "RoleBinding", true),
 ];
 
 /// Looks a type up by group and plural name.

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use framedb_kube_sim::{SimConfig, Simulator};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolume, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::{Value, json};
 
 use super::{TestApp, assert_failure};
@@ -118,18 +118,40 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
     assert_eq!(report["services"][2]["detail"], "NodePort 8080:32566");
     assert_eq!(report["persistent_volume_claim"]["detail"], "Bound");
     assert_eq!(report["pods"].as_array().unwrap().len(), 2);
-    // The local service's identity and its cluster-wide rights.
+    // The local service's identity and its rights: it writes only in the instances'
+    // namespace, and cluster-wide only reads.
     let kube = sim.client().await;
     let role = kube::Api::<ClusterRole>::all(kube.clone())
         .get("framedb-config")
         .await
         .unwrap();
-    assert!(role.rules.unwrap().iter().any(|r| {
+    let read = ["get", "list", "watch"];
+    for rule in role.rules.unwrap() {
+        assert!(
+            rule.verbs.iter().all(|v| read.contains(&v.as_str())),
+            "{rule:?}"
+        );
+        let resources = rule.resources.unwrap_or_default();
+        assert!(
+            resources.iter().all(|r| r == "services" || r == "nodes"),
+            "{resources:?}"
+        );
+    }
+    let writes = kube::Api::<Role>::namespaced(kube.clone(), "framedb-storage")
+        .get("framedb-config")
+        .await
+        .unwrap();
+    assert!(writes.rules.unwrap().iter().any(|r| {
         r.resources
             .as_deref()
             .unwrap_or_default()
             .contains(&"statefulsets".to_owned())
+            && r.verbs.contains(&"patch".to_owned())
     }));
+    kube::Api::<RoleBinding>::namespaced(kube.clone(), "framedb-storage")
+        .get("framedb-config")
+        .await
+        .unwrap();
     kube::Api::<ClusterRoleBinding>::all(kube.clone())
         .get("framedb-config")
         .await
@@ -151,6 +173,17 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
         .await
         .unwrap();
     assert!(gone.is_none());
+    let gone = kube::Api::<Role>::namespaced(kube.clone(), "framedb-storage")
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+    // The instances' namespace, which holds their volumes, stays.
+    let instances = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(kube.clone())
+        .get_opt("framedb-storage")
+        .await
+        .unwrap();
+    assert!(instances.is_some());
     let volume = kube::Api::<PersistentVolume>::all(kube)
         .get_opt("framedb-config-mongodb")
         .await
