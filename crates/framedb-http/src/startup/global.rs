@@ -62,7 +62,7 @@ impl App {
     pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Result<App, StartError> {
         check_open(&settings.serve)?;
         let mut settings = settings.clone();
-        if settings.fleet.names_no_cluster() {
+        if settings.fleet.names_no_cluster() && adapters.clusters.is_none() {
             // The embedded default's clusters are simulated on loopback, over plain http.
             settings.fleet.allow_insecure_clusters = true;
         }
