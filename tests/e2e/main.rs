@@ -120,6 +120,12 @@ pub fn mongo_settings(uri: &str, database: &str, timeout: Duration) -> MongoSett
     }
 }
 
+/// An HTTP client for the tests; rustls needs its provider installed first.
+pub fn http_client() -> reqwest::ClientBuilder {
+    framedb_http::tls::install_provider();
+    Client::builder()
+}
+
 /// Sends a request and returns the status and the JSON body.
 pub async fn call(
     client: &Client,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use framedb_http::Adapters;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::proxy::{Proxy, first_host};
@@ -33,7 +33,7 @@ async fn records_outlive_the_server_that_wrote_them() {
     let Some(uri) = mongo_uri() else { return };
     let db = database("restart");
     let clusters = Clusters::demo(&db, Duration::ZERO).await;
-    let client = Client::new();
+    let client = super::http_client().build().unwrap();
 
     let first = Server::global(
         &clusters.direct(mongo_settings(&uri, &db, Duration::from_secs(5))),
@@ -102,7 +102,7 @@ async fn two_hundred_racing_creates_of_a_hundred_ids_make_a_hundred_records() {
         Adapters::default(),
     )
     .await;
-    let client = Client::new();
+    let client = super::http_client().build().unwrap();
 
     let requests: Vec<_> = (0..200)
         .map(|n| {
@@ -160,7 +160,7 @@ async fn while_mongodb_is_down_the_api_answers_503_and_recovers_by_itself() {
         Adapters::default(),
     )
     .await;
-    let client = Client::new();
+    let client = super::http_client().build().unwrap();
     let (status, _) = call(
         &client,
         Method::POST,
@@ -254,7 +254,7 @@ async fn refused_operators_never_reach_mongodb() {
         Adapters::default(),
     )
     .await;
-    let client = Client::new();
+    let client = super::http_client().build().unwrap();
     let query = server.at(&format!("{BASE}/query"));
 
     // The proxy sees what does arrive: a filter that is allowed.

@@ -123,7 +123,10 @@ impl Topology {
             AUTHORIZATION,
             HeaderValue::from_str(&format!("Bearer {GLOBAL_TOKEN}")).unwrap(),
         );
-        let client = Client::builder().default_headers(headers).build().unwrap();
+        let client = super::http_client()
+            .default_headers(headers)
+            .build()
+            .unwrap();
         Self {
             clusters,
             locals,
@@ -477,7 +480,7 @@ async fn without_the_right_token_both_apis_answer_401_and_change_nothing() {
     )
     .await;
     let body = json!({"framedb_id": "sneaky", "cluster_id": "cluster-01", "node_id": "node-a", "storage_size": "1Gi"});
-    let plain = Client::new();
+    let plain = super::http_client().build().unwrap();
     for header in [
         None,
         Some("Bearer wrong"),
@@ -568,7 +571,9 @@ async fn the_local_api_refuses_ports_outside_the_instance_range() {
     .await;
     let local = topology.locals[0].server.as_ref().unwrap();
     for port in [30899, 31000, 32566, 8080] {
-        let response = Client::new()
+        let response = super::http_client()
+            .build()
+            .unwrap()
             .put(local.at("local/v1/instances/stray"))
             .header(AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
             .json(&json!({"node_id": "node-a", "storage_size": "1Gi", "port": port}))
@@ -584,4 +589,89 @@ async fn the_local_api_refuses_ports_outside_the_instance_range() {
         );
     }
     assert!(topology.assert_consistent().await.is_empty());
+}
+
+/// The test certificates: a CA, and a certificate it signed for 127.0.0.1 and localhost.
+fn tls_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e/tls")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_service_over_https_is_reached_with_the_operators_ca_only() {
+    let clusters = Clusters::demo("https", Duration::ZERO).await;
+    let cluster: framedb_core::ClusterId = "cluster-01".parse().unwrap();
+    let local = LocalSettings {
+        serve: ServeSettings {
+            token: Some(LOCAL_TOKEN.into()),
+            tls_cert: Some(tls_file("cert.pem")),
+            tls_key: Some(tls_file("key.pem")),
+            ..ServeSettings::loopback()
+        },
+        ..LocalSettings::new(cluster.clone(), Some(clusters.kubeconfig(&cluster)))
+    };
+    let local = Server::local(&local, Adapters::default()).await;
+    let https = local.url.replace("http://", "https://");
+    let global_with = |ca: Option<std::path::PathBuf>| {
+        let mut settings = GlobalSettings {
+            serve: ServeSettings::loopback(),
+            ..GlobalSettings::default()
+        };
+        settings.fleet.local_token = Some(LOCAL_TOKEN.into());
+        settings.fleet.local_ca_file = ca;
+        settings
+            .fleet
+            .local_services
+            .push((cluster.clone(), https.parse().unwrap()));
+        settings
+    };
+    let client = super::http_client().build().unwrap();
+    let body = |id: &str| json!({"framedb_id": id, "cluster_id": "cluster-01", "node_id": "node-a", "storage_size": "1Gi"});
+
+    // Without the CA, the local service's certificate is not trusted: nothing is sent.
+    let untrusting = Server::global(&global_with(None), Adapters::default()).await;
+    let (status, answer) = call(
+        &client,
+        Method::POST,
+        untrusting.at(BASE),
+        Some(body("untrusted")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+
+    let trusting =
+        Server::global(&global_with(Some(tls_file("ca.pem"))), Adapters::default()).await;
+    let (status, answer) = call(
+        &client,
+        Method::POST,
+        trusting.at(BASE),
+        Some(body("over-tls")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    // The status comes back over the TLS status stream (or a direct read).
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        let (_, instance) = call(
+            &client,
+            Method::GET,
+            trusting.at(&format!("{BASE}/over-tls")),
+            None,
+        )
+        .await;
+        seen = instance["data"]["status"].clone();
+        if seen == "Running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen, "Running");
+    let sim = clusters.fleet.get("cluster-01").unwrap();
+    let services = names::<Service>(&sim.client().await).await;
+    assert_eq!(
+        services,
+        BTreeSet::from(["over-tls".to_owned()]),
+        "nothing of the untrusted create"
+    );
 }

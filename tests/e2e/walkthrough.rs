@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use framedb_http::cli::{Cli, Role};
 use framedb_http::{Adapters, App};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use super::{BASE, Server, call, ids};
@@ -30,7 +30,7 @@ async fn the_readme_walkthrough_works_over_http() {
         panic!("no role named: the global one")
     };
     let server = Server::serve(App::global(&settings, Adapters::default()).await.unwrap());
-    let client = Client::new();
+    let client = super::http_client().build().unwrap();
     let url = |path: &str| format!("{}/{path}", server.url);
 
     let (status, body) = call(&client, Method::GET, url("healthz"), None).await;

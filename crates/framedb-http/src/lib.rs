@@ -11,6 +11,7 @@ pub mod extract;
 pub mod remote;
 pub mod settings;
 pub mod startup;
+pub mod tls;
 pub mod wire;
 
 pub use error::ApiError;

@@ -18,6 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    framedb_http::tls::install_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -82,18 +82,32 @@ pub struct RemoteClusters {
 
 impl RemoteClusters {
     /// Clients for the services in `directory`, sending each service the token the
-    /// directory holds for its cluster, and no other.
+    /// directory holds for its cluster, and no other. Services on `https://` URLs must
+    /// show a certificate of the public web roots or of `extra_roots`.
     ///
     /// # Errors
     /// [`Error::Internal`] when the HTTP client cannot be built.
-    pub fn new(directory: Arc<ClusterDirectory>, timeouts: RemoteTimeouts) -> Result<Self> {
+    pub fn new(
+        directory: Arc<ClusterDirectory>,
+        timeouts: RemoteTimeouts,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> Result<Self> {
+        crate::tls::install_provider();
+        let tls = crate::tls::client(extra_roots).map_err(|error| {
+            let fault = Fault::new("the TLS configuration for local services is refused");
+            Error::Internal(fault.because(error))
+        })?;
         let built = |builder: reqwest::ClientBuilder| {
-            builder.build().map_err(|error| {
-                let cause = CallError::Client(error);
-                Error::Internal(
-                    Fault::new("the HTTP client for local services cannot be built").because(cause),
-                )
-            })
+            builder
+                .use_preconfigured_tls(tls.clone())
+                .build()
+                .map_err(|error| {
+                    let cause = CallError::Client(error);
+                    Error::Internal(
+                        Fault::new("the HTTP client for local services cannot be built")
+                            .because(cause),
+                    )
+                })
         };
         let http = built(
             reqwest::Client::builder()

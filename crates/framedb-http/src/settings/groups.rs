@@ -45,6 +45,14 @@ pub struct ServeSettings {
     #[arg(long, env = "FRAMEDB_REQUEST_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
 
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "FRAMEDB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "FRAMEDB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Requests served at once; more are answered 503 at once.
     #[arg(long, env = "FRAMEDB_MAX_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: u32,
@@ -58,6 +66,8 @@ impl Default for ServeSettings {
             allow_open_api: false,
             header_timeout_secs: 10,
             request_timeout_secs: 60,
+            tls_cert: None,
+            tls_key: None,
             max_requests: 1024,
         }
     }
@@ -275,6 +285,11 @@ pub struct FleetSettings {
     )]
     pub local_connect_timeout_ms: u64,
 
+    /// Certificates (PEM) to trust, besides the public web roots, for local services on
+    /// https:// URLs: the CA of their certificates.
+    #[arg(long = "local-ca-file", env = "FRAMEDB_LOCAL_CA_FILE")]
+    pub local_ca_file: Option<PathBuf>,
+
     /// Milliseconds a call to a local config service may take.
     #[arg(
         long = "local-timeout-ms",
@@ -307,6 +322,7 @@ impl Default for FleetSettings {
             known_clusters: Vec::new(),
             local_token: None,
             local_connect_timeout_ms: 2000,
+            local_ca_file: None,
             local_timeout_ms: 30000,
             clusters: Vec::new(),
             in_cluster: None,

@@ -8,7 +8,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
-use super::{Adapters, App, Clusters, StartError, bind, check_open};
+use super::{Adapters, App, Clusters, StartError, bind, check_open, server_tls};
 use crate::api::{ApiToken, AppState, Bounds, router};
 use crate::remote::directory::LocalToken;
 use crate::remote::{ClusterDirectory, RemoteClusters};
@@ -60,6 +60,7 @@ impl App {
     /// # Errors
     /// When the registry or a cluster cannot be configured, or an address not bound.
     pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Result<App, StartError> {
+        crate::tls::install_provider();
         check_open(&settings.serve)?;
         let mut settings = settings.clone();
         if settings.fleet.names_no_cluster() && adapters.clusters.is_none() {
@@ -97,8 +98,15 @@ impl App {
                     beside = demo.locals;
                     keep = Some(demo.keep);
                 }
-                let remote =
-                    RemoteClusters::new(directory.clone(), settings.fleet.remote_timeouts())?;
+                let roots = match &settings.fleet.local_ca_file {
+                    Some(path) => crate::tls::certificates("the local services' CA file", path)?,
+                    None => Vec::new(),
+                };
+                let remote = RemoteClusters::new(
+                    directory.clone(),
+                    settings.fleet.remote_timeouts(),
+                    &roots,
+                )?;
                 (Clusters::of(Arc::new(remote)), Some(directory))
             }
         };
@@ -113,6 +121,7 @@ impl App {
             name: "framedb-server".into(),
             listener,
             header_timeout: std::time::Duration::from_secs(settings.serve.header_timeout_secs),
+            tls: server_tls(&settings.serve)?,
             router: global_router(settings, parts),
             stopping: watch::channel(false).0,
             beside,

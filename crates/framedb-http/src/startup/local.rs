@@ -7,7 +7,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, registry};
-use super::{Adapters, App, StartError, bind, check_open};
+use super::{Adapters, App, StartError, bind, check_open, server_tls};
 use crate::api::local::{LocalState, Stopping, local_router};
 use crate::api::{ApiToken, Bounds};
 use crate::settings::LocalSettings;
@@ -36,6 +36,7 @@ impl App {
             Some(registry) => registry,
             None => registry(&settings.mongo, "local").await?,
         };
+        crate::tls::install_provider();
         check_open(&settings.serve)?;
         let token = ApiToken::new(settings.serve.token.clone());
         let (stopping, stop) = watch::channel(false);
@@ -58,6 +59,7 @@ impl App {
             name: format!("local config service of {cluster}"),
             listener,
             header_timeout: std::time::Duration::from_secs(settings.serve.header_timeout_secs),
+            tls: server_tls(&settings.serve)?,
             router: local_router(state, Bounds::of(&settings.serve)),
             stopping,
             beside: Vec::new(),

@@ -92,6 +92,9 @@ pub enum StartError {
     /// The settings name nothing this build can run.
     #[error("{0}")]
     Settings(String),
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A service, built and bound, not serving yet.
@@ -101,6 +104,8 @@ pub struct App {
     router: Router,
     /// How long a client may take to send a request's headers.
     header_timeout: std::time::Duration,
+    /// The TLS configuration, when it serves over TLS.
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Turns true when the service begins to shut down (its status streams end then).
     stopping: watch::Sender<bool>,
     /// Services that run beside this one and stop after it (the embedded default's local
@@ -152,13 +157,15 @@ impl App {
             listener,
             router,
             header_timeout,
+            tls,
             stopping,
             beside,
             keep,
         } = self;
         let address = listener.local_addr()?;
-        tracing::info!(%address, "{name} listening on http://{address}");
-        serve::serve(listener, router, header_timeout, async move {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%address, "{name} listening on {scheme}://{address}");
+        serve::serve(listener, router, header_timeout, tls, async move {
             shutdown.await;
             stopping.send_replace(true);
         })
@@ -241,6 +248,14 @@ fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
          --token (FRAMEDB_API_TOKEN), or --allow-open-api if the API is meant to be open",
         serve.listen
     )))
+}
+
+/// The server TLS configuration `serve` names, if any.
+fn server_tls(serve: &ServeSettings) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
+    match (&serve.tls_cert, &serve.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::server(cert, key)?)),
+        _ => Ok(None),
+    }
 }
 
 /// Binds `address`, naming the error after it.

@@ -40,7 +40,7 @@ async fn the_server_binary_serves_the_embedded_default_and_stops_on_sigterm() {
         "the log says where the kubeconfigs are: {log:?}"
     );
 
-    let client = reqwest::Client::new();
+    let client = super::http_client().build().unwrap();
     let health: serde_json::Value = client
         .get(format!("http://{address}/healthz"))
         .send()

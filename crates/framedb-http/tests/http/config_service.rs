@@ -453,6 +453,7 @@ async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other(
     let remote = framedb_http::remote::RemoteClusters::new(
         directory.clone(),
         framedb_http::remote::RemoteTimeouts::default(),
+        &[],
     )
     .unwrap();
     for ((name, seen, _), token) in fakes.iter().zip(&tokens) {

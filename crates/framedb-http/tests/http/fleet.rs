@@ -181,7 +181,7 @@ async fn simulate_local_and_global_run_as_separate_processes() {
         "http://{}/global/framedb/persistent-instances",
         global.address().await
     );
-    let client = Client::new();
+    let client = super::http_client().build().unwrap();
 
     // The README's walk-through.
     for (id, node, port) in [("tidb-001", "node-a", 30900), ("tidb-002", "node-b", 30901)] {

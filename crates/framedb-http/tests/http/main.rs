@@ -117,6 +117,12 @@ pub async fn serve(
     App::global(&settings, adapters).await.unwrap().spawn()
 }
 
+/// An HTTP client for the tests; rustls needs its provider installed first.
+pub fn http_client() -> reqwest::ClientBuilder {
+    framedb_http::tls::install_provider();
+    reqwest::Client::builder()
+}
+
 /// Sends a request through `oneshot` and returns the status and the JSON body.
 pub async fn send_raw(
     router: &Router,

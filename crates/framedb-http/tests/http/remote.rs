@@ -43,7 +43,7 @@ async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() 
         service_url(&format!("http://{address}")).unwrap(),
         None,
     );
-    let remote = RemoteClusters::new(directory, RemoteTimeouts::default()).unwrap();
+    let remote = RemoteClusters::new(directory, RemoteTimeouts::default(), &[]).unwrap();
     let feed = remote.follow(&cluster).await.unwrap();
 
     // The oversized line breaks the stream at once, and the follower opens a new one;

@@ -19,7 +19,7 @@ async fn the_api_answers_over_tcp() {
     let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
     let server = serve(Arc::new(InMemoryRegistry::new()), fleet.clone(), fleet).await;
     let url = server.url();
-    let client = reqwest::Client::new();
+    let client = super::http_client().build().unwrap();
 
     let response = client
         .post(format!("{url}{BASE}"))
@@ -122,7 +122,7 @@ async fn a_client_hanging_up_mid_create_does_not_cut_the_create_in_half() {
     });
     let server = serve(registry.clone(), slow, fleet.clone()).await;
     let url = server.url();
-    let impatient = reqwest::Client::builder()
+    let impatient = super::http_client()
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -232,7 +232,11 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
         .expect("the server closes the connection");
     assert!(closed.is_err() || !String::from_utf8_lossy(&answer).contains("200 OK"));
     // Others are still served.
-    let health = reqwest::get(format!("{}/healthz", server.url()))
+    let health = super::http_client()
+        .build()
+        .unwrap()
+        .get(format!("{}/healthz", server.url()))
+        .send()
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
@@ -245,7 +249,9 @@ async fn a_request_over_its_time_is_504_and_its_create_still_completes() {
         ..framedb_http::settings::ServeSettings::loopback()
     };
     let (server, registry) = bounded_server(serve, Duration::from_millis(1500)).await;
-    let response = reqwest::Client::new()
+    let response = super::http_client()
+        .build()
+        .unwrap()
         .post(format!("{}{BASE}", server.url()))
         .json(&create_body("tidb-001", "cluster-01", "node-a"))
         .send()
@@ -281,7 +287,7 @@ async fn requests_past_the_limit_are_503_at_once() {
         ..framedb_http::settings::ServeSettings::loopback()
     };
     let (server, _) = bounded_server(serve, Duration::from_millis(800)).await;
-    let client = reqwest::Client::new();
+    let client = super::http_client().build().unwrap();
     let url = format!("{}{BASE}", server.url());
     let first = {
         let (client, url) = (client.clone(), url.clone());
