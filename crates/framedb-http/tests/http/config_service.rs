@@ -57,6 +57,27 @@ async fn on_cluster(
 
 const SECRET: &str = "tok-e2b1c9-never-log-me";
 
+/// The global API on in-memory instances, with `directory` for setup to record into and
+/// `settings`; `insecure` lets it call the simulated clusters, on loopback over http.
+fn global_app(
+    directory: Option<Arc<framedb_http::remote::ClusterDirectory>>,
+    mut settings: framedb_http::settings::GlobalSettings,
+    insecure: bool,
+) -> axum::Router {
+    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::Clusters;
+    use framedb_http::startup::{GlobalParts, global_router};
+
+    let parts = GlobalParts {
+        registry: Arc::new(InMemoryRegistry::new()),
+        clusters: Clusters::of(Arc::new(InMemoryFleet::demo(std::time::Duration::ZERO))),
+        directory,
+        local_token: settings.local_token(),
+    };
+    settings.fleet.allow_insecure_clusters = insecure;
+    global_router(&settings, parts)
+}
+
 /// The simulator's kubeconfig with a recognisable token, as a caller would send it.
 fn kubeconfig_of(sim: &Simulator) -> Value {
     let mut config = sim.kubeconfig_json();
@@ -304,26 +325,13 @@ async fn an_unreachable_cluster_is_503() {
 #[tokio::test]
 async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_secret() {
     use std::sync::Arc;
-    use std::time::Duration;
 
-    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-    use framedb_http::Clusters;
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::settings::GlobalSettings;
-    use framedb_http::startup::{GlobalParts, global_router};
 
     let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
-    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
     let directory = Arc::new(ClusterDirectory::new());
-    let parts = GlobalParts {
-        registry: Arc::new(InMemoryRegistry::new()),
-        clusters: Clusters::of(fleet),
-        directory: Some(directory.clone()),
-        local_token: Some("local-s3cret".into()),
-    };
-    let mut settings = GlobalSettings::default();
-    settings.fleet.allow_insecure_clusters = true;
-    let app = global_router(&settings, parts);
+    let app = global_app(Some(directory.clone()), GlobalSettings::default(), true);
     let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.1.2.3:32566"}).to_string();
     let (status, answer) =
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
@@ -371,15 +379,10 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
 
 #[tokio::test]
 async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other() {
-    use std::time::Duration;
-
     use axum::body::Body;
     use axum::http::{HeaderMap, Request};
-    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-    use framedb_http::Clusters;
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::settings::GlobalSettings;
-    use framedb_http::startup::{GlobalParts, global_router};
     use tower::ServiceExt;
 
     /// A local service that records the Authorization header of every call.
@@ -405,18 +408,9 @@ async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other(
 
     const GLOBAL: &str = "global-t0k-never-leaves";
     let directory = Arc::new(ClusterDirectory::new());
-    let parts = GlobalParts {
-        registry: Arc::new(InMemoryRegistry::new()),
-        clusters: Clusters::of(Arc::new(InMemoryFleet::demo(Duration::ZERO))),
-        directory: Some(directory.clone()),
-        local_token: None,
-    };
     let mut settings = GlobalSettings::default();
-    settings.fleet.allow_insecure_clusters = true;
     settings.serve.token = Some(GLOBAL.into());
-    // The global reaches its clusters through the directory as a remote fleet would; the
-    // router only needs it for setup here, and reads go through a remote client below.
-    let app = global_router(&settings, parts);
+    let app = global_app(Some(directory.clone()), settings, true);
     let send = |method: &str, path: &str, body: Value| {
         let request = Request::builder()
             .method(method)
@@ -474,25 +468,13 @@ async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other(
 
 #[tokio::test]
 async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
-    use std::time::Duration;
-
-    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-    use framedb_http::Clusters;
     use framedb_http::settings::GlobalSettings;
-    use framedb_http::startup::{GlobalParts, global_router};
     use k8s_openapi::api::core::v1::Namespace;
 
     // The simulator listens on loopback, over plain http: a caller could point setup at
     // the global service's own host this way.
     let sim = Simulator::start(SimConfig::new("probe")).await.unwrap();
-    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
-    let parts = GlobalParts {
-        registry: Arc::new(InMemoryRegistry::new()),
-        clusters: Clusters::of(fleet),
-        directory: None,
-        local_token: Some("local-s3cret".into()),
-    };
-    let app = global_router(&GlobalSettings::default(), parts);
+    let app = global_app(None, GlobalSettings::default(), false);
     for (method, path) in [
         ("POST", "/framedb-config/setup"),
         ("POST", "/framedb-config/status"),
@@ -514,29 +496,16 @@ async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
 
 #[tokio::test]
 async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
-    use std::time::Duration;
-
-    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-    use framedb_http::Clusters;
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::remote::directory::service_url;
     use framedb_http::settings::GlobalSettings;
-    use framedb_http::startup::{GlobalParts, global_router};
     use k8s_openapi::api::core::v1::Namespace;
 
     let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
     let directory = Arc::new(ClusterDirectory::new());
     let genuine = service_url("http://10.1.2.3:32566").unwrap();
     directory.insert("edge-7".parse().unwrap(), genuine.clone(), None);
-    let parts = GlobalParts {
-        registry: Arc::new(InMemoryRegistry::new()),
-        clusters: Clusters::of(Arc::new(InMemoryFleet::demo(Duration::ZERO))),
-        directory: Some(directory.clone()),
-        local_token: Some("local-s3cret".into()),
-    };
-    let mut settings = GlobalSettings::default();
-    settings.fleet.allow_insecure_clusters = true;
-    let app = global_router(&settings, parts);
+    let app = global_app(Some(directory.clone()), GlobalSettings::default(), true);
     let hijack = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.6.6.6:32566"}).to_string();
     let (status, answer) =
         super::send_raw(&app, "POST", "/framedb-config/setup", Some(&hijack), None).await;
