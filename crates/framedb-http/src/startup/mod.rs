@@ -254,7 +254,11 @@ fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
 fn server_tls(serve: &ServeSettings) -> Result<Option<Arc<rustls::ServerConfig>>, StartError> {
     match (&serve.tls_cert, &serve.tls_key) {
         (Some(cert), Some(key)) => Ok(Some(crate::tls::server(cert, key)?)),
-        _ => Ok(None),
+        (None, None) => Ok(None),
+        // Serving plain HTTP when TLS was half asked for would be a silent downgrade.
+        _ => Err(StartError::Settings(
+            "--tls-cert and --tls-key go together: give both, or neither".into(),
+        )),
     }
 }
 

@@ -57,6 +57,15 @@ async fn on_cluster(
 
 const SECRET: &str = "tok-e2b1c9-never-log-me";
 
+/// Checks that no config service was installed on `sim`.
+async fn assert_nothing_installed(sim: &Simulator) {
+    let namespace = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(sim.client().await)
+        .get_opt("framedb-config")
+        .await
+        .unwrap();
+    assert!(namespace.is_none(), "nothing was installed");
+}
+
 /// The global API on in-memory instances, with `directory` for setup to record into and
 /// `settings`; `insecure` lets it call the simulated clusters, on loopback over http.
 fn global_app(
@@ -469,7 +478,6 @@ async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other(
 #[tokio::test]
 async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
     use framedb_http::settings::GlobalSettings;
-    use k8s_openapi::api::core::v1::Namespace;
 
     // The simulator listens on loopback, over plain http: a caller could point setup at
     // the global service's own host this way.
@@ -487,11 +495,7 @@ async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
         assert!(message.contains("--allow-insecure-clusters"), "{message}");
         assert!(!message.contains("127.0.0.1"), "{message}");
     }
-    let namespace = kube::Api::<Namespace>::all(sim.client().await)
-        .get_opt("framedb-config")
-        .await
-        .unwrap();
-    assert!(namespace.is_none(), "nothing was installed");
+    assert_nothing_installed(&sim).await;
 }
 
 #[tokio::test]
@@ -499,7 +503,6 @@ async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::remote::directory::service_url;
     use framedb_http::settings::GlobalSettings;
-    use k8s_openapi::api::core::v1::Namespace;
 
     let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
     let directory = Arc::new(ClusterDirectory::new());
@@ -512,11 +515,7 @@ async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     assert!(assert_failure(&answer, "cluster_conflict").contains("edge-7"));
     assert_eq!(directory.url(&"edge-7".parse().unwrap()), Some(genuine));
-    let namespace = kube::Api::<Namespace>::all(sim.client().await)
-        .get_opt("framedb-config")
-        .await
-        .unwrap();
-    assert!(namespace.is_none(), "nothing was installed");
+    assert_nothing_installed(&sim).await;
 }
 
 #[tokio::test]

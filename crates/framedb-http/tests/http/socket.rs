@@ -85,6 +85,22 @@ async fn the_api_answers_over_tcp() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
+/// The record of `id` once it has a port, or as it is after two seconds.
+async fn recorded_with_port(
+    registry: &InMemoryRegistry,
+    id: &FramedbId,
+) -> framedb_core::InstanceRecord {
+    let mut record = registry.get(id).await.unwrap();
+    for _ in 0..100 {
+        if record.port.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        record = registry.get(id).await.unwrap();
+    }
+    record
+}
+
 /// A cluster whose deploys take a while, as a real one's do.
 struct SlowDeployer {
     inner: Arc<InMemoryFleet>,
@@ -135,14 +151,7 @@ async fn a_client_hanging_up_mid_create_does_not_cut_the_create_in_half() {
 
     // The create goes on without the client and ends consistent: record, port, workload.
     let id = FramedbId::new("tidb-001").unwrap();
-    let mut record = registry.get(&id).await.unwrap();
-    for _ in 0..100 {
-        if record.port.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        record = registry.get(&id).await.unwrap();
-    }
+    let record = recorded_with_port(&registry, &id).await;
     assert_eq!(record.port, Some(30900));
     let cluster = ClusterId::new("cluster-01").unwrap();
     assert_eq!(fleet.workloads(&cluster).unwrap(), [id]);
@@ -265,14 +274,7 @@ async fn a_request_over_its_time_is_504_and_its_create_still_completes() {
         "{body}"
     );
     let id = FramedbId::new("tidb-001").unwrap();
-    let mut record = registry.get(&id).await.unwrap();
-    for _ in 0..100 {
-        if record.port.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        record = registry.get(&id).await.unwrap();
-    }
+    let record = recorded_with_port(&registry, &id).await;
     assert_eq!(
         record.port,
         Some(30900),
@@ -316,4 +318,26 @@ async fn requests_past_the_limit_are_503_at_once() {
     assert_eq!(first.await.unwrap(), StatusCode::CREATED);
     let after = client.get(format!("{url}/tidb-001")).send().await.unwrap();
     assert_eq!(after.status(), StatusCode::OK, "the slot is free again");
+}
+
+#[tokio::test]
+async fn a_certificate_without_its_key_is_refused_rather_than_served_in_clear() {
+    use framedb_http::settings::{GlobalSettings, ServeSettings};
+    use framedb_http::{Adapters, App, StartError};
+
+    let settings = GlobalSettings {
+        serve: ServeSettings {
+            tls_cert: Some("cert.pem".into()),
+            ..ServeSettings::loopback()
+        },
+        ..GlobalSettings::default()
+    };
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let adapters = Adapters {
+        registry: Some(Arc::new(InMemoryRegistry::new())),
+        clusters: Some(framedb_http::Clusters::of(fleet)),
+    };
+    let refused = App::global(&settings, adapters).await.err().unwrap();
+    assert!(matches!(refused, StartError::Settings(_)), "{refused}");
+    assert!(refused.to_string().contains("--tls-key"), "{refused}");
 }
