@@ -3,6 +3,7 @@
 //! credential plugin, no auth provider, no local file, no proxy — and no message here
 //! quotes any of its values.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -128,8 +129,8 @@ fn check_inline_only(kubeconfig: &Kubeconfig) -> Result<()> {
 /// an API server on a loopback, link-local or unspecified address (the global service's
 /// own host, or a cloud's metadata service: a caller could probe them through setup),
 /// plain `http://` (the kubeconfig's credentials would cross the network in clear), or
-/// `insecure-skip-tls-verify`. Host names are checked as written; a name that resolves to
-/// such an address is not caught here.
+/// `insecure-skip-tls-verify`. Host names are checked as written here; [`caller_client`]
+/// also checks the addresses they resolve to.
 ///
 /// # Errors
 /// [`Error::Kubeconfig`] with a sentence that quotes none of the kubeconfig's values.
@@ -137,40 +138,24 @@ pub fn check_server(kubeconfig: &Kubeconfig, allow_insecure: bool) -> Result<()>
     if allow_insecure {
         return Ok(());
     }
-    let refuse = |why: &str| {
-        Err(Error::Kubeconfig(format!(
-            "kube_config's cluster {why}; FrameDB only calls TLS-verified API servers on \
-             routable addresses unless its operator allows others (--allow-insecure-clusters)"
-        )))
-    };
-    let Some(cluster) = context_cluster(kubeconfig)
-        .and_then(|name| kubeconfig.clusters.iter().find(|c| c.name == name))
-        .and_then(|named| named.cluster.as_ref())
-    else {
+    let Some(cluster) = current_cluster(kubeconfig) else {
         return Ok(());
     };
     if cluster.insecure_skip_tls_verify == Some(true) {
-        return refuse("turns TLS verification off (insecure-skip-tls-verify)");
+        return refuse_server("turns TLS verification off (insecure-skip-tls-verify)");
     }
     let Some(server) = cluster.server.as_deref() else {
         return Ok(());
     };
     let Ok(url) = url::Url::parse(server) else {
-        return refuse("has a server that is not a URL");
+        return refuse_server("has a server that is not a URL");
     };
     if url.scheme() != "https" {
-        return refuse("is not served over https");
+        return refuse_server("is not served over https");
     }
     let private = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_unicast_link_local()
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_link_local() || v4.is_unspecified())
-        }
+        Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
         Some(url::Host::Domain(name)) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             name == "localhost" || name.ends_with(".localhost")
@@ -178,9 +163,106 @@ pub fn check_server(kubeconfig: &Kubeconfig, allow_insecure: bool) -> Result<()>
         None => true,
     };
     if private {
-        return refuse("is on a loopback, link-local or unspecified address");
+        return refuse_server("is on a loopback, link-local or unspecified address");
     }
     Ok(())
+}
+
+fn refuse_server<T>(why: &str) -> Result<T> {
+    Err(Error::Kubeconfig(format!(
+        "kube_config's cluster {why}; FrameDB only calls TLS-verified API servers on \
+         routable addresses unless its operator allows others (--allow-insecure-clusters)"
+    )))
+}
+
+/// Loopback, link-local (a cloud's metadata service) or unspecified, also when written as
+/// an IPv4-mapped IPv6 address.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => is_private(IpAddr::V4(v4)),
+            None => ip.is_loopback() || ip.is_unspecified() || ip.is_unicast_link_local(),
+        },
+    }
+}
+
+fn current_cluster(kubeconfig: &Kubeconfig) -> Option<&kube::config::Cluster> {
+    let name = context_cluster(kubeconfig)?;
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == name)?
+        .cluster
+        .as_ref()
+}
+
+/// A client for a kubeconfig a caller sent, checked as [`check_server`] says. When its
+/// server is a host name (and `allow_insecure` is off), the name is resolved once, every
+/// address it resolves to must pass the same check, and the client connects to the first
+/// of them while TLS still verifies the name: a name cannot resolve to a public address
+/// for the check and to a private one for the calls.
+///
+/// # Errors
+/// [`Error::Kubeconfig`] when the server is refused, its name does not resolve within the
+/// connect timeout, or the client cannot be built.
+pub async fn caller_client(
+    kubeconfig: Kubeconfig,
+    timeouts: Timeouts,
+    allow_insecure: bool,
+) -> Result<kube::Client> {
+    check_server(&kubeconfig, allow_insecure)?;
+    let pinned = if allow_insecure {
+        None
+    } else {
+        resolve_server(&kubeconfig, timeouts.connect).await?
+    };
+    let mut config = config_of(kubeconfig, timeouts).await?;
+    if let Some((address, name)) = pinned {
+        pin(&mut config, address, name)?;
+    }
+    build(config)
+}
+
+/// Points `config` at `address` instead of the host `name`, which TLS still verifies
+/// (and sends as SNI) unless the kubeconfig names another `tls-server-name`.
+fn pin(config: &mut kube::Config, address: IpAddr, name: String) -> Result<()> {
+    let not_a_url = || Error::Kubeconfig("kube_config's cluster server is not a URL".into());
+    let mut url = url::Url::parse(&config.cluster_url.to_string()).map_err(|_| not_a_url())?;
+    url.set_ip_host(address).map_err(|()| not_a_url())?;
+    config.cluster_url = url.as_str().parse().map_err(|_| not_a_url())?;
+    config.tls_server_name.get_or_insert(name);
+    Ok(())
+}
+
+/// The address the kubeconfig's server name resolves to and the name, when the server is
+/// given by name; every address the name resolves to is checked.
+async fn resolve_server(
+    kubeconfig: &Kubeconfig,
+    timeout: Duration,
+) -> Result<Option<(IpAddr, String)>> {
+    let Some(url) = current_cluster(kubeconfig)
+        .and_then(|cluster| cluster.server.as_deref())
+        .and_then(|server| url::Url::parse(server).ok())
+    else {
+        return Ok(None);
+    };
+    let Some(url::Host::Domain(name)) = url.host() else {
+        return Ok(None);
+    };
+    let port = url.port_or_known_default().unwrap_or(443);
+    let lookup = tokio::net::lookup_host((name, port));
+    let addresses: Vec<IpAddr> = match tokio::time::timeout(timeout, lookup).await {
+        Ok(Ok(found)) => found.map(|address| address.ip()).collect(),
+        _ => return refuse_server("has a server name that does not resolve"),
+    };
+    match addresses.first() {
+        None => refuse_server("has a server name that does not resolve"),
+        Some(_) if addresses.iter().copied().any(is_private) => refuse_server(
+            "has a server name that resolves to a loopback, link-local or unspecified address",
+        ),
+        Some(first) => Ok(Some((*first, name.to_owned()))),
+    }
 }
 
 /// The name of the cluster the kubeconfig's current context (or its first one) points at.
@@ -193,11 +275,16 @@ pub fn context_cluster(kubeconfig: &Kubeconfig) -> Option<String> {
     Some(context.context.as_ref()?.cluster.clone())
 }
 
-/// A client for the kubeconfig's current context (or its first one).
+/// A client for the kubeconfig's current context (or its first one), as it is: for
+/// kubeconfigs the operator gave. A caller's goes through [`caller_client`].
 ///
 /// # Errors
 /// [`Error::Kubeconfig`] when the context cannot be resolved or the client not built.
 pub async fn client(kubeconfig: Kubeconfig, timeouts: Timeouts) -> Result<kube::Client> {
+    build(config_of(kubeconfig, timeouts).await?)
+}
+
+async fn config_of(kubeconfig: Kubeconfig, timeouts: Timeouts) -> Result<kube::Config> {
     let options = KubeConfigOptions {
         context: kubeconfig
             .current_context
@@ -213,6 +300,10 @@ pub async fn client(kubeconfig: Kubeconfig, timeouts: Timeouts) -> Result<kube::
             )
         })?;
     timeouts.apply(&mut config);
+    Ok(config)
+}
+
+fn build(config: kube::Config) -> Result<kube::Client> {
     kube::Client::try_from(config)
         .map_err(|_| Error::Kubeconfig("kube_config cannot be used to build a client".into()))
 }
@@ -347,6 +438,80 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("insecure-skip-tls-verify"), "{message}");
+    }
+
+    fn with_server(server: &str) -> Kubeconfig {
+        let mut config = base();
+        config["clusters"][0]["cluster"]["server"] = json!(server);
+        parse(&config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_server_name_that_resolves_to_loopback_is_refused_unless_allowed() {
+        // This machine's own name resolves to a loopback address on the machines FrameDB
+        // is built on (the name is in /etc/hosts); elsewhere there is nothing to show.
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let name = name.trim();
+        let resolved: Vec<IpAddr> = match tokio::net::lookup_host((name, 443)).await {
+            Ok(found) => found.map(|address| address.ip()).collect(),
+            Err(_) => Vec::new(),
+        };
+        if name.is_empty() || resolved.is_empty() || !resolved.iter().all(|ip| ip.is_loopback()) {
+            eprintln!("skipped: this host's name does not resolve to loopback only");
+            return;
+        }
+        let config = with_server(&format!("https://{name}:6443"));
+        check_server(&config, false).unwrap();
+        let refused = caller_client(config.clone(), Timeouts::default(), false).await;
+        let message = refused.err().unwrap().to_string();
+        assert!(message.contains("resolves to a loopback"), "{message}");
+        assert!(!message.contains(name), "{message}");
+        caller_client(config, Timeouts::default(), true)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_refused() {
+        let config = with_server("https://framedb-no-such-host.invalid:6443");
+        let message = caller_client(config, Timeouts::default(), false)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(message.contains("does not resolve"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_pinned_client_connects_to_the_checked_address_and_verifies_the_name() {
+        let config = with_server("https://api.example.com:6443/prefix");
+        let mut pinned = config_of(config, Timeouts::default()).await.unwrap();
+        pin(
+            &mut pinned,
+            "203.0.113.7".parse().unwrap(),
+            "api.example.com".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            pinned.cluster_url.to_string(),
+            "https://203.0.113.7:6443/prefix"
+        );
+        assert_eq!(pinned.tls_server_name.as_deref(), Some("api.example.com"));
+
+        let v6 = with_server("https://api.example.com");
+        let mut pinned = config_of(v6, Timeouts::default()).await.unwrap();
+        pin(
+            &mut pinned,
+            "2001:db8::7".parse().unwrap(),
+            "api.example.com".into(),
+        )
+        .unwrap();
+        assert!(
+            pinned
+                .cluster_url
+                .to_string()
+                .starts_with("https://[2001:db8::7]")
+        );
     }
 
     #[test]

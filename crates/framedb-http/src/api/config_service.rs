@@ -109,11 +109,9 @@ async fn connect(state: &AppState, kube_config: &Value) -> Result<kube::Client> 
 }
 
 async fn client_of(state: &AppState, parsed: kube::config::Kubeconfig) -> Result<kube::Client> {
-    kubeconfig::check_server(&parsed, state.allow_insecure_clusters)
-        .map_err(framedb_core::Error::from)?;
-    Ok(kubeconfig::client(parsed, state.kube_timeouts)
-        .await
-        .map_err(framedb_core::Error::from)?)
+    let client =
+        kubeconfig::caller_client(parsed, state.kube_timeouts, state.allow_insecure_clusters);
+    Ok(client.await.map_err(framedb_core::Error::from)?)
 }
 
 fn failed(error: framedb_k8s::Error) -> ApiError {
