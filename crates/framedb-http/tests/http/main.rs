@@ -8,6 +8,7 @@ mod errors;
 mod fleet;
 mod remote;
 mod socket;
+mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
