@@ -61,3 +61,68 @@ async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() 
         "nothing was taken from the hostile stream"
     );
 }
+
+/// This process's resident set now and at its peak, in bytes (Linux).
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test]
+async fn endless_answers_and_streams_cannot_raise_memory_past_the_caps() {
+    // A peer whose every answer is endless: answers and status streams alike.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let chunk = Bytes::from(vec![b'x'; 256 * 1024]);
+    let app = Router::new().fallback(move || {
+        let (counter, chunk) = (counter.clone(), chunk.clone());
+        let endless = futures_util::stream::repeat(chunk).map(move |chunk| {
+            counter.fetch_add(chunk.len(), Ordering::Relaxed);
+            Ok::<_, std::io::Error>(chunk)
+        });
+        async move { Body::from_stream(endless) }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let cluster = ClusterId::new("endless").unwrap();
+    let directory = Arc::new(ClusterDirectory::new());
+    directory.insert(
+        cluster.clone(),
+        service_url(&format!("http://{address}")).unwrap(),
+        None,
+    );
+    let remote = RemoteClusters::new(directory, RemoteTimeouts::default(), &[]).unwrap();
+    let (before, _) = memory();
+
+    // The status stream is cut at its line cap and opened again, over and over, while
+    // answers are read up to their cap and refused.
+    let _feed = remote.follow(&cluster).await.unwrap();
+    let id = framedb_core::FramedbId::new("probe").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answers = 0;
+    while sent.load(Ordering::Relaxed) < 512 << 20 {
+        assert!(Instant::now() < deadline, "the peer could not send 512 MiB");
+        let read = tokio::time::timeout(
+            Duration::from_secs(20),
+            remote.statuses(&cluster, std::slice::from_ref(&id)),
+        );
+        assert!(read.await.unwrap().is_err(), "an endless answer is refused");
+        answers += 1;
+    }
+    let (_, peak) = memory();
+    let growth = peak.saturating_sub(before);
+    assert!(answers >= 8, "{answers} answers were read to their cap");
+    assert!(
+        growth < 96 << 20,
+        "the peer sent {} MiB and the process grew by {} MiB at its peak",
+        sent.load(Ordering::Relaxed) >> 20,
+        growth >> 20
+    );
+}
