@@ -37,6 +37,26 @@ pub struct MongoConfig {
     pub connect_timeout: Duration,
     /// How long the server may work on one query, sent as `maxTimeMS` (default 10 s).
     pub query_timeout: Duration,
+    /// How durable a write is before MongoDB acknowledges it (default
+    /// [`Durability::Journaled`]). It replaces any `w` or `journal` of the connection
+    /// string: an answer of the API depends on it.
+    pub durability: Durability,
+}
+
+/// How durable a registry write is when MongoDB acknowledges it, and so when FrameDB
+/// answers the call that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// In the journal of the server that took it (`j: true`): it survives a crash of that
+    /// server. For a single server.
+    #[default]
+    Journaled,
+    /// In the journals of a majority of the replica set (`w: "majority", j: true`), and
+    /// read with read concern `majority`: it survives the loss of the primary.
+    Majority,
+    /// Acknowledged from memory (`w: 1`, the driver's default): a crash of MongoDB can
+    /// lose it after FrameDB has answered. For throw-away registries only.
+    Acknowledged,
 }
 
 impl MongoConfig {
@@ -49,6 +69,7 @@ impl MongoConfig {
             server_selection_timeout: DEFAULT_SERVER_SELECTION_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            durability: Durability::default(),
         }
     }
 
@@ -87,6 +108,13 @@ impl MongoConfig {
         self
     }
 
+    /// Sets how durable a write is before it is acknowledged.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// The connection string without its credentials, for logs and messages.
     pub fn redacted_uri(&self) -> String {
         redact_uri(&self.uri)
@@ -111,6 +139,7 @@ impl fmt::Debug for MongoConfig {
             .field("server_selection_timeout", &self.server_selection_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("query_timeout", &self.query_timeout)
+            .field("durability", &self.durability)
             .finish()
     }
 }

@@ -13,10 +13,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use framedb_core::{FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Query, Timestamp};
 use mongodb::bson::{Document, doc};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
 
-use crate::config::MongoConfig;
+use crate::config::{Durability, MongoConfig};
 use crate::document::{document_to_record, port_to_bson, record_to_document};
 use crate::error::{Error, Result};
 use crate::render;
@@ -77,6 +77,19 @@ impl MongoRegistry {
         options.server_selection_timeout = Some(config.server_selection_timeout);
         options.connect_timeout = Some(config.connect_timeout);
         options.app_name.get_or_insert_with(|| APP_NAME.to_owned());
+        let (write, read) = match config.durability {
+            Durability::Journaled => (WriteConcern::builder().journal(true).build(), None),
+            Durability::Majority => (
+                WriteConcern::builder()
+                    .w(Acknowledgment::Majority)
+                    .journal(true)
+                    .build(),
+                Some(ReadConcern::majority()),
+            ),
+            Durability::Acknowledged => (WriteConcern::nodes(1), None),
+        };
+        options.write_concern = Some(write);
+        options.read_concern = read;
         Ok(options)
     }
 
@@ -338,6 +351,32 @@ mod tests {
         );
         assert_eq!(options.connect_timeout, Some(Duration::from_secs(3)));
         assert_eq!(options.app_name.as_deref(), Some("framedb"));
+    }
+
+    #[tokio::test]
+    async fn writes_are_journaled_unless_configured_otherwise() {
+        // The connection string asks for w=0; an answer of the API depends on the write.
+        let uri = "mongodb://127.0.0.1:27017/?w=0&journal=false";
+        let options = MongoRegistry::client_options(&MongoConfig::new(uri))
+            .await
+            .unwrap();
+        let write = options.write_concern.unwrap();
+        assert_eq!(write.journal, Some(true));
+        assert!(write.w.is_none(), "w is the server's default, 1");
+        assert!(options.read_concern.is_none());
+
+        let majority = MongoConfig::new(uri).durability(Durability::Majority);
+        let options = MongoRegistry::client_options(&majority).await.unwrap();
+        let write = options.write_concern.unwrap();
+        assert_eq!(
+            (write.w, write.journal),
+            (Some(Acknowledgment::Majority), Some(true))
+        );
+        assert_eq!(options.read_concern, Some(ReadConcern::majority()));
+
+        let fast = MongoConfig::new(uri).durability(Durability::Acknowledged);
+        let options = MongoRegistry::client_options(&fast).await.unwrap();
+        assert_eq!(options.write_concern, Some(WriteConcern::nodes(1)));
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use framedb_core::ClusterId;
 use framedb_k8s::kubeconfig::Timeouts;
 use framedb_k8s::{Layout, Storage};
-use framedb_mongo::MongoConfig;
+use framedb_mongo::{Durability, MongoConfig};
 use url::Url;
 
 use crate::remote::RemoteTimeouts;
@@ -115,6 +115,39 @@ pub struct MongoSettings {
         default_value_t = 10000
     )]
     pub query_timeout_ms: u64,
+
+    /// When MongoDB acknowledges a registry write, and so when FrameDB answers:
+    /// `journaled` (in the server's journal; survives its crash), `majority` (in the
+    /// journals of a replica set's majority) or `acknowledged` (from memory; a crash can
+    /// lose an answered create). It replaces any `w`/`journal` of the connection string.
+    #[arg(
+        long = "mongo-write-concern",
+        env = "FRAMEDB_MONGO_WRITE_CONCERN",
+        value_enum,
+        default_value_t = WriteConcern::Journaled
+    )]
+    pub write_concern: WriteConcern,
+}
+
+/// The choices of `--mongo-write-concern`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteConcern {
+    /// `j: true`.
+    Journaled,
+    /// `w: "majority", j: true`, read with read concern `majority`.
+    Majority,
+    /// `w: 1`.
+    Acknowledged,
+}
+
+impl From<WriteConcern> for Durability {
+    fn from(concern: WriteConcern) -> Self {
+        match concern {
+            WriteConcern::Journaled => Self::Journaled,
+            WriteConcern::Majority => Self::Majority,
+            WriteConcern::Acknowledged => Self::Acknowledged,
+        }
+    }
 }
 
 impl Default for MongoSettings {
@@ -124,6 +157,7 @@ impl Default for MongoSettings {
             database: "framedb".into(),
             timeout_ms: 5000,
             query_timeout_ms: 10000,
+            write_concern: WriteConcern::Journaled,
         }
     }
 }
@@ -138,7 +172,8 @@ impl MongoSettings {
                 .database(self.database.clone())
                 .server_selection_timeout(timeout)
                 .connect_timeout(timeout)
-                .query_timeout(Duration::from_millis(self.query_timeout_ms)),
+                .query_timeout(Duration::from_millis(self.query_timeout_ms))
+                .durability(self.write_concern.into()),
         )
     }
 }
