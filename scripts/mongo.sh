@@ -1,12 +1,12 @@
 # Sourced by scripts/test.sh and scripts/bench.sh: makes sure MONGODB_URI names a MongoDB
-# wire-protocol server. Without one set, it installs SecantusDB into
-# .framedb/venv inside the project, starts it on a free loopback port with in-memory
-# storage, and stops it when the calling script exits. Usage: ensure_mongodb LOGFILE
+# wire-protocol server. It installs SecantusDB into .framedb/venv inside the project and
+# exports FRAMEDB_SECANTUSD (tests that crash a server of their own start it); without
+# MONGODB_URI set, it starts SecantusDB on a free loopback port with in-memory storage,
+# and stops it when the calling script exits. Usage: ensure_mongodb LOGFILE
 SECANTUSDB_VERSION=0.7.0b3
 
 ensure_mongodb() {
     local log=$1
-    [ -n "${MONGODB_URI:-}" ] && return 0
     mkdir -p .framedb
     local venv=.framedb/venv
     if ! "$venv/bin/secantusd-py" --help >/dev/null 2>&1; then
@@ -14,6 +14,8 @@ ensure_mongodb() {
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "secantusdb==$SECANTUSDB_VERSION"
     fi
+    export FRAMEDB_SECANTUSD="$PWD/$venv/bin/secantusd-py"
+    [ -n "${MONGODB_URI:-}" ] && return 0
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path :memory: \
