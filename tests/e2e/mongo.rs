@@ -447,7 +447,7 @@ async fn every_create_answered_201_survives_a_crash_of_mongodb() {
             .find_one(mongodb::bson::doc! {"framedb_id": id})
             .await
             .unwrap();
-        if !found.is_some_and(|record| record.get_i32("port").is_ok()) {
+        if found.is_none_or(|record| record.get_i32("port").is_err()) {
             lost.push(id.clone());
         }
     }
