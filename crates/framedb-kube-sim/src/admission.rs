@@ -96,7 +96,7 @@ pub(crate) fn prepare(
             }
             errors
         }
-        PVCS => prepare_claim(obj, creating),
+        PVCS => prepare_claim(obj, old),
         PVS => prepare_volume(obj, creating),
         "secrets" => {
             prepare_secret(obj);
@@ -247,7 +247,7 @@ fn validate_access_modes(obj: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn prepare_claim(obj: &mut Value, creating: bool) -> Vec<FieldError> {
+fn prepare_claim(obj: &mut Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     validate_access_modes(obj, &mut errors);
     if str_at(obj, &["spec", "resources", "requests", "storage"]).is_empty() {
@@ -259,8 +259,40 @@ fn prepare_claim(obj: &mut Value, creating: bool) -> Vec<FieldError> {
     if str_at(obj, &["spec", "volumeName"]).is_empty() {
         default_at(obj, &["spec", "storageClassName"], json!("standard"));
     }
-    if creating {
-        obj["status"] = json!({ "phase": "Pending" });
+    match old {
+        None => obj["status"] = json!({ "phase": "Pending" }),
+        Some(old) => errors.extend(claim_update_errors(old, obj)),
+    }
+    errors
+}
+
+/// A claim's spec is fixed at creation, but for its storage request once it is bound
+/// (the binder's `volumeName` aside), as `ValidatePersistentVolumeClaimUpdate` says.
+fn claim_update_errors(old: &Value, new: &Value) -> Vec<FieldError> {
+    let bound = str_at(old, &["status", "phase"]) == "Bound";
+    let comparable = |claim: &Value| {
+        let mut spec = claim["spec"].clone();
+        if let Some(spec) = spec.as_object_mut() {
+            if bound {
+                spec.remove("resources");
+            }
+            spec.remove("volumeAttributesClassName");
+            // The binder fills volumeName in when the claim named none.
+            if str_at(&old["spec"], &["volumeName"]).is_empty()
+                || spec.get("volumeName").and_then(Value::as_str) == Some("")
+            {
+                spec.remove("volumeName");
+            }
+        }
+        spec
+    };
+    let mut errors = Vec::new();
+    if comparable(old) != comparable(new) {
+        errors.push(FieldError::forbidden(
+            "spec",
+            "spec is immutable after creation except resources.requests and \
+             volumeAttributesClassName for bound claims",
+        ));
     }
     errors
 }
@@ -354,7 +386,10 @@ fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> 
     } else {
         errors.push(FieldError::required("spec.selector", ""));
     }
+    // A Deployment's selector is immutable; a StatefulSet's falls under the rule on its
+    // whole spec below.
     if let Some(old) = old
+        && res.plural == DEPLOYMENTS
         && old["spec"]["selector"] != obj["spec"]["selector"]
     {
         errors.push(FieldError::invalid(
@@ -390,6 +425,17 @@ fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> 
         default_at(obj, &["spec", "progressDeadlineSeconds"], json!(600));
     }
     default_pod_spec(object_at(obj, &["spec", "template", "spec"]));
+    if let Some(old) = old
+        && res.plural == STATEFULSETS
+        && fixed_statefulset_spec(old) != fixed_statefulset_spec(obj)
+    {
+        errors.push(FieldError::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+             'template', 'updateStrategy', 'revisionHistoryLimit', \
+             'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        ));
+    }
     if old.is_none() {
         obj["status"] = if res.plural == STATEFULSETS {
             json!({ "replicas": 0, "availableReplicas": 0 })
@@ -398,6 +444,25 @@ fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> 
         };
     }
     errors
+}
+
+/// The part of a StatefulSet's spec that an update may not change (`ValidateStatefulSetUpdate`).
+fn fixed_statefulset_spec(statefulset: &Value) -> Value {
+    let mut spec = statefulset["spec"].clone();
+    if let Some(spec) = spec.as_object_mut() {
+        for mutable in [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "revisionHistoryLimit",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ] {
+            spec.remove(mutable);
+        }
+    }
+    spec
 }
 
 #[cfg(test)]

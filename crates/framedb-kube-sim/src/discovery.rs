@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::RESOURCES;
+use super::resources::{RESOURCES, scalable};
 
 /// The verbs every simulated resource supports (no `watch`: the simulator does not stream).
 const VERBS: [&str; 7] = [
@@ -105,6 +105,17 @@ pub(crate) fn resource_list(group: &str) -> Value {
                 "singularName": "",
                 "namespaced": r.namespaced,
                 "kind": r.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if scalable(r) {
+            resources.push(json!({
+                "name": format!("{}/scale", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
                 "verbs": ["get", "patch", "update"],
             }));
         }

@@ -130,6 +130,11 @@ pub(crate) const STATEFULSETS: &str = "statefulsets";
 pub(crate) const DEPLOYMENTS: &str = "deployments";
 
 /// Every served type; core group first, in the order discovery lists them.
+/// Whether `res` has a `/scale` subresource (the workloads).
+pub(crate) fn scalable(res: &ResourceDef) -> bool {
+    matches!(res.plural, STATEFULSETS | DEPLOYMENTS)
+}
+
 pub(crate) static RESOURCES: &[ResourceDef] = &[
     core(
         NAMESPACES,

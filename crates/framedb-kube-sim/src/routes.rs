@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::discovery;
 use super::faults::Verb;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, key,
+    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, key, scalable,
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
@@ -40,6 +40,8 @@ struct Target {
     name: Option<String>,
     /// The `/status` subresource.
     status: bool,
+    /// The `/scale` subresource of a workload.
+    scale: bool,
 }
 
 #[derive(Debug)]
@@ -77,9 +79,10 @@ fn resource_route(group: &str, rest: &[&str]) -> Route {
                   namespace: Option<&str>,
                   name: Option<&&str>,
                   sub: Option<&&str>| {
-        let status = match sub {
-            None => false,
-            Some(&"status") => true,
+        let (status, scale) = match sub {
+            None => (false, false),
+            Some(&"status") => (true, false),
+            Some(&"scale") if scalable(res) => (false, true),
             Some(_) => return Route::Unknown,
         };
         Route::Resource(Target {
@@ -87,6 +90,7 @@ fn resource_route(group: &str, rest: &[&str]) -> Route {
             namespace: namespace.map(str::to_string),
             name: name.map(|n| n.to_string()),
             status,
+            scale,
         })
     };
     match rest {
@@ -280,9 +284,18 @@ impl Request<'_> {
                 self.verb, res.plural
             )));
         }
+        if self.target.scale && !matches!(self.verb, Verb::Get | Verb::Update | Verb::Patch) {
+            return Err(ApiError::method_not_allowed(format!(
+                "{} is not supported on {}/scale",
+                self.verb, res.plural
+            )));
+        }
         let now = Instant::now();
         let mut guard = shared.state();
         guard.tick(now);
+        if self.target.scale {
+            return self.scale(&mut guard, now);
+        }
         if matches!(self.verb, Verb::Get | Verb::List) {
             return self.read(&guard);
         }
@@ -336,6 +349,31 @@ impl Request<'_> {
             state.reconcile(now);
         }
         result
+    }
+
+    /// `/scale`: the workload's replicas as an `autoscaling/v1` `Scale`.
+    fn scale(&self, state: &mut State, now: Instant) -> ApiResult<(StatusCode, Value)> {
+        let (res, ns, name) = (
+            self.target.res,
+            self.target.namespace.as_deref(),
+            self.name()?,
+        );
+        let scale = match self.verb {
+            Verb::Get => return Ok((StatusCode::OK, state.scale(res, ns, name)?)),
+            Verb::Update => state.set_scale(res, ns, name, None, &self.json_body()?)?,
+            _ => {
+                let kind = match self.content_type.split(';').next().unwrap_or("").trim() {
+                    "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                        PatchKind::Merge
+                    }
+                    "application/json-patch+json" => PatchKind::Json,
+                    other => return Err(ApiError::unsupported_media_type(other)),
+                };
+                state.set_scale(res, ns, name, Some(kind), &self.json_body()?)?
+            }
+        };
+        state.reconcile(now);
+        Ok((StatusCode::OK, scale))
     }
 
     fn read(&self, state: &State) -> ApiResult<(StatusCode, Value)> {

@@ -151,6 +151,17 @@ pub(crate) fn prepare(
         }
     }
 
+    // A Service keeps the cluster IP it was given (ValidateServiceUpdate).
+    let before = old.map_or("", |o| str_at(o, &["spec", "clusterIP"]));
+    let wanted = str_at(svc, &["spec", "clusterIP"]);
+    if !before.is_empty() && !wanted.is_empty() && wanted != before {
+        errors.push(FieldError::invalid(
+            "spec.clusterIPs[0]",
+            &json!([wanted]),
+            "may not change once set",
+        ));
+        return errors;
+    }
     let cluster_ip = match str_at(svc, &["spec", "clusterIP"]) {
         "" => match old
             .map(|o| str_at(o, &["spec", "clusterIP"]))

@@ -194,7 +194,8 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {summary}", res.kind),
+            // The group-qualified kind, as `apierrors.NewInvalid` prints it.
+            format!("{} \"{name}\" is invalid: {summary}", qualified_kind(res)),
         )
         .with_details(details)
     }
@@ -278,6 +279,15 @@ impl ApiError {
 
 /// Shorthand for simulator operation results.
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// `Kind.group` (`StatefulSet.apps`), or the kind alone in the core group.
+fn qualified_kind(res: &ResourceDef) -> String {
+    if res.group.is_empty() {
+        res.kind.to_string()
+    } else {
+        format!("{}.{}", res.kind, res.group)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -537,6 +537,41 @@ impl State {
         self.replace(res, url_ns, name, merged, status_only)
     }
 
+    /// The `/scale` of a workload: an `autoscaling/v1` `Scale` of its replicas.
+    pub fn scale(&self, res: &ResourceDef, url_ns: Option<&str>, name: &str) -> ApiResult<Value> {
+        Ok(scale_of(&self.get(res, url_ns, name)?))
+    }
+
+    /// Writes a workload's `/scale`: `body` is a whole `Scale` (`kind` `None`) or a patch
+    /// of the current one; only its `spec.replicas` is taken.
+    pub fn set_scale(
+        &mut self,
+        res: &'static ResourceDef,
+        url_ns: Option<&str>,
+        name: &str,
+        kind: Option<PatchKind>,
+        body: &Value,
+    ) -> ApiResult<Value> {
+        let mut scale = self.scale(res, url_ns, name)?;
+        match kind {
+            None => scale = body.clone(),
+            Some(PatchKind::Json) => {
+                json_patch(&mut scale, body).map_err(|e| ApiError::new(422, "Invalid", e))?
+            }
+            Some(_) => merge_patch(&mut scale, body),
+        }
+        let Some(replicas) = scale["spec"]["replicas"].as_i64() else {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Required value"),
+            ));
+        };
+        let patch = json!({ "spec": { "replicas": replicas } });
+        let updated = self.patch(res, url_ns, name, PatchKind::Merge, &patch, false)?;
+        Ok(scale_of(&updated))
+    }
+
     /// DELETE of one object, with its dependents; answers the object as it was deleted.
     pub fn delete(
         &mut self,
@@ -710,6 +745,37 @@ pub(crate) enum PatchKind {
 }
 
 /// Whether anything outside `metadata` and `status` changed (what bumps `generation`).
+/// The `autoscaling/v1` `Scale` of a workload.
+fn scale_of(workload: &Value) -> Value {
+    let metadata = &workload["metadata"];
+    let selector = workload["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata["uid"],
+            "resourceVersion": metadata["resourceVersion"],
+            "creationTimestamp": metadata["creationTimestamp"],
+        },
+        "spec": { "replicas": workload["spec"]["replicas"] },
+        "status": {
+            "replicas": workload["status"]["replicas"].as_i64().unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
 fn spec_changed(old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();

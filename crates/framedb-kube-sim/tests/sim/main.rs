@@ -2,6 +2,9 @@
 //! behaviour the deployer relies on, checked the way a real API server would answer.
 //! Each test starts its own simulator, so they run in parallel.
 
+mod immutability;
+mod kubectl;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
