@@ -91,6 +91,7 @@ impl ApiError {
                 E::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", own()),
                 E::PortsExhausted(_) => (StatusCode::CONFLICT, "ports_exhausted", own()),
                 E::ClusterInUse { .. } => (StatusCode::CONFLICT, "cluster_in_use", own()),
+                E::ClusterConflict { .. } => (StatusCode::CONFLICT, "cluster_conflict", own()),
                 E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
@@ -128,6 +129,9 @@ impl ApiError {
             }
             Self::Domain(framedb_core::Error::ClusterInUse { instances, .. }) => {
                 Some(json!({ "instances": instances }))
+            }
+            Self::Domain(framedb_core::Error::ClusterConflict { cluster, conflict }) => {
+                Some(json!({ "cluster_id": cluster, "differs": conflict.as_str() }))
             }
             _ => None,
         }
