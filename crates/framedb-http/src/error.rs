@@ -49,10 +49,6 @@ pub enum ApiError {
     #[error("no such endpoint; see the README for the API's paths")]
     RouteNotFound,
 
-    /// Setup would re-point a cluster the directory knows at another address.
-    #[error("{0}")]
-    ClusterConflict(String),
-
     /// The path exists but not with this method.
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
@@ -116,7 +112,6 @@ impl ApiError {
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", own()),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", own()),
-            Self::ClusterConflict(_) => (StatusCode::CONFLICT, "cluster_conflict", own()),
             Self::RequestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
         }
     }
