@@ -290,29 +290,6 @@ async fn refused_operators_never_reach_mongodb() {
     drop_database(&uri, &db).await;
 }
 
-/// A fake local config service that records the `Authorization` header of every call.
-async fn recording_service() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::sync::{Arc, Mutex};
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
-        let log = log.clone();
-        async move {
-            let header = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            log.lock().unwrap().push(header);
-            axum::Json(json!({"success": true, "data": {}}))
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
-}
-
 /// The token in the config service's Secret on `sim`.
 async fn installed_token(sim: &framedb_kube_sim::Simulator) -> String {
     use k8s_openapi::api::core::v1::Secret;
@@ -324,13 +301,13 @@ async fn installed_token(sim: &framedb_kube_sim::Simulator) -> String {
 }
 
 /// The cluster directory on MongoDB, as replicas and restarts see it: what setup records
-/// on one global is known to a restarted one (which calls the recorded URL with the
-/// recorded token), of two replicas setting up one cluster at different addresses at
-/// once exactly one wins (the other is 409), and a remove is forgotten by a restart too.
+/// on one global is known to a restarted one (whose create reaches the recorded URL, and
+/// the local service there accepts the recorded token), of two replicas setting up one
+/// cluster at different addresses at once exactly one wins (the other is 409), and a
+/// remove is forgotten by a restart too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
-    use framedb_http::settings::{GlobalSettings, ServeSettings};
-    use framedb_kube_sim::{SimConfig, Simulator};
+    use framedb_http::settings::{GlobalSettings, LocalSettings, ServeSettings};
 
     let Some(uri) = mongo_uri() else { return };
     let db = database("directory");
@@ -346,12 +323,19 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
         settings
     };
     let client = super::http_client().build().unwrap();
-    let sim = Simulator::start(SimConfig::new("edge")).await.unwrap();
-    let (url, seen) = recording_service().await;
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
+    let mut each = clusters.each();
+    let (edge, sim) = each.next().unwrap();
+    let (raced_id, raced) = each.next().unwrap();
+    // The address the local service will serve on, known before setup records it.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
 
     let first = Server::global(&settings(), Adapters::default()).await;
-    let setup =
-        json!({"kube_config": sim.kubeconfig_json(), "cluster_id": "edge", "local_url": url});
+    let setup = json!({"kube_config": sim.kubeconfig_json(), "cluster_id": edge,
+        "local_url": format!("http://{address}")});
     let (status, body) = call(
         &client,
         Method::POST,
@@ -360,31 +344,30 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let token = installed_token(&sim).await;
     first.stop().await;
+    // The local service setup installed, as the cluster runs it: with the Secret's token.
+    let local = LocalSettings {
+        serve: ServeSettings {
+            listen: address,
+            token: Some(installed_token(sim).await),
+            ..ServeSettings::loopback()
+        },
+        ..LocalSettings::new(edge.clone(), Some(clusters.kubeconfig(&edge)))
+    };
+    let local = Server::local(&local, Adapters::default()).await;
 
     // A restarted global on the same database calls the recorded URL with the recorded
-    // token (the fake's answer is not a real one: only what it received matters).
+    // token, which the local service accepts.
     let restarted = Server::global(&settings(), Adapters::default()).await;
-    let create = create_body("dir-1", "edge", "node-a");
+    let create = create_body("dir-1", edge.as_str(), "node-a");
     let (status, body) = call(&client, Method::POST, restarted.at(BASE), Some(create)).await;
-    assert_ne!(
-        status,
-        StatusCode::NOT_FOUND,
-        "the cluster is known: {body}"
-    );
-    let received = seen.lock().unwrap().clone();
-    assert!(!received.is_empty(), "the recorded URL was called");
-    assert!(
-        received.iter().all(|h| *h == format!("Bearer {token}")),
-        "{received:?}"
-    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // Two replicas set up one new cluster at different addresses at once: one wins.
     let other = Server::global(&settings(), Adapters::default()).await;
-    let raced = Simulator::start(SimConfig::new("raced")).await.unwrap();
     let race = |server: &Server, url: &str| {
-        let body = json!({"kube_config": raced.kubeconfig_json(), "cluster_id": "raced", "local_url": url});
+        let body = json!({"kube_config": raced.kubeconfig_json(), "cluster_id": raced_id,
+            "local_url": url});
         call(
             &client,
             Method::POST,
@@ -414,15 +397,14 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
         &mongodb::Client::with_uri_str(&uri).await.unwrap(),
         &framedb_mongo::MongoConfig::new(&uri).database(&db),
     );
-    let raced_id = "raced".parse().unwrap();
     let recorded = framedb_core::ClusterDirectoryStore::get(&store, &raced_id)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(recorded.token.expose(), installed_token(&raced).await);
+    assert_eq!(recorded.token.expose(), installed_token(raced).await);
 
     // Remove forgets the cluster in the store: a restarted global no longer knows it.
-    let remove = json!({"kube_config": sim.kubeconfig_json(), "cluster_id": "edge", "force": true});
+    let remove = json!({"kube_config": sim.kubeconfig_json(), "cluster_id": edge, "force": true});
     let (status, body) = call(
         &client,
         Method::DELETE,
@@ -434,10 +416,11 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
     restarted.stop().await;
     other.stop().await;
     let last = Server::global(&settings(), Adapters::default()).await;
-    let create = create_body("dir-2", "edge", "node-a");
+    let create = create_body("dir-2", edge.as_str(), "node-a");
     let (status, body) = call(&client, Method::POST, last.at(BASE), Some(create)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"], "cluster_not_found");
     last.stop().await;
+    local.stop().await;
     drop_database(&uri, &db).await;
 }
