@@ -54,7 +54,8 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
 impl App {
     /// The global service: the public API on the registry, with clusters reached through
     /// their local config services (`--local-service`, `--known-cluster`, and those setup
-    /// records), or driven directly (`--cluster`, `--in-cluster`), or, with none named,
+    /// records, kept in the directory's store beside the registry: MongoDB with
+    /// `--mongo-uri`, else memory), or driven directly (`--cluster`, `--in-cluster`), or, with none named,
     /// the embedded default. `adapters` replaces what the settings name.
     ///
     /// # Errors
