@@ -93,7 +93,7 @@ pub async fn build(
     };
     let mut adapters = Adapters {
         registry: Some(registry),
-        clusters: None,
+        ..Adapters::default()
     };
     let mut sims = Vec::new();
     let mut locals = Vec::new();

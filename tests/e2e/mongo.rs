@@ -457,3 +457,138 @@ async fn every_create_answered_201_survives_a_crash_of_mongodb() {
     );
     assert!(lost.is_empty(), "answered creates were lost: {lost:?}");
 }
+
+/// The token in the config service's Secret on `sim`.
+async fn installed_token(sim: &framedb_kube_sim::Simulator) -> String {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = kube::Api::<Secret>::namespaced(sim.client().await, "framedb-config")
+        .get("framedb-config-token")
+        .await
+        .unwrap();
+    String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap()
+}
+
+/// The cluster directory on MongoDB, as replicas and restarts see it: what setup records
+/// on one global is known to a restarted one (whose create reaches the recorded URL, and
+/// the local service there accepts the recorded token), of two replicas setting up one
+/// cluster at different addresses at once exactly one wins (the other is 409), and a
+/// remove is forgotten by a restart too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
+    use framedb_http::settings::{GlobalSettings, LocalSettings, ServeSettings};
+
+    let Some(uri) = mongo_uri() else { return };
+    let db = database("directory");
+    let settings = || {
+        let mut settings = GlobalSettings {
+            serve: ServeSettings::loopback(),
+            mongo: mongo_settings(&uri, &db, Duration::from_secs(5)),
+            ..GlobalSettings::default()
+        };
+        // A cluster named by flag, so that no embedded default starts.
+        settings.fleet.known_clusters = vec!["decoy".parse().unwrap()];
+        settings.fleet.allow_insecure_clusters = true;
+        settings
+    };
+    let client = super::http_client().build().unwrap();
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
+    let mut each = clusters.each();
+    let (edge, sim) = each.next().unwrap();
+    let (raced_id, raced) = each.next().unwrap();
+    // The address the local service will serve on, known before setup records it.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    let first = Server::global(&settings(), Adapters::default()).await;
+    let setup = json!({"kube_config": sim.kubeconfig_json(), "cluster_id": edge,
+        "local_url": format!("http://{address}")});
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        first.at("framedb-config/setup"),
+        Some(setup),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    first.stop().await;
+    // The local service setup installed, as the cluster runs it: with the Secret's token.
+    let local = LocalSettings {
+        serve: ServeSettings {
+            listen: address,
+            token: Some(installed_token(sim).await),
+            ..ServeSettings::loopback()
+        },
+        ..LocalSettings::new(edge.clone(), Some(clusters.kubeconfig(&edge)))
+    };
+    let local = Server::local(&local, Adapters::default()).await;
+
+    // A restarted global on the same database calls the recorded URL with the recorded
+    // token, which the local service accepts.
+    let restarted = Server::global(&settings(), Adapters::default()).await;
+    let create = create_body("dir-1", edge.as_str(), "node-a");
+    let (status, body) = call(&client, Method::POST, restarted.at(BASE), Some(create)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Two replicas set up one new cluster at different addresses at once: one wins.
+    let other = Server::global(&settings(), Adapters::default()).await;
+    let race = |server: &Server, url: &str| {
+        let body = json!({"kube_config": raced.kubeconfig_json(), "cluster_id": raced_id,
+            "local_url": url});
+        call(
+            &client,
+            Method::POST,
+            server.at("framedb-config/setup"),
+            Some(body),
+        )
+    };
+    let (a, b) = tokio::join!(
+        race(&restarted, "http://10.9.0.1:32566"),
+        race(&other, "http://10.9.0.2:32566")
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
+    let loser = if a.0 == StatusCode::CONFLICT {
+        &a.1
+    } else {
+        &b.1
+    };
+    assert_eq!(loser["error"], "cluster_conflict");
+    assert_eq!(loser["details"]["differs"], "local_url");
+    let store = framedb_mongo::MongoDirectoryStore::new(
+        &mongodb::Client::with_uri_str(&uri).await.unwrap(),
+        &framedb_mongo::MongoConfig::new(&uri).database(&db),
+    );
+    let recorded = framedb_core::ClusterDirectoryStore::get(&store, &raced_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.token.expose(), installed_token(raced).await);
+
+    // Remove forgets the cluster in the store: a restarted global no longer knows it.
+    let remove = json!({"kube_config": sim.kubeconfig_json(), "cluster_id": edge, "force": true});
+    let (status, body) = call(
+        &client,
+        Method::DELETE,
+        other.at("framedb-config/remove"),
+        Some(remove),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    restarted.stop().await;
+    other.stop().await;
+    let last = Server::global(&settings(), Adapters::default()).await;
+    let create = create_body("dir-2", edge.as_str(), "node-a");
+    let (status, body) = call(&client, Method::POST, last.at(BASE), Some(create)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "cluster_not_found");
+    last.stop().await;
+    local.stop().await;
+    drop_database(&uri, &db).await;
+}

@@ -40,7 +40,7 @@ impl Local {
     async fn start(&mut self) {
         let adapters = Adapters {
             registry: Some(self.registry.clone()),
-            clusters: None,
+            ..Adapters::default()
         };
         let calls = self.status_calls.clone();
         let app = App::local(&self.settings, adapters)
@@ -115,7 +115,7 @@ impl Topology {
         let global_registry = registry("global".into()).await;
         let adapters = Adapters {
             registry: Some(global_registry.clone()),
-            clusters: None,
+            ..Adapters::default()
         };
         let global = Server::global(&settings, adapters).await;
         let mut headers = HeaderMap::new();

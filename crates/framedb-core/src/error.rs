@@ -11,6 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::directory::Conflict;
 use crate::types::{ClusterId, FramedbId, Invalid};
 
 /// `Result` with the domain [`Error`] as its default error.
@@ -48,6 +49,16 @@ pub enum Error {
         cluster: ClusterId,
         /// How many instances are registered on it.
         instances: usize,
+    },
+
+    /// Setup would re-point a cluster the directory knows, or record it as another
+    /// cluster (another API server or certificate authority).
+    #[error("{}", conflict.sentence(cluster))]
+    ClusterConflict {
+        /// The cluster.
+        cluster: ClusterId,
+        /// What differs from what is known.
+        conflict: Conflict,
     },
 
     /// Every node port of the instance range is taken on this cluster.

@@ -6,8 +6,11 @@
 //!   ProvisioningService ──▶ InstanceRegistry   (MongoDB, in-memory)
 //!                      ├──▶ PortAllocator      (Kubernetes Services, in-memory)
 //!                      └──▶ ClusterDeployer    (Kubernetes, a local config service, in-memory)
+//!
+//!   the global's cluster directory ──▶ ClusterDirectoryStore (MongoDB, in-memory)
 //! ```
 
+pub mod directory;
 pub mod error;
 pub mod filter;
 pub mod live;
@@ -16,8 +19,11 @@ pub mod ports;
 pub mod service;
 pub mod types;
 
+pub use directory::{ClusterIdentity, Conflict, DirectoryEntry, LocalToken, Recorded};
 pub use error::{Chain, Error, Fault, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
-pub use ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
+pub use ports::{
+    ClusterDeployer, ClusterDirectoryStore, DeploymentSpec, InstanceRegistry, PortAllocator,
+};
 pub use service::{PortChoice, ProvisioningService};
 pub use types::*;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
+use crate::directory::{DirectoryEntry, LocalToken, Recorded};
 use crate::error::Result;
 use crate::filter::Query;
 use crate::live::StatusFeed;
@@ -139,4 +140,47 @@ pub trait PortAllocator: Send + Sync {
             .copied()
             .ok_or_else(|| crate::Error::PortsExhausted(cluster.clone()))
     }
+}
+
+/// Where the global service keeps the clusters that setup recorded (its cluster
+/// directory), so that every replica and every restart knows the same fleet. Entries of
+/// the operator's flags are not kept here: they come from the flags at every start.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait ClusterDirectoryStore: Send + Sync {
+    /// Every recorded entry, in `cluster_id` order.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] or [`crate::Error::Timeout`] when the store cannot be
+    /// reached; [`crate::Error::Internal`] when an entry cannot be read.
+    async fn load(&self) -> Result<Vec<DirectoryEntry>>;
+
+    /// The entry of `cluster`, if one is recorded.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    async fn get(&self, cluster: &ClusterId) -> Result<Option<DirectoryEntry>>;
+
+    /// Records `entry` unless its cluster is recorded already, in one conditional write:
+    /// of concurrent records of one cluster (from any replica), exactly one is
+    /// [`Recorded::New`], and the others get the winner's entry back.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    async fn record(&self, entry: &DirectoryEntry) -> Result<Recorded>;
+
+    /// Records `entry` whether or not its cluster is recorded (the operator's explicit
+    /// override), and returns the entry it replaced.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    async fn replace(&self, entry: &DirectoryEntry) -> Result<Option<DirectoryEntry>>;
+
+    /// Removes `cluster`'s entry (only if it holds `token`, when one is given: a setup
+    /// that undoes its own record must not remove another's); returns whether one was
+    /// removed. Removing an absent entry is not an error.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    async fn remove<'a>(&self, cluster: &ClusterId, token: Option<&'a LocalToken>) -> Result<bool>;
 }

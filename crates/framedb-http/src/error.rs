@@ -49,10 +49,6 @@ pub enum ApiError {
     #[error("no such endpoint; see the README for the API's paths")]
     RouteNotFound,
 
-    /// Setup would re-point a cluster the directory knows at another address.
-    #[error("{0}")]
-    ClusterConflict(String),
-
     /// The path exists but not with this method.
     #[error("this endpoint does not accept that method")]
     MethodNotAllowed,
@@ -91,6 +87,7 @@ impl ApiError {
                 E::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists", own()),
                 E::PortsExhausted(_) => (StatusCode::CONFLICT, "ports_exhausted", own()),
                 E::ClusterInUse { .. } => (StatusCode::CONFLICT, "cluster_in_use", own()),
+                E::ClusterConflict { .. } => (StatusCode::CONFLICT, "cluster_conflict", own()),
                 E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
@@ -115,7 +112,6 @@ impl ApiError {
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found", own()),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", own()),
-            Self::ClusterConflict(_) => (StatusCode::CONFLICT, "cluster_conflict", own()),
             Self::RequestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
         }
     }
@@ -128,6 +124,9 @@ impl ApiError {
             }
             Self::Domain(framedb_core::Error::ClusterInUse { instances, .. }) => {
                 Some(json!({ "instances": instances }))
+            }
+            Self::Domain(framedb_core::Error::ClusterConflict { cluster, conflict }) => {
+                Some(json!({ "cluster_id": cluster, "differs": conflict.as_str() }))
             }
             _ => None,
         }

@@ -187,6 +187,7 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// The cluster the kubeconfig's current context (or its first one) points at.
 fn current_cluster(kubeconfig: &Kubeconfig) -> Option<&kube::config::Cluster> {
     let name = context_cluster(kubeconfig)?;
     kubeconfig
@@ -263,6 +264,40 @@ async fn resolve_server(
         ),
         Some(first) => Ok(Some((*first, name.to_owned()))),
     }
+}
+
+/// Who the kubeconfig's cluster is: its API server's URL, and the SHA-256 of its
+/// `certificate-authority-data` (of the certificates it decodes to; of the text itself
+/// when that is not base64), which the cluster directory records at a cluster's first
+/// setup and compares at every later one.
+///
+/// # Errors
+/// [`Error::Kubeconfig`] when the current context's cluster has no server.
+pub fn identity(kubeconfig: &Kubeconfig) -> Result<framedb_core::ClusterIdentity> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let cluster = current_cluster(kubeconfig);
+    let Some(server) = cluster.and_then(|cluster| cluster.server.clone()) else {
+        return Err(Error::Kubeconfig(
+            "kube_config's current context names no cluster with a server".into(),
+        ));
+    };
+    let ca_sha256 = cluster
+        .and_then(|cluster| cluster.certificate_authority_data.as_deref())
+        .map(|data| {
+            let compact: String = data.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&compact)
+                .unwrap_or_else(|_| compact.into_bytes());
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect()
+        });
+    Ok(framedb_core::ClusterIdentity {
+        api_server: server,
+        ca_sha256,
+    })
 }
 
 /// The name of the cluster the kubeconfig's current context (or its first one) points at.
@@ -527,5 +562,26 @@ mod tests {
             assert!(message.starts_with("kube_config"), "{message}");
             assert!(!message.contains("s3cr3t"), "{message}");
         }
+    }
+
+    #[test]
+    fn identity_is_the_server_and_the_sha256_of_the_decoded_ca() {
+        let mut config = base();
+        config["clusters"][0]["cluster"]["server"] = json!("https://10.0.0.7:6443");
+        let bare = identity(&parse(&config).unwrap()).unwrap();
+        assert_eq!(bare.api_server, "https://10.0.0.7:6443");
+        assert_eq!(bare.ca_sha256, None);
+        // base64 of "abc", whose SHA-256 is well known.
+        config["clusters"][0]["cluster"]["certificate-authority-data"] = json!("YWJj");
+        let with_ca = identity(&parse(&config).unwrap()).unwrap();
+        assert_eq!(
+            with_ca.ca_sha256.as_deref(),
+            Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+        config["clusters"][0]["cluster"]
+            .as_object_mut()
+            .unwrap()
+            .remove("server");
+        assert!(identity(&parse(&config).unwrap()).is_err());
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! | driver error | domain error |
 //! |---|---|
-//! | duplicate key (code 11000, also inside write, bulk-write and command errors) on an insert | `AlreadyExists(id)` |
+//! | duplicate key (code 11000, also inside write, bulk-write and command errors) on an insert | `AlreadyExists(id)` (the cluster directory reads the winner's entry instead) |
 //! | `MaxTimeMSExpired` (50), `ExceededTimeLimit` (262), `NetworkTimeout` (89), a timed-out socket, or the registry's own deadline | `Timeout` |
 //! | server selection, connection and I/O errors, a cleared pool, a server shutting down or stepping down | `Unavailable("the registry (MongoDB) cannot be reached")` |
 //! | anything else (authentication, a refused command, an unreadable record, ...) | `Internal` |
@@ -68,6 +68,26 @@ pub enum Error {
         operation: &'static str,
         /// The deadline that passed.
         deadline: Duration,
+    },
+
+    /// A stored document is not a valid directory entry (written by something else).
+    /// The message names the cluster and the field, never the token.
+    #[error("the stored directory entry of cluster '{cluster_id}' is not valid: {reason}")]
+    CorruptEntry {
+        /// The cluster id the document claims, if any.
+        cluster_id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A record of a cluster kept finding a duplicate that was gone when read back (the
+    /// cluster set up and removed over and over meanwhile).
+    #[error("MongoDB kept changing cluster '{cluster_id}' while {operation}")]
+    Contended {
+        /// What the directory was doing.
+        operation: &'static str,
+        /// The cluster.
+        cluster_id: String,
     },
 
     /// A stored document is not a valid instance record (written by something else).
@@ -200,7 +220,10 @@ impl From<Error> for framedb_core::Error {
             } if class(source) == Class::DuplicateKey => return Self::AlreadyExists(id.clone()),
             Error::Driver { source, .. } => class(source),
             Error::Deadline { .. } => Class::TimedOut,
-            Error::InvalidUri { .. } | Error::Corrupt { .. } => Class::Other,
+            Error::InvalidUri { .. }
+            | Error::Corrupt { .. }
+            | Error::CorruptEntry { .. }
+            | Error::Contended { .. } => Class::Other,
         };
         match class {
             Class::TimedOut => Self::Timeout(Fault::new(TIMEOUT_MESSAGE).because(error)),
@@ -215,6 +238,12 @@ impl From<Error> for framedb_core::Error {
                     }
                     Error::Corrupt { .. } | Error::Deadline { .. } => {
                         "a record in the registry (MongoDB) could not be read".to_owned()
+                    }
+                    Error::CorruptEntry { .. } => {
+                        "an entry of the cluster directory (MongoDB) could not be read".to_owned()
+                    }
+                    Error::Contended { .. } => {
+                        "the cluster directory (MongoDB) kept changing; try again".to_owned()
                     }
                 };
                 Self::Internal(Fault::new(message).because(error))

@@ -1,4 +1,5 @@
 //! FrameDB's registry in MongoDB: an [`InstanceRegistry`](framedb_core::InstanceRegistry)
+//! (and the global's [`ClusterDirectoryStore`](framedb_core::ClusterDirectoryStore))
 //! on the official driver that renders the core's typed filter to BSON
 //! (docs/architecture.md).
 //!
@@ -17,12 +18,15 @@
 //!
 //! - `config`: [`MongoConfig`], where the registry lives and its time limits;
 //! - `registry`: [`MongoRegistry`], the port's implementation;
+//! - `directory`: [`MongoDirectoryStore`], the global service's cluster directory, in the
+//!   registry's database;
 //! - [`render`]: the typed filter and sort as BSON;
 //! - `document`: records as documents, JSON values as BSON;
 //! - `error`: [`Error`], and its translation into the domain's errors;
 //! - `uri`: [`redact_uri`], for every connection string that is logged.
 
 mod config;
+mod directory;
 mod document;
 mod error;
 mod registry;
@@ -33,6 +37,7 @@ pub use config::{
     DEFAULT_COLLECTION, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DATABASE, DEFAULT_QUERY_TIMEOUT,
     DEFAULT_SERVER_SELECTION_TIMEOUT, Durability, MongoConfig,
 };
+pub use directory::{DIRECTORY_COLLECTION, DIRECTORY_INDEX, MongoDirectoryStore};
 pub use error::{Error, Result, TIMEOUT_MESSAGE, UNAVAILABLE_MESSAGE};
 pub use registry::{CLUSTER_NODE_INDEX, ID_INDEX, MongoRegistry};
 pub use uri::redact_uri;

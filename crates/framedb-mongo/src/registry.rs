@@ -156,12 +156,7 @@ impl MongoRegistry {
         operation: &'static str,
         future: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        tokio::time::timeout(self.deadline, future)
-            .await
-            .unwrap_or(Err(Error::Deadline {
-                operation,
-                deadline: self.deadline,
-            }))
+        bounded(self.deadline, operation, future).await
     }
 
     async fn insert_record(&self, record: &InstanceRecord) -> Result<()> {
@@ -268,6 +263,21 @@ impl fmt::Debug for MongoRegistry {
             .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
+}
+
+/// Runs `operation` under a client-side `deadline` (a server that accepts connections but
+/// stops answering still gets the caller an answer).
+pub(crate) async fn bounded<T>(
+    deadline: Duration,
+    operation: &'static str,
+    future: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(deadline, future)
+        .await
+        .unwrap_or(Err(Error::Deadline {
+            operation,
+            deadline,
+        }))
 }
 
 /// The filter of one record.

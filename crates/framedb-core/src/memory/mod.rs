@@ -3,8 +3,10 @@
 //! no-cluster breakdown, and Rust programs that embed FrameDB without infrastructure; the
 //! server uses the registry when no MongoDB is named. State is lost when the process ends.
 
+mod directory;
 mod fleet;
 mod registry;
 
+pub use directory::InMemoryDirectoryStore;
 pub use fleet::InMemoryFleet;
 pub use registry::InMemoryRegistry;

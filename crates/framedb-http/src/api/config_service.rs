@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use framedb_core::{ClusterId, StorageSize};
+use framedb_core::{Chain, ClusterId, Conflict, DirectoryEntry, StorageSize};
 use framedb_k8s::config_service::{ConfigService, Install, Report};
 use framedb_k8s::kubeconfig;
 use serde::Deserialize;
@@ -16,8 +16,7 @@ use super::answer::{Done, data, done};
 use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
 use crate::remote::ClusterDirectory;
-use crate::remote::directory::service_url;
-use crate::remote::directory::{Conflict, LocalToken};
+use crate::remote::directory::{LocalToken, service_url};
 use crate::wire::Data;
 
 /// `POST /framedb-config/setup`.
@@ -29,8 +28,13 @@ pub(crate) struct SetupRequest {
     /// The id under which the global service reaches this cluster; when given, setup
     /// records the cluster's local config service in the cluster directory.
     cluster_id: Option<ClusterId>,
-    /// Where that service answers (default `http://{cluster_id}:32566`).
+    /// Where that service answers (default: where the directory has it, else
+    /// `http://{cluster_id}:32566`).
     local_url: Option<String>,
+    /// Re-point a cluster that setup recorded with another `local_url`, API server or
+    /// certificate authority (otherwise 409 `cluster_conflict`); a new token is drawn.
+    #[serde(default)]
+    replace: bool,
 }
 
 /// `POST /framedb-config/status`.
@@ -52,46 +56,30 @@ pub(crate) struct RemoveRequest {
     force: bool,
 }
 
-/// The token to install with `cluster`'s local service: the one its running service
-/// already has when the directory knows it there, a new one of its own otherwise (so no
-/// cluster's service holds another's token, nor the global API's).
-fn token_for(
+/// The token to install with `cluster`'s local service when setup does not record it:
+/// the operator's token when the operator configured the cluster (`configured` is its
+/// token, if any); the global's configured local token, or a new one, when the global
+/// drives clusters directly (`configured` is `None`).
+fn unrecorded_token(
     state: &AppState,
     cluster: &ClusterId,
-    record: Option<&url::Url>,
+    configured: Option<Option<LocalToken>>,
 ) -> Result<LocalToken> {
-    let Some(directory) = &state.directory else {
+    match configured {
         // The global drives clusters directly and never calls this service.
-        return Ok(state
+        None => Ok(state
             .local_token
             .clone()
             .and_then(LocalToken::new)
-            .unwrap_or_else(LocalToken::generate));
-    };
-    match (directory.endpoint(cluster), record) {
-        (Some((known, Some(token))), Some(url)) if known == *url => Ok(token),
-        (_, Some(_)) => Ok(LocalToken::generate()),
-        (Some((_, Some(token))), None) => Ok(token),
+            .unwrap_or_else(LocalToken::generate)),
+        Some(Some(token)) => Ok(token),
         // A service the operator configured without a token would be open once installed.
-        (_, None) => Err(ApiError::InvalidRequest(format!(
+        Some(None) => Err(ApiError::InvalidRequest(format!(
             "cluster '{cluster}' is configured without a token for its local config service: \
              start the global service with --local-token so that the service installed is \
              not open"
         ))),
     }
-}
-
-/// The refusal of a setup that would re-point `cluster`.
-fn conflict_of(cluster: &ClusterId, conflict: &Conflict) -> ApiError {
-    let why = match conflict {
-        Conflict::Configured => {
-            "is configured by this service's operator; setup cannot re-point it"
-        }
-        Conflict::Elsewhere => {
-            "was set up with another local_url; remove it first to install it elsewhere"
-        }
-    };
-    ApiError::ClusterConflict(format!("cluster '{cluster}' {why}"))
 }
 
 /// The id the fleet knows the kubeconfig's cluster by: `given`, else the kubeconfig's
@@ -142,44 +130,94 @@ pub(crate) async fn setup(
                 .into(),
         )
     })?;
-    // Where the directory will find the service, decided (and checked) before anything
-    // is installed.
-    let record = match (&state.directory, local_url) {
-        (None, _) => None,
-        (Some(directory), Some(url)) => {
-            directory
-                .may_record(&cluster, &url)
-                .map_err(|conflict| conflict_of(&cluster, &conflict))?;
-            Some(url)
+    kubeconfig::check_server(&parsed, state.allow_insecure_clusters)
+        .map_err(framedb_core::Error::from)?;
+    // The directory is claimed (and checked) before anything is installed: a refused
+    // setup sends nothing, and of concurrent setups of one cluster one wins.
+    let claim = match &state.directory {
+        None => None,
+        Some(directory) => {
+            directory.lookup(&cluster).await?;
+            match directory.configured(&cluster) {
+                Some(_) if local_url.is_some() || request.replace => {
+                    return Err(framedb_core::Error::ClusterConflict {
+                        cluster,
+                        conflict: Conflict::Configured,
+                    }
+                    .into());
+                }
+                // The operator's cluster keeps its address and token.
+                Some(_) => None,
+                None => {
+                    let url = match local_url.or_else(|| directory.url(&cluster)) {
+                        Some(url) => url,
+                        None => ClusterDirectory::default_url(&cluster).map_err(|message| {
+                            ApiError::InvalidRequest(format!("cluster_id: {message}"))
+                        })?,
+                    };
+                    let wanted = DirectoryEntry {
+                        cluster_id: cluster.clone(),
+                        local_url: url.to_string(),
+                        token: LocalToken::generate(),
+                        identity: kubeconfig::identity(&parsed)
+                            .map_err(framedb_core::Error::from)?,
+                    };
+                    Some((directory, directory.claim(wanted, request.replace).await?))
+                }
+            }
         }
-        // A cluster the directory already knows keeps its address (configured, or the
-        // embedded default's loopback port).
-        (Some(directory), None) if directory.contains(&cluster) => None,
-        (Some(_), None) => Some(
-            ClusterDirectory::default_url(&cluster)
-                .map_err(|message| ApiError::InvalidRequest(format!("cluster_id: {message}")))?,
-        ),
     };
-    let token = token_for(&state, &cluster, record.as_ref())?;
-    let client = client_of(&state, parsed).await?;
+    let token = match &claim {
+        Some((_, claim)) => claim.token.clone(),
+        None => {
+            let configured = state
+                .directory
+                .as_ref()
+                .and_then(|d| d.configured(&cluster));
+            unrecorded_token(&state, &cluster, configured)?
+        }
+    };
+    let installed = install(
+        &state,
+        parsed,
+        cluster.clone(),
+        request.storage_size,
+        &token,
+    )
+    .await;
+    if let (Err(_), Some((directory, claim))) = (&installed, claim) {
+        // The cluster has no service with this token: the directory must not say it has.
+        if let Err(error) = directory.undo(claim).await {
+            tracing::error!(cluster_id = %cluster, cause = %Chain(&error),
+                "a failed setup's directory entry could not be undone");
+        }
+    }
+    installed?;
+    Ok(done("FrameDB config service is set up on the cluster"))
+}
+
+/// Installs the config service on the kubeconfig's cluster, with `token`.
+async fn install(
+    state: &AppState,
+    parsed: kube::config::Kubeconfig,
+    cluster: ClusterId,
+    storage_size: Option<StorageSize>,
+    token: &LocalToken,
+) -> Result<()> {
+    let client = client_of(state, parsed).await?;
     let install = Install {
-        storage_size: match request.storage_size {
+        storage_size: match storage_size {
             Some(size) => size,
             None => StorageSize::new("1Gi")?,
         },
-        cluster_id: cluster.clone(),
+        cluster_id: cluster,
         token: Some(token.expose().to_owned()),
     };
     ConfigService::new(&client, &state.config_service, TARGET)
         .setup(&install)
         .await
         .map_err(failed)?;
-    if let (Some(directory), Some(url)) = (&state.directory, record) {
-        directory
-            .record(cluster.clone(), url, token)
-            .map_err(|conflict| conflict_of(&cluster, &conflict))?;
-    }
-    Ok(done("FrameDB config service is set up on the cluster"))
+    Ok(())
 }
 
 pub(crate) async fn remove(
@@ -188,6 +226,23 @@ pub(crate) async fn remove(
 ) -> Result<Json<Done>> {
     let parsed = kubeconfig::parse(&request.kube_config).map_err(framedb_core::Error::from)?;
     let cluster = cluster_of(request.cluster_id, &parsed);
+    // Only the cluster setup recorded may remove its entry: another kubeconfig (another
+    // API server or certificate authority) naming its id is refused.
+    if let (Some(directory), Some(cluster)) = (&state.directory, &cluster)
+        && let Some(recorded) = directory.stored(cluster).await?
+    {
+        let asked = DirectoryEntry {
+            identity: kubeconfig::identity(&parsed).map_err(framedb_core::Error::from)?,
+            ..recorded.clone()
+        };
+        if let Some(conflict) = recorded.conflict_with(&asked) {
+            return Err(framedb_core::Error::ClusterConflict {
+                cluster: cluster.clone(),
+                conflict,
+            }
+            .into());
+        }
+    }
     // The instances of a cluster run through its config service: removing it would leave
     // them without anyone to manage or delete them.
     if let Some(cluster) = &cluster
@@ -201,7 +256,7 @@ pub(crate) async fn remove(
         .await
         .map_err(failed)?;
     if let (Some(directory), Some(cluster)) = (&state.directory, &cluster) {
-        directory.forget(cluster);
+        directory.forget(cluster).await?;
     }
     Ok(done("FrameDB config service is removed from the cluster"))
 }

@@ -1,12 +1,17 @@
 //! The cluster directory: where each known cluster's local config service answers, and
 //! the token that service requires (each cluster its own, so that no cluster's service
-//! can act for another's).
+//! can act for another's). What setup records is kept in a [`ClusterDirectoryStore`]
+//! (MongoDB with `--mongo-uri`, so that every replica and every restart knows it); the
+//! directory is the in-memory view of it and of the operator's flags.
 
 use std::collections::BTreeMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use framedb_core::ClusterId;
+use framedb_core::memory::InMemoryDirectoryStore;
+use framedb_core::{Chain, ClusterDirectoryStore, ClusterId, Conflict, DirectoryEntry, Recorded};
 use url::Url;
+
+pub use framedb_core::LocalToken;
 
 /// The node port on which a cluster's config service answers.
 pub const LOCAL_SERVICE_PORT: u16 = 32566;
@@ -37,15 +42,40 @@ pub fn service_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Where each known cluster's local config service answers.
+/// Where each known cluster's local config service answers: the fast in-memory view that
+/// the remote client reads synchronously, over the [`ClusterDirectoryStore`] that keeps
+/// what setup recorded.
 ///
 /// Entries come from the operator (`--local-service`, `--known-cluster`, the embedded
-/// default) or from `/framedb-config/setup`. An API call never replaces or removes an
-/// operator's entry, nor re-points one that setup recorded: a caller must not be able to
-/// send a cluster's traffic, and its token, elsewhere.
-#[derive(Debug, Default)]
+/// default; never stored, they come from the flags at every start) or from
+/// `/framedb-config/setup` (written to the store first, then to the view). An API call
+/// never replaces or removes an operator's entry, nor re-points one that setup recorded
+/// unless the caller asks for it (`"replace": true`): a caller must not be able to send
+/// a cluster's traffic, and its token, elsewhere.
+///
+/// The view is loaded from the store at start-up ([`Self::load`]); a stored entry for a
+/// cluster that a flag names is ignored (the flag wins, and a warning says so). A cluster
+/// the view does not know is looked up in the store before it is called unknown
+/// ([`Self::lookup`]), so that a recording by another replica is found; the whole view is
+/// also reloaded periodically ([`Self::keep_refreshed`]), so that another replica's
+/// replace or remove reaches this one.
 pub struct ClusterDirectory {
     entries: RwLock<BTreeMap<ClusterId, Entry>>,
+    store: Arc<dyn ClusterDirectoryStore>,
+}
+
+impl std::fmt::Debug for ClusterDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterDirectory")
+            .field("entries", &*self.read())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClusterDirectory {
+    fn default() -> Self {
+        Self::with_store(Arc::new(InMemoryDirectoryStore::new()))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -55,57 +85,55 @@ struct Entry {
     by_setup: bool,
 }
 
-/// The token one cluster's local service requires. Its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LocalToken(std::sync::Arc<str>);
-
-impl LocalToken {
-    /// Wraps `token`; an empty one is none.
-    pub fn new(token: impl Into<String>) -> Option<Self> {
-        let token = token.into();
-        (!token.is_empty()).then(|| Self(token.into()))
-    }
-
-    /// A new token of 256 bits from the operating system's random source, URL-safe.
-    ///
-    /// # Panics
-    /// When the operating system has no random source to read.
-    pub fn generate() -> Self {
-        use base64::Engine as _;
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).expect("the operating system's random source");
-        Self(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(bytes)
-                .into(),
-        )
-    }
-
-    /// The token itself, to send or to install.
-    pub fn expose(&self) -> &str {
-        &self.0
+impl Entry {
+    /// The view's entry of a stored one, unless its URL is unusable (written by hand).
+    fn of(stored: &DirectoryEntry) -> Option<Self> {
+        match service_url(&stored.local_url) {
+            Ok(url) => Some(Self {
+                url,
+                token: Some(stored.token.clone()),
+                by_setup: true,
+            }),
+            Err(message) => {
+                tracing::warn!(cluster_id = %stored.cluster_id, %message,
+                    "a stored directory entry has an unusable local_url; it is ignored");
+                None
+            }
+        }
     }
 }
 
-impl std::fmt::Debug for LocalToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LocalToken(..)")
-    }
+/// What setup claimed in the directory for a cluster: the token to install, and how to
+/// undo the claim if installing fails.
+#[derive(Debug)]
+pub struct Claim {
+    /// The token to install with the cluster's local service.
+    pub token: LocalToken,
+    undo: Undo,
 }
 
-/// Why setup may not record a cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Conflict {
-    /// The operator configured this cluster.
-    Configured,
-    /// Setup recorded this cluster at another address.
-    Elsewhere,
+#[derive(Debug)]
+enum Undo {
+    /// The cluster was recorded already, as asked: nothing to undo.
+    Nothing,
+    /// The claim recorded it: remove it (if it still holds this claim's token).
+    Remove(ClusterId),
+    /// The claim replaced this entry (or none): put it back.
+    Restore(ClusterId, Option<DirectoryEntry>),
 }
 
 impl ClusterDirectory {
-    /// An empty directory: every cluster is unknown.
+    /// An empty directory on an in-memory store: every cluster is unknown.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty directory on `store`; [`Self::load`] reads what it holds.
+    pub fn with_store(store: Arc<dyn ClusterDirectoryStore>) -> Self {
+        Self {
+            entries: RwLock::default(),
+            store,
+        }
     }
 
     /// The URL a cluster's service has unless configured otherwise:
@@ -118,7 +146,7 @@ impl ClusterDirectory {
     }
 
     /// Records where `cluster`'s service answers and the token it requires, as the
-    /// operator configured it.
+    /// operator configured it (not stored: the flags say it again at every start).
     pub fn insert(&self, cluster: ClusterId, url: Url, token: Option<LocalToken>) {
         tracing::info!(cluster_id = %cluster, %url, "local config service configured");
         let entry = Entry {
@@ -129,51 +157,226 @@ impl ClusterDirectory {
         self.write().insert(cluster, entry);
     }
 
-    /// Whether setup may record `cluster` at `url`: when it is unknown, or setup recorded
-    /// it at that same address before.
+    /// Reads every stored entry into the view (at start-up, after the operator's
+    /// entries), and returns how many it took. A stored entry of a cluster the operator
+    /// configured is ignored, with a warning: the flag wins.
     ///
     /// # Errors
-    /// The [`Conflict`] otherwise.
-    pub fn may_record(&self, cluster: &ClusterId, url: &Url) -> Result<(), Conflict> {
-        match self.read().get(cluster) {
-            None => Ok(()),
-            Some(entry) if !entry.by_setup => Err(Conflict::Configured),
-            Some(entry) if entry.url != *url => Err(Conflict::Elsewhere),
-            Some(_) => Ok(()),
+    /// The store's, when it cannot be read.
+    pub async fn load(&self) -> framedb_core::Result<usize> {
+        let stored = self.store.load().await?;
+        let mut entries = self.write();
+        let mut loaded = 0;
+        for stored in &stored {
+            match entries.get(&stored.cluster_id) {
+                Some(configured) if !configured.by_setup => {
+                    tracing::warn!(cluster_id = %stored.cluster_id, configured = %configured.url,
+                        stored = %stored.local_url,
+                        "the directory's store records a cluster that a flag configures; the \
+                         flag wins (remove the cluster, or drop the flag)");
+                }
+                _ => {
+                    if let Some(entry) = Entry::of(stored) {
+                        entries.insert(stored.cluster_id.clone(), entry);
+                        loaded += 1;
+                    }
+                }
+            }
         }
+        tracing::info!(clusters = loaded, "cluster directory loaded from its store");
+        Ok(loaded)
     }
 
-    /// Records where setup installed `cluster`'s service, and the token it installed.
+    /// Makes the view's entries recorded by setup those of the store: entries another
+    /// replica recorded, replaced or removed since are taken in.
     ///
     /// # Errors
-    /// As [`Self::may_record`]; nothing is changed then.
-    pub fn record(&self, cluster: ClusterId, url: Url, token: LocalToken) -> Result<(), Conflict> {
+    /// The store's, when it cannot be read; the view is unchanged then.
+    pub async fn refresh(&self) -> framedb_core::Result<()> {
+        let stored = self.store.load().await?;
         let mut entries = self.write();
-        match entries.get(&cluster) {
-            Some(entry) if !entry.by_setup => return Err(Conflict::Configured),
-            Some(entry) if entry.url != url => return Err(Conflict::Elsewhere),
-            _ => {}
+        entries.retain(|_, entry| !entry.by_setup);
+        for stored in &stored {
+            if !entries.contains_key(&stored.cluster_id)
+                && let Some(entry) = Entry::of(stored)
+            {
+                entries.insert(stored.cluster_id.clone(), entry);
+            }
         }
-        tracing::info!(cluster_id = %cluster, %url, "local config service recorded by setup");
-        entries.insert(
-            cluster,
-            Entry {
-                url,
-                token: Some(token),
-                by_setup: true,
-            },
-        );
         Ok(())
     }
 
-    /// Forgets `cluster` if setup recorded it (an operator's entry stays); its instances'
-    /// calls are then 404 `cluster_not_found`.
-    pub fn forget(&self, cluster: &ClusterId) {
-        let mut entries = self.write();
-        if entries.get(cluster).is_some_and(|entry| entry.by_setup) {
-            entries.remove(cluster);
+    /// Reloads the view every `every` while the directory is in use (the task holds it
+    /// weakly, and ends once it is dropped). A failed reload is logged and tried at the
+    /// next tick; the view keeps its entries meanwhile.
+    pub fn keep_refreshed(self: &Arc<Self>, every: std::time::Duration) {
+        let directory = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(directory) = directory.upgrade() else {
+                    return;
+                };
+                if let Err(error) = directory.refresh().await {
+                    tracing::warn!(cause = %Chain(&error),
+                        "the cluster directory could not be refreshed from its store");
+                }
+            }
+        });
+    }
+
+    /// Whether `cluster` is known, looking it up in the store when the view does not know
+    /// it (another replica may have recorded it).
+    ///
+    /// # Errors
+    /// The store's, when it cannot be read.
+    pub async fn lookup(&self, cluster: &ClusterId) -> framedb_core::Result<bool> {
+        if self.contains(cluster) {
+            return Ok(true);
+        }
+        let Some(stored) = self.store.get(cluster).await? else {
+            return Ok(false);
+        };
+        let Some(entry) = Entry::of(&stored) else {
+            return Ok(false);
+        };
+        // An operator's entry or a newer recording may have arrived meanwhile: it stays.
+        self.write().entry(cluster.clone()).or_insert(entry);
+        Ok(true)
+    }
+
+    /// The token of `cluster`'s entry if the operator configured it (`Some(None)`: it is
+    /// configured without a token); `None` when the operator did not configure it.
+    pub fn configured(&self, cluster: &ClusterId) -> Option<Option<LocalToken>> {
+        let entries = self.read();
+        let entry = entries.get(cluster).filter(|entry| !entry.by_setup)?;
+        Some(entry.token.clone())
+    }
+
+    /// Claims `cluster` for setup as `wanted` says (its URL, a new token, its identity),
+    /// in the store first, then in the view. A cluster recorded as asked keeps its entry
+    /// and its token (so its running service keeps working); one recorded otherwise is a
+    /// conflict, unless `replace`, which records `wanted` with its new token in place of
+    /// the old entry (so the old address never receives the new token).
+    ///
+    /// # Errors
+    /// [`framedb_core::Error::ClusterConflict`] when the operator configured the cluster,
+    /// or setup recorded it otherwise and `replace` is not set; nothing is changed then.
+    /// The store's errors.
+    pub async fn claim(
+        &self,
+        wanted: DirectoryEntry,
+        replace: bool,
+    ) -> framedb_core::Result<Claim> {
+        let cluster = wanted.cluster_id.clone();
+        let conflict = |conflict| framedb_core::Error::ClusterConflict {
+            cluster: cluster.clone(),
+            conflict,
+        };
+        if self.configured(&cluster).is_some() {
+            return Err(conflict(Conflict::Configured));
+        }
+        let (kept, undo) = if replace {
+            let previous = self.store.replace(&wanted).await?;
+            tracing::warn!(cluster_id = %cluster, url = %wanted.local_url,
+                re_pointed = previous.is_some(),
+                "cluster recorded by setup with \"replace\": true");
+            (wanted, Undo::Restore(cluster.clone(), previous))
+        } else {
+            match self.store.record(&wanted).await? {
+                Recorded::New => (wanted, Undo::Remove(cluster.clone())),
+                Recorded::Existing(existing) => {
+                    if let Some(differs) = existing.conflict_with(&wanted) {
+                        return Err(conflict(differs));
+                    }
+                    (existing, Undo::Nothing)
+                }
+            }
+        };
+        self.put(&kept);
+        Ok(Claim {
+            token: kept.token,
+            undo,
+        })
+    }
+
+    /// Undoes `claim` after its setup failed: the store and the view are as before it
+    /// (unless another setup changed the entry meanwhile, which then stays).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn undo(&self, claim: Claim) -> framedb_core::Result<()> {
+        let (cluster, previous) = match claim.undo {
+            Undo::Nothing => return Ok(()),
+            Undo::Remove(cluster) => (cluster, None),
+            Undo::Restore(cluster, previous) => (cluster, previous),
+        };
+        match previous {
+            Some(previous) => {
+                self.store.replace(&previous).await?;
+                self.put(&previous);
+            }
+            None => {
+                if self.store.remove(&cluster, Some(&claim.token)).await? {
+                    self.drop_recorded(&cluster);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What the store recorded about `cluster`, if anything.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn stored(
+        &self,
+        cluster: &ClusterId,
+    ) -> framedb_core::Result<Option<DirectoryEntry>> {
+        self.store.get(cluster).await
+    }
+
+    /// Forgets `cluster`: removes its stored entry, then its entry in the view if setup
+    /// recorded it (an operator's entry stays); its instances' calls are then 404
+    /// `cluster_not_found`.
+    ///
+    /// # Errors
+    /// The store's; the view is unchanged then.
+    pub async fn forget(&self, cluster: &ClusterId) -> framedb_core::Result<()> {
+        self.store.remove(cluster, None).await?;
+        if self.drop_recorded(cluster) {
             tracing::info!(cluster_id = %cluster, "local config service forgotten");
         }
+        Ok(())
+    }
+
+    /// Puts a stored entry into the view, unless an operator's entry names the cluster.
+    fn put(&self, stored: &DirectoryEntry) {
+        let Some(entry) = Entry::of(stored) else {
+            return;
+        };
+        let mut entries = self.write();
+        if entries
+            .get(&stored.cluster_id)
+            .is_none_or(|known| known.by_setup)
+        {
+            tracing::info!(cluster_id = %stored.cluster_id, url = %entry.url,
+                "local config service recorded by setup");
+            entries.insert(stored.cluster_id.clone(), entry);
+        }
+    }
+
+    /// Drops `cluster` from the view if setup recorded it; whether it did.
+    fn drop_recorded(&self, cluster: &ClusterId) -> bool {
+        let mut entries = self.write();
+        let recorded = entries.get(cluster).is_some_and(|entry| entry.by_setup);
+        if recorded {
+            entries.remove(cluster);
+        }
+        recorded
     }
 
     /// Whether `cluster` is known.
@@ -211,39 +414,104 @@ impl ClusterDirectory {
 mod tests {
     use super::*;
 
-    #[test]
-    fn setup_never_re_points_a_cluster_nor_touches_an_operators_entry() {
-        let directory = ClusterDirectory::new();
+    fn wanted(cluster: &ClusterId, url: &Url, server: &str) -> DirectoryEntry {
+        DirectoryEntry {
+            cluster_id: cluster.clone(),
+            local_url: url.to_string(),
+            token: LocalToken::generate(),
+            identity: framedb_core::ClusterIdentity {
+                api_server: server.into(),
+                ca_sha256: None,
+            },
+        }
+    }
+
+    fn conflict(cluster: &ClusterId, conflict: Conflict) -> framedb_core::Error {
+        framedb_core::Error::ClusterConflict {
+            cluster: cluster.clone(),
+            conflict,
+        }
+    }
+
+    #[tokio::test]
+    async fn setup_never_re_points_a_cluster_nor_touches_an_operators_entry() {
+        let store = Arc::new(InMemoryDirectoryStore::new());
+        let directory = ClusterDirectory::with_store(store.clone());
         let (configured, installed) =
             (ClusterId::new("c1").unwrap(), ClusterId::new("c2").unwrap());
         let here = service_url("http://10.0.0.1:32566").unwrap();
         let there = service_url("http://10.6.6.6:32566").unwrap();
-        let token = || LocalToken::new("t").unwrap();
         directory.insert(configured.clone(), here.clone(), None);
-        for url in [&there, &here] {
-            let refused = directory.record(configured.clone(), url.clone(), token());
-            assert_eq!(refused, Err(Conflict::Configured));
+        for (url, replace) in [(&there, false), (&here, false), (&there, true)] {
+            let refused = directory
+                .claim(wanted(&configured, url, "https://k"), replace)
+                .await;
+            assert_eq!(
+                refused.unwrap_err(),
+                conflict(&configured, Conflict::Configured)
+            );
         }
-        directory.forget(&configured);
+        directory.forget(&configured).await.unwrap();
         assert_eq!(directory.url(&configured), Some(here.clone()));
 
-        directory
-            .record(installed.clone(), here.clone(), token())
+        let first = directory
+            .claim(wanted(&installed, &here, "https://k"), false)
+            .await
             .unwrap();
-        directory
-            .record(installed.clone(), here.clone(), token())
+        // The same setup again keeps the token its service has.
+        let again = directory
+            .claim(wanted(&installed, &here, "https://k"), false)
+            .await
             .unwrap();
+        assert_eq!(again.token, first.token);
+        for (url, server, differs) in [
+            (&there, "https://k", Conflict::LocalUrl),
+            (&here, "https://evil", Conflict::ApiServer),
+        ] {
+            let refused = directory
+                .claim(wanted(&installed, url, server), false)
+                .await;
+            assert_eq!(refused.unwrap_err(), conflict(&installed, differs));
+        }
+        assert_eq!(directory.url(&installed), Some(here.clone()));
+        assert_eq!(directory.token(&installed), Some(first.token.clone()));
+
+        // The override re-points with a new token; undoing it puts the old entry back.
+        let replaced = directory
+            .claim(wanted(&installed, &there, "https://k"), true)
+            .await
+            .unwrap();
+        assert_ne!(replaced.token, first.token);
+        assert_eq!(directory.url(&installed), Some(there.clone()));
+        directory.undo(replaced).await.unwrap();
         assert_eq!(
-            directory.may_record(&installed, &there),
-            Err(Conflict::Elsewhere)
+            directory.endpoint(&installed),
+            Some((here.clone(), Some(first.token.clone())))
         );
-        let refused = directory.record(installed.clone(), there, token());
-        assert_eq!(refused, Err(Conflict::Elsewhere));
-        assert_eq!(directory.url(&installed), Some(here));
-        assert_eq!(directory.token(&installed), Some(token()));
-        assert_eq!(format!("{:?}", token()), "LocalToken(..)");
-        directory.forget(&installed);
+
+        // A fresh view on the same store (a restart) knows it; the flag's entry wins.
+        let restarted = ClusterDirectory::with_store(store.clone());
+        restarted.insert(installed.clone(), there.clone(), None);
+        assert_eq!(restarted.load().await.unwrap(), 0);
+        assert_eq!(restarted.url(&installed), Some(there.clone()));
+        let other = ClusterDirectory::with_store(store.clone());
+        assert!(other.lookup(&installed).await.unwrap());
+        assert_eq!(other.token(&installed), Some(first.token.clone()));
+
+        directory.forget(&installed).await.unwrap();
         assert!(!directory.contains(&installed));
+        assert!(
+            !ClusterDirectory::with_store(store)
+                .lookup(&installed)
+                .await
+                .unwrap()
+        );
+        other.refresh().await.unwrap();
+        assert!(
+            !other.contains(&installed),
+            "a refresh takes in another's remove"
+        );
+        assert!(!format!("{directory:?}").contains(first.token.expose()));
     }
 
     #[test]

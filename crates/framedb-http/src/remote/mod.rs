@@ -128,6 +128,16 @@ impl RemoteClusters {
         })
     }
 
+    /// Fails with `ClusterNotFound` unless the directory knows `cluster`, in its view or
+    /// in its store (where another replica may have recorded it since this one loaded).
+    async fn known(&self, cluster: &ClusterId) -> Result<()> {
+        if self.directory.lookup(cluster).await? {
+            Ok(())
+        } else {
+            Err(Error::ClusterNotFound(cluster.clone()))
+        }
+    }
+
     /// `cluster`'s status book; the first call starts following its stream.
     fn feed(&self, cluster: &ClusterId) -> Result<StatusFeed> {
         if !self.directory.contains(cluster) {
@@ -294,6 +304,7 @@ impl RemoteClusters {
 #[async_trait]
 impl PortAllocator for RemoteClusters {
     async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> Result<Vec<u16>> {
+        self.known(cluster).await?;
         let skip: Vec<String> = skip.iter().map(u16::to_string).collect();
         let url = self.url(cluster, paths::FREE_PORTS, Some(("skip", &skip.join(","))))?;
         let answer: FreePorts = self
@@ -309,6 +320,7 @@ impl PortAllocator for RemoteClusters {
 #[async_trait]
 impl ClusterDeployer for RemoteClusters {
     async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+        self.known(&spec.cluster_id).await?;
         let body = DeployRequest {
             node_id: spec.node_id.clone(),
             storage_size: spec.storage_size.clone(),
@@ -329,6 +341,7 @@ impl ClusterDeployer for RemoteClusters {
     }
 
     async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
+        self.known(cluster).await?;
         let url = self.url(cluster, &instance_path(id), None)?;
         match self
             .call::<serde::de::IgnoredAny, ()>(cluster, Some(id), Method::DELETE, url, None)
@@ -345,6 +358,7 @@ impl ClusterDeployer for RemoteClusters {
         cluster: &ClusterId,
         ids: &[FramedbId],
     ) -> Result<HashMap<FramedbId, StatusReport>> {
+        self.known(cluster).await?;
         if let Some(answer) = answer_from(&self.feed(cluster)?.borrow(), ids) {
             return Ok(answer);
         }
@@ -357,6 +371,7 @@ impl ClusterDeployer for RemoteClusters {
     }
 
     async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed> {
+        self.known(cluster).await?;
         self.feed(cluster)
     }
 }

@@ -348,6 +348,17 @@ pub struct FleetSettings {
     /// simulated clusters are such).
     #[arg(long, env = "FRAMEDB_ALLOW_INSECURE_CLUSTERS")]
     pub allow_insecure_clusters: bool,
+
+    /// Seconds between reloads of the cluster directory from its store (MongoDB with
+    /// --mongo-uri), so that another replica's setup with "replace" or remove reaches
+    /// this one; 0: never (a cluster this replica does not know is looked up in the store
+    /// anyway).
+    #[arg(
+        long = "directory-refresh-secs",
+        env = "FRAMEDB_DIRECTORY_REFRESH_SECS",
+        default_value_t = 30
+    )]
+    pub directory_refresh_secs: u64,
 }
 
 impl Default for FleetSettings {
@@ -362,6 +373,7 @@ impl Default for FleetSettings {
             clusters: Vec::new(),
             in_cluster: None,
             allow_insecure_clusters: false,
+            directory_refresh_secs: 30,
         }
     }
 }

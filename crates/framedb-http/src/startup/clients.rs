@@ -1,12 +1,13 @@
-//! The adapters that settings name: the registry, and a kube-rs client per cluster.
+//! The adapters that settings name: the registry (and the global's cluster directory
+//! store beside it), and a kube-rs client per cluster.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use framedb_core::memory::InMemoryRegistry;
-use framedb_core::{ClusterId, InstanceRegistry};
+use framedb_core::memory::{InMemoryDirectoryStore, InMemoryRegistry};
+use framedb_core::{ClusterDirectoryStore, ClusterId, InstanceRegistry};
 use framedb_k8s::kubeconfig::Timeouts;
-use framedb_mongo::{MongoRegistry, redact_uri};
+use framedb_mongo::{MongoConfig, MongoDirectoryStore, MongoRegistry, redact_uri};
 
 use super::StartError;
 use crate::settings::MongoSettings;
@@ -17,22 +18,56 @@ pub(super) async fn registry(
     settings: &MongoSettings,
     tier: &str,
 ) -> Result<Arc<dyn InstanceRegistry>, StartError> {
+    Ok(match mongo(settings, tier).await? {
+        Some((registry, _)) => Arc::new(registry),
+        None => Arc::new(InMemoryRegistry::new()),
+    })
+}
+
+/// The registry and the cluster directory's store `settings` name: both in MongoDB (on
+/// one client, in one database) with a URI, else both in memory.
+pub(super) async fn stores(
+    settings: &MongoSettings,
+    tier: &str,
+) -> Result<(Arc<dyn InstanceRegistry>, Arc<dyn ClusterDirectoryStore>), StartError> {
+    let Some((registry, config)) = mongo(settings, tier).await? else {
+        return Ok((
+            Arc::new(InMemoryRegistry::new()),
+            Arc::new(InMemoryDirectoryStore::new()),
+        ));
+    };
+    let directory = MongoDirectoryStore::new(registry.client(), &config);
+    directory
+        .ensure_indexes()
+        .await
+        .map_err(|source| registry_error(settings, source))?;
+    Ok((Arc::new(registry), Arc::new(directory)))
+}
+
+/// The MongoDB registry `settings` name, connected, with its configuration; `None` (and
+/// a warning) without a URI.
+async fn mongo(
+    settings: &MongoSettings,
+    tier: &str,
+) -> Result<Option<(MongoRegistry, MongoConfig)>, StartError> {
     let Some(config) = settings.config() else {
         tracing::warn!(
             "{tier} registry: in memory (no --mongo-uri); every record is lost when the \
              service stops"
         );
-        return Ok(Arc::new(InMemoryRegistry::new()));
+        return Ok(None);
     };
-    let uri = redact_uri(settings.uri.as_deref().unwrap_or_default());
-    let registry =
-        MongoRegistry::connect(&config)
-            .await
-            .map_err(|source| StartError::Registry {
-                uri,
-                source: Box::new(source),
-            })?;
-    Ok(Arc::new(registry))
+    let registry = MongoRegistry::connect(&config)
+        .await
+        .map_err(|source| registry_error(settings, source))?;
+    Ok(Some((registry, config)))
+}
+
+fn registry_error(settings: &MongoSettings, source: framedb_mongo::Error) -> StartError {
+    StartError::Registry {
+        uri: redact_uri(settings.uri.as_deref().unwrap_or_default()),
+        source: Box::new(source),
+    }
 }
 
 /// A client for `cluster` through an operator's kubeconfig file. The file may use any

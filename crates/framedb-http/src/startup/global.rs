@@ -7,7 +7,7 @@ use framedb_core::{InstanceRegistry, ProvisioningService};
 use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
-use super::clients::{client_from_file, client_in_cluster, registry};
+use super::clients::{client_from_file, client_in_cluster, stores};
 use super::{Adapters, App, Clusters, StartError, bind, check_open, server_tls};
 use crate::api::{ApiToken, AppState, Bounds, router};
 use crate::remote::directory::LocalToken;
@@ -54,7 +54,8 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
 impl App {
     /// The global service: the public API on the registry, with clusters reached through
     /// their local config services (`--local-service`, `--known-cluster`, and those setup
-    /// records), or driven directly (`--cluster`, `--in-cluster`), or, with none named,
+    /// records, kept in the directory's store beside the registry: MongoDB with
+    /// `--mongo-uri`, else memory), or driven directly (`--cluster`, `--in-cluster`), or, with none named,
     /// the embedded default. `adapters` replaces what the settings name.
     ///
     /// # Errors
@@ -68,9 +69,12 @@ impl App {
             settings.fleet.allow_insecure_clusters = true;
         }
         let settings = &settings;
-        let registry = match adapters.registry {
-            Some(registry) => registry,
-            None => registry(&settings.mongo, "global").await?,
+        let (registry, stored) = match adapters.registry {
+            Some(registry) => (registry, adapters.directory_store),
+            None => {
+                let (registry, store) = stores(&settings.mongo, "global").await?;
+                (registry, Some(adapters.directory_store.unwrap_or(store)))
+            }
         };
         let mut beside = Vec::new();
         let mut keep: Option<Box<dyn Send>> = None;
@@ -80,7 +84,11 @@ impl App {
             Some(clusters) => (clusters, None),
             None if settings.fleet.is_direct() => (direct_clusters(settings).await?, None),
             None => {
-                let directory = Arc::new(ClusterDirectory::new());
+                let store = match stored {
+                    Some(store) => store,
+                    None => stores(&settings.mongo, "global").await?.1,
+                };
+                let directory = Arc::new(ClusterDirectory::with_store(store));
                 for (id, url) in &settings.fleet.local_services {
                     directory.insert(id.clone(), url.clone(), configured_token.clone());
                 }
@@ -97,6 +105,13 @@ impl App {
                     let demo = embedded(settings, &directory).await?;
                     beside = demo.locals;
                     keep = Some(demo.keep);
+                }
+                // After the flags' entries, which win over stored ones.
+                directory.load().await?;
+                if settings.fleet.directory_refresh_secs > 0 {
+                    directory.keep_refreshed(std::time::Duration::from_secs(
+                        settings.fleet.directory_refresh_secs,
+                    ));
                 }
                 let roots = match &settings.fleet.local_ca_file {
                     Some(path) => crate::tls::certificates("the local services' CA file", path)?,

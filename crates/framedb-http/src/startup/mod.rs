@@ -25,7 +25,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use framedb_core::{ClusterDeployer, ClusterId, InstanceRegistry, PortAllocator};
+use framedb_core::{
+    ClusterDeployer, ClusterDirectoryStore, ClusterId, InstanceRegistry, PortAllocator,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -42,6 +44,9 @@ pub struct Adapters {
     pub registry: Option<Arc<dyn InstanceRegistry>>,
     /// The clusters (global role only), instead of local services or kubeconfigs.
     pub clusters: Option<Clusters>,
+    /// Where the cluster directory keeps what setup records (global role, with local
+    /// services only), instead of `--mongo-uri` or memory.
+    pub directory_store: Option<Arc<dyn ClusterDirectoryStore>>,
 }
 
 /// Clusters, as the provisioning service uses them.

@@ -87,6 +87,27 @@ fn global_app(
     global_router(&settings, parts)
 }
 
+/// A local service that records the Authorization header of every call.
+async fn recording() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let log = log.clone();
+        async move {
+            let header = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            log.lock().unwrap().push(header);
+            axum::Json(json!({"success": true, "data": {}}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
 /// The simulator's kubeconfig with a recognisable token, as a caller would send it.
 fn kubeconfig_of(sim: &Simulator) -> Value {
     let mut config = sim.kubeconfig_json();
@@ -389,31 +410,10 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
 #[tokio::test]
 async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other() {
     use axum::body::Body;
-    use axum::http::{HeaderMap, Request};
+    use axum::http::Request;
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::settings::GlobalSettings;
     use tower::ServiceExt;
-
-    /// A local service that records the Authorization header of every call.
-    async fn recording() -> (String, Arc<Mutex<Vec<String>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-            let log = log.clone();
-            async move {
-                let header = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_owned())
-                    .unwrap_or_default();
-                log.lock().unwrap().push(header);
-                axum::Json(json!({"success": true, "data": {}}))
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (url, seen)
-    }
 
     const GLOBAL: &str = "global-t0k-never-leaves";
     let directory = Arc::new(ClusterDirectory::new());
@@ -552,4 +552,160 @@ async fn remove_keeps_the_config_service_of_a_cluster_with_instances_unless_forc
         .await
         .unwrap();
     assert!(gone.is_none());
+}
+
+/// The token in the config service's Secret on `sim`.
+async fn installed_token(sim: &Simulator) -> String {
+    let secret = kube::Api::<Secret>::namespaced(sim.client().await, "framedb-config")
+        .get("framedb-config-token")
+        .await
+        .unwrap();
+    String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap()
+}
+
+/// Finding 1 and 2 as an attacker tries them: another caller sets up a cluster the
+/// directory knows, with its own local_url, its own API server, or its own certificate
+/// authority. Each is 409 `cluster_conflict` saying what differs; the directory still
+/// points at the first address with the first token, the cluster's Secret is unchanged,
+/// and the attacker's API server receives nothing. Only `"replace": true` re-points, with
+/// a new token that the old address never receives.
+#[tokio::test]
+async fn setup_of_a_known_cluster_as_another_is_409_and_only_replace_re_points() {
+    use framedb_core::{ClusterDeployer, ClusterId, FramedbId};
+    use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
+    use framedb_http::settings::GlobalSettings;
+
+    let sim = Simulator::start(SimConfig::new("genuine")).await.unwrap();
+    let impostor = Simulator::start(SimConfig::new("impostor")).await.unwrap();
+    let (genuine_url, genuine_seen) = recording().await;
+    let (hijack_url, hijack_seen) = recording().await;
+    let directory = Arc::new(ClusterDirectory::new());
+    let app = global_app(Some(directory.clone()), GlobalSettings::default(), true);
+    let cluster: ClusterId = "edge-9".parse().unwrap();
+    let setup = |body: Value| {
+        let app = app.clone();
+        async move {
+            let body = body.to_string();
+            super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await
+        }
+    };
+
+    let (status, answer) = setup(json!({"kube_config": kubeconfig_of(&sim),
+        "cluster_id": "edge-9", "local_url": genuine_url}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let first_token = installed_token(&sim).await;
+    assert_eq!(directory.token(&cluster).unwrap().expose(), first_token);
+
+    let mut with_ca = kubeconfig_of(&sim);
+    with_ca["clusters"][0]["cluster"]["certificate-authority-data"] = json!("YWJj");
+    let attempts = [
+        (kubeconfig_of(&sim), Some(&hijack_url), "local_url"),
+        (kubeconfig_of(&impostor), None, "api_server"),
+        (kubeconfig_of(&impostor), Some(&genuine_url), "api_server"),
+        (with_ca, None, "certificate_authority"),
+    ];
+    for (kube_config, local_url, differs) in attempts {
+        let mut body = json!({"kube_config": kube_config, "cluster_id": "edge-9"});
+        if let Some(url) = local_url {
+            body["local_url"] = json!(url);
+        }
+        let (status, answer) = setup(body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{differs}: {answer}");
+        assert!(assert_failure(&answer, "cluster_conflict").contains("edge-9"));
+        assert_eq!(answer["details"]["cluster_id"], "edge-9");
+        assert_eq!(answer["details"]["differs"], differs, "{answer}");
+        assert!(!answer.to_string().contains(&first_token));
+    }
+    let genuine = framedb_http::remote::directory::service_url(&genuine_url).unwrap();
+    assert_eq!(directory.url(&cluster), Some(genuine));
+    assert_eq!(directory.token(&cluster).unwrap().expose(), first_token);
+    assert_eq!(
+        installed_token(&sim).await,
+        first_token,
+        "the Secret is unchanged"
+    );
+    assert_nothing_installed(&impostor).await;
+
+    // The same setup again is idempotent: same address, same token.
+    let (status, _) =
+        setup(json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-9"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(installed_token(&sim).await, first_token);
+
+    // The documented override re-points, with a new token.
+    let (status, answer) = setup(json!({"kube_config": kubeconfig_of(&sim),
+        "cluster_id": "edge-9", "local_url": hijack_url, "replace": true}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let second_token = installed_token(&sim).await;
+    assert_ne!(second_token, first_token);
+    assert_eq!(directory.token(&cluster).unwrap().expose(), second_token);
+    let remote = RemoteClusters::new(directory.clone(), RemoteTimeouts::default(), &[]).unwrap();
+    let probe = FramedbId::new("probe").unwrap();
+    remote.statuses(&cluster, &[probe]).await.unwrap();
+    let seen = hijack_seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|h| *h == format!("Bearer {second_token}")),
+        "{seen:?}"
+    );
+    let old = genuine_seen.lock().unwrap().clone();
+    assert!(
+        !old.iter().any(|h| h.contains(&second_token)),
+        "the old address never gets the new token"
+    );
+}
+
+/// A setup whose install fails leaves no claim behind (the cluster can be set up
+/// elsewhere), and only the recorded cluster's own kubeconfig removes its entry: another
+/// API server naming its id is 409, and the entry stays.
+#[tokio::test]
+async fn a_failed_setup_leaves_no_entry_and_remove_checks_the_identity() {
+    use framedb_http::remote::ClusterDirectory;
+    use framedb_http::settings::GlobalSettings;
+
+    let gone = Simulator::start(SimConfig::new("gone")).await.unwrap();
+    let unreachable = kubeconfig_of(&gone);
+    gone.shutdown().await;
+    let directory = Arc::new(ClusterDirectory::new());
+    let app = global_app(Some(directory.clone()), GlobalSettings::default(), true);
+    let send = |method: &'static str, path: &'static str, body: Value| {
+        let app = app.clone();
+        async move { super::send_raw(&app, method, path, Some(&body.to_string()), None).await }
+    };
+    let cluster = "edge-5".parse().unwrap();
+    let (status, answer) = send("POST", "/framedb-config/setup",
+        json!({"kube_config": unreachable, "cluster_id": "edge-5", "local_url": "http://10.0.0.5:32566"}))
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(!directory.contains(&cluster));
+    assert!(directory.stored(&cluster).await.unwrap().is_none());
+
+    let sim = Simulator::start(SimConfig::new("edge-5")).await.unwrap();
+    let impostor = Simulator::start(SimConfig::new("edge-5")).await.unwrap();
+    let (status, answer) = send("POST", "/framedb-config/setup",
+        json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-5", "local_url": "http://10.0.0.6:32566"}))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let (status, answer) = send(
+        "DELETE",
+        "/framedb-config/remove",
+        json!({"kube_config": kubeconfig_of(&impostor), "cluster_id": "edge-5", "force": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["details"]["differs"], "api_server", "{answer}");
+    assert!(directory.contains(&cluster));
+
+    let (status, answer) = send(
+        "DELETE",
+        "/framedb-config/remove",
+        json!({"kube_config": kubeconfig_of(&sim)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(!directory.contains(&cluster));
+    assert!(directory.stored(&cluster).await.unwrap().is_none());
 }

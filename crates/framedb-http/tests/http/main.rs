@@ -114,6 +114,7 @@ pub async fn serve(
     let adapters = Adapters {
         registry: Some(registry),
         clusters: Some(Clusters { deployer, ports }),
+        directory_store: None,
     };
     App::global(&settings, adapters).await.unwrap().spawn()
 }

@@ -166,6 +166,7 @@ async fn an_api_without_a_token_is_refused_off_loopback_unless_allowed() {
     let adapters = Adapters {
         registry: Some(Arc::new(InMemoryRegistry::new())),
         clusters: Some(Clusters::of(fleet)),
+        directory_store: None,
     };
     let open = GlobalSettings {
         serve: ServeSettings {
@@ -210,6 +211,7 @@ async fn bounded_server(
             deployer: slow,
             ports: fleet,
         }),
+        directory_store: None,
     };
     let settings = GlobalSettings {
         serve,
@@ -336,6 +338,7 @@ async fn a_certificate_without_its_key_is_refused_rather_than_served_in_clear() 
     let adapters = Adapters {
         registry: Some(Arc::new(InMemoryRegistry::new())),
         clusters: Some(framedb_http::Clusters::of(fleet)),
+        directory_store: None,
     };
     let refused = App::global(&settings, adapters).await.err().unwrap();
     assert!(matches!(refused, StartError::Settings(_)), "{refused}");

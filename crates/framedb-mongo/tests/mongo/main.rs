@@ -8,9 +8,11 @@
 //! - `support`: the server's URI, and a database of one's own per test;
 //! - `conformance`: the cases, written once over `&dyn InstanceRegistry`, run on both;
 //! - `dataset`: the shared records and the filters both registries must answer alike;
+//! - `directory`: the cluster directory's store, in memory and on MongoDB;
 //! - `registry`: what only the MongoDB registry has (indexes, errors, what is sent).
 
 mod conformance;
 mod dataset;
+mod directory;
 mod registry;
 mod support;
