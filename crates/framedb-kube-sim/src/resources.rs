@@ -120,6 +120,26 @@ const fn rbac(
     def
 }
 
+/// A `networking.k8s.io/v1` type: namespaced, without a status subresource.
+const fn networking(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    short_names: &'static [&'static str],
+) -> ResourceDef {
+    let mut def = core(
+        plural,
+        singular,
+        kind,
+        true,
+        short_names,
+        false,
+        NameRule::Subdomain,
+    );
+    def.group = "networking.k8s.io";
+    def
+}
+
 pub(crate) const NAMESPACES: &str = "namespaces";
 pub(crate) const NODES: &str = "nodes";
 pub(crate) const SERVICES: &str = "services";
@@ -128,6 +148,7 @@ pub(crate) const PVCS: &str = "persistentvolumeclaims";
 pub(crate) const PVS: &str = "persistentvolumes";
 pub(crate) const STATEFULSETS: &str = "statefulsets";
 pub(crate) const DEPLOYMENTS: &str = "deployments";
+pub(crate) const NETWORK_POLICIES: &str = "networkpolicies";
 
 /// Every served type; core group first, in the order discovery lists them.
 pub(crate) static RESOURCES: &[ResourceDef] = &[
@@ -215,6 +236,12 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     ),
     rbac("roles", "role", "Role", true),
     rbac("rolebindings", "rolebinding", "RoleBinding", true),
+    networking(
+        NETWORK_POLICIES,
+        "networkpolicy",
+        "NetworkPolicy",
+        &["netpol"],
+    ),
 ];
 
 /// Looks a type up by group and plural name.
