@@ -19,5 +19,5 @@ pub mod types;
 pub use error::{Chain, Error, Fault, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
-pub use service::{PortChoice, ProvisioningService};
+pub use service::{Created, PortChoice, ProvisioningService};
 pub use types::*;
