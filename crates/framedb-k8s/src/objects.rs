@@ -452,3 +452,17 @@ impl Layout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_sql_quotes_the_password_as_one_literal() {
+        let credentials = Credentials::root("Ab-_9").unwrap();
+        assert_eq!(
+            init_sql(&credentials),
+            "ALTER USER 'root'@'%' IDENTIFIED BY 'Ab-_9';\n"
+        );
+    }
+}
