@@ -31,6 +31,9 @@ pub(crate) struct SetupRequest {
     cluster_id: Option<ClusterId>,
     /// Where that service answers (default `http://{cluster_id}:32566`).
     local_url: Option<String>,
+    /// For clusters without a dynamic provisioner: the node directory under which the
+    /// installed service puts `local` volumes (and only then may it write PVs).
+    local_volume_root: Option<String>,
 }
 
 /// `POST /framedb-config/status`.
@@ -162,6 +165,9 @@ pub(crate) async fn setup(
                 .map_err(|message| ApiError::InvalidRequest(format!("cluster_id: {message}")))?,
         ),
     };
+    if let Some(root) = &request.local_volume_root {
+        framedb_k8s::config_service::check_volume_root(root).map_err(ApiError::InvalidRequest)?;
+    }
     let token = token_for(&state, &cluster, record.as_ref())?;
     let client = client_of(&state, parsed).await?;
     let install = Install {
@@ -171,6 +177,7 @@ pub(crate) async fn setup(
         },
         cluster_id: cluster.clone(),
         token: Some(token.expose().to_owned()),
+        local_volume_root: request.local_volume_root,
     };
     ConfigService::new(&client, &state.config_service, TARGET)
         .setup(&install)
