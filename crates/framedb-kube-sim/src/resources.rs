@@ -80,12 +80,14 @@ const fn core(
     }
 }
 
-/// An `apps/v1` type: all namespaced, with a status subresource.
-const fn apps(
+/// A namespaced type of a named group, with DNS-subdomain names.
+const fn grouped(
+    group: &'static str,
     plural: &'static str,
     singular: &'static str,
     kind: &'static str,
     short_names: &'static [&'static str],
+    has_status: bool,
 ) -> ResourceDef {
     let mut def = core(
         plural,
@@ -93,11 +95,21 @@ const fn apps(
         kind,
         true,
         short_names,
-        true,
+        has_status,
         NameRule::Subdomain,
     );
-    def.group = "apps";
+    def.group = group;
     def
+}
+
+/// An `apps/v1` type: all namespaced, with a status subresource.
+const fn apps(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    short_names: &'static [&'static str],
+) -> ResourceDef {
+    grouped("apps", plural, singular, kind, short_names, true)
 }
 
 /// An `rbac.authorization.k8s.io/v1` type: stored, not enforced.
@@ -127,17 +139,14 @@ const fn networking(
     kind: &'static str,
     short_names: &'static [&'static str],
 ) -> ResourceDef {
-    let mut def = core(
+    grouped(
+        "networking.k8s.io",
         plural,
         singular,
         kind,
-        true,
         short_names,
         false,
-        NameRule::Subdomain,
-    );
-    def.group = "networking.k8s.io";
-    def
+    )
 }
 
 pub(crate) const NAMESPACES: &str = "namespaces";

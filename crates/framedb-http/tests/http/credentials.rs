@@ -52,23 +52,24 @@ fn credentials_uri(id: &str) -> String {
     format!("{BASE}/{id}/credentials")
 }
 
+/// Creates `id` on `cluster-01`; returns the status, `Cache-Control`, the answer and the
+/// password it carries.
+async fn create(router: &axum::Router, id: &str) -> (StatusCode, Option<String>, Value, String) {
+    let body = create_body(id, "cluster-01", "node-a");
+    let (status, cache, created) = call(router, "POST", BASE, Some(body), None).await;
+    let password = created["credentials"]["password"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no password: {created}"))
+        .to_owned();
+    (status, cache, created, password)
+}
+
 #[tokio::test]
 async fn the_create_answer_and_get_credentials_carry_the_same_password_uncached() {
     let app = TestApp::new();
-    let (status, cache, created) = call(
-        &app.router,
-        "POST",
-        BASE,
-        Some(create_body("tidb-001", "cluster-01", "node-a")),
-        None,
-    )
-    .await;
+    let (status, cache, created, password) = create(&app.router, "tidb-001").await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(cache.as_deref(), Some("no-store"));
-    let password = created["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     assert_eq!(created["credentials"]["user"], "root");
 
     let (status, cache, body) =
@@ -81,15 +82,8 @@ async fn the_create_answer_and_get_credentials_carry_the_same_password_uncached(
     );
 
     // Another instance has a password of its own.
-    let (_, _, other) = call(
-        &app.router,
-        "POST",
-        BASE,
-        Some(create_body("tidb-002", "cluster-01", "node-a")),
-        None,
-    )
-    .await;
-    assert_ne!(other["credentials"]["password"], password);
+    let (_, _, _, other) = create(&app.router, "tidb-002").await;
+    assert_ne!(other, password);
 
     // Neither the registry's record nor the instance's answer holds it.
     let record = app
@@ -152,18 +146,7 @@ async fn no_password_reaches_a_log_line() {
     let logs = CapturedLogs::default();
     let _guard = logs.install();
     let app = TestApp::new();
-    let (_, _, created) = call(
-        &app.router,
-        "POST",
-        BASE,
-        Some(create_body("tidb-001", "cluster-01", "node-a")),
-        None,
-    )
-    .await;
-    let password = created["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, _, _, password) = create(&app.router, "tidb-001").await;
     call(&app.router, "GET", &credentials_uri("tidb-001"), None, None).await;
     app.send("DELETE", &format!("{BASE}/tidb-001"), None).await;
     let logged = logs.text();

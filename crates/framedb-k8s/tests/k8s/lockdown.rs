@@ -33,6 +33,13 @@ fn flag(args: &[String], flag: &str) -> String {
         .to_owned()
 }
 
+async fn statefulset(cluster: &Cluster, id: &str) -> StatefulSet {
+    Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+        .get(id)
+        .await
+        .unwrap()
+}
+
 async fn secret(cluster: &Cluster, id: &str) -> Option<Secret> {
     Api::<Secret>::namespaced(cluster.client.clone(), NS)
         .get_opt(&format!("{id}-credentials"))
@@ -48,10 +55,7 @@ fn key(secret: &Secret, key: &str) -> String {
 async fn pd_and_tikv_listen_on_loopback_only() {
     let cluster = Cluster::start(Duration::ZERO).await;
     cluster.deployed("tidb-001", 30900).await;
-    let sts = Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
-        .get("tidb-001")
-        .await
-        .unwrap();
+    let sts = statefulset(&cluster, "tidb-001").await;
     let pd = args(container(&sts, "pd"));
     assert_eq!(flag(&pd, "client-urls"), "http://127.0.0.1:2379");
     assert_eq!(flag(&pd, "peer-urls"), "http://127.0.0.1:2380");
@@ -81,10 +85,7 @@ async fn a_network_policy_admits_mysql_only() {
     let spec = policy.spec.unwrap();
     assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
     // It selects the instance's pods: its selector is within their labels.
-    let sts = Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
-        .get("tidb-001")
-        .await
-        .unwrap();
+    let sts = statefulset(&cluster, "tidb-001").await;
     let pod_labels = sts.spec.unwrap().template.metadata.unwrap().labels.unwrap();
     let selector = spec.pod_selector.unwrap().match_labels.unwrap();
     assert!(!selector.is_empty());
@@ -141,10 +142,7 @@ async fn the_password_is_generated_kept_in_the_secret_and_set_at_bootstrap() {
 
     // tidb-server runs the SQL at its first bootstrap, from the Secret mounted read-only
     // with that key alone (not the bare password) and mode 0400.
-    let sts = Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
-        .get("tidb-001")
-        .await
-        .unwrap();
+    let sts = statefulset(&cluster, "tidb-001").await;
     let tidb = container(&sts, "tidb").clone();
     let file = flag(&args(&tidb), "initialize-sql-file");
     let mount = tidb
