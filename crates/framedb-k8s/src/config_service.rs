@@ -400,7 +400,8 @@ impl<'a> ConfigService<'a> {
     /// What the local service may do in the instances' namespace: manage their
     /// StatefulSets, Services and claims, read their pods, and exactly what it does with
     /// their credentials Secrets (create once, read back, delete: never update, list or
-    /// watch) and NetworkPolicies (server-side applied: create and patch; deleted).
+    /// watch) and NetworkPolicies (a server-side apply that creates one needs create and
+    /// patch; deleted; never read back).
     fn instance_role(&self) -> Role {
         Role {
             metadata: self.instance_meta(),
@@ -412,7 +413,7 @@ impl<'a> ConfigService<'a> {
                 rule(
                     "networking.k8s.io",
                     &["networkpolicies"],
-                    &["get", "create", "patch", "delete"],
+                    &["create", "patch", "delete"],
                 ),
             ]),
         }

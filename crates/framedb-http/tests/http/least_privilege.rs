@@ -94,7 +94,7 @@ async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() 
     );
     assert_eq!(
         verbs(&instance_rules, "networking.k8s.io", "networkpolicies"),
-        ["create", "delete", "get", "patch"]
+        ["create", "delete", "patch"]
     );
     // Without local volumes, nothing cluster-wide is written.
     assert!(verbs(&cluster_rules, "", "persistentvolumes").is_empty());
