@@ -247,3 +247,125 @@ async fn a_hand_edited_secret_is_refused_not_bootstrapped() {
     assert!(matches!(error, Error::Internal(_)), "{error:?}");
     assert!(!error.to_string().contains("OR"), "{error}");
 }
+
+/// The RBAC verb a simulator request counts as.
+fn rbac_verb(verb: framedb_kube_sim::Verb) -> &'static str {
+    use framedb_kube_sim::Verb;
+    match verb {
+        Verb::Get => "get",
+        Verb::List => "list",
+        Verb::Watch => "watch",
+        Verb::Create => "create",
+        Verb::Update => "update",
+        Verb::Patch => "patch",
+        Verb::Delete => "delete",
+        Verb::Any => "*",
+    }
+}
+
+#[tokio::test]
+async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_and_policy() {
+    use framedb_k8s::config_service::{ConfigService, Install, Settings};
+    use framedb_kube_sim::Verb;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let settings = Settings::default();
+    let install = Install {
+        storage_size: framedb_core::StorageSize::new("1Gi").unwrap(),
+        cluster_id: cluster_id(),
+        token: Some("t".into()),
+        local_volume_root: None,
+    };
+    ConfigService::new(&cluster.client, &settings, "cluster-01")
+        .setup(&install)
+        .await
+        .unwrap();
+    let role = Api::<Role>::namespaced(cluster.client.clone(), NS)
+        .get("framedb-config")
+        .await
+        .unwrap();
+    let cluster_role = Api::<ClusterRole>::all(cluster.client.clone())
+        .get("framedb-config")
+        .await
+        .unwrap();
+    let rules: Vec<_> = role
+        .rules
+        .unwrap()
+        .into_iter()
+        .chain(cluster_role.rules.unwrap())
+        .collect();
+    let granted = |resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| {
+                r.resources
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|x| x == resource)
+            })
+            .flat_map(|r| r.verbs.clone())
+            .collect()
+    };
+
+    // An instance's whole life: deploy, deploy again, read its credentials, undeploy.
+    let before = cluster.sim.requests();
+    let spec = spec("tidb-001", "node-a", 30900);
+    cluster.fleet.deploy(&spec).await.unwrap();
+    cluster.fleet.deploy(&spec).await.unwrap();
+    cluster
+        .fleet
+        .credentials(&cluster_id(), &spec.framedb_id)
+        .await
+        .unwrap();
+    cluster
+        .fleet
+        .undeploy(&cluster_id(), &spec.framedb_id)
+        .await
+        .unwrap();
+    let used = cluster.sim.requests().since(&before);
+
+    let verbs = [
+        Verb::Get,
+        Verb::List,
+        Verb::Watch,
+        Verb::Create,
+        Verb::Update,
+        Verb::Patch,
+        Verb::Delete,
+    ];
+    for resource in [
+        "secrets",
+        "networkpolicies",
+        "statefulsets",
+        "services",
+        "persistentvolumeclaims",
+    ] {
+        let granted = granted(resource);
+        let mut needed: Vec<&str> = verbs
+            .iter()
+            .filter(|verb| used.count(**verb, Some(resource)) > 0)
+            .map(|verb| rbac_verb(*verb))
+            .collect();
+        // A server-side apply that creates its object is authorized as a create too.
+        if needed.contains(&"patch") {
+            needed.push("create");
+        }
+        for verb in &needed {
+            assert!(
+                granted.iter().any(|g| g == verb),
+                "{verb} {resource} is not granted"
+            );
+        }
+        // On what this change added, nothing more is granted than is used.
+        if matches!(resource, "secrets" | "networkpolicies") {
+            for verb in &granted {
+                assert!(
+                    needed.contains(&verb.as_str()),
+                    "{verb} {resource} is granted, unused"
+                );
+            }
+        }
+    }
+}
