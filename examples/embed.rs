@@ -24,11 +24,14 @@ async fn main() -> anyhow::Result<()> {
         "storage_size": "2Gi",
         "metadata": {"team": "payments", "tier": "gold"}
     }))?;
-    let record = service.create(request).await?;
+    // The create hands back the instance's root credentials once; print the user only.
+    let created = service.create(request).await?;
+    let record = created.record;
     println!(
-        "created {} on port {}",
+        "created {} on port {} (user {})",
         record.framedb_id,
-        record.port.unwrap_or_default()
+        record.port.unwrap_or_default(),
+        created.credentials.user()
     );
 
     let filter = Filter::parse(&json!({"metadata.team": "payments", "cluster_id": "cluster-01"}))?;

@@ -243,12 +243,16 @@ fn mongo_registries(
     }
 }
 
+/// Whether `name` is one of [`mongo_registries`]' databases for `test` in this process.
+fn is_test_database(name: &str, test: &str) -> bool {
+    name.starts_with(&format!("framedb_e2e_{test}_"))
+        && name.ends_with(&format!("_{}", std::process::id()))
+}
+
 async fn drop_databases(uri: &str, test: &str) {
     let client = mongodb::Client::with_uri_str(uri).await.unwrap();
     for name in client.list_database_names().await.unwrap() {
-        if name.starts_with(&format!("framedb_e2e_{test}_"))
-            && name.ends_with(&format!("_{}", std::process::id()))
-        {
+        if is_test_database(&name, test) {
             client.database(&name).drop().await.unwrap();
         }
     }
@@ -674,4 +678,118 @@ async fn a_local_service_over_https_is_reached_with_the_operators_ca_only() {
         BTreeSet::from(["over-tls".to_owned()]),
         "nothing of the untrusted create"
     );
+}
+
+/// Every document of the test's MongoDB databases, as JSON text.
+async fn every_document(uri: &str, test: &str) -> String {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    let mut text = String::new();
+    for name in client.list_database_names().await.unwrap() {
+        if !is_test_database(&name, test) {
+            continue;
+        }
+        let database = client.database(&name);
+        for collection in database.list_collection_names().await.unwrap() {
+            let mut cursor = database
+                .collection::<mongodb::bson::Document>(&collection)
+                .find(mongodb::bson::doc! {})
+                .await
+                .unwrap();
+            while cursor.advance().await.unwrap() {
+                text.push_str(&cursor.deserialize_current().unwrap().to_string());
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_come_from_the_cluster_through_both_tiers_and_stay_out_of_the_registries() {
+    let Some(uri) = mongo_uri() else { return };
+    let topology = Topology::start(
+        "credentials",
+        Duration::ZERO,
+        mongo_registries(uri.clone(), "credentials"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let (status, created) = topology.create("vault", "cluster-01", "node-a", "x").await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["credentials"]["user"], "root");
+    let password = created["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, other) = topology.create("other", "cluster-02", "node-a", "x").await;
+    assert_ne!(other["credentials"]["password"], password);
+
+    // The password is the one in the instance's Secret on its cluster.
+    let (_, sim) = topology.clusters.each().next().unwrap();
+    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        sim.client().await,
+        "framedb-storage",
+    )
+    .get("vault-credentials")
+    .await
+    .unwrap();
+    let stored = String::from_utf8(secret.data.unwrap()["password"].0.clone()).unwrap();
+    assert_eq!(stored, password);
+
+    // GET .../credentials reads it again from the cluster, through the local service,
+    // and no cache may keep the answer.
+    let response = topology
+        .client
+        .get(topology.global.at(&format!("{BASE}/vault/credentials")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"success": true, "data": {"user": "root", "password": password}})
+    );
+
+    // A repeated deploy (as the global retries it) answers the same password.
+    let local = topology.locals[0].server.as_ref().unwrap();
+    let port = created["port"].as_u64().unwrap();
+    let again: Value = super::http_client()
+        .build()
+        .unwrap()
+        .put(local.at("local/v1/instances/vault"))
+        .header(AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
+        .json(&json!({"node_id": "node-a", "storage_size": "1Gi", "port": port, "metadata": {"team": "x"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again["credentials"]["password"],
+        password.as_str(),
+        "{again}"
+    );
+
+    // Neither tier's registry holds it.
+    let documents = every_document(&uri, "credentials").await;
+    assert!(documents.contains("vault"), "the test read the registries");
+    assert!(
+        !documents.contains(&password),
+        "a registry holds the password"
+    );
+
+    // Gone with the instance.
+    let (status, _) = topology
+        .send(Method::DELETE, &format!("{BASE}/vault"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = topology
+        .send(Method::GET, &format!("{BASE}/vault/credentials"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "instance_not_found");
+    drop_databases(&uri, "credentials").await;
 }

@@ -37,6 +37,7 @@ async fn the_readme_walkthrough_works_over_http() {
     assert_eq!((status, &body["success"]), (StatusCode::OK, &json!(true)));
 
     let mut ports = Vec::new();
+    let mut passwords = Vec::new();
     for (id, node, metadata) in [
         ("tidb-001", "node-a", json!({"team": "analytics"})),
         ("tidb-002", "node-b", json!({"team": "billing"})),
@@ -50,8 +51,22 @@ async fn the_readme_walkthrough_works_over_http() {
         assert_eq!(body["success"], true);
         assert_eq!(body["message"], "Instance created in global registry");
         ports.push(body["port"].as_u64().unwrap());
+        assert_eq!(body["credentials"]["user"], "root");
+        passwords.push(body["credentials"]["password"].clone());
     }
     assert_eq!(ports, [30900, 30901]);
+
+    // The owner gets the root password again with the API token (none here).
+    let (status, body) = call(
+        &client,
+        Method::GET,
+        url(&format!("{BASE}/tidb-001/credentials")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["password"], passwords[0]);
+    assert_ne!(passwords[0], passwords[1]);
 
     let (status, body) = call(&client, Method::GET, url(&format!("{BASE}/tidb-001")), None).await;
     assert_eq!(status, StatusCode::OK);

@@ -25,5 +25,5 @@ pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{
     ClusterDeployer, ClusterDirectoryStore, DeploymentSpec, InstanceRegistry, PortAllocator,
 };
-pub use service::{PortChoice, ProvisioningService};
+pub use service::{Created, PortChoice, ProvisioningService};
 pub use types::*;

@@ -11,7 +11,8 @@ use crate::error::Result;
 use crate::filter::Query;
 use crate::live::StatusFeed;
 use crate::types::{
-    ClusterId, FramedbId, InstanceRecord, InstanceStatus, NodeId, StatusReport, StorageSize,
+    ClusterId, Credentials, FramedbId, InstanceRecord, InstanceStatus, NodeId, StatusReport,
+    StorageSize,
 };
 
 /// The registry of every persistent instance.
@@ -79,20 +80,30 @@ pub struct DeploymentSpec {
 #[async_trait]
 pub trait ClusterDeployer: Send + Sync {
     /// Creates (or completes, when run again after a failure) the instance's workload,
-    /// storage and Service on `spec.port`.
+    /// storage and Service on `spec.port`, and returns its database credentials: a
+    /// password generated at the first deploy and kept on the cluster, so that running
+    /// the deploy again returns the same one. The password is never logged.
     ///
     /// # Errors
     /// [`crate::Error::PortTaken`] when another Service holds the port (nothing of this
     /// deployment is left behind then); [`crate::Error::ClusterNotFound`] for an unknown
     /// cluster; [`crate::Error::Unavailable`] / [`crate::Error::Timeout`] when the cluster
     /// cannot be reached; [`crate::Error::Internal`] when it refuses the objects.
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()>;
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Credentials>;
 
     /// Deletes the instance's objects. Objects already gone are not an error.
     ///
     /// # Errors
     /// `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for `deploy`.
     async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()>;
+
+    /// The database credentials [`Self::deploy`] made for the instance, read from where
+    /// the cluster keeps them.
+    ///
+    /// # Errors
+    /// [`crate::Error::InstanceNotFound`] when the cluster holds no credentials for `id`;
+    /// `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for `deploy`.
+    async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> Result<Credentials>;
 
     /// The live status of each of `ids` on `cluster` that has a workload there; an id
     /// without one is absent from the map.

@@ -14,8 +14,8 @@ use crate::filter::{Filter, Query};
 use crate::live::StatusFeed;
 use crate::ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
 use crate::types::{
-    ClusterId, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance, NodeId,
-    PORT_RANGE, StatusReport, Timestamp,
+    ClusterId, Credentials, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance,
+    NodeId, PORT_RANGE, StatusReport, Timestamp,
 };
 
 /// Creates, deletes and reads persistent instances through the ports.
@@ -59,14 +59,14 @@ impl ProvisioningService {
     }
 
     /// Registers and deploys a new instance on the lowest free port; returns its record,
-    /// port included.
+    /// port included, and its database credentials (which the registry never holds).
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when the id is registered; [`Error::ClusterNotFound`];
     /// [`Error::PortsExhausted`] when the cluster has no free port; `Unavailable`,
     /// `Timeout` or `Internal` from the ports. On every error, nothing of this create is
     /// left in the registry or on the cluster (a compensation that itself fails is logged).
-    pub async fn create(&self, request: NewInstance) -> Result<InstanceRecord> {
+    pub async fn create(&self, request: NewInstance) -> Result<Created> {
         self.create_on(request, PortChoice::Lowest).await
     }
 
@@ -75,16 +75,12 @@ impl ProvisioningService {
     ///
     /// Asking again for an instance that is registered on this same port and node (a
     /// retried request) completes its deployment instead of refusing it, so a retry never
-    /// makes a second workload or takes a second port.
+    /// makes a second workload or takes a second port (and answers the same credentials).
     ///
     /// # Errors
     /// As [`Self::create`]; with [`PortChoice::Exactly`], [`Error::Invalid`] for a port
     /// outside [`PORT_RANGE`], and [`Error::PortTaken`] when another Service holds it.
-    pub async fn create_on(
-        &self,
-        request: NewInstance,
-        choice: PortChoice,
-    ) -> Result<InstanceRecord> {
+    pub async fn create_on(&self, request: NewInstance, choice: PortChoice) -> Result<Created> {
         if let PortChoice::Exactly(port) = choice
             && !PORT_RANGE.contains(&port)
         {
@@ -112,15 +108,15 @@ impl ProvisioningService {
                 .deployer
                 .deploy(&spec_of(&record, port))
                 .await
-                .map(|()| port)
+                .map(|credentials| (port, credentials))
                 .map_err(|error| DeployFailure {
                     // A taken port creates nothing; anything else may have created some.
                     deployed: !matches!(error, Error::PortTaken { .. }),
                     error,
                 }),
         };
-        let port = match deployed {
-            Ok(port) => port,
+        let (port, credentials) = match deployed {
+            Ok(deployed) => deployed,
             Err(failure) => {
                 self.undo_create(&record, failure.deployed).await;
                 return Err(failure.error);
@@ -143,12 +139,15 @@ impl ProvisioningService {
             port,
             "instance created"
         );
-        Ok(record)
+        Ok(Created {
+            record,
+            credentials,
+        })
     }
 
     /// A repeated [`PortChoice::Exactly`] create of the same instance: deploy again
     /// (idempotent) and record the port. Anything else registered under the id is refused.
-    async fn complete_retry(&self, request: InstanceRecord, port: u16) -> Result<InstanceRecord> {
+    async fn complete_retry(&self, request: InstanceRecord, port: u16) -> Result<Created> {
         let mut existing = self.registry.get(&request.framedb_id).await?;
         let same = existing.cluster_id == request.cluster_id
             && existing.node_id == request.node_id
@@ -158,7 +157,7 @@ impl ProvisioningService {
         if !same {
             return Err(Error::AlreadyExists(request.framedb_id));
         }
-        self.deployer.deploy(&spec_of(&existing, port)).await?;
+        let credentials = self.deployer.deploy(&spec_of(&existing, port)).await?;
         if existing.port.is_none() {
             self.registry
                 .update_deployment(
@@ -169,14 +168,20 @@ impl ProvisioningService {
                 .await?;
             existing.port = Some(port);
         }
-        Ok(existing)
+        Ok(Created {
+            record: existing,
+            credentials,
+        })
     }
 
     /// Claims the lowest free port by deploying on it. Creating the Service is the
     /// reservation: when another Service got the port first, read again and move on.
     /// Ports that this service's other creates are deploying on are passed over without
     /// a new read, so concurrent creates on one cluster each read once.
-    async fn deploy_on_free_port(&self, record: &InstanceRecord) -> Result<u16, DeployFailure> {
+    async fn deploy_on_free_port(
+        &self,
+        record: &InstanceRecord,
+    ) -> Result<(u16, Credentials), DeployFailure> {
         let cluster = &record.cluster_id;
         let mut taken = Vec::new();
         let mut deployed = false;
@@ -220,9 +225,9 @@ impl ProvisioningService {
             };
             deployed = true;
             match self.deployer.deploy(&spec_of(record, port)).await {
-                Ok(()) => {
+                Ok(credentials) => {
                     claim.settle();
-                    return Ok(port);
+                    return Ok((port, credentials));
                 }
                 Err(Error::PortTaken { .. }) => {
                     tracing::debug!(framedb_id = %record.framedb_id, port, "port taken; retrying");
@@ -272,6 +277,16 @@ impl ProvisioningService {
         self.registry.remove(id).await?;
         tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %record.cluster_id, "instance deleted");
         Ok(())
+    }
+
+    /// The database credentials of a registered instance, read from its cluster.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`] when the id is not registered, or its cluster holds no
+    /// credentials for it; the registry's and the deployer's errors otherwise.
+    pub async fn credentials(&self, id: &FramedbId) -> Result<Credentials> {
+        let record = self.registry.get(id).await?;
+        self.deployer.credentials(&record.cluster_id, id).await
     }
 
     /// One instance with its live status.
@@ -505,6 +520,16 @@ impl Drop for PortClaim<'_> {
             }
         }
     }
+}
+
+/// What a create made: the registry's record and the instance's credentials, which the
+/// caller hands to the instance's owner (the registry never holds them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    /// The record, port included.
+    pub record: InstanceRecord,
+    /// The instance's database user and password.
+    pub credentials: Credentials,
 }
 
 /// Which node port a create claims.

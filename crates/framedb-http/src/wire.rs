@@ -6,7 +6,8 @@
 //! | method, path | answer |
 //! |---|---|
 //! | `GET /local/v1/ports/free?skip=30900,30901` | [`FreePorts`]: the lowest free port not in `skip`, and all of them, lowest first; 409 `ports_exhausted` |
-//! | `PUT /local/v1/instances/{id}` [`DeployRequest`] | [`PortAnswer`]: deploys on exactly `port` (409 `port_taken`, with `details.port`); repeating it completes it |
+//! | `PUT /local/v1/instances/{id}` [`DeployRequest`] | [`PortAnswer`]: deploys on exactly `port` (409 `port_taken`, with `details.port`); repeating it completes it and answers the same credentials |
+//! | `GET /local/v1/instances/{id}/credentials` | `{success, data: {user, password}}`, read from the cluster; 404 `instance_not_found` |
 //! | `DELETE /local/v1/instances/{id}` | `{success, message}`; 404 `instance_not_found` |
 //! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
 //! | `GET /local/v1/instances` | `{success, data: [Instance]}`: every instance of this cluster |
@@ -21,7 +22,7 @@
 use std::time::Duration;
 
 use framedb_core::live::Statuses;
-use framedb_core::{FramedbId, Metadata, NodeId, StorageSize};
+use framedb_core::{Credentials, FramedbId, Metadata, NodeId, StorageSize};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,6 +34,8 @@ pub mod paths {
     pub const INSTANCES: &str = "/local/v1/instances";
     /// `GET`, `PUT`, `DELETE`: one instance (the router's pattern).
     pub const INSTANCE: &str = "/local/v1/instances/{framedb_id}";
+    /// `GET`: one instance's database credentials (the router's pattern).
+    pub const CREDENTIALS: &str = "/local/v1/instances/{framedb_id}/credentials";
     /// `POST`: the statuses of some instances.
     pub const STATUSES: &str = "/local/v1/statuses";
     /// `GET`: the status stream.
@@ -96,13 +99,15 @@ pub struct DeployRequest {
     pub metadata: Metadata,
 }
 
-/// `{success, port}`: the answer of `PUT /local/v1/instances/{id}`.
+/// `{success, port, credentials}`: the answer of `PUT /local/v1/instances/{id}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PortAnswer {
     /// Always true.
     pub success: bool,
     /// The port.
     pub port: u16,
+    /// The instance's database credentials (the same on every repeat of the call).
+    pub credentials: Credentials,
 }
 
 /// The body of `POST /local/v1/statuses`.

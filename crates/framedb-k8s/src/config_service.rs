@@ -57,6 +57,28 @@ pub struct Install {
     pub cluster_id: ClusterId,
     /// The token the local service will require (kept in a Secret), if any.
     pub token: Option<String>,
+    /// Where instance volumes live on the nodes, for clusters without a dynamic
+    /// provisioner (see [`check_volume_root`]): the local service then makes a `local`
+    /// PersistentVolume per instance, and only then may it write PersistentVolumes.
+    pub local_volume_root: Option<String>,
+}
+
+/// Checks a `local_volume_root`: an absolute path, without `..`, whitespace or control
+/// characters, of at most 256 bytes (it becomes each instance volume's `local.path`).
+///
+/// # Errors
+/// A sentence saying what is wrong, quoting nothing of the value.
+pub fn check_volume_root(root: &str) -> std::result::Result<(), String> {
+    let plain = root.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    if !root.starts_with('/')
+        || root.len() > 256
+        || !plain
+        || root.split('/').any(|segment| segment == "..")
+    {
+        return Err("local_volume_root must be an absolute path of at most 256 characters,                     without '..', spaces or control characters"
+            .into());
+    }
+    Ok(())
 }
 
 /// The port the config service listens on inside its pod.
@@ -174,7 +196,7 @@ impl<'a> ConfigService<'a> {
         };
         self.apply(Api::all(self.client.clone()), instances).await?;
         self.apply(self.api(), self.service_account()).await?;
-        self.apply(Api::all(self.client.clone()), cluster_role())
+        self.apply(Api::all(self.client.clone()), cluster_role(install))
             .await?;
         self.apply(Api::all(self.client.clone()), self.role_binding())
             .await?;
@@ -376,7 +398,10 @@ impl<'a> ConfigService<'a> {
     }
 
     /// What the local service may do in the instances' namespace: manage their
-    /// StatefulSets, Services and claims, and read their pods.
+    /// StatefulSets, Services and claims, read their pods, and exactly what it does with
+    /// their credentials Secrets (create once, read back, delete: never update, list or
+    /// watch) and NetworkPolicies (a server-side apply that creates one needs create and
+    /// patch; deleted; never read back).
     fn instance_role(&self) -> Role {
         Role {
             metadata: self.instance_meta(),
@@ -384,6 +409,12 @@ impl<'a> ConfigService<'a> {
                 rule("", &["services", "persistentvolumeclaims"], &MANAGE),
                 rule("apps", &["statefulsets"], &MANAGE),
                 rule("", &["pods"], &READ),
+                rule("", &["secrets"], &["get", "create", "delete"]),
+                rule(
+                    "networking.k8s.io",
+                    &["networkpolicies"],
+                    &["create", "patch", "delete"],
+                ),
             ]),
         }
     }
@@ -547,6 +578,11 @@ impl<'a> ConfigService<'a> {
         let mut environment = vec![
             env("FRAMEDB_LISTEN", format!("0.0.0.0:{SERVICE_PORT}")),
             env("FRAMEDB_CLUSTER_ID", install.cluster_id.to_string()),
+            // Where its Role lets it write.
+            env(
+                "FRAMEDB_NAMESPACE",
+                self.settings.instance_namespace.clone(),
+            ),
             env(
                 "FRAMEDB_MONGO_URI",
                 format!(
@@ -555,6 +591,9 @@ impl<'a> ConfigService<'a> {
                 ),
             ),
         ];
+        if let Some(root) = &install.local_volume_root {
+            environment.push(env("FRAMEDB_LOCAL_VOLUME_ROOT", root.clone()));
+        }
         if install.token.is_some() {
             // The token stays in a Secret, never in the Deployment's spec.
             environment.push(EnvVar {
@@ -644,18 +683,26 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// What the local config service may read cluster-wide: Services (node ports are
+/// What the local config service may do cluster-wide: read Services (node ports are
 /// cluster-wide, so allocation reads them all) and nodes. It writes nothing outside the
-/// instances' namespace; local volumes (`--local-volume-root`) need PersistentVolumes
-/// too, which the operator grants when they use them.
-fn cluster_role() -> ClusterRole {
+/// instances' namespace, except, with local volumes (`local_volume_root`), their
+/// PersistentVolumes, which are cluster-scoped (server-side applied: create and patch).
+fn cluster_role(install: &Install) -> ClusterRole {
+    let mut rules = vec![rule("", &["services", "nodes"], &READ)];
+    if install.local_volume_root.is_some() {
+        rules.push(rule(
+            "",
+            &["persistentvolumes"],
+            &["get", "list", "watch", "create", "patch", "delete"],
+        ));
+    }
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(FRAMEDB_CONFIG.to_owned()),
             labels: Some(component_labels(FRAMEDB_CONFIG)),
             ..ObjectMeta::default()
         },
-        rules: Some(vec![rule("", &["services", "nodes"], &READ)]),
+        rules: Some(rules),
         ..ClusterRole::default()
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Every write is a server-side apply (the `apply` module), so running a deploy again
 //! after a failure halfway completes it without duplicates; deletes treat objects already
-//! gone as done.
+//! gone as done. The one exception is the credentials Secret: it is created only when
+//! absent and read back otherwise, so a deploy run again never changes a password that
+//! an instance may already have bootstrapped with.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,19 +18,23 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
-    ClusterDeployer, ClusterId, DeploymentSpec, FramedbId, PORT_RANGE, PortAllocator, StatusReport,
+    ClusterDeployer, ClusterId, Credentials, DeploymentSpec, FramedbId, PORT_RANGE, PortAllocator,
+    StatusReport,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Client, Resource};
 
 use crate::apply::{apply, applying, delete_if_present, server_side_apply};
 use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
 use crate::live::Watches;
-use crate::objects::{Layout, MANAGED_SELECTOR, claim_name, labels};
+use crate::objects::{
+    Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, credentials_name, labels,
+};
 use crate::status::Sources;
 
 pub use crate::apply::FIELD_MANAGER;
@@ -144,7 +150,7 @@ impl KubeFleet {
 
 #[async_trait]
 impl ClusterDeployer for KubeFleet {
-    async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<()> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<Credentials> {
         let cluster = &spec.cluster_id;
         let client = self.client(cluster)?;
         let objects = self.layout.objects(spec);
@@ -169,6 +175,14 @@ impl ClusterDeployer for KubeFleet {
             }
             Err(error) => return Err(applying::<Service>(cluster_name, id, error).into()),
         }
+        // The password and the policy exist before the workload does, so that its pod
+        // never runs open. They do not depend on each other: one round trip.
+        let policies = self.namespaced::<NetworkPolicy>(client);
+        let (credentials, ()) = tokio::try_join!(self.ensure_credentials(spec, client), async {
+            apply(&policies, &objects.network_policy, cluster_name, id)
+                .await
+                .map_err(framedb_core::Error::from)
+        },)?;
         if let Some(volume) = &objects.volume {
             let volumes = Api::<PersistentVolume>::all(client.clone());
             apply(&volumes, volume, cluster_name, id).await?;
@@ -181,7 +195,7 @@ impl ClusterDeployer for KubeFleet {
             apply(&claims, &objects.claim, cluster_name, id),
             apply(&workloads, &objects.statefulset, cluster_name, id),
         )?;
-        Ok(())
+        Ok(credentials)
     }
 
     async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> DomainResult<()> {
@@ -192,6 +206,13 @@ impl ClusterDeployer for KubeFleet {
         // The workload first, so nothing writes to the volume while it goes.
         delete_if_present(&self.namespaced::<StatefulSet>(client), cluster, id).await?;
         delete_if_present(&self.namespaced::<Service>(client), cluster, id).await?;
+        delete_if_present(&self.namespaced::<NetworkPolicy>(client), cluster, id).await?;
+        delete_if_present(
+            &self.namespaced::<Secret>(client),
+            cluster,
+            &credentials_name(id),
+        )
+        .await?;
         delete_if_present(
             &self.namespaced::<PersistentVolumeClaim>(client),
             cluster,
@@ -203,6 +224,22 @@ impl ClusterDeployer for KubeFleet {
             delete_if_present(&volumes, cluster, &claim).await?;
         }
         Ok(())
+    }
+
+    async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> DomainResult<Credentials> {
+        let client = self.client(cluster)?;
+        let name = credentials_name(id.as_str());
+        let secret = self
+            .namespaced::<Secret>(client)
+            .get_opt(&name)
+            .await
+            .map_err(|error| {
+                Error::kube(cluster.as_str(), format!("reading Secret {name}"), error)
+            })?;
+        match secret {
+            Some(secret) => stored_credentials(cluster, &secret),
+            None => Err(framedb_core::Error::InstanceNotFound(id.clone())),
+        }
     }
 
     async fn statuses(
@@ -249,6 +286,40 @@ impl ClusterDeployer for KubeFleet {
 }
 
 impl KubeFleet {
+    /// The instance's credentials: a new password in a new Secret at the first deploy,
+    /// the Secret's own afterwards. Created, never applied: an apply would overwrite the
+    /// password of an instance that has bootstrapped with it. Two deploys racing here
+    /// both end with the password of the one whose create won.
+    async fn ensure_credentials(
+        &self,
+        spec: &DeploymentSpec,
+        client: &Client,
+    ) -> DomainResult<Credentials> {
+        let cluster = spec.cluster_id.as_str();
+        let name = credentials_name(spec.framedb_id.as_str());
+        let secrets = self.namespaced::<Secret>(client);
+        let reading = |error| Error::kube(cluster, format!("reading Secret {name}"), error);
+        if let Some(existing) = secrets.get_opt(&name).await.map_err(reading)? {
+            return stored_credentials(&spec.cluster_id, &existing);
+        }
+        let generated = Credentials::generate()?;
+        let secret = self.layout.credentials_secret(spec, &generated);
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match secrets.create(&params, &secret).await {
+            Ok(_) => Ok(generated),
+            Err(error) if is_already_exists(&error) => {
+                let existing = secrets.get(&name).await.map_err(reading)?;
+                stored_credentials(&spec.cluster_id, &existing)
+            }
+            Err(error) => {
+                Err(Error::kube(cluster, format!("creating Secret {name}"), error).into())
+            }
+        }
+    }
+
     /// The status of every instance FrameDB manages on `cluster`: two lists.
     async fn read_statuses(
         &self,
@@ -281,6 +352,27 @@ impl KubeFleet {
         }
         Ok(sources.statuses())
     }
+}
+
+/// The credentials a Secret of [`credentials_name`] holds; a Secret without a usable
+/// password (edited by hand) is an internal error, named without its content.
+fn stored_credentials(cluster: &ClusterId, secret: &Secret) -> DomainResult<Credentials> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let password = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(PASSWORD_KEY))
+        .and_then(|bytes| std::str::from_utf8(&bytes.0).ok());
+    password
+        .and_then(|password| Credentials::root(password).ok())
+        .ok_or_else(|| {
+            framedb_core::Error::Internal(
+                format!(
+                    "Secret {name} on cluster '{cluster}' holds no usable '{PASSWORD_KEY}' key"
+                )
+                .into(),
+            )
+        })
 }
 
 /// The statuses of a cluster's instances, and when the read that produced them began.

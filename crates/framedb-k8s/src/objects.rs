@@ -1,18 +1,27 @@
 //! The Kubernetes objects of one persistent instance (docs/architecture.md, "Kubernetes
 //! objects"), built as values so that they can be checked without a cluster: the PVC
 //! (and, without a dynamic provisioner, the local PV), the single-replica StatefulSet
-//! running PD, TiKV and TiDB, and the NodePort Service.
+//! running PD, TiKV and TiDB, the NodePort Service, the Secret holding the root password,
+//! and the NetworkPolicy that admits only TiDB's MySQL port.
+//!
+//! The instance is locked down from its first start: PD and TiKV listen on loopback only
+//! (the three components share the pod), the policy keeps every other pod off every port
+//! but MySQL, and tidb-server's `--initialize-sql-file` sets the root password from the
+//! Secret when it bootstraps the cluster, so `root` never runs without one.
 
 use std::collections::BTreeMap;
 
-use framedb_core::DeploymentSpec;
+use framedb_core::{Credentials, DeploymentSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, LocalVolumeSource, NodeSelector,
+    Container, ContainerPort, HTTPGetAction, KeyToPath, LocalVolumeSource, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    PersistentVolumeSpec, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
+    PersistentVolumeSpec, PodSpec, PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -34,6 +43,12 @@ pub mod labels {
 pub const MYSQL_PORT: i32 = 4000;
 /// TiDB's status port; `GET /status` there is the readiness check.
 pub const TIDB_STATUS_PORT: i32 = 10080;
+/// The key of the credentials Secret that holds the root password.
+pub const PASSWORD_KEY: &str = "password";
+/// The key of the credentials Secret that holds the SQL tidb-server runs at bootstrap.
+pub const INIT_SQL_KEY: &str = "init.sql";
+/// Where the tidb container finds [`INIT_SQL_KEY`].
+pub const CREDENTIALS_DIR: &str = "/etc/framedb/credentials";
 /// The label selector of every instance FrameDB manages.
 pub const MANAGED_SELECTOR: &str =
     "app.kubernetes.io/name=tidb,app.kubernetes.io/managed-by=framedb";
@@ -95,6 +110,8 @@ pub struct InstanceObjects {
     pub statefulset: StatefulSet,
     /// `{id}`, NodePort.
     pub service: Service,
+    /// `{id}`: only TiDB's MySQL port admits traffic from outside the pod.
+    pub network_policy: NetworkPolicy,
 }
 
 /// The labels of every object of an instance.
@@ -112,6 +129,30 @@ pub fn claim_name(id: &str) -> String {
     format!("{id}-data")
 }
 
+/// The name of the instance's credentials Secret.
+pub fn credentials_name(id: &str) -> String {
+    format!("{id}-credentials")
+}
+
+/// The SQL that sets the root password at bootstrap. The password is URL-safe base64
+/// ([`Credentials::root`] refuses anything else), so quoting it needs no escaping.
+pub fn init_sql(credentials: &Credentials) -> String {
+    format!(
+        "ALTER USER '{}'@'%' IDENTIFIED BY '{}';\n",
+        credentials.user(),
+        credentials.password()
+    )
+}
+
+/// The selector of the instance's pods: the StatefulSet's, the Service's and the
+/// NetworkPolicy's.
+fn pod_selector(id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::NAME.to_owned(), "tidb".to_owned()),
+        (labels::INSTANCE.to_owned(), id.to_owned()),
+    ])
+}
+
 impl Layout {
     /// Every object of the instance `spec` describes.
     pub fn objects(&self, spec: &DeploymentSpec) -> InstanceObjects {
@@ -120,6 +161,47 @@ impl Layout {
             claim: self.claim(spec),
             statefulset: self.statefulset(spec),
             service: self.service(spec),
+            network_policy: self.network_policy(spec),
+        }
+    }
+
+    /// The instance's credentials Secret: the password, and the SQL that installs it.
+    /// It is created once, at the first deploy, and never rewritten (see the deployer).
+    pub fn credentials_secret(&self, spec: &DeploymentSpec, credentials: &Credentials) -> Secret {
+        Secret {
+            metadata: self.meta(credentials_name(spec.framedb_id.as_str()), spec, true),
+            type_: Some("Opaque".into()),
+            string_data: Some(BTreeMap::from([
+                (PASSWORD_KEY.to_owned(), credentials.password().to_owned()),
+                (INIT_SQL_KEY.to_owned(), init_sql(credentials)),
+            ])),
+            ..Secret::default()
+        }
+    }
+
+    /// Admits traffic to the instance's pods on TiDB's MySQL port only: PD, TiKV and
+    /// TiDB's status port are then out of other pods' reach even where a component
+    /// listens on more than loopback.
+    fn network_policy(&self, spec: &DeploymentSpec) -> NetworkPolicy {
+        let id = spec.framedb_id.as_str();
+        NetworkPolicy {
+            metadata: self.meta(id.to_owned(), spec, true),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(pod_selector(id)),
+                    match_expressions: None,
+                }),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(vec![NetworkPolicyPort {
+                        protocol: Some("TCP".into()),
+                        port: Some(IntOrString::Int(MYSQL_PORT)),
+                        end_port: None,
+                    }]),
+                }]),
+                egress: None,
+            }),
         }
     }
 
@@ -209,10 +291,7 @@ impl Layout {
     fn statefulset(&self, spec: &DeploymentSpec) -> StatefulSet {
         let id = spec.framedb_id.as_str();
         let labels = instance_labels(spec);
-        let selector = BTreeMap::from([
-            (labels::NAME.to_owned(), "tidb".to_owned()),
-            (labels::INSTANCE.to_owned(), id.to_owned()),
-        ]);
+        let selector = pod_selector(id);
         let port = |name: &str, port: i32| ContainerPort {
             name: Some(name.into()),
             container_port: port,
@@ -226,7 +305,9 @@ impl Layout {
         };
         let args = |items: &[&str]| Some(items.iter().map(|s| (*s).to_owned()).collect());
         // The three components share the pod's network, so they find each other on
-        // loopback; PD and TiKV keep their data in sub-paths of the one volume.
+        // loopback, and PD and TiKV listen there only: nothing outside the pod reaches
+        // them (they would bypass SQL authentication). PD and TiKV keep their data in
+        // sub-paths of the one volume.
         let pd = Container {
             name: "pd".into(),
             image: Some(self.image("pd")),
@@ -234,9 +315,9 @@ impl Layout {
             args: args(&[
                 "--name=pd",
                 "--data-dir=/data/pd",
-                "--client-urls=http://0.0.0.0:2379",
+                "--client-urls=http://127.0.0.1:2379",
                 "--advertise-client-urls=http://127.0.0.1:2379",
-                "--peer-urls=http://0.0.0.0:2380",
+                "--peer-urls=http://127.0.0.1:2380",
                 "--advertise-peer-urls=http://127.0.0.1:2380",
             ]),
             ports: Some(vec![port("pd-client", 2379), port("pd-peer", 2380)]),
@@ -248,9 +329,9 @@ impl Layout {
             image: Some(self.image("tikv")),
             command: args(&["/tikv-server"]),
             args: args(&[
-                "--addr=0.0.0.0:20160",
+                "--addr=127.0.0.1:20160",
                 "--advertise-addr=127.0.0.1:20160",
-                "--status-addr=0.0.0.0:20180",
+                "--status-addr=127.0.0.1:20180",
                 "--data-dir=/data/tikv",
                 "--pd-endpoints=http://127.0.0.1:2379",
             ]),
@@ -258,17 +339,26 @@ impl Layout {
             volume_mounts: Some(vec![data("tikv")]),
             ..Container::default()
         };
+        let init_sql_flag = format!("--initialize-sql-file={CREDENTIALS_DIR}/{INIT_SQL_KEY}");
         let tidb = Container {
             name: "tidb".into(),
             image: Some(self.image("tidb")),
             command: args(&["/tidb-server"]),
+            // The first bootstrap runs the Secret's SQL, which sets root's password.
             args: args(&[
                 "--store=tikv",
                 "--path=127.0.0.1:2379",
                 "-P",
                 "4000",
                 "--status=10080",
+                &init_sql_flag,
             ]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "credentials".into(),
+                mount_path: CREDENTIALS_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            }]),
             ports: Some(vec![
                 port("mysql", MYSQL_PORT),
                 port("status", TIDB_STATUS_PORT),
@@ -306,14 +396,32 @@ impl Layout {
                             self.node_label.clone(),
                             spec.node_id.to_string(),
                         )])),
-                        volumes: Some(vec![Volume {
-                            name: "data".into(),
-                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                                claim_name: claim_name(id),
-                                read_only: None,
-                            }),
-                            ..Volume::default()
-                        }]),
+                        volumes: Some(vec![
+                            Volume {
+                                name: "data".into(),
+                                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                    claim_name: claim_name(id),
+                                    read_only: None,
+                                }),
+                                ..Volume::default()
+                            },
+                            // The bootstrap SQL only (not the bare password), readable by
+                            // the container's user alone.
+                            Volume {
+                                name: "credentials".into(),
+                                secret: Some(SecretVolumeSource {
+                                    secret_name: Some(credentials_name(id)),
+                                    items: Some(vec![KeyToPath {
+                                        key: INIT_SQL_KEY.into(),
+                                        path: INIT_SQL_KEY.into(),
+                                        mode: None,
+                                    }]),
+                                    default_mode: Some(0o400),
+                                    optional: Some(false),
+                                }),
+                                ..Volume::default()
+                            },
+                        ]),
                         ..PodSpec::default()
                     }),
                 },
@@ -329,10 +437,7 @@ impl Layout {
             metadata: self.meta(id.to_owned(), spec, true),
             spec: Some(ServiceSpec {
                 type_: Some("NodePort".into()),
-                selector: Some(BTreeMap::from([
-                    (labels::NAME.to_owned(), "tidb".to_owned()),
-                    (labels::INSTANCE.to_owned(), id.to_owned()),
-                ])),
+                selector: Some(pod_selector(id)),
                 ports: Some(vec![ServicePort {
                     name: Some("mysql".into()),
                     port: MYSQL_PORT,
@@ -345,5 +450,19 @@ impl Layout {
             }),
             status: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_sql_quotes_the_password_as_one_literal() {
+        let credentials = Credentials::root("Ab-_9").unwrap();
+        assert_eq!(
+            init_sql(&credentials),
+            "ALTER USER 'root'@'%' IDENTIFIED BY 'Ab-_9';\n"
+        );
     }
 }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::allocations::Allocations;
 use super::json::{default_at, meta, now_rfc3339, object_at, str_at};
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, NameRule, ObjKey, PODS, PVCS, PVS, ResourceDef, SERVICES,
-    STATEFULSETS,
+    DEPLOYMENTS, NAMESPACES, NETWORK_POLICIES, NODES, NameRule, ObjKey, PODS, PVCS, PVS,
+    ResourceDef, SERVICES, STATEFULSETS,
 };
 use super::selectors::LabelSelector;
 use super::services;
@@ -103,6 +103,7 @@ pub(crate) fn prepare(
             Vec::new()
         }
         DEPLOYMENTS | STATEFULSETS => prepare_workload(res, obj, old),
+        NETWORK_POLICIES => prepare_network_policy(obj),
         _ => Vec::new(),
     }
 }
@@ -348,6 +349,167 @@ fn prepare_secret(obj: &mut Value) {
         if let Some(text) = v.as_str() {
             data.insert(k, json!(BASE64.encode(text)));
         }
+    }
+}
+
+/// The protocols a NetworkPolicy port may name.
+const POLICY_PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
+/// The policy types a NetworkPolicy may list.
+const POLICY_TYPES: [&str; 2] = ["Ingress", "Egress"];
+
+/// Defaults and validates a NetworkPolicy as the API server does: `podSelector` is
+/// optional (empty: every pod of the namespace) and defaults to `{}`; `policyTypes`
+/// defaults to `Ingress`, plus `Egress` when there are egress rules; a port's protocol
+/// defaults to TCP. Selectors, policy types, ports and peers are checked.
+fn prepare_network_policy(obj: &mut Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    default_at(obj, &["spec", "podSelector"], json!({}));
+    validate_selector(&obj["spec"]["podSelector"], "spec.podSelector", &mut errors);
+    if obj["spec"]["policyTypes"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        let egress = obj["spec"]["egress"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty());
+        obj["spec"]["policyTypes"] = if egress {
+            json!(["Ingress", "Egress"])
+        } else {
+            json!(["Ingress"])
+        };
+    }
+    let types = obj["spec"]["policyTypes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (i, ty) in types.iter().enumerate() {
+        if !ty.as_str().is_some_and(|t| POLICY_TYPES.contains(&t)) {
+            errors.push(FieldError::not_supported(
+                format!("spec.policyTypes[{i}]"),
+                ty,
+                &POLICY_TYPES,
+            ));
+        }
+    }
+    if types.len() > POLICY_TYPES.len() {
+        errors.push(FieldError::invalid(
+            "spec.policyTypes",
+            &json!(types),
+            "may not specify more than two policyTypes",
+        ));
+    }
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        let Some(rules) = obj["spec"][direction].as_array_mut() else {
+            continue;
+        };
+        for (i, rule) in rules.iter_mut().enumerate() {
+            let path = format!("spec.{direction}[{i}]");
+            for (j, port) in rule["ports"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                default_at(port, &["protocol"], json!("TCP"));
+                validate_policy_port(port, &format!("{path}.ports[{j}]"), &mut errors);
+            }
+            for (j, peer) in rule[peers].as_array().into_iter().flatten().enumerate() {
+                validate_policy_peer(peer, &format!("{path}.{peers}[{j}]"), &mut errors);
+            }
+        }
+    }
+    errors
+}
+
+/// A structured label selector's operators and values.
+fn validate_selector(selector: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    for (i, expr) in selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("{path}.matchExpressions[{i}]");
+        let values = expr["values"].as_array().map_or(0, Vec::len);
+        match expr["operator"].as_str().unwrap_or_default() {
+            "In" | "NotIn" if values == 0 => errors.push(FieldError::required(
+                format!("{at}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if values > 0 => errors.push(FieldError::forbidden(
+                format!("{at}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            _ => errors.push(FieldError::invalid(
+                format!("{at}.operator"),
+                &expr["operator"],
+                "not a valid selector operator",
+            )),
+        }
+    }
+}
+
+fn validate_policy_port(port: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let protocol = &port["protocol"];
+    if !protocol
+        .as_str()
+        .is_some_and(|p| POLICY_PROTOCOLS.contains(&p))
+    {
+        errors.push(FieldError::not_supported(
+            format!("{path}.protocol"),
+            protocol,
+            &POLICY_PROTOCOLS,
+        ));
+    }
+    let number = port["port"].as_i64();
+    match &port["port"] {
+        Value::Null => {}
+        Value::Number(_) if number.is_some_and(|n| (1..=65535).contains(&n)) => {}
+        Value::String(name) if !name.is_empty() && name.len() <= 15 && is_label(name) => {}
+        other => errors.push(FieldError::invalid(
+            format!("{path}.port"),
+            other,
+            "must be between 1 and 65535, inclusive, or a valid port name",
+        )),
+    }
+    if let Some(end) = port.get("endPort").filter(|v| !v.is_null()) {
+        let end = end.as_i64().unwrap_or(0);
+        match number {
+            None => errors.push(FieldError::required(
+                format!("{path}.port"),
+                "must be specified when endPort is specified",
+            )),
+            Some(start) if end < start => errors.push(FieldError::invalid(
+                format!("{path}.endPort"),
+                &json!(end),
+                "must be greater than or equal to `port`",
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+/// A peer names pods and/or namespaces by selector, or an IP block alone.
+fn validate_policy_peer(peer: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let selectors = ["podSelector", "namespaceSelector"]
+        .iter()
+        .filter(|s| peer[**s].is_object())
+        .count();
+    let ip_block = peer["ipBlock"].is_object();
+    if selectors == 0 && !ip_block {
+        errors.push(FieldError::required(path, "must specify a peer"));
+    } else if selectors > 0 && ip_block {
+        errors.push(FieldError::forbidden(
+            path,
+            "may not specify more than 1 peer type",
+        ));
+    }
+    for selector in ["podSelector", "namespaceSelector"] {
+        validate_selector(&peer[selector], &format!("{path}.{selector}"), errors);
+    }
+    if ip_block && str_at(peer, &["ipBlock", "cidr"]).is_empty() {
+        errors.push(FieldError::required(format!("{path}.ipBlock.cidr"), ""));
     }
 }
 

@@ -94,8 +94,8 @@ pub(crate) fn resource_list(group: &str) -> Value {
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        // `kubectl get all` covers workloads, pods and services.
-        if !r.group.is_empty() || matches!(r.plural, "pods" | "services") {
+        // `kubectl get all` covers workloads, pods and services (not RBAC or policies).
+        if r.group == "apps" || matches!(r.plural, "pods" | "services") {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);

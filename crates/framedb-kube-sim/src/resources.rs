@@ -80,12 +80,14 @@ const fn core(
     }
 }
 
-/// An `apps/v1` type: all namespaced, with a status subresource.
-const fn apps(
+/// A namespaced type of a named group, with DNS-subdomain names.
+const fn grouped(
+    group: &'static str,
     plural: &'static str,
     singular: &'static str,
     kind: &'static str,
     short_names: &'static [&'static str],
+    has_status: bool,
 ) -> ResourceDef {
     let mut def = core(
         plural,
@@ -93,11 +95,21 @@ const fn apps(
         kind,
         true,
         short_names,
-        true,
+        has_status,
         NameRule::Subdomain,
     );
-    def.group = "apps";
+    def.group = group;
     def
+}
+
+/// An `apps/v1` type: all namespaced, with a status subresource.
+const fn apps(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    short_names: &'static [&'static str],
+) -> ResourceDef {
+    grouped("apps", plural, singular, kind, short_names, true)
 }
 
 /// An `rbac.authorization.k8s.io/v1` type: stored, not enforced.
@@ -120,6 +132,23 @@ const fn rbac(
     def
 }
 
+/// A `networking.k8s.io/v1` type: namespaced, without a status subresource.
+const fn networking(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    short_names: &'static [&'static str],
+) -> ResourceDef {
+    grouped(
+        "networking.k8s.io",
+        plural,
+        singular,
+        kind,
+        short_names,
+        false,
+    )
+}
+
 pub(crate) const NAMESPACES: &str = "namespaces";
 pub(crate) const NODES: &str = "nodes";
 pub(crate) const SERVICES: &str = "services";
@@ -128,6 +157,7 @@ pub(crate) const PVCS: &str = "persistentvolumeclaims";
 pub(crate) const PVS: &str = "persistentvolumes";
 pub(crate) const STATEFULSETS: &str = "statefulsets";
 pub(crate) const DEPLOYMENTS: &str = "deployments";
+pub(crate) const NETWORK_POLICIES: &str = "networkpolicies";
 
 /// Every served type; core group first, in the order discovery lists them.
 /// Whether `res` has a `/scale` subresource (the workloads).
@@ -220,6 +250,12 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     ),
     rbac("roles", "role", "Role", true),
     rbac("rolebindings", "rolebinding", "RoleBinding", true),
+    networking(
+        NETWORK_POLICIES,
+        "networkpolicy",
+        "NetworkPolicy",
+        &["netpol"],
+    ),
 ];
 
 /// Looks a type up by group and plural name.

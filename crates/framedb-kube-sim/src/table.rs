@@ -40,6 +40,47 @@ fn access_modes(modes: &Value) -> String {
         .join(",")
 }
 
+/// A structured label selector as `kubectl` prints it: `k=v`, `k in (a,b)`, `k`, `!k`,
+/// comma-separated and sorted by key.
+fn format_selector(selector: &Value) -> String {
+    let values = |expr: &Value| {
+        let list: Vec<&str> = expr["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        list.join(",")
+    };
+    let mut parts: Vec<(String, String)> = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())))
+        .collect();
+    for expr in selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let key = str_at(expr, &["key"]);
+        let text = match str_at(expr, &["operator"]) {
+            "In" => format!("{key} in ({})", values(expr)),
+            "NotIn" => format!("{key} notin ({})", values(expr)),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => continue,
+        };
+        parts.push((key.to_string(), text));
+    }
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn count(value: &Value) -> usize {
     value.as_object().map_or(0, |m| m.len())
 }
@@ -308,6 +349,19 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                         json!(meta(o, "name")),
                         json!(str_at(o, &["type"])),
                         json!(count(&o["data"])),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        "networkpolicies" => (
+            vec![name, column("Pod-Selector", "string", 0), age_col],
+            items
+                .iter()
+                .map(|o| {
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(or_none(&format_selector(&o["spec"]["podSelector"]))),
                         json!(age(o)),
                     ]
                 })

@@ -1,7 +1,9 @@
 //! An in-memory fleet of clusters that behaves, where FrameDB depends on it, like
 //! Kubernetes: node ports are unique per cluster and a taken one is refused; a workload
 //! whose node does not exist stays `Pending` with the scheduler's reason; a new workload
-//! is `Provisioning` until its readiness delay has passed, then `Running`.
+//! is `Provisioning` until its readiness delay has passed, then `Running`; each instance
+//! gets a generated password at its first deploy, kept (like the Kubernetes adapter's
+//! Secret) until it is undeployed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -12,7 +14,9 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::live::{StatusFeed, no_feed};
 use crate::ports::{ClusterDeployer, DeploymentSpec, PortAllocator};
-use crate::types::{ClusterId, FramedbId, InstanceStatus, NodeId, PORT_RANGE, StatusReport};
+use crate::types::{
+    ClusterId, Credentials, FramedbId, InstanceStatus, NodeId, PORT_RANGE, StatusReport,
+};
 
 /// The node label that pins an instance to its node, as the Kubernetes adapter uses it.
 const NODE_LABEL: &str = "kubernetes.io/hostname";
@@ -30,6 +34,8 @@ struct Cluster {
     /// Node port → the Service that holds it.
     services: BTreeMap<u16, ServiceOwner>,
     workloads: HashMap<FramedbId, Workload>,
+    /// Each instance's credentials, from its first deploy until its undeploy.
+    credentials: HashMap<FramedbId, Credentials>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +135,7 @@ fn port_taken(cluster: &ClusterId, port: u16) -> Error {
 
 #[async_trait]
 impl ClusterDeployer for InMemoryFleet {
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Credentials> {
         let mut state = self.cluster(&spec.cluster_id)?;
         if !PORT_RANGE.contains(&spec.port) {
             return Err(Error::Internal(
@@ -163,7 +169,18 @@ impl ClusterDeployer for InMemoryFleet {
                 started,
             },
         );
-        Ok(())
+        // A deploy run again keeps the password the first one made.
+        let credentials = match state.credentials.get(&spec.framedb_id) {
+            Some(existing) => existing.clone(),
+            None => {
+                let generated = Credentials::generate()?;
+                state
+                    .credentials
+                    .insert(spec.framedb_id.clone(), generated.clone());
+                generated
+            }
+        };
+        Ok(credentials)
     }
 
     async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
@@ -171,7 +188,16 @@ impl ClusterDeployer for InMemoryFleet {
         if let Some(workload) = state.workloads.remove(id) {
             state.services.remove(&workload.port);
         }
+        state.credentials.remove(id);
         Ok(())
+    }
+
+    async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> Result<Credentials> {
+        self.cluster(cluster)?
+            .credentials
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::InstanceNotFound(id.clone()))
     }
 
     async fn statuses(
@@ -254,9 +280,11 @@ mod tests {
         assert_eq!(fleet.lowest_free(&c1(), &[30901]).await.unwrap(), 30902);
         let err = fleet.deploy(&spec("a", "node-a", 30900)).await.unwrap_err();
         assert_eq!(err, port_taken(&c1(), 30900));
-        fleet.deploy(&spec("a", "node-a", 30901)).await.unwrap();
-        // Deploying the same instance again is a no-op, not a conflict.
-        fleet.deploy(&spec("a", "node-a", 30901)).await.unwrap();
+        let first = fleet.deploy(&spec("a", "node-a", 30901)).await.unwrap();
+        // Deploying the same instance again is a no-op, not a conflict, and keeps the
+        // password.
+        let again = fleet.deploy(&spec("a", "node-a", 30901)).await.unwrap();
+        assert_eq!(first, again);
         assert_eq!(fleet.used_ports(&c1()).unwrap(), [30900, 30901]);
     }
 
@@ -287,8 +315,13 @@ mod tests {
         let fleet = InMemoryFleet::demo(Duration::ZERO);
         fleet.deploy(&spec("a", "node-a", 30900)).await.unwrap();
         let id = FramedbId::new("a").unwrap();
+        assert!(fleet.credentials(&c1(), &id).await.is_ok());
         fleet.undeploy(&c1(), &id).await.unwrap();
         fleet.undeploy(&c1(), &id).await.unwrap();
+        assert_eq!(
+            fleet.credentials(&c1(), &id).await.unwrap_err(),
+            Error::InstanceNotFound(id.clone())
+        );
         assert!(fleet.used_ports(&c1()).unwrap().is_empty());
         assert!(fleet.workloads(&c1()).unwrap().is_empty());
     }

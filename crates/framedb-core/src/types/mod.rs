@@ -2,12 +2,14 @@
 //! code that holds one never checks it again. Each type deserializes through its
 //! validating constructor, so an invalid value cannot be built from JSON either.
 
+mod credentials;
 mod ids;
 mod instance;
 mod invalid;
 mod metadata;
 mod quantity;
 
+pub use credentials::{Credentials, ROOT_USER};
 pub use ids::{ClusterId, FramedbId, NodeId};
 pub use instance::{
     Instance, InstanceRecord, InstanceStatus, NewInstance, PORT_RANGE, StatusReport, Timestamp,

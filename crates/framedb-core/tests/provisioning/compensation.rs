@@ -96,11 +96,11 @@ async fn a_port_taken_between_read_and_write_is_retried_with_the_next_one() {
         .expect_deploy()
         .withf(|spec| spec.port == 30901)
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_| Ok(framedb_core::Credentials::root("pw").unwrap()));
     let service = ProvisioningService::new(registry.clone(), Arc::new(deployer), Arc::new(ports));
 
     let record = service.create(request("tidb-001")).await.unwrap();
-    assert_eq!(record.port, Some(30901));
+    assert_eq!(record.record.port, Some(30901));
     let stored = registry.get(&id("tidb-001")).await.unwrap();
     assert_eq!(
         (stored.port, stored.status),
@@ -126,7 +126,7 @@ async fn the_101st_instance_on_a_full_cluster_is_refused_and_leaves_nothing() {
             .create(request(&format!("tidb-{n:03}")))
             .await
             .unwrap();
-        assert_eq!(record.port, Some(30900 + n));
+        assert_eq!(record.record.port, Some(30900 + n));
     }
     let error = service.create(request("tidb-100")).await.unwrap_err();
     assert_eq!(error, Error::PortsExhausted(cluster()));
@@ -143,7 +143,7 @@ async fn a_foreign_service_on_the_lowest_port_is_skipped() {
         .occupy_port(&cluster(), 30900, "someone-elses")
         .unwrap();
     let record = service.create(request("tidb-001")).await.unwrap();
-    assert_eq!(record.port, Some(30901));
+    assert_eq!(record.record.port, Some(30901));
     assert_eq!(fleet.lowest_free(&cluster(), &[]).await.unwrap(), 30902);
 }
 
@@ -209,7 +209,12 @@ async fn a_create_on_a_chosen_port_is_exclusive_and_a_retry_completes_it() {
         .create_on(request("tidb-001"), PortChoice::Exactly(30906))
         .await
         .unwrap();
-    assert_eq!((first.port, again.port), (Some(30906), Some(30906)));
+    assert_eq!(
+        (first.record.port, again.record.port),
+        (Some(30906), Some(30906))
+    );
+    // The retry answers the credentials of the first deploy.
+    assert_eq!(first.credentials, again.credentials);
     assert_eq!(fleet.workloads(&cluster()).unwrap().len(), 1);
     assert_eq!(fleet.used_ports(&cluster()).unwrap(), [30905, 30906]);
 

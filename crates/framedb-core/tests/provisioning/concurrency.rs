@@ -20,7 +20,7 @@ async fn of_50_concurrent_creates_of_one_id_exactly_one_succeeds() {
         match task.await.unwrap() {
             Ok(record) => {
                 created += 1;
-                assert_eq!(record.port, Some(30900));
+                assert_eq!(record.record.port, Some(30900));
             }
             Err(error) => assert!(matches!(error, Error::AlreadyExists(_)), "{error:?}"),
         }
@@ -42,7 +42,7 @@ async fn concurrent_creates_of_distinct_ids_get_distinct_ports() {
         .collect();
     let mut ports = BTreeSet::new();
     for task in tasks {
-        ports.insert(task.await.unwrap().unwrap().port.unwrap());
+        ports.insert(task.await.unwrap().unwrap().record.port.unwrap());
     }
     assert_eq!(ports, (30900..30950).collect());
     assert_eq!(fleet.used_ports(&cluster()).unwrap().len(), 50);
@@ -56,7 +56,10 @@ struct Counting {
 
 #[async_trait::async_trait]
 impl framedb_core::ClusterDeployer for Counting {
-    async fn deploy(&self, spec: &framedb_core::DeploymentSpec) -> framedb_core::Result<()> {
+    async fn deploy(
+        &self,
+        spec: &framedb_core::DeploymentSpec,
+    ) -> framedb_core::Result<framedb_core::Credentials> {
         self.deploys
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         for _ in 0..10 {
@@ -70,6 +73,13 @@ impl framedb_core::ClusterDeployer for Counting {
         id: &framedb_core::FramedbId,
     ) -> framedb_core::Result<()> {
         self.inner.undeploy(cluster, id).await
+    }
+    async fn credentials(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        id: &framedb_core::FramedbId,
+    ) -> framedb_core::Result<framedb_core::Credentials> {
+        self.inner.credentials(cluster, id).await
     }
     async fn statuses(
         &self,

@@ -3,6 +3,7 @@
 
 mod compensation;
 mod concurrency;
+mod credentials;
 mod reads;
 
 use std::sync::Arc;

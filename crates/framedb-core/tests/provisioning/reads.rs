@@ -79,7 +79,10 @@ struct Rendezvous {
 
 #[async_trait::async_trait]
 impl ClusterDeployer for Rendezvous {
-    async fn deploy(&self, spec: &framedb_core::DeploymentSpec) -> framedb_core::Result<()> {
+    async fn deploy(
+        &self,
+        spec: &framedb_core::DeploymentSpec,
+    ) -> framedb_core::Result<framedb_core::Credentials> {
         self.inner.deploy(spec).await
     }
     async fn undeploy(
@@ -88,6 +91,13 @@ impl ClusterDeployer for Rendezvous {
         id: &framedb_core::FramedbId,
     ) -> framedb_core::Result<()> {
         self.inner.undeploy(cluster, id).await
+    }
+    async fn credentials(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        id: &framedb_core::FramedbId,
+    ) -> framedb_core::Result<framedb_core::Credentials> {
+        self.inner.credentials(cluster, id).await
     }
     async fn statuses(
         &self,

@@ -2,17 +2,35 @@
 //! completion.
 
 use axum::Json;
+use axum::http::HeaderValue;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Response};
+use framedb_core::Credentials;
 use serde::Serialize;
 
 use crate::error::{ApiError, Result};
 use crate::wire::Data;
 
-/// `{success: true, message, port}`: the answer to a create.
+/// `{success: true, message, port, credentials}`: the answer to a create.
 #[derive(Debug, Serialize)]
 pub(crate) struct Created {
     pub success: bool,
     pub message: &'static str,
     pub port: u16,
+    pub credentials: Credentials,
+}
+
+/// An answer that carries a password: no cache (a browser's, a proxy's) may keep it.
+pub(crate) struct NoStore<T>(pub T);
+
+impl<T: IntoResponse> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 }
 
 /// `{success: true, message}`.

@@ -35,6 +35,9 @@ pub(crate) struct SetupRequest {
     /// certificate authority (otherwise 409 `cluster_conflict`); a new token is drawn.
     #[serde(default)]
     replace: bool,
+    /// For clusters without a dynamic provisioner: the node directory under which the
+    /// installed service puts `local` volumes (and only then may it write PVs).
+    local_volume_root: Option<String>,
 }
 
 /// `POST /framedb-config/status`.
@@ -132,6 +135,9 @@ pub(crate) async fn setup(
     })?;
     kubeconfig::check_server(&parsed, state.allow_insecure_clusters)
         .map_err(framedb_core::Error::from)?;
+    if let Some(root) = &request.local_volume_root {
+        framedb_k8s::config_service::check_volume_root(root).map_err(ApiError::InvalidRequest)?;
+    }
     // The directory is claimed (and checked) before anything is installed: a refused
     // setup sends nothing, and of concurrent setups of one cluster one wins.
     let claim = match &state.directory {
@@ -181,7 +187,7 @@ pub(crate) async fn setup(
         &state,
         parsed,
         cluster.clone(),
-        request.storage_size,
+        (request.storage_size, request.local_volume_root),
         &token,
     )
     .await;
@@ -201,7 +207,7 @@ async fn install(
     state: &AppState,
     parsed: kube::config::Kubeconfig,
     cluster: ClusterId,
-    storage_size: Option<StorageSize>,
+    (storage_size, local_volume_root): (Option<StorageSize>, Option<String>),
     token: &LocalToken,
 ) -> Result<()> {
     let client = client_of(state, parsed).await?;
@@ -212,6 +218,7 @@ async fn install(
         },
         cluster_id: cluster,
         token: Some(token.expose().to_owned()),
+        local_volume_root,
     };
     ConfigService::new(&client, &state.config_service, TARGET)
         .setup(&install)

@@ -5,13 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use framedb_core::{
-    ClusterId, Filter, FramedbId, Instance, NewInstance, NodeId, Query, QueryOptions,
+    ClusterId, Credentials, Filter, FramedbId, Instance, NewInstance, NodeId, Query, QueryOptions,
 };
 use serde_json::Value;
 use std::sync::Arc;
 
 use super::AppState;
-use super::answer::{Created, Done, data, done, to_completion};
+use super::answer::{Created, Done, NoStore, data, done, to_completion};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::wire::Data;
@@ -19,22 +19,33 @@ use crate::wire::Data;
 pub(crate) async fn create(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<NewInstance>,
-) -> Result<(StatusCode, Json<Created>)> {
+) -> Result<NoStore<(StatusCode, Json<Created>)>> {
     let service = state.service.clone();
-    let record = to_completion(async move { service.create(request).await }).await?;
-    let port = record.port.ok_or_else(|| {
+    let created = to_completion(async move { service.create(request).await }).await?;
+    let port = created.record.port.ok_or_else(|| {
         ApiError::Domain(framedb_core::Error::Internal(
             "create returned no port".into(),
         ))
     })?;
-    Ok((
+    Ok(NoStore((
         StatusCode::CREATED,
         Json(Created {
             success: true,
             message: "Instance created in global registry",
             port,
+            credentials: created.credentials,
         }),
-    ))
+    )))
+}
+
+/// The instance's root credentials, read from its cluster each time (never from the
+/// registry, which does not hold them).
+pub(crate) async fn credentials(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<NoStore<Json<Data<Credentials>>>> {
+    let id = FramedbId::new(id)?;
+    Ok(NoStore(data(state.service.credentials(&id).await?)))
 }
 
 pub(crate) async fn delete(

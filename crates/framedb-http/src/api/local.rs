@@ -17,11 +17,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use framedb_core::live::StatusBook;
 use framedb_core::{
-    ClusterDeployer, ClusterId, FramedbId, Instance, NewInstance, PortAllocator, PortChoice,
-    ProvisioningService, StatusReport,
+    ClusterDeployer, ClusterId, Credentials, FramedbId, Instance, NewInstance, PortAllocator,
+    PortChoice, ProvisioningService, StatusReport,
 };
 
-use super::answer::{Done, data, done, to_completion};
+use super::answer::{Done, NoStore, data, done, to_completion};
 use super::{ApiToken, finish};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
@@ -80,6 +80,7 @@ pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
         .route(paths::FREE_PORTS, get(free_port))
         .route(paths::INSTANCES, get(list))
         .route(paths::INSTANCE, get(get_one).put(deploy).delete(remove))
+        .route(paths::CREDENTIALS, get(credentials))
         .route(paths::STATUSES, post(statuses))
         .route(paths::STATUS_WATCH, get(watch_statuses))
         .with_state(Arc::new(state));
@@ -111,7 +112,7 @@ async fn deploy(
     State(state): State<Arc<LocalState>>,
     ApiPath(id): ApiPath<String>,
     JsonBody(request): JsonBody<DeployRequest>,
-) -> Result<Json<PortAnswer>> {
+) -> Result<NoStore<Json<PortAnswer>>> {
     let new = NewInstance {
         framedb_id: FramedbId::new(id)?,
         node_id: request.node_id,
@@ -121,13 +122,25 @@ async fn deploy(
     };
     let service = state.service.clone();
     let port = request.port;
-    let record =
+    let created =
         to_completion(async move { service.create_on(new, PortChoice::Exactly(port)).await })
             .await?;
-    Ok(Json(PortAnswer {
+    Ok(NoStore(Json(PortAnswer {
         success: true,
-        port: record.port.unwrap_or(port),
-    }))
+        port: created.record.port.unwrap_or(port),
+        credentials: created.credentials,
+    })))
+}
+
+/// Read from the cluster (its Secret), not from this service's registry.
+async fn credentials(
+    State(state): State<Arc<LocalState>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<NoStore<Json<Data<Credentials>>>> {
+    let id = FramedbId::new(id)?;
+    Ok(NoStore(data(
+        state.deployer.credentials(&state.cluster_id, &id).await?,
+    )))
 }
 
 async fn remove(

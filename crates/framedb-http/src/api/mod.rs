@@ -71,6 +71,10 @@ pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
             &format!("{BASE}/{{framedb_id}}"),
             get(instances::get).delete(instances::delete),
         )
+        .route(
+            &format!("{BASE}/{{framedb_id}}/credentials"),
+            get(instances::credentials),
+        )
         // Behind an `Arc`, so that each request's handler gets it for one reference count.
         .with_state(Arc::new(state));
     finish(api, token, bounds)

@@ -28,8 +28,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
-    ClusterDeployer, ClusterId, DeploymentSpec, Error, Fault, FramedbId, PortAllocator, Result,
-    StatusReport,
+    ClusterDeployer, ClusterId, Credentials, DeploymentSpec, Error, Fault, FramedbId,
+    PortAllocator, Result, StatusReport,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -319,7 +319,7 @@ impl PortAllocator for RemoteClusters {
 
 #[async_trait]
 impl ClusterDeployer for RemoteClusters {
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Credentials> {
         self.known(&spec.cluster_id).await?;
         let body = DeployRequest {
             node_id: spec.node_id.clone(),
@@ -328,7 +328,7 @@ impl ClusterDeployer for RemoteClusters {
             metadata: framedb_core::Metadata::default(),
         };
         let url = self.url(&spec.cluster_id, &instance_path(&spec.framedb_id), None)?;
-        let _: PortAnswer = self
+        let answer: PortAnswer = self
             .call(
                 &spec.cluster_id,
                 Some(&spec.framedb_id),
@@ -337,7 +337,7 @@ impl ClusterDeployer for RemoteClusters {
                 Some(&body),
             )
             .await?;
-        Ok(())
+        Ok(answer.credentials)
     }
 
     async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
@@ -351,6 +351,15 @@ impl ClusterDeployer for RemoteClusters {
             Ok(_) | Err(Error::InstanceNotFound(_)) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> Result<Credentials> {
+        let path = paths::CREDENTIALS.replace("{framedb_id}", id.as_str());
+        let url = self.url(cluster, &path, None)?;
+        let answer: Data<Credentials> = self
+            .call(cluster, Some(id), Method::GET, url, None::<&()>)
+            .await?;
+        Ok(answer.data)
     }
 
     async fn statuses(

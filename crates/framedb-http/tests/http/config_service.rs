@@ -2,7 +2,6 @@
 //! status and remove, and the kubeconfig checks — a refused kubeconfig is 400 and no
 //! kubeconfig reaches a log line.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
@@ -12,37 +11,7 @@ use k8s_openapi::api::core::v1::{PersistentVolume, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::{Value, json};
 
-use super::{TestApp, assert_failure};
-
-/// Collects every log line written while it is installed on this thread.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLogs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use super::{CapturedLogs, TestApp, assert_failure};
 
 /// Calls a config-service endpoint with `kube_config` as the whole body.
 async fn on_cluster(

@@ -8,8 +8,11 @@ use super::{BASE, TestApp, create_body, ids};
 #[tokio::test]
 async fn create_answers_201_with_the_port() {
     let app = TestApp::new();
-    let (status, body) = app.create("tidb-001", "cluster-01", "node-a").await;
+    let (status, mut body) = app.create("tidb-001", "cluster-01", "node-a").await;
     assert_eq!(status, StatusCode::CREATED);
+    let credentials = body.as_object_mut().unwrap().remove("credentials").unwrap();
+    assert_eq!(credentials["user"], "root");
+    assert!(credentials["password"].as_str().unwrap().len() >= 22);
     assert_eq!(
         body,
         json!({"success": true, "message": "Instance created in global registry", "port": 30900})

@@ -184,6 +184,7 @@ async fn simulate_local_and_global_run_as_separate_processes() {
     let client = super::http_client().build().unwrap();
 
     // The README's walk-through.
+    let mut passwords = Vec::new();
     for (id, node, port) in [("tidb-001", "node-a", 30900), ("tidb-002", "node-b", 30901)] {
         let body = json!({"framedb_id": id, "node_id": node, "cluster_id": "cluster-01", "storage_size": "2Gi", "metadata": {"team": "analytics"}});
         let (status, answer) = call(&client, Method::POST, api.clone(), Some(body)).await;
@@ -192,7 +193,22 @@ async fn simulate_local_and_global_run_as_separate_processes() {
             (StatusCode::CREATED, &json!(port)),
             "{answer}"
         );
+        passwords.push(
+            answer["credentials"]["password"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
+    let (status, credentials) = call(
+        &client,
+        Method::GET,
+        format!("{api}/tidb-002/credentials"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{credentials}");
+    assert_eq!(credentials["data"]["password"], passwords[1].as_str());
     let mut instance = Value::Null;
     for _ in 0..200 {
         (_, instance) = call(&client, Method::GET, format!("{api}/tidb-001"), None).await;
@@ -236,7 +252,14 @@ async fn simulate_local_and_global_run_as_separate_processes() {
     );
     let objects = kubectl(
         &dir.join("cluster-01.kubeconfig"),
-        &["get", "sts,svc,pvc", "-n", "framedb-storage", "-o", "name"],
+        &[
+            "get",
+            "sts,svc,pvc,secret,netpol",
+            "-n",
+            "framedb-storage",
+            "-o",
+            "name",
+        ],
     )
     .await;
     assert_eq!(
@@ -244,18 +267,35 @@ async fn simulate_local_and_global_run_as_separate_processes() {
         [
             "statefulset.apps/tidb-002",
             "service/tidb-002",
-            "persistentvolumeclaim/tidb-002-data"
+            "persistentvolumeclaim/tidb-002-data",
+            "secret/tidb-002-credentials",
+            "networkpolicy.networking.k8s.io/tidb-002"
         ]
     );
 
+    let mut logged = global.log.clone();
     let rest = global.terminate().await;
+    logged.extend(rest.iter().cloned());
     assert!(
         rest.iter()
             .any(|line| line.contains("framedb-server stopped")),
         "{rest:?}"
     );
     for local in locals {
-        local.terminate().await;
+        logged.extend(local.log.iter().cloned());
+        logged.extend(local.terminate().await);
+    }
+    // Both tiers logged the creates, and no process logged a password.
+    let created = logged
+        .iter()
+        .filter(|line| line.contains("instance created"))
+        .count();
+    assert_eq!(created, 4, "{logged:?}");
+    for password in &passwords {
+        assert!(
+            logged.iter().all(|line| !line.contains(password.as_str())),
+            "a password reached a log line"
+        );
     }
     let rest = simulate.terminate().await;
     assert!(

@@ -109,12 +109,19 @@ struct SlowDeployer {
 
 #[async_trait]
 impl ClusterDeployer for SlowDeployer {
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<()> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<framedb_core::Credentials> {
         tokio::time::sleep(self.delay).await;
         self.inner.deploy(spec).await
     }
     async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
         self.inner.undeploy(cluster, id).await
+    }
+    async fn credentials(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+    ) -> Result<framedb_core::Credentials> {
+        self.inner.credentials(cluster, id).await
     }
     async fn statuses(
         &self,

@@ -1,6 +1,7 @@
 //! framedb-k8s against the Kubernetes API simulator, over real HTTP with kube-rs.
 
 mod deployer;
+mod lockdown;
 mod provisioning;
 mod real_cluster;
 

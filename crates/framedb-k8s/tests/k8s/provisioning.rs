@@ -115,7 +115,7 @@ async fn fifty_concurrent_creates_get_fifty_distinct_ports() {
     let mut ports = BTreeSet::new();
     for task in tasks {
         let record = task.await.unwrap().expect("every create succeeds");
-        ports.insert(record.port.unwrap());
+        ports.insert(record.record.port.unwrap());
     }
     assert_eq!(ports, (30900..30950).collect());
     assert_eq!(
@@ -130,7 +130,7 @@ async fn a_foreign_service_on_30900_makes_the_first_instance_get_30901() {
     foreign_service(&cluster.client, "other-team", "their-db", 30900).await;
     let (service, _) = cluster.service();
     let record = service.create(request("tidb-001")).await.unwrap();
-    assert_eq!(record.port, Some(30901));
+    assert_eq!(record.record.port, Some(30901));
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ async fn real_cluster_lifecycle() {
     }))
     .unwrap();
     let record = service.create(request).await.unwrap();
-    let id = record.framedb_id.clone();
+    let id = record.record.framedb_id.clone();
     let mut status = InstanceStatus::Provisioning;
     for _ in 0..120 {
         status = service.get(&id).await.unwrap().status;

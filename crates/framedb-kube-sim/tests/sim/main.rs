@@ -15,6 +15,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -1425,6 +1426,130 @@ async fn kubeconfig_names_the_cluster_and_shutdown_stops_serving() {
     assert!(nodes.get("node-a").await.is_err());
 }
 
+fn mysql_only_policy(name: &str) -> NetworkPolicy {
+    object(json!({
+        "metadata": { "name": name, "labels": { "app": "tidb" } },
+        "spec": {
+            "podSelector": { "matchLabels": { "app": "tidb", "instance": name } },
+            "policyTypes": ["Ingress"],
+            "ingress": [{ "ports": [{ "port": 4000 }] }],
+        },
+    }))
+}
+
+#[tokio::test]
+async fn network_policies_are_served_defaulted_validated_and_watched() {
+    let (_sim, client) = start().await;
+    create_namespace(&client, "np").await;
+    let discovery: Value = client
+        .request(http_get("/apis/networking.k8s.io/v1"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = discovery["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["networkpolicies"]);
+
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "np");
+    let mut stream = policies
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let created = policies
+        .create(&PostParams::default(), &mysql_only_policy("inst-1"))
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    let port = &spec.ingress.unwrap()[0].ports.clone().unwrap()[0];
+    // The API server's defaults.
+    assert_eq!(port.protocol.as_deref(), Some("TCP"));
+    assert_eq!(spec.policy_types.unwrap(), ["Ingress"]);
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a watch event")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&event, WatchEvent::Added(p) if p.name_any() == "inst-1"),
+        "{event:?}"
+    );
+
+    // Server-side apply creates and updates like any other type.
+    let applied = policies
+        .patch(
+            "inst-2",
+            &PatchParams::apply("framedb").force(),
+            &Patch::Apply(mysql_only_policy("inst-2")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.labels.unwrap()["app"], "tidb");
+    // A policy without a pod selector selects every pod of its namespace.
+    let everything: NetworkPolicy = object(json!({ "metadata": { "name": "all" }, "spec": {} }));
+    let everything = policies
+        .create(&PostParams::default(), &everything)
+        .await
+        .unwrap();
+    assert_eq!(
+        everything.spec.unwrap().pod_selector.unwrap(),
+        Default::default()
+    );
+    let listed = policies
+        .list(&ListParams::default().labels("app=tidb"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+
+    let bad: NetworkPolicy = object(json!({
+        "metadata": { "name": "bad" },
+        "spec": {
+            "podSelector": { "matchExpressions": [{ "key": "a", "operator": "Near" }] },
+            "policyTypes": ["Sideways"],
+            "ingress": [{
+                "ports": [{ "protocol": "ICMP", "port": 70000 }],
+                "from": [{}],
+            }],
+        },
+    }));
+    let status = api_error(policies.create(&PostParams::default(), &bad).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    let fields: Vec<String> = status
+        .details
+        .unwrap()
+        .causes
+        .into_iter()
+        .map(|c| c.field)
+        .collect();
+    for field in [
+        "spec.podSelector.matchExpressions[0].operator",
+        "spec.policyTypes[0]",
+        "spec.ingress[0].ports[0].protocol",
+        "spec.ingress[0].ports[0].port",
+        "spec.ingress[0].from[0]",
+    ] {
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{field} not in {fields:?}"
+        );
+    }
+
+    policies
+        .delete("inst-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let gone = api_error(policies.get("inst-1").await);
+    assert_eq!(gone.code, 404);
+    assert!(
+        gone.message.contains("networkpolicies.networking.k8s.io"),
+        "{}",
+        gone.message
+    );
+}
+
 #[tokio::test]
 async fn kubectl_lists_the_objects() {
     let kubectl = std::path::Path::new("/usr/bin/kubectl");
@@ -1455,6 +1580,11 @@ async fn kubectl_lists_the_objects() {
         "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
     }));
     claims.create(&PostParams::default(), &claim).await.unwrap();
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "framedb-storage");
+    policies
+        .create(&PostParams::default(), &mysql_only_policy("inst-1"))
+        .await
+        .unwrap();
 
     let dir = std::env::temp_dir().join(format!("framedb-sim-kubectl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -1490,6 +1620,15 @@ async fn kubectl_lists_the_objects() {
     ] {
         assert!(listing.contains(name), "{name} missing from:\n{listing}");
     }
+    let policies = run(&["get", "networkpolicies", "-n", "framedb-storage"]).await;
+    assert!(
+        policies.contains("POD-SELECTOR")
+            && policies.contains("inst-1")
+            && policies.contains("app=tidb,instance=inst-1"),
+        "{policies}"
+    );
+    let short = run(&["get", "netpol", "-A"]).await;
+    assert!(short.contains("framedb-storage"), "{short}");
     let nodes = run(&["get", "nodes"]).await;
     assert!(
         nodes.contains("node-a") && nodes.contains("node-b") && nodes.contains("Ready"),

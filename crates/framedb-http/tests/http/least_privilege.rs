@@ -1,0 +1,137 @@
+//! The rights setup gives a local config service: in the instances' namespace exactly
+//! what it creates there (Secrets created, read and deleted, never updated or listed;
+//! NetworkPolicies applied and deleted), and PersistentVolumes only when setup is told
+//! that the cluster uses local volumes.
+
+use axum::http::StatusCode;
+use framedb_kube_sim::{SimConfig, Simulator};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
+use serde_json::{Value, json};
+
+use super::{TestApp, assert_failure};
+
+/// Sets up the config service on a fresh simulated cluster with `extra` in the body;
+/// returns the cluster, its ClusterRole's and instance Role's rules and the service's
+/// environment.
+async fn set_up(
+    extra: Value,
+) -> (
+    Simulator,
+    Vec<PolicyRule>,
+    Vec<PolicyRule>,
+    Vec<(String, String)>,
+) {
+    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let app = TestApp::new();
+    let mut body = json!({"kube_config": sim.kubeconfig_json(), "storage_size": "1Gi"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, answer) = app.send("POST", "/framedb-config/setup", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let kube = sim.client().await;
+    let cluster_rules = kube::Api::<ClusterRole>::all(kube.clone())
+        .get("framedb-config")
+        .await
+        .unwrap()
+        .rules
+        .unwrap();
+    let instance_rules = kube::Api::<Role>::namespaced(kube.clone(), "framedb-storage")
+        .get("framedb-config")
+        .await
+        .unwrap()
+        .rules
+        .unwrap();
+    let server = kube::Api::<Deployment>::namespaced(kube, "framedb-config")
+        .get("framedb-config")
+        .await
+        .unwrap();
+    let env = server.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect();
+    (sim, cluster_rules, instance_rules, env)
+}
+
+/// The verbs `rules` grant on `resource` of `group`, sorted.
+fn verbs(rules: &[PolicyRule], group: &str, resource: &str) -> Vec<String> {
+    let mut verbs: Vec<String> = rules
+        .iter()
+        .filter(|r| {
+            r.api_groups
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|g| g == group)
+        })
+        .filter(|r| {
+            r.resources
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|r| r == resource)
+        })
+        .flat_map(|r| r.verbs.clone())
+        .collect();
+    verbs.sort();
+    verbs
+}
+
+fn env_of<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() {
+    let (_sim, cluster_rules, instance_rules, env) = set_up(json!({})).await;
+    assert_eq!(
+        verbs(&instance_rules, "", "secrets"),
+        ["create", "delete", "get"]
+    );
+    assert_eq!(
+        verbs(&instance_rules, "networking.k8s.io", "networkpolicies"),
+        ["create", "delete", "patch"]
+    );
+    // Without local volumes, nothing cluster-wide is written.
+    assert!(verbs(&cluster_rules, "", "persistentvolumes").is_empty());
+    for rule in &cluster_rules {
+        assert!(
+            rule.verbs
+                .iter()
+                .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
+            "{rule:?}"
+        );
+    }
+    // The service writes where its Role lets it, and makes no local volumes.
+    assert_eq!(env_of(&env, "FRAMEDB_NAMESPACE"), Some("framedb-storage"));
+    assert_eq!(env_of(&env, "FRAMEDB_LOCAL_VOLUME_ROOT"), None);
+}
+
+#[tokio::test]
+async fn local_volumes_bring_persistent_volume_rights_and_their_root() {
+    let (_sim, cluster_rules, _, env) = set_up(json!({"local_volume_root": "/mnt/framedb"})).await;
+    assert_eq!(
+        verbs(&cluster_rules, "", "persistentvolumes"),
+        ["create", "delete", "get", "list", "patch", "watch"]
+    );
+    assert_eq!(
+        env_of(&env, "FRAMEDB_LOCAL_VOLUME_ROOT"),
+        Some("/mnt/framedb")
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_local_volume_root_is_400() {
+    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let app = TestApp::new();
+    for root in ["relative/dir", "/mnt/../etc", "/mnt/a b", ""] {
+        let body = json!({"kube_config": sim.kubeconfig_json(), "local_volume_root": root});
+        let (status, answer) = app.send("POST", "/framedb-config/setup", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{root}: {answer}");
+        assert!(assert_failure(&answer, "invalid_input").contains("local_volume_root"));
+    }
+}
