@@ -45,6 +45,9 @@ pub const MONGODB_CLAIM: &str = "mongodb-data";
 pub const MONGODB_VOLUME: &str = "framedb-config-mongodb";
 
 const MONGODB_PORT: i32 = 27017;
+/// The annotation of the config service's pod template that holds the SHA-256 of its
+/// token, so that a new token rolls the pod.
+pub const TOKEN_DIGEST: &str = "framedb.io/token-sha256";
 /// The Secret holding the token the local service requires.
 pub const TOKEN_SECRET: &str = "framedb-config-token";
 
@@ -609,7 +612,7 @@ impl<'a> ConfigService<'a> {
                 }),
             });
         }
-        self.deployment(
+        let mut server = self.deployment(
             FRAMEDB_CONFIG,
             PodSpec {
                 service_account_name: Some(FRAMEDB_CONFIG.into()),
@@ -636,7 +639,21 @@ impl<'a> ConfigService<'a> {
                 }],
                 ..PodSpec::default()
             },
-        )
+        );
+        // A pod reads its token from the Secret when it starts: a new token (setup with
+        // "replace", or a cluster's first own token) must roll the pod, so the template
+        // names the token's digest (never the token).
+        if let (Some(token), Some(template)) = (
+            &install.token,
+            server
+                .spec
+                .as_mut()
+                .and_then(|spec| spec.template.metadata.as_mut()),
+        ) {
+            let digest = crate::kubeconfig::sha256_hex(token.as_bytes());
+            template.annotations = Some(BTreeMap::from([(TOKEN_DIGEST.to_owned(), digest)]));
+        }
+        server
     }
 
     fn service(&self, name: &str, component: &str, port: i32, node_port: Option<u16>) -> Service {

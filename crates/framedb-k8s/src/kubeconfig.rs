@@ -275,7 +275,6 @@ async fn resolve_server(
 /// [`Error::Kubeconfig`] when the current context's cluster has no server.
 pub fn identity(kubeconfig: &Kubeconfig) -> Result<framedb_core::ClusterIdentity> {
     use base64::Engine as _;
-    use sha2::Digest as _;
     let cluster = current_cluster(kubeconfig);
     let Some(server) = cluster.and_then(|cluster| cluster.server.clone()) else {
         return Err(Error::Kubeconfig(
@@ -289,15 +288,21 @@ pub fn identity(kubeconfig: &Kubeconfig) -> Result<framedb_core::ClusterIdentity
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(&compact)
                 .unwrap_or_else(|_| compact.into_bytes());
-            sha2::Sha256::digest(&bytes)
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect()
+            sha256_hex(&bytes)
         });
     Ok(framedb_core::ClusterIdentity {
         api_server: server,
         ca_sha256,
     })
+}
+
+/// The SHA-256 of `bytes`, in lower-case hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The name of the cluster the kubeconfig's current context (or its first one) points at.

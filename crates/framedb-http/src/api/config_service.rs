@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use framedb_core::{Chain, ClusterId, Conflict, DirectoryEntry, StorageSize};
+use framedb_core::{Chain, ClusterId, DirectoryEntry, StorageSize};
 use framedb_k8s::config_service::{ConfigService, Install, Report};
 use framedb_k8s::kubeconfig;
 use serde::Deserialize;
@@ -57,32 +57,6 @@ pub(crate) struct RemoveRequest {
     /// Remove even while instances of the cluster are registered.
     #[serde(default)]
     force: bool,
-}
-
-/// The token to install with `cluster`'s local service when setup does not record it:
-/// the operator's token when the operator configured the cluster (`configured` is its
-/// token, if any); the global's configured local token, or a new one, when the global
-/// drives clusters directly (`configured` is `None`).
-fn unrecorded_token(
-    state: &AppState,
-    cluster: &ClusterId,
-    configured: Option<Option<LocalToken>>,
-) -> Result<LocalToken> {
-    match configured {
-        // The global drives clusters directly and never calls this service.
-        None => Ok(state
-            .local_token
-            .clone()
-            .and_then(LocalToken::new)
-            .unwrap_or_else(LocalToken::generate)),
-        Some(Some(token)) => Ok(token),
-        // A service the operator configured without a token would be open once installed.
-        Some(None) => Err(ApiError::InvalidRequest(format!(
-            "cluster '{cluster}' is configured without a token for its local config service: \
-             start the global service with --local-token so that the service installed is \
-             not open"
-        ))),
-    }
 }
 
 /// The id the fleet knows the kubeconfig's cluster by: `given`, else the kubeconfig's
@@ -144,44 +118,28 @@ pub(crate) async fn setup(
         None => None,
         Some(directory) => {
             directory.lookup(&cluster).await?;
-            match directory.configured(&cluster) {
-                Some(_) if local_url.is_some() || request.replace => {
-                    return Err(framedb_core::Error::ClusterConflict {
-                        cluster,
-                        conflict: Conflict::Configured,
-                    }
-                    .into());
-                }
-                // The operator's cluster keeps its address and token.
-                Some(_) => None,
-                None => {
-                    let url = match local_url.or_else(|| directory.url(&cluster)) {
-                        Some(url) => url,
-                        None => ClusterDirectory::default_url(&cluster).map_err(|message| {
-                            ApiError::InvalidRequest(format!("cluster_id: {message}"))
-                        })?,
-                    };
-                    let wanted = DirectoryEntry {
-                        cluster_id: cluster.clone(),
-                        local_url: url.to_string(),
-                        token: LocalToken::generate(),
-                        identity: kubeconfig::identity(&parsed)
-                            .map_err(framedb_core::Error::from)?,
-                    };
-                    Some((directory, directory.claim(wanted, request.replace).await?))
-                }
-            }
+            // An operator's cluster is claimed at its configured URL (another is 409), so
+            // it too gets a token of its own rather than the operator's shared one.
+            let url = match local_url.or_else(|| directory.url(&cluster)) {
+                Some(url) => url,
+                None => ClusterDirectory::default_url(&cluster).map_err(|message| {
+                    ApiError::InvalidRequest(format!("cluster_id: {message}"))
+                })?,
+            };
+            let wanted = DirectoryEntry {
+                cluster_id: cluster.clone(),
+                local_url: url.to_string(),
+                token: LocalToken::generate(),
+                identity: kubeconfig::identity(&parsed).map_err(framedb_core::Error::from)?,
+            };
+            Some((directory, directory.claim(wanted, request.replace).await?))
         }
     };
     let token = match &claim {
         Some((_, claim)) => claim.token.clone(),
-        None => {
-            let configured = state
-                .directory
-                .as_ref()
-                .and_then(|d| d.configured(&cluster));
-            unrecorded_token(&state, &cluster, configured)?
-        }
+        // The global drives clusters directly and never calls this service: no token of
+        // this global's goes with it.
+        None => LocalToken::generate(),
     };
     let installed = install(
         &state,

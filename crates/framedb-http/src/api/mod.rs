@@ -42,8 +42,6 @@ pub(crate) struct AppState {
     pub directory: Option<Arc<crate::remote::ClusterDirectory>>,
     /// The bearer token every route but `/healthz` requires, if any.
     pub token: ApiToken,
-    /// The token local config services require; setup installs it with them.
-    pub local_token: Option<String>,
     /// Whether `/framedb-config/*` may call API servers on private addresses, over plain
     /// http, or without TLS verification.
     pub allow_insecure_clusters: bool,

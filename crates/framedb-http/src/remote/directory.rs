@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use framedb_core::memory::InMemoryDirectoryStore;
-use framedb_core::{Chain, ClusterDirectoryStore, ClusterId, Conflict, DirectoryEntry, Recorded};
+use framedb_core::{
+    Chain, ClusterDirectoryStore, ClusterId, ClusterIdentity, Conflict, DirectoryEntry, Recorded,
+};
 use url::Url;
 
 pub use framedb_core::LocalToken;
@@ -81,18 +83,41 @@ impl Default for ClusterDirectory {
 #[derive(Debug, Clone)]
 struct Entry {
     url: Url,
+    /// The token calls carry: the one setup recorded, else the operator's.
     token: Option<LocalToken>,
-    by_setup: bool,
+    origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// A flag names the cluster, with this token (`--local-token`). Its URL is fixed;
+    /// setup may record a token (and the identity) of its own for it, unless the operator
+    /// knows its identity too (the embedded default's clusters): a setup through that
+    /// API server then installs this token, and one through another is refused.
+    Configured(Option<LocalToken>, Option<ClusterIdentity>),
+    /// Only setup recorded it.
+    Setup,
 }
 
 impl Entry {
+    fn configured(&self) -> bool {
+        matches!(self.origin, Origin::Configured(..))
+    }
+
+    /// Back to what the flags say, forgetting what setup recorded.
+    fn unrecord(&mut self) {
+        if let Origin::Configured(token, _) = &self.origin {
+            self.token = token.clone();
+        }
+    }
+
     /// The view's entry of a stored one, unless its URL is unusable (written by hand).
     fn of(stored: &DirectoryEntry) -> Option<Self> {
         match service_url(&stored.local_url) {
             Ok(url) => Some(Self {
                 url,
                 token: Some(stored.token.clone()),
-                by_setup: true,
+                origin: Origin::Setup,
             }),
             Err(message) => {
                 tracing::warn!(cluster_id = %stored.cluster_id, %message,
@@ -100,6 +125,14 @@ impl Entry {
                 None
             }
         }
+    }
+}
+
+/// The token the flags give a configured entry.
+fn entry_flag_token(entry: &Entry) -> Option<&LocalToken> {
+    match &entry.origin {
+        Origin::Configured(token, _) => token.as_ref(),
+        Origin::Setup => None,
     }
 }
 
@@ -148,41 +181,47 @@ impl ClusterDirectory {
     /// Records where `cluster`'s service answers and the token it requires, as the
     /// operator configured it (not stored: the flags say it again at every start).
     pub fn insert(&self, cluster: ClusterId, url: Url, token: Option<LocalToken>) {
+        self.configure(cluster, url, token, None);
+    }
+
+    /// As [`Self::insert`], for a cluster whose API server the operator knows as well:
+    /// setup through it installs `token`, and setup through another is refused.
+    pub fn insert_known(
+        &self,
+        cluster: ClusterId,
+        url: Url,
+        token: LocalToken,
+        identity: ClusterIdentity,
+    ) {
+        self.configure(cluster, url, Some(token), Some(identity));
+    }
+
+    fn configure(
+        &self,
+        cluster: ClusterId,
+        url: Url,
+        token: Option<LocalToken>,
+        identity: Option<ClusterIdentity>,
+    ) {
         tracing::info!(cluster_id = %cluster, %url, "local config service configured");
         let entry = Entry {
             url,
-            token,
-            by_setup: false,
+            token: token.clone(),
+            origin: Origin::Configured(token, identity),
         };
         self.write().insert(cluster, entry);
     }
 
     /// Reads every stored entry into the view (at start-up, after the operator's
     /// entries), and returns how many it took. A stored entry of a cluster the operator
-    /// configured is ignored, with a warning: the flag wins.
+    /// configured gives it the token setup installed there, if it is at the flag's URL;
+    /// at another URL it is ignored, with a warning: the flag wins.
     ///
     /// # Errors
     /// The store's, when it cannot be read.
     pub async fn load(&self) -> framedb_core::Result<usize> {
         let stored = self.store.load().await?;
-        let mut entries = self.write();
-        let mut loaded = 0;
-        for stored in &stored {
-            match entries.get(&stored.cluster_id) {
-                Some(configured) if !configured.by_setup => {
-                    tracing::warn!(cluster_id = %stored.cluster_id, configured = %configured.url,
-                        stored = %stored.local_url,
-                        "the directory's store records a cluster that a flag configures; the \
-                         flag wins (remove the cluster, or drop the flag)");
-                }
-                _ => {
-                    if let Some(entry) = Entry::of(stored) {
-                        entries.insert(stored.cluster_id.clone(), entry);
-                        loaded += 1;
-                    }
-                }
-            }
-        }
+        let loaded = self.take_in(&stored, true);
         tracing::info!(clusters = loaded, "cluster directory loaded from its store");
         Ok(loaded)
     }
@@ -194,16 +233,50 @@ impl ClusterDirectory {
     /// The store's, when it cannot be read; the view is unchanged then.
     pub async fn refresh(&self) -> framedb_core::Result<()> {
         let stored = self.store.load().await?;
+        self.take_in(&stored, false);
+        Ok(())
+    }
+
+    /// Makes the view the operator's entries plus `stored`; returns how many stored
+    /// entries it took.
+    fn take_in(&self, stored: &[DirectoryEntry], warn: bool) -> usize {
         let mut entries = self.write();
-        entries.retain(|_, entry| !entry.by_setup);
-        for stored in &stored {
-            if !entries.contains_key(&stored.cluster_id)
-                && let Some(entry) = Entry::of(stored)
-            {
-                entries.insert(stored.cluster_id.clone(), entry);
+        entries.retain(|_, entry| entry.configured());
+        entries.values_mut().for_each(Entry::unrecord);
+        stored
+            .iter()
+            .filter(|stored| Self::put_into(&mut entries, stored, warn))
+            .count()
+    }
+
+    /// Puts a stored entry into `entries`; whether it took it.
+    fn put_into(
+        entries: &mut BTreeMap<ClusterId, Entry>,
+        stored: &DirectoryEntry,
+        warn: bool,
+    ) -> bool {
+        let Some(recorded) = Entry::of(stored) else {
+            return false;
+        };
+        match entries.get_mut(&stored.cluster_id) {
+            Some(configured) if configured.configured() => {
+                if configured.url == recorded.url {
+                    configured.token = recorded.token;
+                    return true;
+                }
+                if warn {
+                    tracing::warn!(cluster_id = %stored.cluster_id, configured = %configured.url,
+                        stored = %stored.local_url,
+                        "the directory's store records a cluster that a flag configures at \
+                         another URL; the flag wins (remove the cluster, or drop the flag)");
+                }
+                false
+            }
+            _ => {
+                entries.insert(stored.cluster_id.clone(), recorded);
+                true
             }
         }
-        Ok(())
     }
 
     /// Reloads the view every `every` while the directory is in use (the task holds it
@@ -248,24 +321,37 @@ impl ClusterDirectory {
         Ok(true)
     }
 
-    /// The token of `cluster`'s entry if the operator configured it (`Some(None)`: it is
-    /// configured without a token); `None` when the operator did not configure it.
-    pub fn configured(&self, cluster: &ClusterId) -> Option<Option<LocalToken>> {
+    /// The URL of `cluster`'s entry if the operator configured it; `None` when the
+    /// operator did not configure it.
+    pub fn configured(&self, cluster: &ClusterId) -> Option<Url> {
         let entries = self.read();
-        let entry = entries.get(cluster).filter(|entry| !entry.by_setup)?;
-        Some(entry.token.clone())
+        let entry = entries.get(cluster).filter(|entry| entry.configured())?;
+        Some(entry.url.clone())
+    }
+
+    /// The token and identity of an operator's entry whose identity the operator knows.
+    fn known(&self, cluster: &ClusterId) -> Option<(LocalToken, ClusterIdentity)> {
+        match &self.read().get(cluster)?.origin {
+            Origin::Configured(Some(token), Some(identity)) => {
+                Some((token.clone(), identity.clone()))
+            }
+            _ => None,
+        }
     }
 
     /// Claims `cluster` for setup as `wanted` says (its URL, a new token, its identity),
     /// in the store first, then in the view. A cluster recorded as asked keeps its entry
     /// and its token (so its running service keeps working); one recorded otherwise is a
     /// conflict, unless `replace`, which records `wanted` with its new token in place of
-    /// the old entry (so the old address never receives the new token).
+    /// the old entry (so the old address never receives the new token). A cluster the
+    /// operator configured is claimed the same way at its configured URL: setup gives it
+    /// a token of its own, never the operator's `--local-token`, which other clusters
+    /// share.
     ///
     /// # Errors
-    /// [`framedb_core::Error::ClusterConflict`] when the operator configured the cluster,
-    /// or setup recorded it otherwise and `replace` is not set; nothing is changed then.
-    /// The store's errors.
+    /// [`framedb_core::Error::ClusterConflict`] when the operator configured the cluster
+    /// at another URL, or setup recorded it otherwise and `replace` is not set; nothing is
+    /// changed then. The store's errors.
     pub async fn claim(
         &self,
         wanted: DirectoryEntry,
@@ -276,8 +362,24 @@ impl ClusterDirectory {
             cluster: cluster.clone(),
             conflict,
         };
-        if self.configured(&cluster).is_some() {
+        if self
+            .configured(&cluster)
+            .is_some_and(|url| url.as_str() != wanted.local_url)
+        {
             return Err(conflict(Conflict::Configured));
+        }
+        if let Some((token, known)) = self.known(&cluster) {
+            let known = DirectoryEntry {
+                identity: known,
+                ..wanted.clone()
+            };
+            if let Some(differs) = known.conflict_with(&wanted) {
+                return Err(conflict(differs));
+            }
+            return Ok(Claim {
+                token,
+                undo: Undo::Nothing,
+            });
         }
         let (kept, undo) = if replace {
             let previous = self.store.replace(&wanted).await?;
@@ -353,30 +455,27 @@ impl ClusterDirectory {
         Ok(())
     }
 
-    /// Puts a stored entry into the view, unless an operator's entry names the cluster.
+    /// Puts a stored entry into the view (an operator's entry takes its token only).
     fn put(&self, stored: &DirectoryEntry) {
-        let Some(entry) = Entry::of(stored) else {
-            return;
-        };
-        let mut entries = self.write();
-        if entries
-            .get(&stored.cluster_id)
-            .is_none_or(|known| known.by_setup)
-        {
-            tracing::info!(cluster_id = %stored.cluster_id, url = %entry.url,
+        if Self::put_into(&mut self.write(), stored, true) {
+            tracing::info!(cluster_id = %stored.cluster_id, url = %stored.local_url,
                 "local config service recorded by setup");
-            entries.insert(stored.cluster_id.clone(), entry);
         }
     }
 
-    /// Drops `cluster` from the view if setup recorded it; whether it did.
+    /// Drops what setup recorded of `cluster` from the view (an operator's entry goes
+    /// back to the flags' token); whether there was such a record.
     fn drop_recorded(&self, cluster: &ClusterId) -> bool {
         let mut entries = self.write();
-        let recorded = entries.get(cluster).is_some_and(|entry| entry.by_setup);
-        if recorded {
-            entries.remove(cluster);
+        match entries.get_mut(cluster) {
+            Some(entry) if entry.configured() => {
+                let recorded = entry.token.as_ref() != entry_flag_token(entry);
+                entry.unrecord();
+                recorded
+            }
+            Some(_) => entries.remove(cluster).is_some(),
+            None => false,
         }
-        recorded
     }
 
     /// Whether `cluster` is known.
@@ -441,18 +540,44 @@ mod tests {
             (ClusterId::new("c1").unwrap(), ClusterId::new("c2").unwrap());
         let here = service_url("http://10.0.0.1:32566").unwrap();
         let there = service_url("http://10.6.6.6:32566").unwrap();
-        directory.insert(configured.clone(), here.clone(), None);
-        for (url, replace) in [(&there, false), (&here, false), (&there, true)] {
+        let operators = LocalToken::new("operators-shared-token").unwrap();
+        directory.insert(configured.clone(), here.clone(), Some(operators.clone()));
+        for replace in [false, true] {
             let refused = directory
-                .claim(wanted(&configured, url, "https://k"), replace)
+                .claim(wanted(&configured, &there, "https://k"), replace)
                 .await;
             assert_eq!(
                 refused.unwrap_err(),
                 conflict(&configured, Conflict::Configured)
             );
         }
+        // At its configured URL, setup gives an operator's cluster a token of its own.
+        let own = directory
+            .claim(wanted(&configured, &here, "https://k"), false)
+            .await
+            .unwrap();
+        assert_ne!(own.token, operators);
+        assert_eq!(
+            directory.endpoint(&configured),
+            Some((here.clone(), Some(own.token.clone())))
+        );
+        let refused = directory
+            .claim(wanted(&configured, &here, "https://evil"), false)
+            .await;
+        assert_eq!(
+            refused.unwrap_err(),
+            conflict(&configured, Conflict::ApiServer)
+        );
+        let restarted = ClusterDirectory::with_store(store.clone());
+        restarted.insert(configured.clone(), here.clone(), Some(operators.clone()));
+        assert_eq!(restarted.load().await.unwrap(), 1);
+        assert_eq!(restarted.token(&configured), Some(own.token.clone()));
         directory.forget(&configured).await.unwrap();
-        assert_eq!(directory.url(&configured), Some(here.clone()));
+        assert_eq!(
+            directory.endpoint(&configured),
+            Some((here.clone(), Some(operators.clone()))),
+            "forgotten, it is as the flags say"
+        );
 
         let first = directory
             .claim(wanted(&installed, &here, "https://k"), false)

@@ -42,7 +42,11 @@ pub(super) async fn start_embedded(
             kubeconfig = %path.display(),
             "simulated cluster (nodes node-a, node-b) with its local config service; watch it with: kubectl --kubeconfig {} get sts,svc,pvc,pods -A",
             path.display());
-        directory.insert(id, url, Some(token));
+        // The embedded default knows its clusters' API servers: setup through one of them
+        // installs the token its running local service has.
+        let identity = framedb_k8s::kubeconfig::identity(&simulator.kubeconfig())
+            .map_err(|e| StartError::Domain(e.into()))?;
+        directory.insert_known(id, url, token, identity);
         locals.push(running);
     }
     tracing::info!(

@@ -23,17 +23,14 @@ pub struct GlobalParts {
     /// Where `/framedb-config/setup` records the local services it installs: the
     /// directory of the remote clusters, when the clusters are reached through them.
     pub directory: Option<Arc<ClusterDirectory>>,
-    /// The token local services require, which setup installs with them.
-    pub local_token: Option<String>,
 }
 
-/// The global API on `parts`, with the token, timeouts and local token of `settings`.
+/// The global API on `parts`, with the token and timeouts of `settings`.
 pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
     let GlobalParts {
         registry,
         clusters,
         directory,
-        local_token,
     } = parts;
     let service = ProvisioningService::new(registry, clusters.deployer, clusters.ports);
     let bounds = Bounds::of(&settings.serve);
@@ -44,7 +41,6 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
             kube_timeouts: settings.kube.timeouts(),
             directory,
             token: ApiToken::new(settings.serve.token.clone()),
-            local_token,
             allow_insecure_clusters: settings.fleet.allow_insecure_clusters,
         },
         bounds,
@@ -78,8 +74,7 @@ impl App {
         };
         let mut beside = Vec::new();
         let mut keep: Option<Box<dyn Send>> = None;
-        let local_token = settings.local_token();
-        let configured_token = local_token.clone().and_then(LocalToken::new);
+        let configured_token = settings.local_token().and_then(LocalToken::new);
         let (clusters, directory) = match adapters.clusters {
             Some(clusters) => (clusters, None),
             None if settings.fleet.is_direct() => (direct_clusters(settings).await?, None),
@@ -129,7 +124,6 @@ impl App {
             registry,
             clusters,
             directory,
-            local_token,
         };
         let listener = bind(settings.serve.listen).await?;
         Ok(App {

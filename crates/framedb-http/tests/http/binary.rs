@@ -72,6 +72,37 @@ async fn the_server_binary_serves_the_embedded_default_and_stops_on_sigterm() {
         assert!(out.contains(object), "kubectl lists {object}: {out}");
     }
 
+    // The walk-through's setup of a simulated cluster through its own kubeconfig keeps
+    // the cluster's running local service reachable (the token it has is installed).
+    let cluster_02: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state_dir.join("cluster-02.kubeconfig")).unwrap(),
+    )
+    .unwrap();
+    let setup = client
+        .post(format!("http://{address}/framedb-config/setup"))
+        .json(&json!({"kube_config": cluster_02, "storage_size": "2Gi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(setup.status(), reqwest::StatusCode::OK);
+    let after = client
+        .post(format!("http://{address}/global/framedb/persistent-instances"))
+        .json(&json!({"framedb_id": "after-setup", "node_id": "node-a", "cluster_id": "cluster-02", "storage_size": "2Gi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), reqwest::StatusCode::CREATED);
+    // Through another cluster's API server, the same cluster id is refused.
+    let cluster_01: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    let impostor = client
+        .post(format!("http://{address}/framedb-config/setup"))
+        .json(&json!({"kube_config": cluster_01, "cluster_id": "cluster-02"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(impostor.status(), reqwest::StatusCode::CONFLICT);
+
     let rest = server.terminate().await;
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
     let _ = std::fs::remove_dir_all(&state_dir);

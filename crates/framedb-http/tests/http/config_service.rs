@@ -50,7 +50,6 @@ fn global_app(
         registry: Arc::new(InMemoryRegistry::new()),
         clusters: Clusters::of(Arc::new(InMemoryFleet::demo(std::time::Duration::ZERO))),
         directory,
-        local_token: settings.local_token(),
     };
     settings.fleet.allow_insecure_clusters = insecure;
     global_router(&settings, parts)
@@ -602,13 +601,32 @@ async fn setup_of_a_known_cluster_as_another_is_409_and_only_replace_re_points()
     assert_eq!(status, StatusCode::OK);
     assert_eq!(installed_token(&sim).await, first_token);
 
-    // The documented override re-points, with a new token.
+    // The documented override re-points, with a new token; the service's pod template
+    // names the token's digest, so the new token rolls the pod that read the old one.
+    let digest = || async {
+        let server = kube::Api::<Deployment>::namespaced(sim.client().await, "framedb-config")
+            .get("framedb-config")
+            .await
+            .unwrap();
+        server
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()["framedb.io/token-sha256"]
+            .clone()
+    };
+    let first_digest = digest().await;
+    assert!(!first_digest.contains(&first_token));
     let (status, answer) = setup(json!({"kube_config": kubeconfig_of(&sim),
         "cluster_id": "edge-9", "local_url": hijack_url, "replace": true}))
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let second_token = installed_token(&sim).await;
     assert_ne!(second_token, first_token);
+    assert_ne!(digest().await, first_digest, "a new token rolls the pod");
     assert_eq!(directory.token(&cluster).unwrap().expose(), second_token);
     let remote = RemoteClusters::new(directory.clone(), RemoteTimeouts::default(), &[]).unwrap();
     let probe = FramedbId::new("probe").unwrap();

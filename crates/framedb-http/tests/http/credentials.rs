@@ -121,7 +121,6 @@ async fn credentials_need_the_api_token() {
         registry: Arc::new(InMemoryRegistry::new()),
         clusters: Clusters::of(fleet),
         directory: None,
-        local_token: None,
     };
     let router = global_router(&settings, parts);
     let body = create_body("tidb-001", "cluster-01", "node-a");

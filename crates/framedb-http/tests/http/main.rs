@@ -126,7 +126,6 @@ pub fn app(
         registry,
         clusters: Clusters { deployer, ports },
         directory: None,
-        local_token: Some(LOCAL_TOKEN.into()),
     };
     // The tests' clusters are simulated on loopback, as the embedded default's are.
     let mut settings = GlobalSettings::default();

@@ -79,6 +79,13 @@ const KUBE_TOKEN: &str = "callers-kube-t0ken";
 #[tokio::test]
 async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
     let directory = Arc::new(ClusterDirectory::new());
+    // One cluster the operator configured, with the token all such clusters share.
+    directory.insert(
+        "trust-configured".parse().unwrap(),
+        framedb_http::remote::directory::service_url("http://trust-configured.invalid:32566")
+            .unwrap(),
+        framedb_http::remote::directory::LocalToken::new(OPERATOR_LOCAL_TOKEN),
+    );
     let mut settings = GlobalSettings::default();
     settings.serve.token = Some(GLOBAL_TOKEN.into());
     settings.fleet.local_token = Some(OPERATOR_LOCAL_TOKEN.into());
@@ -89,7 +96,6 @@ async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
             std::time::Duration::ZERO,
         ))),
         directory: Some(directory),
-        local_token: settings.local_token(),
     };
     let app = framedb_http::startup::global_router(&settings, parts);
     let call = |method: &str, path: &str, body: Value| {
@@ -104,7 +110,7 @@ async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
     };
 
     let mut clusters = Vec::new();
-    for name in ["trust-alpha", "trust-beta"] {
+    for name in ["trust-alpha", "trust-beta", "trust-configured"] {
         let sim = Simulator::start(SimConfig::new(name)).await.unwrap();
         let (fake, received) = recording_api_server(sim.url()).await;
         let mut kube_config = sim.kubeconfig_json();
@@ -112,8 +118,10 @@ async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
         for user in kube_config["users"].as_array_mut().unwrap() {
             user["user"] = json!({"token": KUBE_TOKEN});
         }
-        let setup = json!({"kube_config": kube_config, "cluster_id": name,
-                           "local_url": format!("http://{name}.invalid:32566")});
+        let mut setup = json!({"kube_config": kube_config, "cluster_id": name});
+        if name != "trust-configured" {
+            setup["local_url"] = json!(format!("http://{name}.invalid:32566"));
+        }
         let answer = call("POST", "/framedb-config/setup", setup).await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK);
         let status = json!({ "kube_config": kube_config });
@@ -135,14 +143,18 @@ async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
         .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
 
+    let tokens: Vec<&str> = clusters.iter().map(|cluster| cluster.3.as_str()).collect();
     for (index, (name, _, received, own, _)) in clusters.iter().enumerate() {
         let seen = received.text();
-        let other = &clusters[1 - index].3;
         assert!(
             seen.contains(own),
             "{name}: the recorder saw its own token installed"
         );
-        for foreign in [GLOBAL_TOKEN, OPERATOR_LOCAL_TOKEN, other.as_str()] {
+        let others = tokens.iter().enumerate().filter(|(i, _)| *i != index);
+        let foreign = [GLOBAL_TOKEN, OPERATOR_LOCAL_TOKEN]
+            .into_iter()
+            .chain(others.map(|(_, token)| *token));
+        for foreign in foreign {
             assert!(
                 !seen.contains(foreign),
                 "{name} received a token not its own"
