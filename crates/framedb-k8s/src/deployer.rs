@@ -175,25 +175,23 @@ impl ClusterDeployer for KubeFleet {
             }
             Err(error) => return Err(applying::<Service>(cluster_name, id, error).into()),
         }
-        // The password and the policy exist before the workload does, so that its pod
-        // never runs open. They do not depend on each other: one round trip.
-        let policies = self.namespaced::<NetworkPolicy>(client);
-        let (credentials, ()) = tokio::try_join!(self.ensure_credentials(spec, client), async {
-            apply(&policies, &objects.network_policy, cluster_name, id)
-                .await
-                .map_err(framedb_core::Error::from)
-        },)?;
         if let Some(volume) = &objects.volume {
             let volumes = Api::<PersistentVolume>::all(client.clone());
             apply(&volumes, volume, cluster_name, id).await?;
         }
-        // The claim and the workload do not depend on each other's creation (the pod waits
-        // for the claim to bind), so they go in one round trip instead of two.
+        // Once the port is reserved, the rest goes in one round trip: nothing of it waits
+        // on another's creation. The pod cannot start before its claim binds and its
+        // credentials Secret exists (the kubelet waits for both volumes), and the policy
+        // lands long before a pod is scheduled, pulled and started.
+        let policies = self.namespaced::<NetworkPolicy>(client);
         let claims = self.namespaced::<PersistentVolumeClaim>(client);
         let workloads = self.namespaced::<StatefulSet>(client);
-        tokio::try_join!(
-            apply(&claims, &objects.claim, cluster_name, id),
-            apply(&workloads, &objects.statefulset, cluster_name, id),
+        let write = |result: crate::error::Result<()>| result.map_err(framedb_core::Error::from);
+        let (credentials, (), (), ()) = tokio::try_join!(
+            self.ensure_credentials(spec, client),
+            async { write(apply(&policies, &objects.network_policy, cluster_name, id).await) },
+            async { write(apply(&claims, &objects.claim, cluster_name, id).await) },
+            async { write(apply(&workloads, &objects.statefulset, cluster_name, id).await) },
         )?;
         Ok(credentials)
     }
@@ -299,9 +297,7 @@ impl KubeFleet {
         let name = credentials_name(spec.framedb_id.as_str());
         let secrets = self.namespaced::<Secret>(client);
         let reading = |error| Error::kube(cluster, format!("reading Secret {name}"), error);
-        if let Some(existing) = secrets.get_opt(&name).await.map_err(reading)? {
-            return stored_credentials(&spec.cluster_id, &existing);
-        }
+        // Create, and read back only when it exists: a first deploy costs one request.
         let generated = Credentials::generate()?;
         let secret = self.layout.credentials_secret(spec, &generated);
         let params = PostParams {
