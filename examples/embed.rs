@@ -50,7 +50,8 @@ async fn main() -> anyhow::Result<()> {
         instance.public_url.unwrap_or_default()
     );
 
-    service.delete(&id).await?;
+    // `purge: false`: the volume goes or stays as the instance's deletion policy says.
+    service.delete(&id, false).await?;
     println!(
         "deleted; get now answers: {}",
         service.get(&id).await.unwrap_err()

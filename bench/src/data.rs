@@ -2,7 +2,7 @@
 //! one of 50 nodes (5 per cluster), belongs to one of 20 teams, and carries a small
 //! metadata object, as a dashboard's fleet would.
 
-use framedb_core::{InstanceRecord, InstanceStatus, NewInstance, Timestamp};
+use framedb_core::{InstanceRecord, InstanceStatus, NewInstance, Stamp, Timestamp};
 use mongodb::bson::{Document, doc};
 use serde_json::json;
 
@@ -37,7 +37,7 @@ pub fn record(i: usize) -> InstanceRecord {
         "metadata": {"team": team, "env": "prod"}
     }))
     .expect("a valid synthetic instance");
-    let mut record = InstanceRecord::provisioning(request, Timestamp::now());
+    let mut record = InstanceRecord::provisioning(request, Stamp::unstamped(), Timestamp::now());
     record.port = Some(30900 + (i % 100) as u16);
     record.status = InstanceStatus::Running;
     record

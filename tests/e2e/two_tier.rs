@@ -752,15 +752,26 @@ async fn credentials_come_from_the_cluster_through_both_tiers_and_stay_out_of_th
         json!({"success": true, "data": {"user": "root", "password": password}})
     );
 
-    // A repeated deploy (as the global retries it) answers the same password.
+    // A repeated deploy (as the global retries it, with its create's stamp) answers the
+    // same password.
     let local = topology.locals[0].server.as_ref().unwrap();
     let port = created["port"].as_u64().unwrap();
+    let documents = every_document(&uri, "credentials").await;
+    let stamp = documents
+        .split("\"stamp\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the registries record the create's stamp")
+        .to_owned();
     let again: Value = super::http_client()
         .build()
         .unwrap()
         .put(local.at("local/v1/instances/vault"))
         .header(AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
-        .json(&json!({"node_id": "node-a", "storage_size": "1Gi", "port": port, "metadata": {"team": "x"}}))
+        .json(
+            &json!({"node_id": "node-a", "storage_size": "1Gi", "port": port,
+                      "metadata": {"team": "x"}, "stamp": stamp}),
+        )
         .send()
         .await
         .unwrap()

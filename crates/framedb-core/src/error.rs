@@ -61,6 +61,18 @@ pub enum Error {
         conflict: Conflict,
     },
 
+    /// An object of the instance's names exists on its cluster that this instance did not
+    /// make: FrameDB takes nothing over, and changed nothing.
+    #[error("{sentence}")]
+    ObjectConflict {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The object, as `Kind namespace/name`.
+        object: String,
+        /// What is in the way and what the caller can do, as a sentence.
+        sentence: String,
+    },
+
     /// Every node port of the instance range is taken on this cluster.
     #[error("no free port in 30900-30999 is left on cluster '{0}'")]
     PortsExhausted(ClusterId),

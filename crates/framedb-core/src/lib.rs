@@ -23,7 +23,8 @@ pub use directory::{ClusterIdentity, Conflict, DirectoryEntry, LocalToken, Recor
 pub use error::{Chain, Error, Fault, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{
-    ClusterDeployer, ClusterDirectoryStore, DeploymentSpec, InstanceRegistry, PortAllocator,
+    ClusterDeployer, ClusterDirectoryStore, Deployed, DeploymentSpec, InstanceRegistry,
+    PortAllocator,
 };
 pub use service::{Created, PortChoice, ProvisioningService};
 pub use types::*;

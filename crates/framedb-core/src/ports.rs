@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::filter::Query;
 use crate::live::StatusFeed;
 use crate::types::{
-    ClusterId, Credentials, FramedbId, InstanceRecord, InstanceStatus, NodeId, StatusReport,
-    StorageSize,
+    ClusterId, Credentials, DeletionPolicy, FramedbId, InstanceRecord, InstanceStatus, NodeId,
+    Removal, Stamp, StatusReport, StorageSize, Timestamp,
 };
 
 /// The registry of every persistent instance.
@@ -73,6 +73,21 @@ pub struct DeploymentSpec {
     pub storage_size: StorageSize,
     /// The node port its Service claims.
     pub port: u16,
+    /// The creation stamp every object made for it carries.
+    pub stamp: Stamp,
+    /// What deleting it does with its volume (recorded on its objects).
+    pub deletion_policy: DeletionPolicy,
+    /// When it was registered (recorded on its objects).
+    pub created_at: Timestamp,
+}
+
+/// What a deploy left on the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// The instance's database credentials.
+    pub credentials: Credentials,
+    /// Whether it took back a volume that a deleted instance of the same id retained.
+    pub reattached: bool,
 }
 
 /// Runs instances on clusters and reads their state back.
@@ -80,22 +95,35 @@ pub struct DeploymentSpec {
 #[async_trait]
 pub trait ClusterDeployer: Send + Sync {
     /// Creates (or completes, when run again after a failure) the instance's workload,
-    /// storage and Service on `spec.port`, and returns its database credentials: a
-    /// password generated at the first deploy and kept on the cluster, so that running
-    /// the deploy again returns the same one. The password is never logged.
+    /// storage and Service on `spec.port`, each stamped with `spec.stamp`, and returns its
+    /// database credentials: a password generated at the first deploy and kept on the
+    /// cluster, so that running the deploy again returns the same one. The password is
+    /// never logged. It takes over no object it did not make: an object of the instance's
+    /// names with another stamp is refused, except a volume (and its credentials) that a
+    /// deleted instance of the same id retained on the same node, which it takes back.
     ///
     /// # Errors
     /// [`crate::Error::PortTaken`] when another Service holds the port (nothing of this
-    /// deployment is left behind then); [`crate::Error::ClusterNotFound`] for an unknown
-    /// cluster; [`crate::Error::Unavailable`] / [`crate::Error::Timeout`] when the cluster
-    /// cannot be reached; [`crate::Error::Internal`] when it refuses the objects.
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Credentials>;
+    /// deployment is left behind then); [`crate::Error::ObjectConflict`] when an object of
+    /// its names exists that it did not make (nothing existing is changed);
+    /// [`crate::Error::ClusterNotFound`] for an unknown cluster;
+    /// [`crate::Error::Unavailable`] / [`crate::Error::Timeout`] when the cluster cannot be
+    /// reached; [`crate::Error::Internal`] when it refuses the objects.
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Deployed>;
 
-    /// Deletes the instance's objects. Objects already gone are not an error.
+    /// Removes the objects of instance `id` that carry `stamp`, as `removal` says (objects
+    /// of another stamp are left alone), and returns whether there were any. Objects
+    /// already gone are not an error.
     ///
     /// # Errors
     /// `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for `deploy`.
-    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()>;
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> Result<bool>;
 
     /// The database credentials [`Self::deploy`] made for the instance, read from where
     /// the cluster keeps them.

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::error::{Chain, Error, Result};
 use crate::filter::{Filter, Query};
 use crate::live::StatusFeed;
-use crate::ports::{ClusterDeployer, DeploymentSpec, InstanceRegistry, PortAllocator};
+use crate::ports::{ClusterDeployer, Deployed, DeploymentSpec, InstanceRegistry, PortAllocator};
 use crate::types::{
     ClusterId, Credentials, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance,
-    NodeId, PORT_RANGE, StatusReport, Timestamp,
+    NodeId, PORT_RANGE, Removal, Stamp, StatusReport, Timestamp,
 };
 
 /// Creates, deletes and reads persistent instances through the ports.
@@ -67,20 +67,30 @@ impl ProvisioningService {
     /// `Timeout` or `Internal` from the ports. On every error, nothing of this create is
     /// left in the registry or on the cluster (a compensation that itself fails is logged).
     pub async fn create(&self, request: NewInstance) -> Result<Created> {
-        self.create_on(request, PortChoice::Lowest).await
+        self.create_on(request, PortChoice::Lowest, Stamp::generate()?)
+            .await
     }
 
-    /// Registers and deploys a new instance on the port `choice` names. A local config
-    /// service uses [`PortChoice::Exactly`] with the port its global service picked.
+    /// Registers and deploys a new instance on the port `choice` names, under `stamp`. A
+    /// local config service uses [`PortChoice::Exactly`] with the port and the stamp its
+    /// global service picked.
     ///
-    /// Asking again for an instance that is registered on this same port and node (a
-    /// retried request) completes its deployment instead of refusing it, so a retry never
-    /// makes a second workload or takes a second port (and answers the same credentials).
+    /// Asking again for an instance that is registered under this same stamp, port and
+    /// node (a retried request) completes its deployment instead of refusing it, so a
+    /// retry never makes a second workload or takes a second port (and answers the same
+    /// credentials).
     ///
     /// # Errors
-    /// As [`Self::create`]; with [`PortChoice::Exactly`], [`Error::Invalid`] for a port
-    /// outside [`PORT_RANGE`], and [`Error::PortTaken`] when another Service holds it.
-    pub async fn create_on(&self, request: NewInstance, choice: PortChoice) -> Result<Created> {
+    /// As [`Self::create`]; [`Error::ObjectConflict`] when an object of the instance's
+    /// names exists on the cluster that this create did not make; with
+    /// [`PortChoice::Exactly`], [`Error::Invalid`] for a port outside [`PORT_RANGE`], and
+    /// [`Error::PortTaken`] when another Service holds it.
+    pub async fn create_on(
+        &self,
+        request: NewInstance,
+        choice: PortChoice,
+        stamp: Stamp,
+    ) -> Result<Created> {
         if let PortChoice::Exactly(port) = choice
             && !PORT_RANGE.contains(&port)
         {
@@ -90,7 +100,7 @@ impl ProvisioningService {
                 PORT_RANGE.end()
             )));
         }
-        let mut record = InstanceRecord::provisioning(request, Timestamp::now());
+        let mut record = InstanceRecord::provisioning(request, stamp, Timestamp::now());
         if let Err(error) = self.registry.insert(&record).await {
             return match (error, choice) {
                 (Error::AlreadyExists(id), PortChoice::Exactly(port)) => self
@@ -108,14 +118,14 @@ impl ProvisioningService {
                 .deployer
                 .deploy(&spec_of(&record, port))
                 .await
-                .map(|credentials| (port, credentials))
+                .map(|deployed| (port, deployed))
                 .map_err(|error| DeployFailure {
                     // A taken port creates nothing; anything else may have created some.
                     deployed: !matches!(error, Error::PortTaken { .. }),
                     error,
                 }),
         };
-        let (port, credentials) = match deployed {
+        let (port, deployed) = match deployed {
             Ok(deployed) => deployed,
             Err(failure) => {
                 self.undo_create(&record, failure.deployed).await;
@@ -137,11 +147,13 @@ impl ProvisioningService {
             cluster_id = %record.cluster_id,
             node_id = %record.node_id,
             port,
+            reattached = deployed.reattached,
             "instance created"
         );
         Ok(Created {
             record,
-            credentials,
+            credentials: deployed.credentials,
+            reattached: deployed.reattached,
         })
     }
 
@@ -149,7 +161,8 @@ impl ProvisioningService {
     /// (idempotent) and record the port. Anything else registered under the id is refused.
     async fn complete_retry(&self, request: InstanceRecord, port: u16) -> Result<Created> {
         let mut existing = self.registry.get(&request.framedb_id).await?;
-        let same = existing.cluster_id == request.cluster_id
+        let same = existing.stamp == request.stamp
+            && existing.cluster_id == request.cluster_id
             && existing.node_id == request.node_id
             && existing.storage_size == request.storage_size
             && existing.port.is_none_or(|p| p == port)
@@ -157,7 +170,7 @@ impl ProvisioningService {
         if !same {
             return Err(Error::AlreadyExists(request.framedb_id));
         }
-        let credentials = self.deployer.deploy(&spec_of(&existing, port)).await?;
+        let deployed = self.deployer.deploy(&spec_of(&existing, port)).await?;
         if existing.port.is_none() {
             self.registry
                 .update_deployment(
@@ -170,7 +183,8 @@ impl ProvisioningService {
         }
         Ok(Created {
             record: existing,
-            credentials,
+            credentials: deployed.credentials,
+            reattached: deployed.reattached,
         })
     }
 
@@ -181,7 +195,7 @@ impl ProvisioningService {
     async fn deploy_on_free_port(
         &self,
         record: &InstanceRecord,
-    ) -> Result<(u16, Credentials), DeployFailure> {
+    ) -> Result<(u16, Deployed), DeployFailure> {
         let cluster = &record.cluster_id;
         let mut taken = Vec::new();
         let mut deployed = false;
@@ -225,9 +239,9 @@ impl ProvisioningService {
             };
             deployed = true;
             match self.deployer.deploy(&spec_of(record, port)).await {
-                Ok(credentials) => {
+                Ok(deployed) => {
                     claim.settle();
-                    return Ok((port, credentials));
+                    return Ok((port, deployed));
                 }
                 Err(Error::PortTaken { .. }) => {
                     tracing::debug!(framedb_id = %record.framedb_id, port, "port taken; retrying");
@@ -239,12 +253,17 @@ impl ProvisioningService {
         Err(fail(Error::PortsExhausted(cluster.clone()), deployed))
     }
 
-    /// Best-effort undo of a failed create: the cluster objects, then the record.
+    /// Best-effort undo of a failed create: the cluster objects it made (its stamp's
+    /// only: a volume it took back is retained again), then the record.
     async fn undo_create(&self, record: &InstanceRecord, deployed: bool) {
         let id = &record.framedb_id;
         if deployed {
-            match self.deployer.undeploy(&record.cluster_id, id).await {
-                Ok(()) | Err(Error::ClusterNotFound(_)) => {}
+            let undone = self
+                .deployer
+                .undeploy(&record.cluster_id, id, &record.stamp, Removal::Undo)
+                .await;
+            match undone {
+                Ok(_) | Err(Error::ClusterNotFound(_)) => {}
                 Err(error) => {
                     // The record stays so that the instance can still be found and deleted.
                     tracing::error!(framedb_id = %id, cluster_id = %record.cluster_id, error = %Chain(&error),
@@ -260,22 +279,63 @@ impl ProvisioningService {
         }
     }
 
-    /// Deletes an instance from its cluster, then from the registry. Running it again
-    /// after a failure finishes the job.
+    /// Deletes an instance from its cluster (its volume as its deletion policy says,
+    /// unless `purge`), then from the registry. Running it again after a failure finishes
+    /// the job.
     ///
     /// # Errors
     /// [`Error::InstanceNotFound`] when the id is not registered; the deployer's and the
     /// registry's errors otherwise (the record then stays, marked `Deleting`).
-    pub async fn delete(&self, id: &FramedbId) -> Result<()> {
+    pub async fn delete(&self, id: &FramedbId, purge: bool) -> Result<()> {
         let record = self.registry.get(id).await?;
+        let removal = Removal::of(record.deletion_policy, purge);
+        self.delete_record(&record, removal).await
+    }
+
+    /// Deletes what the create stamped `stamp` made of instance `id`, as `removal` says:
+    /// its objects on the cluster whether or not this service still has its record, and
+    /// its record if this service has it under that stamp (a record of another stamp is
+    /// another create's, and stays). A local config service deletes this way for its
+    /// global service.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`] when there is neither a record of that stamp nor an
+    /// object; the deployer's and the registry's errors otherwise.
+    pub async fn delete_stamped(
+        &self,
+        id: &FramedbId,
+        cluster: &ClusterId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> Result<()> {
+        match self.registry.get(id).await {
+            Ok(record) if record.stamp == *stamp => self.delete_record(&record, removal).await,
+            Ok(_) | Err(Error::InstanceNotFound(_)) => {
+                if self.deployer.undeploy(cluster, id, stamp, removal).await? {
+                    tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %cluster,
+                        %stamp, "objects of an unregistered instance deleted");
+                    Ok(())
+                } else {
+                    Err(Error::InstanceNotFound(id.clone()))
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn delete_record(&self, record: &InstanceRecord, removal: Removal) -> Result<()> {
+        let id = &record.framedb_id;
         if record.status != InstanceStatus::Deleting {
             self.registry
                 .update_deployment(id, record.port, InstanceStatus::Deleting)
                 .await?;
         }
-        self.deployer.undeploy(&record.cluster_id, id).await?;
+        self.deployer
+            .undeploy(&record.cluster_id, id, &record.stamp, removal)
+            .await?;
         self.registry.remove(id).await?;
-        tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %record.cluster_id, "instance deleted");
+        tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %record.cluster_id,
+            removal = removal.as_str(), "instance deleted");
         Ok(())
     }
 
@@ -530,6 +590,8 @@ pub struct Created {
     pub record: InstanceRecord,
     /// The instance's database user and password.
     pub credentials: Credentials,
+    /// Whether it took back the volume a deleted instance of its id retained.
+    pub reattached: bool,
 }
 
 /// Which node port a create claims.
@@ -549,6 +611,9 @@ fn spec_of(record: &InstanceRecord, port: u16) -> DeploymentSpec {
         node_id: record.node_id.clone(),
         storage_size: record.storage_size.clone(),
         port,
+        stamp: record.stamp.clone(),
+        deletion_policy: record.deletion_policy,
+        created_at: record.created_at,
     }
 }
 

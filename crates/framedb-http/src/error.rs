@@ -89,6 +89,7 @@ impl ApiError {
                 E::ClusterInUse { .. } => (StatusCode::CONFLICT, "cluster_in_use", own()),
                 E::ClusterConflict { .. } => (StatusCode::CONFLICT, "cluster_conflict", own()),
                 E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
+                E::ObjectConflict { .. } => (StatusCode::CONFLICT, "conflict", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
                 // The caller gets no internals; the log has them.
@@ -128,6 +129,9 @@ impl ApiError {
             Self::Domain(framedb_core::Error::ClusterConflict { cluster, conflict }) => {
                 Some(json!({ "cluster_id": cluster, "differs": conflict.as_str() }))
             }
+            Self::Domain(framedb_core::Error::ObjectConflict {
+                cluster, object, ..
+            }) => Some(json!({ "cluster_id": cluster, "object": object })),
             _ => None,
         }
     }

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use framedb_core::live::Statuses;
-use framedb_core::{Credentials, FramedbId, Metadata, NodeId, StorageSize};
+use framedb_core::{Credentials, DeletionPolicy, FramedbId, Metadata, NodeId, Stamp, StorageSize};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -97,6 +97,25 @@ pub struct DeployRequest {
     /// The caller's data, kept in the local record too.
     #[serde(default)]
     pub metadata: Metadata,
+    /// The create's stamp, which the local record and every object carry (none from a
+    /// global service older than stamps).
+    #[serde(default)]
+    pub stamp: Stamp,
+    /// What deleting the instance does with its volume.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The query of `DELETE /local/v1/instances/{id}`: which create's objects go, and how.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// The stamp of the create whose objects go (without it: the local record's).
+    #[serde(default)]
+    pub stamp: Option<Stamp>,
+    /// `purge` (the default), `retain` or `undo`.
+    #[serde(default)]
+    pub removal: Option<String>,
 }
 
 /// `{success, port, credentials}`: the answer of `PUT /local/v1/instances/{id}`.
@@ -108,6 +127,9 @@ pub struct PortAnswer {
     pub port: u16,
     /// The instance's database credentials (the same on every repeat of the call).
     pub credentials: Credentials,
+    /// Whether the create took back a volume retained for its id.
+    #[serde(default)]
+    pub reattached: bool,
 }
 
 /// The body of `POST /local/v1/statuses`.

@@ -96,7 +96,7 @@ mod tests {
     fn action(error: Error) -> String {
         match error {
             Error::Kube { action, .. } => action,
-            Error::Kubeconfig(message) => panic!("not a request's failure: {message}"),
+            other => panic!("not a request's failure: {other}"),
         }
     }
 

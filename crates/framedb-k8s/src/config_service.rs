@@ -402,9 +402,10 @@ impl<'a> ConfigService<'a> {
 
     /// What the local service may do in the instances' namespace: manage their
     /// StatefulSets, Services and claims, read their pods, and exactly what it does with
-    /// their credentials Secrets (create once, read back, delete: never update, list or
-    /// watch) and NetworkPolicies (a server-side apply that creates one needs create and
-    /// patch; deleted; never read back).
+    /// their credentials Secrets (created once, read back, marked retained or taken back
+    /// with their volume, deleted: never updated, listed or watched) and NetworkPolicies
+    /// (created, read to check whose they are, applied again on a retried deploy,
+    /// deleted).
     fn instance_role(&self) -> Role {
         Role {
             metadata: self.instance_meta(),
@@ -412,11 +413,11 @@ impl<'a> ConfigService<'a> {
                 rule("", &["services", "persistentvolumeclaims"], &MANAGE),
                 rule("apps", &["statefulsets"], &MANAGE),
                 rule("", &["pods"], &READ),
-                rule("", &["secrets"], &["get", "create", "delete"]),
+                rule("", &["secrets"], &["get", "create", "patch", "delete"]),
                 rule(
                     "networking.k8s.io",
                     &["networkpolicies"],
-                    &["create", "patch", "delete"],
+                    &["get", "create", "patch", "delete"],
                 ),
             ]),
         }

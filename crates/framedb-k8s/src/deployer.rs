@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
-    ClusterDeployer, ClusterId, Credentials, DeploymentSpec, FramedbId, PORT_RANGE, PortAllocator,
-    StatusReport,
+    ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, FramedbId, PORT_RANGE,
+    PortAllocator, Removal, Stamp, StatusReport,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
@@ -29,11 +29,14 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Client, Resource};
 
-use crate::apply::{apply, applying, delete_if_present, server_side_apply};
+use crate::apply::applying;
 use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
 use crate::live::Watches;
 use crate::objects::{
     Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, credentials_name, labels,
+};
+use crate::ownership::{
+    CreateError, Reclaim, Taken, claim_existing, create_owned, keeps_volume, remove_owned,
 };
 use crate::status::Sources;
 
@@ -150,34 +153,37 @@ impl KubeFleet {
 
 #[async_trait]
 impl ClusterDeployer for KubeFleet {
-    async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<Credentials> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<Deployed> {
         let cluster = &spec.cluster_id;
         let client = self.client(cluster)?;
         let objects = self.layout.objects(spec);
         let id = spec.framedb_id.as_str();
         let cluster_name = cluster.as_str();
 
-        // The Service goes first: creating it is what reserves the port.
+        // The Service goes first: creating it is what reserves the port. Every object is
+        // created, never forced over one of its name that this create did not make.
         let services = self.namespaced::<Service>(client);
-        let mut applied = server_side_apply(&services, &objects.service).await;
-        if matches!(&applied, Err(error) if is_not_found(error)) {
+        let mut created = create_owned(&services, &objects.service, spec, Reclaim::Never).await;
+        if matches!(&created, Err(CreateError::Refused(error)) if is_not_found(error)) {
             // The namespace is created once per cluster, on the first create that needs it.
             self.ensure_namespace(cluster, client).await?;
-            applied = server_side_apply(&services, &objects.service).await;
+            created = create_owned(&services, &objects.service, spec, Reclaim::Never).await;
         }
-        match applied {
+        match created {
             Ok(_) => {}
-            Err(error) if is_port_allocated(&error) => {
+            Err(CreateError::Refused(error)) if is_port_allocated(&error) => {
                 return Err(framedb_core::Error::PortTaken {
                     cluster: cluster.clone(),
                     port: spec.port,
                 });
             }
-            Err(error) => return Err(applying::<Service>(cluster_name, id, error).into()),
+            Err(error) => return Err(created_error::<Service>(cluster_name, id, error)),
         }
         if let Some(volume) = &objects.volume {
             let volumes = Api::<PersistentVolume>::all(client.clone());
-            apply(&volumes, volume, cluster_name, id).await?;
+            create_owned(&volumes, volume, spec, Reclaim::Retained)
+                .await
+                .map_err(|error| created_error::<PersistentVolume>(cluster_name, id, error))?;
         }
         // Once the port is reserved, the rest goes in one round trip: nothing of it waits
         // on another's creation. The pod cannot start before its claim binds and its
@@ -186,42 +192,72 @@ impl ClusterDeployer for KubeFleet {
         let policies = self.namespaced::<NetworkPolicy>(client);
         let claims = self.namespaced::<PersistentVolumeClaim>(client);
         let workloads = self.namespaced::<StatefulSet>(client);
-        let write = |result: crate::error::Result<()>| result.map_err(framedb_core::Error::from);
-        let (credentials, (), (), ()) = tokio::try_join!(
+        let (credentials, (), claim, ()) = tokio::try_join!(
             self.ensure_credentials(spec, client),
-            async { write(apply(&policies, &objects.network_policy, cluster_name, id).await) },
-            async { write(apply(&claims, &objects.claim, cluster_name, id).await) },
-            async { write(apply(&workloads, &objects.statefulset, cluster_name, id).await) },
+            async {
+                create_owned(&policies, &objects.network_policy, spec, Reclaim::Never)
+                    .await
+                    .map(drop)
+                    .map_err(|error| created_error::<NetworkPolicy>(cluster_name, id, error))
+            },
+            async {
+                create_owned(&claims, &objects.claim, spec, Reclaim::Retained)
+                    .await
+                    .map_err(|error| {
+                        created_error::<PersistentVolumeClaim>(cluster_name, id, error)
+                    })
+            },
+            async {
+                create_owned(&workloads, &objects.statefulset, spec, Reclaim::Never)
+                    .await
+                    .map(drop)
+                    .map_err(|error| created_error::<StatefulSet>(cluster_name, id, error))
+            },
         )?;
-        Ok(credentials)
+        Ok(Deployed {
+            credentials,
+            reattached: claim == Taken::Reattached,
+        })
     }
 
-    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> DomainResult<()> {
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> DomainResult<bool> {
         let client = self.client(cluster)?;
         let id = id.as_str();
         let claim = claim_name(id);
         let cluster = cluster.as_str();
         // The workload first, so nothing writes to the volume while it goes.
-        delete_if_present(&self.namespaced::<StatefulSet>(client), cluster, id).await?;
-        delete_if_present(&self.namespaced::<Service>(client), cluster, id).await?;
-        delete_if_present(&self.namespaced::<NetworkPolicy>(client), cluster, id).await?;
-        delete_if_present(
-            &self.namespaced::<Secret>(client),
-            cluster,
-            &credentials_name(id),
-        )
+        let mut found = false;
+        let workloads = self.namespaced::<StatefulSet>(client);
+        found |= remove_owned(&workloads, cluster, id, stamp, |_| false).await?;
+        let services = self.namespaced::<Service>(client);
+        found |= remove_owned(&services, cluster, id, stamp, |_| false).await?;
+        let policies = self.namespaced::<NetworkPolicy>(client);
+        found |= remove_owned(&policies, cluster, id, stamp, |_| false).await?;
+        // The volume and the credentials that open its data stay together.
+        let secrets = self.namespaced::<Secret>(client);
+        found |= remove_owned(&secrets, cluster, &credentials_name(id), stamp, |object| {
+            keeps_volume(removal, object)
+        })
         .await?;
-        delete_if_present(
-            &self.namespaced::<PersistentVolumeClaim>(client),
-            cluster,
-            &claim,
-        )
+        let claims = self.namespaced::<PersistentVolumeClaim>(client);
+        found |= remove_owned(&claims, cluster, &claim, stamp, |object| {
+            keeps_volume(removal, object)
+        })
         .await?;
         if matches!(self.layout.storage, crate::objects::Storage::Local { .. }) {
             let volumes = Api::<PersistentVolume>::all(client.clone());
-            delete_if_present(&volumes, cluster, &claim).await?;
+            found |= remove_owned(&volumes, cluster, &claim, stamp, |object| {
+                keeps_volume(removal, object)
+            })
+            .await?;
         }
-        Ok(())
+        Ok(found)
     }
 
     async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> DomainResult<Credentials> {
@@ -283,6 +319,18 @@ impl ClusterDeployer for KubeFleet {
     }
 }
 
+/// A failed create of the instance's `K`, as a domain error.
+fn created_error<K>(cluster: &str, id: &str, error: CreateError) -> framedb_core::Error
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    match error {
+        CreateError::Refused(error) => applying::<K>(cluster, id, error).into(),
+        CreateError::Other(error) => error.into(),
+    }
+}
+
 impl KubeFleet {
     /// The instance's credentials: a new password in a new Secret at the first deploy,
     /// the Secret's own afterwards. Created, never applied: an apply would overwrite the
@@ -307,7 +355,10 @@ impl KubeFleet {
         match secrets.create(&params, &secret).await {
             Ok(_) => Ok(generated),
             Err(error) if is_already_exists(&error) => {
+                // This create's own (a retried deploy), or retained with the volume whose
+                // data it opens; never another create's.
                 let existing = secrets.get(&name).await.map_err(reading)?;
+                claim_existing(&secrets, &existing, spec, Reclaim::Retained).await?;
                 stored_credentials(&spec.cluster_id, &existing)
             }
             Err(error) => {

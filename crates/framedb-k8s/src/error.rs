@@ -16,6 +16,17 @@ pub enum Error {
     #[error("{0}")]
     Kubeconfig(String),
 
+    /// An object of an instance's names exists that the create did not make.
+    #[error("{sentence}")]
+    Foreign {
+        /// The cluster.
+        cluster: framedb_core::ClusterId,
+        /// The object, as `Kind namespace/name`.
+        object: String,
+        /// What is in the way and what to do, as a sentence.
+        sentence: String,
+    },
+
     /// A request to a cluster's API failed.
     #[error("{action} on cluster '{cluster}' failed: {source}")]
     Kube {
@@ -104,6 +115,17 @@ impl From<Error> for framedb_core::Error {
         use framedb_core::{Error as Domain, Fault};
         let (cluster, action, source) = match &error {
             Error::Kubeconfig(message) => return Domain::Invalid(message.clone()),
+            Error::Foreign {
+                cluster,
+                object,
+                sentence,
+            } => {
+                return Domain::ObjectConflict {
+                    cluster: cluster.clone(),
+                    object: object.clone(),
+                    sentence: sentence.clone(),
+                };
+            }
             Error::Kube {
                 cluster,
                 action,

@@ -20,6 +20,7 @@ pub mod error;
 pub mod kubeconfig;
 mod live;
 pub mod objects;
+mod ownership;
 mod status;
 
 pub use deployer::KubeFleet;

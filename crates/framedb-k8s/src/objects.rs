@@ -114,6 +114,52 @@ pub struct InstanceObjects {
     pub network_policy: NetworkPolicy,
 }
 
+/// Annotation keys every FrameDB instance object carries: who made it (the create's
+/// stamp) and what its record says, so that an object is never taken for another
+/// create's and a record can be rebuilt from the cluster.
+pub mod annotations {
+    /// The stamp of the create that made the object.
+    pub const STAMP: &str = "framedb.io/stamp";
+    /// The instance's node.
+    pub const NODE: &str = "framedb.io/node-id";
+    /// The instance's volume size.
+    pub const STORAGE_SIZE: &str = "framedb.io/storage-size";
+    /// The instance's deletion policy.
+    pub const DELETION_POLICY: &str = "framedb.io/deletion-policy";
+    /// When the instance was registered.
+    pub const CREATED_AT: &str = "framedb.io/created-at";
+    /// On a volume (or its credentials) a create took back: the stamp that retained it,
+    /// so that undoing that create retains it again instead of deleting it.
+    pub const REATTACHED_FROM: &str = "framedb.io/reattached-from";
+}
+
+/// The label that marks a volume (and its credentials) that a deleted instance retained
+/// for its id, with the value `true`.
+pub const RETAINED: &str = "framedb.io/retained";
+
+/// The annotations of every object of an instance.
+pub fn instance_annotations(spec: &DeploymentSpec) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            annotations::STAMP.to_owned(),
+            spec.stamp.as_str().to_owned(),
+        ),
+        (annotations::NODE.to_owned(), spec.node_id.to_string()),
+        (
+            annotations::STORAGE_SIZE.to_owned(),
+            spec.storage_size.as_str().to_owned(),
+        ),
+        (
+            annotations::DELETION_POLICY.to_owned(),
+            spec.deletion_policy.as_str().to_owned(),
+        ),
+        (
+            annotations::CREATED_AT.to_owned(),
+            spec.created_at.to_string(),
+        ),
+    ])
+}
+
 /// The labels of every object of an instance.
 pub fn instance_labels(spec: &DeploymentSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -210,6 +256,7 @@ impl Layout {
             name: Some(name),
             namespace: namespaced.then(|| self.namespace.clone()),
             labels: Some(instance_labels(spec)),
+            annotations: Some(instance_annotations(spec)),
             ..ObjectMeta::default()
         }
     }

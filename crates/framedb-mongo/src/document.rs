@@ -97,6 +97,8 @@ pub(crate) fn record_to_document(record: &InstanceRecord) -> Document {
         "metadata",
         Bson::Document(object_to_document(record.metadata.as_map())),
     );
+    document.insert("deletion_policy", record.deletion_policy.as_str());
+    document.insert("stamp", record.stamp.as_str());
     document.insert("port", port_to_bson(record.port));
     document.insert("status", record.status.as_str());
     document.insert("created_at", record.created_at.to_string());
@@ -144,6 +146,7 @@ mod tests {
             "storage_size": "2Gi",
             "metadata": {"team": "analytics", "z": 1, "a": [1.5, {"b": null}], "big": 5_000_000_000_i64,
                          "huge": 18_446_744_073_709_551_615_u64, "ok": true},
+            "deletion_policy": "Retain", "stamp": "0123456789abcdef0123456789abcdef",
             "port": 30901, "status": "Running",
             "created_at": "2026-01-02T03:04:05.006Z", "updated_at": "2026-01-02T03:04:05.007Z"
         }))
@@ -158,6 +161,7 @@ mod tests {
             "storage_size": "2Gi",
             "metadata": {"team": "analytics", "z": 1_i32, "a": [1.5, {"b": null}],
                          "big": 5_000_000_000_i64, "huge": 18_446_744_073_709_551_615_f64, "ok": true},
+            "deletion_policy": "Retain", "stamp": "0123456789abcdef0123456789abcdef",
             "port": 30901_i32, "status": "Running",
             "created_at": "2026-01-02T03:04:05.006Z", "updated_at": "2026-01-02T03:04:05.007Z"
         };
@@ -177,6 +181,16 @@ mod tests {
         assert_eq!(document.get("port"), Some(&Bson::Null));
         document.insert("_id", ObjectId::new());
         assert_eq!(document_to_record(&document).unwrap(), original);
+    }
+
+    #[test]
+    fn records_from_before_stamps_read_as_unstamped_and_deleted_with_their_volume() {
+        let mut document = record_to_document(&record());
+        document.remove("stamp");
+        document.remove("deletion_policy");
+        let old = document_to_record(&document).unwrap();
+        assert_eq!(old.stamp, framedb_core::Stamp::unstamped());
+        assert_eq!(old.deletion_policy, framedb_core::DeletionPolicy::Delete);
     }
 
     #[test]

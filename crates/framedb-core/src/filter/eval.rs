@@ -173,6 +173,7 @@ pub(super) fn with_field<R>(
         "node_id" => f(text(record.node_id.as_str())),
         "storage_size" => f(text(record.storage_size.as_str())),
         "status" => f(text(record.status.as_str())),
+        "deletion_policy" => f(text(record.deletion_policy.as_str())),
         "port" => {
             f(Some(record.port.map_or(Json::Null, |port| {
                 Json::Num(Num::Int(port.into()))

@@ -44,13 +44,14 @@ pub const MAX_REGEX_LEN: usize = 256;
 
 /// The instance fields a filter or a sort may name. `metadata` may be followed by a dotted
 /// path into the caller's object. URLs are derived, not stored, so they are not filterable.
-pub const FILTERABLE_FIELDS: [&str; 9] = [
+pub const FILTERABLE_FIELDS: [&str; 10] = [
     "framedb_id",
     "cluster_id",
     "node_id",
     "storage_size",
     "port",
     "status",
+    "deletion_policy",
     "created_at",
     "updated_at",
     "metadata",

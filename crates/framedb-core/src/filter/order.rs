@@ -106,6 +106,7 @@ fn key<'a>(sort: &Sort, record: &'a InstanceRecord) -> Key<'a> {
         "node_id" => Key::Text(record.node_id.as_str()),
         "storage_size" => Key::Text(record.storage_size.as_str()),
         "status" => Key::Text(record.status.as_str()),
+        "deletion_policy" => Key::Text(record.deletion_policy.as_str()),
         "port" => Key::Port(record.port),
         "created_at" => Key::Time(record.created_at),
         "updated_at" => Key::Time(record.updated_at),

@@ -18,6 +18,8 @@ fn record(id: &str, metadata: Value) -> InstanceRecord {
         node_id: NodeId::new("node-a").unwrap(),
         storage_size: StorageSize::new("1Gi").unwrap(),
         metadata: Metadata::new(metadata).unwrap(),
+        deletion_policy: crate::types::DeletionPolicy::Delete,
+        stamp: crate::types::Stamp::unstamped(),
         port: Some(30900),
         status: InstanceStatus::Running,
         created_at: at(1_700_000_000),

@@ -3,7 +3,9 @@
 //! whose node does not exist stays `Pending` with the scheduler's reason; a new workload
 //! is `Provisioning` until its readiness delay has passed, then `Running`; each instance
 //! gets a generated password at its first deploy, kept (like the Kubernetes adapter's
-//! Secret) until it is undeployed.
+//! Secret) with its volume; every object carries its create's stamp, a create takes over
+//! nothing of another stamp but a volume retained for its id on its node, and an undeploy
+//! removes its own stamp's objects only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -13,9 +15,10 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::live::{StatusFeed, no_feed};
-use crate::ports::{ClusterDeployer, DeploymentSpec, PortAllocator};
+use crate::ports::{ClusterDeployer, Deployed, DeploymentSpec, PortAllocator};
 use crate::types::{
-    ClusterId, Credentials, FramedbId, InstanceStatus, NodeId, PORT_RANGE, StatusReport,
+    ClusterId, Credentials, FramedbId, InstanceStatus, NodeId, PORT_RANGE, Removal, Stamp,
+    StatusReport,
 };
 
 /// The node label that pins an instance to its node, as the Kubernetes adapter uses it.
@@ -34,8 +37,20 @@ struct Cluster {
     /// Node port → the Service that holds it.
     services: BTreeMap<u16, ServiceOwner>,
     workloads: HashMap<FramedbId, Workload>,
-    /// Each instance's credentials, from its first deploy until its undeploy.
-    credentials: HashMap<FramedbId, Credentials>,
+    /// Each instance's volume and the credentials that open its data, from its first
+    /// deploy until it is purged.
+    volumes: HashMap<FramedbId, Volume>,
+}
+
+#[derive(Debug)]
+struct Volume {
+    stamp: Stamp,
+    node: NodeId,
+    credentials: Credentials,
+    /// Kept by a deleted instance's `Retain` policy, for a create of the same id.
+    retained: bool,
+    /// Taken back by its current stamp from a retained one.
+    reattached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +61,7 @@ enum ServiceOwner {
 
 #[derive(Debug)]
 struct Workload {
+    stamp: Stamp,
     node: NodeId,
     port: u16,
     started: Instant,
@@ -135,14 +151,37 @@ fn port_taken(cluster: &ClusterId, port: u16) -> Error {
 
 #[async_trait]
 impl ClusterDeployer for InMemoryFleet {
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Credentials> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Deployed> {
         let mut state = self.cluster(&spec.cluster_id)?;
         if !PORT_RANGE.contains(&spec.port) {
             return Err(Error::Internal(
                 format!("node port {} is outside the instance range", spec.port).into(),
             ));
         }
-        let owner = ServiceOwner::Instance(spec.framedb_id.clone());
+        let id = &spec.framedb_id;
+        let conflict = |object: &str| Error::ObjectConflict {
+            cluster: spec.cluster_id.clone(),
+            object: format!("{object} {id}"),
+            sentence: format!(
+                "the {object} of '{id}' on cluster '{}' was made by another create; FrameDB \
+                 takes nothing over",
+                spec.cluster_id
+            ),
+        };
+        if state
+            .workloads
+            .get(id)
+            .is_some_and(|workload| workload.stamp != spec.stamp)
+        {
+            return Err(conflict("workload"));
+        }
+        let reattach = match state.volumes.get(id) {
+            Some(volume) if volume.stamp == spec.stamp => false,
+            Some(volume) if volume.retained && volume.node == spec.node_id => true,
+            Some(_) => return Err(conflict("volume")),
+            None => false,
+        };
+        let owner = ServiceOwner::Instance(id.clone());
         match state.services.get(&spec.port) {
             Some(holder) if *holder != owner => {
                 return Err(port_taken(&spec.cluster_id, spec.port));
@@ -150,7 +189,7 @@ impl ClusterDeployer for InMemoryFleet {
             _ => {}
         }
         // Deploying again completes or moves the instance; it never duplicates it.
-        if let Some(previous) = state.workloads.get(&spec.framedb_id)
+        if let Some(previous) = state.workloads.get(id)
             && previous.port != spec.port
         {
             let old = previous.port;
@@ -159,44 +198,91 @@ impl ClusterDeployer for InMemoryFleet {
         state.services.insert(spec.port, owner);
         let started = state
             .workloads
-            .get(&spec.framedb_id)
+            .get(id)
             .map_or_else(Instant::now, |w| w.started);
         state.workloads.insert(
-            spec.framedb_id.clone(),
+            id.clone(),
             Workload {
+                stamp: spec.stamp.clone(),
                 node: spec.node_id.clone(),
                 port: spec.port,
                 started,
             },
         );
-        // A deploy run again keeps the password the first one made.
-        let credentials = match state.credentials.get(&spec.framedb_id) {
-            Some(existing) => existing.clone(),
-            None => {
-                let generated = Credentials::generate()?;
-                state
-                    .credentials
-                    .insert(spec.framedb_id.clone(), generated.clone());
-                generated
+        // A deploy run again keeps the password the first one made; a volume taken back
+        // keeps the password its data was made with.
+        if let Some(volume) = state.volumes.get_mut(id) {
+            if reattach {
+                volume.stamp = spec.stamp.clone();
+                volume.retained = false;
+                volume.reattached = true;
             }
-        };
-        Ok(credentials)
+            return Ok(Deployed {
+                credentials: volume.credentials.clone(),
+                reattached: volume.reattached,
+            });
+        }
+        let credentials = Credentials::generate()?;
+        state.volumes.insert(
+            id.clone(),
+            Volume {
+                stamp: spec.stamp.clone(),
+                node: spec.node_id.clone(),
+                credentials: credentials.clone(),
+                retained: false,
+                reattached: false,
+            },
+        );
+        Ok(Deployed {
+            credentials,
+            reattached: false,
+        })
     }
 
-    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> Result<bool> {
         let mut state = self.cluster(cluster)?;
-        if let Some(workload) = state.workloads.remove(id) {
+        let mut found = false;
+        if state
+            .workloads
+            .get(id)
+            .is_some_and(|workload| workload.stamp == *stamp)
+            && let Some(workload) = state.workloads.remove(id)
+        {
             state.services.remove(&workload.port);
+            found = true;
         }
-        state.credentials.remove(id);
-        Ok(())
+        if let Some(volume) = state.volumes.get_mut(id)
+            && volume.stamp == *stamp
+            && !volume.retained
+        {
+            found = true;
+            let keep = match removal {
+                Removal::Purge => false,
+                Removal::Retain => true,
+                Removal::Undo => volume.reattached,
+            };
+            if keep {
+                volume.retained = true;
+                volume.reattached = false;
+            } else {
+                state.volumes.remove(id);
+            }
+        }
+        Ok(found)
     }
 
     async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> Result<Credentials> {
         self.cluster(cluster)?
-            .credentials
+            .volumes
             .get(id)
-            .cloned()
+            .filter(|volume| !volume.retained)
+            .map(|volume| volume.credentials.clone())
             .ok_or_else(|| Error::InstanceNotFound(id.clone()))
     }
 
@@ -265,6 +351,16 @@ mod tests {
             node_id: NodeId::new(node).unwrap(),
             storage_size: StorageSize::new("1Gi").unwrap(),
             port,
+            stamp: Stamp::unstamped(),
+            deletion_policy: crate::types::DeletionPolicy::Delete,
+            created_at: crate::types::Timestamp::now(),
+        }
+    }
+
+    fn stamped(id: &str, node: &str, port: u16, stamp: &Stamp) -> DeploymentSpec {
+        DeploymentSpec {
+            stamp: stamp.clone(),
+            ..spec(id, node, port)
         }
     }
 
@@ -316,14 +412,95 @@ mod tests {
         fleet.deploy(&spec("a", "node-a", 30900)).await.unwrap();
         let id = FramedbId::new("a").unwrap();
         assert!(fleet.credentials(&c1(), &id).await.is_ok());
-        fleet.undeploy(&c1(), &id).await.unwrap();
-        fleet.undeploy(&c1(), &id).await.unwrap();
+        let unstamped = Stamp::unstamped();
+        assert!(
+            fleet
+                .undeploy(&c1(), &id, &unstamped, Removal::Purge)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !fleet
+                .undeploy(&c1(), &id, &unstamped, Removal::Purge)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             fleet.credentials(&c1(), &id).await.unwrap_err(),
             Error::InstanceNotFound(id.clone())
         );
         assert!(fleet.used_ports(&c1()).unwrap().is_empty());
         assert!(fleet.workloads(&c1()).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn objects_belong_to_their_stamp_and_a_retained_volume_is_taken_back() {
+        let fleet = InMemoryFleet::demo(Duration::ZERO);
+        let (first, second) = (Stamp::generate().unwrap(), Stamp::generate().unwrap());
+        let id = FramedbId::new("a").unwrap();
+        let made = fleet
+            .deploy(&stamped("a", "node-a", 30900, &first))
+            .await
+            .unwrap();
+        // Another create of the id takes nothing over, and deletes nothing of the first.
+        let refused = fleet.deploy(&stamped("a", "node-a", 30901, &second)).await;
+        assert!(
+            matches!(refused, Err(Error::ObjectConflict { .. })),
+            "{refused:?}"
+        );
+        assert!(
+            !fleet
+                .undeploy(&c1(), &id, &second, Removal::Purge)
+                .await
+                .unwrap()
+        );
+        assert_eq!(fleet.workloads(&c1()).unwrap(), std::slice::from_ref(&id));
+
+        // Retained, the volume waits for the id on its node, with its password.
+        assert!(
+            fleet
+                .undeploy(&c1(), &id, &first, Removal::Retain)
+                .await
+                .unwrap()
+        );
+        assert!(fleet.workloads(&c1()).unwrap().is_empty());
+        let elsewhere = fleet.deploy(&stamped("a", "node-b", 30900, &second)).await;
+        assert!(matches!(elsewhere, Err(Error::ObjectConflict { .. })));
+        fleet
+            .undeploy(&c1(), &id, &second, Removal::Undo)
+            .await
+            .unwrap();
+        let back = fleet
+            .deploy(&stamped("a", "node-a", 30900, &second))
+            .await
+            .unwrap();
+        assert!(back.reattached);
+        assert_eq!(back.credentials, made.credentials);
+        // Undoing the create that took it back retains it again; purging removes it.
+        assert!(
+            fleet
+                .undeploy(&c1(), &id, &second, Removal::Undo)
+                .await
+                .unwrap()
+        );
+        let third = Stamp::generate().unwrap();
+        let again = fleet
+            .deploy(&stamped("a", "node-a", 30900, &third))
+            .await
+            .unwrap();
+        assert!(again.reattached);
+        assert!(
+            fleet
+                .undeploy(&c1(), &id, &third, Removal::Purge)
+                .await
+                .unwrap()
+        );
+        let fresh = fleet
+            .deploy(&stamped("a", "node-a", 30900, &first))
+            .await
+            .unwrap();
+        assert!(!fresh.reattached);
+        assert_ne!(fresh.credentials, made.credentials);
     }
 
     #[tokio::test]

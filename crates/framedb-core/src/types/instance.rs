@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterId, FramedbId, Metadata, NodeId, StorageSize};
+use super::{ClusterId, DeletionPolicy, FramedbId, Metadata, NodeId, Stamp, StorageSize};
 
 /// The node ports that persistent instances get (docs/architecture.md, "Port allocation").
 pub const PORT_RANGE: RangeInclusive<u16> = 30900..=30999;
@@ -27,6 +27,9 @@ pub struct NewInstance {
     /// The caller's own data about the instance.
     #[serde(default)]
     pub metadata: Metadata,
+    /// What deleting it does with its volume (`Delete` unless given).
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
 }
 
 /// Where an instance is in its life, as read from its cluster.
@@ -161,6 +164,12 @@ pub struct InstanceRecord {
     pub storage_size: StorageSize,
     /// The caller's data.
     pub metadata: Metadata,
+    /// What deleting it does with its volume (`Delete` in records from before it existed).
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// The creation stamp its objects carry (none in records from before stamps).
+    #[serde(default)]
+    pub stamp: Stamp,
     /// Its node port, once deployed.
     pub port: Option<u16>,
     /// The last recorded status.
@@ -172,14 +181,17 @@ pub struct InstanceRecord {
 }
 
 impl InstanceRecord {
-    /// A fresh record for a create that is starting: no port yet, `Provisioning`.
-    pub fn provisioning(request: NewInstance, now: Timestamp) -> Self {
+    /// A fresh record for a create that is starting, under `stamp`: no port yet,
+    /// `Provisioning`.
+    pub fn provisioning(request: NewInstance, stamp: Stamp, now: Timestamp) -> Self {
         Self {
             framedb_id: request.framedb_id,
             cluster_id: request.cluster_id,
             node_id: request.node_id,
             storage_size: request.storage_size,
             metadata: request.metadata,
+            deletion_policy: request.deletion_policy,
+            stamp,
             port: None,
             status: InstanceStatus::Provisioning,
             created_at: now,
@@ -221,6 +233,8 @@ pub struct Instance {
     pub metadata: Metadata,
     /// Size of its volume.
     pub storage_size: StorageSize,
+    /// What deleting it does with its volume.
+    pub deletion_policy: DeletionPolicy,
     /// Its status, read from the cluster.
     pub status: InstanceStatus,
     /// Why it has that status, where there is more to say.
@@ -244,6 +258,7 @@ impl Instance {
             port: record.port,
             metadata: record.metadata,
             storage_size: record.storage_size,
+            deletion_policy: record.deletion_policy,
             status: report.status,
             status_reason: report.reason,
             created_at: record.created_at,
@@ -292,7 +307,8 @@ mod tests {
             "storage_size": "2Gi"
         }))
         .unwrap();
-        let mut record = InstanceRecord::provisioning(request, Timestamp::now());
+        let mut record =
+            InstanceRecord::provisioning(request, Stamp::unstamped(), Timestamp::now());
         assert_eq!(record.public_url(), None);
         record.port = Some(30903);
         assert_eq!(record.public_url().unwrap(), "http://cluster-01:30903");

@@ -7,6 +7,7 @@ mod ids;
 mod instance;
 mod invalid;
 mod metadata;
+mod ownership;
 mod quantity;
 
 pub use credentials::{Credentials, ROOT_USER};
@@ -17,4 +18,5 @@ pub use instance::{
 };
 pub use invalid::Invalid;
 pub use metadata::Metadata;
+pub use ownership::{DeletionPolicy, Removal, Stamp};
 pub use quantity::StorageSize;

@@ -6,6 +6,7 @@ use framedb_core::memory::InMemoryRegistry;
 use framedb_core::ports::{MockClusterDeployer, MockInstanceRegistry, MockPortAllocator};
 use framedb_core::{
     ClusterDeployer, Error, InstanceRegistry, InstanceStatus, PortAllocator, ProvisioningService,
+    Removal, Stamp,
 };
 use mockall::predicate::eq;
 
@@ -31,9 +32,11 @@ async fn a_deploy_failure_leaves_no_registry_record() {
     // The deploy may have created some objects before failing: they are removed.
     deployer
         .expect_undeploy()
-        .with(eq(cluster()), eq(id("tidb-001")))
+        .withf(|cluster_id, framedb_id, _, removal| {
+            *cluster_id == cluster() && *framedb_id == id("tidb-001") && *removal == Removal::Undo
+        })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _, _| Ok(true));
     let service = ProvisioningService::new(
         registry.clone(),
         Arc::new(deployer),
@@ -96,7 +99,12 @@ async fn a_port_taken_between_read_and_write_is_retried_with_the_next_one() {
         .expect_deploy()
         .withf(|spec| spec.port == 30901)
         .times(1)
-        .returning(|_| Ok(framedb_core::Credentials::root("pw").unwrap()));
+        .returning(|_| {
+            Ok(framedb_core::Deployed {
+                credentials: framedb_core::Credentials::root("pw").unwrap(),
+                reattached: false,
+            })
+        });
     let service = ProvisioningService::new(registry.clone(), Arc::new(deployer), Arc::new(ports));
 
     let record = service.create(request("tidb-001")).await.unwrap();
@@ -154,21 +162,21 @@ async fn a_failed_delete_keeps_the_record_as_deleting_and_a_retry_finishes() {
     seeded.create(request("tidb-001")).await.unwrap();
 
     let mut flaky = MockClusterDeployer::new();
-    flaky.expect_undeploy().times(1).returning(|_, _| {
+    flaky.expect_undeploy().times(1).returning(|_, _, _, _| {
         Err(Error::Timeout(
             "cluster-01's API did not answer in time".into(),
         ))
     });
     let service = ProvisioningService::new(registry.clone(), Arc::new(flaky), fleet.clone());
-    let error = service.delete(&id("tidb-001")).await.unwrap_err();
+    let error = service.delete(&id("tidb-001"), false).await.unwrap_err();
     assert!(matches!(error, Error::Timeout(_)), "{error:?}");
     let kept = registry.get(&id("tidb-001")).await.unwrap();
     assert_eq!(kept.status, InstanceStatus::Deleting);
 
-    seeded.delete(&id("tidb-001")).await.unwrap();
+    seeded.delete(&id("tidb-001"), false).await.unwrap();
     assert!(registry.is_empty());
     assert!(fleet.workloads(&cluster()).unwrap().is_empty());
-    let again = seeded.delete(&id("tidb-001")).await.unwrap_err();
+    let again = seeded.delete(&id("tidb-001"), false).await.unwrap_err();
     assert_eq!(again, Error::InstanceNotFound(id("tidb-001")));
 }
 
@@ -176,8 +184,12 @@ async fn a_failed_delete_keeps_the_record_as_deleting_and_a_retry_finishes() {
 async fn delete_succeeds_when_the_objects_are_already_gone() {
     let (service, registry, fleet) = in_memory();
     service.create(request("tidb-001")).await.unwrap();
-    fleet.undeploy(&cluster(), &id("tidb-001")).await.unwrap();
-    service.delete(&id("tidb-001")).await.unwrap();
+    let stamp = registry.get(&id("tidb-001")).await.unwrap().stamp;
+    fleet
+        .undeploy(&cluster(), &id("tidb-001"), &stamp, Removal::Purge)
+        .await
+        .unwrap();
+    service.delete(&id("tidb-001"), false).await.unwrap();
     assert!(registry.is_empty());
 }
 
@@ -185,11 +197,16 @@ async fn delete_succeeds_when_the_objects_are_already_gone() {
 async fn a_create_on_a_chosen_port_is_exclusive_and_a_retry_completes_it() {
     use framedb_core::PortChoice;
     let (service, registry, fleet) = in_memory();
+    let stamp = Stamp::generate().unwrap();
     fleet
         .occupy_port(&cluster(), 30905, "someone-elses")
         .unwrap();
     let error = service
-        .create_on(request("tidb-001"), PortChoice::Exactly(30905))
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30905),
+            stamp.clone(),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -202,11 +219,19 @@ async fn a_create_on_a_chosen_port_is_exclusive_and_a_retry_completes_it() {
     assert!(registry.is_empty());
 
     let first = service
-        .create_on(request("tidb-001"), PortChoice::Exactly(30906))
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30906),
+            stamp.clone(),
+        )
         .await
         .unwrap();
     let again = service
-        .create_on(request("tidb-001"), PortChoice::Exactly(30906))
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30906),
+            stamp.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -219,7 +244,11 @@ async fn a_create_on_a_chosen_port_is_exclusive_and_a_retry_completes_it() {
     assert_eq!(fleet.used_ports(&cluster()).unwrap(), [30905, 30906]);
 
     let elsewhere = service
-        .create_on(request("tidb-001"), PortChoice::Exactly(30907))
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30907),
+            stamp.clone(),
+        )
         .await
         .unwrap_err();
     assert_eq!(elsewhere, Error::AlreadyExists(id("tidb-001")));

@@ -59,7 +59,7 @@ impl framedb_core::ClusterDeployer for Counting {
     async fn deploy(
         &self,
         spec: &framedb_core::DeploymentSpec,
-    ) -> framedb_core::Result<framedb_core::Credentials> {
+    ) -> framedb_core::Result<framedb_core::Deployed> {
         self.deploys
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         for _ in 0..10 {
@@ -71,8 +71,10 @@ impl framedb_core::ClusterDeployer for Counting {
         &self,
         cluster: &framedb_core::ClusterId,
         id: &framedb_core::FramedbId,
-    ) -> framedb_core::Result<()> {
-        self.inner.undeploy(cluster, id).await
+        stamp: &framedb_core::Stamp,
+        removal: framedb_core::Removal,
+    ) -> framedb_core::Result<bool> {
+        self.inner.undeploy(cluster, id, stamp, removal).await
     }
     async fn credentials(
         &self,

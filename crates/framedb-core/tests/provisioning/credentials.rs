@@ -26,12 +26,21 @@ async fn each_instance_gets_its_own_password_which_a_read_returns_again() {
 #[tokio::test]
 async fn a_retried_create_keeps_the_password() {
     let (service, _, fleet) = in_memory();
+    let stamp = framedb_core::Stamp::generate().unwrap();
     let first = service
-        .create_on(request("tidb-001"), PortChoice::Exactly(30900))
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30900),
+            stamp.clone(),
+        )
         .await
         .unwrap();
     let again = service
-        .create_on(request("tidb-001"), PortChoice::Exactly(30900))
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30900),
+            stamp.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(first.credentials, again.credentials);
@@ -63,7 +72,7 @@ async fn credentials_of_unknown_or_deleted_instances_are_not_found() {
         Error::InstanceNotFound(id("nobody"))
     );
     service.create(request("tidb-001")).await.unwrap();
-    service.delete(&id("tidb-001")).await.unwrap();
+    service.delete(&id("tidb-001"), false).await.unwrap();
     assert_eq!(
         service.credentials(&id("tidb-001")).await.unwrap_err(),
         Error::InstanceNotFound(id("tidb-001"))

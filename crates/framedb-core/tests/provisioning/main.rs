@@ -4,6 +4,7 @@
 mod compensation;
 mod concurrency;
 mod credentials;
+mod ownership;
 mod reads;
 
 use std::sync::Arc;

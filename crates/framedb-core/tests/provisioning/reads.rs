@@ -53,8 +53,16 @@ async fn an_unreachable_cluster_shows_unknown_instead_of_failing() {
 #[tokio::test]
 async fn a_missing_workload_is_failed_not_running() {
     let (service, _, fleet) = in_memory();
-    service.create(request("tidb-001")).await.unwrap();
-    fleet.undeploy(&cluster(), &id("tidb-001")).await.unwrap();
+    let created = service.create(request("tidb-001")).await.unwrap();
+    fleet
+        .undeploy(
+            &cluster(),
+            &id("tidb-001"),
+            &created.record.stamp,
+            framedb_core::Removal::Purge,
+        )
+        .await
+        .unwrap();
     let instance = service.get(&id("tidb-001")).await.unwrap();
     assert_eq!(instance.status, InstanceStatus::Failed);
 }
@@ -82,15 +90,17 @@ impl ClusterDeployer for Rendezvous {
     async fn deploy(
         &self,
         spec: &framedb_core::DeploymentSpec,
-    ) -> framedb_core::Result<framedb_core::Credentials> {
+    ) -> framedb_core::Result<framedb_core::Deployed> {
         self.inner.deploy(spec).await
     }
     async fn undeploy(
         &self,
         cluster: &ClusterId,
         id: &framedb_core::FramedbId,
-    ) -> framedb_core::Result<()> {
-        self.inner.undeploy(cluster, id).await
+        stamp: &framedb_core::Stamp,
+        removal: framedb_core::Removal,
+    ) -> framedb_core::Result<bool> {
+        self.inner.undeploy(cluster, id, stamp, removal).await
     }
     async fn credentials(
         &self,

@@ -31,7 +31,12 @@ pub(crate) async fn create(
         StatusCode::CREATED,
         Json(Created {
             success: true,
-            message: "Instance created in global registry",
+            message: if created.reattached {
+                "Instance created in global registry; it took back the volume retained for its \
+                 id (with that volume's data and password)"
+            } else {
+                "Instance created in global registry"
+            },
             port,
             credentials: created.credentials,
         }),
@@ -48,13 +53,23 @@ pub(crate) async fn credentials(
     Ok(NoStore(data(state.service.credentials(&id).await?)))
 }
 
+/// `DELETE .../{framedb_id}?purge=true`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteOptions {
+    /// Remove the volume whatever the instance's deletion policy.
+    #[serde(default)]
+    purge: bool,
+}
+
 pub(crate) async fn delete(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(options): ApiQuery<DeleteOptions>,
 ) -> Result<Json<Done>> {
     let id = FramedbId::new(id)?;
     let service = state.service.clone();
-    to_completion(async move { service.delete(&id).await }).await?;
+    to_completion(async move { service.delete(&id, options.purge).await }).await?;
     Ok(done("Removed from global registry"))
 }
 

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use framedb_core::live::StatusBook;
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, FramedbId, Instance, NewInstance, PortAllocator,
-    PortChoice, ProvisioningService, StatusReport,
+    PortChoice, ProvisioningService, Removal, StatusReport,
 };
 
 use super::answer::{Done, NoStore, data, done, to_completion};
@@ -26,7 +26,7 @@ use super::{ApiToken, finish};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::wire::{
-    BookLine, Data, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT, PortAnswer,
+    BookLine, Data, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT, PortAnswer, RemoveQuery,
     StatusesRequest, paths,
 };
 
@@ -119,16 +119,21 @@ async fn deploy(
         cluster_id: state.cluster_id.clone(),
         storage_size: request.storage_size,
         metadata: request.metadata,
+        deletion_policy: request.deletion_policy,
     };
     let service = state.service.clone();
-    let port = request.port;
-    let created =
-        to_completion(async move { service.create_on(new, PortChoice::Exactly(port)).await })
-            .await?;
+    let (port, stamp) = (request.port, request.stamp);
+    let created = to_completion(async move {
+        service
+            .create_on(new, PortChoice::Exactly(port), stamp)
+            .await
+    })
+    .await?;
     Ok(NoStore(Json(PortAnswer {
         success: true,
         port: created.record.port.unwrap_or(port),
         credentials: created.credentials,
+        reattached: created.reattached,
     })))
 }
 
@@ -143,13 +148,31 @@ async fn credentials(
     )))
 }
 
+/// Removes the objects of the create the query's stamp names, whether or not this
+/// service still has the record (404 when it has neither the record nor an object).
+/// Without a stamp (a global older than stamps), the local record's.
 async fn remove(
     State(state): State<Arc<LocalState>>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Json<Done>> {
     let id = FramedbId::new(id)?;
+    let removal = query.removal.as_deref().map(Removal::parse).transpose()?;
     let service = state.service.clone();
-    to_completion(async move { service.delete(&id).await }).await?;
+    let cluster = state.cluster_id.clone();
+    to_completion(async move {
+        match (query.stamp, removal) {
+            (Some(stamp), Some(removal)) => {
+                service.delete_stamped(&id, &cluster, &stamp, removal).await
+            }
+            (Some(_), None) => Err(framedb_core::Error::invalid(
+                "a delete that names a stamp names its removal too (purge, retain or undo)",
+            )),
+            // As the record's policy says, unless purged.
+            (None, removal) => service.delete(&id, removal == Some(Removal::Purge)).await,
+        }
+    })
+    .await?;
     Ok(done("Removed from the cluster"))
 }
 

@@ -94,12 +94,27 @@ pub(super) fn domain_error(
                 .and_then(|port| u16::try_from(port).ok())
                 .unwrap_or_default(),
         },
-        ("already_exists", _) => Error::Internal(fault(
-            format!(
-                "cluster '{cluster}''s config service holds a different instance under this id"
+        // The cluster runs an instance of this id that this registry does not know (or
+        // another create's objects): nothing of it is taken over, and the create's undo
+        // removes its own stamp's objects only.
+        ("already_exists", _) => Error::ObjectConflict {
+            cluster: cluster.clone(),
+            object: id.map_or_else(|| "an instance".to_owned(), |id| format!("instance {id}")),
+            sentence: format!(
+                "cluster '{cluster}' already runs an instance of this id that this registry \
+                 does not hold; nothing of it was changed (delete it through the cluster's \
+                 config service, or use another framedb_id)"
             ),
-            message,
-        )),
+        },
+        ("conflict", _) => Error::ObjectConflict {
+            cluster: cluster.clone(),
+            object: details
+                .as_ref()
+                .and_then(|details| details.get("object")?.as_str())
+                .unwrap_or("an object")
+                .to_owned(),
+            sentence: message,
+        },
         ("unavailable", _) => Error::Unavailable(fault(message.clone(), message)),
         ("timeout", _) => Error::Timeout(fault(message.clone(), message)),
         _ if status == StatusCode::UNAUTHORIZED => Error::Internal(fault(

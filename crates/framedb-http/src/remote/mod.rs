@@ -28,8 +28,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
-    ClusterDeployer, ClusterId, Credentials, DeploymentSpec, Error, Fault, FramedbId,
-    PortAllocator, Result, StatusReport,
+    ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, Error, Fault, FramedbId,
+    PortAllocator, Removal, Result, Stamp, StatusReport,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -319,13 +319,15 @@ impl PortAllocator for RemoteClusters {
 
 #[async_trait]
 impl ClusterDeployer for RemoteClusters {
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Credentials> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<Deployed> {
         self.known(&spec.cluster_id).await?;
         let body = DeployRequest {
             node_id: spec.node_id.clone(),
             storage_size: spec.storage_size.clone(),
             port: spec.port,
             metadata: framedb_core::Metadata::default(),
+            stamp: spec.stamp.clone(),
+            deletion_policy: spec.deletion_policy,
         };
         let url = self.url(&spec.cluster_id, &instance_path(&spec.framedb_id), None)?;
         let answer: PortAnswer = self
@@ -337,18 +339,31 @@ impl ClusterDeployer for RemoteClusters {
                 Some(&body),
             )
             .await?;
-        Ok(answer.credentials)
+        Ok(Deployed {
+            credentials: answer.credentials,
+            reattached: answer.reattached,
+        })
     }
 
-    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> Result<bool> {
         self.known(cluster).await?;
-        let url = self.url(cluster, &instance_path(id), None)?;
+        let mut url = self.url(cluster, &instance_path(id), None)?;
+        url.query_pairs_mut()
+            .append_pair("stamp", stamp.as_str())
+            .append_pair("removal", removal.as_str());
         match self
             .call::<serde::de::IgnoredAny, ()>(cluster, Some(id), Method::DELETE, url, None)
             .await
         {
-            // Already gone from the cluster: the delete is done.
-            Ok(_) | Err(Error::InstanceNotFound(_)) => Ok(()),
+            Ok(_) => Ok(true),
+            // Nothing of that stamp on the cluster: the delete is done.
+            Err(Error::InstanceNotFound(_)) => Ok(false),
             Err(error) => Err(error),
         }
     }

@@ -286,7 +286,7 @@ async fn unreachable_and_slow_backends_are_503_and_504_and_internals_stay_inside
         deployer
             .expect_deploy()
             .returning(move |_| Err(failure.clone()));
-        deployer.expect_undeploy().returning(|_, _| Ok(()));
+        deployer.expect_undeploy().returning(|_, _, _, _| Ok(true));
         let router = app(registry.clone(), Arc::new(deployer), fleet.clone());
         let body = create_body("tidb-001", "cluster-01", "node-a").to_string();
         let (got, answer) =

@@ -90,11 +90,11 @@ async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() 
     let (_sim, cluster_rules, instance_rules, env) = set_up(json!({})).await;
     assert_eq!(
         verbs(&instance_rules, "", "secrets"),
-        ["create", "delete", "get"]
+        ["create", "delete", "get", "patch"]
     );
     assert_eq!(
         verbs(&instance_rules, "networking.k8s.io", "networkpolicies"),
-        ["create", "delete", "patch"]
+        ["create", "delete", "get", "patch"]
     );
     // Without local volumes, nothing cluster-wide is written.
     assert!(verbs(&cluster_rules, "", "persistentvolumes").is_empty());

@@ -109,12 +109,18 @@ struct SlowDeployer {
 
 #[async_trait]
 impl ClusterDeployer for SlowDeployer {
-    async fn deploy(&self, spec: &DeploymentSpec) -> Result<framedb_core::Credentials> {
+    async fn deploy(&self, spec: &DeploymentSpec) -> Result<framedb_core::Deployed> {
         tokio::time::sleep(self.delay).await;
         self.inner.deploy(spec).await
     }
-    async fn undeploy(&self, cluster: &ClusterId, id: &FramedbId) -> Result<()> {
-        self.inner.undeploy(cluster, id).await
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+        removal: framedb_core::Removal,
+    ) -> Result<bool> {
+        self.inner.undeploy(cluster, id, stamp, removal).await
     }
     async fn credentials(
         &self,

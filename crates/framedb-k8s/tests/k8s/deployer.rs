@@ -217,12 +217,22 @@ async fn deploy_and_undeploy_are_idempotent() {
     assert_eq!(services.items.len(), 1);
     cluster
         .fleet
-        .undeploy(&cluster_id(), &spec.framedb_id)
+        .undeploy(
+            &cluster_id(),
+            &spec.framedb_id,
+            &framedb_core::Stamp::unstamped(),
+            framedb_core::Removal::Purge,
+        )
         .await
         .unwrap();
     cluster
         .fleet
-        .undeploy(&cluster_id(), &spec.framedb_id)
+        .undeploy(
+            &cluster_id(),
+            &spec.framedb_id,
+            &framedb_core::Stamp::unstamped(),
+            framedb_core::Removal::Purge,
+        )
         .await
         .unwrap();
     for kind_is_empty in [

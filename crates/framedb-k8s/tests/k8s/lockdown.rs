@@ -117,15 +117,18 @@ async fn the_password_is_generated_kept_in_the_secret_and_set_at_bootstrap() {
         .deploy(&spec("tidb-002", "node-a", 30901))
         .await
         .unwrap();
-    assert_eq!(one.user(), "root");
-    assert_ne!(one.password(), two.password());
+    assert_eq!(one.credentials.user(), "root");
+    assert_ne!(one.credentials.password(), two.credentials.password());
 
     let stored = secret(&cluster, "tidb-001").await.unwrap();
-    assert_eq!(key(&stored, "password"), one.password());
+    assert_eq!(key(&stored, "password"), one.credentials.password());
     let sql = key(&stored, "init.sql");
     assert_eq!(
         sql.trim(),
-        format!("ALTER USER 'root'@'%' IDENTIFIED BY '{}';", one.password())
+        format!(
+            "ALTER USER 'root'@'%' IDENTIFIED BY '{}';",
+            one.credentials.password()
+        )
     );
     assert_eq!(
         stored.metadata.labels.unwrap()["app.kubernetes.io/instance"],
@@ -137,7 +140,7 @@ async fn the_password_is_generated_kept_in_the_secret_and_set_at_bootstrap() {
             .credentials(&cluster_id(), &spec("tidb-001", "node-a", 30900).framedb_id)
             .await
             .unwrap(),
-        one
+        one.credentials
     );
 
     // tidb-server runs the SQL at its first bootstrap, from the Secret mounted read-only
@@ -199,14 +202,23 @@ async fn a_redeploy_after_a_partial_failure_keeps_the_password() {
     let again = cluster.fleet.deploy(&spec).await.unwrap();
     assert_eq!(first, again);
     let stored = secret(&cluster, "tidb-001").await.unwrap();
-    assert_eq!(key(&stored, "password"), first.password());
+    assert_eq!(key(&stored, "password"), first.credentials.password());
 }
 
 #[tokio::test]
 async fn undeploy_removes_the_secret_and_the_policy() {
     let cluster = Cluster::start(Duration::ZERO).await;
     let id = cluster.deployed("tidb-001", 30900).await;
-    cluster.fleet.undeploy(&cluster_id(), &id).await.unwrap();
+    cluster
+        .fleet
+        .undeploy(
+            &cluster_id(),
+            &id,
+            &framedb_core::Stamp::unstamped(),
+            framedb_core::Removal::Purge,
+        )
+        .await
+        .unwrap();
     assert!(secret(&cluster, "tidb-001").await.is_none());
     let policy = Api::<NetworkPolicy>::namespaced(cluster.client.clone(), NS)
         .get_opt("tidb-001")
@@ -222,7 +234,16 @@ async fn undeploy_removes_the_secret_and_the_policy() {
         Error::InstanceNotFound(id.clone())
     );
     // Already gone is fine.
-    cluster.fleet.undeploy(&cluster_id(), &id).await.unwrap();
+    cluster
+        .fleet
+        .undeploy(
+            &cluster_id(),
+            &id,
+            &framedb_core::Stamp::unstamped(),
+            framedb_core::Removal::Purge,
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -294,7 +315,8 @@ async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_a
             .collect()
     };
 
-    // An instance's whole life: deploy, deploy again, read its credentials, undeploy.
+    // An instance's whole life: deploy, deploy again, read its credentials, delete it
+    // retaining its volume, take the volume back with a new create, purge.
     let before = cluster.sim.requests();
     let spec = spec("tidb-001", "node-a", 30900);
     cluster.fleet.deploy(&spec).await.unwrap();
@@ -304,9 +326,22 @@ async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_a
         .credentials(&cluster_id(), &spec.framedb_id)
         .await
         .unwrap();
+    let id = &spec.framedb_id;
+    let retain = framedb_core::Removal::Retain;
     cluster
         .fleet
-        .undeploy(&cluster_id(), &spec.framedb_id)
+        .undeploy(&cluster_id(), id, &spec.stamp, retain)
+        .await
+        .unwrap();
+    let again = framedb_core::DeploymentSpec {
+        stamp: framedb_core::Stamp::generate().unwrap(),
+        ..spec.clone()
+    };
+    assert!(cluster.fleet.deploy(&again).await.unwrap().reattached);
+    let purge = framedb_core::Removal::Purge;
+    cluster
+        .fleet
+        .undeploy(&cluster_id(), id, &again.stamp, purge)
         .await
         .unwrap();
     let used = cluster.sim.requests().since(&before);

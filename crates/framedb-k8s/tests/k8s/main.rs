@@ -2,6 +2,7 @@
 
 mod deployer;
 mod lockdown;
+mod ownership;
 mod provisioning;
 mod real_cluster;
 
@@ -74,5 +75,8 @@ pub fn spec(id: &str, node: &str, port: u16) -> DeploymentSpec {
         node_id: NodeId::new(node).unwrap(),
         storage_size: StorageSize::new("2Gi").unwrap(),
         port,
+        stamp: framedb_core::Stamp::unstamped(),
+        deletion_policy: framedb_core::DeletionPolicy::Delete,
+        created_at: framedb_core::Timestamp::now(),
     }
 }

@@ -157,7 +157,7 @@ async fn with_a_fifth_of_service_writes_failing_every_create_succeeds_or_fails_c
     // The namespace exists first, so that the faults fall on the Services themselves.
     service.create(request("warm-up")).await.unwrap();
     service
-        .delete(&FramedbId::new("warm-up").unwrap())
+        .delete(&FramedbId::new("warm-up").unwrap(), false)
         .await
         .unwrap();
     cluster
@@ -204,7 +204,7 @@ async fn a_deploy_that_failed_halfway_completes_when_run_again() {
     cluster
         .sim
         .faults()
-        .fail(Verb::Patch, Some("statefulsets"), 503, 1.0);
+        .fail(Verb::Create, Some("statefulsets"), 503, 1.0);
     let error = cluster.fleet.deploy(&spec).await.unwrap_err();
     assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
     cluster.sim.faults().clear();

@@ -36,6 +36,6 @@ async fn real_cluster_lifecycle() {
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
-    service.delete(&id).await.unwrap();
+    service.delete(&id, false).await.unwrap();
     assert_eq!(status, InstanceStatus::Running);
 }

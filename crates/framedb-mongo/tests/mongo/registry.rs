@@ -160,6 +160,8 @@ async fn documents_hold_the_record_fields() {
             "node_id",
             "storage_size",
             "metadata",
+            "deletion_policy",
+            "stamp",
             "port",
             "status",
             "created_at",

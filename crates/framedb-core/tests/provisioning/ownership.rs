@@ -1,0 +1,155 @@
+//! Nothing lost, nothing taken over: each create acts on the objects it stamped, a
+//! retained volume outlives its instance and comes back to its id, and a delete removes
+//! what runs whether or not the record survived.
+
+use std::sync::Arc;
+
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::{
+    ClusterDeployer, DeletionPolicy, Error, InstanceRegistry, PortChoice, ProvisioningService,
+    Removal, Stamp,
+};
+
+use super::{cluster, id, in_memory, request};
+
+#[tokio::test]
+async fn a_create_of_an_id_another_create_runs_deletes_nothing_of_it() {
+    // The local tier holds the id under the first create's stamp; a second create of the
+    // id (a global that lost its record) is refused and undoes only its own stamp.
+    let (local, registry, fleet) = in_memory();
+    let first = Stamp::generate().unwrap();
+    let running = local
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30900),
+            first.clone(),
+        )
+        .await
+        .unwrap();
+    let second = Stamp::generate().unwrap();
+    let refused = local
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30901),
+            second.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused, Error::AlreadyExists(id("tidb-001")));
+    // The second create's undo, as the global sends it, finds nothing of its stamp.
+    let undo = local
+        .delete_stamped(&id("tidb-001"), &cluster(), &second, Removal::Undo)
+        .await
+        .unwrap_err();
+    assert_eq!(undo, Error::InstanceNotFound(id("tidb-001")));
+    assert_eq!(registry.get(&id("tidb-001")).await.unwrap().stamp, first);
+    assert_eq!(fleet.workloads(&cluster()).unwrap(), [id("tidb-001")]);
+    let kept = fleet
+        .credentials(&cluster(), &id("tidb-001"))
+        .await
+        .unwrap();
+    assert_eq!(kept, running.credentials);
+}
+
+#[tokio::test]
+async fn a_fresh_registry_cannot_take_over_objects_another_create_made() {
+    // A second service on an empty registry and the same cluster (a restart on an
+    // in-memory registry): its create of a running id is refused, and nothing changes.
+    let (first, _, fleet) = in_memory();
+    first.create(request("tidb-001")).await.unwrap();
+    let fresh = ProvisioningService::new(
+        Arc::new(InMemoryRegistry::new()),
+        fleet.clone(),
+        fleet.clone(),
+    );
+    let refused = fresh.create(request("tidb-001")).await.unwrap_err();
+    assert!(
+        matches!(refused, Error::ObjectConflict { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(fleet.workloads(&cluster()).unwrap(), [id("tidb-001")]);
+    assert!(first.get(&id("tidb-001")).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_delete_without_a_record_removes_the_objects_of_its_stamp() {
+    let (local, registry, fleet) = in_memory();
+    let stamp = Stamp::generate().unwrap();
+    local
+        .create_on(
+            request("tidb-001"),
+            PortChoice::Exactly(30900),
+            stamp.clone(),
+        )
+        .await
+        .unwrap();
+    // The local service lost its record (a restart on an in-memory registry).
+    registry.remove(&id("tidb-001")).await.unwrap();
+    local
+        .delete_stamped(&id("tidb-001"), &cluster(), &stamp, Removal::Purge)
+        .await
+        .unwrap();
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+    assert!(fleet.used_ports(&cluster()).unwrap().is_empty());
+    let again = local
+        .delete_stamped(&id("tidb-001"), &cluster(), &stamp, Removal::Purge)
+        .await
+        .unwrap_err();
+    assert_eq!(again, Error::InstanceNotFound(id("tidb-001")));
+}
+
+#[tokio::test]
+async fn a_retained_volume_outlives_its_instance_and_comes_back_to_its_id() {
+    let (service, registry, fleet) = in_memory();
+    let mut keep = request("tidb-001");
+    keep.deletion_policy = DeletionPolicy::Retain;
+    let first = service.create(keep.clone()).await.unwrap();
+    assert_eq!(first.record.deletion_policy, DeletionPolicy::Retain);
+    assert!(!first.reattached);
+    service.delete(&id("tidb-001"), false).await.unwrap();
+    assert!(registry.is_empty());
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+
+    let back = service.create(keep.clone()).await.unwrap();
+    assert!(back.reattached, "the retained volume is taken back");
+    assert_eq!(
+        back.credentials, first.credentials,
+        "with its data's password"
+    );
+
+    // Purging removes it whatever the policy: the next create starts empty.
+    service.delete(&id("tidb-001"), true).await.unwrap();
+    let fresh = service.create(keep).await.unwrap();
+    assert!(!fresh.reattached);
+    assert_ne!(fresh.credentials, first.credentials);
+}
+
+#[tokio::test]
+async fn a_failed_create_that_took_a_retained_volume_back_retains_it_again() {
+    let (service, _, fleet) = in_memory();
+    let mut keep = request("tidb-001");
+    keep.deletion_policy = DeletionPolicy::Retain;
+    let first = service.create(keep.clone()).await.unwrap();
+    service.delete(&id("tidb-001"), false).await.unwrap();
+    // A create that takes the volume back and is then undone (its registry update
+    // failed, say) gives it back to the retained state, not to the void.
+    let stamp = Stamp::generate().unwrap();
+    let spec = framedb_core::DeploymentSpec {
+        framedb_id: id("tidb-001"),
+        cluster_id: cluster(),
+        node_id: "node-a".parse().unwrap(),
+        storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
+        port: 30900,
+        stamp: stamp.clone(),
+        deletion_policy: DeletionPolicy::Retain,
+        created_at: framedb_core::Timestamp::now(),
+    };
+    assert!(fleet.deploy(&spec).await.unwrap().reattached);
+    fleet
+        .undeploy(&cluster(), &id("tidb-001"), &stamp, Removal::Undo)
+        .await
+        .unwrap();
+    let back = service.create(keep).await.unwrap();
+    assert!(back.reattached);
+    assert_eq!(back.credentials, first.credentials);
+}

@@ -1,0 +1,305 @@
+//! Whose an object is. Every object of an instance carries the stamp of the create that
+//! made it (`objects::annotations::STAMP`); this module creates objects so that none is
+//! taken over, and removes an instance's objects so that none of another create's goes.
+//!
+//! A create POSTs each object: an object of that name that exists already is completed
+//! only if it carries the create's own stamp (a retried deploy), taken back only if it is
+//! a volume (or its credentials) retained for the same id on the same node, and refused
+//! otherwise, with nothing changed. A removal reads each object and deletes it only if it
+//! carries the removal's stamp, with the object's uid as a precondition, so that an object
+//! re-made meanwhile is left alone.
+
+use std::fmt::Debug;
+
+use framedb_core::{DeploymentSpec, Removal, Stamp};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::apply::{FIELD_MANAGER, server_side_apply};
+use crate::error::{Error, Result, is_already_exists, is_not_found};
+use crate::objects::{RETAINED, annotations};
+
+/// What [`create_owned`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// The object is new.
+    Created,
+    /// The object was this create's already (a retried deploy): it is applied again.
+    Completed,
+    /// A retained object of this id was taken back.
+    Reattached,
+}
+
+/// Whether an object may be taken back from retention: only volumes and their
+/// credentials may, for the same id on the same node with the same size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reclaim {
+    /// Never (workloads, Services, policies).
+    Never,
+    /// When it is retained for this spec's node and size.
+    Retained,
+}
+
+fn stamp_of(meta: &kube::api::ObjectMeta) -> &str {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(annotations::STAMP))
+        .map_or("", String::as_str)
+}
+
+fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+fn is_retained(meta: &kube::api::ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(RETAINED))
+        .is_some_and(|v| v == "true")
+}
+
+/// `Kind namespace/name` (or `Kind name` for cluster-scoped objects).
+fn shown<K>(object: &K) -> String
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    match object.meta().namespace.as_deref() {
+        Some(namespace) => format!("{kind} {namespace}/{}", object.name_any()),
+        None => format!("{kind} {}", object.name_any()),
+    }
+}
+
+/// Creates `object` (which carries `spec`'s stamp), as the module docs say.
+///
+/// # Errors
+/// [`Error::Foreign`] when an object of its name exists that this create may not take;
+/// [`Error::Kube`] when the cluster refuses or cannot be reached (a 422 or 404 comes back
+/// as the driver's error, for the caller to tell a taken port or a missing namespace).
+pub(crate) async fn create_owned<K>(
+    api: &Api<K>,
+    object: &K,
+    spec: &DeploymentSpec,
+    reclaim: Reclaim,
+) -> Result<Taken, CreateError>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let cluster = spec.cluster_id.as_str();
+    let name = object.name_any();
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let existing = match api.create(&params, object).await {
+        Ok(_) => return Ok(Taken::Created),
+        Err(error) if is_already_exists(&error) => api
+            .get(&name)
+            .await
+            .map_err(|error| CreateError::Other(reading::<K>(cluster, &name, error)))?,
+        Err(error) => return Err(CreateError::Refused(error)),
+    };
+    let taken = claim_existing(api, &existing, spec, reclaim)
+        .await
+        .map_err(CreateError::Other)?;
+    server_side_apply(api, object)
+        .await
+        .map_err(CreateError::Refused)?;
+    Ok(taken)
+}
+
+/// What a create may do with `existing`, an object of the name it wanted: complete it if
+/// it carries the create's stamp; take it back (under `reclaim`) if it is retained for
+/// the same id, node and size; refuse otherwise.
+///
+/// # Errors
+/// [`Error::Foreign`] when it is another's; [`Error::Kube`] when taking it back fails.
+pub(crate) async fn claim_existing<K>(
+    api: &Api<K>,
+    existing: &K,
+    spec: &DeploymentSpec,
+    reclaim: Reclaim,
+) -> Result<Taken>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let meta = existing.meta();
+    if stamp_of(meta) == spec.stamp.as_str() && !is_retained(meta) {
+        return Ok(Taken::Completed);
+    }
+    if reclaim == Reclaim::Retained && is_retained(meta) {
+        check_retained(existing, spec)?;
+        take_back(api, existing, spec).await?;
+        return Ok(Taken::Reattached);
+    }
+    Err(foreign(
+        spec,
+        existing,
+        "exists and was not made by this create",
+    ))
+}
+
+/// A create's refusal: the driver's answer to the create itself, or anything else.
+#[derive(Debug)]
+pub(crate) enum CreateError {
+    /// The API server refused or failed the write (the caller reads its code).
+    Refused(kube::Error),
+    /// The object is another's, or reading it failed.
+    Other(Error),
+}
+
+fn reading<K>(cluster: &str, name: &str, error: kube::Error) -> Error
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    Error::kube(cluster, format!("reading {kind} {name}"), error)
+}
+
+fn foreign<K>(spec: &DeploymentSpec, object: &K, why: &str) -> Error
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let object = shown(object);
+    Error::Foreign {
+        cluster: spec.cluster_id.clone(),
+        sentence: format!(
+            "{object} on cluster '{}' {why}; FrameDB takes over no object it did not make \
+             (delete it, or use another framedb_id)",
+            spec.cluster_id
+        ),
+        object,
+    }
+}
+
+/// A retained volume comes back only to its node, at its size.
+fn check_retained<K>(existing: &K, spec: &DeploymentSpec) -> Result<()>
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let meta = existing.meta();
+    let node = annotation(meta, annotations::NODE).unwrap_or_default();
+    let size = annotation(meta, annotations::STORAGE_SIZE).unwrap_or_default();
+    if node != spec.node_id.as_str() || size != spec.storage_size.as_str() {
+        return Err(foreign(
+            spec,
+            existing,
+            &format!(
+                "is retained from a deleted instance of this id on node '{node}' with size \
+                 {size}; create the instance there with that size to take it back, or purge \
+                 it (create it so, then DELETE with purge=true)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes a retained object back for `spec`'s create: its stamp becomes the create's, and
+/// the stamp that retained it is kept, so that undoing the create retains it again. The
+/// object's resourceVersion guards the write against a concurrent one.
+async fn take_back<K>(api: &Api<K>, existing: &K, spec: &DeploymentSpec) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let meta = existing.meta();
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": meta.resource_version,
+            "labels": { RETAINED: null },
+            "annotations": {
+                annotations::STAMP: spec.stamp.as_str(),
+                annotations::REATTACHED_FROM: stamp_of(meta),
+            },
+        }
+    });
+    api.patch(
+        &existing.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(|error| {
+        Error::kube(
+            spec.cluster_id.as_str(),
+            format!("taking back {}", shown(existing)),
+            error,
+        )
+    })
+}
+
+/// Removes the object `name` if it carries `stamp` (and is not retained): deletes it, or,
+/// for a volume (`keep` true), marks it retained. Returns whether it carried the stamp.
+///
+/// # Errors
+/// [`Error::Kube`] when the cluster refuses or cannot be reached.
+pub(crate) async fn remove_owned<K>(
+    api: &Api<K>,
+    cluster: &str,
+    name: &str,
+    stamp: &Stamp,
+    keep: impl Fn(&K) -> bool,
+) -> Result<bool>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let existing = match api.get_opt(name).await {
+        Ok(Some(existing)) => existing,
+        Ok(None) => return Ok(false),
+        Err(error) => return Err(reading::<K>(cluster, name, error)),
+    };
+    let meta = existing.meta();
+    if stamp_of(meta) != stamp.as_str() || is_retained(meta) {
+        return Ok(false);
+    }
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    if keep(&existing) {
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": meta.resource_version,
+                "labels": { RETAINED: "true" },
+                "annotations": { annotations::REATTACHED_FROM: null },
+            }
+        });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|error| Error::kube(cluster, format!("retaining {kind} {name}"), error))?;
+        return Ok(true);
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: meta.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        Err(error) if is_not_found(&error) => Ok(true),
+        Err(error) => Err(Error::kube(
+            cluster,
+            format!("deleting {kind} {name}"),
+            error,
+        )),
+    }
+}
+
+/// Whether `removal` keeps a volume (or its credentials) that `object` is.
+pub(crate) fn keeps_volume<K: Resource>(removal: Removal, object: &K) -> bool {
+    match removal {
+        Removal::Purge => false,
+        Removal::Retain => true,
+        Removal::Undo => annotation(object.meta(), annotations::REATTACHED_FROM).is_some(),
+    }
+}

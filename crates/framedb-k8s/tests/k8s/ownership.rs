@@ -1,0 +1,214 @@
+//! Nothing lost, nothing taken over, on a simulated cluster: a create never adopts an
+//! object it did not make (made by kubectl or by another create), a delete or an undo
+//! removes its own stamp's objects only, and a retained volume keeps its uid across a
+//! delete and a re-create.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::{
+    ClusterDeployer, DeletionPolicy, Error, NewInstance, ProvisioningService, Removal, Stamp,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, Service};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+use super::{Cluster, cluster_id};
+
+const NS: &str = "framedb-storage";
+
+fn request(id: &str, policy: &str) -> NewInstance {
+    serde_json::from_value(json!({
+        "framedb_id": id, "cluster_id": "cluster-01", "node_id": "node-a",
+        "storage_size": "1Gi", "deletion_policy": policy
+    }))
+    .unwrap()
+}
+
+async fn claim_uid(cluster: &Cluster, name: &str) -> Option<String> {
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+        .get_opt(name)
+        .await
+        .unwrap()
+        .and_then(|claim| claim.metadata.uid)
+}
+
+async fn ensure_namespace(cluster: &Cluster) {
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
+    let _ = Api::<Namespace>::all(cluster.client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await;
+}
+
+#[tokio::test]
+async fn a_claim_someone_else_made_is_refused_and_left_as_it_was() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    ensure_namespace(&cluster).await;
+    // A claim of the instance's volume name, made by someone else (as with kubectl).
+    let foreign: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "victim-data", "labels": {"team": "theirs"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    let before = claim_uid(&cluster, "victim-data").await;
+
+    let (service, registry) = cluster.service();
+    let refused = service
+        .create(request("victim", "Delete"))
+        .await
+        .unwrap_err();
+    let Error::ObjectConflict {
+        object, sentence, ..
+    } = &refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(object, "PersistentVolumeClaim framedb-storage/victim-data");
+    assert!(
+        sentence.contains("was not made by this create"),
+        "{sentence}"
+    );
+    // Nothing existing changed; nothing of the refused create is left.
+    assert_eq!(claim_uid(&cluster, "victim-data").await, before);
+    let claim = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+        .get("victim-data")
+        .await
+        .unwrap();
+    assert_eq!(claim.metadata.labels.unwrap()["team"], "theirs");
+    assert!(registry.is_empty());
+    for gone in [
+        Api::<Service>::namespaced(cluster.client.clone(), NS)
+            .get_opt("victim")
+            .await
+            .unwrap()
+            .is_none(),
+        Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+            .get_opt("victim")
+            .await
+            .unwrap()
+            .is_none(),
+        Api::<Secret>::namespaced(cluster.client.clone(), NS)
+            .get_opt("victim-credentials")
+            .await
+            .unwrap()
+            .is_none(),
+    ] {
+        assert!(gone, "the refused create's own objects are undone");
+    }
+}
+
+#[tokio::test]
+async fn a_second_registry_cannot_take_over_or_delete_what_another_create_runs() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let (first, _) = cluster.service();
+    let running = first.create(request("tidb-001", "Delete")).await.unwrap();
+    let uid = claim_uid(&cluster, "tidb-001-data").await;
+    let port = running.record.port;
+
+    // A service on an empty registry (a restart, a restored backup, a second global).
+    let second = ProvisioningService::new(
+        Arc::new(InMemoryRegistry::new()),
+        cluster.fleet.clone(),
+        cluster.fleet.clone(),
+    );
+    let refused = second
+        .create(request("tidb-001", "Delete"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::ObjectConflict { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(claim_uid(&cluster, "tidb-001-data").await, uid);
+    let service = Api::<Service>::namespaced(cluster.client.clone(), NS)
+        .get("tidb-001")
+        .await
+        .unwrap();
+    let node_port = service.spec.unwrap().ports.unwrap()[0].node_port;
+    assert_eq!(
+        node_port.map(|p| p as u16),
+        port,
+        "the Service kept its port"
+    );
+    assert_eq!(
+        first.credentials(&running.record.framedb_id).await.unwrap(),
+        running.credentials
+    );
+    // Another stamp's removal finds nothing of it.
+    let other = Stamp::generate().unwrap();
+    let found = cluster
+        .fleet
+        .undeploy(
+            &cluster_id(),
+            &running.record.framedb_id,
+            &other,
+            Removal::Purge,
+        )
+        .await
+        .unwrap();
+    assert!(!found);
+    assert_eq!(claim_uid(&cluster, "tidb-001-data").await, uid);
+}
+
+#[tokio::test]
+async fn a_retained_volume_keeps_its_uid_across_delete_and_re_create() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let (service, registry) = cluster.service();
+    let first = service.create(request("keeper", "Retain")).await.unwrap();
+    let uid = claim_uid(&cluster, "keeper-data").await;
+    assert!(uid.is_some());
+    service
+        .delete(&first.record.framedb_id, false)
+        .await
+        .unwrap();
+    assert!(registry.is_empty());
+    assert!(
+        Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+            .get_opt("keeper")
+            .await
+            .unwrap()
+            .is_none(),
+        "the workload went"
+    );
+    let claim = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+        .get("keeper-data")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim.metadata.labels.unwrap()["framedb.io/retained"],
+        "true"
+    );
+    assert_eq!(claim.metadata.uid, uid);
+
+    // Elsewhere, it is not taken: the create says where it waits.
+    let mut elsewhere = request("keeper", "Retain");
+    elsewhere.node_id = "node-b".parse().unwrap();
+    let refused = service.create(elsewhere).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("retained") && refused.to_string().contains("node-a"),
+        "{refused}"
+    );
+    assert_eq!(claim_uid(&cluster, "keeper-data").await, uid);
+
+    let back = service.create(request("keeper", "Retain")).await.unwrap();
+    assert!(back.reattached);
+    assert_eq!(back.credentials, first.credentials);
+    assert_eq!(
+        claim_uid(&cluster, "keeper-data").await,
+        uid,
+        "the same volume"
+    );
+
+    // Purge removes it whatever the policy.
+    service.delete(&back.record.framedb_id, true).await.unwrap();
+    assert!(claim_uid(&cluster, "keeper-data").await.is_none());
+    let fresh = service.create(request("keeper", "Delete")).await.unwrap();
+    assert!(!fresh.reattached);
+    assert_eq!(fresh.record.deletion_policy, DeletionPolicy::Delete);
+}
