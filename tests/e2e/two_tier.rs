@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 
 use super::{BASE, Clusters, Server, call, ids, mongo_uri};
 
+mod ownership;
+
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";
 
@@ -465,9 +467,16 @@ async fn failed_creates_leave_nothing_in_either_tier_or_on_the_cluster() {
     let simulator = &topology.clusters.fleet.clusters()[1];
     simulator
         .faults()
-        .fail(Verb::Patch, Some("statefulsets"), 500, 1.0);
+        .fail(Verb::Create, Some("statefulsets"), 500, 1.0);
     let (status, body) = topology.create("half-2", "cluster-02", "node-a", "t").await;
     assert!(status.is_server_error(), "{status} {body}");
+    assert!(
+        simulator
+            .requests()
+            .count(Verb::Create, Some("statefulsets"))
+            > 0,
+        "the local deploy is what failed"
+    );
     simulator.faults().clear();
     assert!(topology.assert_consistent().await.is_empty());
 }

@@ -1,0 +1,128 @@
+//! Nothing lost, nothing orphaned, over both tiers: a registry that lost a record cannot
+//! delete what runs under it, a local service that lost a record still deletes what runs,
+//! and a retained volume comes back to its id with its uid.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use framedb_core::memory::InMemoryRegistry;
+use framedb_core::{FramedbId, InstanceRegistry};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::{BASE, Topology, names};
+
+async fn in_memory(test: &str) -> Topology {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    Topology::start(test, Duration::ZERO, registries, Duration::from_secs(10)).await
+}
+
+impl Topology {
+    /// The uid of `claim` on cluster-01, if it exists.
+    async fn claim_uid(&self, claim: &str) -> Option<String> {
+        let client = self.clusters.fleet.clusters()[0].client().await;
+        kube::Api::<PersistentVolumeClaim>::namespaced(client, "framedb-storage")
+            .get_opt(claim)
+            .await
+            .unwrap()
+            .and_then(|claim| claim.metadata.uid)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_that_lost_a_record_cannot_take_over_or_delete_what_runs() {
+    let topology = in_memory("lost-global").await;
+    let (status, body) = topology.create("victim", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let uid = topology.claim_uid("victim-data").await;
+    assert!(uid.is_some());
+
+    // The global forgets it (a restart on an in-memory registry, a restored backup).
+    let id = FramedbId::new("victim").unwrap();
+    topology.global_registry.remove(&id).await.unwrap();
+    let (status, body) = topology.create("victim", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "conflict", "{body}");
+    assert_eq!(body["details"]["cluster_id"], "cluster-01", "{body}");
+
+    // The victim runs on, untouched: its volume, its workload, its local record.
+    assert_eq!(topology.claim_uid("victim-data").await, uid);
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    assert!(names::<StatefulSet>(&client).await.contains("victim"));
+    assert!(names::<Service>(&client).await.contains("victim"));
+    assert!(topology.locals[0].registry.get(&id).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_removes_what_runs_when_the_local_service_lost_its_record() {
+    let topology = in_memory("lost-local").await;
+    let (status, body) = topology.create("orphan", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The local service forgets it (a restart on an in-memory registry, a lost MongoDB).
+    let id = FramedbId::new("orphan").unwrap();
+    topology.locals[0].registry.remove(&id).await.unwrap();
+
+    let (status, body) = topology
+        .send(Method::DELETE, &format!("{BASE}/orphan"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    assert!(!names::<StatefulSet>(&client).await.contains("orphan"));
+    assert!(!names::<Service>(&client).await.contains("orphan"));
+    assert!(topology.claim_uid("orphan-data").await.is_none());
+    assert!(topology.assert_consistent().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_volume_keeps_its_uid_across_delete_and_re_create() {
+    let topology = in_memory("retain").await;
+    let body = json!({"framedb_id": "keeper", "cluster_id": "cluster-01", "node_id": "node-a",
+                      "storage_size": "1Gi", "deletion_policy": "Retain"});
+    let (status, created) = topology.send(Method::POST, BASE, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, read) = topology
+        .send(Method::GET, &format!("{BASE}/keeper"), None)
+        .await;
+    assert_eq!(read["data"]["deletion_policy"], "Retain", "{read}");
+    let (_, found) = topology
+        .send(
+            Method::POST,
+            &format!("{BASE}/query"),
+            Some(json!({"deletion_policy": "Retain"})),
+        )
+        .await;
+    assert_eq!(found["data"].as_array().unwrap().len(), 1, "{found}");
+    let uid = topology.claim_uid("keeper-data").await;
+
+    let (status, _) = topology
+        .send(Method::DELETE, &format!("{BASE}/keeper"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(topology.claim_uid("keeper-data").await, uid, "retained");
+
+    let (status, again) = topology.send(Method::POST, BASE, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert!(
+        again["message"].as_str().unwrap().contains("took back"),
+        "{again}"
+    );
+    assert_eq!(again["credentials"], created["credentials"]);
+    assert_eq!(
+        topology.claim_uid("keeper-data").await,
+        uid,
+        "the same volume"
+    );
+
+    let (status, _) = topology
+        .send(Method::DELETE, &format!("{BASE}/keeper?purge=true"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(topology.claim_uid("keeper-data").await.is_none(), "purged");
+    let (status, body) = topology
+        .send(Method::DELETE, &format!("{BASE}/keeper?purge=maybe"), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
