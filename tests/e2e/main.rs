@@ -113,7 +113,7 @@ impl Drop for Clusters {
 /// The registry on `database` of the MongoDB at `uri`, waiting `timeout` for it.
 pub fn mongo_settings(uri: &str, database: &str, timeout: Duration) -> MongoSettings {
     MongoSettings {
-        uri: Some(uri.to_owned()),
+        uri: Some(uri.into()),
         database: database.to_owned(),
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap(),
         ..MongoSettings::default()

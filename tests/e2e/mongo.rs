@@ -517,7 +517,7 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
     let local = LocalSettings {
         serve: ServeSettings {
             listen: address,
-            token: Some(installed_token(sim).await),
+            token: Some(installed_token(sim).await.into()),
             ..ServeSettings::loopback()
         },
         ..LocalSettings::new(edge.clone(), Some(clusters.kubeconfig(&edge)))

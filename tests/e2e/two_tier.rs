@@ -813,3 +813,57 @@ async fn credentials_come_from_the_cluster_through_both_tiers_and_stay_out_of_th
     assert_eq!(body["error"], "instance_not_found");
     drop_databases(&uri, "credentials").await;
 }
+
+#[tokio::test]
+async fn status_streams_past_the_cap_are_503_and_a_closed_one_frees_its_slot() {
+    let clusters = Clusters::demo("stream-cap", Duration::ZERO).await;
+    let (id, _) = clusters.each().next().unwrap();
+    let mut settings = LocalSettings {
+        serve: ServeSettings {
+            token: Some(LOCAL_TOKEN.into()),
+            ..ServeSettings::loopback()
+        },
+        ..LocalSettings::new(id.clone(), Some(clusters.kubeconfig(&id)))
+    };
+    settings.cluster.max_status_streams = 2;
+    let adapters = Adapters {
+        registry: Some(Arc::new(InMemoryRegistry::new())),
+        ..Adapters::default()
+    };
+    let local = Server::local(&settings, adapters).await;
+    let client = super::http_client().build().unwrap();
+    let watch = || {
+        client
+            .get(local.at("local/v1/statuses/watch"))
+            .header(AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
+            .send()
+    };
+    // Two streams stay open (their first line read), the third is refused at once.
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = watch().await.unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
+        assert!(stream.chunk().await.unwrap().is_some());
+        open.push(stream);
+    }
+    let refused = watch().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "overloaded", "{body}");
+
+    // Closing one frees its slot (the server notices at its next write, the heartbeat).
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let next = watch().await.unwrap();
+        if next.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's slot was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    local.stop().await;
+}

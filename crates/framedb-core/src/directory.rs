@@ -118,7 +118,8 @@ impl Conflict {
             Self::Configured => {
                 return format!(
                     "cluster '{cluster}' is configured by the global service's operator; \
-                     setup cannot re-point it"
+                     setup cannot install or re-point its service through a caller's \
+                     kubeconfig"
                 );
             }
             Self::LocalUrl => "with another local_url",
@@ -126,8 +127,8 @@ impl Conflict {
             Self::CertificateAuthority => "with another certificate authority",
         };
         format!(
-            "cluster '{cluster}' was set up {why}; remove it first, or set up with \
-             \"replace\": true to re-point it"
+            "cluster '{cluster}' was set up {why}; remove it first with its own kubeconfig \
+             (or, where the operator allows it, set up with \"replace\": true)"
         )
     }
 }

@@ -95,6 +95,11 @@ pub enum Error {
     #[error(transparent)]
     Timeout(Fault),
 
+    /// A peer service (a local config service) answered, but not with an answer its API
+    /// allows: too large, not the JSON it promises, or a refusal of FrameDB's own token.
+    #[error(transparent)]
+    BadGateway(Fault),
+
     /// Anything else. The sentence is for the log; callers are told only that an
     /// internal error occurred.
     #[error(transparent)]

@@ -30,6 +30,10 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
 
+    /// The caller asked for what only the service's operator may allow.
+    #[error("{0}")]
+    Forbidden(String),
+
     /// The body is not sent as JSON.
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
@@ -92,6 +96,7 @@ impl ApiError {
                 E::ObjectConflict { .. } => (StatusCode::CONFLICT, "conflict", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
+                E::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway", own()),
                 // The caller gets no internals; the log has them.
                 E::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,6 +106,7 @@ impl ApiError {
             },
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json", own()),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_input", own()),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", own()),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -16,6 +16,10 @@ use k8s_openapi::api::core::v1::{
     Secret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction,
     Volume, VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
@@ -51,8 +55,8 @@ pub const TOKEN_DIGEST: &str = "framedb.io/token-sha256";
 /// The Secret holding the token the local service requires.
 pub const TOKEN_SECRET: &str = "framedb-config-token";
 
-/// What one installation is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one installation is for. `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Install {
     /// The volume size of MongoDB.
     pub storage_size: StorageSize,
@@ -64,6 +68,17 @@ pub struct Install {
     /// provisioner (see [`check_volume_root`]): the local service then makes a `local`
     /// PersistentVolume per instance, and only then may it write PersistentVolumes.
     pub local_volume_root: Option<String>,
+}
+
+impl std::fmt::Debug for Install {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Install")
+            .field("storage_size", &self.storage_size)
+            .field("cluster_id", &self.cluster_id)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("local_volume_root", &self.local_volume_root)
+            .finish()
+    }
 }
 
 /// Checks a `local_volume_root`: an absolute path, without `..`, whitespace or control
@@ -189,14 +204,7 @@ impl<'a> ConfigService<'a> {
         // Least privilege: the local service writes only in the instances' namespace (a
         // Role), and cluster-wide only reads what is cluster-wide (a ClusterRole: Services,
         // whose node ports are cluster-wide, and nodes).
-        let instances = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.settings.instance_namespace.clone()),
-                labels: Some([(labels::MANAGED_BY.to_owned(), "framedb".to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
+        let instances = crate::objects::instance_namespace(&self.settings.instance_namespace);
         self.apply(Api::all(self.client.clone()), instances).await?;
         self.apply(self.api(), self.service_account()).await?;
         self.apply(Api::all(self.client.clone()), cluster_role(install))
@@ -211,6 +219,7 @@ impl<'a> ConfigService<'a> {
             .await?;
         self.apply(self.api(), self.claim(storage_size)).await?;
         self.apply(self.api(), self.mongodb()).await?;
+        self.apply(self.api(), self.mongodb_policy()).await?;
         self.apply(
             self.api(),
             self.service(MONGODB, MONGODB, MONGODB_PORT, None),
@@ -522,6 +531,34 @@ impl<'a> ConfigService<'a> {
                 ..DeploymentSpec::default()
             }),
             status: None,
+        }
+    }
+
+    /// Only the config service reaches its MongoDB, which has no authentication of its
+    /// own: any other pod of the cluster could rewrite the local registry.
+    fn mongodb_policy(&self) -> NetworkPolicy {
+        let pods = |component: &str| LabelSelector {
+            match_labels: Some(selector(component)),
+            match_expressions: None,
+        };
+        NetworkPolicy {
+            metadata: self.meta(MONGODB, MONGODB, true),
+            spec: Some(NetworkPolicySpec {
+                pod_selector: Some(pods(MONGODB)),
+                policy_types: Some(vec!["Ingress".into()]),
+                ingress: Some(vec![NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(pods(FRAMEDB_CONFIG)),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![NetworkPolicyPort {
+                        protocol: Some("TCP".into()),
+                        port: Some(IntOrString::Int(MONGODB_PORT)),
+                        end_port: None,
+                    }]),
+                }]),
+                egress: None,
+            }),
         }
     }
 

@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource};
 
 use crate::apply::applying;
@@ -127,14 +127,7 @@ impl KubeFleet {
 
     /// Creates the instances' namespace; one that exists already is fine.
     async fn ensure_namespace(&self, cluster: &ClusterId, client: &Client) -> DomainResult<()> {
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(self.layout.namespace.clone()),
-                labels: Some([(labels::MANAGED_BY.to_owned(), "framedb".to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
+        let namespace = crate::objects::instance_namespace(&self.layout.namespace);
         match Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &namespace)
             .await

@@ -160,6 +160,26 @@ pub fn instance_annotations(spec: &DeploymentSpec) -> BTreeMap<String, String> {
     ])
 }
 
+/// The instances' namespace `name`: FrameDB's, and under Pod Security Admission's
+/// `baseline` level, so that whoever may create workloads there (the local service) cannot
+/// run privileged or host-path pods.
+pub fn instance_namespace(name: &str) -> k8s_openapi::api::core::v1::Namespace {
+    k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(BTreeMap::from([
+                (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
+                (
+                    "pod-security.kubernetes.io/enforce".to_owned(),
+                    "baseline".to_owned(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// The labels of every object of an instance.
 pub fn instance_labels(spec: &DeploymentSpec) -> BTreeMap<String, String> {
     BTreeMap::from([

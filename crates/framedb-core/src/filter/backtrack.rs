@@ -15,6 +15,12 @@
 //!   `(a|ab)*`, `(a|a?)+`, `(\d|1)+` and `(.|a)*` are refused, `(a|b)*` and `(foo|bar)+`
 //!   are fine.
 //!
+//! - **more than two open-ended repetitions** (`*`, `+`, `{n,}`) in one pattern:
+//!   `a*a*a*b` or `.*x.*y.*z` take a backtracking engine time of the text's length to the
+//!   power of their number (three or more: cubic and worse on a 64 KiB metadata value).
+//!   Two are allowed (`^a.*b.*c$`), so that the common shapes stay; a server-side time
+//!   limit on every query bounds the quadratic rest.
+//!
 //! Backreferences and lookaround never get here: the `regex` crate cannot parse them, and
 //! `pattern` refuses what it cannot parse.
 //!
@@ -55,7 +61,35 @@ pub(super) fn check(
         case_insensitive: case_insensitive || mentions_case_insensitive(&ast),
         quote,
     };
-    checker.walk(&ast, None)
+    checker.walk(&ast, None)?;
+    let open = open_repetitions(&ast);
+    if open > MAX_OPEN_REPETITIONS {
+        return Err(format!(
+            "the $regex pattern repeats {open} parts an open number of times (`*`, `+`, \
+             `{{n,}}`), and at most {MAX_OPEN_REPETITIONS} are allowed: MongoDB's \
+             regular-expression engine backtracks, and its time grows with the text's \
+             length to the power of their number (exponential in it), so it is refused"
+        ));
+    }
+    Ok(())
+}
+
+/// Open-ended repetitions a pattern may have: quadratic time at worst, which the
+/// registry's time limit bounds.
+const MAX_OPEN_REPETITIONS: usize = 2;
+
+/// How many repetitions of `ast` have no upper bound.
+fn open_repetitions(ast: &Ast) -> usize {
+    match ast {
+        Ast::Repetition(repetition) => {
+            let open = usize::from(bounds(&repetition.op.kind).1.is_none());
+            open + open_repetitions(&repetition.ast)
+        }
+        Ast::Group(group) => open_repetitions(&group.ast),
+        Ast::Concat(concat) => concat.asts.iter().map(open_repetitions).sum(),
+        Ast::Alternation(alternation) => alternation.asts.iter().map(open_repetitions).sum(),
+        _ => 0,
+    }
 }
 
 struct Checker<'a> {
@@ -326,6 +360,17 @@ mod tests {
         refused("(a|a?)+", "", "the empty string (the alternative 'a?')");
         refused("(a|)*", "", "the empty string (an empty alternative)");
         refused("(a|^)*", "", "the empty string (the alternative '^')");
+    }
+
+    #[test]
+    fn more_than_two_open_repetitions_are_refused() {
+        refused("a*a*a*a*a*b", "", "repeats 5 parts an open number of times");
+        refused(".*.*.*.*.*.*x", "", "repeats 6 parts");
+        refused(".*x.*y.*z", "", "repeats 3 parts");
+        refused("a+b{2,}c*", "", "repeats 3 parts");
+        accepted("^a.*b.*c$", "");
+        accepted(".*x.*", "");
+        accepted("a{1,9}b{2,5}c*d+", "");
     }
 
     #[test]

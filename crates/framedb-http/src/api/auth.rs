@@ -38,6 +38,11 @@ impl ApiToken {
         Self(token.filter(|t| !t.is_empty()).map(Arc::from))
     }
 
+    /// Requests must carry the configured `token`, if any (an empty one is none).
+    pub fn of(token: Option<&crate::settings::Secret>) -> Self {
+        Self::new(token.map(|token| token.expose().to_owned()))
+    }
+
     /// Whether a token is required.
     pub fn is_set(&self) -> bool {
         self.0.is_some()

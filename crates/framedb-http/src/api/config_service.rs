@@ -109,6 +109,14 @@ pub(crate) async fn setup(
     })?;
     kubeconfig::check_server(&parsed, state.allow_insecure_clusters)
         .map_err(framedb_core::Error::from)?;
+    if request.replace && !state.allow_setup_replace {
+        return Err(ApiError::Forbidden(
+            "\"replace\": true re-points a cluster, which this service's operator has not \
+             allowed (--allow-setup-replace); remove the cluster with its own kubeconfig and \
+             set it up again instead"
+                .into(),
+        ));
+    }
     if let Some(root) = &request.local_volume_root {
         framedb_k8s::config_service::check_volume_root(root).map_err(ApiError::InvalidRequest)?;
     }

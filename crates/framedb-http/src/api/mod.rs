@@ -45,6 +45,8 @@ pub(crate) struct AppState {
     /// Whether `/framedb-config/*` may call API servers on private addresses, over plain
     /// http, or without TLS verification.
     pub allow_insecure_clusters: bool,
+    /// Whether setup may re-point a recorded cluster (`"replace": true`).
+    pub allow_setup_replace: bool,
 }
 
 /// The global API.

@@ -90,11 +90,11 @@ struct Entry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Origin {
-    /// A flag names the cluster, with this token (`--local-token`). Its URL is fixed;
-    /// setup may record a token (and the identity) of its own for it, unless the operator
-    /// knows its identity too (the embedded default's clusters): a setup through that
-    /// API server then installs this token, and one through another is refused.
-    Configured(Option<LocalToken>, Option<ClusterIdentity>),
+    /// A flag names the cluster (its URL and token are the flags'). Setup may install its
+    /// service only when the operator knows its identity too (the embedded default's
+    /// clusters): a setup through that API server then installs the entry's token, and
+    /// any other is refused.
+    Configured(Option<ClusterIdentity>),
     /// Only setup recorded it.
     Setup,
 }
@@ -102,13 +102,6 @@ enum Origin {
 impl Entry {
     fn configured(&self) -> bool {
         matches!(self.origin, Origin::Configured(..))
-    }
-
-    /// Back to what the flags say, forgetting what setup recorded.
-    fn unrecord(&mut self) {
-        if let Origin::Configured(token, _) = &self.origin {
-            self.token = token.clone();
-        }
     }
 
     /// The view's entry of a stored one, unless its URL is unusable (written by hand).
@@ -125,14 +118,6 @@ impl Entry {
                 None
             }
         }
-    }
-}
-
-/// The token the flags give a configured entry.
-fn entry_flag_token(entry: &Entry) -> Option<&LocalToken> {
-    match &entry.origin {
-        Origin::Configured(token, _) => token.as_ref(),
-        Origin::Setup => None,
     }
 }
 
@@ -206,8 +191,8 @@ impl ClusterDirectory {
         tracing::info!(cluster_id = %cluster, %url, "local config service configured");
         let entry = Entry {
             url,
-            token: token.clone(),
-            origin: Origin::Configured(token, identity),
+            token,
+            origin: Origin::Configured(identity),
         };
         self.write().insert(cluster, entry);
     }
@@ -242,7 +227,6 @@ impl ClusterDirectory {
     fn take_in(&self, stored: &[DirectoryEntry], warn: bool) -> usize {
         let mut entries = self.write();
         entries.retain(|_, entry| entry.configured());
-        entries.values_mut().for_each(Entry::unrecord);
         stored
             .iter()
             .filter(|stored| Self::put_into(&mut entries, stored, warn))
@@ -258,17 +242,13 @@ impl ClusterDirectory {
         let Some(recorded) = Entry::of(stored) else {
             return false;
         };
-        match entries.get_mut(&stored.cluster_id) {
+        match entries.get(&stored.cluster_id) {
             Some(configured) if configured.configured() => {
-                if configured.url == recorded.url {
-                    configured.token = recorded.token;
-                    return true;
-                }
                 if warn {
                     tracing::warn!(cluster_id = %stored.cluster_id, configured = %configured.url,
                         stored = %stored.local_url,
-                        "the directory's store records a cluster that a flag configures at \
-                         another URL; the flag wins (remove the cluster, or drop the flag)");
+                        "the directory's store records a cluster that a flag configures; the \
+                         flag wins (remove the cluster, or drop the flag)");
                 }
                 false
             }
@@ -331,8 +311,10 @@ impl ClusterDirectory {
 
     /// The token and identity of an operator's entry whose identity the operator knows.
     fn known(&self, cluster: &ClusterId) -> Option<(LocalToken, ClusterIdentity)> {
-        match &self.read().get(cluster)?.origin {
-            Origin::Configured(Some(token), Some(identity)) => {
+        let entries = self.read();
+        let entry = entries.get(cluster)?;
+        match (&entry.token, &entry.origin) {
+            (Some(token), Origin::Configured(Some(identity))) => {
                 Some((token.clone(), identity.clone()))
             }
             _ => None,
@@ -344,14 +326,13 @@ impl ClusterDirectory {
     /// and its token (so its running service keeps working); one recorded otherwise is a
     /// conflict, unless `replace`, which records `wanted` with its new token in place of
     /// the old entry (so the old address never receives the new token). A cluster the
-    /// operator configured is claimed the same way at its configured URL: setup gives it
-    /// a token of its own, never the operator's `--local-token`, which other clusters
-    /// share.
+    /// operator configured with its identity (the embedded default's) is claimed with its
+    /// own token when `wanted` names that identity.
     ///
     /// # Errors
     /// [`framedb_core::Error::ClusterConflict`] when the operator configured the cluster
-    /// at another URL, or setup recorded it otherwise and `replace` is not set; nothing is
-    /// changed then. The store's errors.
+    /// (without its identity, or with another), or setup recorded it otherwise and
+    /// `replace` is not set; nothing is changed then. The store's errors.
     pub async fn claim(
         &self,
         wanted: DirectoryEntry,
@@ -362,12 +343,6 @@ impl ClusterDirectory {
             cluster: cluster.clone(),
             conflict,
         };
-        if self
-            .configured(&cluster)
-            .is_some_and(|url| url.as_str() != wanted.local_url)
-        {
-            return Err(conflict(Conflict::Configured));
-        }
         if let Some((token, known)) = self.known(&cluster) {
             let known = DirectoryEntry {
                 identity: known,
@@ -380,6 +355,13 @@ impl ClusterDirectory {
                 token,
                 undo: Undo::Nothing,
             });
+        }
+        // An operator's cluster whose API server this service does not know: nothing shows
+        // that the kubeconfig reaches the service at the configured URL, so setup installs
+        // nothing there (neither the operator's token, which other clusters share, nor a
+        // new one, which that service would not have).
+        if self.configured(&cluster).is_some() {
+            return Err(conflict(Conflict::Configured));
         }
         let (kept, undo) = if replace {
             let previous = self.store.replace(&wanted).await?;
@@ -455,7 +437,7 @@ impl ClusterDirectory {
         Ok(())
     }
 
-    /// Puts a stored entry into the view (an operator's entry takes its token only).
+    /// Puts a stored entry into the view, unless an operator's entry names the cluster.
     fn put(&self, stored: &DirectoryEntry) {
         if Self::put_into(&mut self.write(), stored, true) {
             tracing::info!(cluster_id = %stored.cluster_id, url = %stored.local_url,
@@ -463,19 +445,16 @@ impl ClusterDirectory {
         }
     }
 
-    /// Drops what setup recorded of `cluster` from the view (an operator's entry goes
-    /// back to the flags' token); whether there was such a record.
+    /// Drops `cluster` from the view if setup recorded it; whether it did.
     fn drop_recorded(&self, cluster: &ClusterId) -> bool {
         let mut entries = self.write();
-        match entries.get_mut(cluster) {
-            Some(entry) if entry.configured() => {
-                let recorded = entry.token.as_ref() != entry_flag_token(entry);
-                entry.unrecord();
-                recorded
-            }
-            Some(_) => entries.remove(cluster).is_some(),
-            None => false,
+        let recorded = entries
+            .get(cluster)
+            .is_some_and(|entry| !entry.configured());
+        if recorded {
+            entries.remove(cluster);
         }
+        recorded
     }
 
     /// Whether `cluster` is known.
@@ -542,42 +521,36 @@ mod tests {
         let there = service_url("http://10.6.6.6:32566").unwrap();
         let operators = LocalToken::new("operators-shared-token").unwrap();
         directory.insert(configured.clone(), here.clone(), Some(operators.clone()));
-        for replace in [false, true] {
+        // Nothing shows that a caller's kubeconfig reaches the configured service: setup
+        // installs nothing there, at any address, even with "replace".
+        for (url, replace) in [(&there, false), (&here, false), (&here, true)] {
             let refused = directory
-                .claim(wanted(&configured, &there, "https://k"), replace)
+                .claim(wanted(&configured, url, "https://k"), replace)
                 .await;
             assert_eq!(
                 refused.unwrap_err(),
                 conflict(&configured, Conflict::Configured)
             );
         }
-        // At its configured URL, setup gives an operator's cluster a token of its own.
-        let own = directory
-            .claim(wanted(&configured, &here, "https://k"), false)
-            .await
-            .unwrap();
-        assert_ne!(own.token, operators);
-        assert_eq!(
-            directory.endpoint(&configured),
-            Some((here.clone(), Some(own.token.clone())))
-        );
-        let refused = directory
-            .claim(wanted(&configured, &here, "https://evil"), false)
-            .await;
-        assert_eq!(
-            refused.unwrap_err(),
-            conflict(&configured, Conflict::ApiServer)
-        );
-        let restarted = ClusterDirectory::with_store(store.clone());
-        restarted.insert(configured.clone(), here.clone(), Some(operators.clone()));
-        assert_eq!(restarted.load().await.unwrap(), 1);
-        assert_eq!(restarted.token(&configured), Some(own.token.clone()));
         directory.forget(&configured).await.unwrap();
         assert_eq!(
             directory.endpoint(&configured),
-            Some((here.clone(), Some(operators.clone()))),
-            "forgotten, it is as the flags say"
+            Some((here.clone(), Some(operators.clone())))
         );
+        // An operator's cluster whose API server the operator knows (the embedded
+        // default's) is set up through that server only, with its own token.
+        let known = ClusterId::new("c3").unwrap();
+        let identity = wanted(&known, &here, "https://known").identity;
+        directory.insert_known(known.clone(), here.clone(), operators.clone(), identity);
+        let claim = directory
+            .claim(wanted(&known, &here, "https://known"), false)
+            .await
+            .unwrap();
+        assert_eq!(claim.token, operators);
+        let refused = directory
+            .claim(wanted(&known, &here, "https://evil"), true)
+            .await;
+        assert_eq!(refused.unwrap_err(), conflict(&known, Conflict::ApiServer));
 
         let first = directory
             .claim(wanted(&installed, &here, "https://k"), false)

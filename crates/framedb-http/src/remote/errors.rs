@@ -117,7 +117,7 @@ pub(super) fn domain_error(
         },
         ("unavailable", _) => Error::Unavailable(fault(message.clone(), message)),
         ("timeout", _) => Error::Timeout(fault(message.clone(), message)),
-        _ if status == StatusCode::UNAUTHORIZED => Error::Internal(fault(
+        _ if status == StatusCode::UNAUTHORIZED => Error::BadGateway(fault(
             format!("cluster '{cluster}''s config service refused FrameDB's token"),
             message,
         )),

@@ -52,6 +52,15 @@ const RETRIES: u32 = 2;
 /// instances, each with 64 KiB of metadata, fits.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
+/// How many bytes of local answers all calls together may hold at once, in units of
+/// [`BUDGET_UNIT`]: 32 MiB (about twice that resident at the peak, with the allocator's
+/// copies as buffers grow). Each answer is capped at [`MAX_ANSWER`]; the budget caps their
+/// sum, so that many concurrent calls to hostile peers cannot add up. A call that finds
+/// it spent is 503: answers are kilobytes in normal work.
+const ANSWER_BUDGET_UNITS: usize = 512;
+/// The unit of [`ANSWER_BUDGET_UNITS`]: 64 KiB.
+const BUDGET_UNIT: usize = 64 * 1024;
+
 /// How long calls to local services may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteTimeouts {
@@ -78,6 +87,8 @@ pub struct RemoteClusters {
     directory: Arc<ClusterDirectory>,
     timeouts: RemoteTimeouts,
     books: RwLock<HashMap<ClusterId, Arc<LiveBook>>>,
+    /// The bytes of answers being read, in units of [`BUDGET_UNIT`].
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl RemoteClusters {
@@ -125,6 +136,7 @@ impl RemoteClusters {
             directory,
             timeouts,
             books: RwLock::default(),
+            budget: Arc::new(tokio::sync::Semaphore::new(ANSWER_BUDGET_UNITS)),
         })
     }
 
@@ -236,16 +248,40 @@ impl RemoteClusters {
     ) -> Result<T> {
         let status = response.status();
         let mut bytes = Vec::new();
+        // Held until the answer is parsed: the budget counts what this call holds.
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) if bytes.len() + chunk.len() <= MAX_ANSWER => {
+                    // What the buffer will hold once the chunk is in: its capacity, which
+                    // grows by doubling, is what the memory is.
+                    let need = bytes.len() + chunk.len();
+                    let capacity = bytes
+                        .capacity()
+                        .max(need.next_power_of_two().min(MAX_ANSWER));
+                    bytes.reserve_exact(capacity - bytes.len());
+                    let wanted = bytes.capacity().div_ceil(BUDGET_UNIT);
+                    let have = held.as_ref().map_or(0, |permit| permit.num_permits());
+                    if wanted > have {
+                        let more = u32::try_from(wanted - have).unwrap_or(u32::MAX);
+                        let Ok(permit) = self.budget.clone().try_acquire_many_owned(more) else {
+                            return Err(Error::Unavailable(Fault::new(format!(
+                                "answers of local services in flight fill the global service's \
+                                 memory budget; cluster '{cluster}''s was not read"
+                            ))));
+                        };
+                        match &mut held {
+                            Some(held) => held.merge(permit),
+                            None => held = Some(permit),
+                        }
+                    }
                     bytes.extend_from_slice(&chunk);
                 }
                 Ok(Some(_)) => {
                     let cause = CallError::TooLarge { url: url.clone() };
                     let message =
                         format!("cluster '{cluster}''s config service gave an oversized answer");
-                    return Err(Error::Internal(Fault::new(message).because(cause)));
+                    return Err(Error::BadGateway(Fault::new(message).because(cause)));
                 }
                 Ok(None) => break,
                 Err(source) => {
@@ -260,7 +296,7 @@ impl RemoteClusters {
                 source,
             };
             let message = format!("cluster '{cluster}''s config service gave an unreadable answer");
-            Error::Internal(Fault::new(message).because(cause))
+            Error::BadGateway(Fault::new(message).because(cause))
         };
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(unreadable);

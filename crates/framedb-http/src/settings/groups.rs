@@ -11,6 +11,7 @@ use framedb_k8s::{Layout, Storage};
 use framedb_mongo::{Durability, MongoConfig};
 use url::Url;
 
+use super::Secret;
 use crate::remote::RemoteTimeouts;
 use crate::remote::directory::service_url;
 
@@ -29,7 +30,7 @@ pub struct ServeSettings {
     /// the API is open, and the log says so; on an address other than loopback the server
     /// then refuses to start, unless --allow-open-api is given.
     #[arg(long, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 
     /// Serve without --token on an address other than loopback: the API is then open to
     /// anyone who can reach it.
@@ -90,7 +91,7 @@ pub struct MongoSettings {
     /// MongoDB connection string of the registry (credentials in it are never logged).
     /// Without it the registry is in memory.
     #[arg(long = "mongo-uri", env = "FRAMEDB_MONGO_URI", hide_env_values = true)]
-    pub uri: Option<String>,
+    pub uri: Option<Secret>,
 
     /// MongoDB database of the registry.
     #[arg(
@@ -165,10 +166,10 @@ impl Default for MongoSettings {
 impl MongoSettings {
     /// The driver's configuration, when a URI is set.
     pub fn config(&self) -> Option<MongoConfig> {
-        let uri = self.uri.clone()?;
+        let uri = self.uri.as_ref()?;
         let timeout = Duration::from_millis(self.timeout_ms);
         Some(
-            MongoConfig::new(uri)
+            MongoConfig::new(uri.expose())
                 .database(self.database.clone())
                 .server_selection_timeout(timeout)
                 .connect_timeout(timeout)
@@ -306,11 +307,12 @@ pub struct FleetSettings {
     )]
     pub known_clusters: Vec<ClusterId>,
 
-    /// The token local config services require, which setup installs with them. It is
-    /// never this server's own --token, which stays with the global service; the embedded
-    /// default generates one when none is given.
+    /// The token sent to the local config services the operator names (--local-service,
+    /// --known-cluster) and installs by other means. It is never this server's own
+    /// --token, which stays with the global service, and setup never installs it: a
+    /// cluster setup installs gets a generated token of its own.
     #[arg(long, env = "FRAMEDB_LOCAL_TOKEN", hide_env_values = true)]
-    pub local_token: Option<String>,
+    pub local_token: Option<Secret>,
 
     /// Milliseconds to wait for a local config service to accept a connection.
     #[arg(
@@ -349,6 +351,13 @@ pub struct FleetSettings {
     #[arg(long, env = "FRAMEDB_ALLOW_INSECURE_CLUSTERS")]
     pub allow_insecure_clusters: bool,
 
+    /// Let /framedb-config/setup re-point a cluster that setup recorded, when its body
+    /// says `"replace": true` (a new local_url, API server or certificate authority, with
+    /// a new token). Off, such a setup is 403: re-pointing a cluster is the operator's
+    /// decision, not any API caller's.
+    #[arg(long, env = "FRAMEDB_ALLOW_SETUP_REPLACE")]
+    pub allow_setup_replace: bool,
+
     /// Seconds between reloads of the cluster directory from its store (MongoDB with
     /// --mongo-uri), so that another replica's setup with "replace" or remove reaches
     /// this one; 0: never (a cluster this replica does not know is looked up in the store
@@ -373,6 +382,7 @@ impl Default for FleetSettings {
             clusters: Vec::new(),
             in_cluster: None,
             allow_insecure_clusters: false,
+            allow_setup_replace: false,
             directory_refresh_secs: 30,
         }
     }

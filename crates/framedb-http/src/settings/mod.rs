@@ -16,6 +16,7 @@
 //! | [`SimulateSettings`] | `--clusters`, `--nodes` | | | yes |
 
 mod groups;
+mod secret;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ pub use groups::{
     DEFAULT_LISTEN, DemoSettings, FleetSettings, KubeSettings, LayoutSettings, MongoSettings,
     ServeSettings,
 };
+pub use secret::Secret;
 
 /// The global service: the public API on the registry, and the fleet's clusters.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -54,7 +56,8 @@ impl GlobalSettings {
     pub fn local_token(&self) -> Option<String> {
         self.fleet
             .local_token
-            .clone()
+            .as_ref()
+            .map(|token| token.expose().to_owned())
             .filter(|token| !token.is_empty())
     }
 }

@@ -10,7 +10,7 @@ use framedb_k8s::kubeconfig::Timeouts;
 use framedb_mongo::{MongoConfig, MongoDirectoryStore, MongoRegistry, redact_uri};
 
 use super::StartError;
-use crate::settings::MongoSettings;
+use crate::settings::{MongoSettings, Secret};
 
 /// The registry `settings` name: MongoDB with a URI, else in memory. `tier` names the
 /// service in the log.
@@ -65,7 +65,7 @@ async fn mongo(
 
 fn registry_error(settings: &MongoSettings, source: framedb_mongo::Error) -> StartError {
     StartError::Registry {
-        uri: redact_uri(settings.uri.as_deref().unwrap_or_default()),
+        uri: redact_uri(settings.uri.as_ref().map_or("", Secret::expose)),
         source: Box::new(source),
     }
 }

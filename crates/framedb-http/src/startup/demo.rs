@@ -28,7 +28,7 @@ pub(super) async fn start_embedded(
         let token = LocalToken::generate();
         let local = LocalSettings {
             serve: ServeSettings {
-                token: Some(token.expose().to_owned()),
+                token: Some(token.expose().into()),
                 ..ServeSettings::loopback()
             },
             mongo: Default::default(),

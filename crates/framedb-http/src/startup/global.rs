@@ -40,8 +40,9 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
             config_service: Arc::default(),
             kube_timeouts: settings.kube.timeouts(),
             directory,
-            token: ApiToken::new(settings.serve.token.clone()),
+            token: ApiToken::of(settings.serve.token.as_ref()),
             allow_insecure_clusters: settings.fleet.allow_insecure_clusters,
+            allow_setup_replace: settings.fleet.allow_setup_replace,
         },
         bounds,
     )

@@ -38,7 +38,7 @@ impl App {
         };
         crate::tls::install_provider();
         check_open(&settings.serve)?;
-        let token = ApiToken::new(settings.serve.token.clone());
+        let token = ApiToken::of(settings.serve.token.as_ref());
         let (stopping, stop) = watch::channel(false);
         let state = LocalState {
             cluster_id: cluster.clone(),

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use global::{GlobalParts, global_router};
 
-use crate::settings::ServeSettings;
+use crate::settings::{Secret, ServeSettings};
 
 /// Adapters that a caller supplies instead of those the settings name: a test's registry
 /// that fails on purpose, a benchmark's in-memory clusters, an embedding program's own.
@@ -234,7 +234,8 @@ impl Running {
 fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
     if serve
         .token
-        .as_deref()
+        .as_ref()
+        .map(Secret::expose)
         .is_some_and(|token| !token.is_empty())
     {
         return Ok(());

@@ -548,7 +548,14 @@ async fn setup_of_a_known_cluster_as_another_is_409_and_only_replace_re_points()
     let (genuine_url, genuine_seen) = recording().await;
     let (hijack_url, hijack_seen) = recording().await;
     let directory = Arc::new(ClusterDirectory::new());
-    let app = global_app(Some(directory.clone()), GlobalSettings::default(), true);
+    let mut settings = GlobalSettings::default();
+    settings.fleet.allow_setup_replace = true;
+    let app = global_app(Some(directory.clone()), settings, true);
+    let locked = global_app(
+        Some(Arc::new(ClusterDirectory::new())),
+        GlobalSettings::default(),
+        true,
+    );
     let cluster: ClusterId = "edge-9".parse().unwrap();
     let setup = |body: Value| {
         let app = app.clone();
@@ -600,6 +607,15 @@ async fn setup_of_a_known_cluster_as_another_is_409_and_only_replace_re_points()
         setup(json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-9"})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(installed_token(&sim).await, first_token);
+
+    // Unless the operator allows it, no caller may re-point a cluster.
+    let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-9",
+                      "local_url": hijack_url, "replace": true})
+    .to_string();
+    let (status, answer) =
+        super::send_raw(&locked, "POST", "/framedb-config/setup", Some(&body), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(assert_failure(&answer, "forbidden").contains("--allow-setup-replace"));
 
     // The documented override re-points, with a new token; the service's pod template
     // names the token's digest, so the new token rolls the pod that read the old one.

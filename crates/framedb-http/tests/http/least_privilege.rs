@@ -135,3 +135,36 @@ async fn an_unusable_local_volume_root_is_400() {
         assert!(assert_failure(&answer, "invalid_input").contains("local_volume_root"));
     }
 }
+
+#[tokio::test]
+async fn setup_fences_the_config_mongodb_and_holds_instances_to_the_baseline_pod_level() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+    let (sim, _, _, _) = set_up(json!({})).await;
+    let kube = sim.client().await;
+    // No pod but the config service reaches its MongoDB, which has no password.
+    let policy = kube::Api::<NetworkPolicy>::namespaced(kube.clone(), "framedb-config")
+        .get("mongodb")
+        .await
+        .unwrap();
+    let spec = policy.spec.unwrap();
+    assert_eq!(
+        spec.pod_selector.unwrap().match_labels.unwrap()["app.kubernetes.io/name"],
+        "mongodb"
+    );
+    let rules = spec.ingress.unwrap();
+    assert_eq!(rules.len(), 1);
+    let from = rules[0].from.clone().unwrap();
+    let peer = from[0].pod_selector.clone().unwrap().match_labels.unwrap();
+    assert_eq!(peer["app.kubernetes.io/name"], "framedb-config");
+    // Workloads in the instances' namespace cannot be privileged or mount the host.
+    let namespace = kube::Api::<Namespace>::all(kube)
+        .get("framedb-storage")
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace.metadata.labels.unwrap()["pod-security.kubernetes.io/enforce"],
+        "baseline"
+    );
+}

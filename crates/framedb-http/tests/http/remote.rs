@@ -109,18 +109,31 @@ async fn endless_answers_and_streams_cannot_raise_memory_past_the_caps() {
     let mut answers = 0;
     while sent.load(Ordering::Relaxed) < 512 << 20 {
         assert!(Instant::now() < deadline, "the peer could not send 512 MiB");
-        let read = tokio::time::timeout(
-            Duration::from_secs(20),
-            remote.statuses(&cluster, std::slice::from_ref(&id)),
-        );
-        assert!(read.await.unwrap().is_err(), "an endless answer is refused");
-        answers += 1;
+        // Many calls at once: the cap of each answer (16 MiB) must not add up across
+        // them (32 × 16 MiB); the budget of all answers in flight (32 MiB, about twice
+        // that resident at the peak) holds them. Seen: 81-105 MiB with the budget, 238
+        // MiB without it.
+        let reads = (0..32).map(|_| {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                remote.statuses(&cluster, std::slice::from_ref(&id)),
+            )
+        });
+        for read in futures_util::future::join_all(reads).await {
+            match read.unwrap() {
+                Err(framedb_core::Error::BadGateway(_) | framedb_core::Error::Unavailable(_)) => {}
+                other => {
+                    panic!("an endless answer is refused (502, or 503 past the budget): {other:?}")
+                }
+            }
+            answers += 1;
+        }
     }
     let (_, peak) = memory();
     let growth = peak.saturating_sub(before);
     assert!(answers >= 8, "{answers} answers were read to their cap");
     assert!(
-        growth < 96 << 20,
+        growth < 160 << 20,
         "the peer sent {} MiB and the process grew by {} MiB at its peak",
         sent.load(Ordering::Relaxed) >> 20,
         growth >> 20
