@@ -14,6 +14,23 @@ use framedb_http::wire::{MAX_BOOK_LINE, paths};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
+/// Serves `app` on loopback as the local service of cluster `name`; the global's client
+/// of it.
+async fn served_as(name: &str, app: Router) -> (RemoteClusters, ClusterId) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let cluster = ClusterId::new(name).unwrap();
+    let directory = Arc::new(ClusterDirectory::new());
+    directory.insert(
+        cluster.clone(),
+        service_url(&format!("http://{address}")).unwrap(),
+        None,
+    );
+    let remote = RemoteClusters::new(directory, RemoteTimeouts::default(), &[]).unwrap();
+    (remote, cluster)
+}
+
 #[tokio::test]
 async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() {
     // A peer that sends one endless line, more than the cap, and keeps the stream open.
@@ -32,18 +49,7 @@ async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() 
             async move { Body::from_stream(endless) }
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let cluster = ClusterId::new("hostile").unwrap();
-    let directory = Arc::new(ClusterDirectory::new());
-    directory.insert(
-        cluster.clone(),
-        service_url(&format!("http://{address}")).unwrap(),
-        None,
-    );
-    let remote = RemoteClusters::new(directory, RemoteTimeouts::default(), &[]).unwrap();
+    let (remote, cluster) = served_as("hostile", app).await;
     let feed = remote.follow(&cluster).await.unwrap();
 
     // The oversized line breaks the stream at once, and the follower opens a new one;
@@ -87,18 +93,7 @@ async fn endless_answers_and_streams_cannot_raise_memory_past_the_caps() {
         });
         async move { Body::from_stream(endless) }
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let cluster = ClusterId::new("endless").unwrap();
-    let directory = Arc::new(ClusterDirectory::new());
-    directory.insert(
-        cluster.clone(),
-        service_url(&format!("http://{address}")).unwrap(),
-        None,
-    );
-    let remote = RemoteClusters::new(directory, RemoteTimeouts::default(), &[]).unwrap();
+    let (remote, cluster) = served_as("endless", app).await;
     let (before, _) = memory();
 
     // The status stream is cut at its line cap and opened again, over and over, while
