@@ -23,7 +23,7 @@ pub use directory::{ClusterIdentity, Conflict, DirectoryEntry, LocalToken, Recor
 pub use error::{Chain, Error, Fault, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{
-    ClusterDeployer, ClusterDirectoryStore, Deployed, DeploymentSpec, InstanceRegistry,
+    ClusterDeployer, ClusterDirectoryStore, Deployed, DeploymentSpec, Fence, InstanceRegistry,
     PortAllocator,
 };
 pub use service::{Created, PortChoice, ProvisioningService};

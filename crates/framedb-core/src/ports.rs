@@ -155,6 +155,27 @@ pub trait ClusterDeployer: Send + Sync {
     async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed>;
 }
 
+/// Where a local config service remembers the creates that were undone or deleted (by
+/// stamp), so that a deploy of one that arrives late (the global gave up on it, undid it,
+/// and the request was still on its way) never lands after its undo. An entry is kept for
+/// a day at least: far longer than any retry of the global service.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Fence: Send + Sync {
+    /// Records that the create `stamp` of instance `id` is over.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] / [`crate::Error::Timeout`] when the store cannot be
+    /// reached.
+    async fn bury(&self, id: &FramedbId, stamp: &Stamp) -> Result<()>;
+
+    /// Whether the create `stamp` of instance `id` is over.
+    ///
+    /// # Errors
+    /// As [`Self::bury`].
+    async fn is_buried(&self, id: &FramedbId, stamp: &Stamp) -> Result<bool>;
+}
+
 /// Finds free node ports on a cluster, by reading what the cluster holds (nothing is
 /// tracked in memory, so several services can allocate on one cluster).
 #[cfg_attr(feature = "mocks", mockall::automock)]

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::error::{Chain, Error, Result};
 use crate::filter::{Filter, Query};
 use crate::live::StatusFeed;
-use crate::ports::{ClusterDeployer, Deployed, DeploymentSpec, InstanceRegistry, PortAllocator};
+use crate::ports::{
+    ClusterDeployer, Deployed, DeploymentSpec, Fence, InstanceRegistry, PortAllocator,
+};
 use crate::types::{
     ClusterId, Credentials, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance,
     NodeId, PORT_RANGE, Removal, Stamp, StatusReport, Timestamp,
@@ -32,6 +34,8 @@ pub struct ProvisioningService {
     tier: &'static str,
     /// Ports this service's creates are deploying on right now.
     claims: Arc<PortClaims>,
+    /// The creates undone or deleted here, which may not deploy again (a local service's).
+    fence: Option<Arc<dyn Fence>>,
 }
 
 impl ProvisioningService {
@@ -47,7 +51,38 @@ impl ProvisioningService {
             ports,
             tier: "global",
             claims: Arc::default(),
+            fence: None,
         }
+    }
+
+    /// Fences creates by stamp: a delete of a stamp (an undo among them) records it in
+    /// `fence` first, and a create of a recorded stamp is refused, also when it was
+    /// already deploying, so that a deploy arriving after its undo never lands. A local
+    /// config service runs with one; its global service, which makes the stamps, needs
+    /// none.
+    #[must_use]
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Refuses the create `stamp` of `id` when the fence has it.
+    async fn check_fence(&self, id: &FramedbId, cluster: &ClusterId, stamp: &Stamp) -> Result<()> {
+        // What was made before stamps cannot be told apart, so it is not fenced.
+        let Some(fence) = self.fence.as_ref().filter(|_| !stamp.is_unstamped()) else {
+            return Ok(());
+        };
+        if fence.is_buried(id, stamp).await? {
+            return Err(Error::ObjectConflict {
+                cluster: cluster.clone(),
+                object: format!("instance {id}"),
+                sentence: format!(
+                    "the create of '{id}' stamped {stamp} was undone or deleted on cluster \
+                     '{cluster}'; a late deploy of it is refused"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Names the tier this service runs in, in its log lines (a local config service and
@@ -100,6 +135,8 @@ impl ProvisioningService {
                 PORT_RANGE.end()
             )));
         }
+        self.check_fence(&request.framedb_id, &request.cluster_id, &stamp)
+            .await?;
         let mut record = InstanceRecord::provisioning(request, stamp, Timestamp::now());
         if let Err(error) = self.registry.insert(&record).await {
             return match (error, choice) {
@@ -132,6 +169,15 @@ impl ProvisioningService {
                 return Err(failure.error);
             }
         };
+        // A delete of this stamp may have come while the deploy ran: it found nothing yet
+        // to remove, so this create removes what it made.
+        if let Err(error) = self
+            .check_fence(&record.framedb_id, &record.cluster_id, &record.stamp)
+            .await
+        {
+            self.undo_create(&record, true).await;
+            return Err(error);
+        }
         if let Err(error) = self
             .registry
             .update_deployment(&record.framedb_id, Some(port), InstanceStatus::Provisioning)
@@ -308,6 +354,10 @@ impl ProvisioningService {
         stamp: &Stamp,
         removal: Removal,
     ) -> Result<()> {
+        // First, so that a deploy of this stamp that is still on its way never lands.
+        if let Some(fence) = self.fence.as_ref().filter(|_| !stamp.is_unstamped()) {
+            fence.bury(id, stamp).await?;
+        }
         match self.registry.get(id).await {
             Ok(record) if record.stamp == *stamp => self.delete_record(&record, removal).await,
             Ok(_) | Err(Error::InstanceNotFound(_)) => {

@@ -29,6 +29,7 @@ mod config;
 mod directory;
 mod document;
 mod error;
+mod fence;
 mod registry;
 pub mod render;
 mod uri;
@@ -39,5 +40,6 @@ pub use config::{
 };
 pub use directory::{DIRECTORY_COLLECTION, DIRECTORY_INDEX, MongoDirectoryStore};
 pub use error::{Error, Result, TIMEOUT_MESSAGE, UNAVAILABLE_MESSAGE};
+pub use fence::{FENCE_COLLECTION, FENCE_INDEX, FENCE_TTL_INDEX, MongoFence};
 pub use registry::{CLUSTER_NODE_INDEX, ID_INDEX, MongoRegistry};
 pub use uri::redact_uri;

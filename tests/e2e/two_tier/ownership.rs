@@ -126,3 +126,70 @@ async fn a_retained_volume_keeps_its_uid_across_delete_and_re_create() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_after_its_undo_is_refused_even_after_a_restart() {
+    use framedb_http::settings::{LocalSettings, ServeSettings};
+    use framedb_http::{Adapters, App};
+    use reqwest::header::AUTHORIZATION;
+
+    let Some(uri) = crate::mongo_uri() else {
+        return;
+    };
+    let database = format!("framedb_e2e_fence_{}", std::process::id());
+    let clusters = crate::Clusters::demo("fence", Duration::ZERO).await;
+    let (cluster, _) = clusters.each().next().unwrap();
+    let settings = LocalSettings {
+        serve: ServeSettings {
+            token: Some(super::LOCAL_TOKEN.into()),
+            ..ServeSettings::loopback()
+        },
+        mongo: crate::mongo_settings(&uri, &database, Duration::from_secs(5)),
+        ..LocalSettings::new(cluster.clone(), Some(clusters.kubeconfig(&cluster)))
+    };
+    let client = crate::http_client().build().unwrap();
+    let stamp = "0123456789abcdef0123456789abcdef";
+    let deploy = json!({"node_id": "node-a", "storage_size": "1Gi", "port": 30950,
+                        "stamp": stamp});
+
+    // The global gave up on the create and undid it before its deploy arrived.
+    let first = crate::Server::serve(App::local(&settings, Adapters::default()).await.unwrap());
+    let undo = client
+        .delete(first.at(&format!(
+            "local/v1/instances/late?stamp={stamp}&removal=undo"
+        )))
+        .header(AUTHORIZATION, format!("Bearer {}", super::LOCAL_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        undo.status(),
+        StatusCode::NOT_FOUND,
+        "nothing of it existed"
+    );
+    first.stop().await;
+
+    // The late deploy reaches a restarted service: it is refused, and nothing runs.
+    let second = crate::Server::serve(App::local(&settings, Adapters::default()).await.unwrap());
+    let late = client
+        .put(second.at("local/v1/instances/late"))
+        .header(AUTHORIZATION, format!("Bearer {}", super::LOCAL_TOKEN))
+        .json(&deploy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = late.json().await.unwrap();
+    assert_eq!(body["error"], "conflict", "{body}");
+    let kube = clusters.fleet.clusters()[0].client().await;
+    assert!(!names::<StatefulSet>(&kube).await.contains("late"));
+    assert!(!names::<Service>(&kube).await.contains("late"));
+    second.stop().await;
+    mongodb::Client::with_uri_str(&uri)
+        .await
+        .unwrap()
+        .database(&database)
+        .drop()
+        .await
+        .unwrap();
+}

@@ -4,9 +4,11 @@
 //! server uses the registry when no MongoDB is named. State is lost when the process ends.
 
 mod directory;
+mod fence;
 mod fleet;
 mod registry;
 
 pub use directory::InMemoryDirectoryStore;
+pub use fence::InMemoryFence;
 pub use fleet::InMemoryFleet;
 pub use registry::InMemoryRegistry;

@@ -61,6 +61,11 @@ impl Stamp {
         }
     }
 
+    /// Whether this is [`Self::unstamped`].
+    pub fn is_unstamped(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The stamp as text (empty for [`Self::unstamped`]).
     pub fn as_str(&self) -> &str {
         &self.0

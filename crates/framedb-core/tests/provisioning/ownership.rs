@@ -153,3 +153,105 @@ async fn a_failed_create_that_took_a_retained_volume_back_retains_it_again() {
     assert!(back.reattached);
     assert_eq!(back.credentials, first.credentials);
 }
+
+/// A cluster whose deploys wait until the test lets them go on, as a deploy delayed on
+/// the network does.
+struct Delayed {
+    inner: Arc<framedb_core::memory::InMemoryFleet>,
+    go: Arc<tokio::sync::Semaphore>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl ClusterDeployer for Delayed {
+    async fn deploy(
+        &self,
+        spec: &framedb_core::DeploymentSpec,
+    ) -> framedb_core::Result<framedb_core::Deployed> {
+        self.arrived.notify_one();
+        self.go.acquire().await.unwrap().forget();
+        self.inner.deploy(spec).await
+    }
+    async fn undeploy(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        id: &framedb_core::FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> framedb_core::Result<bool> {
+        self.inner.undeploy(cluster, id, stamp, removal).await
+    }
+    async fn credentials(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        id: &framedb_core::FramedbId,
+    ) -> framedb_core::Result<framedb_core::Credentials> {
+        self.inner.credentials(cluster, id).await
+    }
+    async fn statuses(
+        &self,
+        cluster: &framedb_core::ClusterId,
+        ids: &[framedb_core::FramedbId],
+    ) -> framedb_core::Result<
+        std::collections::HashMap<framedb_core::FramedbId, framedb_core::StatusReport>,
+    > {
+        self.inner.statuses(cluster, ids).await
+    }
+    async fn follow(
+        &self,
+        cluster: &framedb_core::ClusterId,
+    ) -> framedb_core::Result<framedb_core::live::StatusFeed> {
+        self.inner.follow(cluster).await
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_that_arrives_after_its_undo_never_lands() {
+    let (_, registry, fleet) = in_memory();
+    let delayed = Arc::new(Delayed {
+        inner: fleet.clone(),
+        go: Arc::new(tokio::sync::Semaphore::new(0)),
+        arrived: Arc::new(tokio::sync::Notify::new()),
+    });
+    let local = ProvisioningService::new(registry.clone(), delayed.clone(), fleet.clone())
+        .with_fence(Arc::new(framedb_core::memory::InMemoryFence::new()));
+    let stamp = Stamp::generate().unwrap();
+
+    // The undo comes first (the global gave up): nothing of the stamp exists yet, and a
+    // deploy of it that arrives later is refused before it starts.
+    let early = local
+        .delete_stamped(&id("late-1"), &cluster(), &stamp, Removal::Undo)
+        .await
+        .unwrap_err();
+    assert_eq!(early, Error::InstanceNotFound(id("late-1")));
+    let late = local
+        .create_on(request("late-1"), PortChoice::Exactly(30900), stamp.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(late, Error::ObjectConflict { .. }), "{late:?}");
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+
+    // The undo comes while the deploy is on its way: the deploy lands, sees the fence,
+    // and removes what it made.
+    let other = Stamp::generate().unwrap();
+    let creating = tokio::spawn({
+        let local = local.clone();
+        let stamp = other.clone();
+        async move {
+            local
+                .create_on(request("late-2"), PortChoice::Exactly(30901), stamp)
+                .await
+        }
+    });
+    delayed.arrived.notified().await;
+    local
+        .delete_stamped(&id("late-2"), &cluster(), &other, Removal::Undo)
+        .await
+        .unwrap();
+    delayed.go.add_permits(1);
+    let landed = creating.await.unwrap().unwrap_err();
+    assert!(matches!(landed, Error::ObjectConflict { .. }), "{landed:?}");
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+    assert!(fleet.used_ports(&cluster()).unwrap().is_empty());
+    assert!(registry.is_empty());
+}

@@ -4,25 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use framedb_core::memory::{InMemoryDirectoryStore, InMemoryRegistry};
-use framedb_core::{ClusterDirectoryStore, ClusterId, InstanceRegistry};
+use framedb_core::memory::{InMemoryDirectoryStore, InMemoryFence, InMemoryRegistry};
+use framedb_core::{ClusterDirectoryStore, ClusterId, Fence, InstanceRegistry};
 use framedb_k8s::kubeconfig::Timeouts;
-use framedb_mongo::{MongoConfig, MongoDirectoryStore, MongoRegistry, redact_uri};
+use framedb_mongo::{MongoConfig, MongoDirectoryStore, MongoFence, MongoRegistry, redact_uri};
 
 use super::StartError;
 use crate::settings::{MongoSettings, Secret};
-
-/// The registry `settings` name: MongoDB with a URI, else in memory. `tier` names the
-/// service in the log.
-pub(super) async fn registry(
-    settings: &MongoSettings,
-    tier: &str,
-) -> Result<Arc<dyn InstanceRegistry>, StartError> {
-    Ok(match mongo(settings, tier).await? {
-        Some((registry, _)) => Arc::new(registry),
-        None => Arc::new(InMemoryRegistry::new()),
-    })
-}
 
 /// The registry and the cluster directory's store `settings` name: both in MongoDB (on
 /// one client, in one database) with a URI, else both in memory.
@@ -42,6 +30,25 @@ pub(super) async fn stores(
         .await
         .map_err(|source| registry_error(settings, source))?;
     Ok((Arc::new(registry), Arc::new(directory)))
+}
+
+/// The registry and the fence of undone creates `settings` name, for a local service:
+/// both in MongoDB (on one client, in one database) with a URI, else both in memory.
+pub(super) async fn local_stores(
+    settings: &MongoSettings,
+) -> Result<(Arc<dyn InstanceRegistry>, Arc<dyn Fence>), StartError> {
+    let Some((registry, config)) = mongo(settings, "local").await? else {
+        return Ok((
+            Arc::new(InMemoryRegistry::new()),
+            Arc::new(InMemoryFence::new()),
+        ));
+    };
+    let fence = MongoFence::new(registry.client(), &config);
+    fence
+        .ensure_indexes()
+        .await
+        .map_err(|source| registry_error(settings, source))?;
+    Ok((Arc::new(registry), Arc::new(fence)))
 }
 
 /// The MongoDB registry `settings` name, connected, with its configuration; `None` (and

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use framedb_core::ProvisioningService;
+use framedb_core::memory::InMemoryFence;
+use framedb_core::{Fence, ProvisioningService};
 use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
-use super::clients::{client_from_file, client_in_cluster, registry};
+use super::clients::{client_from_file, client_in_cluster, local_stores};
 use super::{Adapters, App, StartError, bind, check_open, server_tls};
 use crate::api::local::{LocalState, Stopping, local_router};
 use crate::api::{ApiToken, Bounds};
@@ -32,9 +33,11 @@ impl App {
             .with_watch_window(timeouts.watch_window())
             .with_cluster(cluster.clone(), client);
         let fleet = Arc::new(fleet);
-        let registry = match adapters.registry {
-            Some(registry) => registry,
-            None => registry(&settings.mongo, "local").await?,
+        // The fence of undone creates lives beside the registry (a registry supplied by
+        // the caller gets one in memory).
+        let (registry, fence) = match adapters.registry {
+            Some(registry) => (registry, Arc::new(InMemoryFence::new()) as Arc<dyn Fence>),
+            None => local_stores(&settings.mongo).await?,
         };
         crate::tls::install_provider();
         check_open(&settings.serve)?;
@@ -43,7 +46,8 @@ impl App {
         let state = LocalState {
             cluster_id: cluster.clone(),
             service: ProvisioningService::new(registry, fleet.clone(), fleet.clone())
-                .with_tier("local"),
+                .with_tier("local")
+                .with_fence(fence),
             deployer: fleet.clone(),
             ports: fleet,
             token,
