@@ -26,5 +26,5 @@ pub use ports::{
     ClusterDeployer, ClusterDirectoryStore, Deployed, DeploymentSpec, Fence, InstanceRegistry,
     PortAllocator,
 };
-pub use service::{Created, PortChoice, ProvisioningService};
+pub use service::{Created, PortChoice, ProvisioningService, Repairs};
 pub use types::*;

@@ -389,6 +389,63 @@ impl ProvisioningService {
         Ok(())
     }
 
+    /// Settles what a crash, a restart or a timeout left half done, in this service's
+    /// registry: a record still `Provisioning` without a port and older than `deadline`
+    /// (its create died between registering and recording its port) is undone like a
+    /// failed create (its stamp's objects removed, a volume it took back retained again,
+    /// the record removed); a record left `Deleting` is deleted again, as its deletion
+    /// policy says (a purge asked for then is not known any more: the volume of a
+    /// `Retain` instance stays). Safe to run beside creates and deletes, and on several
+    /// replicas: each step acts on its own stamp and is idempotent.
+    ///
+    /// # Errors
+    /// The registry's, when the records cannot be read; a record that cannot be settled
+    /// now is counted in [`Repairs::failed`] and tried again at the next pass.
+    pub async fn reconcile(&self, deadline: std::time::Duration) -> Result<Repairs> {
+        // Only what may need settling: a live instance's record has its port.
+        let unsettled = Filter::parse(&serde_json::json!({"$or": [
+            {"status": "Deleting"},
+            {"status": "Provisioning", "port": null}
+        ]}))?;
+        let mut repairs = Repairs::default();
+        let mut query = Query::with_filter(unsettled);
+        query.limit = crate::filter::MAX_LIMIT;
+        let records = self.registry.find(&query).await?;
+        let now = chrono::Utc::now();
+        for record in records {
+            let age = now.signed_duration_since(chrono::DateTime::from(record.created_at));
+            let settled = match record.status {
+                InstanceStatus::Deleting => {
+                    let removal = Removal::of(record.deletion_policy, false);
+                    self.delete_record(&record, removal).await.map(|()| true)
+                }
+                _ if record.port.is_none() && age.to_std().is_ok_and(|age| age > deadline) => {
+                    self.undo_create(&record, true).await;
+                    self.registry
+                        .get(&record.framedb_id)
+                        .await
+                        .map(|_| false)
+                        .or_else(|error| match error {
+                            Error::InstanceNotFound(_) => Ok(true),
+                            error => Err(error),
+                        })
+                }
+                _ => continue,
+            };
+            match settled {
+                Ok(true) if record.status == InstanceStatus::Deleting => repairs.deleted += 1,
+                Ok(true) => repairs.settled += 1,
+                Ok(false) => repairs.failed += 1,
+                Err(error) => {
+                    repairs.failed += 1;
+                    tracing::warn!(tier = self.tier, framedb_id = %record.framedb_id,
+                        error = %Chain(&error), "reconcile: a record could not be settled yet");
+                }
+            }
+        }
+        Ok(repairs)
+    }
+
     /// The database credentials of a registered instance, read from its cluster.
     ///
     /// # Errors
@@ -642,6 +699,24 @@ pub struct Created {
     pub credentials: Credentials,
     /// Whether it took back the volume a deleted instance of its id retained.
     pub reattached: bool,
+}
+
+/// What one [`ProvisioningService::reconcile`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repairs {
+    /// Creates that died before recording their port, undone.
+    pub settled: usize,
+    /// Deletes that died halfway, finished.
+    pub deleted: usize,
+    /// Records that could not be settled in this pass.
+    pub failed: usize,
+}
+
+impl Repairs {
+    /// Whether the pass changed anything or met a record it could not settle.
+    pub fn any(&self) -> bool {
+        self.settled + self.deleted + self.failed > 0
+    }
 }
 
 /// Which node port a create claims.

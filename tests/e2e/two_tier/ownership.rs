@@ -193,3 +193,68 @@ async fn a_deploy_after_its_undo_is_refused_even_after_a_restart() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_a_killed_create_left_without_a_port_is_settled_at_start_up() {
+    use framedb_core::{ClusterDeployer, InstanceRecord, Stamp, Timestamp};
+    use framedb_http::settings::{LocalSettings, ServeSettings};
+    use framedb_http::{Adapters, App};
+
+    let clusters = crate::Clusters::demo("settle", Duration::ZERO).await;
+    let (cluster, sim) = clusters.each().next().unwrap();
+    // What a create killed between its deploy and its port's record leaves: a record
+    // `Provisioning` without a port, long ago, and its stamp's objects on the cluster.
+    let registry = Arc::new(InMemoryRegistry::new());
+    let stamp = Stamp::generate().unwrap();
+    let request: framedb_core::NewInstance = serde_json::from_value(json!({
+        "framedb_id": "killed", "cluster_id": cluster.as_str(), "node_id": "node-a",
+        "storage_size": "1Gi"
+    }))
+    .unwrap();
+    let long_ago: Timestamp = serde_json::from_value(json!("2026-01-01T00:00:00.000Z")).unwrap();
+    let record = InstanceRecord::provisioning(request, stamp.clone(), long_ago);
+    registry.insert(&record).await.unwrap();
+    let client = framedb_k8s::kubeconfig::client(sim.kubeconfig(), Default::default())
+        .await
+        .unwrap();
+    let fleet = framedb_k8s::KubeFleet::new(framedb_k8s::Layout::default())
+        .with_cluster(cluster.clone(), client);
+    let spec = framedb_core::DeploymentSpec {
+        framedb_id: record.framedb_id.clone(),
+        cluster_id: cluster.clone(),
+        node_id: record.node_id.clone(),
+        storage_size: record.storage_size.clone(),
+        port: 30960,
+        stamp,
+        deletion_policy: record.deletion_policy,
+        created_at: record.created_at,
+    };
+    fleet.deploy(&spec).await.unwrap();
+    let kube = sim.client().await;
+    assert!(names::<StatefulSet>(&kube).await.contains("killed"));
+
+    let settings = LocalSettings {
+        serve: ServeSettings::loopback(),
+        ..LocalSettings::new(cluster.clone(), Some(clusters.kubeconfig(&cluster)))
+    };
+    let adapters = Adapters {
+        registry: Some(registry.clone()),
+        ..Adapters::default()
+    };
+    let local = crate::Server::serve(App::local(&settings, adapters).await.unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while registry
+        .get(&FramedbId::new("killed").unwrap())
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start-up pass did not settle it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!names::<StatefulSet>(&kube).await.contains("killed"));
+    assert!(!names::<Service>(&kube).await.contains("killed"));
+    local.stop().await;
+}

@@ -255,3 +255,58 @@ async fn a_deploy_that_arrives_after_its_undo_never_lands() {
     assert!(fleet.used_ports(&cluster()).unwrap().is_empty());
     assert!(registry.is_empty());
 }
+
+#[tokio::test]
+async fn a_reconcile_pass_settles_creates_and_deletes_that_died_halfway() {
+    let (service, registry, fleet) = in_memory();
+    // A create that died after its deploy, before recording its port (a kill -9).
+    let stamp = Stamp::generate().unwrap();
+    let dead = framedb_core::InstanceRecord::provisioning(
+        request("dead-create"),
+        stamp.clone(),
+        framedb_core::Timestamp::now(),
+    );
+    registry.insert(&dead).await.unwrap();
+    let spec = framedb_core::DeploymentSpec {
+        framedb_id: id("dead-create"),
+        cluster_id: cluster(),
+        node_id: "node-a".parse().unwrap(),
+        storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
+        port: 30900,
+        stamp,
+        deletion_policy: DeletionPolicy::Delete,
+        created_at: dead.created_at,
+    };
+    fleet.deploy(&spec).await.unwrap();
+    // A delete that died halfway, and a live instance.
+    let live = service.create(request("live")).await.unwrap();
+    let half = service.create(request("half-deleted")).await.unwrap();
+    registry
+        .update_deployment(
+            &id("half-deleted"),
+            half.record.port,
+            framedb_core::InstanceStatus::Deleting,
+        )
+        .await
+        .unwrap();
+
+    // A young record without a port may be a create still running: it is left alone.
+    let young = service
+        .reconcile(std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!((young.settled, young.deleted), (0, 1));
+    assert!(registry.get(&id("dead-create")).await.is_ok());
+
+    let old = service.reconcile(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!((old.settled, old.deleted, old.failed), (1, 0, 0));
+    assert!(registry.get(&id("dead-create")).await.is_err());
+    assert_eq!(fleet.workloads(&cluster()).unwrap(), [id("live")]);
+    assert_eq!(
+        fleet.used_ports(&cluster()).unwrap(),
+        [live.record.port.unwrap()]
+    );
+    // Nothing is left to settle.
+    let again = service.reconcile(std::time::Duration::ZERO).await.unwrap();
+    assert!(!again.any());
+}

@@ -57,6 +57,12 @@ pub struct ServeSettings {
     /// Requests served at once; more are answered 503 at once.
     #[arg(long, env = "FRAMEDB_MAX_REQUESTS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests: u32,
+
+    /// Seconds between two reconcile passes, which settle what a crash, restart or
+    /// timeout left half done (creates that never recorded their port, deletes that
+    /// stopped halfway); one runs at start-up too. 0 turns them off.
+    #[arg(long, env = "FRAMEDB_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
+    pub reconcile_interval_secs: u64,
 }
 
 impl Default for ServeSettings {
@@ -70,6 +76,7 @@ impl Default for ServeSettings {
             tls_cert: None,
             tls_key: None,
             max_requests: 1024,
+            reconcile_interval_secs: 30,
         }
     }
 }

@@ -8,7 +8,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, stores};
-use super::{Adapters, App, Clusters, StartError, bind, check_open, server_tls};
+use super::{Adapters, App, Clusters, Reconciler, StartError, bind, check_open, server_tls};
 use crate::api::{ApiToken, AppState, Bounds, router};
 use crate::remote::directory::LocalToken;
 use crate::remote::{ClusterDirectory, RemoteClusters};
@@ -121,6 +121,11 @@ impl App {
                 (Clusters::of(Arc::new(remote)), Some(directory))
             }
         };
+        let reconciled = ProvisioningService::new(
+            registry.clone(),
+            clusters.deployer.clone(),
+            clusters.ports.clone(),
+        );
         let parts = GlobalParts {
             registry,
             clusters,
@@ -136,6 +141,7 @@ impl App {
             stopping: watch::channel(false).0,
             beside,
             keep,
+            reconciler: Reconciler::of(&reconciled, &settings.serve, "global"),
         })
     }
 }

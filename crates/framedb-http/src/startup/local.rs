@@ -8,7 +8,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, local_stores};
-use super::{Adapters, App, StartError, bind, check_open, server_tls};
+use super::{Adapters, App, Reconciler, StartError, bind, check_open, server_tls};
 use crate::api::local::{LocalState, Stopping, local_router};
 use crate::api::{ApiToken, Bounds};
 use crate::settings::LocalSettings;
@@ -43,11 +43,13 @@ impl App {
         check_open(&settings.serve)?;
         let token = ApiToken::of(settings.serve.token.as_ref());
         let (stopping, stop) = watch::channel(false);
+        let service = ProvisioningService::new(registry, fleet.clone(), fleet.clone())
+            .with_tier("local")
+            .with_fence(fence);
+        let reconciler = Reconciler::of(&service, &settings.serve, "local");
         let state = LocalState {
             cluster_id: cluster.clone(),
-            service: ProvisioningService::new(registry, fleet.clone(), fleet.clone())
-                .with_tier("local")
-                .with_fence(fence),
+            service: service.clone(),
             deployer: fleet.clone(),
             ports: fleet,
             token,
@@ -68,6 +70,7 @@ impl App {
             stopping,
             beside: Vec::new(),
             keep: None,
+            reconciler,
         })
     }
 }

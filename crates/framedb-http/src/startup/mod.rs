@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use framedb_core::{
-    ClusterDeployer, ClusterDirectoryStore, ClusterId, InstanceRegistry, PortAllocator,
+    Chain, ClusterDeployer, ClusterDirectoryStore, ClusterId, InstanceRegistry, PortAllocator,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -118,6 +118,58 @@ pub struct App {
     beside: Vec<Running>,
     /// What must live as long as the service (the embedded default's clusters).
     keep: Option<Box<dyn Send>>,
+    /// The reconcile passes it runs while it serves, and how often.
+    reconciler: Option<Reconciler>,
+}
+
+/// Reconcile passes of one service's registry, every `every` and once at start-up.
+struct Reconciler {
+    service: framedb_core::ProvisioningService,
+    every: std::time::Duration,
+    tier: &'static str,
+}
+
+/// How old a record without a port must be before a reconcile pass takes its create for
+/// dead: far longer than a create takes, deploy retries included.
+const CREATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Reconciler {
+    /// The reconciler `serve` asks for on `service` (none with an interval of 0).
+    fn of(
+        service: &framedb_core::ProvisioningService,
+        serve: &ServeSettings,
+        tier: &'static str,
+    ) -> Option<Self> {
+        (serve.reconcile_interval_secs > 0).then(|| Self {
+            service: service.clone(),
+            every: std::time::Duration::from_secs(serve.reconcile_interval_secs),
+            tier,
+        })
+    }
+
+    /// Runs the passes until `stopping` turns true.
+    async fn run(self, mut stopping: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopping.wait_for(|stop| *stop) => return,
+                _ = ticks.tick() => {}
+            }
+            match self.service.reconcile(CREATE_DEADLINE).await {
+                Ok(repairs) if repairs.any() => tracing::info!(
+                    tier = self.tier,
+                    settled = repairs.settled,
+                    deleted = repairs.deleted,
+                    failed = repairs.failed,
+                    "reconcile pass repaired records"
+                ),
+                Ok(_) => tracing::debug!(tier = self.tier, "reconcile pass: nothing to repair"),
+                Err(error) => tracing::warn!(tier = self.tier, cause = %Chain(&error),
+                    "reconcile pass failed; the next one tries again"),
+            }
+        }
+    }
 }
 
 impl App {
@@ -166,7 +218,10 @@ impl App {
             stopping,
             beside,
             keep,
+            reconciler,
         } = self;
+        let reconciling =
+            reconciler.map(|reconciler| tokio::spawn(reconciler.run(stopping.subscribe())));
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, "{name} listening on {scheme}://{address}");
@@ -175,6 +230,10 @@ impl App {
             stopping.send_replace(true);
         })
         .await;
+        if let Some(reconciling) = reconciling {
+            // The flag is set: a pass under way finishes its record, then the loop ends.
+            let _ = reconciling.await;
+        }
         // After this service, so that its last calls to them were answered.
         for service in beside {
             if let Err(error) = service.stop().await {
