@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::filter::Query;
 use crate::live::StatusFeed;
 use crate::types::{
-    ClusterId, Credentials, DeletionPolicy, FramedbId, InstanceRecord, InstanceStatus, NodeId,
-    Removal, Stamp, StatusReport, StorageSize, Timestamp,
+    ClusterId, Credentials, DeletionPolicy, FramedbId, InstanceRecord, InstanceStatus, Metadata,
+    NodeId, Removal, Stamp, StatusReport, StorageSize, Timestamp,
 };
 
 /// The registry of every persistent instance.
@@ -61,7 +61,7 @@ pub trait InstanceRegistry: Send + Sync {
 }
 
 /// What a cluster needs to run an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentSpec {
     /// The instance's id; it names its Kubernetes objects.
     pub framedb_id: FramedbId,
@@ -79,6 +79,9 @@ pub struct DeploymentSpec {
     pub deletion_policy: DeletionPolicy,
     /// When it was registered (recorded on its objects).
     pub created_at: Timestamp,
+    /// The caller's data (recorded on its workload, so that its record can be rebuilt
+    /// from the cluster, and kept in the local service's record).
+    pub metadata: Metadata,
 }
 
 /// What a deploy left on the cluster.

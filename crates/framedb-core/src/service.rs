@@ -126,6 +126,23 @@ impl ProvisioningService {
         choice: PortChoice,
         stamp: Stamp,
     ) -> Result<Created> {
+        self.create_at(request, choice, stamp, Timestamp::now())
+            .await
+    }
+
+    /// As [`Self::create_on`], for a create registered at `created_at` (a local config
+    /// service records the time its global service registered the instance, so that
+    /// both records and the objects say the same).
+    ///
+    /// # Errors
+    /// As [`Self::create_on`].
+    pub async fn create_at(
+        &self,
+        request: NewInstance,
+        choice: PortChoice,
+        stamp: Stamp,
+        created_at: Timestamp,
+    ) -> Result<Created> {
         if let PortChoice::Exactly(port) = choice
             && !PORT_RANGE.contains(&port)
         {
@@ -137,7 +154,7 @@ impl ProvisioningService {
         }
         self.check_fence(&request.framedb_id, &request.cluster_id, &stamp)
             .await?;
-        let mut record = InstanceRecord::provisioning(request, stamp, Timestamp::now());
+        let mut record = InstanceRecord::provisioning(request, stamp, created_at);
         if let Err(error) = self.registry.insert(&record).await {
             return match (error, choice) {
                 (Error::AlreadyExists(id), PortChoice::Exactly(port)) => self
@@ -739,6 +756,7 @@ fn spec_of(record: &InstanceRecord, port: u16) -> DeploymentSpec {
         stamp: record.stamp.clone(),
         deletion_policy: record.deletion_policy,
         created_at: record.created_at,
+        metadata: record.metadata.clone(),
     }
 }
 

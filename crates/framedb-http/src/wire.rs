@@ -22,7 +22,9 @@
 use std::time::Duration;
 
 use framedb_core::live::Statuses;
-use framedb_core::{Credentials, DeletionPolicy, FramedbId, Metadata, NodeId, Stamp, StorageSize};
+use framedb_core::{
+    Credentials, DeletionPolicy, FramedbId, Metadata, NodeId, Stamp, StorageSize, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -104,6 +106,10 @@ pub struct DeployRequest {
     /// What deleting the instance does with its volume.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// When the global service registered it (the local record says the same; now, from
+    /// a global service older than this field).
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
 }
 
 /// The query of `DELETE /local/v1/instances/{id}`: which create's objects go, and how.

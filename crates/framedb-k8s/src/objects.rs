@@ -128,6 +128,9 @@ pub mod annotations {
     pub const DELETION_POLICY: &str = "framedb.io/deletion-policy";
     /// When the instance was registered.
     pub const CREATED_AT: &str = "framedb.io/created-at";
+    /// On the workload: the caller's metadata, as JSON (at most 64 KiB, within
+    /// Kubernetes' 256 KiB of annotations).
+    pub const METADATA: &str = "framedb.io/metadata";
     /// On a volume (or its credentials) a create took back: the stamp that retained it,
     /// so that undoing that create retains it again instead of deleting it.
     pub const REATTACHED_FROM: &str = "framedb.io/reattached-from";
@@ -269,6 +272,19 @@ impl Layout {
                 egress: None,
             }),
         }
+    }
+
+    /// The workload's metadata: the instance's, and the caller's data, so that the
+    /// instance's record can be rebuilt from the cluster.
+    fn workload_meta(&self, spec: &DeploymentSpec) -> ObjectMeta {
+        let mut meta = self.meta(spec.framedb_id.to_string(), spec, true);
+        if let (Some(annotations), Ok(data)) = (
+            meta.annotations.as_mut(),
+            serde_json::to_string(&spec.metadata),
+        ) {
+            annotations.insert(annotations::METADATA.to_owned(), data);
+        }
+        meta
     }
 
     fn meta(&self, name: String, spec: &DeploymentSpec, namespaced: bool) -> ObjectMeta {
@@ -444,7 +460,7 @@ impl Layout {
             ..Container::default()
         };
         StatefulSet {
-            metadata: self.meta(id.to_owned(), spec, true),
+            metadata: self.workload_meta(spec),
             spec: Some(StatefulSetSpec {
                 replicas: Some(1),
                 service_name: Some(id.to_owned()),

@@ -228,6 +228,7 @@ async fn a_record_a_killed_create_left_without_a_port_is_settled_at_start_up() {
         stamp,
         deletion_policy: record.deletion_policy,
         created_at: record.created_at,
+        metadata: Default::default(),
     };
     fleet.deploy(&spec).await.unwrap();
     let kube = sim.client().await;
@@ -257,4 +258,51 @@ async fn a_record_a_killed_create_left_without_a_port_is_settled_at_start_up() {
     assert!(!names::<StatefulSet>(&kube).await.contains("killed"));
     assert!(!names::<Service>(&kube).await.contains("killed"));
     local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_object_says_which_create_made_it_and_the_workload_holds_the_record() {
+    let topology = in_memory("annotations").await;
+    let (status, body) = topology
+        .create("marked", "cluster-01", "node-a", "blue")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = FramedbId::new("marked").unwrap();
+    let global = topology.global_registry.get(&id).await.unwrap();
+    let local = topology.locals[0].registry.get(&id).await.unwrap();
+    assert_eq!(
+        local.stamp, global.stamp,
+        "both tiers keep the create's stamp"
+    );
+    assert_eq!(
+        local.metadata, global.metadata,
+        "the local record has the caller's data"
+    );
+
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    let workload = kube::Api::<StatefulSet>::namespaced(client.clone(), "framedb-storage")
+        .get("marked")
+        .await
+        .unwrap();
+    let annotations = workload.metadata.annotations.unwrap();
+    assert_eq!(annotations["framedb.io/stamp"], global.stamp.as_str());
+    assert_eq!(annotations["framedb.io/node-id"], "node-a");
+    assert_eq!(annotations["framedb.io/storage-size"], "1Gi");
+    assert_eq!(annotations["framedb.io/deletion-policy"], "Delete");
+    assert_eq!(
+        annotations["framedb.io/created-at"],
+        global.created_at.to_string()
+    );
+    let data: serde_json::Value =
+        serde_json::from_str(&annotations["framedb.io/metadata"]).unwrap();
+    assert_eq!(data, json!({"team": "blue"}));
+    for claim in kube::Api::<PersistentVolumeClaim>::namespaced(client, "framedb-storage")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let annotations = claim.metadata.annotations.unwrap();
+        assert_eq!(annotations["framedb.io/stamp"], global.stamp.as_str());
+    }
 }

@@ -354,6 +354,7 @@ mod tests {
             stamp: Stamp::unstamped(),
             deletion_policy: crate::types::DeletionPolicy::Delete,
             created_at: crate::types::Timestamp::now(),
+            metadata: Default::default(),
         }
     }
 

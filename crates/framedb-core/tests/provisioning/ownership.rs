@@ -143,6 +143,7 @@ async fn a_failed_create_that_took_a_retained_volume_back_retains_it_again() {
         stamp: stamp.clone(),
         deletion_policy: DeletionPolicy::Retain,
         created_at: framedb_core::Timestamp::now(),
+        metadata: Default::default(),
     };
     assert!(fleet.deploy(&spec).await.unwrap().reattached);
     fleet
@@ -276,6 +277,7 @@ async fn a_reconcile_pass_settles_creates_and_deletes_that_died_halfway() {
         stamp,
         deletion_policy: DeletionPolicy::Delete,
         created_at: dead.created_at,
+        metadata: Default::default(),
     };
     fleet.deploy(&spec).await.unwrap();
     // A delete that died halfway, and a live instance.

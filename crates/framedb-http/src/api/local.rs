@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use framedb_core::live::StatusBook;
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, FramedbId, Instance, NewInstance, PortAllocator,
-    PortChoice, ProvisioningService, Removal, StatusReport,
+    PortChoice, ProvisioningService, Removal, StatusReport, Timestamp,
 };
 
 use super::answer::{Done, NoStore, data, done, to_completion};
@@ -123,9 +123,10 @@ async fn deploy(
     };
     let service = state.service.clone();
     let (port, stamp) = (request.port, request.stamp);
+    let created_at = request.created_at.unwrap_or_else(Timestamp::now);
     let created = to_completion(async move {
         service
-            .create_on(new, PortChoice::Exactly(port), stamp)
+            .create_at(new, PortChoice::Exactly(port), stamp, created_at)
             .await
     })
     .await?;

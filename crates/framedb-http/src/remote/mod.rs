@@ -361,9 +361,10 @@ impl ClusterDeployer for RemoteClusters {
             node_id: spec.node_id.clone(),
             storage_size: spec.storage_size.clone(),
             port: spec.port,
-            metadata: framedb_core::Metadata::default(),
+            metadata: spec.metadata.clone(),
             stamp: spec.stamp.clone(),
             deletion_policy: spec.deletion_policy,
+            created_at: Some(spec.created_at),
         };
         let url = self.url(&spec.cluster_id, &instance_path(&spec.framedb_id), None)?;
         let answer: PortAnswer = self

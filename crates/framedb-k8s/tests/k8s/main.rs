@@ -78,5 +78,6 @@ pub fn spec(id: &str, node: &str, port: u16) -> DeploymentSpec {
         stamp: framedb_core::Stamp::unstamped(),
         deletion_policy: framedb_core::DeletionPolicy::Delete,
         created_at: framedb_core::Timestamp::now(),
+        metadata: Default::default(),
     }
 }
