@@ -84,6 +84,26 @@ pub struct DeploymentSpec {
     pub metadata: Metadata,
 }
 
+impl DeploymentSpec {
+    /// The record this deployment stands for, as its objects record it: status
+    /// `Provisioning`, its port, and its registration time as the last change.
+    pub fn record(&self) -> InstanceRecord {
+        InstanceRecord {
+            framedb_id: self.framedb_id.clone(),
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id.clone(),
+            storage_size: self.storage_size.clone(),
+            metadata: self.metadata.clone(),
+            deletion_policy: self.deletion_policy,
+            stamp: self.stamp.clone(),
+            port: Some(self.port),
+            status: InstanceStatus::Provisioning,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+        }
+    }
+}
+
 /// What a deploy left on the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployed {
@@ -156,6 +176,15 @@ pub trait ClusterDeployer: Send + Sync {
     /// `ClusterNotFound` for an unknown cluster. Failures to reach the cluster are not
     /// errors here: the feed holds `None` until the watch is in step.
     async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed>;
+
+    /// The instances FrameDB's objects on `cluster` describe: a record per workload that
+    /// carries a stamp and whose Service holds its port, rebuilt from what the objects
+    /// record (id, node, size, policy, stamp, creation time, metadata, port), with status
+    /// `Provisioning`. Objects without a stamp or a Service are left out.
+    ///
+    /// # Errors
+    /// `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for `deploy`.
+    async fn inventory(&self, cluster: &ClusterId) -> Result<Vec<InstanceRecord>>;
 }
 
 /// Where a local config service remembers the creates that were undone or deleted (by

@@ -406,53 +406,66 @@ impl ProvisioningService {
         Ok(())
     }
 
-    /// Settles what a crash, a restart or a timeout left half done, in this service's
-    /// registry: a record still `Provisioning` without a port and older than `deadline`
-    /// (its create died between registering and recording its port) is undone like a
-    /// failed create (its stamp's objects removed, a volume it took back retained again,
-    /// the record removed); a record left `Deleting` is deleted again, as its deletion
-    /// policy says (a purge asked for then is not known any more: the volume of a
-    /// `Retain` instance stays). Safe to run beside creates and deletes, and on several
-    /// replicas: each step acts on its own stamp and is idempotent.
+    /// Settles what a crash, a restart or a timeout left half done, and brings the
+    /// registry in step with what runs on `clusters` (and on the clusters of the records
+    /// it settles):
+    /// - an instance whose objects run on a cluster but that the registry does not hold
+    ///   (a registry restored from a backup, a service restarted on memory) is recorded
+    ///   again, as its objects record it ([`ClusterDeployer::inventory`]);
+    /// - a record still `Provisioning` without a port and older than `deadline` (its
+    ///   create died between registering and recording its port) is completed when its
+    ///   stamp's workload and Service run, and undone like a failed create otherwise;
+    /// - a record left `Deleting` is deleted again, as its deletion policy says (a purge
+    ///   asked for then is not known any more: the volume of a `Retain` instance stays).
+    ///
+    /// Each step acts on its own stamp and is idempotent: passes may run beside creates
+    /// and deletes, and on several replicas.
     ///
     /// # Errors
-    /// The registry's, when the records cannot be read; a record that cannot be settled
-    /// now is counted in [`Repairs::failed`] and tried again at the next pass.
-    pub async fn reconcile(&self, deadline: std::time::Duration) -> Result<Repairs> {
+    /// The registry's, when the records cannot be read. A cluster that cannot be read, or
+    /// a record that cannot be settled now, is counted in [`Repairs::failed`] and tried
+    /// again at the next pass.
+    pub async fn reconcile(
+        &self,
+        deadline: std::time::Duration,
+        clusters: &[ClusterId],
+    ) -> Result<Repairs> {
         // Only what may need settling: a live instance's record has its port.
         let unsettled = Filter::parse(&serde_json::json!({"$or": [
             {"status": "Deleting"},
             {"status": "Provisioning", "port": null}
         ]}))?;
-        let mut repairs = Repairs::default();
         let mut query = Query::with_filter(unsettled);
         query.limit = crate::filter::MAX_LIMIT;
         let records = self.registry.find(&query).await?;
-        let now = chrono::Utc::now();
+        let mut repairs = Repairs::default();
+
+        // What runs on each cluster concerned, by id.
+        let mut concerned: BTreeSet<ClusterId> = clusters.iter().cloned().collect();
+        concerned.extend(records.iter().map(|record| record.cluster_id.clone()));
+        let mut running: HashMap<FramedbId, InstanceRecord> = HashMap::new();
+        let mut unread: BTreeSet<ClusterId> = BTreeSet::new();
+        for cluster in &concerned {
+            match self.deployer.inventory(cluster).await {
+                Ok(found) => {
+                    running.extend(found.into_iter().map(|r| (r.framedb_id.clone(), r)));
+                }
+                Err(error) => {
+                    repairs.failed += 1;
+                    unread.insert(cluster.clone());
+                    tracing::warn!(tier = self.tier, cluster_id = %cluster, error = %Chain(&error),
+                        "reconcile: the cluster's instances could not be read");
+                }
+            }
+        }
+
         for record in records {
-            let age = now.signed_duration_since(chrono::DateTime::from(record.created_at));
-            let settled = match record.status {
-                InstanceStatus::Deleting => {
-                    let removal = Removal::of(record.deletion_policy, false);
-                    self.delete_record(&record, removal).await.map(|()| true)
-                }
-                _ if record.port.is_none() && age.to_std().is_ok_and(|age| age > deadline) => {
-                    self.undo_create(&record, true).await;
-                    self.registry
-                        .get(&record.framedb_id)
-                        .await
-                        .map(|_| false)
-                        .or_else(|error| match error {
-                            Error::InstanceNotFound(_) => Ok(true),
-                            error => Err(error),
-                        })
-                }
-                _ => continue,
-            };
-            match settled {
-                Ok(true) if record.status == InstanceStatus::Deleting => repairs.deleted += 1,
-                Ok(true) => repairs.settled += 1,
-                Ok(false) => repairs.failed += 1,
+            let outcome = self.settle(&record, deadline, &running, &unread).await;
+            match outcome {
+                Ok(Some(Settled::Deleted)) => repairs.deleted += 1,
+                Ok(Some(Settled::Completed)) => repairs.completed += 1,
+                Ok(Some(Settled::Undone)) => repairs.settled += 1,
+                Ok(None) => {}
                 Err(error) => {
                     repairs.failed += 1;
                     tracing::warn!(tier = self.tier, framedb_id = %record.framedb_id,
@@ -460,7 +473,83 @@ impl ProvisioningService {
                 }
             }
         }
+
+        for (id, found) in running {
+            if !clusters.contains(&found.cluster_id) {
+                continue;
+            }
+            match self.registry.get(&id).await {
+                Err(Error::InstanceNotFound(_)) => match self.registry.insert(&found).await {
+                    Ok(()) => {
+                        repairs.rebuilt += 1;
+                        tracing::info!(tier = self.tier, framedb_id = %id,
+                            cluster_id = %found.cluster_id, port = ?found.port,
+                            "reconcile: a running instance's record rebuilt from its cluster");
+                    }
+                    // Recorded meanwhile (a create of it, or another replica's pass).
+                    Err(Error::AlreadyExists(_)) => {}
+                    Err(error) => {
+                        repairs.failed += 1;
+                        tracing::warn!(tier = self.tier, framedb_id = %id, error = %Chain(&error),
+                            "reconcile: a running instance's record could not be rebuilt");
+                    }
+                },
+                Ok(record) if record.stamp != found.stamp => {
+                    tracing::warn!(tier = self.tier, framedb_id = %id,
+                        recorded = %record.stamp, running = %found.stamp,
+                        "reconcile: the registry records another create of an instance that \
+                         runs; nothing is changed");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    repairs.failed += 1;
+                    tracing::warn!(tier = self.tier, framedb_id = %id, error = %Chain(&error),
+                        "reconcile: a record could not be read");
+                }
+            }
+        }
         Ok(repairs)
+    }
+
+    /// Settles one record a reconcile pass found unsettled, if it is due.
+    async fn settle(
+        &self,
+        record: &InstanceRecord,
+        deadline: std::time::Duration,
+        running: &HashMap<FramedbId, InstanceRecord>,
+        unread: &BTreeSet<ClusterId>,
+    ) -> Result<Option<Settled>> {
+        if record.status == InstanceStatus::Deleting {
+            let removal = Removal::of(record.deletion_policy, false);
+            self.delete_record(record, removal).await?;
+            return Ok(Some(Settled::Deleted));
+        }
+        let age =
+            chrono::Utc::now().signed_duration_since(chrono::DateTime::from(record.created_at));
+        if age.to_std().is_ok_and(|age| age <= deadline) || unread.contains(&record.cluster_id) {
+            return Ok(None);
+        }
+        let id = &record.framedb_id;
+        if let Some(found) = running.get(id).filter(|found| found.stamp == record.stamp) {
+            self.registry
+                .update_deployment(id, found.port, InstanceStatus::Provisioning)
+                .await?;
+            tracing::info!(tier = self.tier, framedb_id = %id, port = ?found.port,
+                "reconcile: a create that died before recording its port completed");
+            return Ok(Some(Settled::Completed));
+        }
+        self.undo_create(record, true).await;
+        match self.registry.get(id).await {
+            Err(Error::InstanceNotFound(_)) => {
+                tracing::info!(tier = self.tier, framedb_id = %id,
+                    "reconcile: a create that died before deploying was undone");
+                Ok(Some(Settled::Undone))
+            }
+            Ok(_) => Err(Error::Internal(
+                "the undo of a dead create left its record".into(),
+            )),
+            Err(error) => Err(error),
+        }
     }
 
     /// The database credentials of a registered instance, read from its cluster.
@@ -721,19 +810,31 @@ pub struct Created {
 /// What one [`ProvisioningService::reconcile`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Repairs {
-    /// Creates that died before recording their port, undone.
+    /// Records of running instances that the registry had lost, rebuilt.
+    pub rebuilt: usize,
+    /// Creates that died before recording their port, whose instance runs: completed.
+    pub completed: usize,
+    /// Creates that died before recording their port, whose instance does not run:
+    /// undone.
     pub settled: usize,
     /// Deletes that died halfway, finished.
     pub deleted: usize,
-    /// Records that could not be settled in this pass.
+    /// Records or clusters that could not be handled in this pass.
     pub failed: usize,
 }
 
 impl Repairs {
-    /// Whether the pass changed anything or met a record it could not settle.
+    /// Whether the pass changed anything or met something it could not handle.
     pub fn any(&self) -> bool {
-        self.settled + self.deleted + self.failed > 0
+        self.rebuilt + self.completed + self.settled + self.deleted + self.failed > 0
     }
+}
+
+/// How a reconcile pass settled one record.
+enum Settled {
+    Deleted,
+    Completed,
+    Undone,
 }
 
 /// Which node port a create claims.

@@ -42,6 +42,8 @@ pub mod paths {
     pub const STATUSES: &str = "/local/v1/statuses";
     /// `GET`: the status stream.
     pub const STATUS_WATCH: &str = "/local/v1/statuses/watch";
+    /// `GET`: the instances the cluster's objects describe (records rebuilt from them).
+    pub const INVENTORY: &str = "/local/v1/inventory";
 }
 
 /// How often the status stream repeats itself when nothing changes.

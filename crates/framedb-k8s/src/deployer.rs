@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
-    ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, FramedbId, PORT_RANGE,
-    PortAllocator, Removal, Stamp, StatusReport,
+    ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, FramedbId, InstanceRecord,
+    PORT_RANGE, PortAllocator, Removal, Stamp, StatusReport,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
@@ -304,6 +304,37 @@ impl ClusterDeployer for KubeFleet {
             .iter()
             .filter_map(|id| Some((id.clone(), reports.get(id)?.clone())))
             .collect())
+    }
+
+    async fn inventory(&self, cluster: &ClusterId) -> DomainResult<Vec<InstanceRecord>> {
+        let client = self.client(cluster)?;
+        let params = ListParams::default().labels(&self.status_selector(cluster));
+        let list_failed = |what: &str, error| -> framedb_core::Error {
+            Error::kube(cluster.as_str(), format!("listing {what}"), error).into()
+        };
+        let (workloads, services) = tokio::try_join!(
+            async {
+                self.namespaced::<StatefulSet>(client)
+                    .list(&params)
+                    .await
+                    .map_err(|e| list_failed("StatefulSets", e))
+            },
+            async {
+                self.namespaced::<Service>(client)
+                    .list(&params)
+                    .await
+                    .map_err(|e| list_failed("Services", e))
+            },
+        )?;
+        let ports = crate::inventory::node_ports(&services.items);
+        let mut records: Vec<InstanceRecord> = workloads
+            .items
+            .iter()
+            .filter_map(|workload| crate::inventory::deployment_of(cluster, workload, &ports))
+            .map(|spec| spec.record())
+            .collect();
+        records.sort_by(|a, b| a.framedb_id.cmp(&b.framedb_id));
+        Ok(records)
     }
 
     async fn follow(&self, cluster: &ClusterId) -> DomainResult<StatusFeed> {

@@ -17,6 +17,7 @@ mod apply;
 pub mod config_service;
 pub mod deployer;
 pub mod error;
+mod inventory;
 pub mod kubeconfig;
 mod live;
 pub mod objects;

@@ -195,7 +195,7 @@ async fn a_deploy_after_its_undo_is_refused_even_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_a_killed_create_left_without_a_port_is_settled_at_start_up() {
+async fn records_killed_creates_left_without_a_port_are_settled_at_start_up() {
     use framedb_core::{ClusterDeployer, InstanceRecord, Stamp, Timestamp};
     use framedb_http::settings::{LocalSettings, ServeSettings};
     use framedb_http::{Adapters, App};
@@ -214,6 +214,14 @@ async fn a_record_a_killed_create_left_without_a_port_is_settled_at_start_up() {
     let long_ago: Timestamp = serde_json::from_value(json!("2026-01-01T00:00:00.000Z")).unwrap();
     let record = InstanceRecord::provisioning(request, stamp.clone(), long_ago);
     registry.insert(&record).await.unwrap();
+    // And one killed before its deploy: nothing of it runs.
+    let never: framedb_core::NewInstance = serde_json::from_value(json!({
+        "framedb_id": "never", "cluster_id": cluster.as_str(), "node_id": "node-a",
+        "storage_size": "1Gi"
+    }))
+    .unwrap();
+    let never = InstanceRecord::provisioning(never, Stamp::generate().unwrap(), long_ago);
+    registry.insert(&never).await.unwrap();
     let client = framedb_k8s::kubeconfig::client(sim.kubeconfig(), Default::default())
         .await
         .unwrap();
@@ -243,20 +251,23 @@ async fn a_record_a_killed_create_left_without_a_port_is_settled_at_start_up() {
         ..Adapters::default()
     };
     let local = crate::Server::serve(App::local(&settings, adapters).await.unwrap());
+    // The one whose objects run is completed with its port; the other is removed.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let killed = FramedbId::new("killed").unwrap();
     while registry
-        .get(&FramedbId::new("killed").unwrap())
+        .get(&FramedbId::new("never").unwrap())
         .await
         .is_ok()
+        || registry.get(&killed).await.unwrap().port.is_none()
     {
         assert!(
             std::time::Instant::now() < deadline,
-            "the start-up pass did not settle it"
+            "the start-up pass did not settle them"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!names::<StatefulSet>(&kube).await.contains("killed"));
-    assert!(!names::<Service>(&kube).await.contains("killed"));
+    assert_eq!(registry.get(&killed).await.unwrap().port, Some(30960));
+    assert!(names::<StatefulSet>(&kube).await.contains("killed"));
     local.stop().await;
 }
 
@@ -305,4 +316,38 @@ async fn every_object_says_which_create_made_it_and_the_workload_holds_the_recor
         let annotations = claim.metadata.annotations.unwrap();
         assert_eq!(annotations["framedb.io/stamp"], global.stamp.as_str());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_service_restarted_on_an_empty_registry_records_what_runs_again() {
+    let mut topology = in_memory("rebuild-local").await;
+    let (status, body) = topology
+        .create("survivor", "cluster-01", "node-a", "kept")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = FramedbId::new("survivor").unwrap();
+    let global = topology.global_registry.get(&id).await.unwrap();
+
+    // The local service comes back on an empty registry (memory, or a lost MongoDB).
+    topology.stop_local(0).await;
+    topology.locals[0].registry = Arc::new(InMemoryRegistry::new());
+    topology.restart_local(0).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let rebuilt = loop {
+        if let Ok(record) = topology.locals[0].registry.get(&id).await {
+            break record;
+        }
+        assert!(std::time::Instant::now() < deadline, "not rebuilt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rebuilt.stamp, global.stamp);
+    assert_eq!(rebuilt.port, global.port);
+    assert_eq!(rebuilt.metadata, global.metadata);
+    assert_eq!(rebuilt.created_at, global.created_at);
+    // And the instance is managed again: its delete goes through both tiers.
+    let (status, body) = topology
+        .send(Method::DELETE, &format!("{BASE}/survivor"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(topology.assert_consistent().await.is_empty());
 }

@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::live::{StatusFeed, no_feed};
 use crate::ports::{ClusterDeployer, Deployed, DeploymentSpec, PortAllocator};
 use crate::types::{
-    ClusterId, Credentials, FramedbId, InstanceStatus, NodeId, PORT_RANGE, Removal, Stamp,
-    StatusReport,
+    ClusterId, Credentials, FramedbId, InstanceRecord, InstanceStatus, NodeId, PORT_RANGE, Removal,
+    Stamp, StatusReport,
 };
 
 /// The node label that pins an instance to its node, as the Kubernetes adapter uses it.
@@ -65,6 +65,8 @@ struct Workload {
     node: NodeId,
     port: u16,
     started: Instant,
+    /// What the objects record, for [`ClusterDeployer::inventory`].
+    spec: DeploymentSpec,
 }
 
 impl InMemoryFleet {
@@ -207,6 +209,7 @@ impl ClusterDeployer for InMemoryFleet {
                 node: spec.node_id.clone(),
                 port: spec.port,
                 started,
+                spec: spec.clone(),
             },
         );
         // A deploy run again keeps the password the first one made; a volume taken back
@@ -316,6 +319,18 @@ impl ClusterDeployer for InMemoryFleet {
                 Some((id.clone(), report))
             })
             .collect())
+    }
+
+    async fn inventory(&self, cluster: &ClusterId) -> Result<Vec<InstanceRecord>> {
+        let state = self.cluster(cluster)?;
+        let mut records: Vec<InstanceRecord> = state
+            .workloads
+            .values()
+            .filter(|workload| !workload.stamp.is_unstamped())
+            .map(|workload| workload.spec.record())
+            .collect();
+        records.sort_by(|a, b| a.framedb_id.cmp(&b.framedb_id));
+        Ok(records)
     }
 
     /// Reads here cost no round-trip, so there is nothing to watch.

@@ -92,6 +92,12 @@ impl framedb_core::ClusterDeployer for Counting {
     > {
         self.inner.statuses(cluster, ids).await
     }
+    async fn inventory(
+        &self,
+        cluster: &framedb_core::ClusterId,
+    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
+        self.inner.inventory(cluster).await
+    }
     async fn follow(
         &self,
         cluster: &framedb_core::ClusterId,

@@ -198,6 +198,12 @@ impl ClusterDeployer for Delayed {
     > {
         self.inner.statuses(cluster, ids).await
     }
+    async fn inventory(
+        &self,
+        cluster: &framedb_core::ClusterId,
+    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
+        self.inner.inventory(cluster).await
+    }
     async fn follow(
         &self,
         cluster: &framedb_core::ClusterId,
@@ -258,29 +264,41 @@ async fn a_deploy_that_arrives_after_its_undo_never_lands() {
 }
 
 #[tokio::test]
-async fn a_reconcile_pass_settles_creates_and_deletes_that_died_halfway() {
+async fn a_reconcile_pass_settles_what_died_halfway_and_records_what_runs() {
     let (service, registry, fleet) = in_memory();
-    // A create that died after its deploy, before recording its port (a kill -9).
+    let old: framedb_core::Timestamp =
+        serde_json::from_value(serde_json::json!("2026-01-01T00:00:00.000Z")).unwrap();
+    // A create that died after its deploy, before recording its port (a kill -9), and
+    // one that died before its deploy.
     let stamp = Stamp::generate().unwrap();
-    let dead = framedb_core::InstanceRecord::provisioning(
-        request("dead-create"),
+    let deployed = framedb_core::InstanceRecord::provisioning(
+        request("deployed-then-killed"),
         stamp.clone(),
-        framedb_core::Timestamp::now(),
+        old,
     );
-    registry.insert(&dead).await.unwrap();
+    registry.insert(&deployed).await.unwrap();
     let spec = framedb_core::DeploymentSpec {
-        framedb_id: id("dead-create"),
-        cluster_id: cluster(),
-        node_id: "node-a".parse().unwrap(),
-        storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
-        port: 30900,
-        stamp,
-        deletion_policy: DeletionPolicy::Delete,
-        created_at: dead.created_at,
-        metadata: Default::default(),
+        port: 30950,
+        ..framedb_core::DeploymentSpec {
+            framedb_id: id("deployed-then-killed"),
+            cluster_id: cluster(),
+            node_id: "node-a".parse().unwrap(),
+            storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
+            port: 0,
+            stamp,
+            deletion_policy: DeletionPolicy::Delete,
+            created_at: old,
+            metadata: Default::default(),
+        }
     };
     fleet.deploy(&spec).await.unwrap();
-    // A delete that died halfway, and a live instance.
+    let never = framedb_core::InstanceRecord::provisioning(
+        request("killed-before-deploy"),
+        Stamp::generate().unwrap(),
+        old,
+    );
+    registry.insert(&never).await.unwrap();
+    // A delete that died halfway, a live instance, and one whose record was lost.
     let live = service.create(request("live")).await.unwrap();
     let half = service.create(request("half-deleted")).await.unwrap();
     registry
@@ -291,24 +309,47 @@ async fn a_reconcile_pass_settles_creates_and_deletes_that_died_halfway() {
         )
         .await
         .unwrap();
+    let lost = service.create(request("lost-record")).await.unwrap();
+    registry.remove(&id("lost-record")).await.unwrap();
 
-    // A young record without a port may be a create still running: it is left alone.
+    // Young records without a port may be creates still running: they are left alone;
+    // and without its cluster named, nothing is rebuilt.
     let young = service
-        .reconcile(std::time::Duration::from_secs(300))
+        .reconcile(std::time::Duration::from_secs(1_000_000_000), &[])
         .await
         .unwrap();
-    assert_eq!((young.settled, young.deleted), (0, 1));
-    assert!(registry.get(&id("dead-create")).await.is_ok());
-
-    let old = service.reconcile(std::time::Duration::ZERO).await.unwrap();
-    assert_eq!((old.settled, old.deleted, old.failed), (1, 0, 0));
-    assert!(registry.get(&id("dead-create")).await.is_err());
-    assert_eq!(fleet.workloads(&cluster()).unwrap(), [id("live")]);
     assert_eq!(
-        fleet.used_ports(&cluster()).unwrap(),
-        [live.record.port.unwrap()]
+        (young.deleted, young.completed, young.settled, young.rebuilt),
+        (1, 0, 0, 0)
     );
+
+    let pass = service
+        .reconcile(std::time::Duration::ZERO, &[cluster()])
+        .await
+        .unwrap();
+    assert_eq!(
+        (pass.completed, pass.settled, pass.rebuilt, pass.failed),
+        (1, 1, 1, 0)
+    );
+    let completed = registry.get(&id("deployed-then-killed")).await.unwrap();
+    assert_eq!(completed.port, Some(30950));
+    assert!(registry.get(&id("killed-before-deploy")).await.is_err());
+    let rebuilt = registry.get(&id("lost-record")).await.unwrap();
+    assert_eq!(rebuilt.stamp, lost.record.stamp);
+    assert_eq!(rebuilt.port, lost.record.port);
+    assert_eq!(rebuilt.metadata, lost.record.metadata);
+    assert_eq!(rebuilt.created_at, lost.record.created_at);
+    let mut running = fleet.workloads(&cluster()).unwrap();
+    running.sort();
+    assert_eq!(
+        running,
+        [id("deployed-then-killed"), id("live"), id("lost-record")]
+    );
+    assert!(registry.get(&id("live")).await.unwrap().port == live.record.port);
     // Nothing is left to settle.
-    let again = service.reconcile(std::time::Duration::ZERO).await.unwrap();
-    assert!(!again.any());
+    let again = service
+        .reconcile(std::time::Duration::ZERO, &[cluster()])
+        .await
+        .unwrap();
+    assert!(!again.any(), "{again:?}");
 }

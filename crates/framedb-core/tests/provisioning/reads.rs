@@ -119,6 +119,12 @@ impl ClusterDeployer for Rendezvous {
         self.all_clusters.wait().await;
         self.inner.statuses(cluster, ids).await
     }
+    async fn inventory(
+        &self,
+        cluster: &framedb_core::ClusterId,
+    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
+        self.inner.inventory(cluster).await
+    }
     async fn follow(
         &self,
         cluster: &ClusterId,

@@ -83,6 +83,7 @@ pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
         .route(paths::CREDENTIALS, get(credentials))
         .route(paths::STATUSES, post(statuses))
         .route(paths::STATUS_WATCH, get(watch_statuses))
+        .route(paths::INVENTORY, get(inventory))
         .with_state(Arc::new(state));
     finish(api, token, bounds)
 }
@@ -187,6 +188,13 @@ async fn get_one(
 
 async fn list(State(state): State<Arc<LocalState>>) -> Result<Json<Data<Vec<Instance>>>> {
     Ok(data(state.service.list_cluster(&state.cluster_id).await?))
+}
+
+/// Read from the cluster's objects, not from this service's registry.
+async fn inventory(
+    State(state): State<Arc<LocalState>>,
+) -> Result<Json<Data<Vec<framedb_core::InstanceRecord>>>> {
+    Ok(data(state.deployer.inventory(&state.cluster_id).await?))
 }
 
 async fn statuses(

@@ -431,6 +431,15 @@ impl ClusterDeployer for RemoteClusters {
         Ok(answer.data)
     }
 
+    async fn inventory(&self, cluster: &ClusterId) -> Result<Vec<framedb_core::InstanceRecord>> {
+        self.known(cluster).await?;
+        let url = self.url(cluster, paths::INVENTORY, None)?;
+        let answer: Data<Vec<framedb_core::InstanceRecord>> = self
+            .call(cluster, None, Method::GET, url, None::<&()>)
+            .await?;
+        Ok(answer.data)
+    }
+
     async fn follow(&self, cluster: &ClusterId) -> Result<StatusFeed> {
         self.known(cluster).await?;
         self.feed(cluster)

@@ -141,7 +141,7 @@ impl App {
             stopping: watch::channel(false).0,
             beside,
             keep,
-            reconciler: Reconciler::of(&reconciled, &settings.serve, "global"),
+            reconciler: Reconciler::of(&reconciled, &settings.serve, "global", Vec::new()),
         })
     }
 }

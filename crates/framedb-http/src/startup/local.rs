@@ -46,7 +46,7 @@ impl App {
         let service = ProvisioningService::new(registry, fleet.clone(), fleet.clone())
             .with_tier("local")
             .with_fence(fence);
-        let reconciler = Reconciler::of(&service, &settings.serve, "local");
+        let reconciler = Reconciler::of(&service, &settings.serve, "local", vec![cluster.clone()]);
         let state = LocalState {
             cluster_id: cluster.clone(),
             service: service.clone(),

@@ -127,6 +127,9 @@ struct Reconciler {
     service: framedb_core::ProvisioningService,
     every: std::time::Duration,
     tier: &'static str,
+    /// The clusters whose running instances it records again when the registry lost
+    /// them (a local service's own cluster).
+    clusters: Vec<ClusterId>,
 }
 
 /// How old a record without a port must be before a reconcile pass takes its create for
@@ -139,11 +142,13 @@ impl Reconciler {
         service: &framedb_core::ProvisioningService,
         serve: &ServeSettings,
         tier: &'static str,
+        clusters: Vec<ClusterId>,
     ) -> Option<Self> {
         (serve.reconcile_interval_secs > 0).then(|| Self {
             service: service.clone(),
             every: std::time::Duration::from_secs(serve.reconcile_interval_secs),
             tier,
+            clusters,
         })
     }
 
@@ -156,9 +161,15 @@ impl Reconciler {
                 _ = stopping.wait_for(|stop| *stop) => return,
                 _ = ticks.tick() => {}
             }
-            match self.service.reconcile(CREATE_DEADLINE).await {
+            match self
+                .service
+                .reconcile(CREATE_DEADLINE, &self.clusters)
+                .await
+            {
                 Ok(repairs) if repairs.any() => tracing::info!(
                     tier = self.tier,
+                    rebuilt = repairs.rebuilt,
+                    completed = repairs.completed,
                     settled = repairs.settled,
                     deleted = repairs.deleted,
                     failed = repairs.failed,

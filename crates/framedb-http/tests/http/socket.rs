@@ -136,6 +136,12 @@ impl ClusterDeployer for SlowDeployer {
     ) -> Result<HashMap<FramedbId, StatusReport>> {
         self.inner.statuses(cluster, ids).await
     }
+    async fn inventory(
+        &self,
+        cluster: &framedb_core::ClusterId,
+    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
+        self.inner.inventory(cluster).await
+    }
     async fn follow(&self, cluster: &ClusterId) -> Result<framedb_core::live::StatusFeed> {
         self.inner.follow(cluster).await
     }

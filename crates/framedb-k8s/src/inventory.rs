@@ -1,0 +1,74 @@
+//! The instances a cluster's objects describe, read back from them: every workload that
+//! carries a create's stamp records its instance's id, node, size, policy, creation time
+//! and metadata (`objects::annotations`), and its Service holds the port. A registry that
+//! lost records rebuilds them from this, so nothing that runs stays invisible.
+
+use std::collections::HashMap;
+
+use framedb_core::{
+    ClusterId, DeletionPolicy, DeploymentSpec, FramedbId, Metadata, NodeId, Stamp, StorageSize,
+    Timestamp,
+};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+
+use crate::objects::{RETAINED, annotations};
+
+/// The deployment a workload records, with the port its Service holds (from `ports`, by
+/// the workload's name); `None` for a workload without a stamp, a port, or readable
+/// annotations.
+pub(crate) fn deployment_of(
+    cluster: &ClusterId,
+    workload: &StatefulSet,
+    ports: &HashMap<String, u16>,
+) -> Option<DeploymentSpec> {
+    let meta = &workload.metadata;
+    if meta
+        .labels
+        .as_ref()
+        .is_some_and(|labels| labels.get(RETAINED).is_some_and(|v| v == "true"))
+    {
+        return None;
+    }
+    let name = meta.name.as_deref()?;
+    let noted = meta.annotations.as_ref()?;
+    let note = |key: &str| noted.get(key).map(String::as_str);
+    let stamp = Stamp::new(note(annotations::STAMP)?).ok()?;
+    if stamp.is_unstamped() {
+        return None;
+    }
+    let metadata: Metadata = match note(annotations::METADATA) {
+        Some(json) => serde_json::from_str(json).ok()?,
+        None => Metadata::default(),
+    };
+    let deletion_policy = match note(annotations::DELETION_POLICY)? {
+        "Retain" => DeletionPolicy::Retain,
+        "Delete" => DeletionPolicy::Delete,
+        _ => return None,
+    };
+    let created_at: Timestamp =
+        serde_json::from_value(serde_json::Value::from(note(annotations::CREATED_AT)?)).ok()?;
+    Some(DeploymentSpec {
+        framedb_id: FramedbId::new(name).ok()?,
+        cluster_id: cluster.clone(),
+        node_id: NodeId::new(note(annotations::NODE)?).ok()?,
+        storage_size: StorageSize::new(note(annotations::STORAGE_SIZE)?).ok()?,
+        port: *ports.get(name)?,
+        stamp,
+        deletion_policy,
+        created_at,
+        metadata,
+    })
+}
+
+/// The node port each Service of `services` holds, by name.
+pub(crate) fn node_ports(services: &[Service]) -> HashMap<String, u16> {
+    services
+        .iter()
+        .filter_map(|service| {
+            let name = service.metadata.name.clone()?;
+            let port = service.spec.as_ref()?.ports.as_ref()?.first()?.node_port?;
+            Some((name, u16::try_from(port).ok()?))
+        })
+        .collect()
+}
