@@ -69,6 +69,8 @@ struct Topology {
     locals: Vec<Local>,
     global: Server,
     global_registry: Arc<dyn InstanceRegistry>,
+    /// How the global was started (to start another like it).
+    global_settings: GlobalSettings,
     client: Client,
 }
 
@@ -134,6 +136,7 @@ impl Topology {
             locals,
             global,
             global_registry,
+            global_settings: settings,
             client,
         }
     }

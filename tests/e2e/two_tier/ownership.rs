@@ -351,3 +351,39 @@ async fn a_local_service_restarted_on_an_empty_registry_records_what_runs_again(
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(topology.assert_consistent().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_restarted_on_an_empty_registry_records_what_runs_again() {
+    use framedb_http::Adapters;
+
+    let topology = in_memory("rebuild-global").await;
+    let (status, body) = topology
+        .create("phoenix", "cluster-02", "node-b", "kept")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = FramedbId::new("phoenix").unwrap();
+    let before = topology.global_registry.get(&id).await.unwrap();
+
+    // Another global on the same fleet and an empty registry (a restart on memory, a
+    // lost MongoDB): its start-up pass reads every known cluster's local service.
+    let fresh = Arc::new(InMemoryRegistry::new());
+    let adapters = Adapters {
+        registry: Some(fresh.clone()),
+        ..Adapters::default()
+    };
+    let second = crate::Server::global(&topology.global_settings, adapters).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let rebuilt = loop {
+        if let Ok(record) = fresh.get(&id).await {
+            break record;
+        }
+        assert!(std::time::Instant::now() < deadline, "not rebuilt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rebuilt.stamp, before.stamp);
+    assert_eq!(rebuilt.port, before.port);
+    assert_eq!(rebuilt.node_id, before.node_id);
+    assert_eq!(rebuilt.metadata, before.metadata);
+    assert_eq!(rebuilt.created_at, before.created_at);
+    second.stop().await;
+}

@@ -457,6 +457,11 @@ impl ClusterDirectory {
         recorded
     }
 
+    /// Every cluster the view knows.
+    pub fn clusters(&self) -> Vec<ClusterId> {
+        self.read().keys().cloned().collect()
+    }
+
     /// Whether `cluster` is known.
     pub fn contains(&self, cluster: &ClusterId) -> bool {
         self.read().contains_key(cluster)

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use framedb_core::{InstanceRegistry, ProvisioningService};
+use framedb_core::{ClusterId, InstanceRegistry, ProvisioningService};
 use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, stores};
-use super::{Adapters, App, Clusters, Reconciler, StartError, bind, check_open, server_tls};
+use super::{Adapters, App, Clusters, Fleet, Reconciler, StartError, bind, check_open, server_tls};
 use crate::api::{ApiToken, AppState, Bounds, router};
 use crate::remote::directory::LocalToken;
 use crate::remote::{ClusterDirectory, RemoteClusters};
@@ -126,6 +126,20 @@ impl App {
             clusters.deployer.clone(),
             clusters.ports.clone(),
         );
+        // The global records again what runs on every cluster it knows.
+        let fleet = match &directory {
+            Some(directory) => Fleet::Directory(directory.clone()),
+            None => {
+                let mut known: Vec<ClusterId> = settings
+                    .fleet
+                    .clusters
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                known.extend(settings.fleet.in_cluster.clone());
+                Fleet::Fixed(known)
+            }
+        };
         let parts = GlobalParts {
             registry,
             clusters,
@@ -141,7 +155,7 @@ impl App {
             stopping: watch::channel(false).0,
             beside,
             keep,
-            reconciler: Reconciler::of(&reconciled, &settings.serve, "global", Vec::new()),
+            reconciler: Reconciler::of(&reconciled, &settings.serve, "global", fleet),
         })
     }
 }

@@ -8,7 +8,7 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, local_stores};
-use super::{Adapters, App, Reconciler, StartError, bind, check_open, server_tls};
+use super::{Adapters, App, Fleet, Reconciler, StartError, bind, check_open, server_tls};
 use crate::api::local::{LocalState, Stopping, local_router};
 use crate::api::{ApiToken, Bounds};
 use crate::settings::LocalSettings;
@@ -46,7 +46,12 @@ impl App {
         let service = ProvisioningService::new(registry, fleet.clone(), fleet.clone())
             .with_tier("local")
             .with_fence(fence);
-        let reconciler = Reconciler::of(&service, &settings.serve, "local", vec![cluster.clone()]);
+        let reconciler = Reconciler::of(
+            &service,
+            &settings.serve,
+            "local",
+            Fleet::Fixed(vec![cluster.clone()]),
+        );
         let state = LocalState {
             cluster_id: cluster.clone(),
             service: service.clone(),

@@ -128,8 +128,25 @@ struct Reconciler {
     every: std::time::Duration,
     tier: &'static str,
     /// The clusters whose running instances it records again when the registry lost
-    /// them (a local service's own cluster).
-    clusters: Vec<ClusterId>,
+    /// them.
+    clusters: Fleet,
+}
+
+/// Where the clusters a reconciler reads come from.
+enum Fleet {
+    /// These (a local service's own cluster, the global's `--cluster`s).
+    Fixed(Vec<ClusterId>),
+    /// The global's cluster directory, as it is at each pass.
+    Directory(Arc<crate::remote::ClusterDirectory>),
+}
+
+impl Fleet {
+    fn clusters(&self) -> Vec<ClusterId> {
+        match self {
+            Self::Fixed(clusters) => clusters.clone(),
+            Self::Directory(directory) => directory.clusters(),
+        }
+    }
 }
 
 /// How old a record without a port must be before a reconcile pass takes its create for
@@ -142,7 +159,7 @@ impl Reconciler {
         service: &framedb_core::ProvisioningService,
         serve: &ServeSettings,
         tier: &'static str,
-        clusters: Vec<ClusterId>,
+        clusters: Fleet,
     ) -> Option<Self> {
         (serve.reconcile_interval_secs > 0).then(|| Self {
             service: service.clone(),
@@ -161,11 +178,8 @@ impl Reconciler {
                 _ = stopping.wait_for(|stop| *stop) => return,
                 _ = ticks.tick() => {}
             }
-            match self
-                .service
-                .reconcile(CREATE_DEADLINE, &self.clusters)
-                .await
-            {
+            let clusters = self.clusters.clusters();
+            match self.service.reconcile(CREATE_DEADLINE, &clusters).await {
                 Ok(repairs) if repairs.any() => tracing::info!(
                     tier = self.tier,
                     rebuilt = repairs.rebuilt,
