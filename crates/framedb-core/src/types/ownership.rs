@@ -18,9 +18,22 @@ const STAMP_BYTES: usize = 16;
 ///
 /// Records and objects from before stamps existed have the empty stamp: they match each
 /// other, and nothing a stamped create makes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Held inline (no allocation): every record carries one, and the registry may hold a
+/// hundred thousand records in memory.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Stamp(String);
+pub struct Stamp {
+    /// The hex digits, ASCII; `len` of them are used (0 or 32).
+    hex: [u8; 2 * STAMP_BYTES],
+    len: u8,
+}
+
+impl fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stamp({:?})", self.as_str())
+    }
+}
 
 impl Stamp {
     /// A new stamp from the operating system's random source.
@@ -34,12 +47,16 @@ impl Stamp {
                 "the operating system's random source failed ({error})"
             )))
         })?;
-        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self::new(text).expect("32 lower-case hex digits"))
     }
 
     /// The stamp of what was made before stamps existed.
     pub fn unstamped() -> Self {
-        Self(String::new())
+        Self {
+            hex: [0; 2 * STAMP_BYTES],
+            len: 0,
+        }
     }
 
     /// Checks a stamp read from a peer or a cluster: empty, or 32 lower-case hex digits.
@@ -52,8 +69,13 @@ impl Stamp {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if value.is_empty() || hex {
-            Ok(Self(value))
+        if value.is_empty() {
+            Ok(Self::unstamped())
+        } else if hex {
+            let mut stamp = Self::unstamped();
+            stamp.hex.copy_from_slice(value.as_bytes());
+            stamp.len = 2 * STAMP_BYTES as u8;
+            Ok(stamp)
         } else {
             Err(Invalid::new(
                 "a stamp is 32 lower-case hexadecimal digits".to_owned(),
@@ -63,12 +85,13 @@ impl Stamp {
 
     /// Whether this is [`Self::unstamped`].
     pub fn is_unstamped(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// The stamp as text (empty for [`Self::unstamped`]).
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.hex[..usize::from(self.len)]).unwrap_or_default()
     }
 }
 
@@ -88,16 +111,16 @@ impl TryFrom<String> for Stamp {
 
 impl From<Stamp> for String {
     fn from(stamp: Stamp) -> Self {
-        stamp.0
+        stamp.as_str().to_owned()
     }
 }
 
 impl fmt::Display for Stamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
+        f.write_str(if self.is_unstamped() {
             "(unstamped)"
         } else {
-            &self.0
+            self.as_str()
         })
     }
 }
