@@ -44,3 +44,78 @@ pub fn in_memory() -> (
     let service = ProvisioningService::new(registry.clone(), fleet.clone(), fleet.clone());
     (service, registry, fleet)
 }
+
+/// What a hook of [`Hooked`] runs: a future made afresh for each call.
+pub type Hook = Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// A cluster that runs `before_deploy` before each deploy and `before_statuses` before each
+/// status read, and passes everything on to `inner`: a deploy that takes a moment, waits
+/// for the test, or a read that waits for others.
+pub struct Hooked {
+    /// The cluster behind.
+    pub inner: Arc<dyn framedb_core::ClusterDeployer>,
+    /// Runs before each deploy.
+    pub before_deploy: Hook,
+    /// Runs before each status read.
+    pub before_statuses: Hook,
+}
+
+impl Hooked {
+    /// `inner` with no hooks yet.
+    pub fn on(inner: Arc<dyn framedb_core::ClusterDeployer>) -> Self {
+        let nothing = || -> Hook { Box::new(|| Box::pin(async {})) };
+        Self {
+            inner,
+            before_deploy: nothing(),
+            before_statuses: nothing(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl framedb_core::ClusterDeployer for Hooked {
+    async fn deploy(
+        &self,
+        spec: &framedb_core::DeploymentSpec,
+    ) -> framedb_core::Result<framedb_core::Deployed> {
+        (self.before_deploy)().await;
+        self.inner.deploy(spec).await
+    }
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+        removal: framedb_core::Removal,
+    ) -> framedb_core::Result<bool> {
+        self.inner.undeploy(cluster, id, stamp, removal).await
+    }
+    async fn credentials(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+    ) -> framedb_core::Result<framedb_core::Credentials> {
+        self.inner.credentials(cluster, id).await
+    }
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> framedb_core::Result<std::collections::HashMap<FramedbId, framedb_core::StatusReport>>
+    {
+        (self.before_statuses)().await;
+        self.inner.statuses(cluster, ids).await
+    }
+    async fn inventory(
+        &self,
+        cluster: &ClusterId,
+    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
+        self.inner.inventory(cluster).await
+    }
+    async fn follow(
+        &self,
+        cluster: &ClusterId,
+    ) -> framedb_core::Result<framedb_core::live::StatusFeed> {
+        self.inner.follow(cluster).await
+    }
+}

@@ -155,72 +155,22 @@ async fn a_failed_create_that_took_a_retained_volume_back_retains_it_again() {
     assert_eq!(back.credentials, first.credentials);
 }
 
-/// A cluster whose deploys wait until the test lets them go on, as a deploy delayed on
-/// the network does.
-struct Delayed {
-    inner: Arc<framedb_core::memory::InMemoryFleet>,
-    go: Arc<tokio::sync::Semaphore>,
-    arrived: Arc<tokio::sync::Notify>,
-}
-
-#[async_trait::async_trait]
-impl ClusterDeployer for Delayed {
-    async fn deploy(
-        &self,
-        spec: &framedb_core::DeploymentSpec,
-    ) -> framedb_core::Result<framedb_core::Deployed> {
-        self.arrived.notify_one();
-        self.go.acquire().await.unwrap().forget();
-        self.inner.deploy(spec).await
-    }
-    async fn undeploy(
-        &self,
-        cluster: &framedb_core::ClusterId,
-        id: &framedb_core::FramedbId,
-        stamp: &Stamp,
-        removal: Removal,
-    ) -> framedb_core::Result<bool> {
-        self.inner.undeploy(cluster, id, stamp, removal).await
-    }
-    async fn credentials(
-        &self,
-        cluster: &framedb_core::ClusterId,
-        id: &framedb_core::FramedbId,
-    ) -> framedb_core::Result<framedb_core::Credentials> {
-        self.inner.credentials(cluster, id).await
-    }
-    async fn statuses(
-        &self,
-        cluster: &framedb_core::ClusterId,
-        ids: &[framedb_core::FramedbId],
-    ) -> framedb_core::Result<
-        std::collections::HashMap<framedb_core::FramedbId, framedb_core::StatusReport>,
-    > {
-        self.inner.statuses(cluster, ids).await
-    }
-    async fn inventory(
-        &self,
-        cluster: &framedb_core::ClusterId,
-    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
-        self.inner.inventory(cluster).await
-    }
-    async fn follow(
-        &self,
-        cluster: &framedb_core::ClusterId,
-    ) -> framedb_core::Result<framedb_core::live::StatusFeed> {
-        self.inner.follow(cluster).await
-    }
-}
-
 #[tokio::test]
 async fn a_deploy_that_arrives_after_its_undo_never_lands() {
     let (_, registry, fleet) = in_memory();
-    let delayed = Arc::new(Delayed {
-        inner: fleet.clone(),
-        go: Arc::new(tokio::sync::Semaphore::new(0)),
-        arrived: Arc::new(tokio::sync::Notify::new()),
+    // Deploys wait until the test lets them go on, as a deploy delayed on the network.
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let mut delayed = super::Hooked::on(fleet.clone());
+    let (gate, signal) = (go.clone(), arrived.clone());
+    delayed.before_deploy = Box::new(move || {
+        signal.notify_one();
+        let gate = gate.clone();
+        Box::pin(async move {
+            gate.acquire().await.unwrap().forget();
+        })
     });
-    let local = ProvisioningService::new(registry.clone(), delayed.clone(), fleet.clone())
+    let local = ProvisioningService::new(registry.clone(), Arc::new(delayed), fleet.clone())
         .with_fence(Arc::new(framedb_core::memory::InMemoryFence::new()));
     let stamp = Stamp::generate().unwrap();
 
@@ -250,12 +200,12 @@ async fn a_deploy_that_arrives_after_its_undo_never_lands() {
                 .await
         }
     });
-    delayed.arrived.notified().await;
+    arrived.notified().await;
     local
         .delete_stamped(&id("late-2"), &cluster(), &other, Removal::Undo)
         .await
         .unwrap();
-    delayed.go.add_permits(1);
+    go.add_permits(1);
     let landed = creating.await.unwrap().unwrap_err();
     assert!(matches!(landed, Error::ObjectConflict { .. }), "{landed:?}");
     assert!(fleet.workloads(&cluster()).unwrap().is_empty());

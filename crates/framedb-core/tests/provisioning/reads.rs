@@ -78,61 +78,6 @@ async fn listing_an_unknown_cluster_is_not_found_and_an_empty_one_is_empty() {
     assert!(service.list_cluster(&cluster()).await.unwrap().is_empty());
 }
 
-/// A deployer whose status reads each wait until a read of every other cluster has begun
-/// too: reads made one cluster after another never finish.
-struct Rendezvous {
-    inner: Arc<dyn ClusterDeployer>,
-    all_clusters: Arc<tokio::sync::Barrier>,
-}
-
-#[async_trait::async_trait]
-impl ClusterDeployer for Rendezvous {
-    async fn deploy(
-        &self,
-        spec: &framedb_core::DeploymentSpec,
-    ) -> framedb_core::Result<framedb_core::Deployed> {
-        self.inner.deploy(spec).await
-    }
-    async fn undeploy(
-        &self,
-        cluster: &ClusterId,
-        id: &framedb_core::FramedbId,
-        stamp: &framedb_core::Stamp,
-        removal: framedb_core::Removal,
-    ) -> framedb_core::Result<bool> {
-        self.inner.undeploy(cluster, id, stamp, removal).await
-    }
-    async fn credentials(
-        &self,
-        cluster: &framedb_core::ClusterId,
-        id: &framedb_core::FramedbId,
-    ) -> framedb_core::Result<framedb_core::Credentials> {
-        self.inner.credentials(cluster, id).await
-    }
-    async fn statuses(
-        &self,
-        cluster: &ClusterId,
-        ids: &[framedb_core::FramedbId],
-    ) -> framedb_core::Result<
-        std::collections::HashMap<framedb_core::FramedbId, framedb_core::StatusReport>,
-    > {
-        self.all_clusters.wait().await;
-        self.inner.statuses(cluster, ids).await
-    }
-    async fn inventory(
-        &self,
-        cluster: &framedb_core::ClusterId,
-    ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
-        self.inner.inventory(cluster).await
-    }
-    async fn follow(
-        &self,
-        cluster: &ClusterId,
-    ) -> framedb_core::Result<framedb_core::live::StatusFeed> {
-        self.inner.follow(cluster).await
-    }
-}
-
 #[tokio::test]
 async fn a_query_reads_the_statuses_of_its_clusters_at_once() {
     let (seed, registry, fleet) = in_memory();
@@ -140,11 +85,17 @@ async fn a_query_reads_the_statuses_of_its_clusters_at_once() {
     let mut other = request("tidb-002");
     other.cluster_id = ClusterId::new("cluster-02").unwrap();
     seed.create(other).await.unwrap();
-    let deployer = Arc::new(Rendezvous {
-        inner: fleet.clone(),
-        all_clusters: Arc::new(tokio::sync::Barrier::new(2)),
+    // Each status read waits until a read of every other cluster has begun too: reads
+    // made one cluster after another never finish.
+    let all_clusters = Arc::new(tokio::sync::Barrier::new(2));
+    let mut deployer = super::Hooked::on(fleet.clone());
+    deployer.before_statuses = Box::new(move || {
+        let all_clusters = all_clusters.clone();
+        Box::pin(async move {
+            all_clusters.wait().await;
+        })
     });
-    let service = ProvisioningService::new(registry, deployer, fleet);
+    let service = ProvisioningService::new(registry, Arc::new(deployer), fleet);
     let everything = framedb_core::Query::with_filter(framedb_core::Filter::all());
     let found = tokio::time::timeout(
         std::time::Duration::from_secs(10),
