@@ -61,12 +61,10 @@ enum ServiceOwner {
 
 #[derive(Debug)]
 struct Workload {
-    stamp: Stamp,
-    node: NodeId,
-    port: u16,
-    started: Instant,
-    /// What the objects record, for [`ClusterDeployer::inventory`].
+    /// What it was deployed as: its stamp, node and port, and what its objects record
+    /// for [`ClusterDeployer::inventory`].
     spec: DeploymentSpec,
+    started: Instant,
 }
 
 impl InMemoryFleet {
@@ -173,7 +171,7 @@ impl ClusterDeployer for InMemoryFleet {
         if state
             .workloads
             .get(id)
-            .is_some_and(|workload| workload.stamp != spec.stamp)
+            .is_some_and(|workload| workload.spec.stamp != spec.stamp)
         {
             return Err(conflict("workload"));
         }
@@ -192,9 +190,9 @@ impl ClusterDeployer for InMemoryFleet {
         }
         // Deploying again completes or moves the instance; it never duplicates it.
         if let Some(previous) = state.workloads.get(id)
-            && previous.port != spec.port
+            && previous.spec.port != spec.port
         {
-            let old = previous.port;
+            let old = previous.spec.port;
             state.services.remove(&old);
         }
         state.services.insert(spec.port, owner);
@@ -205,11 +203,8 @@ impl ClusterDeployer for InMemoryFleet {
         state.workloads.insert(
             id.clone(),
             Workload {
-                stamp: spec.stamp.clone(),
-                node: spec.node_id.clone(),
-                port: spec.port,
-                started,
                 spec: spec.clone(),
+                started,
             },
         );
         // A deploy run again keeps the password the first one made; a volume taken back
@@ -254,10 +249,10 @@ impl ClusterDeployer for InMemoryFleet {
         if state
             .workloads
             .get(id)
-            .is_some_and(|workload| workload.stamp == *stamp)
+            .is_some_and(|workload| workload.spec.stamp == *stamp)
             && let Some(workload) = state.workloads.remove(id)
         {
-            state.services.remove(&workload.port);
+            state.services.remove(&workload.spec.port);
             found = true;
         }
         if let Some(volume) = state.volumes.get_mut(id)
@@ -300,7 +295,7 @@ impl ClusterDeployer for InMemoryFleet {
             .iter()
             .filter_map(|id| {
                 let workload = state.workloads.get(id)?;
-                let report = if !state.nodes.contains(&workload.node) {
+                let report = if !state.nodes.contains(&workload.spec.node_id) {
                     StatusReport::with_reason(
                         InstanceStatus::Pending,
                         format!(
@@ -308,7 +303,7 @@ impl ClusterDeployer for InMemoryFleet {
                              Pod's node affinity/selector ({NODE_LABEL}={})",
                             state.nodes.len(),
                             state.nodes.len(),
-                            workload.node
+                            workload.spec.node_id
                         ),
                     )
                 } else if now.duration_since(workload.started) < self.ready_after {
@@ -326,7 +321,7 @@ impl ClusterDeployer for InMemoryFleet {
         let mut records: Vec<InstanceRecord> = state
             .workloads
             .values()
-            .filter(|workload| !workload.stamp.is_unstamped())
+            .filter(|workload| !workload.spec.stamp.is_unstamped())
             .map(|workload| workload.spec.record())
             .collect();
         records.sort_by(|a, b| a.framedb_id.cmp(&b.framedb_id));

@@ -153,7 +153,8 @@ pub(crate) async fn setup(
         &state,
         parsed,
         cluster.clone(),
-        (request.storage_size, request.local_volume_root),
+        request.storage_size,
+        request.local_volume_root,
         &token,
     )
     .await;
@@ -173,7 +174,8 @@ async fn install(
     state: &AppState,
     parsed: kube::config::Kubeconfig,
     cluster: ClusterId,
-    (storage_size, local_volume_root): (Option<StorageSize>, Option<String>),
+    storage_size: Option<StorageSize>,
+    local_volume_root: Option<String>,
     token: &LocalToken,
 ) -> Result<()> {
     let client = client_of(state, parsed).await?;

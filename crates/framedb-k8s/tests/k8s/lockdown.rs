@@ -209,16 +209,12 @@ async fn a_redeploy_after_a_partial_failure_keeps_the_password() {
 async fn undeploy_removes_the_secret_and_the_policy() {
     let cluster = Cluster::start(Duration::ZERO).await;
     let id = cluster.deployed("tidb-001", 30900).await;
-    cluster
-        .fleet
-        .undeploy(
-            &cluster_id(),
-            &id,
-            &framedb_core::Stamp::unstamped(),
-            framedb_core::Removal::Purge,
-        )
-        .await
-        .unwrap();
+    let (here, unstamped) = (cluster_id(), framedb_core::Stamp::unstamped());
+    let purge = || {
+        let removal = framedb_core::Removal::Purge;
+        cluster.fleet.undeploy(&here, &id, &unstamped, removal)
+    };
+    purge().await.unwrap();
     assert!(secret(&cluster, "tidb-001").await.is_none());
     let policy = Api::<NetworkPolicy>::namespaced(cluster.client.clone(), NS)
         .get_opt("tidb-001")
@@ -234,16 +230,7 @@ async fn undeploy_removes_the_secret_and_the_policy() {
         Error::InstanceNotFound(id.clone())
     );
     // Already gone is fine.
-    cluster
-        .fleet
-        .undeploy(
-            &cluster_id(),
-            &id,
-            &framedb_core::Stamp::unstamped(),
-            framedb_core::Removal::Purge,
-        )
-        .await
-        .unwrap();
+    purge().await.unwrap();
 }
 
 #[tokio::test]
