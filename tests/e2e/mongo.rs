@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use framedb_http::Adapters;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -456,6 +457,69 @@ async fn every_create_answered_201_survives_a_crash_of_mongodb() {
         answered.len()
     );
     assert!(lost.is_empty(), "answered creates were lost: {lost:?}");
+
+    // Creates that the crashes cut short may have left a record without a port, or
+    // objects without a record. A server whose passes take a create for dead after a
+    // second settles both: soon no workload runs without a record with its port, and no
+    // record waits without one.
+    let mut settings = settings;
+    settings.serve.reconcile_interval_secs = 1;
+    settings.serve.create_deadline_secs = 1;
+    let server = Server::global(&settings, Adapters::default()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut waiting, mut unrecorded);
+    let mut first_look = true;
+    loop {
+        let mut ported = std::collections::BTreeSet::new();
+        waiting = Vec::new();
+        let mut cursor = records.find(mongodb::bson::doc! {}).await.unwrap();
+        while cursor.advance().await.unwrap() {
+            let record = cursor.deserialize_current().unwrap();
+            let id = record.get_str("framedb_id").unwrap().to_owned();
+            if record.get_i32("port").is_ok() {
+                ported.insert(id);
+            } else {
+                waiting.push(id);
+            }
+        }
+        unrecorded = Vec::new();
+        let mut missing = ported.clone();
+        for (_, sim) in clusters.each() {
+            let running: Vec<StatefulSet> =
+                kube::Api::namespaced(sim.client().await, "framedb-storage")
+                    .list(&Default::default())
+                    .await
+                    .unwrap()
+                    .items;
+            for name in running.into_iter().filter_map(|set| set.metadata.name) {
+                if !missing.remove(&name) {
+                    unrecorded.push(name);
+                }
+            }
+        }
+        if first_look {
+            first_look = false;
+            println!(
+                "left by the crashes: {} records without a port, {} workloads without a record",
+                waiting.len(),
+                unrecorded.len()
+            );
+        }
+        if waiting.is_empty() && unrecorded.is_empty() && missing.is_empty() {
+            println!(
+                "after reconcile: {} records, each with a port and its workload",
+                ported.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: records without a port {waiting:?}, workloads without a record \
+             {unrecorded:?}, records without a workload {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
 }
 
 /// The token in the config service's Secret on `sim`.
@@ -590,5 +654,82 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
     assert_eq!(body["error"], "cluster_not_found");
     last.stop().await;
     local.stop().await;
+    drop_database(&uri, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_global_replica_reconciles_at_a_time_and_hands_over_when_it_stops() {
+    use framedb_http::settings::{GlobalSettings, ServeSettings};
+    use mongodb::bson::{Document, doc};
+
+    let Some(uri) = mongo_uri() else { return };
+    let db = database("lease");
+    let settings = || {
+        let mut settings = GlobalSettings {
+            serve: ServeSettings {
+                reconcile_interval_secs: 1,
+                ..ServeSettings::loopback()
+            },
+            mongo: mongo_settings(&uri, &db, Duration::from_secs(5)),
+            ..GlobalSettings::default()
+        };
+        settings.fleet.known_clusters = vec!["decoy".parse().unwrap()];
+        settings.fleet.allow_insecure_clusters = true;
+        settings
+    };
+    let leases = mongodb::Client::with_uri_str(&uri)
+        .await
+        .unwrap()
+        .database(&db)
+        .collection::<Document>(framedb_mongo::LEASE_COLLECTION);
+    // The lease document: its holder and when its term ends.
+    let lease = || async {
+        let found = leases.find_one(doc! {}).await.unwrap()?;
+        let holder = found.get_str("holder").unwrap().to_owned();
+        Some((
+            holder,
+            found.get_datetime("expires_at").unwrap().timestamp_millis(),
+        ))
+    };
+    let deadline = || Instant::now() + Duration::from_secs(20);
+
+    let first = Server::global(&settings(), Adapters::default()).await;
+    let until = deadline();
+    let (a, mut term) = loop {
+        if let Some(held) = lease().await {
+            break held;
+        }
+        assert!(
+            Instant::now() < until,
+            "the first replica never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second = Server::global(&settings(), Adapters::default()).await;
+    // Through three renewals, while the second replica tries at each of its passes too,
+    // the first keeps it.
+    for _ in 0..3 {
+        let until = deadline();
+        term = loop {
+            let (holder, ends) = lease().await.expect("the lease is held throughout");
+            assert_eq!(holder, a, "a second holder while the first renews");
+            if ends > term {
+                break ends;
+            }
+            assert!(Instant::now() < until, "the holder stopped renewing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+    }
+    // The first stops and gives the lease up; the second takes it at its next pass.
+    first.stop().await;
+    let until = deadline();
+    loop {
+        if lease().await.is_some_and(|(holder, _)| holder != a) {
+            break;
+        }
+        assert!(Instant::now() < until, "the second replica never took over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.stop().await;
     drop_database(&uri, &db).await;
 }

@@ -24,7 +24,7 @@ pub use error::{Chain, Error, Fault, Result};
 pub use filter::{Filter, Query, QueryOptions, Sort};
 pub use ports::{
     ClusterDeployer, ClusterDirectoryStore, Deployed, DeploymentSpec, Fence, InstanceRegistry,
-    PortAllocator,
+    Lease, PortAllocator,
 };
 pub use service::{Created, PortChoice, ProvisioningService, Repairs};
 pub use types::*;

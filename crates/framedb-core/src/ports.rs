@@ -208,6 +208,33 @@ pub trait Fence: Send + Sync {
     async fn is_buried(&self, id: &FramedbId, stamp: &Stamp) -> Result<bool>;
 }
 
+/// Which one of several replicas on one store does a task that one at a time should do
+/// (the global service's reconcile passes): a lease with an expiry, renewed by its holder
+/// before each run. A holder that dies loses it when its term ends.
+///
+/// Holders compare their own clocks with the expiry: replicas whose clocks disagree by
+/// more than a term may both run for a while, so what runs under a lease must stay safe
+/// when run twice (a reconcile pass is).
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait Lease: Send + Sync {
+    /// Takes the lease for `holder` until `term` from now, or extends it when `holder`
+    /// has it already; returns whether `holder` has it. Another holder's lease that has
+    /// not expired is left alone (`false`).
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] / [`crate::Error::Timeout`] when the store cannot be
+    /// reached.
+    async fn hold(&self, holder: &str, term: std::time::Duration) -> Result<bool>;
+
+    /// Gives the lease up when `holder` has it (a replica that stops), so that another
+    /// takes it at its next try rather than when the term ends.
+    ///
+    /// # Errors
+    /// As [`Self::hold`].
+    async fn release(&self, holder: &str) -> Result<()>;
+}
+
 /// Finds free node ports on a cluster, by reading what the cluster holds (nothing is
 /// tracked in memory, so several services can allocate on one cluster).
 #[cfg_attr(feature = "mocks", mockall::automock)]

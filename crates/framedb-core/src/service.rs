@@ -416,7 +416,9 @@ impl ProvisioningService {
     ///   create died between registering and recording its port) is completed when its
     ///   stamp's workload and Service run, and undone like a failed create otherwise;
     /// - a record left `Deleting` is deleted again, as its deletion policy says (a purge
-    ///   asked for then is not known any more: the volume of a `Retain` instance stays).
+    ///   asked for then is not known any more: the volume of a `Retain` instance stays);
+    /// - a live instance of `clusters` whose Service or workload was deleted from its
+    ///   cluster (drift) is deployed again with its stamp, on its recorded port.
     ///
     /// Each step acts on its own stamp and is idempotent: passes may run beside creates
     /// and deletes, and on several replicas.
@@ -439,6 +441,20 @@ impl ProvisioningService {
         query.limit = crate::filter::MAX_LIMIT;
         let records = self.registry.find(&query).await?;
         let mut repairs = Repairs::default();
+
+        // The live records of the clusters read, taken before what runs there: a create
+        // that ends in between is then not taken for an instance that lost its objects.
+        let mut live = Vec::new();
+        for cluster in clusters {
+            match self.live_records(cluster).await {
+                Ok(records) => live.extend(records),
+                Err(error) => {
+                    repairs.failed += 1;
+                    tracing::warn!(tier = self.tier, cluster_id = %cluster, error = %Chain(&error),
+                        "reconcile: the cluster's records could not be read");
+                }
+            }
+        }
 
         // What runs on each cluster concerned, by id.
         let mut concerned: BTreeSet<ClusterId> = clusters.iter().cloned().collect();
@@ -472,6 +488,10 @@ impl ProvisioningService {
                         error = %Chain(&error), "reconcile: a record could not be settled yet");
                 }
             }
+        }
+
+        for record in live.iter().filter(|r| !unread.contains(&r.cluster_id)) {
+            self.repair_drift(record, &running, &mut repairs).await;
         }
 
         for (id, found) in running {
@@ -509,6 +529,95 @@ impl ProvisioningService {
             }
         }
         Ok(repairs)
+    }
+
+    /// The records of `cluster` with a port that no delete has begun on, made with a
+    /// stamp (what was made before stamps cannot be told from someone else's objects).
+    async fn live_records(&self, cluster: &ClusterId) -> Result<Vec<InstanceRecord>> {
+        // A cluster holds at most one instance per port, far below the default limit.
+        let records = self
+            .registry
+            .find(&Query::with_filter(Filter::cluster(cluster)))
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter(|record| {
+                record.port.is_some()
+                    && record.status != InstanceStatus::Deleting
+                    && !record.stamp.is_unstamped()
+            })
+            .collect())
+    }
+
+    /// Re-deploys a live instance (see [`Self::live_records`]) that does not run on its
+    /// cluster as its record says: a Service or a workload of FrameDB's was deleted from
+    /// under it. It comes back with its own stamp on its recorded port; what of it still
+    /// exists is left as it is (a volume keeps its data).
+    async fn repair_drift(
+        &self,
+        record: &InstanceRecord,
+        running: &HashMap<FramedbId, InstanceRecord>,
+        repairs: &mut Repairs,
+    ) {
+        let Some(port) = record.port else { return };
+        let id = &record.framedb_id;
+        // Another create's objects under this id are not this record's to touch.
+        if running
+            .get(id)
+            .is_some_and(|found| found.stamp != record.stamp || found.port == Some(port))
+        {
+            return;
+        }
+        match self.restore(record, port).await {
+            Ok(true) => {
+                repairs.restored += 1;
+                tracing::info!(tier = self.tier, framedb_id = %id,
+                    cluster_id = %record.cluster_id, port,
+                    "reconcile: objects of a live instance were missing; re-created");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                repairs.failed += 1;
+                tracing::warn!(tier = self.tier, framedb_id = %id,
+                    cluster_id = %record.cluster_id, port, error = %Chain(&error),
+                    "reconcile: a live instance's missing objects could not be re-created");
+            }
+        }
+    }
+
+    /// Deploys `record` again on `port`, unless a delete of it began since the pass read
+    /// it; returns whether it did. A delete that begins while the deploy runs finds
+    /// objects that may not all exist yet, so what this deploy made is removed again
+    /// when the record has gone `Deleting` or away by the time it ends.
+    async fn restore(&self, record: &InstanceRecord, port: u16) -> Result<bool> {
+        let id = &record.framedb_id;
+        let still_live = |current: Result<InstanceRecord>| match current {
+            Ok(current) => Ok(current.stamp == record.stamp
+                && current.port == Some(port)
+                && current.status != InstanceStatus::Deleting),
+            Err(Error::InstanceNotFound(_)) => Ok(false),
+            Err(error) => Err(error),
+        };
+        if !still_live(self.registry.get(id).await)? {
+            return Ok(false);
+        }
+        self.check_fence(id, &record.cluster_id, &record.stamp)
+            .await?;
+        self.deployer.deploy(&spec_of(record, port)).await?;
+        let fenced = self
+            .check_fence(id, &record.cluster_id, &record.stamp)
+            .await
+            .is_err();
+        if fenced || !still_live(self.registry.get(id).await)? {
+            // The delete that overtook this repair may have purged; keeping the volume of
+            // a `Retain` instance is the side that loses nothing.
+            let removal = Removal::of(record.deletion_policy, false);
+            self.deployer
+                .undeploy(&record.cluster_id, id, &record.stamp, removal)
+                .await?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Settles one record a reconcile pass found unsettled, if it is due.
@@ -819,6 +928,9 @@ pub struct Repairs {
     pub settled: usize,
     /// Deletes that died halfway, finished.
     pub deleted: usize,
+    /// Live instances whose Service or workload had been deleted from their cluster,
+    /// re-created on their recorded port.
+    pub restored: usize,
     /// Records or clusters that could not be handled in this pass.
     pub failed: usize,
 }
@@ -826,7 +938,8 @@ pub struct Repairs {
 impl Repairs {
     /// Whether the pass changed anything or met something it could not handle.
     pub fn any(&self) -> bool {
-        self.rebuilt + self.completed + self.settled + self.deleted + self.failed > 0
+        self.rebuilt + self.completed + self.settled + self.deleted + self.restored + self.failed
+            > 0
     }
 }
 

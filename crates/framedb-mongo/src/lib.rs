@@ -20,6 +20,8 @@
 //! - `registry`: [`MongoRegistry`], the port's implementation;
 //! - `directory`: [`MongoDirectoryStore`], the global service's cluster directory, in the
 //!   registry's database;
+//! - `fence`: [`MongoFence`], a local service's undone creates;
+//! - `lease`: [`MongoLease`], which global replica reconciles;
 //! - [`render`]: the typed filter and sort as BSON;
 //! - `document`: records as documents, JSON values as BSON;
 //! - `error`: [`Error`], and its translation into the domain's errors;
@@ -30,6 +32,7 @@ mod directory;
 mod document;
 mod error;
 mod fence;
+mod lease;
 mod registry;
 pub mod render;
 mod uri;
@@ -41,5 +44,6 @@ pub use config::{
 pub use directory::{DIRECTORY_COLLECTION, DIRECTORY_INDEX, MongoDirectoryStore};
 pub use error::{Error, Result, TIMEOUT_MESSAGE, UNAVAILABLE_MESSAGE};
 pub use fence::{FENCE_COLLECTION, FENCE_INDEX, FENCE_TTL_INDEX, MongoFence};
+pub use lease::{LEASE_COLLECTION, MongoLease};
 pub use registry::{CLUSTER_NODE_INDEX, ID_INDEX, MongoRegistry};
 pub use uri::redact_uri;

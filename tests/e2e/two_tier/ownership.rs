@@ -387,3 +387,77 @@ async fn a_global_restarted_on_an_empty_registry_records_what_runs_again() {
     assert_eq!(rebuilt.created_at, before.created_at);
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_service_or_workload_comes_back_on_its_port_with_its_volume() {
+    let mut topology = in_memory("drift").await;
+    let (status, body) = topology
+        .create("drifter", "cluster-01", "node-a", "ops")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let port = body["port"].as_u64().expect("the create answers its port");
+    let claim_uid = topology.claim_uid("drifter-data").await.unwrap();
+    // The local service reconciles every second from now on.
+    topology.stop_local(0).await;
+    topology.locals[0].settings.serve.reconcile_interval_secs = 1;
+    topology.restart_local(0).await;
+
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    let services = kube::Api::<Service>::namespaced(client.clone(), "framedb-storage");
+    let workloads = kube::Api::<StatefulSet>::namespaced(client, "framedb-storage");
+    let stamp_of = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.annotations.as_ref().unwrap()["framedb.io/stamp"].clone()
+    };
+    let stamp = stamp_of(&services.get("drifter").await.unwrap().metadata);
+    // Someone deletes the Service, then the workload, with kubectl.
+    for deleted in ["service", "statefulset"] {
+        let old_uid = if deleted == "service" {
+            let uid = services.get("drifter").await.unwrap().metadata.uid;
+            services
+                .delete("drifter", &Default::default())
+                .await
+                .unwrap();
+            uid
+        } else {
+            let uid = workloads.get("drifter").await.unwrap().metadata.uid;
+            workloads
+                .delete("drifter", &Default::default())
+                .await
+                .unwrap();
+            uid
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let back = if deleted == "service" {
+                services.get_opt("drifter").await.unwrap().map(|s| {
+                    let port = s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port;
+                    (s.metadata, port.map(|p| p as u64))
+                })
+            } else {
+                workloads
+                    .get_opt("drifter")
+                    .await
+                    .unwrap()
+                    .map(|s| (s.metadata, Some(port)))
+            };
+            if let Some((meta, found_port)) = back.filter(|(meta, _)| meta.uid != old_uid) {
+                assert_eq!(
+                    stamp_of(&meta),
+                    stamp,
+                    "{deleted} re-created with its stamp"
+                );
+                assert_eq!(found_port, Some(port), "{deleted} on its recorded port");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{deleted} not re-created"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The volume was never touched, and everything agrees.
+    assert_eq!(topology.claim_uid("drifter-data").await, Some(claim_uid));
+    assert_eq!(topology.status_until("drifter", "Running").await, "Running");
+    topology.assert_consistent().await;
+}

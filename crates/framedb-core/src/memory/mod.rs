@@ -6,9 +6,11 @@
 mod directory;
 mod fence;
 mod fleet;
+mod lease;
 mod registry;
 
 pub use directory::InMemoryDirectoryStore;
 pub use fence::InMemoryFence;
 pub use fleet::InMemoryFleet;
+pub use lease::InMemoryLease;
 pub use registry::InMemoryRegistry;

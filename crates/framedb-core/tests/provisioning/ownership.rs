@@ -10,7 +10,47 @@ use framedb_core::{
     Removal, Stamp,
 };
 
-use super::{cluster, id, in_memory, request};
+use super::{Hooked, cluster, id, in_memory, request};
+
+/// A deployer on `fleet` whose deploys each signal the returned `Notify`, then wait for a
+/// permit of the returned semaphore: a deploy delayed on the network, which the test lets
+/// go on.
+fn held_deploys(
+    fleet: Arc<framedb_core::memory::InMemoryFleet>,
+) -> (
+    Hooked,
+    Arc<tokio::sync::Semaphore>,
+    Arc<tokio::sync::Notify>,
+) {
+    let go = Arc::new(tokio::sync::Semaphore::new(0));
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let mut delayed = Hooked::on(fleet);
+    let (gate, signal) = (go.clone(), arrived.clone());
+    delayed.before_deploy = Box::new(move || {
+        signal.notify_one();
+        let gate = gate.clone();
+        Box::pin(async move {
+            gate.acquire().await.unwrap().forget();
+        })
+    });
+    (delayed, go, arrived)
+}
+
+/// Creates `name`, then removes its objects from the cluster behind FrameDB's back (as
+/// `kubectl delete` would), keeping or removing the volume as `removal` says.
+async fn created_then_deleted_behind(
+    service: &ProvisioningService,
+    fleet: &framedb_core::memory::InMemoryFleet,
+    name: &str,
+    removal: Removal,
+) -> framedb_core::Created {
+    let created = service.create(request(name)).await.unwrap();
+    fleet
+        .undeploy(&cluster(), &id(name), &created.record.stamp, removal)
+        .await
+        .unwrap();
+    created
+}
 
 #[tokio::test]
 async fn a_create_of_an_id_another_create_runs_deletes_nothing_of_it() {
@@ -159,17 +199,7 @@ async fn a_failed_create_that_took_a_retained_volume_back_retains_it_again() {
 async fn a_deploy_that_arrives_after_its_undo_never_lands() {
     let (_, registry, fleet) = in_memory();
     // Deploys wait until the test lets them go on, as a deploy delayed on the network.
-    let go = Arc::new(tokio::sync::Semaphore::new(0));
-    let arrived = Arc::new(tokio::sync::Notify::new());
-    let mut delayed = super::Hooked::on(fleet.clone());
-    let (gate, signal) = (go.clone(), arrived.clone());
-    delayed.before_deploy = Box::new(move || {
-        signal.notify_one();
-        let gate = gate.clone();
-        Box::pin(async move {
-            gate.acquire().await.unwrap().forget();
-        })
-    });
+    let (delayed, go, arrived) = held_deploys(fleet.clone());
     let local = ProvisioningService::new(registry.clone(), Arc::new(delayed), fleet.clone())
         .with_fence(Arc::new(framedb_core::memory::InMemoryFence::new()));
     let stamp = Stamp::generate().unwrap();
@@ -302,4 +332,53 @@ async fn a_reconcile_pass_settles_what_died_halfway_and_records_what_runs() {
         .await
         .unwrap();
     assert!(!again.any(), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_reconcile_pass_brings_back_what_was_deleted_from_under_a_live_instance() {
+    let (service, registry, fleet) = in_memory();
+    let created = created_then_deleted_behind(&service, &fleet, "drifted", Removal::Retain).await;
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+
+    let pass = service
+        .reconcile(std::time::Duration::ZERO, &[cluster()])
+        .await
+        .unwrap();
+    assert_eq!((pass.restored, pass.failed), (1, 0), "{pass:?}");
+    assert_eq!(fleet.workloads(&cluster()).unwrap(), [id("drifted")]);
+    assert_eq!(
+        fleet.used_ports(&cluster()).unwrap(),
+        [created.record.port.unwrap()]
+    );
+    let again = service
+        .reconcile(std::time::Duration::ZERO, &[cluster()])
+        .await
+        .unwrap();
+    assert!(!again.any(), "{again:?}");
+    assert_eq!(
+        registry.get(&id("drifted")).await.unwrap().stamp,
+        created.record.stamp
+    );
+}
+
+#[tokio::test]
+async fn a_repair_overtaken_by_a_delete_takes_back_what_it_made() {
+    let (service, registry, fleet) = in_memory();
+    created_then_deleted_behind(&service, &fleet, "overtaken", Removal::Purge).await;
+    // The repair's deploy waits until the test lets it go on; the delete runs meanwhile.
+    let (delayed, go, arrived) = held_deploys(fleet.clone());
+    let reconciler = ProvisioningService::new(registry.clone(), Arc::new(delayed), fleet.clone());
+    let pass = tokio::spawn(async move {
+        reconciler
+            .reconcile(std::time::Duration::ZERO, &[cluster()])
+            .await
+    });
+    arrived.notified().await;
+    service.delete(&id("overtaken"), false).await.unwrap();
+    go.add_permits(1);
+    let pass = pass.await.unwrap().unwrap();
+    assert_eq!(pass.restored, 0, "{pass:?}");
+    assert!(fleet.workloads(&cluster()).unwrap().is_empty());
+    assert!(fleet.used_ports(&cluster()).unwrap().is_empty());
+    assert!(registry.is_empty());
 }

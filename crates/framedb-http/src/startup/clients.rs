@@ -1,36 +1,56 @@
-//! The adapters that settings name: the registry (and the global's cluster directory
-//! store beside it), and a kube-rs client per cluster.
+//! The adapters that settings name: the registry (and beside it the global's cluster
+//! directory store and reconcile lease, or a local service's fence), and a kube-rs client per cluster.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use framedb_core::memory::{InMemoryDirectoryStore, InMemoryFence, InMemoryRegistry};
-use framedb_core::{ClusterDirectoryStore, ClusterId, Fence, InstanceRegistry};
+use framedb_core::{ClusterDirectoryStore, ClusterId, Fence, InstanceRegistry, Lease};
 use framedb_k8s::kubeconfig::Timeouts;
-use framedb_mongo::{MongoConfig, MongoDirectoryStore, MongoFence, MongoRegistry, redact_uri};
+use framedb_mongo::{
+    MongoConfig, MongoDirectoryStore, MongoFence, MongoLease, MongoRegistry, redact_uri,
+};
 
 use super::StartError;
 use crate::settings::{MongoSettings, Secret};
 
-/// The registry and the cluster directory's store `settings` name: both in MongoDB (on
-/// one client, in one database) with a URI, else both in memory.
+/// The global service's stores: the registry, the cluster directory's, and the lease of
+/// its reconcile passes.
+pub(super) struct GlobalStores {
+    pub registry: Arc<dyn InstanceRegistry>,
+    pub directory: Arc<dyn ClusterDirectoryStore>,
+    /// `None` in memory: a registry in memory is one replica's own.
+    pub lease: Option<Arc<dyn Lease>>,
+}
+
+/// The stores `settings` name: all in MongoDB (on one client, in one database) with a
+/// URI, else in memory.
 pub(super) async fn stores(
     settings: &MongoSettings,
     tier: &str,
-) -> Result<(Arc<dyn InstanceRegistry>, Arc<dyn ClusterDirectoryStore>), StartError> {
+) -> Result<GlobalStores, StartError> {
     let Some((registry, config)) = mongo(settings, tier).await? else {
-        return Ok((
-            Arc::new(InMemoryRegistry::new()),
-            Arc::new(InMemoryDirectoryStore::new()),
-        ));
+        return Ok(GlobalStores {
+            registry: Arc::new(InMemoryRegistry::new()),
+            directory: Arc::new(InMemoryDirectoryStore::new()),
+            lease: None,
+        });
     };
     let directory = MongoDirectoryStore::new(registry.client(), &config);
     directory
         .ensure_indexes()
         .await
         .map_err(|source| registry_error(settings, source))?;
-    Ok((Arc::new(registry), Arc::new(directory)))
+    let lease = MongoLease::new(registry.client(), &config, RECONCILE_LEASE);
+    Ok(GlobalStores {
+        registry: Arc::new(registry),
+        directory: Arc::new(directory),
+        lease: Some(Arc::new(lease)),
+    })
 }
+
+/// The name of the global's reconcile lease in [`framedb_mongo::LEASE_COLLECTION`].
+const RECONCILE_LEASE: &str = "global-reconciler";
 
 /// The registry and the fence of undone creates `settings` name, for a local service:
 /// both in MongoDB (on one client, in one database) with a URI, else both in memory.

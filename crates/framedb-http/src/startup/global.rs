@@ -66,11 +66,15 @@ impl App {
             settings.fleet.allow_insecure_clusters = true;
         }
         let settings = &settings;
-        let (registry, stored) = match adapters.registry {
-            Some(registry) => (registry, adapters.directory_store),
+        let (registry, stored, lease) = match adapters.registry {
+            Some(registry) => (registry, adapters.directory_store, adapters.lease),
             None => {
-                let (registry, store) = stores(&settings.mongo, "global").await?;
-                (registry, Some(adapters.directory_store.unwrap_or(store)))
+                let stores = stores(&settings.mongo, "global").await?;
+                (
+                    stores.registry,
+                    Some(adapters.directory_store.unwrap_or(stores.directory)),
+                    adapters.lease.or(stores.lease),
+                )
             }
         };
         let mut beside = Vec::new();
@@ -82,7 +86,7 @@ impl App {
             None => {
                 let store = match stored {
                     Some(store) => store,
-                    None => stores(&settings.mongo, "global").await?.1,
+                    None => stores(&settings.mongo, "global").await?.directory,
                 };
                 let directory = Arc::new(ClusterDirectory::with_store(store));
                 for (id, url) in &settings.fleet.local_services {
@@ -155,7 +159,7 @@ impl App {
             stopping: watch::channel(false).0,
             beside,
             keep,
-            reconciler: Reconciler::of(&reconciled, &settings.serve, "global", fleet),
+            reconciler: Reconciler::of(&reconciled, &settings.serve, "global", fleet, lease),
         })
     }
 }

@@ -51,6 +51,8 @@ impl App {
             &settings.serve,
             "local",
             Fleet::Fixed(vec![cluster.clone()]),
+            // One local service per cluster: nothing to share.
+            None,
         );
         let state = LocalState {
             cluster_id: cluster.clone(),

@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use framedb_core::{
-    Chain, ClusterDeployer, ClusterDirectoryStore, ClusterId, InstanceRegistry, PortAllocator,
+    Chain, ClusterDeployer, ClusterDirectoryStore, ClusterId, InstanceRegistry, Lease,
+    PortAllocator,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -47,6 +48,9 @@ pub struct Adapters {
     /// Where the cluster directory keeps what setup records (global role, with local
     /// services only), instead of `--mongo-uri` or memory.
     pub directory_store: Option<Arc<dyn ClusterDirectoryStore>>,
+    /// The lease that lets one global replica reconcile at a time, instead of the one
+    /// in `--mongo-uri`'s database (a registry in memory, one replica's own, needs none).
+    pub lease: Option<Arc<dyn Lease>>,
 }
 
 /// Clusters, as the provisioning service uses them.
@@ -126,10 +130,16 @@ pub struct App {
 struct Reconciler {
     service: framedb_core::ProvisioningService,
     every: std::time::Duration,
+    /// How old a record without a port must be before a pass takes its create for dead.
+    create_deadline: std::time::Duration,
     tier: &'static str,
     /// The clusters whose running instances it records again when the registry lost
     /// them.
     clusters: Fleet,
+    /// Held before each pass, when replicas share the registry.
+    lease: Option<Arc<dyn Lease>>,
+    /// This replica's name on the lease.
+    holder: String,
 }
 
 /// Where the clusters a reconciler reads come from.
@@ -149,10 +159,6 @@ impl Fleet {
     }
 }
 
-/// How old a record without a port must be before a reconcile pass takes its create for
-/// dead: far longer than a create takes, deploy retries included.
-const CREATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
-
 impl Reconciler {
     /// The reconciler `serve` asks for on `service` (none with an interval of 0).
     fn of(
@@ -160,12 +166,19 @@ impl Reconciler {
         serve: &ServeSettings,
         tier: &'static str,
         clusters: Fleet,
+        lease: Option<Arc<dyn Lease>>,
     ) -> Option<Self> {
         (serve.reconcile_interval_secs > 0).then(|| Self {
             service: service.clone(),
             every: std::time::Duration::from_secs(serve.reconcile_interval_secs),
+            create_deadline: std::time::Duration::from_secs(serve.create_deadline_secs),
             tier,
             clusters,
+            lease,
+            // Unique per process: a restarted replica is a new holder, and waits for the
+            // term of its former self to end (or finds it released).
+            holder: framedb_core::Stamp::generate()
+                .map_or_else(|_| format!("pid-{}", std::process::id()), |s| s.to_string()),
         })
     }
 
@@ -175,24 +188,67 @@ impl Reconciler {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stopping.wait_for(|stop| *stop) => return,
+                _ = stopping.wait_for(|stop| *stop) => break,
                 _ = ticks.tick() => {}
             }
-            let clusters = self.clusters.clusters();
-            match self.service.reconcile(CREATE_DEADLINE, &clusters).await {
-                Ok(repairs) if repairs.any() => tracing::info!(
-                    tier = self.tier,
-                    rebuilt = repairs.rebuilt,
-                    completed = repairs.completed,
-                    settled = repairs.settled,
-                    deleted = repairs.deleted,
-                    failed = repairs.failed,
-                    "reconcile pass repaired records"
-                ),
-                Ok(_) => tracing::debug!(tier = self.tier, "reconcile pass: nothing to repair"),
-                Err(error) => tracing::warn!(tier = self.tier, cause = %Chain(&error),
-                    "reconcile pass failed; the next one tries again"),
+            if self.holds_lease().await {
+                self.pass().await;
             }
+        }
+        if let Some(lease) = &self.lease
+            && let Err(error) = lease.release(&self.holder).await
+        {
+            tracing::warn!(tier = self.tier, cause = %Chain(&error),
+                "the reconcile lease could not be given up; another replica takes it when \
+                 its term ends");
+        }
+    }
+
+    /// Whether this replica may run a pass now: it has the lease (taken or renewed for
+    /// three intervals, so that a replica that dies hands over within three), or there
+    /// is none to share.
+    async fn holds_lease(&self) -> bool {
+        let Some(lease) = &self.lease else {
+            return true;
+        };
+        match lease.hold(&self.holder, self.every.saturating_mul(3)).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::debug!(
+                    tier = self.tier,
+                    "another replica holds the reconcile lease"
+                );
+                false
+            }
+            Err(error) => {
+                tracing::warn!(tier = self.tier, cause = %Chain(&error),
+                    "the reconcile lease could not be read; the next pass tries again");
+                false
+            }
+        }
+    }
+
+    /// One pass, logged.
+    async fn pass(&self) {
+        let clusters = self.clusters.clusters();
+        match self
+            .service
+            .reconcile(self.create_deadline, &clusters)
+            .await
+        {
+            Ok(repairs) if repairs.any() => tracing::info!(
+                tier = self.tier,
+                rebuilt = repairs.rebuilt,
+                completed = repairs.completed,
+                settled = repairs.settled,
+                deleted = repairs.deleted,
+                restored = repairs.restored,
+                failed = repairs.failed,
+                "reconcile pass repaired records"
+            ),
+            Ok(_) => tracing::debug!(tier = self.tier, "reconcile pass: nothing to repair"),
+            Err(error) => tracing::warn!(tier = self.tier, cause = %Chain(&error),
+                    "reconcile pass failed; the next one tries again"),
         }
     }
 }

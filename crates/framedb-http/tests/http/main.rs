@@ -148,6 +148,7 @@ pub async fn serve(
         registry: Some(registry),
         clusters: Some(Clusters { deployer, ports }),
         directory_store: None,
+        lease: None,
     };
     App::global(&settings, adapters).await.unwrap().spawn()
 }

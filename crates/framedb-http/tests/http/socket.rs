@@ -186,6 +186,7 @@ async fn an_api_without_a_token_is_refused_off_loopback_unless_allowed() {
         registry: Some(Arc::new(InMemoryRegistry::new())),
         clusters: Some(Clusters::of(fleet)),
         directory_store: None,
+        lease: None,
     };
     let open = GlobalSettings {
         serve: ServeSettings {
@@ -231,6 +232,7 @@ async fn bounded_server(
             ports: fleet,
         }),
         directory_store: None,
+        lease: None,
     };
     let settings = GlobalSettings {
         serve,
@@ -358,6 +360,7 @@ async fn a_certificate_without_its_key_is_refused_rather_than_served_in_clear() 
         registry: Some(Arc::new(InMemoryRegistry::new())),
         clusters: Some(framedb_http::Clusters::of(fleet)),
         directory_store: None,
+        lease: None,
     };
     let refused = App::global(&settings, adapters).await.err().unwrap();
     assert!(matches!(refused, StartError::Settings(_)), "{refused}");

@@ -9,10 +9,12 @@
 //! - `conformance`: the cases, written once over `&dyn InstanceRegistry`, run on both;
 //! - `dataset`: the shared records and the filters both registries must answer alike;
 //! - `directory`: the cluster directory's store, in memory and on MongoDB;
+//! - `lease`: the reconcile lease, in memory and on MongoDB;
 //! - `registry`: what only the MongoDB registry has (indexes, errors, what is sent).
 
 mod conformance;
 mod dataset;
 mod directory;
+mod lease;
 mod registry;
 mod support;
