@@ -67,9 +67,12 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    /// Starts them; pods become ready after `ready_after`. `test` names the directory.
+    /// Starts them; pods become ready after `ready_after`, and their clocks run as the
+    /// demo's do ([`SimFleet::DEMO_TIME_SCALE`]). `test` names the directory.
     pub async fn demo(test: &str, ready_after: Duration) -> Self {
-        let fleet = SimFleet::demo(ready_after).await.unwrap();
+        let fleet = SimFleet::demo(ready_after, SimFleet::DEMO_TIME_SCALE)
+            .await
+            .unwrap();
         let dir = std::env::temp_dir().join(format!("framedb-e2e-{test}-{}", std::process::id()));
         fleet.write_kubeconfigs(&dir).unwrap();
         Self { fleet, dir }

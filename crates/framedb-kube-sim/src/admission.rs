@@ -77,7 +77,12 @@ pub(crate) fn prepare(
             let name = meta(obj, "name").to_string();
             object_at(obj, &["metadata", "labels"])
                 .insert("kubernetes.io/metadata.name".into(), json!(name));
-            default_at(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+            match old {
+                // `spec.finalizers` changes only through `/finalize`, which the namespace
+                // controller uses (the simulator's does so from within).
+                Some(old) => obj["spec"]["finalizers"] = old["spec"]["finalizers"].clone(),
+                None => default_at(obj, &["spec", "finalizers"], json!(["kubernetes"])),
+            }
             if creating {
                 obj["status"] = json!({ "phase": "Active" });
             }
@@ -96,8 +101,18 @@ pub(crate) fn prepare(
             }
             errors
         }
-        PVCS => prepare_claim(obj, old),
-        PVS => prepare_volume(obj, creating),
+        PVCS => {
+            if creating {
+                protect(obj, PVC_PROTECTION);
+            }
+            prepare_claim(obj, old)
+        }
+        PVS => {
+            if creating {
+                protect(obj, PV_PROTECTION);
+            }
+            prepare_volume(obj, creating)
+        }
         "secrets" => {
             prepare_secret(obj);
             Vec::new()
@@ -105,6 +120,25 @@ pub(crate) fn prepare(
         DEPLOYMENTS | STATEFULSETS => prepare_workload(res, obj, old),
         NETWORK_POLICIES => prepare_network_policy(obj),
         _ => Vec::new(),
+    }
+}
+
+/// The finalizer that keeps a claim while a pod uses it.
+pub(crate) const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+/// The finalizer that keeps a volume while a claim is bound to it.
+pub(crate) const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
+
+/// The `StorageObjectInUseProtection` admission plugin: every new claim and volume gets
+/// its protection finalizer, which its protection controller removes once unused.
+fn protect(obj: &mut Value, finalizer: &str) {
+    let metadata = object_at(obj, &["metadata"]);
+    let finalizers = metadata.entry("finalizers").or_insert_with(|| json!([]));
+    if !finalizers.is_array() {
+        *finalizers = json!([]);
+    }
+    let list = finalizers.as_array_mut().expect("just made an array");
+    if !list.iter().any(|f| f == finalizer) {
+        list.push(json!(finalizer));
     }
 }
 

@@ -1,11 +1,14 @@
 //! The cluster's controllers, compressed: StatefulSet and Deployment controllers that
-//! create and remove pods, a garbage collector for orphaned pods, a volume binder with a
-//! dynamic provisioner, a scheduler that honours node selectors, required node affinity
-//! and volume node affinity, and a kubelet stand-in that marks scheduled pods Running and,
-//! after `pod_ready_after`, Ready.
+//! create, adopt and remove pods (and a StatefulSet's claims, with its
+//! `persistentVolumeClaimRetentionPolicy`), a volume binder with a dynamic provisioner, a
+//! scheduler that honours node selectors, required node affinity and volume node
+//! affinity, and a kubelet stand-in that marks scheduled pods Running and, after
+//! `pod_ready_after`, Ready; with those of `termination` (the garbage collector, the
+//! namespace and storage-protection controllers, the end of a pod's grace period).
 //!
 //! They run synchronously after every write (so a client that creates a StatefulSet sees
-//! its pods on the next read) and on a short timer for readiness deadlines.
+//! its pods on the next read), again while the deletions they finish lead to more, and
+//! on a short timer for readiness deadlines and grace periods.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,12 +17,17 @@ use tokio::time::Instant;
 
 use super::admission;
 use super::faults::seed_from;
-use super::json::{meta, now_rfc3339, object_at, str_at};
+use super::json::{is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::resources::{
-    DEPLOYMENTS, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, by_kind, by_plural, key,
+    DEPLOYMENTS, NAMESPACES, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, by_plural, key,
 };
-use super::selectors::{labels_of, string_map};
-use super::store::{Propagation, State};
+use super::selectors::{LabelSelector, labels_of, string_map};
+use super::store::{DeleteOptions, Propagation, State};
+
+/// How many times one reconcile runs the controllers while their deletions lead to more
+/// (a pod gone frees its claim, which frees its volume, which empties a namespace); what
+/// is left waits for the next tick.
+const MAX_PASSES: usize = 8;
 
 /// Label carrying a StatefulSet pod's revision.
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -76,20 +84,33 @@ fn condition(
 }
 
 impl State {
-    /// Runs every controller once.
+    /// Runs every controller, again while the deletions they finish lead to more.
     pub fn reconcile(&mut self, now: Instant) {
-        self.sync_statefulsets();
-        self.sync_deployments();
-        self.collect_orphans();
-        self.bind_claims();
-        self.schedule(now);
-        self.mark_ready(now);
-        self.update_workload_status();
+        for _ in 0..MAX_PASSES {
+            self.dirty = false;
+            self.finish_terminations(now);
+            self.finalize_namespaces();
+            self.collect_garbage();
+            self.sync_statefulsets();
+            self.sync_deployments();
+            self.release_volumes();
+            self.protect_storage();
+            self.bind_claims();
+            self.schedule(now);
+            self.mark_ready(now);
+            self.update_workload_status();
+            if !self.dirty {
+                break;
+            }
+        }
     }
 
-    /// Cheap check run before each request and on the timer: only readiness moves with time.
+    /// Cheap check run before each request and on the timer: readiness and grace periods
+    /// move with time, and a deletion may have left work for the controllers.
     pub fn tick(&mut self, now: Instant) {
-        if self.ready_at.values().any(|at| *at <= now) {
+        if self.dirty || self.terminate_at.values().any(|at| *at <= now) {
+            self.reconcile(now);
+        } else if self.ready_at.values().any(|at| *at <= now) {
             self.mark_ready(now);
             self.update_workload_status();
         }
@@ -137,8 +158,31 @@ impl State {
             .clone()
     }
 
-    fn remove_pod(&mut self, k: &ObjKey) {
-        self.remove(by_plural(PODS), k, Propagation::Cascade);
+    /// Deletes a pod as a controller does: in the background, over its grace period.
+    fn delete_pod(&mut self, k: &ObjKey) {
+        let opts = DeleteOptions::propagating(Propagation::Background);
+        let _ = self.delete(by_plural(PODS), Some(&k.0), &k.1, &opts);
+    }
+
+    /// Whether namespace `ns` is being deleted: controllers create nothing there (the
+    /// API server would refuse it).
+    fn namespace_terminating(&self, ns: &str) -> bool {
+        self.lookup(NAMESPACES, &key("", ns))
+            .is_some_and(|n| str_at(n, &["status", "phase"]) == "Terminating")
+    }
+
+    /// Makes `owner` the controller of a pod that has none (`ClaimPods`' adoption).
+    fn adopt(&mut self, owner: &Value, pk: &ObjKey) {
+        let Some(pod) = self.lookup(PODS, pk) else {
+            return;
+        };
+        let mut pod = pod.clone();
+        let reference = controller_ref(owner);
+        match pod["metadata"]["ownerReferences"].as_array_mut() {
+            Some(refs) => refs.push(reference),
+            None => pod["metadata"]["ownerReferences"] = json!([reference]),
+        }
+        self.put(PODS, pk.clone(), pod);
     }
 
     /// Creates a pod from a workload's template, owned by the workload.
@@ -160,10 +204,7 @@ impl State {
                 "name": name,
                 "namespace": ns,
                 "labels": labels,
-                "ownerReferences": [{
-                    "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta(owner, "name"),
-                    "uid": meta(owner, "uid"), "controller": true, "blockOwnerDeletion": true,
-                }],
+                "ownerReferences": [controller_ref(owner)],
             },
             "spec": spec,
         });
@@ -183,39 +224,70 @@ impl State {
             let Some(sts) = self.lookup(STATEFULSETS, &key(&ns, &name)) else {
                 continue;
             };
+            // A StatefulSet being deleted only has its status kept up to date.
+            if is_terminating(sts) {
+                continue;
+            }
             let replicas = replicas_of(sts);
             let revision = format!("{name}-{}", self.template_hash_of(sts));
             let prefix = format!("{name}-");
-            let mut gone = Vec::new();
+            let mut condemned = Vec::new();
             for pk in owned.get(meta(sts, "uid")).into_iter().flatten() {
                 let Some(pod) = self.lookup(PODS, pk) else {
                     continue;
                 };
+                // A pod that is terminating is replaced once it is gone.
+                if is_terminating(pod) {
+                    continue;
+                }
                 let ordinal =
                     pk.1.strip_prefix(&prefix)
                         .and_then(|o| o.parse::<u64>().ok());
-                let stale = labels_of(pod).get(REVISION_LABEL) != Some(&revision);
-                if ordinal.is_none_or(|o| o >= replicas) || stale {
-                    gone.push(pk.clone());
+                let scaled_down = ordinal.is_none_or(|o| o >= replicas);
+                if scaled_down || labels_of(pod).get(REVISION_LABEL) != Some(&revision) {
+                    condemned.push((pk.clone(), scaled_down));
                 }
             }
-            let missing: Vec<u64> = (0..replicas)
-                .filter(|i| {
-                    let pod = key(&ns, &format!("{name}-{i}"));
-                    self.lookup(PODS, &pod).is_none() || gone.contains(&pod)
-                })
-                .collect();
-            // Cloned only when a pod is to be made, which is rare next to the writes
-            // that run this controller.
-            let sts = (!missing.is_empty()).then(|| sts.clone());
-            for pk in &gone {
-                self.remove_pod(pk);
+            let selector = LabelSelector::from_object(&sts["spec"]["selector"]);
+            let mut orphans = Vec::new();
+            let mut missing = Vec::new();
+            for i in 0..replicas {
+                let pk = key(&ns, &format!("{name}-{i}"));
+                match self.lookup(PODS, &pk) {
+                    None => missing.push(i),
+                    Some(pod) if adoptable(pod, selector.as_ref()) => orphans.push(pk),
+                    Some(_) => {}
+                }
             }
-            let Some(sts) = sts else {
+            let templates = sts["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty());
+            if condemned.is_empty() && orphans.is_empty() && missing.is_empty() && !templates {
                 continue;
-            };
+            }
+            // Cloned only when there is something to do, which is rare next to the writes
+            // that run this controller.
+            let sts = sts.clone();
+            for pk in &orphans {
+                self.adopt(&sts, pk);
+            }
+            for (pk, scaled_down) in &condemned {
+                if templates {
+                    self.own_claims(&sts, pk, *scaled_down);
+                }
+                self.delete_pod(pk);
+            }
+            if templates {
+                self.keep_claims(&sts, replicas);
+            }
+            if missing.is_empty() || self.namespace_terminating(&ns) {
+                continue;
+            }
             for i in missing {
                 let pod_name = format!("{name}-{i}");
+                if self.claims_stale(&sts, &pod_name, i) {
+                    continue;
+                }
                 let mut spec = sts["spec"]["template"]["spec"].clone();
                 spec["hostname"] = json!(pod_name);
                 if let Some(service) = sts["spec"]["serviceName"]
@@ -224,28 +296,31 @@ impl State {
                 {
                     spec["subdomain"] = json!(service);
                 }
-                self.ensure_claims(&sts, i, &mut spec);
+                self.create_claims(&sts, i);
+                mount_claims(&sts, i, &mut spec);
                 let labels = [
                     (REVISION_LABEL, revision.clone()),
                     ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
                     ("apps.kubernetes.io/pod-index", i.to_string()),
                 ];
                 self.create_pod(&sts, &pod_name, &labels, spec);
+                if templates {
+                    self.own_claims(&sts, &key(&ns, &pod_name), false);
+                }
             }
         }
     }
 
-    /// Creates the claims of a StatefulSet's `volumeClaimTemplates` for one ordinal and
-    /// mounts them in the pod spec, as the StatefulSet controller does.
-    fn ensure_claims(&mut self, sts: &Value, ordinal: u64, spec: &mut Value) {
+    /// Creates the missing claims of a StatefulSet's `volumeClaimTemplates` for one
+    /// ordinal, as the StatefulSet controller does.
+    fn create_claims(&mut self, sts: &Value, ordinal: u64) {
         let ns = meta(sts, "namespace").to_string();
         for template in sts["spec"]["volumeClaimTemplates"]
             .as_array()
             .into_iter()
             .flatten()
         {
-            let volume = meta(template, "name");
-            let claim = format!("{volume}-{}-{ordinal}", meta(sts, "name"));
+            let claim = claim_name(sts, template, ordinal);
             if self.lookup(PVCS, &key(&ns, &claim)).is_none() {
                 let mut labels = string_map(&sts["spec"]["selector"]["matchLabels"]);
                 labels.extend(labels_of(template));
@@ -253,39 +328,162 @@ impl State {
                 // An invalid template leaves the pod waiting on its claim, as in Kubernetes.
                 let _ = self.create(by_plural(PVCS), Some(&ns), body);
             }
-            let volumes = spec["volumes"]
+        }
+    }
+
+    /// The claims of the pods a StatefulSet keeps: owned as its retention policy says,
+    /// and created again for a pod still waiting for one (a claim deleted meanwhile).
+    fn keep_claims(&mut self, sts: &Value, replicas: u64) {
+        let ns = meta(sts, "namespace").to_string();
+        for i in 0..replicas {
+            let pk = key(&ns, &format!("{}-{i}", meta(sts, "name")));
+            let Some(pod) = self.lookup(PODS, &pk) else {
+                continue;
+            };
+            let ours = pod["metadata"]["ownerReferences"]
                 .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            if !volumes.iter().any(|v| v["name"] == volume) {
-                let mount =
-                    json!({ "name": volume, "persistentVolumeClaim": { "claimName": claim } });
-                match spec["volumes"].as_array_mut() {
-                    Some(vs) => vs.push(mount),
-                    None => spec["volumes"] = json!([mount]),
-                }
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == sts["metadata"]["uid"]));
+            if !ours || is_terminating(pod) {
+                continue;
+            }
+            let waiting = str_at(pod, &["spec", "nodeName"]).is_empty();
+            self.own_claims(sts, &pk, false);
+            if waiting && !self.namespace_terminating(&ns) {
+                self.create_claims(sts, i);
             }
         }
+    }
+
+    /// Sets the owner references of a pod's claims as the StatefulSet's
+    /// `persistentVolumeClaimRetentionPolicy` says (`updateClaimOwnerRefForSetAndPod`):
+    /// `whenDeleted: Delete` makes the StatefulSet their owner, `whenScaled: Delete` makes
+    /// a pod scaled away their owner, so that the garbage collector deletes them with it.
+    /// A claim that names an earlier StatefulSet or pod of the same name is left alone.
+    fn own_claims(&mut self, sts: &Value, pk: &ObjKey, scaled_down: bool) {
+        let Some(pod) = self.lookup(PODS, pk).cloned() else {
+            return;
+        };
+        let Some(ordinal) =
+            pk.1.strip_prefix(&format!("{}-", meta(sts, "name")))
+                .and_then(|o| o.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let policy = &sts["spec"]["persistentVolumeClaimRetentionPolicy"];
+        let delete_with_set = str_at(policy, &["whenDeleted"]) == "Delete";
+        let delete_with_pod = str_at(policy, &["whenScaled"]) == "Delete" && scaled_down;
+        for template in sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let ck = key(&pk.0, &claim_name(sts, template, ordinal));
+            let Some(claim) = self.lookup(PVCS, &ck) else {
+                continue;
+            };
+            let refs: Vec<Value> = claim["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let names = |r: &Value, owner: &Value| {
+                r["kind"] == owner["kind"] && r["name"] == owner["metadata"]["name"]
+            };
+            // `hasStaleOwnerRef`: managed by an earlier set or pod of this name.
+            if refs.iter().any(|r| {
+                (names(r, sts) && r["uid"] != sts["metadata"]["uid"])
+                    || (names(r, &pod) && r["uid"] != pod["metadata"]["uid"])
+            }) {
+                continue;
+            }
+            let mut wanted: Vec<Value> = refs
+                .iter()
+                .filter(|r| !names(r, sts) && !names(r, &pod))
+                .cloned()
+                .collect();
+            // Another controller of the claim: ours are scrubbed, none added.
+            let foreign = wanted.iter().any(|r| r["controller"] == true);
+            if !foreign && delete_with_pod {
+                wanted.push(controller_ref(&pod));
+            } else if !foreign && delete_with_set && !scaled_down {
+                wanted.push(controller_ref(sts));
+            }
+            if wanted != refs {
+                let mut claim = claim.clone();
+                if wanted.is_empty() {
+                    object_at(&mut claim, &["metadata"]).remove("ownerReferences");
+                } else {
+                    claim["metadata"]["ownerReferences"] = json!(wanted);
+                }
+                self.put(PVCS, ck, claim);
+            }
+        }
+    }
+
+    /// `PodClaimIsStale`: with `whenScaled: Delete`, a claim still owned by an earlier pod
+    /// of this name is on its way out, and the pod waits for it to go.
+    fn claims_stale(&self, sts: &Value, pod_name: &str, ordinal: u64) -> bool {
+        let policy = &sts["spec"]["persistentVolumeClaimRetentionPolicy"];
+        if str_at(policy, &["whenScaled"]) != "Delete" {
+            return false;
+        }
+        let ns = meta(sts, "namespace");
+        sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|template| {
+                self.lookup(PVCS, &key(ns, &claim_name(sts, template, ordinal)))
+                    .is_some_and(|claim| {
+                        claim["metadata"]["ownerReferences"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|r| r["kind"] == "Pod" && r["name"] == pod_name)
+                    })
+            })
     }
 
     fn sync_deployments(&mut self) {
         let owned = self.pods_by_owner();
         for ((ns, name), deploy) in self.workloads(DEPLOYMENTS) {
+            // A Deployment being deleted only has its status kept up to date.
+            if is_terminating(&deploy) {
+                continue;
+            }
             let replicas = replicas_of(&deploy) as usize;
             let hash = template_hash(&deploy["spec"]["template"]);
+            let selector = LabelSelector::from_object(&deploy["spec"]["selector"]);
+            let mut pods: Vec<ObjKey> =
+                owned.get(meta(&deploy, "uid")).cloned().unwrap_or_default();
+            for pk in self.keys_in(PODS, &ns) {
+                if self
+                    .lookup(PODS, &pk)
+                    .is_some_and(|pod| adoptable(pod, selector.as_ref()))
+                {
+                    self.adopt(&deploy, &pk);
+                    pods.push(pk);
+                }
+            }
             let mut current = Vec::new();
-            for pk in owned.get(meta(&deploy, "uid")).into_iter().flatten() {
-                let Some(pod) = self.lookup(PODS, pk) else {
+            for pk in pods {
+                let Some(pod) = self.lookup(PODS, &pk) else {
                     continue;
                 };
+                // Terminating pods are not counted: their replacements start at once.
+                if is_terminating(pod) {
+                    continue;
+                }
                 if labels_of(pod).get(TEMPLATE_HASH_LABEL) == Some(&hash) {
-                    current.push(pk.clone());
+                    current.push(pk);
                 } else {
-                    self.remove_pod(pk);
+                    self.delete_pod(&pk);
                 }
             }
             for extra in current.iter().skip(replicas) {
-                self.remove_pod(extra);
+                self.delete_pod(extra);
+            }
+            if self.namespace_terminating(&ns) {
+                continue;
             }
             for _ in current.len()..replicas {
                 let pod_name = loop {
@@ -305,37 +503,14 @@ impl State {
         }
     }
 
-    /// Deletes pods whose controlling owner no longer exists (the garbage collector).
-    fn collect_orphans(&mut self) {
-        let orphans: Vec<ObjKey> = self
-            .iter(PODS)
-            .filter(|((ns, _), pod)| {
-                pod["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|owner| {
-                        let Some(res) = owner["kind"].as_str().and_then(by_kind) else {
-                            return false;
-                        };
-                        let name = str_at(owner, &["name"]);
-                        self.lookup(res.plural, &key(ns, name))
-                            .is_none_or(|o| o["metadata"]["uid"] != owner["uid"])
-                    })
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in orphans {
-            self.remove_pod(&k);
-        }
-    }
-
     /// Binds pending claims: to the volume they name, to a volume pre-bound to them, or
     /// to a freshly provisioned one.
     fn bind_claims(&mut self) {
         let pending: Vec<(ObjKey, Value)> = self
             .iter(PVCS)
-            .filter(|(_, c)| !matches!(str_at(c, &["status", "phase"]), "Bound" | "Lost"))
+            .filter(|(_, c)| {
+                !matches!(str_at(c, &["status", "phase"]), "Bound" | "Lost") && !is_terminating(c)
+            })
             .map(|(k, c)| (k.clone(), c.clone()))
             .collect();
         for (ck, claim) in pending {
@@ -465,6 +640,11 @@ impl State {
                     "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" not found. {preemption}"
                 ));
             };
+            if is_terminating(claim) {
+                return Err(format!(
+                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" is being deleted. {preemption}"
+                ));
+            }
             if str_at(claim, &["status", "phase"]) != "Bound" {
                 return Err(format!(
                     "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {preemption}"
@@ -609,12 +789,15 @@ impl State {
     /// Writes replica counts and conditions into StatefulSet and Deployment status.
     fn update_workload_status(&mut self) {
         let owned = self.pods_by_owner();
-        let count = |state: &State, uid: &str, label: &str, want: &str| {
+        // A StatefulSet counts every pod it has made; a Deployment (through its ReplicaSets)
+        // only those not being deleted (`FilterActivePods`).
+        let count = |state: &State, uid: &str, label: &str, want: &str, active: bool| {
             let pods: Vec<&Value> = owned
                 .get(uid)
                 .into_iter()
                 .flatten()
                 .filter_map(|k| state.lookup(PODS, k))
+                .filter(|pod| !active || !is_terminating(pod))
                 .collect();
             let current = pods
                 .iter()
@@ -628,7 +811,8 @@ impl State {
                 continue;
             };
             let revision = format!("{}-{}", k.1, self.template_hash_of(sts));
-            let (total, current, ready) = count(self, meta(sts, "uid"), REVISION_LABEL, &revision);
+            let (total, current, ready) =
+                count(self, meta(sts, "uid"), REVISION_LABEL, &revision, false);
             let mut status = json!({
                 "observedGeneration": sts["metadata"]["generation"],
                 "replicas": total,
@@ -651,7 +835,7 @@ impl State {
         for (k, deploy) in self.workloads(DEPLOYMENTS) {
             let hash = template_hash(&deploy["spec"]["template"]);
             let (total, current, ready) =
-                count(self, meta(&deploy, "uid"), TEMPLATE_HASH_LABEL, &hash);
+                count(self, meta(&deploy, "uid"), TEMPLATE_HASH_LABEL, &hash, true);
             let desired = replicas_of(&deploy) as i64;
             let stamp = now_rfc3339();
             let old = &deploy["status"];
@@ -716,6 +900,53 @@ impl State {
                 }
             }
             self.set_status(DEPLOYMENTS, &k, status);
+        }
+    }
+}
+
+/// A controller reference to `owner`, as `metav1.NewControllerRef` makes it.
+fn controller_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta(owner, "name"),
+        "uid": meta(owner, "uid"), "controller": true, "blockOwnerDeletion": true,
+    })
+}
+
+/// Whether a workload of `selector` adopts `pod`: it has no controller, is not being
+/// deleted, and its labels match (an empty or unreadable selector adopts nothing).
+fn adoptable(pod: &Value, selector: Option<&LabelSelector>) -> bool {
+    let controlled = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true));
+    !controlled
+        && !is_terminating(pod)
+        && selector.is_some_and(|s| !s.is_empty() && s.matches_object(pod))
+}
+
+/// The claim of a StatefulSet's volume claim template for one ordinal.
+fn claim_name(sts: &Value, template: &Value, ordinal: u64) -> String {
+    format!("{}-{}-{ordinal}", meta(template, "name"), meta(sts, "name"))
+}
+
+/// Mounts the claims of a StatefulSet's templates for one ordinal in a pod spec.
+fn mount_claims(sts: &Value, ordinal: u64, spec: &mut Value) {
+    for template in sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let volume = meta(template, "name");
+        let volumes = spec["volumes"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if !volumes.iter().any(|v| v["name"] == volume) {
+            let claim = claim_name(sts, template, ordinal);
+            let mount = json!({ "name": volume, "persistentVolumeClaim": { "claimName": claim } });
+            match spec["volumes"].as_array_mut() {
+                Some(vs) => vs.push(mount),
+                None => spec["volumes"] = json!([mount]),
+            }
         }
     }
 }

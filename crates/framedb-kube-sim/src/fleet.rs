@@ -18,35 +18,55 @@ pub struct SimFleet {
 }
 
 impl SimFleet {
+    /// The demo fleet's clock, in simulated seconds per real second: a pod's 30-second
+    /// grace period takes 3 seconds, long enough to watch it `Terminating` with kubectl,
+    /// short enough not to keep a user waiting on a delete and re-create.
+    pub const DEMO_TIME_SCALE: f64 = 10.0;
+
     /// Starts one simulated cluster per name, each with `nodes`, whose pods become ready
-    /// `ready_after` they are scheduled.
+    /// `ready_after` they are scheduled, and whose clocks run `time_scale` times faster
+    /// than real time ([`SimConfig::with_time_scale`]).
     ///
     /// # Errors
-    /// When a name or a node name is not a DNS-1123 subdomain, or a port cannot be bound.
-    pub async fn start<C, N>(clusters: C, nodes: N, ready_after: Duration) -> std::io::Result<Self>
+    /// When a name or a node name is not a DNS-1123 subdomain, a port cannot be bound,
+    /// or `time_scale` is not a positive, finite number.
+    pub async fn start<C, N>(
+        clusters: C,
+        nodes: N,
+        ready_after: Duration,
+        time_scale: f64,
+    ) -> std::io::Result<Self>
     where
         C: IntoIterator,
         C::Item: Into<String>,
         N: IntoIterator,
         N::Item: Into<String>,
     {
+        if !(time_scale.is_finite() && time_scale > 0.0) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a time scale must be a positive, finite number, not {time_scale}"),
+            ));
+        }
         let nodes: Vec<SimNode> = nodes.into_iter().map(SimNode::new).collect();
         let mut started = Vec::new();
         for name in clusters {
             let config = SimConfig::new(name)
                 .with_nodes(nodes.clone())
-                .with_pod_ready_after(ready_after);
+                .with_pod_ready_after(ready_after)
+                .with_time_scale(time_scale);
             started.push(Simulator::start(config).await?);
         }
         Ok(Self { clusters: started })
     }
 
-    /// The demo fleet: [`DEMO_CLUSTERS`], each with [`DEMO_NODES`].
+    /// The demo fleet: [`DEMO_CLUSTERS`], each with [`DEMO_NODES`], with clocks at
+    /// `time_scale` ([`SimFleet::DEMO_TIME_SCALE`] unless the user chose otherwise).
     ///
     /// # Errors
-    /// When a port cannot be bound.
-    pub async fn demo(ready_after: Duration) -> std::io::Result<Self> {
-        Self::start(DEMO_CLUSTERS, DEMO_NODES, ready_after).await
+    /// When a port cannot be bound, or `time_scale` is not a positive, finite number.
+    pub async fn demo(ready_after: Duration, time_scale: f64) -> std::io::Result<Self> {
+        Self::start(DEMO_CLUSTERS, DEMO_NODES, ready_after, time_scale).await
     }
 
     /// The clusters, in the order they were named.
@@ -134,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn kubeconfigs_go_to_a_private_directory_only() {
-        let fleet = SimFleet::start(["private-01"], ["node-a"], Duration::ZERO)
+        let fleet = SimFleet::start(["private-01"], ["node-a"], Duration::ZERO, 1.0)
             .await
             .unwrap();
         let dir = scratch("fresh");

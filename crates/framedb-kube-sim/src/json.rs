@@ -51,6 +51,39 @@ pub(crate) fn now_rfc3339() -> String {
     Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// The current time plus `seconds` (which may be negative), as RFC 3339: a pod's
+/// `deletionTimestamp` is when its grace period ends.
+pub(crate) fn rfc3339_in(seconds: i64) -> String {
+    shifted_rfc3339(&now_rfc3339(), seconds)
+}
+
+/// `timestamp` moved by `seconds`, as RFC 3339 (now, when `timestamp` cannot be read).
+pub(crate) fn shifted_rfc3339(timestamp: &str, seconds: i64) -> String {
+    let base = timestamp
+        .parse::<Timestamp>()
+        .unwrap_or_else(|_| Timestamp::now());
+    Timestamp::from_second(base.as_second().saturating_add(seconds))
+        .unwrap_or(base)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `metadata.finalizers`, in order.
+pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the object is being deleted (it has a `deletionTimestamp`).
+pub(crate) fn is_terminating(obj: &Value) -> bool {
+    !obj["metadata"]["deletionTimestamp"].is_null()
+}
+
 /// Seconds since an RFC 3339 timestamp (0 when it cannot be read).
 pub(crate) fn age_seconds(timestamp: &str) -> i64 {
     timestamp

@@ -4,7 +4,8 @@
 //! runs by default and with `simulate`.
 //!
 //! It keeps objects with resourceVersions, answers with Kubernetes `Status` failures
-//! (404, 409, 422 for a taken node port, ...), cascades namespace deletion, runs
+//! (404, 409, 422 for a taken node port, ...), deletes as a real cluster does (see
+//! [Deletion](#deletion)), runs
 //! StatefulSets and Deployments as pods scheduled onto simulated nodes by node selector,
 //! binds volume claims, and can inject failures and latency ([`Faults`]).
 //!
@@ -44,9 +45,13 @@
 //!    sees the object being written and the allocations, never the store, which is why
 //!    the allocations live apart from it.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
-//!    `patch`, `resources`, `selectors` and `status`; it admits every write.
-//! 7. `controllers` uses `store` (its reconcile loop is methods of `store`'s `State`),
-//!    `admission`, `faults`, `json`, `resources` and `selectors`.
+//!    `patch`, `resources`, `selectors` and `status`; it admits every write. `deletion`
+//!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
+//!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
+//! 7. `termination` (the controllers that finish deletions, more methods of `State`)
+//!    uses `deletion`, `store`, `admission`, `json` and `resources`; `controllers` uses
+//!    `store` (its reconcile loop is methods of `store`'s `State`), `admission`, `faults`,
+//!    `json`, `resources` and `selectors`, and runs `termination`'s controllers.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
 //! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
@@ -54,10 +59,87 @@
 //!     `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
 //!     `State`), `admission`, `faults` and `resources`; `fleet` uses `simulator`.
+//!
+//! # Deletion
+//!
+//! A `DELETE` is answered as kube-apiserver 1.33 answers it, and what it starts is
+//! finished by the controllers a real cluster runs:
+//!
+//! - An object with `metadata.finalizers` is kept, with a `deletionTimestamp` and a zero
+//!   `deletionGracePeriodSeconds` (the answer is the object, 200; watches see
+//!   `MODIFIED`), until an update removes its last finalizer, which deletes it
+//!   (`DELETED`). No finalizer may be added to it meanwhile (422).
+//! - A pod is deleted over its grace period (the request's `gracePeriodSeconds`, else its
+//!   `terminationGracePeriodSeconds`, 30 by default): it stays, `Terminating` in
+//!   `kubectl get`, with its `deletionTimestamp` at the end of that period, until the
+//!   simulated kubelet is done with it; a pod never scheduled, or finished, goes at once,
+//!   and so does one deleted with `gracePeriodSeconds=0` (`kubectl delete --force
+//!   --grace-period=0`). A second DELETE changes nothing but may shorten the period.
+//! - Every new claim and volume gets its protection finalizer
+//!   (`kubernetes.io/pvc-protection`, `kubernetes.io/pv-protection`): a claim being
+//!   deleted stays while a scheduled pod names it, a volume while it is `Bound`; a
+//!   deleted claim's volume is `Released`, and deleted if its reclaim policy is `Delete`.
+//! - A namespace goes `Terminating`; the namespace controller deletes its content (which
+//!   may itself wait on finalizers and grace periods), reports what remains in its
+//!   conditions, and lets it go once empty. A create in it is 403 Forbidden.
+//! - The garbage collector follows `ownerReferences` (StatefulSet and Deployment to their
+//!   pods, StatefulSet or pod to the claims its `persistentVolumeClaimRetentionPolicy`
+//!   gives them, and any owner a client names): `propagationPolicy` `Background` (the
+//!   default) removes the owner at once and its dependents after, `Foreground` keeps the
+//!   owner (`foregroundDeletion` finalizer) until its blocking dependents are gone,
+//!   `Orphan` (`orphan` finalizer) strips the owner reference from its dependents, which
+//!   stay, and which a new workload of the same selector adopts.
+//!
+//! Grace periods run on the simulator's clock, [`SimConfig::with_time_scale`] times
+//! faster than real time (1 by default; the demo fleet's is
+//! [`SimFleet::DEMO_TIME_SCALE`], 10); timestamps written into objects stay wall-clock.
+//! `kubectl delete` waits for what it deletes to be gone (`--wait=false` does not).
+//!
+//! # Conformance
+//!
+//! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
+//! kubernetes/kubernetes, 1.33), and the test (in `tests/sim/`) that shows it, with real
+//! `kubectl` wherever kubectl can express the step.
+//!
+//! | behaviour | reference | modelled | test |
+//! |---|---|---|---|
+//! | finalizers keep a deleted object (`deletionTimestamp`, `deletionGracePeriodSeconds: 0`, 200 with the object, `MODIFIED`); removing the last one deletes it | `Store.Delete`, `markAsDeleting`, `ShouldDeleteDuringUpdate` (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go) | yes | `deletion::a_finalizer_keeps_a_deleted_object_until_the_last_one_is_removed` |
+//! | no new finalizer on an object being deleted (422, `ValidateNoNewFinalizers`' sentence) | staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go | yes | same |
+//! | a second DELETE of an object being deleted: no change, 200 with the object; only a shorter grace period is taken | `rest.BeforeDelete` (staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go) | yes | same; `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
+//! | pods terminate over their grace period (request, else `terminationGracePeriodSeconds`); unscheduled or finished pods and `gracePeriodSeconds=0` go at once; the kubelet's last DELETE | `podStrategy.CheckGracefulDelete` (pkg/registry/core/pod/strategy.go), the kubelet's status manager | yes | `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
+//! | `kubectl get` shows `Terminating` for pods, claims and volumes being deleted | `printPod`, `printPersistentVolumeClaim`, `printPersistentVolume` (pkg/printers/internalversion/printers.go) | yes | the pod, claim and volume tests |
+//! | `kubernetes.io/pvc-protection` added at create; kept while a scheduled pod names the claim | plugin/pkg/admission/storage/storageobjectinuseprotection; `podUsesPVC` (pkg/controller/volume/pvcprotection) | yes | `deletion::a_claim_in_use_stays_terminating_until_its_pod_is_gone` |
+//! | a pod naming a claim being deleted is unschedulable (`persistentvolumeclaim "x" is being deleted`) | `podHasPVCs` (pkg/scheduler/framework/plugins/volumebinding) | yes | same |
+//! | `kubernetes.io/pv-protection` added at create; kept while the volume is `Bound`; a deleted claim's volume is `Released`, and deleted with reclaim policy `Delete` | `isBeingUsed` (pkg/controller/volume/pvprotection); pkg/controller/volume/persistentvolume | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it`; the claim test |
+//! | a namespace goes `Terminating` (`kubernetes` in `spec.finalizers`); its content is deleted; its conditions say what remains; it goes once empty; a second DELETE changes nothing | namespace `REST.Delete` (pkg/registry/core/namespace/storage/storage.go); pkg/controller/namespace/deletion (`namespaced_resources_deleter.go`, `status_condition_utils.go`) | yes | `deletion::a_namespace_terminates_once_its_content_is_gone` |
+//! | a create in a namespace being deleted is 403 `unable to create new content in namespace X because it is being terminated` (cause `NamespaceTerminating`); `default`, `kube-system`, `kube-public` may not be deleted | staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go | yes | same |
+//! | `propagationPolicy: Background` (default): the owner goes at once, its dependents after | `deletionFinalizersForGarbageCollection` (store.go); `attemptToDeleteItem` (pkg/controller/garbagecollector/garbagecollector.go) | yes | `deletion::background_deletion_removes_the_owner_first_and_its_dependents_after` |
+//! | `Foreground`: `foregroundDeletion` finalizer, dependents deleted, owner kept until those with `blockOwnerDeletion` are gone; the workload makes no pods meanwhile | `processDeletingDependentsItem` (garbagecollector.go) | yes | `deletion::foreground_deletion_keeps_the_owner_until_its_blocking_dependents_are_gone` |
+//! | `Orphan` (and `orphanDependents: true`): `orphan` finalizer, owner references removed, dependents kept; a new workload adopts them | `orphanDependents` (garbagecollector.go); `ClaimPods` (pkg/controller/controller_ref_manager.go) | yes | `deletion::orphan_deletion_leaves_the_dependents_running_without_their_owner`; `deployment_pods_follow_replicas_and_template` |
+//! | a StatefulSet's claims: kept by default; owned by the set (`whenDeleted: Delete`) or by a scaled-away pod (`whenScaled: Delete`) and collected with it | `updateClaimOwnerRefForSetAndPod`, `PodClaimIsStale` (pkg/controller/statefulset/stateful_set_utils.go, stateful_pod_control.go) | yes | `deletion::statefulset_claims_follow_their_retention_policy` |
+//! | `DeleteOptions` checked (422 for an unknown `propagationPolicy`, or with `orphanDependents`); uid and resourceVersion preconditions (409, `BeforeDelete`'s sentence; a namespace's own) | `ValidateDeleteOptions` (staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation/validation.go); `rest.BeforeDelete` | yes | `deletion::delete_options_and_preconditions_are_checked` |
+//! | grace periods on a scaled clock ([`SimConfig::with_time_scale`]) | (the simulator's own) | yes | `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
+//!
+//! Knowingly not modelled:
+//!
+//! - A DELETE answers with the object for every type (a real server answers a `Status`
+//!   when an object without `ReturnDeletedObject` storage, e.g. a ConfigMap, goes at once).
+//! - A pod always takes its whole grace period (real containers often exit sooner on
+//!   SIGTERM), and is removed without first showing stopped containers and a terminal
+//!   phase.
+//! - The namespace `/finalize` subresource is not served; the namespace controller always
+//!   finishes, so no `NamespaceDeletionContentFailure` is ever reported.
+//! - Finalizer names are not validated, and an owner of an unknown kind counts as
+//!   present; the `OwnerReferencesPermissionEnforcement` admission plugin is not played.
+//! - Deployments own their pods directly (no ReplicaSets in between); propagation
+//!   policies act on those pods.
+//! - A StatefulSet replaces pods of an old revision all at once (a real one rolls them
+//!   one at a time, from the highest ordinal).
 
 mod admission;
 mod allocations;
 mod controllers;
+mod deletion;
 mod discovery;
 mod faults;
 mod fleet;
@@ -72,6 +154,7 @@ mod simulator;
 mod status;
 mod store;
 mod table;
+mod termination;
 mod watch;
 
 pub use faults::{Faults, RequestStats, Verb};

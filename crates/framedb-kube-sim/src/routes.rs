@@ -22,7 +22,7 @@ use super::resources::{
 use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
 use super::status::{ApiError, ApiResult};
-use super::store::{DeleteOptions, PatchKind, Propagation, State};
+use super::store::{DeleteOptions, PatchKind, State};
 use super::table::{IncludeObject, table};
 use super::watch;
 
@@ -342,10 +342,10 @@ impl Request<'_> {
             Verb::Patch => self.patch(state),
             _ => self.delete(state, delete_options.as_ref()),
         };
-        // The controllers act on workloads, pods, claims, volumes, nodes and namespaces
-        // only; a write to anything else (a Service, a Secret, RBAC) changes nothing they
-        // read, and running them over every object costs more than the write itself.
-        if result.is_ok() && drives_controllers(res.plural) {
+        // The controllers act on workloads, pods, claims, volumes, nodes and namespaces,
+        // and finish deletions (`dirty`); another write (a Service, a Secret, RBAC) changes
+        // nothing they read, and running them over every object costs more than the write.
+        if result.is_ok() && (state.dirty || drives_controllers(res.plural)) {
             state.reconcile(now);
         }
         result
@@ -486,24 +486,7 @@ impl Request<'_> {
     fn delete(&self, state: &mut State, body: Option<&Value>) -> ApiResult<(StatusCode, Value)> {
         let res = self.target.res;
         let ns = self.target.namespace.as_deref();
-        let policy = body
-            .and_then(|b| b["propagationPolicy"].as_str())
-            .or(self.param("propagationPolicy"))
-            .unwrap_or("Background");
-        let orphan = policy == "Orphan" || body.is_some_and(|b| b["orphanDependents"] == true);
-        let options = DeleteOptions {
-            propagation: if orphan {
-                Propagation::Orphan
-            } else {
-                Propagation::Cascade
-            },
-            uid: body
-                .and_then(|b| b["preconditions"]["uid"].as_str())
-                .map(str::to_string),
-            resource_version: body
-                .and_then(|b| b["preconditions"]["resourceVersion"].as_str())
-                .map(str::to_string),
-        };
+        let options = DeleteOptions::from_request(body, |name| self.param(name))?;
         if let Some(name) = &self.target.name {
             return state
                 .delete(res, ns, name, &options)

@@ -60,18 +60,41 @@ pub struct SimConfig {
     pub pod_ready_after: Duration,
     /// Latency added to every request (changeable later with [`Faults::set_latency`]).
     pub latency: Duration,
+    /// Simulated seconds per real second for the cluster's grace periods (1: real time).
+    /// See [`SimConfig::with_time_scale`].
+    pub time_scale: f64,
 }
 
 impl SimConfig {
-    /// A cluster named `name` with nodes `node-a` and `node-b`, pods ready at once and
-    /// no added latency.
+    /// A cluster named `name` with nodes `node-a` and `node-b`, pods ready at once, no
+    /// added latency, and grace periods in real time.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             nodes: vec![SimNode::new("node-a"), SimNode::new("node-b")],
             pod_ready_after: Duration::ZERO,
             latency: Duration::ZERO,
+            time_scale: 1.0,
         }
+    }
+
+    /// Runs the cluster's clock `scale` times faster than real time for what waits on
+    /// it: with 60, a pod's 30-second grace period ends half a real second after its
+    /// deletion. Timestamps written into objects stay wall-clock (a pod's
+    /// `deletionTimestamp` is when a real kubelet would have to be done), so a scaled
+    /// pod goes before its `deletionTimestamp`, as one whose containers exit early does.
+    /// `pod_ready_after` is not scaled.
+    ///
+    /// # Panics
+    ///
+    /// If `scale` is not a positive, finite number.
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        assert!(
+            scale.is_finite() && scale > 0.0,
+            "a simulator's time scale must be a positive, finite number, not {scale}"
+        );
+        self.time_scale = scale;
+        self
     }
 
     /// Replaces the nodes.
@@ -133,7 +156,7 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let seed = seed_from(&config.name);
-        let mut state = State::new(seed, config.pod_ready_after);
+        let mut state = State::new(seed, config.pod_ready_after, config.time_scale);
         for node in &config.nodes {
             state
                 .create(by_plural(NODES), None, node_body(node))

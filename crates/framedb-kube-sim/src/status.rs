@@ -172,8 +172,77 @@ impl ApiError {
         )
     }
 
+    /// 409 Conflict of a `DELETE` whose precondition does not hold, as `rest.BeforeDelete`
+    /// words it: the kind (group-qualified) instead of the resource, and its own sentence.
+    pub fn precondition_failed(
+        res: &ResourceDef,
+        name: &str,
+        field: &str,
+        wanted: &str,
+        found: &str,
+    ) -> Self {
+        let (what, hint) = if field == "uid" {
+            (
+                "UID",
+                "The object might have been deleted and then recreated",
+            )
+        } else {
+            ("ResourceVersion", "The object might have been modified")
+        };
+        let mut details = json!({ "name": name, "kind": res.kind });
+        if !res.group.is_empty() {
+            details["group"] = json!(res.group);
+        }
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the {what} in the precondition \
+                 ({wanted}) does not match the {what} in record ({found}). {hint}",
+                qualified_kind(res)
+            ),
+        )
+        .with_details(details)
+    }
+
+    /// 403 Forbidden from admission: `{resource} "{name}" is forbidden: {why}`.
+    pub fn forbidden(res: &ResourceDef, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", res.qualified()),
+        )
+        .with_details(Self::resource_details(res, name))
+    }
+
+    /// 403 Forbidden: a create in a namespace being deleted, as the `NamespaceLifecycle`
+    /// admission plugin refuses it (with its `NamespaceTerminating` cause).
+    pub fn namespace_terminating(res: &ResourceDef, name: &str, namespace: &str) -> Self {
+        let mut err = Self::forbidden(
+            res,
+            name,
+            &format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        );
+        if let Some(details) = err.details.as_mut() {
+            details["causes"] = json!([{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {namespace} is being terminated"),
+                "field": "metadata.namespace",
+            }]);
+        }
+        err
+    }
+
     /// 422 Invalid listing every field error, worded like the API server's.
     pub fn invalid(res: &ResourceDef, name: &str, errors: Vec<FieldError>) -> Self {
+        Self::invalid_kind(res.group, res.kind, name, errors)
+    }
+
+    /// 422 Invalid of an object of `kind` in `group` (which need not be a served type,
+    /// e.g. `DeleteOptions` of `meta.k8s.io`).
+    pub fn invalid_kind(group: &str, kind: &str, name: &str, errors: Vec<FieldError>) -> Self {
         let rendered: Vec<String> = errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.body()))
@@ -187,15 +256,18 @@ impl ApiError {
             .iter()
             .map(|e| json!({ "reason": e.reason(), "message": e.body(), "field": e.field }))
             .collect();
-        let mut details = json!({ "name": name, "kind": res.kind, "causes": causes });
-        if !res.group.is_empty() {
-            details["group"] = json!(res.group);
-        }
+        let mut details = json!({ "name": name, "kind": kind, "causes": causes });
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            details["group"] = json!(group);
+            format!("{kind}.{group}")
+        };
         Self::new(
             422,
             "Invalid",
             // The group-qualified kind, as `apierrors.NewInvalid` prints it.
-            format!("{} \"{name}\" is invalid: {summary}", qualified_kind(res)),
+            format!("{qualified} \"{name}\" is invalid: {summary}"),
         )
         .with_details(details)
     }

@@ -1,12 +1,14 @@
-//! The object store and the API verbs on it: create, get, list, replace, patch, apply
-//! and delete, with Kubernetes' metadata bookkeeping (uid, resourceVersion,
-//! generation, creationTimestamp) and the side effects of deletion (namespace
-//! cascade, freed node ports, released volumes).
+//! The object store and the API verbs on it: create, get, list, replace, patch and
+//! apply, with Kubernetes' metadata bookkeeping (uid, resourceVersion, generation,
+//! creationTimestamp), the rules an update follows on an object being deleted (no new
+//! finalizers; removing the last one completes the deletion), and what removing an
+//! object frees (node ports, a claim's volume). The `DELETE` verb itself is in
+//! `deletion`, as more methods of [`State`].
 //!
 //! Everything lives behind one lock held for a whole operation, which is what makes
 //! check-and-insert steps (name uniqueness, node-port allocation) atomic.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use tokio::time::Instant;
 
 use super::admission;
 use super::allocations::Allocations;
-use super::json::{meta, now_rfc3339, object_at, str_at};
+use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::patch::{json_patch, merge_patch};
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural, key,
@@ -23,21 +25,118 @@ use super::resources::{
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, FieldError};
 
-/// How `DELETE` treats the deleted object's dependents.
+/// How `DELETE` treats the deleted object's dependents (`propagationPolicy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Propagation {
-    /// Dependents go too (`Background` and `Foreground` alike: at once).
-    Cascade,
-    /// Dependents stay, without their owner reference.
+    /// The object goes at once; the garbage collector deletes its dependents afterwards.
+    Background,
+    /// The object stays, with the `foregroundDeletion` finalizer, until the garbage
+    /// collector has deleted its dependents that block their owner's deletion.
+    Foreground,
+    /// The object stays, with the `orphan` finalizer, until the garbage collector has
+    /// removed the owner reference to it from its dependents, which stay.
     Orphan,
 }
 
-/// Options of a `DELETE`, from its body and query.
-#[derive(Clone, Debug)]
+impl Propagation {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "Background" => Some(Self::Background),
+            "Foreground" => Some(Self::Foreground),
+            "Orphan" => Some(Self::Orphan),
+            _ => None,
+        }
+    }
+}
+
+/// Options of a `DELETE` (a `meta.k8s.io/v1` `DeleteOptions`), from its body or query.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct DeleteOptions {
-    pub propagation: Propagation,
+    pub propagation: Option<Propagation>,
+    /// The deprecated `orphanDependents`, still honoured by the API server.
+    pub orphan_dependents: Option<bool>,
+    pub grace_period_seconds: Option<i64>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
+}
+
+impl DeleteOptions {
+    /// Options that name only a propagation policy, as controllers delete.
+    pub fn propagating(propagation: Propagation) -> Self {
+        Self {
+            propagation: Some(propagation),
+            ..Self::default()
+        }
+    }
+
+    /// The options of a request: its body (a `DeleteOptions`) when it has one, its query
+    /// otherwise, as the API server reads them; checked as `ValidateDeleteOptions` does.
+    pub fn from_request<'a>(
+        body: Option<&Value>,
+        query: impl Fn(&str) -> Option<&'a str>,
+    ) -> ApiResult<Self> {
+        let text = |name: &str| -> Option<String> {
+            match body {
+                Some(body) => body[name].as_str().map(str::to_string),
+                None => query(name).map(str::to_string),
+            }
+        };
+        let number = |name: &str| -> ApiResult<Option<i64>> {
+            match body {
+                Some(body) => Ok(body[name].as_i64()),
+                None => query(name)
+                    .map(|v| {
+                        v.parse::<i64>().map_err(|_| {
+                            ApiError::bad_request(format!("invalid {name} {v:?}: not an integer"))
+                        })
+                    })
+                    .transpose(),
+            }
+        };
+        let orphan_dependents = match body {
+            Some(body) => body["orphanDependents"].as_bool(),
+            None => query("orphanDependents").map(|v| v == "true" || v == "1"),
+        };
+        let policy = text("propagationPolicy").filter(|p| !p.is_empty());
+        let mut errors = Vec::new();
+        if orphan_dependents.is_some() && policy.is_some() {
+            errors.push(FieldError::invalid(
+                "propagationPolicy",
+                &json!(policy),
+                "orphanDependents and deletionPropagation cannot be both set",
+            ));
+        }
+        let propagation = policy.as_deref().and_then(Propagation::parse);
+        if let (Some(policy), None) = (&policy, propagation) {
+            errors.push(FieldError::not_supported(
+                "propagationPolicy",
+                &json!(policy),
+                &["Foreground", "Background", "Orphan", "nil"],
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid_kind(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                errors,
+            ));
+        }
+        let preconditions = body.map(|b| &b["preconditions"]);
+        let precondition = |name: &str| {
+            preconditions
+                .and_then(|p| p[name].as_str())
+                .map(str::to_string)
+        };
+        Ok(Self {
+            propagation,
+            orphan_dependents,
+            // Negative grace periods count as one second on the delete path.
+            grace_period_seconds: number("gracePeriodSeconds")?.map(|g| if g < 0 { 1 } else { g }),
+            uid: precondition("uid"),
+            resource_version: precondition("resourceVersion"),
+        })
+    }
 }
 
 /// The simulated cluster's state.
@@ -54,6 +153,19 @@ pub(crate) struct State {
     pub changes: Changes,
     /// Pod-template hashes by workload uid and generation (see `template_hash_of`).
     pub template_hashes: std::cell::RefCell<HashMap<(String, u64), String>>,
+    /// Simulated seconds per real second: grace periods pass this much faster.
+    pub time_scale: f64,
+    /// Pods in their grace period, and when (real time) the kubelet is done with them.
+    pub terminate_at: BTreeMap<ObjKey, Instant>,
+    /// Every object with owner references, for the garbage collector.
+    owned: BTreeSet<(&'static str, ObjKey)>,
+    /// Every object with a `deletionTimestamp`, for the controllers that finish deletions.
+    terminating: BTreeSet<(&'static str, ObjKey)>,
+    /// Claims removed since the volume controller last looked: their volumes are released.
+    pub released_claims: Vec<Value>,
+    /// Something the deletion controllers act on happened (an object was removed, or
+    /// began or changed its deletion): the controllers run again.
+    pub dirty: bool,
 }
 
 /// How many changes a watch can resume across; an older resourceVersion is `410 Gone`,
@@ -120,7 +232,7 @@ impl Changes {
 }
 
 impl State {
-    pub fn new(seed: u64, ready_after: Duration) -> Self {
+    pub fn new(seed: u64, ready_after: Duration, time_scale: f64) -> Self {
         let mut state = Self {
             objects: RESOURCES
                 .iter()
@@ -132,6 +244,12 @@ impl State {
             ready_at: BTreeMap::new(),
             changes: Changes::new(),
             template_hashes: std::cell::RefCell::default(),
+            time_scale,
+            terminate_at: BTreeMap::new(),
+            owned: BTreeSet::new(),
+            terminating: BTreeSet::new(),
+            released_claims: Vec::new(),
+            dirty: false,
         };
         let ns = by_plural(NAMESPACES);
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -174,6 +292,25 @@ impl State {
         self.table(res).get(key)
     }
 
+    /// The objects with owner references, by type and key.
+    pub fn owned(&self) -> Vec<(&'static str, ObjKey)> {
+        self.owned.iter().cloned().collect()
+    }
+
+    /// The objects being deleted, by type and key.
+    pub fn terminating(&self) -> Vec<(&'static str, ObjKey)> {
+        self.terminating.iter().cloned().collect()
+    }
+
+    /// The keys of the objects of a type in namespace `ns`.
+    pub fn keys_in(&self, res: &str, ns: &str) -> Vec<ObjKey> {
+        self.table(res)
+            .range(key(ns, "")..)
+            .take_while(|((obj_ns, _), _)| obj_ns == ns)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> String {
         self.resource_version.to_string()
@@ -191,6 +328,8 @@ impl State {
             "resourceVersion".into(),
             json!(self.resource_version.to_string()),
         );
+        index(&mut self.owned, res, &key, has_owners(&obj));
+        index(&mut self.terminating, res, &key, is_terminating(&obj));
         let existed = self.table_mut(res).insert(key, obj.clone()).is_some();
         self.changes.record(Change {
             resource_version: self.resource_version,
@@ -272,6 +411,24 @@ impl State {
         }
     }
 
+    /// The `NamespaceLifecycle` admission plugin: nothing new in a namespace being
+    /// deleted (403, with the name the create asked for, or its `generateName`).
+    fn refuse_if_terminating(&self, res: &ResourceDef, ns: &str, obj: &Value) -> ApiResult<()> {
+        let terminating = self
+            .lookup(NAMESPACES, &key("", ns))
+            .is_some_and(|n| str_at(n, &["status", "phase"]) == "Terminating");
+        if !terminating {
+            return Ok(());
+        }
+        // As `admission.NewForbidden` names the object before its name is generated.
+        let name = match (meta(obj, "name"), meta(obj, "generateName")) {
+            ("", "") => "Unknown",
+            ("", prefix) => prefix,
+            (name, _) => name,
+        };
+        Err(ApiError::namespace_terminating(res, name, ns))
+    }
+
     /// Checks that the body's name and namespace agree with the URL and fills them in.
     fn reconcile_identity(
         res: &ResourceDef,
@@ -324,6 +481,11 @@ impl State {
     ) -> ApiResult<Value> {
         let ns = Self::namespace_of(res, url_ns);
         Self::reconcile_identity(res, &mut obj, &ns, None)?;
+        // Admission (the namespace's lifecycle) comes before names are generated.
+        if res.namespaced {
+            self.require_namespace(&ns)?;
+            self.refuse_if_terminating(res, &ns, &obj)?;
+        }
         if meta(&obj, "name").is_empty() {
             let prefix = meta(&obj, "generateName").to_string();
             if prefix.is_empty() {
@@ -345,9 +507,6 @@ impl State {
             obj["metadata"]["name"] = json!(name);
         }
         let name = meta(&obj, "name").to_string();
-        if res.namespaced {
-            self.require_namespace(&ns)?;
-        }
         let k = key(&ns, &name);
         let mut errors: Vec<FieldError> =
             admission::validate_name(res, &name).into_iter().collect();
@@ -460,12 +619,14 @@ impl State {
         new["kind"] = json!(res.kind);
         {
             let metadata = object_at(&mut new, &["metadata"]);
+            // An update can never set, remove or change a deletion (`rest.BeforeUpdate`).
             for kept in [
                 "uid",
                 "creationTimestamp",
                 "generation",
                 "resourceVersion",
                 "deletionTimestamp",
+                "deletionGracePeriodSeconds",
             ] {
                 match old["metadata"].get(kept) {
                     Some(v) => metadata.insert(kept.into(), v.clone()),
@@ -475,7 +636,16 @@ impl State {
             metadata.remove("managedFields");
         }
         if !status_only {
-            let errors = admission::prepare(&mut self.alloc, res, &k, &mut new, Some(&old));
+            let mut errors = no_new_finalizers(&old, &new)
+                .into_iter()
+                .collect::<Vec<_>>();
+            errors.extend(admission::prepare(
+                &mut self.alloc,
+                res,
+                &k,
+                &mut new,
+                Some(&old),
+            ));
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, name, errors));
             }
@@ -483,6 +653,11 @@ impl State {
         if new == old {
             // A no-op write does not bump the revision (as in Kubernetes).
             return Ok(old);
+        }
+        if deletion_completes(&old, &new) {
+            // The last finalizer of an object being deleted went: the update deletes it
+            // instead (`ShouldDeleteDuringUpdate`), and answers with the object as stored.
+            return Ok(self.remove(res, &k).expect("looked up above"));
         }
         if spec_changed(&old, &new) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
@@ -572,62 +747,9 @@ impl State {
         Ok(scale_of(&updated))
     }
 
-    /// DELETE of one object, with its dependents; answers the object as it was deleted.
-    pub fn delete(
-        &mut self,
-        res: &'static ResourceDef,
-        url_ns: Option<&str>,
-        name: &str,
-        opts: &DeleteOptions,
-    ) -> ApiResult<Value> {
-        let ns = Self::namespace_of(res, url_ns);
-        let k = key(&ns, name);
-        let old = self
-            .lookup(res.plural, &k)
-            .ok_or_else(|| ApiError::not_found(res, name))?;
-        if let Some(uid) = &opts.uid
-            && uid != meta(old, "uid")
-        {
-            return Err(ApiError::conflict(
-                res,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta(old, "uid")
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.resource_version
-            && rv != meta(old, "resourceVersion")
-        {
-            return Err(ApiError::conflict(
-                res,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta(old, "resourceVersion")
-                ),
-            ));
-        }
-        let mut gone = self
-            .remove(res, &k, opts.propagation)
-            .expect("looked up above");
-        let metadata = object_at(&mut gone, &["metadata"]);
-        if res.plural == NAMESPACES {
-            metadata.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-            gone["status"] = json!({ "phase": "Terminating" });
-        }
-        Ok(gone)
-    }
-
-    /// Removes an object as a new revision and applies deletion side effects; `None` if
-    /// it was not there.
-    pub fn remove(
-        &mut self,
-        res: &'static ResourceDef,
-        k: &ObjKey,
-        propagation: Propagation,
-    ) -> Option<Value> {
+    /// Removes an object as a new revision and applies what its removal frees; `None`
+    /// if it was not there. Its dependents are the garbage collector's to find.
+    pub fn remove(&mut self, res: &'static ResourceDef, k: &ObjKey) -> Option<Value> {
         let mut gone = self.table_mut(res.plural).remove(k)?;
         self.resource_version += 1;
         object_at(&mut gone, &["metadata"]).insert(
@@ -640,80 +762,47 @@ impl State {
             kind: "DELETED",
             object: gone.clone(),
         });
+        let indexed = (res.plural, k.clone());
+        self.owned.remove(&indexed);
+        self.terminating.remove(&indexed);
+        self.dirty = true;
         match res.plural {
-            NAMESPACES => {
-                let ns = &k.1;
-                for inner in RESOURCES.iter().filter(|r| r.namespaced) {
-                    let keys: Vec<ObjKey> = self
-                        .table(inner.plural)
-                        .keys()
-                        .filter(|(n, _)| n == ns)
-                        .cloned()
-                        .collect();
-                    for inner_key in keys {
-                        self.remove(inner, &inner_key, Propagation::Cascade);
-                    }
-                }
-            }
             SERVICES => self.alloc.free_node_ports(k),
             PODS => {
                 self.ready_at.remove(k);
+                self.terminate_at.remove(k);
             }
-            PVCS => self.release_volume(&gone),
+            PVCS => self.released_claims.push(gone.clone()),
             PVS => self.lose_claim(&gone),
             _ => {}
-        }
-        let uid = meta(&gone, "uid").to_string();
-        if res.group == "apps" && !uid.is_empty() {
-            self.drop_dependents(&k.0, &uid, propagation);
         }
         Some(gone)
     }
 
-    /// Deletes (or orphans) the pods that name `owner_uid` in their owner references.
-    fn drop_dependents(&mut self, ns: &str, owner_uid: &str, propagation: Propagation) {
-        let owned = |pod: &Value| {
-            pod["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == owner_uid))
-        };
-        let dependents: Vec<ObjKey> = self
-            .iter(PODS)
-            .filter(|((pod_ns, _), pod)| pod_ns == ns && owned(pod))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for dep in dependents {
-            match propagation {
-                Propagation::Cascade => {
-                    self.remove(by_plural(PODS), &dep, Propagation::Cascade);
-                }
-                Propagation::Orphan => {
-                    let mut pod = self.lookup(PODS, &dep).expect("listed above").clone();
-                    if let Some(refs) = pod["metadata"]["ownerReferences"].as_array_mut() {
-                        refs.retain(|r| r["uid"] != owner_uid);
-                    }
-                    self.put(PODS, dep, pod);
-                }
-            }
-        }
-    }
-
-    /// A deleted claim frees its volume: dynamically provisioned ones (reclaim policy
-    /// `Delete`) go, others become `Released`.
-    fn release_volume(&mut self, claim: &Value) {
-        let pv_name = str_at(claim, &["spec", "volumeName"]);
-        let pv_key = key("", pv_name);
-        let Some(pv) = self.lookup(PVS, &pv_key) else {
-            return;
-        };
-        if pv["spec"]["claimRef"]["uid"] != claim["metadata"]["uid"] {
-            return;
-        }
-        if str_at(pv, &["spec", "persistentVolumeReclaimPolicy"]) == "Delete" {
-            self.remove(by_plural(PVS), &pv_key, Propagation::Cascade);
+    /// Sets the finalizers of an object, as a controller's update does: when the object
+    /// is being deleted and none is left, it goes (see [`deletion_completes`]). Returns
+    /// the object as written, or as removed.
+    pub fn set_finalizers(
+        &mut self,
+        res: &'static ResourceDef,
+        k: &ObjKey,
+        kept: Vec<String>,
+    ) -> Option<Value> {
+        let old = self.lookup(res.plural, k)?.clone();
+        let mut new = old.clone();
+        if kept.is_empty() {
+            object_at(&mut new, &["metadata"]).remove("finalizers");
         } else {
-            self.set_status(PVS, &pv_key, json!({ "phase": "Released" }));
+            new["metadata"]["finalizers"] = json!(kept);
         }
+        if new == old {
+            return Some(old);
+        }
+        self.dirty = true;
+        if deletion_completes(&old, &new) {
+            return self.remove(res, k);
+        }
+        Some(self.put(res.plural, k.clone(), new))
     }
 
     /// A deleted volume leaves its bound claim `Lost`.
@@ -731,6 +820,62 @@ impl State {
             self.set_status(PVCS, &claim_key, status);
         }
     }
+}
+
+/// Adds `k` of type `res` to an index when `member`, removes it otherwise.
+fn index(set: &mut BTreeSet<(&'static str, ObjKey)>, res: &'static str, k: &ObjKey, member: bool) {
+    let entry = (res, k.clone());
+    if member {
+        set.insert(entry);
+    } else {
+        set.remove(&entry);
+    }
+}
+
+fn has_owners(obj: &Value) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| !refs.is_empty())
+}
+
+/// `ValidateNoNewFinalizers`: an object being deleted can lose finalizers, never gain one.
+fn no_new_finalizers(old: &Value, new: &Value) -> Option<FieldError> {
+    if !is_terminating(old) {
+        return None;
+    }
+    let before: BTreeSet<String> = finalizers(old).into_iter().collect();
+    let added: BTreeSet<String> = finalizers(new)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    if added.is_empty() {
+        return None;
+    }
+    // Go's `%#v` of a sorted `[]string`.
+    let listed: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+    Some(FieldError::forbidden(
+        "metadata.finalizers",
+        format!(
+            "no new finalizers can be added if the object is being deleted, found new \
+             finalizers []string{{{}}}",
+            listed.join(", ")
+        ),
+    ))
+}
+
+/// Whether writing `new` over `old` deletes the object (`ShouldDeleteDuringUpdate`): it
+/// is being deleted, has no finalizer left and no grace period running; a namespace also
+/// needs its `spec.finalizers` done.
+pub(crate) fn deletion_completes(old: &Value, new: &Value) -> bool {
+    let grace = &old["metadata"]["deletionGracePeriodSeconds"];
+    let namespace_done = new["kind"] != "Namespace"
+        || new["spec"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+    is_terminating(old)
+        && finalizers(new).is_empty()
+        && (grace.is_null() || grace.as_i64() == Some(0))
+        && namespace_done
 }
 
 /// The patch flavours the simulator accepts.

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::json::{age_seconds, human_duration, meta, str_at};
+use super::json::{age_seconds, human_duration, is_terminating, meta, str_at};
 use super::resources::ResourceDef;
 
 fn column(name: &str, kind: &str, priority: u8) -> Value {
@@ -79,6 +79,16 @@ fn format_selector(selector: &Value) -> String {
         .map(|(_, text)| text)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A claim's or volume's phase, or `Terminating` while it is being deleted, as
+/// `printPersistentVolumeClaim` and `printPersistentVolume` show it.
+fn phase_or_terminating(obj: &Value) -> &str {
+    if is_terminating(obj) {
+        "Terminating"
+    } else {
+        str_at(obj, &["status", "phase"])
+    }
 }
 
 fn count(value: &Value) -> usize {
@@ -210,10 +220,17 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                         .unwrap_or_default();
                     let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
                     let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+                    let phase = str_at(o, &["status", "phase"]);
+                    // `printPod`: a pod being deleted that has not finished shows Terminating.
+                    let shown = if is_terminating(o) && !matches!(phase, "Succeeded" | "Failed") {
+                        "Terminating"
+                    } else {
+                        phase
+                    };
                     vec![
                         json!(meta(o, "name")),
                         json!(format!("{ready}/{total}")),
-                        json!(str_at(o, &["status", "phase"])),
+                        json!(shown),
                         json!("0"),
                         json!(age(o)),
                         json!(or_none(str_at(o, &["status", "podIP"]))),
@@ -275,7 +292,7 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                 .map(|o| {
                     vec![
                         json!(meta(o, "name")),
-                        json!(str_at(o, &["status", "phase"])),
+                        json!(phase_or_terminating(o)),
                         json!(str_at(o, &["spec", "volumeName"])),
                         json!(str_at(o, &["status", "capacity", "storage"])),
                         json!(access_modes(&o["status"]["accessModes"])),
@@ -314,7 +331,7 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                         json!(str_at(o, &["spec", "capacity", "storage"])),
                         json!(access_modes(&o["spec"]["accessModes"])),
                         json!(str_at(o, &["spec", "persistentVolumeReclaimPolicy"])),
-                        json!(str_at(o, &["status", "phase"])),
+                        json!(phase_or_terminating(o)),
                         json!(claim),
                         json!(str_at(o, &["spec", "storageClassName"])),
                         json!(age(o)),

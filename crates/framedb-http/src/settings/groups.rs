@@ -427,6 +427,10 @@ impl FleetSettings {
     }
 }
 
+/// The simulated clusters' default clock: the simulator's `SimFleet::DEMO_TIME_SCALE`
+/// (this crate builds without the simulator too).
+const DEMO_TIME_SCALE: f64 = 10.0;
+
 /// The simulated clusters of the embedded default and of `simulate`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Simulated clusters")]
@@ -438,6 +442,12 @@ pub struct DemoSettings {
     /// How long a new instance's pod takes to become ready, in milliseconds.
     #[arg(long, env = "FRAMEDB_DEMO_READY_AFTER_MS", default_value_t = 2000)]
     pub demo_ready_after_ms: u64,
+
+    /// Simulated seconds per real second on the simulated clusters' clocks (grace
+    /// periods): 10 turns a pod's 30-second grace period into 3 seconds.
+    #[arg(long, env = "FRAMEDB_DEMO_TIME_SCALE", default_value_t = DEMO_TIME_SCALE,
+          value_parser = parse_time_scale)]
+    pub demo_time_scale: f64,
 }
 
 impl Default for DemoSettings {
@@ -445,7 +455,15 @@ impl Default for DemoSettings {
         Self {
             state_dir: default_state_dir(),
             demo_ready_after_ms: 2000,
+            demo_time_scale: DEMO_TIME_SCALE,
         }
+    }
+}
+
+fn parse_time_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale > 0.0 => Ok(scale),
+        _ => Err(format!("{text:?} is not a positive number")),
     }
 }
 

@@ -12,7 +12,7 @@
 //! | [`LayoutSettings`] | `--namespace`, `--tidb-version`, `--image-prefix`, `--node-label`, `--storage-class`, `--local-volume-root` | yes | yes | |
 //! | [`FleetSettings`] | `--local-service`, `--known-cluster`, `--local-token`, `--local-*-timeout-ms`, `--cluster`, `--in-cluster` | yes | | |
 //! | [`ClusterSettings`] | `--cluster-id`, `--kubeconfig` | | yes | |
-//! | [`DemoSettings`] | `--state-dir`, `--demo-ready-after-ms` | yes | | yes |
+//! | [`DemoSettings`] | `--state-dir`, `--demo-ready-after-ms`, `--demo-time-scale` | yes | | yes |
 //! | [`SimulateSettings`] | `--clusters`, `--nodes` | | | yes |
 
 mod groups;

@@ -19,7 +19,7 @@ pub(super) async fn start_embedded(
     settings: &GlobalSettings,
     directory: &ClusterDirectory,
 ) -> Result<(SimFleet, Vec<Running>), StartError> {
-    let fleet = SimFleet::demo(settings.demo.ready_after()).await?;
+    let fleet = SimFleet::demo(settings.demo.ready_after(), settings.demo.demo_time_scale).await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
     let mut locals = Vec::new();
     for (simulator, path) in fleet.clusters().iter().zip(paths) {
@@ -71,6 +71,7 @@ pub async fn simulate(
         settings.clusters.iter().cloned(),
         settings.nodes.iter().cloned(),
         settings.demo.ready_after(),
+        settings.demo.demo_time_scale,
     )
     .await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
@@ -84,4 +85,15 @@ pub async fn simulate(
     fleet.shutdown().await;
     tracing::info!("simulated clusters stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_clock_defaults_to_the_simulator_s() {
+        assert_eq!(
+            crate::settings::DemoSettings::default().demo_time_scale,
+            framedb_kube_sim::SimFleet::DEMO_TIME_SCALE
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! behaviour the deployer relies on, checked the way a real API server would answer.
 //! Each test starts its own simulator, so they run in parallel.
 
+mod deletion;
 mod immutability;
 mod kubectl;
 
@@ -24,9 +25,14 @@ use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// Starts a simulator (nodes `node-a`, `node-b`) and a client for it.
+/// Simulated seconds per real second in these tests: a pod's default 30-second grace
+/// period ends half a real second after its deletion.
+const TIME_SCALE: f64 = 60.0;
+
+/// Starts a simulator (nodes `node-a`, `node-b`, clock at [`TIME_SCALE`]) and a client
+/// for it.
 async fn start() -> (Simulator, Client) {
-    start_with(SimConfig::new("sim-test")).await
+    start_with(SimConfig::new("sim-test").with_time_scale(TIME_SCALE)).await
 }
 
 /// Starts a simulator from `config` and a client for it.
@@ -536,14 +542,19 @@ async fn namespace_deletion_cascades() {
     );
 
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let gone = namespaces
+    let going = namespaces
         .delete("doomed", &DeleteParams::default())
         .await
         .unwrap()
         .left()
         .unwrap();
-    assert_eq!(gone.status.unwrap().phase.as_deref(), Some("Terminating"));
-    assert_eq!(api_error(namespaces.get("doomed").await).code, 404);
+    assert_eq!(going.status.unwrap().phase.as_deref(), Some("Terminating"));
+    // The namespace stays until its pod's grace period is over.
+    let gone = eventually(Duration::from_secs(5), || async {
+        namespaces.get_opt("doomed").await.unwrap().is_none()
+    })
+    .await;
+    assert!(gone);
     let all_pods: Api<Pod> = Api::all(client.clone());
     assert!(
         all_pods
@@ -765,6 +776,7 @@ async fn statefulset_pods_are_scheduled_by_node_selector_and_become_ready_after_
     let (_sim, client) = start_with(
         SimConfig::new("sts")
             .with_pod_ready_after(ready_after)
+            .with_time_scale(TIME_SCALE)
             .with_nodes([
                 SimNode::new("node-a").with_label("disk", "ssd"),
                 SimNode::new("node-b"),
@@ -835,7 +847,7 @@ async fn statefulset_pods_are_scheduled_by_node_selector_and_become_ready_after_
     let fast = pods.get("fast-0").await.unwrap();
     assert_eq!(fast.spec.unwrap().node_name.as_deref(), Some("node-a"));
 
-    // Scaling down and deleting remove pods.
+    // Scaling down and deleting remove pods, each over its grace period.
     sets.patch(
         "tidb",
         &PatchParams::default(),
@@ -843,9 +855,21 @@ async fn statefulset_pods_are_scheduled_by_node_selector_and_become_ready_after_
     )
     .await
     .unwrap();
-    assert_eq!(api_error(pods.get("tidb-1").await).code, 404);
+    let going = pods.get("tidb-1").await.unwrap();
+    assert!(going.metadata.deletion_timestamp.is_some());
+    assert_eq!(going.metadata.deletion_grace_period_seconds, Some(30));
+    let gone = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            eventually(Duration::from_secs(5), || async {
+                pods.get_opt(name).await.unwrap().is_none()
+            })
+            .await
+        }
+    };
+    assert!(gone("tidb-1").await);
     sets.delete("tidb", &DeleteParams::default()).await.unwrap();
-    assert_eq!(api_error(pods.get("tidb-0").await).code, 404);
+    assert!(gone("tidb-0").await);
 }
 
 #[tokio::test]
@@ -988,17 +1012,33 @@ async fn deployment_pods_follow_replicas_and_template() {
         )
         .await
         .unwrap();
-    let replaced = pods
-        .list(&ListParams::default().labels("app=mongodb"))
-        .await
-        .unwrap()
-        .items;
+    // The new pods start at once; the old ones terminate over their grace period.
+    let live = || async {
+        pods.list(&ListParams::default().labels("app=mongodb"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect::<Vec<_>>()
+    };
+    let replaced = live().await;
     assert_eq!(replaced.len(), 2);
     assert!(
         replaced
             .iter()
             .all(|p| listed.iter().all(|old| old.name_any() != p.name_any()))
     );
+    let old_gone = eventually(Duration::from_secs(5), || async {
+        pods.list(&ListParams::default().labels("app=mongodb"))
+            .await
+            .unwrap()
+            .items
+            .len()
+            == 2
+    })
+    .await;
+    assert!(old_gone);
     assert_eq!(
         deployments
             .get("mongodb")
@@ -1016,13 +1056,16 @@ async fn deployment_pods_follow_replicas_and_template() {
         )
         .await
         .unwrap();
-    assert!(
+    assert!(live().await.is_empty());
+    let none_left = eventually(Duration::from_secs(5), || async {
         pods.list(&ListParams::default().labels("app=mongodb"))
             .await
             .unwrap()
             .items
             .is_empty()
-    );
+    })
+    .await;
+    assert!(none_left);
 
     // Orphaning keeps the pods, without the owner reference.
     deployments
@@ -1037,11 +1080,15 @@ async fn deployment_pods_follow_replicas_and_template() {
         .delete("mongodb", &DeleteParams::orphan())
         .await
         .unwrap();
-    let orphans = pods
-        .list(&ListParams::default().labels("app=mongodb"))
-        .await
-        .unwrap()
-        .items;
+    let orphaned = eventually(Duration::from_secs(5), || async {
+        deployments.get_opt("mongodb").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        orphaned,
+        "the orphan finalizer goes once the pods are orphaned"
+    );
+    let orphans = live().await;
     assert_eq!(orphans.len(), 1);
     assert!(orphans[0].owner_references().is_empty());
 }
