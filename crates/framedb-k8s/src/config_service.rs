@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 use crate::apply::{apply, delete_if_present};
 use crate::error::{Error, Result};
 use crate::objects::labels;
+use crate::ownership::DELETION_WAIT;
 
 /// The MongoDB deployment and its Service.
 pub const MONGODB: &str = "mongodb";
@@ -195,6 +196,14 @@ impl<'a> ConfigService<'a> {
     /// # Errors
     /// [`Error::Kube`] when the cluster refuses or cannot be reached.
     pub async fn setup(&self, install: &Install) -> Result<()> {
+        // A removal a moment ago leaves its namespace and volume being deleted while their
+        // pods terminate: made anew once gone, not refused (403) or bound in them.
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        for name in [&self.settings.namespace, &self.settings.instance_namespace] {
+            self.await_deletion(&namespaces, name).await?;
+        }
+        let volumes = Api::<PersistentVolume>::all(self.client.clone());
+        self.await_deletion(&volumes, MONGODB_VOLUME).await?;
         let storage_size = &install.storage_size;
         let namespace = Namespace {
             metadata: self.meta(&self.settings.namespace, FRAMEDB_CONFIG, false),
@@ -246,6 +255,31 @@ impl<'a> ConfigService<'a> {
         .await?;
         tracing::info!(cluster = self.cluster, "config service set up");
         Ok(())
+    }
+
+    /// Waits up to [`DELETION_WAIT`] for `name` to go if it is being deleted; returns at
+    /// once otherwise. Still there after the wait, it is left to the setup's writes to be
+    /// refused in (a namespace being deleted is a 409 conflict saying so).
+    async fn await_deletion<K>(&self, api: &Api<K>, name: &str) -> Result<()>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let kind = K::kind(&K::DynamicType::default()).into_owned();
+        let deadline = tokio::time::Instant::now() + DELETION_WAIT;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let found = api.get_opt(name).await.map_err(|error| {
+                Error::kube(self.cluster, format!("reading {kind} {name}"), error)
+            })?;
+            let going = found.is_some_and(|o| o.meta().deletion_timestamp.is_some());
+            let now = tokio::time::Instant::now();
+            if !going || now >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+        }
     }
 
     /// Removes every object of the config service; those already gone are skipped.
@@ -357,7 +391,13 @@ impl<'a> ConfigService<'a> {
         let claim = ComponentState {
             name: MONGODB_CLAIM.to_owned(),
             exists: claim.is_some(),
-            detail: claim.and_then(|c| c.status?.phase).unwrap_or_default(),
+            // As kubectl shows it: a claim being deleted reads Terminating.
+            detail: claim
+                .and_then(|c| match c.metadata.deletion_timestamp {
+                    Some(_) => Some("Terminating".to_owned()),
+                    None => c.status?.phase,
+                })
+                .unwrap_or_default(),
         };
         let pods = self
             .api::<Pod>()
@@ -367,26 +407,39 @@ impl<'a> ConfigService<'a> {
         let pods = pods
             .items
             .iter()
-            .map(|pod| PodState {
-                name: pod.metadata.name.clone().unwrap_or_default(),
-                component: pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(labels::NAME).cloned())
-                    .unwrap_or_default(),
-                phase: pod
+            .map(|pod| {
+                let phase = pod
                     .status
                     .as_ref()
                     .and_then(|s| s.phase.clone())
-                    .unwrap_or_default(),
-                ready: pod.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .as_deref()
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                }),
+                    .unwrap_or_default();
+                // A pod being deleted (the one a new token rolls away, or a removal's) is
+                // on its way out however ready it still reads: as kubectl, it shows as
+                // Terminating, and it makes no component ready.
+                let terminating = pod.metadata.deletion_timestamp.is_some()
+                    && !matches!(phase.as_str(), "Succeeded" | "Failed");
+                PodState {
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    component: pod
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(labels::NAME).cloned())
+                        .unwrap_or_default(),
+                    phase: if terminating {
+                        "Terminating".to_owned()
+                    } else {
+                        phase
+                    },
+                    ready: !terminating
+                        && pod.status.as_ref().is_some_and(|s| {
+                            s.conditions
+                                .as_deref()
+                                .unwrap_or_default()
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
+                        }),
+                }
             })
             .collect();
         Ok(Report::new(namespace, deployments, services, claim, pods))
@@ -800,9 +853,9 @@ pub struct PodState {
     pub name: String,
     /// `mongodb` or `framedb-config`.
     pub component: String,
-    /// Its phase.
+    /// Its phase, or `Terminating` while it is being deleted (as kubectl shows it).
     pub phase: String,
-    /// Whether it is Ready.
+    /// Whether it is Ready and not being deleted.
     pub ready: bool,
 }
 

@@ -36,11 +36,13 @@ use crate::objects::{
     Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, credentials_name, labels,
 };
 use crate::ownership::{
-    CreateError, Reclaim, Taken, claim_existing, create_owned, keeps_volume, remove_owned,
+    CreateError, Reclaim, Taken, claim_existing, create_or_existing, create_owned, keeps_volume,
+    remove_owned,
 };
 use crate::status::Sources;
 
 pub use crate::apply::FIELD_MANAGER;
+pub use crate::ownership::DELETION_WAIT;
 pub use crate::status::pod_status;
 
 /// How many Services one page of the allocator's read holds.
@@ -54,6 +56,7 @@ pub struct KubeFleet {
     clusters: HashMap<ClusterId, ClusterHandle>,
     layout: Layout,
     watch_window: Duration,
+    deletion_wait: Duration,
 }
 
 impl KubeFleet {
@@ -63,7 +66,16 @@ impl KubeFleet {
             clusters: HashMap::new(),
             layout,
             watch_window: crate::kubeconfig::Timeouts::default().watch_window(),
+            deletion_wait: DELETION_WAIT,
         }
+    }
+
+    /// How long a create waits for an object of its names that is being deleted to go
+    /// before it is refused (default [`DELETION_WAIT`]): the claim of an instance deleted
+    /// a moment ago stays until its pod has terminated.
+    pub fn with_deletion_wait(mut self, wait: Duration) -> Self {
+        self.deletion_wait = wait;
+        self
     }
 
     /// How long one status watch request stays open: [`Timeouts::watch_window`] of the
@@ -156,11 +168,25 @@ impl ClusterDeployer for KubeFleet {
         // The Service goes first: creating it is what reserves the port. Every object is
         // created, never forced over one of its name that this create did not make.
         let services = self.namespaced::<Service>(client);
-        let mut created = create_owned(&services, &objects.service, spec, Reclaim::Never).await;
+        let mut created = create_owned(
+            &services,
+            &objects.service,
+            spec,
+            Reclaim::Never,
+            self.deletion_wait,
+        )
+        .await;
         if matches!(&created, Err(CreateError::Refused(error)) if is_not_found(error)) {
             // The namespace is created once per cluster, on the first create that needs it.
             self.ensure_namespace(cluster, client).await?;
-            created = create_owned(&services, &objects.service, spec, Reclaim::Never).await;
+            created = create_owned(
+                &services,
+                &objects.service,
+                spec,
+                Reclaim::Never,
+                self.deletion_wait,
+            )
+            .await;
         }
         match created {
             Ok(_) => {}
@@ -174,9 +200,15 @@ impl ClusterDeployer for KubeFleet {
         }
         if let Some(volume) = &objects.volume {
             let volumes = Api::<PersistentVolume>::all(client.clone());
-            create_owned(&volumes, volume, spec, Reclaim::Retained)
-                .await
-                .map_err(|error| created_error::<PersistentVolume>(cluster_name, id, error))?;
+            create_owned(
+                &volumes,
+                volume,
+                spec,
+                Reclaim::Retained,
+                self.deletion_wait,
+            )
+            .await
+            .map_err(|error| created_error::<PersistentVolume>(cluster_name, id, error))?;
         }
         // Once the port is reserved, the rest goes in one round trip: nothing of it waits
         // on another's creation. The pod cannot start before its claim binds and its
@@ -188,23 +220,39 @@ impl ClusterDeployer for KubeFleet {
         let (credentials, (), claim, ()) = tokio::try_join!(
             self.ensure_credentials(spec, client),
             async {
-                create_owned(&policies, &objects.network_policy, spec, Reclaim::Never)
-                    .await
-                    .map(drop)
-                    .map_err(|error| created_error::<NetworkPolicy>(cluster_name, id, error))
+                create_owned(
+                    &policies,
+                    &objects.network_policy,
+                    spec,
+                    Reclaim::Never,
+                    self.deletion_wait,
+                )
+                .await
+                .map(drop)
+                .map_err(|error| created_error::<NetworkPolicy>(cluster_name, id, error))
             },
             async {
-                create_owned(&claims, &objects.claim, spec, Reclaim::Retained)
-                    .await
-                    .map_err(|error| {
-                        created_error::<PersistentVolumeClaim>(cluster_name, id, error)
-                    })
+                create_owned(
+                    &claims,
+                    &objects.claim,
+                    spec,
+                    Reclaim::Retained,
+                    self.deletion_wait,
+                )
+                .await
+                .map_err(|error| created_error::<PersistentVolumeClaim>(cluster_name, id, error))
             },
             async {
-                create_owned(&workloads, &objects.statefulset, spec, Reclaim::Never)
-                    .await
-                    .map(drop)
-                    .map_err(|error| created_error::<StatefulSet>(cluster_name, id, error))
+                create_owned(
+                    &workloads,
+                    &objects.statefulset,
+                    spec,
+                    Reclaim::Never,
+                    self.deletion_wait,
+                )
+                .await
+                .map(drop)
+                .map_err(|error| created_error::<StatefulSet>(cluster_name, id, error))
             },
         )?;
         Ok(Deployed {
@@ -368,26 +416,21 @@ impl KubeFleet {
         let cluster = spec.cluster_id.as_str();
         let name = credentials_name(spec.framedb_id.as_str());
         let secrets = self.namespaced::<Secret>(client);
-        let reading = |error| Error::kube(cluster, format!("reading Secret {name}"), error);
         // Create, and read back only when it exists: a first deploy costs one request.
         let generated = Credentials::generate()?;
         let secret = self.layout.credentials_secret(spec, &generated);
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
-        match secrets.create(&params, &secret).await {
-            Ok(_) => Ok(generated),
-            Err(error) if is_already_exists(&error) => {
+        match create_or_existing(&secrets, &secret, spec, self.deletion_wait).await {
+            Ok(None) => Ok(generated),
+            Ok(Some(existing)) => {
                 // This create's own (a retried deploy), or retained with the volume whose
                 // data it opens; never another create's.
-                let existing = secrets.get(&name).await.map_err(reading)?;
                 claim_existing(&secrets, &existing, spec, Reclaim::Retained).await?;
                 stored_credentials(&spec.cluster_id, &existing)
             }
-            Err(error) => {
+            Err(CreateError::Refused(error)) => {
                 Err(Error::kube(cluster, format!("creating Secret {name}"), error).into())
             }
+            Err(CreateError::Other(error)) => Err(error.into()),
         }
     }
 

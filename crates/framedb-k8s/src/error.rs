@@ -110,9 +110,58 @@ fn is_timeout(error: &kube::Error) -> bool {
     false
 }
 
+/// The namespace a create was refused in because it is being deleted: a 403 whose causes
+/// include `NamespaceTerminating`, as the `NamespaceLifecycle` admission plugin answers.
+/// The cause's message (`namespace {name} is being terminated`) is the only place the
+/// answer names the namespace, so it is read here, and only here.
+pub(crate) fn terminating_namespace(error: &kube::Error) -> Option<String> {
+    let status = api_status(error).filter(|status| status.code == 403)?;
+    let cause = status
+        .details
+        .as_ref()?
+        .causes
+        .iter()
+        .find(|cause| cause.reason == "NamespaceTerminating")?;
+    let named = cause
+        .message
+        .strip_prefix("namespace ")
+        .and_then(|rest| rest.strip_suffix(" is being terminated"))
+        .filter(|name| !name.is_empty() && name.len() <= 63);
+    Some(named.unwrap_or("(unnamed)").to_owned())
+}
+
 impl From<Error> for framedb_core::Error {
     fn from(error: Error) -> Self {
         use framedb_core::{Error as Domain, Fault};
+        if let Error::Kube {
+            cluster,
+            action,
+            source,
+        } = &error
+            && let Some(namespace) = terminating_namespace(source)
+        {
+            // Nothing can be made in a namespace being deleted until it is gone; the
+            // caller can simply try again then. Not a failure of FrameDB or the cluster:
+            // a conflict with what the cluster is doing, or, where the cluster is not one
+            // FrameDB knows by id (the config service's setup names it only as the caller's),
+            // a passing unavailability.
+            let sentence = format!(
+                "namespace {namespace} on {} is being deleted, so nothing can be created \
+                 in it ({action}); retry once it is gone",
+                match framedb_core::ClusterId::new(cluster) {
+                    Ok(id) => format!("cluster '{id}'"),
+                    Err(_) => cluster.clone(),
+                }
+            );
+            return match framedb_core::ClusterId::new(cluster) {
+                Ok(cluster) => Domain::ObjectConflict {
+                    cluster,
+                    object: format!("Namespace {namespace}"),
+                    sentence,
+                },
+                Err(_) => Domain::Unavailable(Fault::new(sentence).because(error)),
+            };
+        }
         let (cluster, action, source) = match &error {
             Error::Kubeconfig(message) => return Domain::Invalid(message.clone()),
             Error::Foreign {
@@ -168,6 +217,68 @@ impl From<Error> for framedb_core::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `NamespaceLifecycle` plugin's refusal of a create in namespace `ns`.
+    fn refused_in_terminating(ns: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": format!("services \"db\" is forbidden: unable to create new content in namespace {ns} because it is being terminated"),
+            "details": { "name": "db", "kind": "services", "causes": [{
+                "reason": "NamespaceTerminating",
+                "message": format!("namespace {ns} is being terminated"),
+                "field": "metadata.namespace",
+            }] },
+        }))
+        .unwrap();
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn a_create_in_a_namespace_being_deleted_is_a_conflict_to_retry_not_an_internal_error() {
+        let error = Error::kube(
+            "cluster-01",
+            "creating Service db",
+            refused_in_terminating("framedb-storage"),
+        );
+        let framedb_core::Error::ObjectConflict {
+            object, sentence, ..
+        } = framedb_core::Error::from(error)
+        else {
+            panic!("not a conflict");
+        };
+        assert_eq!(object, "Namespace framedb-storage");
+        assert_eq!(
+            sentence,
+            "namespace framedb-storage on cluster 'cluster-01' is being deleted, so nothing \
+             can be created in it (creating Service db); retry once it is gone"
+        );
+        // The config service's setup knows its cluster only as the caller's.
+        let error = Error::kube(
+            "the requested cluster",
+            "applying ServiceAccount framedb-config",
+            refused_in_terminating("framedb-config"),
+        );
+        let framedb_core::Error::Unavailable(fault) = framedb_core::Error::from(error) else {
+            panic!("not unavailable");
+        };
+        assert!(
+            fault
+                .message()
+                .starts_with("namespace framedb-config on the requested cluster is being deleted"),
+            "{}",
+            fault.message()
+        );
+        // Any other 403 stays a refusal.
+        let other = kube::Error::Api(
+            kube::core::Status::failure("no", "Forbidden")
+                .with_code(403)
+                .boxed(),
+        );
+        assert!(matches!(
+            framedb_core::Error::from(Error::kube("cluster-01", "x", other)),
+            framedb_core::Error::Internal(_)
+        ));
+    }
 
     #[test]
     fn node_port_fields_are_recognised_by_their_path() {

@@ -9,6 +9,8 @@
 //! - [`objects`]: the Kubernetes objects of one instance, as values;
 //! - `status`: Kubernetes objects to instance statuses, without a request;
 //! - `apply`: server-side applies and deletes, as FrameDB;
+//! - `ownership`: creates that take over no object they did not make (nor one being
+//!   deleted), and removals of one create's objects only;
 //! - `live`: the per-cluster status books, kept by watches;
 //! - [`deployer`]: the instances' deployer and the port allocator;
 //! - [`config_service`]: the per-cluster config service.

@@ -265,14 +265,21 @@ mod tests {
 
     fn workload(name: &str) -> StatefulSet {
         serde_json::from_value(json!({
-            "metadata": { "name": name, "labels": { labels::INSTANCE: name } },
+            "metadata": { "name": name, "uid": format!("uid-{name}"), "labels": { labels::INSTANCE: name } },
         }))
         .unwrap()
     }
 
+    /// The ready pod that the workload of `instance` made.
     fn ready_pod(instance: &str) -> Pod {
         serde_json::from_value(json!({
-            "metadata": { "name": format!("{instance}-0"), "labels": { labels::INSTANCE: instance } },
+            "metadata": {
+                "name": format!("{instance}-0"), "labels": { labels::INSTANCE: instance },
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "StatefulSet", "name": instance,
+                    "uid": format!("uid-{instance}"), "controller": true,
+                }],
+            },
             "status": { "conditions": [{ "type": "Ready", "status": "True" }] },
         }))
         .unwrap()

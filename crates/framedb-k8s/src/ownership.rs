@@ -5,11 +5,16 @@
 //! A create POSTs each object: an object of that name that exists already is completed
 //! only if it carries the create's own stamp (a retried deploy), taken back only if it is
 //! a volume (or its credentials) retained for the same id on the same node, and refused
-//! otherwise, with nothing changed. A removal reads each object and deletes it only if it
-//! carries the removal's stamp, with the object's uid as a precondition, so that an object
-//! re-made meanwhile is left alone.
+//! otherwise, with nothing changed. An object of that name that is being deleted (a
+//! claim kept by `kubernetes.io/pvc-protection` while the pod of an instance deleted a
+//! moment ago terminates) is never taken, whatever its stamp: the create waits a while
+//! for it to go and makes its own, or is refused saying what it waits for. A removal
+//! reads each object and deletes it only if it carries the removal's stamp, with the
+//! object's uid as a precondition, so that an object re-made meanwhile is left alone; one
+//! already being deleted is left to finish.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use framedb_core::{DeploymentSpec, Removal, Stamp};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -21,6 +26,11 @@ use serde_json::json;
 use crate::apply::{FIELD_MANAGER, server_side_apply};
 use crate::error::{Error, Result, is_already_exists, is_not_found};
 use crate::objects::{RETAINED, annotations};
+
+/// How long a create waits, by default, for an object of its name that is being deleted
+/// to go: a pod's grace period is 30 seconds unless it says otherwise, and a claim it
+/// used goes when it does; the wait stays within a local service's call timeout.
+pub const DELETION_WAIT: Duration = Duration::from_secs(20);
 
 /// What [`create_owned`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +95,38 @@ pub(crate) async fn create_owned<K>(
     object: &K,
     spec: &DeploymentSpec,
     reclaim: Reclaim,
+    wait: Duration,
 ) -> Result<Taken, CreateError>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let Some(existing) = create_or_existing(api, object, spec, wait).await? else {
+        return Ok(Taken::Created);
+    };
+    let taken = claim_existing(api, &existing, spec, reclaim)
+        .await
+        .map_err(CreateError::Other)?;
+    server_side_apply(api, object)
+        .await
+        .map_err(CreateError::Refused)?;
+    Ok(taken)
+}
+
+/// POSTs `object`: `None` when it was created, the object of its name otherwise. An
+/// object of its name that is being deleted is never the answer: the create waits up to
+/// `wait` for it to go (polling, from 50 ms apart up to a second) and POSTs again.
+///
+/// # Errors
+/// [`CreateError::Refused`] when the API server refuses the POST for another reason;
+/// [`CreateError::Other`] with [`Error::Foreign`] when the object being deleted is still
+/// there after `wait`, or with [`Error::Kube`] when reading it fails.
+pub(crate) async fn create_or_existing<K>(
+    api: &Api<K>,
+    object: &K,
+    spec: &DeploymentSpec,
+    wait: Duration,
+) -> Result<Option<K>, CreateError>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
     K::DynamicType: Default,
@@ -96,21 +137,57 @@ where
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()
     };
-    let existing = match api.create(&params, object).await {
-        Ok(_) => return Ok(Taken::Created),
-        Err(error) if is_already_exists(&error) => api
-            .get(&name)
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match api.create(&params, object).await {
+            Ok(_) => return Ok(None),
+            Err(error) if is_already_exists(&error) => {}
+            Err(error) => return Err(CreateError::Refused(error)),
+        }
+        let existing = api
+            .get_opt(&name)
             .await
-            .map_err(|error| CreateError::Other(reading::<K>(cluster, &name, error)))?,
-        Err(error) => return Err(CreateError::Refused(error)),
+            .map_err(|error| CreateError::Other(reading::<K>(cluster, &name, error)))?;
+        match existing {
+            Some(existing) if existing.meta().deletion_timestamp.is_none() => {
+                return Ok(Some(existing));
+            }
+            Some(existing) if tokio::time::Instant::now() >= deadline => {
+                return Err(CreateError::Other(still_deleting(spec, &existing, wait)));
+            }
+            // Going, or gone since the POST: try again after a while, or at once.
+            Some(_) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            None => {}
+        }
+    }
+}
+
+/// The refusal of a create that waited `wait` for an object of its name to finish being
+/// deleted: what holds it, and that the create can simply be made again.
+fn still_deleting<K>(spec: &DeploymentSpec, object: &K, wait: Duration) -> Error
+where
+    K: Resource,
+    K::DynamicType: Default,
+{
+    let held = object.meta().finalizers.clone().unwrap_or_default();
+    let holding = if held.is_empty() {
+        String::new()
+    } else {
+        format!(", held by its finalizers {}", held.join(", "))
     };
-    let taken = claim_existing(api, &existing, spec, reclaim)
-        .await
-        .map_err(CreateError::Other)?;
-    server_side_apply(api, object)
-        .await
-        .map_err(CreateError::Refused)?;
-    Ok(taken)
+    foreign(
+        spec,
+        object,
+        &format!(
+            "is still being deleted (Terminating{holding}) {} s after this create met it,              most likely by the deletion of an earlier instance of this id; FrameDB never              takes over an object being deleted: retry the create once it is gone",
+            wait.as_secs()
+        ),
+    )
 }
 
 /// What a create may do with `existing`, an object of the name it wanted: complete it if
@@ -262,6 +339,11 @@ where
     let meta = existing.meta();
     if stamp_of(meta) != stamp.as_str() || is_retained(meta) {
         return Ok(false);
+    }
+    if meta.deletion_timestamp.is_some() {
+        // Already going (a removal run again while the object waits for its finalizers):
+        // a second delete would change nothing, and it can no longer be retained.
+        return Ok(true);
     }
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     if keep(&existing) {

@@ -17,12 +17,21 @@ use kube::{Resource, ResourceExt};
 
 use crate::objects::labels;
 
-/// What a book is computed from: each StatefulSet's instance and whether it is being
-/// deleted, and each pod's instance and the status it shows, by object name.
+/// What a book is computed from, by object name: each StatefulSet's instance, uid and
+/// whether it is being deleted, and each pod's controller (the uid of the StatefulSet
+/// that made it) and the status it shows.
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
-    workloads: HashMap<String, (String, bool)>,
+    workloads: HashMap<String, Workload>,
     pods: HashMap<String, (String, StatusReport)>,
+}
+
+/// What a StatefulSet tells of its instance.
+#[derive(Debug)]
+struct Workload {
+    instance: String,
+    uid: String,
+    deleting: bool,
 }
 
 impl Sources {
@@ -31,19 +40,30 @@ impl Sources {
         let Some(instance) = instance_of(workload) else {
             return false;
         };
-        let deleting = workload.metadata.deletion_timestamp.is_some();
-        self.workloads
-            .insert(workload.name_any(), (instance, deleting));
+        let noted = Workload {
+            instance,
+            uid: workload.metadata.uid.clone().unwrap_or_default(),
+            deleting: workload.metadata.deletion_timestamp.is_some(),
+        };
+        self.workloads.insert(workload.name_any(), noted);
         true
     }
 
-    /// Notes the current state of a pod; `false` when it has no instance label.
+    /// Notes the current state of a pod; `false` when it has no instance label. Only the
+    /// pods of a StatefulSet count: a pod of a deleted workload, still terminating while
+    /// the instance is created again under its id, tells nothing of the new one.
     pub fn pod(&mut self, pod: &Pod) -> bool {
-        let Some(instance) = instance_of(pod) else {
+        if instance_of(pod).is_none() {
             return false;
-        };
+        }
+        let controller = pod
+            .owner_references()
+            .iter()
+            .find(|owner| owner.controller == Some(true))
+            .map(|owner| owner.uid.clone())
+            .unwrap_or_default();
         self.pods
-            .insert(pod.name_any(), (instance, pod_status(pod)));
+            .insert(pod.name_any(), (controller, pod_status(pod)));
         true
     }
 
@@ -67,26 +87,27 @@ impl Sources {
         self.pods.clear();
     }
 
-    /// The status of every instance that has a workload: `Deleting` while it goes, its
-    /// pod's status once it has one, `Provisioning` before.
+    /// The status of every instance that has a workload: `Deleting` while it goes, the
+    /// status of the pod it made once it has one, `Provisioning` before.
     pub fn statuses(&self) -> Statuses {
         let pods: HashMap<&str, &StatusReport> = self
             .pods
             .values()
-            .map(|(instance, report)| (instance.as_str(), report))
+            .filter(|(controller, _)| !controller.is_empty())
+            .map(|(controller, report)| (controller.as_str(), report))
             .collect();
         self.workloads
             .values()
-            .filter_map(|(instance, deleting)| {
-                let report = if *deleting {
+            .filter_map(|workload| {
+                let report = if workload.deleting {
                     StatusReport::new(InstanceStatus::Deleting)
                 } else {
-                    pods.get(instance.as_str()).map_or_else(
+                    pods.get(workload.uid.as_str()).map_or_else(
                         || StatusReport::new(InstanceStatus::Provisioning),
                         |report| (*report).clone(),
                     )
                 };
-                Some((FramedbId::new(instance).ok()?, report))
+                Some((FramedbId::new(&workload.instance).ok()?, report))
             })
             .collect()
     }
@@ -103,11 +124,14 @@ fn instance_of<K: Resource>(object: &K) -> Option<String> {
 
 /// The instance status a pod shows: `Running` once TiDB's readiness check passes,
 /// `Pending` while the scheduler cannot place it, `Failed` when a container cannot start
-/// or keeps crashing, `Provisioning` otherwise.
+/// or keeps crashing, `Provisioning` otherwise, and while it terminates: a pod goes with
+/// its grace period when it is evicted, restarted or rolled while its workload stays
+/// (an instance being deleted reads `Deleting` from its workload and record instead), and
+/// TiDB serves no more once it has been told to stop.
 pub fn pod_status(pod: &Pod) -> StatusReport {
     use InstanceStatus as S;
     if pod.metadata.deletion_timestamp.is_some() {
-        return StatusReport::new(S::Deleting);
+        return StatusReport::new(S::Provisioning);
     }
     let Some(status) = &pod.status else {
         return StatusReport::new(S::Provisioning);
@@ -165,5 +189,73 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
         StatusReport::new(S::Running)
     } else {
         StatusReport::new(S::Provisioning)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn workload(instance: &str, uid: &str) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": { "name": instance, "uid": uid, "labels": { labels::INSTANCE: instance } },
+        }))
+        .unwrap()
+    }
+
+    /// Pod `{instance}-0`, made by the workload of uid `owner`, ready, and terminating
+    /// when `terminating`.
+    fn pod(instance: &str, owner: &str, terminating: bool) -> Pod {
+        let mut pod = json!({
+            "metadata": {
+                "name": format!("{instance}-0"), "labels": { labels::INSTANCE: instance },
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": "StatefulSet", "name": instance,
+                    "uid": owner, "controller": true,
+                }],
+            },
+            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": "True" }] },
+        });
+        if terminating {
+            pod["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:30Z");
+            pod["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+        }
+        serde_json::from_value(pod).unwrap()
+    }
+
+    fn status_of(sources: &Sources, instance: &str) -> InstanceStatus {
+        sources.statuses()[&FramedbId::new(instance).unwrap()].status
+    }
+
+    #[test]
+    fn a_terminating_pod_of_a_live_workload_is_being_replaced_not_deleted() {
+        let mut sources = Sources::default();
+        sources.workload(&workload("db", "uid-1"));
+        sources.pod(&pod("db", "uid-1", false));
+        assert_eq!(status_of(&sources, "db"), InstanceStatus::Running);
+        // `kubectl delete pod`, an eviction or a roll: the StatefulSet stays and starts
+        // it again; the instance is not being deleted.
+        sources.pod(&pod("db", "uid-1", true));
+        assert_eq!(status_of(&sources, "db"), InstanceStatus::Provisioning);
+    }
+
+    #[test]
+    fn the_pod_of_a_deleted_workload_tells_nothing_of_its_successor() {
+        let mut sources = Sources::default();
+        // The instance was deleted and created again at once: the old pod, ready a moment
+        // ago, still terminates; the new workload has not made its pod yet.
+        sources.workload(&workload("db", "uid-2"));
+        sources.pod(&pod("db", "uid-1", true));
+        assert_eq!(status_of(&sources, "db"), InstanceStatus::Provisioning);
+        sources.pod(&pod("db", "uid-1", false));
+        assert_eq!(
+            status_of(&sources, "db"),
+            InstanceStatus::Provisioning,
+            "not the old pod's Running"
+        );
+        sources.pod(&pod("db", "uid-2", false));
+        assert_eq!(status_of(&sources, "db"), InstanceStatus::Running);
     }
 }

@@ -85,11 +85,31 @@ fn kubeconfig_of(sim: &Simulator) -> Value {
     config
 }
 
+/// Simulated seconds per real second on these tests' clusters: a pod's 30-second grace
+/// period, and so a removal's namespace, takes half a second.
+const TIME_SCALE: f64 = 60.0;
+
+/// The status report, once `check` holds of it (within 10 s).
+async fn status_until(app: &TestApp, kube_config: &Value, check: impl Fn(&Value) -> bool) -> Value {
+    let mut report = Value::Null;
+    for _ in 0..400 {
+        let (_, body) = on_cluster(app, "POST", "/framedb-config/status", kube_config).await;
+        report = body["data"].clone();
+        if check(&report) {
+            return report;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the status never read as expected: {report}");
+}
+
 #[tokio::test]
 async fn setup_status_and_remove_work_and_are_idempotent() {
     let logs = CapturedLogs::default();
     let _guard = logs.install();
-    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let sim = Simulator::start(SimConfig::new("target").with_time_scale(TIME_SCALE))
+        .await
+        .unwrap();
     let app = TestApp::new();
     let kube_config = kubeconfig_of(&sim);
 
@@ -136,7 +156,20 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
     );
     assert_eq!(report["services"][2]["detail"], "NodePort 8080:32566");
     assert_eq!(report["persistent_volume_claim"]["detail"], "Bound");
-    assert_eq!(report["pods"].as_array().unwrap().len(), 2);
+    // One pod per component; the second setup's new token rolls the config service's pod,
+    // and the one it replaces may still be terminating: it shows so, and is not ready.
+    let pods = report["pods"].as_array().unwrap();
+    let live: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p["phase"] != "Terminating")
+        .collect();
+    assert_eq!(live.len(), 2, "{report}");
+    assert!(
+        pods.iter()
+            .filter(|p| p["phase"] == "Terminating")
+            .all(|p| p["ready"] == false && p["component"] == "framedb-config"),
+        "{report}"
+    );
     // The local service's identity and its rights: it writes only in the instances'
     // namespace, and cluster-wide only reads.
     let kube = sim.client().await;
@@ -185,8 +218,15 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
             on_cluster(&app, "DELETE", "/framedb-config/remove", &kube_config).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    // The namespace terminates while its pods do; the status says so.
     let (_, body) = on_cluster(&app, "POST", "/framedb-config/status", &kube_config).await;
-    assert_eq!(body["data"]["namespace"]["exists"], false);
+    let namespace = &body["data"]["namespace"];
+    assert!(
+        namespace["exists"] == false || namespace["detail"] == "Terminating",
+        "{body}"
+    );
+    assert_eq!(body["data"]["ready"], false);
+    status_until(&app, &kube_config, |r| r["namespace"]["exists"] == false).await;
     let gone = kube::Api::<ClusterRole>::all(kube.clone())
         .get_opt("framedb-config")
         .await
@@ -203,6 +243,7 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
         .await
         .unwrap();
     assert!(instances.is_some());
+    // MongoDB's volume went with its claim.
     let volume = kube::Api::<PersistentVolume>::all(kube)
         .get_opt("framedb-config-mongodb")
         .await
@@ -711,4 +752,41 @@ async fn a_failed_setup_leaves_no_entry_and_remove_checks_the_identity() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(!directory.contains(&cluster));
     assert!(directory.stored(&cluster).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_setup_right_after_a_remove_waits_for_the_removal_to_finish() {
+    let sim = Simulator::start(SimConfig::new("target").with_time_scale(TIME_SCALE))
+        .await
+        .unwrap();
+    let app = TestApp::new();
+    let kube_config = kubeconfig_of(&sim);
+    let setup = json!({ "kube_config": kube_config, "storage_size": "1Gi" });
+    let (status, body) = app
+        .send("POST", "/framedb-config/setup", Some(setup.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    status_until(&app, &kube_config, |r| r["ready"] == true).await;
+
+    let (status, body) = on_cluster(&app, "DELETE", "/framedb-config/remove", &kube_config).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(sim.client().await);
+    let going = namespaces.get("framedb-config").await.unwrap();
+    assert!(
+        going.metadata.deletion_timestamp.is_some(),
+        "the removal is still finishing"
+    );
+
+    // At once: the setup waits for the namespace (and MongoDB's volume) to go, then makes
+    // them anew, instead of failing in a namespace that refuses new objects.
+    let (status, body) = app.send("POST", "/framedb-config/setup", Some(setup)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = namespaces.get("framedb-config").await.unwrap();
+    assert!(fresh.metadata.deletion_timestamp.is_none());
+    assert_ne!(fresh.metadata.uid, going.metadata.uid);
+    let report = status_until(&app, &kube_config, |r| r["ready"] == true).await;
+    assert_eq!(
+        report["persistent_volume_claim"]["detail"], "Bound",
+        "{report}"
+    );
 }

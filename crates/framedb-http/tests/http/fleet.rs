@@ -250,6 +250,21 @@ async fn simulate_local_and_global_run_as_separate_processes() {
         (status, &refused["error"]),
         (StatusCode::CONFLICT, &json!("already_exists"))
     );
+    // The deleted instance's claim goes once its pod has terminated (a 30-second grace
+    // period, 3 s on the demo's clock), as on a real cluster.
+    let kubeconfig = dir.join("cluster-01.kubeconfig");
+    kubectl(
+        &kubeconfig,
+        &[
+            "wait",
+            "--for=delete",
+            "pvc/tidb-001-data",
+            "-n",
+            "framedb-storage",
+            "--timeout=30s",
+        ],
+    )
+    .await;
     let objects = kubectl(
         &dir.join("cluster-01.kubeconfig"),
         &[

@@ -248,15 +248,30 @@ async fn deploy_and_undeploy_are_idempotent() {
             .unwrap()
             .items
             .is_empty(),
-        Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+    ] {
+        assert!(kind_is_empty);
+    }
+    // The claim is deleted, and goes once its pod has terminated (pvc-protection).
+    let claims = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS);
+    assert!(
+        claims
             .list(&Default::default())
             .await
             .unwrap()
             .items
-            .is_empty(),
-    ] {
-        assert!(kind_is_empty);
-    }
+            .iter()
+            .all(|claim| claim.metadata.deletion_timestamp.is_some())
+    );
+    let gone = super::eventually(Duration::from_secs(10), || async {
+        claims
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    })
+    .await;
+    assert!(gone);
 }
 
 #[tokio::test]
@@ -508,4 +523,98 @@ async fn the_allocator_reads_every_page_of_services() {
         .since(&before)
         .count(Verb::List, Some("services"));
     assert_eq!(pages, 3, "1,102 Services in pages of 500");
+}
+
+/// The statuses of `ids`, once every one of them reads as `check` says (within 10 s).
+async fn statuses_until(
+    cluster: &Cluster,
+    ids: &[FramedbId],
+    check: impl Fn(InstanceStatus) -> bool,
+) -> Vec<InstanceStatus> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reports = cluster.fleet.statuses(&cluster_id(), ids).await.unwrap();
+        let seen: Vec<InstanceStatus> = ids
+            .iter()
+            .map(|id| {
+                reports
+                    .get(id)
+                    .map_or(InstanceStatus::Unknown, |r| r.status)
+            })
+            .collect();
+        if seen.iter().all(|status| check(*status)) {
+            return seen;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "statuses {seen:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pod_terminating_under_a_live_workload_reads_provisioning_not_deleting() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let id = cluster.deployed("restarted", 30905).await;
+    let ids = [id.clone()];
+    statuses_until(&cluster, &ids, |s| s == InstanceStatus::Running).await;
+
+    // A restart (`kubectl delete pod`, an eviction): the pod terminates over its grace
+    // period (30 s; half a second here) while its StatefulSet stays.
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(cluster.client.clone(), NS);
+    let going = pods
+        .delete("restarted-0", &Default::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(going.metadata.deletion_timestamp.is_some());
+    let not_deleting = |s: InstanceStatus| {
+        assert_ne!(
+            s,
+            InstanceStatus::Deleting,
+            "the instance is not being deleted"
+        );
+        s
+    };
+    statuses_until(&cluster, &ids, |s| {
+        not_deleting(s) == InstanceStatus::Provisioning
+    })
+    .await;
+    // The StatefulSet starts it again once it is gone.
+    statuses_until(&cluster, &ids, |s| {
+        not_deleting(s) == InstanceStatus::Running
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_instance_made_again_at_once_is_not_read_from_its_predecessor_s_pod() {
+    let cluster = Cluster::start(Duration::from_millis(300)).await;
+    let first = spec("reborn", "node-a", 30906);
+    cluster.fleet.deploy(&first).await.unwrap();
+    let ids = [first.framedb_id.clone()];
+    statuses_until(&cluster, &ids, |s| s == InstanceStatus::Running).await;
+    cluster
+        .fleet
+        .undeploy(
+            &cluster_id(),
+            &first.framedb_id,
+            &first.stamp,
+            framedb_core::Removal::Retain,
+        )
+        .await
+        .unwrap();
+    // The old pod still terminates, ready, under the id's labels; made again with the
+    // volume it retained, the instance's new workload waits for the pod's name.
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(cluster.client.clone(), NS);
+    let old = pods.get("reborn-0").await.unwrap();
+    assert!(old.metadata.deletion_timestamp.is_some());
+    cluster.fleet.deploy(&first).await.unwrap();
+    // Provisioning until its own pod runs: never the old pod's Deleting.
+    statuses_until(&cluster, &ids, |s| {
+        assert_ne!(s, InstanceStatus::Deleting);
+        s == InstanceStatus::Running
+    })
+    .await;
+    let pod = pods.get("reborn-0").await.unwrap();
+    assert_ne!(pod.metadata.uid, old.metadata.uid, "its own pod");
 }

@@ -28,10 +28,20 @@ pub struct Cluster {
     pub fleet: Arc<KubeFleet>,
 }
 
+/// Simulated seconds per real second on the test clusters' clocks: a pod's 30-second
+/// grace period (and so its claim's deletion) takes half a second.
+pub const TIME_SCALE: f64 = 60.0;
+
 impl Cluster {
-    /// Starts a cluster whose pods become ready after `ready_after`.
+    /// Starts a cluster whose pods become ready after `ready_after`, its clock at
+    /// [`TIME_SCALE`].
     pub async fn start(ready_after: Duration) -> Self {
-        Self::start_with(SimConfig::new("cluster-01").with_pod_ready_after(ready_after)).await
+        Self::start_with(
+            SimConfig::new("cluster-01")
+                .with_pod_ready_after(ready_after)
+                .with_time_scale(TIME_SCALE),
+        )
+        .await
     }
 
     /// Starts a cluster from a simulator configuration.
@@ -59,6 +69,24 @@ impl Cluster {
         let service =
             ProvisioningService::new(registry.clone(), self.fleet.clone(), self.fleet.clone());
         (service, registry)
+    }
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -205,10 +205,160 @@ async fn a_retained_volume_keeps_its_uid_across_delete_and_re_create() {
         "the same volume"
     );
 
-    // Purge removes it whatever the policy.
+    // Purge removes it whatever the policy: it goes once its pod has terminated, and a
+    // create of the id at once waits for that, then makes a volume of its own.
     service.delete(&back.record.framedb_id, true).await.unwrap();
-    assert!(claim_uid(&cluster, "keeper-data").await.is_none());
+    let claims = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS);
+    let going = claims.get_opt("keeper-data").await.unwrap();
+    assert!(going.is_none_or(|claim| claim.metadata.deletion_timestamp.is_some()));
     let fresh = service.create(request("keeper", "Delete")).await.unwrap();
     assert!(!fresh.reattached);
     assert_eq!(fresh.record.deletion_policy, DeletionPolicy::Delete);
+    let new_uid = claim_uid(&cluster, "keeper-data").await;
+    assert!(new_uid.is_some() && new_uid != uid, "a claim of its own");
+}
+
+#[tokio::test]
+async fn a_create_waits_for_the_claim_of_a_deleted_instance_and_never_takes_it() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let (service, _) = cluster.service();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS);
+    let first = service.create(request("again", "Delete")).await.unwrap();
+    let old = claim_uid(&cluster, "again-data").await;
+    service
+        .delete(&first.record.framedb_id, false)
+        .await
+        .unwrap();
+    // The claim stays while the pod that used it terminates (kubernetes.io/pvc-protection).
+    let going = claims.get("again-data").await.unwrap();
+    assert!(going.metadata.deletion_timestamp.is_some());
+
+    // A create of the id at once waits for it, then makes its own.
+    let second = service.create(request("again", "Delete")).await.unwrap();
+    assert!(!second.reattached);
+    let new = claim_uid(&cluster, "again-data").await;
+    assert!(
+        new.is_some() && new != old,
+        "a claim of its own, not the one going"
+    );
+    let claim = claims.get("again-data").await.unwrap();
+    assert!(claim.metadata.deletion_timestamp.is_none());
+    assert_eq!(
+        claim.metadata.annotations.unwrap()["framedb.io/stamp"],
+        second.record.stamp.as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_create_refuses_a_claim_still_being_deleted_after_its_wait_and_says_why() {
+    let mut cluster = Cluster::start(Duration::ZERO).await;
+    let fleet = Arc::new(
+        framedb_k8s::KubeFleet::new(framedb_k8s::Layout::default())
+            .with_cluster(cluster_id(), cluster.client.clone())
+            .with_deletion_wait(Duration::from_millis(300)),
+    );
+    cluster.fleet = fleet;
+    let (service, registry) = cluster.service();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS);
+    let first = service.create(request("stuck", "Delete")).await.unwrap();
+    // A storage driver's finalizer holds the claim long after its pod has gone.
+    let held = json!({ "metadata": { "finalizers": ["kubernetes.io/pvc-protection", "example.com/snapshot"] } });
+    claims
+        .patch(
+            "stuck-data",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&held),
+        )
+        .await
+        .unwrap();
+    service
+        .delete(&first.record.framedb_id, false)
+        .await
+        .unwrap();
+    let uid = claim_uid(&cluster, "stuck-data").await;
+
+    let refused = service
+        .create(request("stuck", "Delete"))
+        .await
+        .unwrap_err();
+    let Error::ObjectConflict {
+        object, sentence, ..
+    } = &refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(object, "PersistentVolumeClaim framedb-storage/stuck-data");
+    assert!(
+        sentence.contains("is still being deleted (Terminating, held by its finalizers")
+            && sentence.contains("example.com/snapshot")
+            && sentence.contains("retry the create once it is gone"),
+        "{sentence}"
+    );
+    // Nothing taken, and the refused create's own objects are undone.
+    let claim = claims.get("stuck-data").await.unwrap();
+    assert_eq!(claim.metadata.uid, uid);
+    assert!(claim.metadata.deletion_timestamp.is_some());
+    assert!(registry.is_empty());
+    assert!(
+        Api::<Service>::namespaced(cluster.client.clone(), NS)
+            .get_opt("stuck")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Once the driver lets go, the create goes through.
+    let released = json!({ "metadata": { "finalizers": null } });
+    claims
+        .patch(
+            "stuck-data",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&released),
+        )
+        .await
+        .unwrap();
+    let created = service.create(request("stuck", "Delete")).await.unwrap();
+    assert!(!created.reattached);
+    assert_ne!(claim_uid(&cluster, "stuck-data").await, uid);
+}
+
+#[tokio::test]
+async fn a_create_in_an_instance_namespace_being_deleted_is_a_conflict_saying_so() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let (service, registry) = cluster.service();
+    service.create(request("early", "Delete")).await.unwrap();
+    // An operator deletes the instances' namespace; something in it holds it a while.
+    let held: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": { "name": "held", "finalizers": ["example.com/hold"] },
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(cluster.client.clone(), NS)
+        .create(&PostParams::default(), &held)
+        .await
+        .unwrap();
+    Api::<Namespace>::all(cluster.client.clone())
+        .delete(NS, &Default::default())
+        .await
+        .unwrap();
+
+    let refused = service.create(request("late", "Delete")).await.unwrap_err();
+    let Error::ObjectConflict {
+        object, sentence, ..
+    } = &refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(object, "Namespace framedb-storage");
+    assert!(
+        sentence.starts_with(
+            "namespace framedb-storage on cluster 'cluster-01' is being deleted, so nothing can \
+             be created in it"
+        ) && sentence.ends_with("retry once it is gone"),
+        "{sentence}"
+    );
+    let late = framedb_core::FramedbId::new("late").unwrap();
+    assert!(matches!(
+        framedb_core::InstanceRegistry::get(registry.as_ref(), &late).await,
+        Err(Error::InstanceNotFound(_))
+    ));
 }

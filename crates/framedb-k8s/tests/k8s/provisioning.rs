@@ -78,8 +78,21 @@ where
         .unwrap_or_default()
 }
 
-/// Every registry record has its three objects and no object lacks a record.
+/// Every registry record has its three objects and no object lacks a record, once the
+/// objects that undone creates deleted have gone (claims wait for their pods' grace
+/// periods).
 async fn assert_consistent(cluster: &Cluster, registry: &dyn InstanceRegistry) -> BTreeSet<String> {
+    let settled = super::eventually(Duration::from_secs(10), || async {
+        Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .all(|claim| claim.metadata.deletion_timestamp.is_none())
+    })
+    .await;
+    assert!(settled, "claims still being deleted");
     let records: BTreeSet<String> = registry
         .find(&Query::with_filter(Filter::all()))
         .await
