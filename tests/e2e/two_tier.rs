@@ -870,3 +870,75 @@ async fn status_streams_past_the_cap_are_503_and_a_closed_one_frees_its_slot() {
     }
     local.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_refuses_the_instance_ports_says_why_through_both_tiers() {
+    // A cluster whose API server runs with --service-node-port-range=30000-30900.
+    let sim = framedb_kube_sim::Simulator::start(
+        framedb_kube_sim::SimConfig::new("narrow").with_node_port_range(30000..=30900),
+    )
+    .await
+    .unwrap();
+    let kubeconfig =
+        std::env::temp_dir().join(format!("framedb-e2e-narrow-{}.json", std::process::id()));
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let id: framedb_core::ClusterId = "narrow".parse().unwrap();
+    let local = LocalSettings {
+        serve: ServeSettings {
+            token: Some(LOCAL_TOKEN.into()),
+            ..ServeSettings::loopback()
+        },
+        ..LocalSettings::new(id.clone(), Some(kubeconfig.clone()))
+    };
+    let local = Server::local(&local, Adapters::default()).await;
+    let mut settings = GlobalSettings {
+        serve: ServeSettings::loopback(),
+        ..GlobalSettings::default()
+    };
+    settings.fleet.local_token = Some(LOCAL_TOKEN.into());
+    settings
+        .fleet
+        .local_services
+        .push((id, local.url.parse().unwrap()));
+    let global = Server::global(&settings, Adapters::default()).await;
+    let client = super::http_client().build().unwrap();
+    let create = |name: &str| {
+        json!({"framedb_id": name, "cluster_id": "narrow", "node_id": "node-a",
+               "storage_size": "1Gi"})
+    };
+
+    let (status, body) = call(&client, Method::POST, global.at(BASE), Some(create("fits"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["port"], 30900);
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        global.at(BASE),
+        Some(create("outside")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "port_out_of_range", "{body}");
+    assert_eq!(
+        body["details"],
+        json!({"cluster_id": "narrow", "port": 30901, "valid_ports": "30000-30900"})
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--service-node-port-range"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        global.at(&format!("{BASE}/outside")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    global.stop().await;
+    local.stop().await;
+    let _ = std::fs::remove_file(&kubeconfig);
+}

@@ -53,7 +53,8 @@
 //!     through `State`), `discovery`, `table`, `faults`, `resources`, `selectors` and
 //!     `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
-//!     `State`), `admission`, `faults` and `resources`; `fleet` uses `simulator`.
+//!     `State`), `admission`, `faults`, `resources` and `services` (the default node-port
+//!     range); `fleet` uses `simulator`.
 
 mod admission;
 mod allocations;

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::faults::{Faults, RequestStats, seed_from};
 use super::resources::{NODES, by_plural};
+use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
 use super::shared::Shared;
 use super::store::{PatchKind, State};
 use super::{admission, routes};
@@ -60,6 +61,8 @@ pub struct SimConfig {
     pub pod_ready_after: Duration,
     /// Latency added to every request (changeable later with [`Faults::set_latency`]).
     pub latency: Duration,
+    /// The API server's `--service-node-port-range` (30000-32767 by default).
+    pub node_ports: std::ops::RangeInclusive<u16>,
 }
 
 impl SimConfig {
@@ -71,6 +74,7 @@ impl SimConfig {
             nodes: vec![SimNode::new("node-a"), SimNode::new("node-b")],
             pod_ready_after: Duration::ZERO,
             latency: Duration::ZERO,
+            node_ports: NODE_PORT_MIN..=NODE_PORT_MAX,
         }
     }
 
@@ -89,6 +93,14 @@ impl SimConfig {
     /// Sets the latency added to every request.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Sets the node-port range, as the API server's `--service-node-port-range` does:
+    /// a Service asking for a port outside it is refused with 422 "provided port is not
+    /// in the valid range".
+    pub fn with_node_port_range(mut self, ports: std::ops::RangeInclusive<u16>) -> Self {
+        self.node_ports = ports;
         self
     }
 }
@@ -134,6 +146,7 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let seed = seed_from(&config.name);
         let mut state = State::new(seed, config.pod_ready_after);
+        state.alloc.node_port_range = config.node_ports.clone();
         for node in &config.nodes {
             state
                 .create(by_plural(NODES), None, node_body(node))

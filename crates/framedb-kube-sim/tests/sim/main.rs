@@ -4,6 +4,7 @@
 
 mod immutability;
 mod kubectl;
+mod node_ports;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
