@@ -178,6 +178,49 @@ impl Topology {
         }
     }
 
+    /// Runs the machine's `kubectl` (an independent client) against `cluster` of
+    /// the topology, feeding it `stdin`; `None` (with a note) where kubectl is not installed.
+    async fn kubectl(
+        &self,
+        cluster: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> Option<std::process::Output> {
+        use tokio::io::AsyncWriteExt;
+        const KUBECTL: &str = "/usr/bin/kubectl";
+        if !std::path::Path::new(KUBECTL).exists() {
+            println!("kubectl is not installed at {KUBECTL}: skipping");
+            return None;
+        }
+        let kubeconfig = self.clusters.kubeconfig(&cluster.parse().unwrap());
+        let mut child = tokio::process::Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(kubeconfig.with_extension("kubectl-cache"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .await
+            .unwrap();
+        let output = child.wait_with_output().await.unwrap();
+        println!(
+            "$ kubectl {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(output)
+    }
+
     /// Every global record has its local record and its Kubernetes objects on its
     /// cluster, and nothing else exists anywhere. Returns the ids.
     async fn assert_consistent(&self) -> BTreeSet<String> {
@@ -941,4 +984,53 @@ async fn a_cluster_that_refuses_the_instance_ports_says_why_through_both_tiers()
     global.stop().await;
     local.stop().await;
     let _ = std::fs::remove_file(&kubeconfig);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_on_a_tainted_node_is_pending_with_the_scheduler_s_reason_until_untainted() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    let topology =
+        Topology::start("taint", Duration::ZERO, registries, Duration::from_secs(10)).await;
+    let Some(tainted) = topology
+        .kubectl(
+            "cluster-01",
+            &["taint", "nodes", "node-a", "maintenance=disk:NoSchedule"],
+            "",
+        )
+        .await
+    else {
+        return;
+    };
+    assert!(tainted.status.success());
+    let (status, body) = topology
+        .create("patient", "cluster-01", "node-a", "t")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = loop {
+        let (_, read) = topology
+            .send(Method::GET, &format!("{BASE}/patient"), None)
+            .await;
+        if read["data"]["status"] == "Pending" || Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(read["data"]["status"], "Pending", "{read}");
+    let reason = read["data"]["status_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("untolerated taint {maintenance: disk}"),
+        "{read}"
+    );
+
+    topology
+        .kubectl(
+            "cluster-01",
+            &["taint", "nodes", "node-a", "maintenance=disk:NoSchedule-"],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(topology.status_until("patient", "Running").await, "Running");
 }

@@ -1,7 +1,8 @@
 //! The cluster's controllers, compressed: StatefulSet and Deployment controllers that
 //! create and remove pods, a garbage collector for orphaned pods, a volume binder with a
-//! dynamic provisioner, a scheduler that honours node selectors, required node affinity
-//! and volume node affinity, and a kubelet stand-in that marks scheduled pods Running and,
+//! dynamic provisioner, a scheduler that honours cordons, taints and tolerations, node
+//! selectors, required node affinity, requests against allocatable CPU, memory and pods
+//! (`scheduling`), and volume node affinity, and a kubelet stand-in that marks scheduled pods Running and,
 //! after `pod_ready_after`, Ready.
 //!
 //! They run synchronously after every write (so a client that creates a StatefulSet sees
@@ -18,6 +19,7 @@ use super::json::{meta, now_rfc3339, object_at, str_at};
 use super::resources::{
     DEPLOYMENTS, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, by_kind, by_plural, key,
 };
+use super::scheduling;
 use super::selectors::{labels_of, string_map};
 use super::store::{Propagation, State};
 
@@ -451,7 +453,7 @@ impl State {
     fn place(&self, pod: &Value) -> Result<String, String> {
         let nodes: Vec<&Value> = self.iter(NODES).map(|(_, n)| n).collect();
         let total = nodes.len();
-        let preemption = format!(
+        let hopeless = format!(
             "preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
         );
         let ns = meta(pod, "namespace");
@@ -462,12 +464,12 @@ impl State {
             };
             let Some(claim) = self.lookup(PVCS, &key(ns, claim_name)) else {
                 return Err(format!(
-                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" not found. {preemption}"
+                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" not found. {hopeless}"
                 ));
             };
             if str_at(claim, &["status", "phase"]) != "Bound" {
                 return Err(format!(
-                    "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {preemption}"
+                    "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {hopeless}"
                 ));
             }
             if let Some(pv) = self.lookup(PVS, &key("", str_at(claim, &["spec", "volumeName"])))
@@ -477,38 +479,73 @@ impl State {
             }
         }
         if total == 0 {
-            return Err(format!("no nodes available to schedule pods. {preemption}"));
+            return Err(format!("no nodes available to schedule pods. {hopeless}"));
         }
         let selector = string_map(&pod["spec"]["nodeSelector"]);
         let affinity = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        // Nodes that only lack room: preemption could help there, in principle.
+        let mut crowded = 0;
         let mut feasible = Vec::new();
         for node in nodes {
             let labels = labels_of(node);
-            let reason = if node["spec"]["unschedulable"] == true {
-                Some("node(s) were unschedulable")
+            let name = meta(node, "name");
+            // The filter plugins in the scheduler's order; a node fails at the first.
+            let failed: Vec<String> = if scheduling::refused_as_cordoned(pod, node) {
+                vec!["node(s) were unschedulable".into()]
+            } else if let Some(taint) = scheduling::untolerated_taint(pod, node) {
+                vec![taint]
             } else if !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
                 || (!affinity.is_null() && !node_selector_matches(affinity, node))
             {
-                Some("node(s) didn't match Pod's node affinity/selector")
-            } else if !volume_terms
-                .iter()
-                .all(|terms| node_selector_matches(terms, node))
-            {
-                Some("node(s) had volume node affinity conflict")
+                vec!["node(s) didn't match Pod's node affinity/selector".into()]
             } else {
-                None
+                let assigned: Vec<&Value> = self
+                    .iter(PODS)
+                    .map(|(_, p)| p)
+                    .filter(|p| {
+                        str_at(p, &["spec", "nodeName"]) == name
+                            && !matches!(str_at(p, &["status", "phase"]), "Succeeded" | "Failed")
+                    })
+                    .collect();
+                let lacking = scheduling::insufficient(pod, node, &assigned);
+                if !lacking.is_empty() {
+                    crowded += 1;
+                    lacking.into_iter().map(String::from).collect()
+                } else if !volume_terms
+                    .iter()
+                    .all(|terms| node_selector_matches(terms, node))
+                {
+                    vec!["node(s) had volume node affinity conflict".into()]
+                } else {
+                    Vec::new()
+                }
             };
-            match reason {
-                Some(r) => *reasons.entry(r).or_default() += 1,
-                None => feasible.push(meta(node, "name").to_string()),
+            if failed.is_empty() {
+                feasible.push(name.to_string());
+            }
+            for reason in failed {
+                *reasons.entry(reason).or_default() += 1;
             }
         }
         if feasible.is_empty() {
             let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            let mut preemption = Vec::new();
+            if crowded > 0 {
+                preemption.push(format!(
+                    "{crowded} No preemption victims found for incoming pod"
+                ));
+            }
+            if total > crowded {
+                preemption.push(format!(
+                    "{} Preemption is not helpful for scheduling",
+                    total - crowded
+                ));
+            }
             return Err(format!(
-                "0/{total} nodes are available: {}. {preemption}",
-                why.join(", ")
+                "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
+                why.join(", "),
+                preemption.join(", ")
             ));
         }
         // Spread: the feasible node running the fewest pods, then by name.

@@ -32,10 +32,13 @@
 //! (lowest first), and none imports from the crate root, which only re-exports.
 //!
 //! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
-//!    `faults` (fault injection, request counts, the seeded PRNG) and `patch` (patch
-//!    bodies, on the `json-patch` crate) use no other module.
+//!    `faults` (fault injection, request counts, the seeded PRNG), `patch` (patch
+//!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
+//!    other module.
 //! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
-//!    `status`; `discovery` uses `resources`; `table` uses `json` and `resources`.
+//!    `status`; `discovery` uses `resources`; `table` uses `json` and `resources`;
+//!    `scheduling` (taints, cordons and requests, as the scheduler's filters judge them)
+//!    uses `json` and `quantity`.
 //! 3. `allocations` (uids, name suffixes, IPs, the node-port table) uses `faults` and
 //!    `resources`.
 //! 4. `services` (Service defaulting, cluster IPs, node ports) uses `allocations`,
@@ -46,7 +49,7 @@
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
 //!    `patch`, `resources`, `selectors` and `status`; it admits every write.
 //! 7. `controllers` uses `store` (its reconcile loop is methods of `store`'s `State`),
-//!    `admission`, `faults`, `json`, `resources` and `selectors`.
+//!    `admission`, `faults`, `json`, `resources`, `scheduling` and `selectors`.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
 //! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
@@ -64,8 +67,10 @@ mod faults;
 mod fleet;
 mod json;
 mod patch;
+mod quantity;
 mod resources;
 mod routes;
+mod scheduling;
 mod selectors;
 mod services;
 mod shared;

@@ -33,6 +33,9 @@ pub struct SimNode {
     pub name: String,
     /// The Node's labels (what node selectors match).
     pub labels: BTreeMap<String, String>,
+    /// Its capacity (and allocatable) where it differs from a kubelet's default of 8
+    /// CPUs, 32Gi of memory and 110 pods, e.g. `("memory", "4Gi")`.
+    pub capacity: BTreeMap<String, String>,
 }
 
 impl SimNode {
@@ -40,7 +43,22 @@ impl SimNode {
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         let labels = BTreeMap::from([("kubernetes.io/hostname".to_string(), name.clone())]);
-        Self { name, labels }
+        Self {
+            name,
+            labels,
+            capacity: BTreeMap::new(),
+        }
+    }
+
+    /// Sets a resource's capacity (`cpu`, `memory`, `pods`), which is also what pods may
+    /// request of the node in all.
+    pub fn with_capacity(
+        mut self,
+        resource: impl Into<String>,
+        quantity: impl Into<String>,
+    ) -> Self {
+        self.capacity.insert(resource.into(), quantity.into());
+        self
     }
 
     /// Adds (or replaces) a label.
@@ -328,7 +346,10 @@ fn check_node_name(name: &str) -> std::io::Result<()> {
 }
 
 fn node_body(node: &SimNode) -> Value {
-    json!({ "metadata": { "name": node.name, "labels": node.labels } })
+    json!({
+        "metadata": { "name": node.name, "labels": node.labels },
+        "status": { "capacity": node.capacity },
+    })
 }
 
 /// Keeps readiness current between requests, until the simulator is gone.

@@ -462,49 +462,6 @@ async fn a_deleted_service_or_workload_comes_back_on_its_port_with_its_volume() 
     topology.assert_consistent().await;
 }
 
-/// Runs the machine's `kubectl` (an independent client) against `cluster` of
-/// `topology`, feeding it `stdin`; `None` (with a note) where kubectl is not installed.
-async fn kubectl(
-    topology: &Topology,
-    cluster: &str,
-    args: &[&str],
-    stdin: &str,
-) -> Option<std::process::Output> {
-    use tokio::io::AsyncWriteExt;
-    const KUBECTL: &str = "/usr/bin/kubectl";
-    if !std::path::Path::new(KUBECTL).exists() {
-        println!("kubectl is not installed at {KUBECTL}: skipping");
-        return None;
-    }
-    let kubeconfig = topology.clusters.kubeconfig(&cluster.parse().unwrap());
-    let mut child = tokio::process::Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .arg("--cache-dir")
-        .arg(kubeconfig.with_extension("kubectl-cache"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .await
-        .unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    println!(
-        "$ kubectl {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(output)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_made_with_kubectl_is_never_taken_by_a_create_of_its_name() {
     let topology = in_memory("kubectl-claim").await;
@@ -519,13 +476,13 @@ async fn a_volume_made_with_kubectl_is_never_taken_by_a_create_of_its_name() {
          "spec": {"accessModes": ["ReadWriteOnce"],
                   "resources": {"requests": {"storage": "5Gi"}}}}
     ]});
-    let Some(made) = kubectl(
-        &topology,
-        "cluster-01",
-        &["create", "--validate=false", "-f", "-"],
-        &manifests.to_string(),
-    )
-    .await
+    let Some(made) = topology
+        .kubectl(
+            "cluster-01",
+            &["create", "--validate=false", "-f", "-"],
+            &manifests.to_string(),
+        )
+        .await
     else {
         return;
     };
@@ -543,22 +500,22 @@ async fn a_volume_made_with_kubectl_is_never_taken_by_a_create_of_its_name() {
     );
     // Their claim is as it was, and nothing of the refused create is left anywhere.
     assert_eq!(topology.claim_uid("intruder-data").await, Some(uid));
-    let shown = kubectl(
-        &topology,
-        "cluster-01",
-        &[
-            "-n",
-            "framedb-storage",
-            "get",
-            "pvc",
-            "intruder-data",
-            "-o",
-            "json",
-        ],
-        "",
-    )
-    .await
-    .unwrap();
+    let shown = topology
+        .kubectl(
+            "cluster-01",
+            &[
+                "-n",
+                "framedb-storage",
+                "get",
+                "pvc",
+                "intruder-data",
+                "-o",
+                "json",
+            ],
+            "",
+        )
+        .await
+        .unwrap();
     let claim: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(claim["metadata"]["labels"], json!({"team": "theirs"}));
     assert!(

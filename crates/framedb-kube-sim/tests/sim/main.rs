@@ -5,6 +5,7 @@
 mod immutability;
 mod kubectl;
 mod node_ports;
+mod scheduling;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
