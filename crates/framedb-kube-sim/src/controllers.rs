@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::admission;
+use super::events::EventType::{Normal, Warning};
+use super::events::Source;
 use super::faults::seed_from;
 use super::json::{meta, now_rfc3339, object_at, str_at};
 use super::resources::{
@@ -22,6 +24,11 @@ use super::resources::{
 use super::scheduling;
 use super::selectors::{labels_of, string_map};
 use super::store::{Propagation, State};
+
+/// The scheduler, as events name it.
+const SCHEDULER: Source<'static> = Source::component("default-scheduler");
+/// The StatefulSet controller, as events name it.
+const STATEFULSETS_CONTROLLER: Source<'static> = Source::component("statefulset-controller");
 
 /// Label carrying a StatefulSet pod's revision.
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -87,6 +94,7 @@ impl State {
         self.schedule(now);
         self.mark_ready(now);
         self.update_workload_status();
+        self.expire_events(now);
     }
 
     /// Cheap check run before each request and on the timer: only readiness moves with time.
@@ -233,6 +241,14 @@ impl State {
                     ("apps.kubernetes.io/pod-index", i.to_string()),
                 ];
                 self.create_pod(&sts, &pod_name, &labels, spec);
+                let created = format!("create Pod {pod_name} in StatefulSet {name} successful");
+                self.record_event(
+                    &sts,
+                    Normal,
+                    "SuccessfulCreate",
+                    &created,
+                    STATEFULSETS_CONTROLLER,
+                );
             }
         }
     }
@@ -436,8 +452,21 @@ impl State {
         let stamp = now_rfc3339();
         for (k, pod) in pending {
             match self.place(&pod) {
-                Ok(node) => self.start_pod(&k, pod, &node, now, &stamp),
+                Ok(node) => {
+                    let assigned = format!("Successfully assigned {}/{} to {node}", k.0, k.1);
+                    self.record_event(&pod, Normal, "Scheduled", &assigned, SCHEDULER);
+                    self.start_pod(&k, pod.clone(), &node, now, &stamp);
+                    self.record_container_starts(&pod, &node);
+                }
                 Err(message) => {
+                    // The scheduler retries with back-off; a new reason is a new event.
+                    let told = pod["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "PodScheduled" && c["message"] == message)
+                    });
+                    if !told {
+                        self.record_event(&pod, Warning, "FailedScheduling", &message, SCHEDULER);
+                    }
                     let status = json!({
                         "phase": "Pending",
                         "conditions": [condition(&pod["status"], "PodScheduled", false, "Unschedulable", &message, &stamp)],
@@ -446,6 +475,44 @@ impl State {
                     self.set_status(PODS, &k, status);
                 }
             }
+        }
+    }
+
+    /// What the kubelet on `node` reports as it starts `pod`'s containers (their images
+    /// are always present: the simulated nodes pull nothing yet).
+    fn record_container_starts(&mut self, pod: &Value, node: &str) {
+        let kubelet = Source {
+            component: "kubelet",
+            host: Some(node),
+        };
+        let containers: Vec<(String, String)> = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    str_at(c, &["name"]).to_owned(),
+                    str_at(c, &["image"]).to_owned(),
+                )
+            })
+            .collect();
+        for (name, image) in containers {
+            let pulled = format!("Container image \"{image}\" already present on machine");
+            self.record_event(pod, Normal, "Pulled", &pulled, kubelet);
+            self.record_event(
+                pod,
+                Normal,
+                "Created",
+                &format!("Created container: {name}"),
+                kubelet,
+            );
+            self.record_event(
+                pod,
+                Normal,
+                "Started",
+                &format!("Started container {name}"),
+                kubelet,
+            );
         }
     }
 

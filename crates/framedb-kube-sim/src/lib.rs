@@ -48,8 +48,10 @@
 //!    the allocations live apart from it.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
 //!    `patch`, `resources`, `selectors` and `status`; it admits every write.
-//! 7. `controllers` uses `store` (its reconcile loop is methods of `store`'s `State`),
-//!    `admission`, `faults`, `json`, `resources`, `scheduling` and `selectors`.
+//! 7. `events` (what the components record) uses `store`, `json` and `resources`;
+//!    `controllers` uses `store` (its reconcile loop is methods of `store`'s `State`),
+//!    `admission`, `events`, `faults`, `json`, `resources`, `scheduling` and
+//!    `selectors`.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
 //! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
@@ -63,6 +65,7 @@ mod admission;
 mod allocations;
 mod controllers;
 mod discovery;
+mod events;
 mod faults;
 mod fleet;
 mod json;

@@ -50,6 +50,8 @@ pub(crate) struct State {
     pub ready_after: Duration,
     /// Scheduled pods that are not ready yet, and when they become ready.
     pub ready_at: BTreeMap<ObjKey, Instant>,
+    /// When events are next looked at for expiry (`events`).
+    pub events_expire_at: Option<Instant>,
     /// Recent changes, for watches.
     pub changes: Changes,
     /// Pod-template hashes by workload uid and generation (see `template_hash_of`).
@@ -130,6 +132,7 @@ impl State {
             alloc: Allocations::new(seed),
             ready_after,
             ready_at: BTreeMap::new(),
+            events_expire_at: None,
             changes: Changes::new(),
             template_hashes: std::cell::RefCell::default(),
         };
@@ -168,6 +171,21 @@ impl State {
     /// All objects of a type, sorted by namespace and name.
     pub fn iter(&self, res: &str) -> impl Iterator<Item = (&ObjKey, &Value)> {
         self.table(res).iter()
+    }
+
+    /// How many objects of a type there are.
+    pub fn count(&self, res: &str) -> usize {
+        self.table(res).len()
+    }
+
+    /// The objects of a type whose keys lie in `from..to`, sorted.
+    pub fn range(
+        &self,
+        res: &str,
+        from: ObjKey,
+        to: ObjKey,
+    ) -> impl Iterator<Item = (&ObjKey, &Value)> {
+        self.table(res).range(from..to)
     }
 
     pub fn lookup(&self, res: &str, key: &ObjKey) -> Option<&Value> {
