@@ -29,6 +29,8 @@ use super::store::{Propagation, State};
 const SCHEDULER: Source<'static> = Source::component("default-scheduler");
 /// The StatefulSet controller, as events name it.
 const STATEFULSETS_CONTROLLER: Source<'static> = Source::component("statefulset-controller");
+/// The ReplicaSet controller, which makes a Deployment's pods, as events name it.
+const REPLICAS_CONTROLLER: Source<'static> = Source::component("replicaset-controller");
 
 /// Label carrying a StatefulSet pod's revision.
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -151,14 +153,15 @@ impl State {
         self.remove(by_plural(PODS), k, Propagation::Cascade);
     }
 
-    /// Creates a pod from a workload's template, owned by the workload.
+    /// Creates a pod from a workload's template, owned by the workload; whether
+    /// admission let it in.
     fn create_pod(
         &mut self,
         owner: &Value,
         name: &str,
         extra_labels: &[(&str, String)],
         spec: Value,
-    ) {
+    ) -> bool {
         let ns = meta(owner, "namespace").to_string();
         let template = &owner["spec"]["template"];
         let mut labels = template["metadata"]["labels"].clone();
@@ -184,7 +187,23 @@ impl State {
         let pods = by_plural(PODS);
         // Templates were validated with their workload; the defaults are what matters here.
         let _ = admission::prepare(&mut self.alloc, pods, &k, &mut pod, None);
+        // The controller's create goes through admission like anyone's: refused, the
+        // workload keeps no pod and says why in an event.
+        if let Some(why) = self.pod_security_refusal(&ns, &pod) {
+            let failed = format!(
+                "create Pod {name} in {} {} failed error: pods \"{name}\" is forbidden: {why}",
+                str_at(owner, &["kind"]),
+                meta(owner, "name")
+            );
+            let component = match str_at(owner, &["kind"]) {
+                "StatefulSet" => STATEFULSETS_CONTROLLER,
+                _ => REPLICAS_CONTROLLER,
+            };
+            self.record_event(owner, Warning, "FailedCreate", &failed, component);
+            return false;
+        }
         self.insert_new(pods, k, pod);
+        true
     }
 
     fn sync_statefulsets(&mut self) {
@@ -240,7 +259,11 @@ impl State {
                     ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
                     ("apps.kubernetes.io/pod-index", i.to_string()),
                 ];
-                self.create_pod(&sts, &pod_name, &labels, spec);
+                if !self.create_pod(&sts, &pod_name, &labels, spec) {
+                    // Ordinals are made in order: one refused stops the rest, as in the
+                    // StatefulSet controller.
+                    break;
+                }
                 let created = format!("create Pod {pod_name} in StatefulSet {name} successful");
                 self.record_event(
                     &sts,
@@ -313,12 +336,10 @@ impl State {
                     }
                 };
                 let spec = deploy["spec"]["template"]["spec"].clone();
-                self.create_pod(
-                    &deploy,
-                    &pod_name,
-                    &[(TEMPLATE_HASH_LABEL, hash.clone())],
-                    spec,
-                );
+                let labels = [(TEMPLATE_HASH_LABEL, hash.clone())];
+                if !self.create_pod(&deploy, &pod_name, &labels, spec) {
+                    break;
+                }
             }
         }
     }

@@ -38,7 +38,8 @@
 //! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
 //!    `status`; `discovery` uses `resources`; `table` uses `json` and `resources`;
 //!    `scheduling` (taints, cordons and requests, as the scheduler's filters judge them)
-//!    uses `json` and `quantity`.
+//!    uses `json` and `quantity`; `pod_security` (Pod Security Admission's checks) uses
+//!    `json`.
 //! 3. `allocations` (uids, name suffixes, IPs, the node-port table) uses `faults` and
 //!    `resources`.
 //! 4. `services` (Service defaulting, cluster IPs, node ports) uses `allocations`,
@@ -70,6 +71,7 @@ mod faults;
 mod fleet;
 mod json;
 mod patch;
+mod pod_security;
 mod quantity;
 mod resources;
 mod routes;

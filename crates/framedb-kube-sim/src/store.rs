@@ -17,6 +17,7 @@ use super::admission;
 use super::allocations::Allocations;
 use super::json::{meta, now_rfc3339, object_at, str_at};
 use super::patch::{json_patch, merge_patch};
+use super::pod_security;
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural, key,
 };
@@ -380,7 +381,18 @@ impl State {
         if self.lookup(res.plural, &k).is_some() {
             return Err(ApiError::already_exists(res, &name));
         }
+        if res.plural == PODS
+            && let Some(why) = self.pod_security_refusal(&ns, &obj)
+        {
+            return Err(ApiError::forbidden(res, &name, &why));
+        }
         Ok(self.insert_new(res, k, obj))
+    }
+
+    /// Why Pod Security Admission refuses `pod` in namespace `ns`, if it does.
+    pub fn pod_security_refusal(&self, ns: &str, pod: &Value) -> Option<String> {
+        let namespace = self.lookup(NAMESPACES, &key("", ns))?;
+        pod_security::refusal(&namespace["metadata"]["labels"], pod)
     }
 
     /// GET of one object.

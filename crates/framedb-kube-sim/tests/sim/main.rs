@@ -6,6 +6,7 @@ mod events;
 mod immutability;
 mod kubectl;
 mod node_ports;
+mod pod_security;
 mod scheduling;
 
 use std::collections::BTreeMap;
