@@ -36,7 +36,8 @@
 //!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
 //!    other module.
 //! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
-//!    `status`; `discovery` uses `resources`; `table` uses `json` and `resources`;
+//!    `status`; `discovery`, `openapi` (the OpenAPI v3 documents) and `strict` (strict
+//!    field validation) use `resources`; `table` uses `json` and `resources`;
 //!    `scheduling` (taints, cordons and requests, as the scheduler's filters judge them)
 //!    uses `json` and `quantity`; `pod_security` (Pod Security Admission's checks) uses
 //!    `json`.
@@ -70,6 +71,7 @@ mod events;
 mod faults;
 mod fleet;
 mod json;
+mod openapi;
 mod patch;
 mod pod_security;
 mod quantity;
@@ -82,6 +84,7 @@ mod shared;
 mod simulator;
 mod status;
 mod store;
+mod strict;
 mod table;
 mod watch;
 

@@ -466,22 +466,15 @@ async fn a_deleted_service_or_workload_comes_back_on_its_port_with_its_volume() 
 async fn a_volume_made_with_kubectl_is_never_taken_by_a_create_of_its_name() {
     let topology = in_memory("kubectl-claim").await;
     // Someone makes `intruder-data` with kubectl, before FrameDB ever created anything
-    // there. (`kubectl create namespace` and OpenAPI validation are not served yet: JSON
-    // manifests without validation are.)
-    let manifests = json!({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "framedb-storage"}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         "metadata": {"name": "intruder-data", "namespace": "framedb-storage",
-                      "labels": {"team": "theirs"}},
-         "spec": {"accessModes": ["ReadWriteOnce"],
-                  "resources": {"requests": {"storage": "5Gi"}}}}
-    ]});
+    // there. (`kubectl create namespace` sends protobuf, which is not served yet: a
+    // manifest is.)
+    let manifests = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: framedb-storage\n---\n\
+                     apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: intruder-data\n\
+                     \x20 namespace: framedb-storage\n  labels:\n    team: theirs\nspec:\n\
+                     \x20 accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n\
+                     \x20     storage: 5Gi\n";
     let Some(made) = topology
-        .kubectl(
-            "cluster-01",
-            &["create", "--validate=false", "-f", "-"],
-            &manifests.to_string(),
-        )
+        .kubectl("cluster-01", &["create", "-f", "-"], manifests)
         .await
     else {
         return;

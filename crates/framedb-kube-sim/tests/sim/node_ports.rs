@@ -66,12 +66,7 @@ async fn a_node_port_outside_the_cluster_s_range_is_refused_and_allocation_stays
         "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}});
     std::fs::write(&manifest, service.to_string()).unwrap();
     let refused = kubectl
-        .refused(&[
-            "create",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ])
+        .refused(&["create", "-f", manifest.to_str().unwrap()])
         .await;
     std::fs::remove_file(&manifest).unwrap();
     assert!(
