@@ -178,6 +178,49 @@ impl Topology {
         }
     }
 
+    /// Runs the machine's `kubectl` (an independent client) against `cluster` of
+    /// the topology, feeding it `stdin`; `None` (with a note) where kubectl is not installed.
+    async fn kubectl(
+        &self,
+        cluster: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> Option<std::process::Output> {
+        use tokio::io::AsyncWriteExt;
+        const KUBECTL: &str = "/usr/bin/kubectl";
+        if !std::path::Path::new(KUBECTL).exists() {
+            println!("kubectl is not installed at {KUBECTL}: skipping");
+            return None;
+        }
+        let kubeconfig = self.clusters.kubeconfig(&cluster.parse().unwrap());
+        let mut child = tokio::process::Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(kubeconfig.with_extension("kubectl-cache"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .await
+            .unwrap();
+        let output = child.wait_with_output().await.unwrap();
+        println!(
+            "$ kubectl {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(output)
+    }
+
     /// Every global record has its local record and its Kubernetes objects on its
     /// cluster, and nothing else exists anywhere. Returns the ids.
     async fn assert_consistent(&self) -> BTreeSet<String> {
@@ -869,4 +912,125 @@ async fn status_streams_past_the_cap_are_503_and_a_closed_one_frees_its_slot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_refuses_the_instance_ports_says_why_through_both_tiers() {
+    // A cluster whose API server runs with --service-node-port-range=30000-30900.
+    let sim = framedb_kube_sim::Simulator::start(
+        framedb_kube_sim::SimConfig::new("narrow").with_node_port_range(30000..=30900),
+    )
+    .await
+    .unwrap();
+    let kubeconfig =
+        std::env::temp_dir().join(format!("framedb-e2e-narrow-{}.json", std::process::id()));
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let id: framedb_core::ClusterId = "narrow".parse().unwrap();
+    let local = LocalSettings {
+        serve: ServeSettings {
+            token: Some(LOCAL_TOKEN.into()),
+            ..ServeSettings::loopback()
+        },
+        ..LocalSettings::new(id.clone(), Some(kubeconfig.clone()))
+    };
+    let local = Server::local(&local, Adapters::default()).await;
+    let mut settings = GlobalSettings {
+        serve: ServeSettings::loopback(),
+        ..GlobalSettings::default()
+    };
+    settings.fleet.local_token = Some(LOCAL_TOKEN.into());
+    settings
+        .fleet
+        .local_services
+        .push((id, local.url.parse().unwrap()));
+    let global = Server::global(&settings, Adapters::default()).await;
+    let client = super::http_client().build().unwrap();
+    let create = |name: &str| {
+        json!({"framedb_id": name, "cluster_id": "narrow", "node_id": "node-a",
+               "storage_size": "1Gi"})
+    };
+
+    let (status, body) = call(&client, Method::POST, global.at(BASE), Some(create("fits"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["port"], 30900);
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        global.at(BASE),
+        Some(create("outside")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "port_out_of_range", "{body}");
+    assert_eq!(
+        body["details"],
+        json!({"cluster_id": "narrow", "port": 30901, "valid_ports": "30000-30900"})
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--service-node-port-range"),
+        "{body}"
+    );
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        global.at(&format!("{BASE}/outside")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    global.stop().await;
+    local.stop().await;
+    let _ = std::fs::remove_file(&kubeconfig);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_on_a_tainted_node_is_pending_with_the_scheduler_s_reason_until_untainted() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    let topology =
+        Topology::start("taint", Duration::ZERO, registries, Duration::from_secs(10)).await;
+    let Some(tainted) = topology
+        .kubectl(
+            "cluster-01",
+            &["taint", "nodes", "node-a", "maintenance=disk:NoSchedule"],
+            "",
+        )
+        .await
+    else {
+        return;
+    };
+    assert!(tainted.status.success());
+    let (status, body) = topology
+        .create("patient", "cluster-01", "node-a", "t")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = loop {
+        let (_, read) = topology
+            .send(Method::GET, &format!("{BASE}/patient"), None)
+            .await;
+        if read["data"]["status"] == "Pending" || Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(read["data"]["status"], "Pending", "{read}");
+    let reason = read["data"]["status_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("untolerated taint {maintenance: disk}"),
+        "{read}"
+    );
+
+    topology
+        .kubectl(
+            "cluster-01",
+            &["taint", "nodes", "node-a", "maintenance=disk:NoSchedule-"],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(topology.status_until("patient", "Running").await, "Running");
 }

@@ -87,6 +87,23 @@ pub enum Error {
         port: u16,
     },
 
+    /// The cluster's API server does not allow the node port: it lies outside the
+    /// server's `--service-node-port-range`. No other port of the instance range is tried
+    /// (they are tried lowest first, so the rest lie outside too, or are taken).
+    #[error(
+        "cluster '{cluster}' refuses node port {port}: its node-port range (the API \
+         server's --service-node-port-range) is {valid}, and FrameDB's instances use \
+         30900-30999; widen the range to include them"
+    )]
+    PortOutOfRange {
+        /// The cluster.
+        cluster: ClusterId,
+        /// The port it refused.
+        port: u16,
+        /// The range it allows, as its API server states it (e.g. `32000-32767`).
+        valid: String,
+    },
+
     /// A backend (the registry, a cluster's API, a local config service) cannot be reached.
     #[error(transparent)]
     Unavailable(Fault),

@@ -93,6 +93,7 @@ impl ApiError {
                 E::ClusterInUse { .. } => (StatusCode::CONFLICT, "cluster_in_use", own()),
                 E::ClusterConflict { .. } => (StatusCode::CONFLICT, "cluster_conflict", own()),
                 E::PortTaken { .. } => (StatusCode::CONFLICT, "port_taken", own()),
+                E::PortOutOfRange { .. } => (StatusCode::CONFLICT, "port_out_of_range", own()),
                 E::ObjectConflict { .. } => (StatusCode::CONFLICT, "conflict", own()),
                 E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", own()),
                 E::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
@@ -129,6 +130,11 @@ impl ApiError {
             Self::Domain(framedb_core::Error::PortTaken { port, .. }) => {
                 Some(json!({ "port": port }))
             }
+            Self::Domain(framedb_core::Error::PortOutOfRange {
+                cluster,
+                port,
+                valid,
+            }) => Some(json!({ "cluster_id": cluster, "port": port, "valid_ports": valid })),
             Self::Domain(framedb_core::Error::ClusterInUse { instances, .. }) => {
                 Some(json!({ "instances": instances }))
             }

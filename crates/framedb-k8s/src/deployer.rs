@@ -30,7 +30,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource};
 
 use crate::apply::applying;
-use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated};
+use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated, port_range_refused};
 use crate::live::Watches;
 use crate::objects::{
     Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, credentials_name, labels,
@@ -194,6 +194,16 @@ impl ClusterDeployer for KubeFleet {
                 return Err(framedb_core::Error::PortTaken {
                     cluster: cluster.clone(),
                     port: spec.port,
+                });
+            }
+            Err(CreateError::Refused(error)) => {
+                return Err(match port_range_refused(&error) {
+                    Some(valid) => framedb_core::Error::PortOutOfRange {
+                        cluster: cluster.clone(),
+                        port: spec.port,
+                        valid,
+                    },
+                    None => created_error::<Service>(cluster_name, id, CreateError::Refused(error)),
                 });
             }
             Err(error) => return Err(created_error::<Service>(cluster_name, id, error)),

@@ -71,18 +71,47 @@ pub(crate) fn is_already_exists(error: &kube::Error) -> bool {
 
 /// Whether the API refused a node port because another Service holds it: a 422 whose
 /// causes include `FieldValueInvalid` on `spec.ports[N].nodePort`, as the API server's
-/// node-port allocator answers. (A port outside the cluster's node-port range has the
-/// same shape; FrameDB's range lies inside the default one.)
+/// node-port allocator answers, that is not [`port_range_refused`].
 pub(crate) fn is_port_allocated(error: &kube::Error) -> bool {
-    let Some(status) = api_status(error) else {
-        return false;
-    };
-    status.code == 422
-        && status.details.as_ref().is_some_and(|details| {
-            details.causes.iter().any(|cause| {
-                cause.reason == "FieldValueInvalid" && is_node_port_field(&cause.field)
-            })
+    node_port_causes(error).any(|message| !message.contains(NOT_IN_RANGE))
+}
+
+/// The range the API server allows when it refused a node port for lying outside its
+/// `--service-node-port-range` (e.g. `"32000-32767"`).
+///
+/// Kubernetes tells "taken" from "outside the range" only in the cause's message (its
+/// allocator's `ErrAllocated` and `ErrNotInRange`), so that message is read here, and
+/// only here.
+pub(crate) fn port_range_refused(error: &kube::Error) -> Option<String> {
+    node_port_causes(error).find_map(|message| {
+        let (_, after) = message.split_once(NOT_IN_RANGE)?;
+        let range = after
+            .split_once(VALID_PORTS)
+            .map_or("", |(_, range)| range)
+            .trim()
+            .trim_end_matches(['.', '"']);
+        Some(if range.is_empty() || range.len() > 32 {
+            "unknown".to_owned()
+        } else {
+            range.to_owned()
         })
+    })
+}
+
+/// What the API server's node-port allocator says of a port outside its range.
+const NOT_IN_RANGE: &str = "provided port is not in the valid range";
+/// What precedes the range in that message.
+const VALID_PORTS: &str = "The range of valid ports is ";
+
+/// The messages of a 422's `FieldValueInvalid` causes on `spec.ports[N].nodePort`.
+fn node_port_causes(error: &kube::Error) -> impl Iterator<Item = &str> {
+    api_status(error)
+        .filter(|status| status.code == 422)
+        .and_then(|status| status.details.as_ref())
+        .into_iter()
+        .flat_map(|details| details.causes.iter())
+        .filter(|cause| cause.reason == "FieldValueInvalid" && is_node_port_field(&cause.field))
+        .map(|cause| cause.message.as_str())
 }
 
 /// `spec.ports[N].nodePort`.

@@ -159,8 +159,14 @@ fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
     {
         let ip = alloc.next_node_ip();
         let now = now_rfc3339();
-        let capacity =
+        // What the node was made with (a `SimNode`'s size), else a kubelet's default.
+        let mut capacity =
             json!({ "cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi" });
+        if let Some(given) = obj["status"]["capacity"].as_object() {
+            for (name, value) in given {
+                capacity[name] = value.clone();
+            }
+        }
         obj["status"] = json!({
             "capacity": capacity,
             "allocatable": capacity,

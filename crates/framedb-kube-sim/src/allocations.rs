@@ -6,9 +6,13 @@
 //! back into the whole store.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use super::faults::Rng;
 use super::resources::ObjKey;
+
+/// Kubernetes' default `--service-node-port-range`, 30000-32767.
+pub(crate) const DEFAULT_NODE_PORTS: RangeInclusive<u16> = 30000..=32767;
 
 /// The simulated cluster's allocations.
 #[derive(Clone, Debug)]
@@ -16,6 +20,8 @@ pub(crate) struct Allocations {
     pub rng: Rng,
     /// nodePort → the Service holding it; node ports are cluster-wide.
     node_ports: BTreeMap<u16, ObjKey>,
+    /// The API server's `--service-node-port-range`.
+    pub node_port_range: RangeInclusive<u16>,
     next_cluster_ip: u32,
     next_pod_ip: u32,
     next_node_ip: u32,
@@ -26,6 +32,7 @@ impl Allocations {
         Self {
             rng: Rng::new(seed),
             node_ports: BTreeMap::new(),
+            node_port_range: DEFAULT_NODE_PORTS,
             next_cluster_ip: 1,
             next_pod_ip: 2,
             next_node_ip: 2,

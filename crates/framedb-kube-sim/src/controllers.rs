@@ -1,8 +1,9 @@
 //! The cluster's controllers, compressed: StatefulSet and Deployment controllers that
 //! create, adopt and remove pods (and a StatefulSet's claims, with its
 //! `persistentVolumeClaimRetentionPolicy`), a volume binder with a dynamic provisioner, a
-//! scheduler that honours node selectors, required node affinity and volume node
-//! affinity, and a kubelet stand-in that marks scheduled pods Running and, after
+//! scheduler that honours cordons, taints and tolerations, node selectors, required node
+//! affinity, requests against allocatable CPU, memory and pods (`scheduling`), and volume
+//! node affinity, and a kubelet stand-in that marks scheduled pods Running and, after
 //! `pod_ready_after`, Ready; with those of `termination` (the garbage collector, the
 //! namespace and storage-protection controllers, the end of a pod's grace period).
 //!
@@ -16,11 +17,14 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::admission;
+use super::events::EventType::{Normal, Warning};
+use super::events::Source;
 use super::faults::seed_from;
 use super::json::{is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::resources::{
     DEPLOYMENTS, NAMESPACES, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, by_plural, key,
 };
+use super::scheduling;
 use super::selectors::{LabelSelector, labels_of, string_map};
 use super::store::{DeleteOptions, Propagation, State};
 
@@ -28,6 +32,13 @@ use super::store::{DeleteOptions, Propagation, State};
 /// (a pod gone frees its claim, which frees its volume, which empties a namespace); what
 /// is left waits for the next tick.
 const MAX_PASSES: usize = 8;
+
+/// The scheduler, as events name it.
+const SCHEDULER: Source<'static> = Source::component("default-scheduler");
+/// The StatefulSet controller, as events name it.
+const STATEFULSETS_CONTROLLER: Source<'static> = Source::component("statefulset-controller");
+/// The ReplicaSet controller, which makes a Deployment's pods, as events name it.
+const REPLICAS_CONTROLLER: Source<'static> = Source::component("replicaset-controller");
 
 /// Label carrying a StatefulSet pod's revision.
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -88,6 +99,7 @@ impl State {
     pub fn reconcile(&mut self, now: Instant) {
         for _ in 0..MAX_PASSES {
             self.dirty = false;
+            self.stop_containers();
             self.finish_terminations(now);
             self.finalize_namespaces();
             self.collect_garbage();
@@ -103,6 +115,7 @@ impl State {
                 break;
             }
         }
+        self.expire_events(now);
     }
 
     /// Cheap check run before each request and on the timer: readiness and grace periods
@@ -185,14 +198,15 @@ impl State {
         self.put(PODS, pk.clone(), pod);
     }
 
-    /// Creates a pod from a workload's template, owned by the workload.
+    /// Creates a pod from a workload's template, owned by the workload; whether
+    /// admission let it in.
     fn create_pod(
         &mut self,
         owner: &Value,
         name: &str,
         extra_labels: &[(&str, String)],
         spec: Value,
-    ) {
+    ) -> bool {
         let ns = meta(owner, "namespace").to_string();
         let template = &owner["spec"]["template"];
         let mut labels = template["metadata"]["labels"].clone();
@@ -215,7 +229,23 @@ impl State {
         let pods = by_plural(PODS);
         // Templates were validated with their workload; the defaults are what matters here.
         let _ = admission::prepare(&mut self.alloc, pods, &k, &mut pod, None);
+        // The controller's create goes through admission like anyone's: refused, the
+        // workload keeps no pod and says why in an event.
+        if let Some(why) = self.pod_security_refusal(&ns, &pod) {
+            let failed = format!(
+                "create Pod {name} in {} {} failed error: pods \"{name}\" is forbidden: {why}",
+                str_at(owner, &["kind"]),
+                meta(owner, "name")
+            );
+            let component = match str_at(owner, &["kind"]) {
+                "StatefulSet" => STATEFULSETS_CONTROLLER,
+                _ => REPLICAS_CONTROLLER,
+            };
+            self.record_event(owner, Warning, "FailedCreate", &failed, component);
+            return false;
+        }
         self.insert_new(pods, k, pod);
+        true
     }
 
     fn sync_statefulsets(&mut self) {
@@ -303,10 +333,22 @@ impl State {
                     ("statefulset.kubernetes.io/pod-name", pod_name.clone()),
                     ("apps.kubernetes.io/pod-index", i.to_string()),
                 ];
-                self.create_pod(&sts, &pod_name, &labels, spec);
+                if !self.create_pod(&sts, &pod_name, &labels, spec) {
+                    // Ordinals are made in order: one refused stops the rest, as in the
+                    // StatefulSet controller.
+                    break;
+                }
                 if templates {
                     self.own_claims(&sts, &key(&ns, &pod_name), false);
                 }
+                let created = format!("create Pod {pod_name} in StatefulSet {name} successful");
+                self.record_event(
+                    &sts,
+                    Normal,
+                    "SuccessfulCreate",
+                    &created,
+                    STATEFULSETS_CONTROLLER,
+                );
             }
         }
     }
@@ -493,12 +535,10 @@ impl State {
                     }
                 };
                 let spec = deploy["spec"]["template"]["spec"].clone();
-                self.create_pod(
-                    &deploy,
-                    &pod_name,
-                    &[(TEMPLATE_HASH_LABEL, hash.clone())],
-                    spec,
-                );
+                let labels = [(TEMPLATE_HASH_LABEL, hash.clone())];
+                if !self.create_pod(&deploy, &pod_name, &labels, spec) {
+                    break;
+                }
             }
         }
     }
@@ -609,8 +649,21 @@ impl State {
         let stamp = now_rfc3339();
         for (k, pod) in pending {
             match self.place(&pod) {
-                Ok(node) => self.start_pod(&k, pod, &node, now, &stamp),
+                Ok(node) => {
+                    let assigned = format!("Successfully assigned {}/{} to {node}", k.0, k.1);
+                    self.record_event(&pod, Normal, "Scheduled", &assigned, SCHEDULER);
+                    self.start_pod(&k, pod.clone(), &node, now, &stamp);
+                    self.record_container_starts(&pod, &node);
+                }
                 Err(message) => {
+                    // The scheduler retries with back-off; a new reason is a new event.
+                    let told = pod["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "PodScheduled" && c["message"] == message)
+                    });
+                    if !told {
+                        self.record_event(&pod, Warning, "FailedScheduling", &message, SCHEDULER);
+                    }
                     let status = json!({
                         "phase": "Pending",
                         "conditions": [condition(&pod["status"], "PodScheduled", false, "Unschedulable", &message, &stamp)],
@@ -622,11 +675,49 @@ impl State {
         }
     }
 
+    /// What the kubelet on `node` reports as it starts `pod`'s containers (their images
+    /// are always present: the simulated nodes pull nothing yet).
+    fn record_container_starts(&mut self, pod: &Value, node: &str) {
+        let kubelet = Source {
+            component: "kubelet",
+            host: Some(node),
+        };
+        let containers: Vec<(String, String)> = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                (
+                    str_at(c, &["name"]).to_owned(),
+                    str_at(c, &["image"]).to_owned(),
+                )
+            })
+            .collect();
+        for (name, image) in containers {
+            let pulled = format!("Container image \"{image}\" already present on machine");
+            self.record_event(pod, Normal, "Pulled", &pulled, kubelet);
+            self.record_event(
+                pod,
+                Normal,
+                "Created",
+                &format!("Created container: {name}"),
+                kubelet,
+            );
+            self.record_event(
+                pod,
+                Normal,
+                "Started",
+                &format!("Started container {name}"),
+                kubelet,
+            );
+        }
+    }
+
     /// The node for a pod, or the scheduler's "0/N nodes are available" explanation.
     fn place(&self, pod: &Value) -> Result<String, String> {
         let nodes: Vec<&Value> = self.iter(NODES).map(|(_, n)| n).collect();
         let total = nodes.len();
-        let preemption = format!(
+        let hopeless = format!(
             "preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling."
         );
         let ns = meta(pod, "namespace");
@@ -637,17 +728,17 @@ impl State {
             };
             let Some(claim) = self.lookup(PVCS, &key(ns, claim_name)) else {
                 return Err(format!(
-                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" not found. {preemption}"
+                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" not found. {hopeless}"
                 ));
             };
             if is_terminating(claim) {
                 return Err(format!(
-                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" is being deleted. {preemption}"
+                    "0/{total} nodes are available: persistentvolumeclaim \"{claim_name}\" is being deleted. {hopeless}"
                 ));
             }
             if str_at(claim, &["status", "phase"]) != "Bound" {
                 return Err(format!(
-                    "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {preemption}"
+                    "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {hopeless}"
                 ));
             }
             if let Some(pv) = self.lookup(PVS, &key("", str_at(claim, &["spec", "volumeName"])))
@@ -657,38 +748,73 @@ impl State {
             }
         }
         if total == 0 {
-            return Err(format!("no nodes available to schedule pods. {preemption}"));
+            return Err(format!("no nodes available to schedule pods. {hopeless}"));
         }
         let selector = string_map(&pod["spec"]["nodeSelector"]);
         let affinity = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        // Nodes that only lack room: preemption could help there, in principle.
+        let mut crowded = 0;
         let mut feasible = Vec::new();
         for node in nodes {
             let labels = labels_of(node);
-            let reason = if node["spec"]["unschedulable"] == true {
-                Some("node(s) were unschedulable")
+            let name = meta(node, "name");
+            // The filter plugins in the scheduler's order; a node fails at the first.
+            let failed: Vec<String> = if scheduling::refused_as_cordoned(pod, node) {
+                vec!["node(s) were unschedulable".into()]
+            } else if let Some(taint) = scheduling::untolerated_taint(pod, node) {
+                vec![taint]
             } else if !selector.iter().all(|(k, v)| labels.get(k) == Some(v))
                 || (!affinity.is_null() && !node_selector_matches(affinity, node))
             {
-                Some("node(s) didn't match Pod's node affinity/selector")
-            } else if !volume_terms
-                .iter()
-                .all(|terms| node_selector_matches(terms, node))
-            {
-                Some("node(s) had volume node affinity conflict")
+                vec!["node(s) didn't match Pod's node affinity/selector".into()]
             } else {
-                None
+                let assigned: Vec<&Value> = self
+                    .iter(PODS)
+                    .map(|(_, p)| p)
+                    .filter(|p| {
+                        str_at(p, &["spec", "nodeName"]) == name
+                            && !matches!(str_at(p, &["status", "phase"]), "Succeeded" | "Failed")
+                    })
+                    .collect();
+                let lacking = scheduling::insufficient(pod, node, &assigned);
+                if !lacking.is_empty() {
+                    crowded += 1;
+                    lacking.into_iter().map(String::from).collect()
+                } else if !volume_terms
+                    .iter()
+                    .all(|terms| node_selector_matches(terms, node))
+                {
+                    vec!["node(s) had volume node affinity conflict".into()]
+                } else {
+                    Vec::new()
+                }
             };
-            match reason {
-                Some(r) => *reasons.entry(r).or_default() += 1,
-                None => feasible.push(meta(node, "name").to_string()),
+            if failed.is_empty() {
+                feasible.push(name.to_string());
+            }
+            for reason in failed {
+                *reasons.entry(reason).or_default() += 1;
             }
         }
         if feasible.is_empty() {
             let why: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            let mut preemption = Vec::new();
+            if crowded > 0 {
+                preemption.push(format!(
+                    "{crowded} No preemption victims found for incoming pod"
+                ));
+            }
+            if total > crowded {
+                preemption.push(format!(
+                    "{} Preemption is not helpful for scheduling",
+                    total - crowded
+                ));
+            }
             return Err(format!(
-                "0/{total} nodes are available: {}. {preemption}",
-                why.join(", ")
+                "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
+                why.join(", "),
+                preemption.join(", ")
             ));
         }
         // Spread: the feasible node running the fewest pods, then by name.

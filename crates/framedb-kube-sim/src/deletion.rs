@@ -97,7 +97,13 @@ impl State {
                 self.ready_at.remove(&k);
                 if period > 0 {
                     let real = Duration::from_secs_f64(period as f64 / self.time_scale);
-                    self.terminate_at.insert(k.clone(), Instant::now() + real);
+                    if self
+                        .terminate_at
+                        .insert(k.clone(), Instant::now() + real)
+                        .is_none()
+                    {
+                        self.stopping.push(k.clone());
+                    }
                 }
                 Ok(self.keep(res, &k, &old, obj))
             }

@@ -33,10 +33,15 @@
 //! (lowest first), and none imports from the crate root, which only re-exports.
 //!
 //! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
-//!    `faults` (fault injection, request counts, the seeded PRNG) and `patch` (patch
-//!    bodies, on the `json-patch` crate) use no other module.
+//!    `faults` (fault injection, request counts, the seeded PRNG), `patch` (patch
+//!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
+//!    other module.
 //! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
-//!    `status`; `discovery` uses `resources`; `table` uses `json` and `resources`.
+//!    `status`; `discovery`, `openapi` (the OpenAPI v3 documents) and `strict` (strict
+//!    field validation) use `resources`; `table` uses `json` and `resources`;
+//!    `scheduling` (taints, cordons and requests, as the scheduler's filters judge them)
+//!    uses `json` and `quantity`; `pod_security` (Pod Security Admission's checks) uses
+//!    `json`.
 //! 3. `allocations` (uids, name suffixes, IPs, the node-port table) uses `faults` and
 //!    `resources`.
 //! 4. `services` (Service defaulting, cluster IPs, node ports) uses `allocations`,
@@ -48,17 +53,20 @@
 //!    `patch`, `resources`, `selectors` and `status`; it admits every write. `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
 //!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
-//! 7. `termination` (the controllers that finish deletions, more methods of `State`)
-//!    uses `deletion`, `store`, `admission`, `json` and `resources`; `controllers` uses
-//!    `store` (its reconcile loop is methods of `store`'s `State`), `admission`, `faults`,
-//!    `json`, `resources` and `selectors`, and runs `termination`'s controllers.
+//! 7. `events` (what the components record) uses `store`, `json` and `resources`;
+//!    `termination` (the controllers that finish deletions, more methods of `State`)
+//!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`; `controllers` uses
+//!    `store` (its reconcile loop is methods of `store`'s `State`), `admission`, `events`,
+//!    `faults`, `json`, `resources`, `scheduling` and `selectors`, and runs
+//!    `termination`'s controllers.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
 //! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
 //!     through `State`), `discovery`, `table`, `faults`, `resources`, `selectors` and
 //!     `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
-//!     `State`), `admission`, `faults` and `resources`; `fleet` uses `simulator`.
+//!     `State`), `admission`, `faults`, `resources` and `services` (the default node-port
+//!     range); `fleet` uses `simulator`.
 //!
 //! # Deletion
 //!
@@ -107,6 +115,7 @@
 //! | no new finalizer on an object being deleted (422, `ValidateNoNewFinalizers`' sentence) | staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go | yes | same |
 //! | a second DELETE of an object being deleted: no change, 200 with the object; only a shorter grace period is taken | `rest.BeforeDelete` (staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go) | yes | same; `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
 //! | pods terminate over their grace period (request, else `terminationGracePeriodSeconds`); unscheduled or finished pods and `gracePeriodSeconds=0` go at once; the kubelet's last DELETE | `podStrategy.CheckGracefulDelete` (pkg/registry/core/pod/strategy.go), the kubelet's status manager | yes | `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
+//! | the kubelet stops a terminating pod's containers: a `Killing` event each (`Stopping container NAME`), in `kubectl get events` | `killContainer` (pkg/kubelet/kuberuntime/kuberuntime_container.go) | yes | `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
 //! | `kubectl get` shows `Terminating` for pods, claims and volumes being deleted | `printPod`, `printPersistentVolumeClaim`, `printPersistentVolume` (pkg/printers/internalversion/printers.go) | yes | the pod, claim and volume tests |
 //! | `kubernetes.io/pvc-protection` added at create; kept while a scheduled pod names the claim | plugin/pkg/admission/storage/storageobjectinuseprotection; `podUsesPVC` (pkg/controller/volume/pvcprotection) | yes | `deletion::a_claim_in_use_stays_terminating_until_its_pod_is_gone` |
 //! | a pod naming a claim being deleted is unschedulable (`persistentvolumeclaim "x" is being deleted`) | `podHasPVCs` (pkg/scheduler/framework/plugins/volumebinding) | yes | same |
@@ -141,18 +150,24 @@ mod allocations;
 mod controllers;
 mod deletion;
 mod discovery;
+mod events;
 mod faults;
 mod fleet;
 mod json;
+mod openapi;
 mod patch;
+mod pod_security;
+mod quantity;
 mod resources;
 mod routes;
+mod scheduling;
 mod selectors;
 mod services;
 mod shared;
 mod simulator;
 mod status;
 mod store;
+mod strict;
 mod table;
 mod termination;
 mod watch;

@@ -158,6 +158,7 @@ pub(crate) const PVS: &str = "persistentvolumes";
 pub(crate) const STATEFULSETS: &str = "statefulsets";
 pub(crate) const DEPLOYMENTS: &str = "deployments";
 pub(crate) const NETWORK_POLICIES: &str = "networkpolicies";
+pub(crate) const EVENTS: &str = "events";
 
 /// Every served type; core group first, in the order discovery lists them.
 /// Whether `res` has a `/scale` subresource (the workloads).
@@ -236,6 +237,15 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         "ServiceAccount",
         true,
         &["sa"],
+        false,
+        NameRule::Subdomain,
+    ),
+    core(
+        EVENTS,
+        "event",
+        "Event",
+        true,
+        &["ev"],
         false,
         NameRule::Subdomain,
     ),

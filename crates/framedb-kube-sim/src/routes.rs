@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::discovery;
 use super::faults::Verb;
+use super::openapi;
 use super::resources::{
     DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, key, scalable,
 };
@@ -23,6 +24,7 @@ use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
 use super::status::{ApiError, ApiResult};
 use super::store::{DeleteOptions, PatchKind, State};
+use super::strict;
 use super::table::{IncludeObject, table};
 use super::watch;
 
@@ -53,6 +55,8 @@ enum Route {
     Group(&'static str),
     GroupResources(&'static str),
     Resource(Target),
+    OpenApiIndex,
+    OpenApiDocument(&'static str),
     Unknown,
 }
 
@@ -64,6 +68,10 @@ fn route(path: &str) -> Route {
         ["api", "v1"] => Route::CoreResources,
         ["api", "v1", rest @ ..] => resource_route("", rest),
         ["apis"] => Route::Groups,
+        ["openapi", "v3"] => Route::OpenApiIndex,
+        ["openapi", "v3", rest @ ..] => {
+            openapi::group_of(&rest.join("/")).map_or(Route::Unknown, Route::OpenApiDocument)
+        }
         ["apis", group, rest @ ..] => match (discovery::served_group(group), rest) {
             (Some(group), []) => Route::Group(group),
             (Some(group), ["v1"]) => Route::GroupResources(group),
@@ -151,6 +159,8 @@ async fn handle(
                 Route::Groups => discovery::group_list(),
                 Route::Group(group) => discovery::group(group),
                 Route::GroupResources(group) => discovery::resource_list(group),
+                Route::OpenApiIndex => openapi::index(),
+                Route::OpenApiDocument(group) => openapi::document(group),
                 _ => discovery::resource_list(""),
             };
             json_response(StatusCode::OK, &doc)
@@ -256,6 +266,31 @@ impl Request<'_> {
         })
     }
 
+    /// `?fieldValidation=Strict`: refuses a body with fields its kind does not have, as
+    /// the API server does (`Warn`, which answers with `Warning` headers, and `Ignore`
+    /// accept it).
+    fn validate_fields(&self, res: &ResourceDef, body: &Value) -> ApiResult<()> {
+        if self.param("fieldValidation") != Some("Strict") {
+            return Ok(());
+        }
+        match strict::unknown_fields(res, body) {
+            Some(unknown) if !unknown.is_empty() => {
+                let listed: Vec<String> = unknown
+                    .iter()
+                    .map(|field| format!("unknown field \"{field}\""))
+                    .collect();
+                Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict \
+                     decoding error: {}",
+                    listed.join(", "),
+                    kind = res.kind,
+                    version = res.version,
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn name(&self) -> ApiResult<&str> {
         self.target.name.as_deref().ok_or_else(|| {
             ApiError::method_not_allowed(format!(
@@ -328,6 +363,7 @@ impl Request<'_> {
                 }
                 let body = self.json_body()?;
                 check_kind(res, &body)?;
+                self.validate_fields(res, &body)?;
                 state
                     .create(res, ns, body)
                     .map(|obj| (StatusCode::CREATED, obj))
@@ -335,6 +371,7 @@ impl Request<'_> {
             Verb::Update => {
                 let body = self.json_body()?;
                 check_kind(res, &body)?;
+                self.validate_fields(res, &body)?;
                 state
                     .replace(res, ns, self.name()?, body, self.target.status)
                     .map(|obj| (StatusCode::OK, obj))

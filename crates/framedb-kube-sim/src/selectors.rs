@@ -262,6 +262,21 @@ fn field_supported(res: &ResourceDef, path: &str) -> bool {
         NODES => path == "spec.unschedulable",
         NAMESPACES => path == "status.phase",
         "secrets" => path == "type",
+        // What `kubectl describe` and `kubectl events --for` select events by.
+        "events" => matches!(
+            path,
+            "involvedObject.kind"
+                | "involvedObject.namespace"
+                | "involvedObject.name"
+                | "involvedObject.uid"
+                | "involvedObject.apiVersion"
+                | "involvedObject.resourceVersion"
+                | "involvedObject.fieldPath"
+                | "reason"
+                | "reportingComponent"
+                | "source"
+                | "type"
+        ),
         _ => false,
     }
 }

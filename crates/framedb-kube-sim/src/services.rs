@@ -1,32 +1,38 @@
 //! Services: defaulting, cluster IPs and node ports.
 //!
 //! Node ports are what FrameDB's port allocator races other clients for, so this part
-//! follows Kubernetes closely: ports live in 30000–32767, are unique across the whole
-//! cluster, a taken or out-of-range port is a 422 `FieldValueInvalid` worded like the API
-//! server's, and automatic allocation picks a random free port from the upper (dynamic)
-//! band first, as Kubernetes' allocator does.
+//! follows Kubernetes closely: ports live in the cluster's `--service-node-port-range`
+//! (30000–32767 unless `SimConfig::with_node_port_range` says otherwise), are unique
+//! across the whole cluster, a taken or out-of-range port is a 422 `FieldValueInvalid`
+//! worded like the API server's, and automatic allocation picks a random free port from
+//! the upper (dynamic) band first, as Kubernetes' allocator does.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 
 use serde_json::{Value, json};
 
-use super::allocations::Allocations;
+use super::allocations::{Allocations, DEFAULT_NODE_PORTS};
 use super::json::{default_at, str_at};
 use super::resources::ObjKey;
 use super::status::FieldError;
 
 /// Lower end of Kubernetes' default `--service-node-port-range` (inclusive).
-pub const NODE_PORT_MIN: u16 = 30000;
-/// Upper end of the range (inclusive).
-pub const NODE_PORT_MAX: u16 = 32767;
+pub const NODE_PORT_MIN: u16 = *DEFAULT_NODE_PORTS.start();
+/// Upper end of the default range (inclusive).
+pub const NODE_PORT_MAX: u16 = *DEFAULT_NODE_PORTS.end();
 
-/// First port of the dynamic band: Kubernetes reserves the lowest
+/// First port of the dynamic band of `range`: Kubernetes reserves the lowest
 /// `min(max(16, size/32), 128)` ports for static assignment and allocates automatically
 /// from the rest first.
-fn dynamic_band_start() -> u16 {
-    let size = u32::from(NODE_PORT_MAX - NODE_PORT_MIN + 1);
+fn dynamic_band_start(range: &RangeInclusive<u16>) -> u16 {
+    let size = u32::from(range.end() - range.start()) + 1;
     let static_band = (size / 32).clamp(16, 128);
-    NODE_PORT_MIN + static_band as u16
+    // A range of 16 ports or fewer is all static band: allocate from its start.
+    range
+        .start()
+        .saturating_add(static_band as u16)
+        .min(*range.end())
 }
 
 const TYPES: [&str; 4] = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
@@ -103,12 +109,15 @@ pub(crate) fn prepare(
             None => to_allocate.push(i),
             Some(n) => {
                 let field = format!("{path}.nodePort");
-                if !(i64::from(NODE_PORT_MIN)..=i64::from(NODE_PORT_MAX)).contains(&n) {
+                let range = &alloc.node_port_range;
+                if !u16::try_from(n).is_ok_and(|n| range.contains(&n)) {
                     errors.push(FieldError::invalid(
                         field,
                         &json!(n),
                         format!(
-                            "provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+                            "provided port is not in the valid range. The range of valid ports is {}-{}",
+                            range.start(),
+                            range.end()
                         ),
                     ));
                     continue;
@@ -197,9 +206,11 @@ fn allocate(alloc: &mut Allocations, key: &ObjKey, also_taken: &BTreeSet<u16>) -
             .is_none_or(|holder| holder == key)
             && !also_taken.contains(p)
     };
+    let range = alloc.node_port_range.clone();
+    let dynamic = dynamic_band_start(&range);
     for band in [
-        dynamic_band_start()..=NODE_PORT_MAX,
-        NODE_PORT_MIN..=dynamic_band_start() - 1,
+        dynamic..=*range.end(),
+        *range.start()..=dynamic.saturating_sub(1),
     ] {
         let candidates: Vec<u16> = band.filter(free).collect();
         if !candidates.is_empty() {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::faults::{Faults, RequestStats, seed_from};
 use super::resources::{NODES, by_plural};
+use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
 use super::shared::Shared;
 use super::store::{PatchKind, State};
 use super::{admission, routes};
@@ -32,6 +33,9 @@ pub struct SimNode {
     pub name: String,
     /// The Node's labels (what node selectors match).
     pub labels: BTreeMap<String, String>,
+    /// Its capacity (and allocatable) where it differs from a kubelet's default of 8
+    /// CPUs, 32Gi of memory and 110 pods, e.g. `("memory", "4Gi")`.
+    pub capacity: BTreeMap<String, String>,
 }
 
 impl SimNode {
@@ -39,7 +43,22 @@ impl SimNode {
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         let labels = BTreeMap::from([("kubernetes.io/hostname".to_string(), name.clone())]);
-        Self { name, labels }
+        Self {
+            name,
+            labels,
+            capacity: BTreeMap::new(),
+        }
+    }
+
+    /// Sets a resource's capacity (`cpu`, `memory`, `pods`), which is also what pods may
+    /// request of the node in all.
+    pub fn with_capacity(
+        mut self,
+        resource: impl Into<String>,
+        quantity: impl Into<String>,
+    ) -> Self {
+        self.capacity.insert(resource.into(), quantity.into());
+        self
     }
 
     /// Adds (or replaces) a label.
@@ -60,6 +79,8 @@ pub struct SimConfig {
     pub pod_ready_after: Duration,
     /// Latency added to every request (changeable later with [`Faults::set_latency`]).
     pub latency: Duration,
+    /// The API server's `--service-node-port-range` (30000-32767 by default).
+    pub node_ports: std::ops::RangeInclusive<u16>,
     /// Simulated seconds per real second for the cluster's grace periods (1: real time).
     /// See [`SimConfig::with_time_scale`].
     pub time_scale: f64,
@@ -74,6 +95,7 @@ impl SimConfig {
             nodes: vec![SimNode::new("node-a"), SimNode::new("node-b")],
             pod_ready_after: Duration::ZERO,
             latency: Duration::ZERO,
+            node_ports: NODE_PORT_MIN..=NODE_PORT_MAX,
             time_scale: 1.0,
         }
     }
@@ -112,6 +134,14 @@ impl SimConfig {
     /// Sets the latency added to every request.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    /// Sets the node-port range, as the API server's `--service-node-port-range` does:
+    /// a Service asking for a port outside it is refused with 422 "provided port is not
+    /// in the valid range".
+    pub fn with_node_port_range(mut self, ports: std::ops::RangeInclusive<u16>) -> Self {
+        self.node_ports = ports;
         self
     }
 }
@@ -157,6 +187,7 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let seed = seed_from(&config.name);
         let mut state = State::new(seed, config.pod_ready_after, config.time_scale);
+        state.alloc.node_port_range = config.node_ports.clone();
         for node in &config.nodes {
             state
                 .create(by_plural(NODES), None, node_body(node))
@@ -338,7 +369,10 @@ fn check_node_name(name: &str) -> std::io::Result<()> {
 }
 
 fn node_body(node: &SimNode) -> Value {
-    json!({ "metadata": { "name": node.name, "labels": node.labels } })
+    json!({
+        "metadata": { "name": node.name, "labels": node.labels },
+        "status": { "capacity": node.capacity },
+    })
 }
 
 /// Keeps readiness current between requests, until the simulator is gone.

@@ -164,6 +164,17 @@ impl ApiError {
         .with_details(Self::resource_details(res, name))
     }
 
+    /// 403 Forbidden: `{kind} "{name}" is forbidden: {why}`, as an admission plugin
+    /// refuses.
+    pub fn forbidden(res: &ResourceDef, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", res.qualified()),
+        )
+        .with_details(Self::resource_details(res, name))
+    }
+
     pub fn stale(res: &ResourceDef, name: &str) -> Self {
         Self::conflict(
             res,
@@ -203,16 +214,6 @@ impl ApiError {
             ),
         )
         .with_details(details)
-    }
-
-    /// 403 Forbidden from admission: `{resource} "{name}" is forbidden: {why}`.
-    pub fn forbidden(res: &ResourceDef, name: &str, why: &str) -> Self {
-        Self::new(
-            403,
-            "Forbidden",
-            format!("{} \"{name}\" is forbidden: {why}", res.qualified()),
-        )
-        .with_details(Self::resource_details(res, name))
     }
 
     /// 403 Forbidden: a create in a namespace being deleted, as the `NamespaceLifecycle`

@@ -19,6 +19,7 @@ use super::admission;
 use super::allocations::Allocations;
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::patch::{json_patch, merge_patch};
+use super::pod_security;
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural, key,
 };
@@ -149,6 +150,8 @@ pub(crate) struct State {
     pub ready_after: Duration,
     /// Scheduled pods that are not ready yet, and when they become ready.
     pub ready_at: BTreeMap<ObjKey, Instant>,
+    /// When events are next looked at for expiry (`events`).
+    pub events_expire_at: Option<Instant>,
     /// Recent changes, for watches.
     pub changes: Changes,
     /// Pod-template hashes by workload uid and generation (see `template_hash_of`).
@@ -157,6 +160,8 @@ pub(crate) struct State {
     pub time_scale: f64,
     /// Pods in their grace period, and when (real time) the kubelet is done with them.
     pub terminate_at: BTreeMap<ObjKey, Instant>,
+    /// Pods whose grace period just began: their kubelet stops their containers.
+    pub stopping: Vec<ObjKey>,
     /// Every object with owner references, for the garbage collector.
     owned: BTreeSet<(&'static str, ObjKey)>,
     /// Every object with a `deletionTimestamp`, for the controllers that finish deletions.
@@ -242,10 +247,12 @@ impl State {
             alloc: Allocations::new(seed),
             ready_after,
             ready_at: BTreeMap::new(),
+            events_expire_at: None,
             changes: Changes::new(),
             template_hashes: std::cell::RefCell::default(),
             time_scale,
             terminate_at: BTreeMap::new(),
+            stopping: Vec::new(),
             owned: BTreeSet::new(),
             terminating: BTreeSet::new(),
             released_claims: Vec::new(),
@@ -286,6 +293,21 @@ impl State {
     /// All objects of a type, sorted by namespace and name.
     pub fn iter(&self, res: &str) -> impl Iterator<Item = (&ObjKey, &Value)> {
         self.table(res).iter()
+    }
+
+    /// How many objects of a type there are.
+    pub fn count(&self, res: &str) -> usize {
+        self.table(res).len()
+    }
+
+    /// The objects of a type whose keys lie in `from..to`, sorted.
+    pub fn range(
+        &self,
+        res: &str,
+        from: ObjKey,
+        to: ObjKey,
+    ) -> impl Iterator<Item = (&ObjKey, &Value)> {
+        self.table(res).range(from..to)
     }
 
     pub fn lookup(&self, res: &str, key: &ObjKey) -> Option<&Value> {
@@ -521,7 +543,18 @@ impl State {
         if self.lookup(res.plural, &k).is_some() {
             return Err(ApiError::already_exists(res, &name));
         }
+        if res.plural == PODS
+            && let Some(why) = self.pod_security_refusal(&ns, &obj)
+        {
+            return Err(ApiError::forbidden(res, &name, &why));
+        }
         Ok(self.insert_new(res, k, obj))
+    }
+
+    /// Why Pod Security Admission refuses `pod` in namespace `ns`, if it does.
+    pub fn pod_security_refusal(&self, ns: &str, pod: &Value) -> Option<String> {
+        let namespace = self.lookup(NAMESPACES, &key("", ns))?;
+        pod_security::refusal(&namespace["metadata"]["labels"], pod)
     }
 
     /// GET of one object.

@@ -201,6 +201,57 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                 })
                 .collect(),
         ),
+        "events" => (
+            vec![
+                column("Last Seen", "string", 0),
+                column("Type", "string", 0),
+                column("Reason", "string", 0),
+                column("Object", "string", 0),
+                column("Subobject", "string", 1),
+                column("Source", "string", 1),
+                column("Message", "string", 0),
+                column("First Seen", "string", 1),
+                column("Count", "integer", 1),
+                column("Name", "string", 1),
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let since = |field: &str| human_duration(age_seconds(str_at(o, &[field])));
+                    let count = o["count"].as_u64().unwrap_or(1);
+                    let last_seen = if count > 1 {
+                        format!(
+                            "{} (x{count} over {})",
+                            since("lastTimestamp"),
+                            since("firstTimestamp")
+                        )
+                    } else {
+                        since("lastTimestamp")
+                    };
+                    let involved = &o["involvedObject"];
+                    let mut source = str_at(o, &["source", "component"]).to_owned();
+                    if let Some(host) = o["source"]["host"].as_str() {
+                        source = format!("{source}, {host}");
+                    }
+                    vec![
+                        json!(last_seen),
+                        json!(str_at(o, &["type"])),
+                        json!(str_at(o, &["reason"])),
+                        json!(format!(
+                            "{}/{}",
+                            str_at(involved, &["kind"]).to_lowercase(),
+                            str_at(involved, &["name"])
+                        )),
+                        json!(str_at(involved, &["fieldPath"])),
+                        json!(source),
+                        json!(str_at(o, &["message"])),
+                        json!(since("firstTimestamp")),
+                        json!(count),
+                        json!(meta(o, "name")),
+                    ]
+                })
+                .collect(),
+        ),
         "pods" => (
             vec![
                 name,

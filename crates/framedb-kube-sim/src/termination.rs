@@ -1,8 +1,10 @@
 //! The controllers that finish what a `DELETE` starts, run with the others (see
 //! `controllers`), as more methods of `store`'s [`State`]:
 //!
-//! - the kubelet's end of a pod's grace period: a last DELETE with a zero grace period,
-//!   as its status manager sends, after which the pod goes (or waits for its finalizers);
+//! - the kubelet's side of a pod's grace period: it stops the containers (a `Killing`
+//!   event each) and, at the end of the period, sends a last DELETE with a zero grace
+//!   period, as its status manager does, after which the pod goes (or waits for its
+//!   finalizers);
 //! - the garbage collector (`garbagecollector.go`): it orphans the dependents of an
 //!   owner deleted with the `orphan` finalizer, deletes those of an owner deleted with
 //!   `foregroundDeletion` and keeps the owner until its blocking dependents are gone, and
@@ -23,6 +25,7 @@ use tokio::time::Instant;
 
 use super::admission::{PV_PROTECTION, PVC_PROTECTION};
 use super::deletion::{FOREGROUND, NAMESPACE_FINALIZER, ORPHAN};
+use super::events::{EventType, Source};
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, str_at};
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, by_kind, by_plural, key,
@@ -45,6 +48,31 @@ enum Owner {
 }
 
 impl State {
+    /// Pods whose grace period began: their kubelet stops each container, and says so
+    /// (`Killing`, "Stopping container NAME", as `killContainer` records it).
+    pub fn stop_containers(&mut self) {
+        for k in std::mem::take(&mut self.stopping) {
+            let Some(pod) = self.lookup(PODS, &k).cloned() else {
+                continue;
+            };
+            let node = str_at(&pod, &["spec", "nodeName"]).to_string();
+            let kubelet = Source {
+                component: "kubelet",
+                host: Some(&node),
+            };
+            let names: Vec<String> = pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| str_at(c, &["name"]).to_string())
+                .collect();
+            for name in names {
+                let stopping = format!("Stopping container {name}");
+                self.record_event(&pod, EventType::Normal, "Killing", &stopping, kubelet);
+            }
+        }
+    }
+
     /// Pods whose grace period is over: the kubelet has stopped their containers and
     /// deletes them for good. Returns whether any was due.
     pub fn finish_terminations(&mut self, now: Instant) -> bool {

@@ -461,3 +461,79 @@ async fn a_deleted_service_or_workload_comes_back_on_its_port_with_its_volume() 
     assert_eq!(topology.status_until("drifter", "Running").await, "Running");
     topology.assert_consistent().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_made_with_kubectl_is_never_taken_by_a_create_of_its_name() {
+    let topology = in_memory("kubectl-claim").await;
+    // Someone makes `intruder-data` with kubectl, before FrameDB ever created anything
+    // there. (`kubectl create namespace` sends protobuf, which is not served yet: a
+    // manifest is.)
+    let manifests = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: framedb-storage\n---\n\
+                     apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: intruder-data\n\
+                     \x20 namespace: framedb-storage\n  labels:\n    team: theirs\nspec:\n\
+                     \x20 accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n\
+                     \x20     storage: 5Gi\n";
+    let Some(made) = topology
+        .kubectl("cluster-01", &["create", "-f", "-"], manifests)
+        .await
+    else {
+        return;
+    };
+    assert!(made.status.success());
+    let uid = topology.claim_uid("intruder-data").await.unwrap();
+
+    let (status, body) = topology
+        .create("intruder", "cluster-01", "node-a", "ours")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "conflict", "{body}");
+    assert_eq!(
+        body["details"]["object"], "PersistentVolumeClaim framedb-storage/intruder-data",
+        "{body}"
+    );
+    // Their claim is as it was, and nothing of the refused create is left anywhere.
+    assert_eq!(topology.claim_uid("intruder-data").await, Some(uid));
+    let shown = topology
+        .kubectl(
+            "cluster-01",
+            &[
+                "-n",
+                "framedb-storage",
+                "get",
+                "pvc",
+                "intruder-data",
+                "-o",
+                "json",
+            ],
+            "",
+        )
+        .await
+        .unwrap();
+    let claim: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(claim["metadata"]["labels"], json!({"team": "theirs"}));
+    assert!(
+        claim["metadata"]["annotations"]
+            .get("framedb.io/stamp")
+            .is_none()
+    );
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    assert!(names::<Service>(&client).await.is_empty());
+    assert!(names::<StatefulSet>(&client).await.is_empty());
+    assert!(
+        topology
+            .global_registry
+            .find(&framedb_core::Query::with_filter(
+                framedb_core::Filter::all()
+            ))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        topology.locals[0]
+            .registry
+            .get(&FramedbId::new("intruder").unwrap())
+            .await
+            .is_err()
+    );
+}

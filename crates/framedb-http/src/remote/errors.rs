@@ -94,6 +94,22 @@ pub(super) fn domain_error(
                 .and_then(|port| u16::try_from(port).ok())
                 .unwrap_or_default(),
         },
+        ("port_out_of_range", _) => {
+            let detail = |key: &str| details.as_ref().and_then(|details| details.get(key));
+            Error::PortOutOfRange {
+                cluster: cluster.clone(),
+                port: detail("port")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|port| u16::try_from(port).ok())
+                    .unwrap_or_default(),
+                valid: detail("valid_ports")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("unknown")
+                    .chars()
+                    .take(64)
+                    .collect(),
+            }
+        }
         // The cluster runs an instance of this id that this registry does not know (or
         // another create's objects): nothing of it is taken over, and the create's undo
         // removes its own stamp's objects only.

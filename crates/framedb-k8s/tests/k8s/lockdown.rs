@@ -374,3 +374,37 @@ async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_a
         }
     }
 }
+
+#[tokio::test]
+async fn the_instances_namespace_runs_instances_but_refuses_privileged_and_host_path_pods() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    // The namespace comes with the first instance, and the instance runs under its level.
+    cluster.deployed("tenant", 30900).await;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(cluster.client.clone(), NS);
+    assert!(pods.get_opt("tenant-0").await.unwrap().is_some());
+
+    // Whoever may create pods there (the local service's role) cannot reach the node.
+    let escape: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "escape" },
+        "spec": {
+            "containers": [{ "name": "shell", "image": "busybox:1.36",
+                             "securityContext": { "privileged": true } }],
+            "volumes": [{ "name": "host", "hostPath": { "path": "/" } }],
+        },
+    }))
+    .unwrap();
+    let refused = pods
+        .create(&kube::api::PostParams::default(), &escape)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = refused else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(
+        status
+            .message
+            .contains("violates PodSecurity \"baseline:latest\""),
+        "{status:?}"
+    );
+}

@@ -235,3 +235,42 @@ async fn a_deploy_that_failed_halfway_completes_when_run_again() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn a_cluster_whose_node_port_range_leaves_out_the_instance_ports_says_so() {
+    // An API server started with --service-node-port-range=30000-30901.
+    let cluster = Cluster::start_with(
+        framedb_kube_sim::SimConfig::new("cluster-01").with_node_port_range(30000..=30901),
+    )
+    .await;
+    let (service, registry) = cluster.service();
+    for id in ["in-range-1", "in-range-2"] {
+        service.create(request(id)).await.unwrap();
+    }
+    // The next port lowest first, 30902, lies outside: the create says why, at once,
+    // instead of trying the rest of the range or calling it exhausted.
+    let error = service.create(request("outside")).await.unwrap_err();
+    assert_eq!(
+        error,
+        Error::PortOutOfRange {
+            cluster: cluster_id(),
+            port: 30902,
+            valid: "30000-30901".into(),
+        }
+    );
+    assert!(
+        error.to_string().contains("--service-node-port-range"),
+        "{error}"
+    );
+    assert!(
+        registry
+            .get(&FramedbId::new("outside").unwrap())
+            .await
+            .is_err()
+    );
+    let outside = Api::<StatefulSet>::namespaced(cluster.client.clone(), NS)
+        .get_opt("outside")
+        .await
+        .unwrap();
+    assert!(outside.is_none());
+}

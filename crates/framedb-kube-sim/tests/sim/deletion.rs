@@ -208,6 +208,18 @@ async fn a_pod_terminates_over_its_grace_period_on_the_simulated_clock() {
         kubectl_status(&kubectl, &["get", "pod", "slow", "-n", "del-pod"], 2).await,
         "Terminating"
     );
+    // Its kubelet stops the container, and says so.
+    let events = kubectl
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "del-pod",
+            "--field-selector",
+            "involvedObject.name=slow,reason=Killing",
+        ])
+        .await;
+    assert!(events.contains("Stopping container main"), "{events}");
     // Another DELETE with a longer grace period changes nothing; a shorter one shortens it.
     kubectl
         .ok(&[

@@ -2,9 +2,14 @@
 //! behaviour the deployer relies on, checked the way a real API server would answer.
 //! Each test starts its own simulator, so they run in parallel.
 
+mod apply;
 mod deletion;
+mod events;
 mod immutability;
 mod kubectl;
+mod node_ports;
+mod pod_security;
+mod scheduling;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
