@@ -222,8 +222,17 @@ impl Topology {
     }
 
     /// Every global record has its local record and its Kubernetes objects on its
-    /// cluster, and nothing else exists anywhere. Returns the ids.
+    /// cluster, and nothing else exists anywhere, once what deletes and undos deleted has
+    /// gone (a claim stays while its pod's grace period runs). Returns the ids.
     async fn assert_consistent(&self) -> BTreeSet<String> {
+        for (_, simulator) in self.clusters.each() {
+            let client = simulator.client().await;
+            assert!(
+                claims_settled(&client).await,
+                "claims still being deleted on {}",
+                simulator.name()
+            );
+        }
         let ids = |records: Vec<InstanceRecord>| -> BTreeSet<String> {
             records.iter().map(|r| r.framedb_id.to_string()).collect()
         };
@@ -250,6 +259,31 @@ impl Topology {
         }
         assert_eq!(union, global, "every global record is on a known cluster");
         global
+    }
+}
+
+/// Waits (up to 20 s: a grace period is 3 s on the demo's clock) until no claim in
+/// `framedb-storage` is being deleted; whether none is.
+async fn claims_settled(client: &kube::Client) -> bool {
+    let claims = kube::Api::<PersistentVolumeClaim>::namespaced(client.clone(), "framedb-storage");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let going = claims
+            .list(&Default::default())
+            .await
+            .map(|list| {
+                list.items
+                    .iter()
+                    .any(|claim| claim.metadata.deletion_timestamp.is_some())
+            })
+            .unwrap_or(false);
+        if !going {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
