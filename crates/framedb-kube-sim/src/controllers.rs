@@ -278,14 +278,22 @@ impl State {
                     condemned.push((pk.clone(), scaled_down));
                 }
             }
-            let selector = LabelSelector::from_object(&sts["spec"]["selector"]);
+            // The selector is read only for a pod without a controller, which is rare.
+            let mut selector = None;
             let mut orphans = Vec::new();
             let mut missing = Vec::new();
             for i in 0..replicas {
                 let pk = key(&ns, &format!("{name}-{i}"));
                 match self.lookup(PODS, &pk) {
                     None => missing.push(i),
-                    Some(pod) if adoptable(pod, selector.as_ref()) => orphans.push(pk),
+                    Some(pod) if !controlled(pod) => {
+                        let selector = selector.get_or_insert_with(|| {
+                            LabelSelector::from_object(&sts["spec"]["selector"])
+                        });
+                        if adoptable(pod, selector.as_ref()) {
+                            orphans.push(pk);
+                        }
+                    }
                     Some(_) => {}
                 }
             }
@@ -497,14 +505,14 @@ impl State {
             let selector = LabelSelector::from_object(&deploy["spec"]["selector"]);
             let mut pods: Vec<ObjKey> =
                 owned.get(meta(&deploy, "uid")).cloned().unwrap_or_default();
-            for pk in self.keys_in(PODS, &ns) {
-                if self
-                    .lookup(PODS, &pk)
-                    .is_some_and(|pod| adoptable(pod, selector.as_ref()))
-                {
-                    self.adopt(&deploy, &pk);
-                    pods.push(pk);
-                }
+            let orphans: Vec<ObjKey> = self
+                .objects_in(PODS, &ns)
+                .filter(|(_, pod)| adoptable(pod, selector.as_ref()))
+                .map(|(pk, _)| pk.clone())
+                .collect();
+            for pk in orphans {
+                self.adopt(&deploy, &pk);
+                pods.push(pk);
             }
             let mut current = Vec::new();
             for pk in pods {
@@ -1041,12 +1049,16 @@ fn controller_ref(owner: &Value) -> Value {
 /// Whether a workload of `selector` adopts `pod`: it has no controller, is not being
 /// deleted, and its labels match (an empty or unreadable selector adopts nothing).
 fn adoptable(pod: &Value, selector: Option<&LabelSelector>) -> bool {
-    let controlled = pod["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true));
-    !controlled
+    !controlled(pod)
         && !is_terminating(pod)
         && selector.is_some_and(|s| !s.is_empty() && s.matches_object(pod))
+}
+
+/// Whether an object has a controller (an owner reference with `controller: true`).
+fn controlled(obj: &Value) -> bool {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true))
 }
 
 /// The claim of a StatefulSet's volume claim template for one ordinal.

@@ -315,8 +315,8 @@ impl State {
     }
 
     /// The objects with owner references, by type and key.
-    pub fn owned(&self) -> Vec<(&'static str, ObjKey)> {
-        self.owned.iter().cloned().collect()
+    pub fn owned(&self) -> impl Iterator<Item = &(&'static str, ObjKey)> {
+        self.owned.iter()
     }
 
     /// The objects being deleted, by type and key.
@@ -324,13 +324,20 @@ impl State {
         self.terminating.iter().cloned().collect()
     }
 
-    /// The keys of the objects of a type in namespace `ns`.
-    pub fn keys_in(&self, res: &str, ns: &str) -> Vec<ObjKey> {
+    /// The objects of a type in namespace `ns`, by name.
+    pub fn objects_in<'a>(
+        &'a self,
+        res: &str,
+        ns: &'a str,
+    ) -> impl Iterator<Item = (&'a ObjKey, &'a Value)> {
         self.table(res)
             .range(key(ns, "")..)
-            .take_while(|((obj_ns, _), _)| obj_ns == ns)
-            .map(|(k, _)| k.clone())
-            .collect()
+            .take_while(move |((obj_ns, _), _)| obj_ns == ns)
+    }
+
+    /// The keys of the objects of a type in namespace `ns`.
+    pub fn keys_in(&self, res: &str, ns: &str) -> Vec<ObjKey> {
+        self.objects_in(res, ns).map(|(k, _)| k.clone()).collect()
     }
 
     /// The current global resourceVersion.

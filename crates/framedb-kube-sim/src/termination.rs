@@ -18,7 +18,7 @@
 //! - the persistent-volume controller's side of a deleted claim: its volume is
 //!   `Released`, and deleted when its reclaim policy is `Delete`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -97,44 +97,65 @@ impl State {
         !due.is_empty()
     }
 
-    /// One pass of the garbage collector.
+    /// One pass of the garbage collector. It reads every owned object, but copies and
+    /// acts on only those with something to do, as every write runs it.
     pub fn collect_garbage(&mut self) {
-        let dependents = self.dependents();
-        for (res, k) in self.terminating() {
+        let owners_going: Vec<(&'static str, ObjKey)> = self
+            .terminating()
+            .into_iter()
+            .filter(|(res, k)| {
+                self.lookup(res, k).is_some_and(|obj| {
+                    finalizers(obj)
+                        .iter()
+                        .any(|f| f == ORPHAN || f == FOREGROUND)
+                })
+            })
+            .collect();
+        for (res, k) in owners_going {
             let Some(obj) = self.lookup(res, &k) else {
                 continue;
             };
-            let held = finalizers(obj);
             let uid = meta(obj, "uid").to_string();
-            let deps = dependents.get(&uid).map(Vec::as_slice).unwrap_or_default();
-            if held.iter().any(|f| f == ORPHAN) {
-                self.orphan_dependents(by_plural(res), &k, &uid, deps);
-            } else if held.iter().any(|f| f == FOREGROUND) {
-                self.finish_foreground(by_plural(res), &k, &uid, deps);
+            let deps = self.dependents_of(&uid);
+            if finalizers(obj).iter().any(|f| f == ORPHAN) {
+                self.orphan_dependents(by_plural(res), &k, &uid, &deps);
+            } else {
+                self.finish_foreground(by_plural(res), &k, &uid, &deps);
             }
         }
-        for (res, k) in self.owned() {
-            self.attempt_to_delete(by_plural(res), &k, &dependents);
+        let unsettled: Vec<(&'static str, ObjKey)> = self
+            .owned()
+            .filter(|(res, k)| {
+                self.lookup(res, k).is_some_and(|obj| {
+                    !is_terminating(obj)
+                        && obj["metadata"]["ownerReferences"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|r| self.owner_of(by_plural(res), k, r) != Owner::Solid)
+                })
+            })
+            .cloned()
+            .collect();
+        for (res, k) in unsettled {
+            self.attempt_to_delete(by_plural(res), &k);
         }
     }
 
-    /// Every owned object, by the uid of each owner it names.
-    fn dependents(&self) -> HashMap<String, Vec<Node>> {
-        let mut index: HashMap<String, Vec<Node>> = HashMap::new();
-        for (res, k) in self.owned() {
-            let Some(obj) = self.lookup(res, &k) else {
-                continue;
-            };
-            for owner in owner_refs(obj) {
-                if let Some(uid) = owner["uid"].as_str() {
-                    index
-                        .entry(uid.to_string())
-                        .or_default()
-                        .push((res, k.clone()));
-                }
-            }
-        }
-        index
+    /// The objects that name `uid` as an owner.
+    fn dependents_of(&self, uid: &str) -> Vec<Node> {
+        self.owned()
+            .filter(|(res, k)| {
+                self.lookup(res, k).is_some_and(|obj| {
+                    obj["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r["uid"] == uid)
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     /// `orphanDependents`: the owner reference to `uid` goes from every dependent, then
@@ -177,12 +198,7 @@ impl State {
 
     /// `attemptToDeleteItem`: an object none of whose owners is solid is deleted; one with
     /// a solid owner loses its references to the others.
-    fn attempt_to_delete(
-        &mut self,
-        res: &'static ResourceDef,
-        k: &ObjKey,
-        dependents: &HashMap<String, Vec<Node>>,
-    ) {
+    fn attempt_to_delete(&mut self, res: &'static ResourceDef, k: &ObjKey) {
         let Some(obj) = self.lookup(res.plural, k) else {
             return;
         };
@@ -208,17 +224,17 @@ impl State {
             }
             return;
         }
-        let has_dependents = dependents.get(&uid).is_some_and(|d| !d.is_empty());
         let held = finalizers(obj);
-        let propagation = if classes.contains(&Owner::Waiting) && has_dependents {
-            Propagation::Foreground
-        } else if held.iter().any(|f| f == ORPHAN) {
-            Propagation::Orphan
-        } else if held.iter().any(|f| f == FOREGROUND) {
-            Propagation::Foreground
-        } else {
-            Propagation::Background
-        };
+        let propagation =
+            if classes.contains(&Owner::Waiting) && !self.dependents_of(&uid).is_empty() {
+                Propagation::Foreground
+            } else if held.iter().any(|f| f == ORPHAN) {
+                Propagation::Orphan
+            } else if held.iter().any(|f| f == FOREGROUND) {
+                Propagation::Foreground
+            } else {
+                Propagation::Background
+            };
         let opts = DeleteOptions {
             uid: Some(uid),
             ..DeleteOptions::propagating(propagation)
@@ -380,15 +396,13 @@ impl State {
     /// `podUsesPVC`: a scheduled pod of the claim's namespace names it, whatever its
     /// phase, for as long as the pod exists.
     fn claim_in_use(&self, claim: &ObjKey) -> bool {
-        self.keys_in(PODS, &claim.0).iter().any(|pk| {
-            self.lookup(PODS, pk).is_some_and(|pod| {
-                !str_at(pod, &["spec", "nodeName"]).is_empty()
-                    && pod["spec"]["volumes"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|v| v["persistentVolumeClaim"]["claimName"] == claim.1.as_str())
-            })
+        self.objects_in(PODS, &claim.0).any(|(_, pod)| {
+            !str_at(pod, &["spec", "nodeName"]).is_empty()
+                && pod["spec"]["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v["persistentVolumeClaim"]["claimName"] == claim.1.as_str())
         })
     }
 
