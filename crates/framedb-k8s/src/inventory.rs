@@ -16,13 +16,17 @@ use crate::objects::{RETAINED, annotations};
 
 /// The deployment a workload records, with the port its Service holds (from `ports`, by
 /// the workload's name); `None` for a workload without a stamp, a port, or readable
-/// annotations.
+/// annotations, and for one being deleted (kept a while by a finalizer, as with
+/// `kubectl delete --cascade=foreground`): recorded again, it would come back.
 pub(crate) fn deployment_of(
     cluster: &ClusterId,
     workload: &StatefulSet,
     ports: &HashMap<String, u16>,
 ) -> Option<DeploymentSpec> {
     let meta = &workload.metadata;
+    if meta.deletion_timestamp.is_some() {
+        return None;
+    }
     if meta
         .labels
         .as_ref()
@@ -71,4 +75,40 @@ pub(crate) fn node_ports(services: &[Service]) -> HashMap<String, u16> {
             Some((name, u16::try_from(port).ok()?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn workload(deleting: bool) -> StatefulSet {
+        let mut workload = json!({
+            "metadata": {
+                "name": "db",
+                "annotations": {
+                    annotations::STAMP: "0123456789abcdef0123456789abcdef",
+                    annotations::NODE: "node-a",
+                    annotations::STORAGE_SIZE: "1Gi",
+                    annotations::DELETION_POLICY: "Delete",
+                    annotations::CREATED_AT: "2025-01-01T00:00:00Z",
+                },
+            },
+        });
+        if deleting {
+            workload["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:01:00Z");
+            workload["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+        }
+        serde_json::from_value(workload).unwrap()
+    }
+
+    #[test]
+    fn a_workload_being_deleted_records_no_instance() {
+        let cluster = ClusterId::new("c1").unwrap();
+        let ports = HashMap::from([("db".to_owned(), 30900)]);
+        let running = deployment_of(&cluster, &workload(false), &ports).expect("recorded");
+        assert_eq!((running.framedb_id.as_str(), running.port), ("db", 30900));
+        assert!(deployment_of(&cluster, &workload(true), &ports).is_none());
+    }
 }
