@@ -35,6 +35,10 @@ struct Local {
     server: Option<Server>,
     /// The `POST /local/v1/statuses` calls it has answered.
     status_calls: Arc<AtomicUsize>,
+    /// How long each `PUT` of an instance waits before it is handled (a slow network).
+    put_delay: Duration,
+    /// The `PUT`s of an instance it has finished answering.
+    puts_done: Arc<AtomicUsize>,
 }
 
 impl Local {
@@ -45,6 +49,7 @@ impl Local {
             ..Adapters::default()
         };
         let calls = self.status_calls.clone();
+        let (delay, puts_done) = (self.put_delay, self.puts_done.clone());
         let app = App::local(&self.settings, adapters)
             .await
             .unwrap()
@@ -54,7 +59,21 @@ impl Local {
                         if request.uri().path() == "/local/v1/statuses" {
                             calls.fetch_add(1, Ordering::SeqCst);
                         }
-                        next.run(request)
+                        let put = request.method() == Method::PUT;
+                        let puts_done = puts_done.clone();
+                        // Delivered late by the network: it runs even when the caller
+                        // has given up and hung up meanwhile.
+                        let delivered = tokio::spawn(async move {
+                            if put {
+                                tokio::time::sleep(delay).await;
+                            }
+                            let response = next.run(request).await;
+                            if put {
+                                puts_done.fetch_add(1, Ordering::SeqCst);
+                            }
+                            response
+                        });
+                        async move { delivered.await.unwrap() }
                     },
                 ))
             });
@@ -110,6 +129,8 @@ impl Topology {
                 registry: registry(format!("local_{}", id.as_str().replace('-', "_"))).await,
                 server: None,
                 status_calls: Arc::default(),
+                put_delay: Duration::ZERO,
+                puts_done: Arc::default(),
             };
             local.start().await;
             let url = local.server.as_ref().unwrap().url.parse().unwrap();
