@@ -2,6 +2,7 @@
 //! behaviour the deployer relies on, checked the way a real API server would answer.
 //! Each test starts its own simulator, so they run in parallel.
 
+mod faults;
 mod immutability;
 mod kubectl;
 
