@@ -63,6 +63,12 @@ pub struct ServeSettings {
     /// stopped halfway); one runs at start-up too. 0 turns them off.
     #[arg(long, env = "FRAMEDB_RECONCILE_INTERVAL_SECS", default_value_t = 30)]
     pub reconcile_interval_secs: u64,
+
+    /// Seconds after its create began at which a reconcile pass takes a record still
+    /// without a port for the record of a dead create (and completes or undoes it). It
+    /// must be far longer than a create takes, deploy retries included.
+    #[arg(long, env = "FRAMEDB_CREATE_DEADLINE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub create_deadline_secs: u64,
 }
 
 impl Default for ServeSettings {
@@ -77,6 +83,7 @@ impl Default for ServeSettings {
             tls_key: None,
             max_requests: 1024,
             reconcile_interval_secs: 30,
+            create_deadline_secs: 300,
         }
     }
 }

@@ -156,6 +156,7 @@ impl App {
             beside,
             keep,
             reconciler: Reconciler::of(&reconciled, &settings.serve, "global", fleet),
+            reconciles: super::ReconcileCount::default(),
         })
     }
 }

@@ -120,12 +120,32 @@ pub struct App {
     keep: Option<Box<dyn Send>>,
     /// The reconcile passes it runs while it serves, and how often.
     reconciler: Option<Reconciler>,
+    /// How many of them have run.
+    reconciles: ReconcileCount,
+}
+
+/// How many reconcile passes a service has finished (whatever they found), shared with
+/// whoever wants to watch it: a test waiting for passes, a probe.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileCount(Arc<std::sync::atomic::AtomicU64>);
+
+impl ReconcileCount {
+    /// The passes finished so far.
+    pub fn passes(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn finished_one(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Reconcile passes of one service's registry, every `every` and once at start-up.
 struct Reconciler {
     service: framedb_core::ProvisioningService,
     every: std::time::Duration,
+    /// How old a record without a port must be before a pass takes its create for dead.
+    create_deadline: std::time::Duration,
     tier: &'static str,
     /// The clusters whose running instances it records again when the registry lost
     /// them.
@@ -149,10 +169,6 @@ impl Fleet {
     }
 }
 
-/// How old a record without a port must be before a reconcile pass takes its create for
-/// dead: far longer than a create takes, deploy retries included.
-const CREATE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
-
 impl Reconciler {
     /// The reconciler `serve` asks for on `service` (none with an interval of 0).
     fn of(
@@ -164,13 +180,14 @@ impl Reconciler {
         (serve.reconcile_interval_secs > 0).then(|| Self {
             service: service.clone(),
             every: std::time::Duration::from_secs(serve.reconcile_interval_secs),
+            create_deadline: std::time::Duration::from_secs(serve.create_deadline_secs),
             tier,
             clusters,
         })
     }
 
-    /// Runs the passes until `stopping` turns true.
-    async fn run(self, mut stopping: watch::Receiver<bool>) {
+    /// Runs the passes until `stopping` turns true, counting them in `count`.
+    async fn run(self, mut stopping: watch::Receiver<bool>, count: ReconcileCount) {
         let mut ticks = tokio::time::interval(self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -179,7 +196,12 @@ impl Reconciler {
                 _ = ticks.tick() => {}
             }
             let clusters = self.clusters.clusters();
-            match self.service.reconcile(CREATE_DEADLINE, &clusters).await {
+            let outcome = self
+                .service
+                .reconcile(self.create_deadline, &clusters)
+                .await;
+            count.finished_one();
+            match outcome {
                 Ok(repairs) if repairs.any() => tracing::info!(
                     tier = self.tier,
                     rebuilt = repairs.rebuilt,
@@ -218,6 +240,12 @@ impl App {
         self.router.clone()
     }
 
+    /// How many reconcile passes it has run (none before it serves; always none with
+    /// `--reconcile-interval-secs 0`).
+    pub fn reconcile_count(&self) -> ReconcileCount {
+        self.reconciles.clone()
+    }
+
     /// Wraps its router, e.g. in a layer that counts requests.
     #[must_use]
     pub fn map_router(mut self, wrap: impl FnOnce(Router) -> Router) -> Self {
@@ -244,9 +272,10 @@ impl App {
             beside,
             keep,
             reconciler,
+            reconciles,
         } = self;
-        let reconciling =
-            reconciler.map(|reconciler| tokio::spawn(reconciler.run(stopping.subscribe())));
+        let reconciling = reconciler
+            .map(|reconciler| tokio::spawn(reconciler.run(stopping.subscribe(), reconciles)));
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, "{name} listening on {scheme}://{address}");
