@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::{BASE, Clusters, Server, call, ids, mongo_uri};
 
 mod ownership;
+mod soak;
 
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";
@@ -105,6 +106,22 @@ impl Topology {
         F: Fn(String) -> Fut,
         Fut: Future<Output = Arc<dyn InstanceRegistry>>,
     {
+        Self::start_tuned(test, ready_after, registry, timeout, |_| {}).await
+    }
+
+    /// As [`Topology::start`], with `tune` applied to every tier's serving settings (its
+    /// reconcile interval, say).
+    async fn start_tuned<F, Fut>(
+        test: &str,
+        ready_after: Duration,
+        registry: F,
+        timeout: Duration,
+        tune: impl Fn(&mut ServeSettings),
+    ) -> Self
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Arc<dyn InstanceRegistry>>,
+    {
         let clusters = Clusters::demo(&format!("two-tier-{test}"), ready_after).await;
         let mut settings = GlobalSettings {
             serve: ServeSettings {
@@ -113,17 +130,20 @@ impl Topology {
             },
             ..GlobalSettings::default()
         };
+        tune(&mut settings.serve);
         settings.fleet.local_token = Some(LOCAL_TOKEN.into());
         settings.fleet.local_connect_timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
         settings.fleet.local_timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
         let mut locals = Vec::new();
         for (id, _) in clusters.each() {
+            let mut serve = ServeSettings {
+                token: Some(LOCAL_TOKEN.into()),
+                ..ServeSettings::loopback()
+            };
+            tune(&mut serve);
             let mut local = Local {
                 settings: LocalSettings {
-                    serve: ServeSettings {
-                        token: Some(LOCAL_TOKEN.into()),
-                        ..ServeSettings::loopback()
-                    },
+                    serve,
                     ..LocalSettings::new(id.clone(), Some(clusters.kubeconfig(&id)))
                 },
                 registry: registry(format!("local_{}", id.as_str().replace('-', "_"))).await,
@@ -178,6 +198,18 @@ impl Topology {
 
     async fn restart_local(&mut self, index: usize) {
         self.locals[index].start().await;
+    }
+
+    /// Stops the global service gracefully and starts another on the same address and
+    /// registry (a restart of its process on a persistent registry).
+    async fn restart_global(&mut self) {
+        self.global.halt().await;
+        self.global_settings.serve.listen = self.global.address();
+        let adapters = Adapters {
+            registry: Some(self.global_registry.clone()),
+            ..Adapters::default()
+        };
+        self.global = Server::global(&self.global_settings, adapters).await;
     }
 
     /// The status of `id` that the global API answers.
@@ -496,6 +528,21 @@ impl InstanceRegistry for FailsToRecord {
         Err(Error::Unavailable(
             "the registry (MongoDB) cannot be reached".into(),
         ))
+    }
+    async fn mark_deleting(
+        &self,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+        removal: framedb_core::Removal,
+    ) -> framedb_core::Result<()> {
+        self.0.mark_deleting(id, stamp, removal).await
+    }
+    async fn remove_stamped(
+        &self,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+    ) -> framedb_core::Result<bool> {
+        self.0.remove_stamped(id, stamp).await
     }
     async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
         self.0.get(id).await

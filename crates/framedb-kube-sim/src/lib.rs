@@ -6,7 +6,8 @@
 //! It keeps objects with resourceVersions, answers with Kubernetes `Status` failures
 //! (404, 409, 422 for a taken node port, ...), cascades namespace deletion, runs
 //! StatefulSets and Deployments as pods scheduled onto simulated nodes by node selector,
-//! binds volume claims, and can inject failures and latency ([`Faults`]).
+//! binds volume claims, and can inject failed answers, latency and dropped connections
+//! ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
@@ -56,9 +57,9 @@
 //!    `selectors`.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
-//! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
-//!     through `State`), `discovery`, `table`, `faults`, `resources`, `selectors` and
-//!     `status`.
+//! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `watch`,
+//!     `shared`, `store` (and the controllers through `State`), `discovery`, `table`,
+//!     `faults`, `resources`, `selectors` and `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
 //!     `State`), `admission`, `faults`, `resources` and `services` (the default node-port
 //!     range); `fleet` uses `simulator`.
@@ -88,7 +89,7 @@ mod strict;
 mod table;
 mod watch;
 
-pub use faults::{Faults, RequestStats, Verb};
+pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
 pub use simulator::{SimConfig, SimNode, Simulator};

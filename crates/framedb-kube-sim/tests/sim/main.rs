@@ -4,6 +4,7 @@
 
 mod apply;
 mod events;
+mod faults;
 mod immutability;
 mod kubectl;
 mod node_ports;
