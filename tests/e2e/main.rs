@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use framedb_core::ClusterId;
 use framedb_http::settings::{GlobalSettings, LocalSettings, MongoSettings, ServeSettings};
-use framedb_http::{Adapters, App, Running};
+use framedb_http::{Adapters, App, ReconcileCount, Running};
 use framedb_kube_sim::{SimFleet, Simulator};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
@@ -24,7 +24,11 @@ pub const BASE: &str = "global/framedb/persistent-instances";
 pub struct Server {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    running: Running,
+    /// `None` once stopped.
+    running: Option<Running>,
+    address: std::net::SocketAddr,
+    /// The reconcile passes it has run.
+    pub reconciles: ReconcileCount,
 }
 
 impl Server {
@@ -40,11 +44,19 @@ impl Server {
 
     /// Serves a built service.
     pub fn serve(app: App) -> Self {
+        let reconciles = app.reconcile_count();
         let running = app.spawn();
         Self {
             url: running.url(),
-            running,
+            address: running.address(),
+            running: Some(running),
+            reconciles,
         }
+    }
+
+    /// The address it serves (or served) on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
     }
 
     /// `{url}/{path}`.
@@ -53,8 +65,15 @@ impl Server {
     }
 
     /// Stops it gracefully and waits until it has.
-    pub async fn stop(self) {
-        self.running.stop().await.unwrap();
+    pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    /// Stops it gracefully, keeping the handle (to start another on its address).
+    pub async fn halt(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::{BASE, Clusters, Server, call, ids, mongo_uri};
 
 mod ownership;
+mod soak;
 
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";
@@ -35,6 +36,10 @@ struct Local {
     server: Option<Server>,
     /// The `POST /local/v1/statuses` calls it has answered.
     status_calls: Arc<AtomicUsize>,
+    /// How long each `PUT` of an instance waits before it is handled (a slow network).
+    put_delay: Duration,
+    /// The `PUT`s of an instance it has finished answering.
+    puts_done: Arc<AtomicUsize>,
 }
 
 impl Local {
@@ -45,6 +50,7 @@ impl Local {
             ..Adapters::default()
         };
         let calls = self.status_calls.clone();
+        let (delay, puts_done) = (self.put_delay, self.puts_done.clone());
         let app = App::local(&self.settings, adapters)
             .await
             .unwrap()
@@ -54,7 +60,21 @@ impl Local {
                         if request.uri().path() == "/local/v1/statuses" {
                             calls.fetch_add(1, Ordering::SeqCst);
                         }
-                        next.run(request)
+                        let put = request.method() == Method::PUT;
+                        let puts_done = puts_done.clone();
+                        // Delivered late by the network: it runs even when the caller
+                        // has given up and hung up meanwhile.
+                        let delivered = tokio::spawn(async move {
+                            if put {
+                                tokio::time::sleep(delay).await;
+                            }
+                            let response = next.run(request).await;
+                            if put {
+                                puts_done.fetch_add(1, Ordering::SeqCst);
+                            }
+                            response
+                        });
+                        async move { delivered.await.unwrap() }
                     },
                 ))
             });
@@ -86,6 +106,22 @@ impl Topology {
         F: Fn(String) -> Fut,
         Fut: Future<Output = Arc<dyn InstanceRegistry>>,
     {
+        Self::start_tuned(test, ready_after, registry, timeout, |_| {}).await
+    }
+
+    /// As [`Topology::start`], with `tune` applied to every tier's serving settings (its
+    /// reconcile interval, say).
+    async fn start_tuned<F, Fut>(
+        test: &str,
+        ready_after: Duration,
+        registry: F,
+        timeout: Duration,
+        tune: impl Fn(&mut ServeSettings),
+    ) -> Self
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Arc<dyn InstanceRegistry>>,
+    {
         let clusters = Clusters::demo(&format!("two-tier-{test}"), ready_after).await;
         let mut settings = GlobalSettings {
             serve: ServeSettings {
@@ -94,22 +130,27 @@ impl Topology {
             },
             ..GlobalSettings::default()
         };
+        tune(&mut settings.serve);
         settings.fleet.local_token = Some(LOCAL_TOKEN.into());
         settings.fleet.local_connect_timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
         settings.fleet.local_timeout_ms = u64::try_from(timeout.as_millis()).unwrap();
         let mut locals = Vec::new();
         for (id, _) in clusters.each() {
+            let mut serve = ServeSettings {
+                token: Some(LOCAL_TOKEN.into()),
+                ..ServeSettings::loopback()
+            };
+            tune(&mut serve);
             let mut local = Local {
                 settings: LocalSettings {
-                    serve: ServeSettings {
-                        token: Some(LOCAL_TOKEN.into()),
-                        ..ServeSettings::loopback()
-                    },
+                    serve,
                     ..LocalSettings::new(id.clone(), Some(clusters.kubeconfig(&id)))
                 },
                 registry: registry(format!("local_{}", id.as_str().replace('-', "_"))).await,
                 server: None,
                 status_calls: Arc::default(),
+                put_delay: Duration::ZERO,
+                puts_done: Arc::default(),
             };
             local.start().await;
             let url = local.server.as_ref().unwrap().url.parse().unwrap();
@@ -157,6 +198,18 @@ impl Topology {
 
     async fn restart_local(&mut self, index: usize) {
         self.locals[index].start().await;
+    }
+
+    /// Stops the global service gracefully and starts another on the same address and
+    /// registry (a restart of its process on a persistent registry).
+    async fn restart_global(&mut self) {
+        self.global.halt().await;
+        self.global_settings.serve.listen = self.global.address();
+        let adapters = Adapters {
+            registry: Some(self.global_registry.clone()),
+            ..Adapters::default()
+        };
+        self.global = Server::global(&self.global_settings, adapters).await;
     }
 
     /// The status of `id` that the global API answers.
@@ -509,6 +562,21 @@ impl InstanceRegistry for FailsToRecord {
         Err(Error::Unavailable(
             "the registry (MongoDB) cannot be reached".into(),
         ))
+    }
+    async fn mark_deleting(
+        &self,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+        removal: framedb_core::Removal,
+    ) -> framedb_core::Result<()> {
+        self.0.mark_deleting(id, stamp, removal).await
+    }
+    async fn remove_stamped(
+        &self,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+    ) -> framedb_core::Result<bool> {
+        self.0.remove_stamped(id, stamp).await
     }
     async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
         self.0.get(id).await

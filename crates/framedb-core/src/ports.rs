@@ -39,6 +39,16 @@ pub trait InstanceRegistry: Send + Sync {
         status: InstanceStatus,
     ) -> Result<()>;
 
+    /// Marks the record of `id` that the create stamped `stamp` made `Deleting`, with the
+    /// removal its delete asked for ([`InstanceRecord::removal`]), and bumps
+    /// `updated_at`; its port stays. A record of another stamp (a create of the id since
+    /// this one's record went) is not touched.
+    ///
+    /// # Errors
+    /// [`crate::Error::InstanceNotFound`] when no record has this id and stamp;
+    /// `Unavailable` / `Timeout` as for `insert`.
+    async fn mark_deleting(&self, id: &FramedbId, stamp: &Stamp, removal: Removal) -> Result<()>;
+
     /// The record of one instance.
     ///
     /// # Errors
@@ -52,6 +62,14 @@ pub trait InstanceRegistry: Send + Sync {
     /// # Errors
     /// `Unavailable` / `Timeout` as for `insert`.
     async fn remove(&self, id: &FramedbId) -> Result<bool>;
+
+    /// Removes the record of `id` if the create stamped `stamp` made it; returns whether
+    /// there was one. A record of another stamp (a create of the id since) stays, so that
+    /// a delete or an undo that finishes late never removes a newer create's record.
+    ///
+    /// # Errors
+    /// `Unavailable` / `Timeout` as for `insert`.
+    async fn remove_stamped(&self, id: &FramedbId, stamp: &Stamp) -> Result<bool>;
 
     /// The records matching `query`, in its order and window.
     ///
@@ -98,6 +116,7 @@ impl DeploymentSpec {
             stamp: self.stamp.clone(),
             port: Some(self.port),
             status: InstanceStatus::Provisioning,
+            removal: None,
             created_at: self.created_at,
             updated_at: self.created_at,
         }

@@ -157,10 +157,16 @@ impl ProvisioningService {
         let mut record = InstanceRecord::provisioning(request, stamp, created_at);
         if let Err(error) = self.registry.insert(&record).await {
             return match (error, choice) {
+                // A repeated PUT of this create: its failure is its own (a cluster that
+                // failed again is 503, not a conflict); only a record of another create,
+                // or none any more, is the id's being taken.
                 (Error::AlreadyExists(id), PortChoice::Exactly(port)) => self
                     .complete_retry(record, port)
                     .await
-                    .map_err(|_| Error::AlreadyExists(id)),
+                    .map_err(|error| match error {
+                        Error::InstanceNotFound(_) => Error::AlreadyExists(id),
+                        error => error,
+                    }),
                 (error, _) => Err(error),
             };
         }
@@ -336,7 +342,7 @@ impl ProvisioningService {
                 }
             }
         }
-        if let Err(error) = self.registry.remove(id).await {
+        if let Err(error) = self.registry.remove_stamped(id, &record.stamp).await {
             tracing::error!(framedb_id = %id, error = %Chain(&error),
                 "create failed and its registry record could not be removed");
         }
@@ -392,15 +398,20 @@ impl ProvisioningService {
 
     async fn delete_record(&self, record: &InstanceRecord, removal: Removal) -> Result<()> {
         let id = &record.framedb_id;
-        if record.status != InstanceStatus::Deleting {
-            self.registry
-                .update_deployment(id, record.port, InstanceStatus::Deleting)
-                .await?;
-        }
+        // The removal is recorded with the status, so that a delete finished later (by a
+        // reconcile pass) removes what this one was asked to: a purge or an undo must not
+        // become the policy's retention.
+        // Both writes name the record's stamp: a delete that acts on a record read a while
+        // ago (a reconcile pass, a delete racing another) must not mark or remove the
+        // record of a create of the same id made since. The mark is written even when the
+        // record read says `Deleting` already: it checks that the record is still there.
+        self.registry
+            .mark_deleting(id, &record.stamp, removal)
+            .await?;
         self.deployer
             .undeploy(&record.cluster_id, id, &record.stamp, removal)
             .await?;
-        self.registry.remove(id).await?;
+        self.registry.remove_stamped(id, &record.stamp).await?;
         tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %record.cluster_id,
             removal = removal.as_str(), "instance deleted");
         Ok(())
@@ -415,8 +426,9 @@ impl ProvisioningService {
     /// - a record still `Provisioning` without a port and older than `deadline` (its
     ///   create died between registering and recording its port) is completed when its
     ///   stamp's workload and Service run, and undone like a failed create otherwise;
-    /// - a record left `Deleting` is deleted again, as its deletion policy says (a purge
-    ///   asked for then is not known any more: the volume of a `Retain` instance stays);
+    /// - a record left `Deleting` is deleted again, with the removal its delete recorded
+    ///   (a purge, a retention, or a failed create's undo; records from before removals
+    ///   were recorded: as their deletion policy says).
     /// - a live instance of `clusters` whose Service or workload was deleted from its
     ///   cluster (drift) is deployed again with its stamp, on its recorded port.
     ///
@@ -494,26 +506,13 @@ impl ProvisioningService {
             self.repair_drift(record, &running, &mut repairs).await;
         }
 
+        let mut missing = Vec::new();
         for (id, found) in running {
             if !clusters.contains(&found.cluster_id) {
                 continue;
             }
             match self.registry.get(&id).await {
-                Err(Error::InstanceNotFound(_)) => match self.registry.insert(&found).await {
-                    Ok(()) => {
-                        repairs.rebuilt += 1;
-                        tracing::info!(tier = self.tier, framedb_id = %id,
-                            cluster_id = %found.cluster_id, port = ?found.port,
-                            "reconcile: a running instance's record rebuilt from its cluster");
-                    }
-                    // Recorded meanwhile (a create of it, or another replica's pass).
-                    Err(Error::AlreadyExists(_)) => {}
-                    Err(error) => {
-                        repairs.failed += 1;
-                        tracing::warn!(tier = self.tier, framedb_id = %id, error = %Chain(&error),
-                            "reconcile: a running instance's record could not be rebuilt");
-                    }
-                },
+                Err(Error::InstanceNotFound(_)) => missing.push(found),
                 Ok(record) if record.stamp != found.stamp => {
                     tracing::warn!(tier = self.tier, framedb_id = %id,
                         recorded = %record.stamp, running = %found.stamp,
@@ -528,6 +527,9 @@ impl ProvisioningService {
                 }
             }
         }
+        let (rebuilt, failed) = self.rebuild(missing).await;
+        repairs.rebuilt += rebuilt;
+        repairs.failed += failed;
         Ok(repairs)
     }
 
@@ -591,14 +593,20 @@ impl ProvisioningService {
     /// when the record has gone `Deleting` or away by the time it ends.
     async fn restore(&self, record: &InstanceRecord, port: u16) -> Result<bool> {
         let id = &record.framedb_id;
-        let still_live = |current: Result<InstanceRecord>| match current {
-            Ok(current) => Ok(current.stamp == record.stamp
-                && current.port == Some(port)
-                && current.status != InstanceStatus::Deleting),
-            Err(Error::InstanceNotFound(_)) => Ok(false),
-            Err(error) => Err(error),
+        // The record as it is now, if it is still this live instance's.
+        let current = || async {
+            match self.registry.get(id).await {
+                Ok(current) if current.stamp == record.stamp => Ok(Some(current)),
+                Ok(_) | Err(Error::InstanceNotFound(_)) => Ok(None),
+                Err(error) => Err(error),
+            }
         };
-        if !still_live(self.registry.get(id).await)? {
+        let live = |current: &Option<InstanceRecord>| {
+            current.as_ref().is_some_and(|current| {
+                current.port == Some(port) && current.status != InstanceStatus::Deleting
+            })
+        };
+        if !live(&current().await?) {
             return Ok(false);
         }
         self.check_fence(id, &record.cluster_id, &record.stamp)
@@ -608,16 +616,119 @@ impl ProvisioningService {
             .check_fence(id, &record.cluster_id, &record.stamp)
             .await
             .is_err();
-        if fenced || !still_live(self.registry.get(id).await)? {
-            // The delete that overtook this repair may have purged; keeping the volume of
-            // a `Retain` instance is the side that loses nothing.
-            let removal = Removal::of(record.deletion_policy, false);
+        let after = current().await?;
+        if fenced || !live(&after) {
+            // A delete overtook this repair: what it made goes as that delete asked when
+            // its record still says so; otherwise keeping the volume of a `Retain`
+            // instance is the side that loses nothing.
+            let removal = after
+                .and_then(|deleting| deleting.removal)
+                .unwrap_or_else(|| Removal::of(record.deletion_policy, false));
             self.deployer
                 .undeploy(&record.cluster_id, id, &record.stamp, removal)
                 .await?;
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Records again the instances of `missing` (found running without a record), and
+    /// returns how many it recorded and how many it could not check or record.
+    ///
+    /// `missing` comes from an inventory read at the start of the pass, and a delete (or a
+    /// failed create's undo) that finished since removed the objects, then the record: its
+    /// instance must not come back as a record without objects, which would also refuse
+    /// a create of its id. So the cluster is read again just before the inserts (only what
+    /// still runs is recorded), and once more after them, to withdraw a record whose
+    /// objects a delete removed in between: such a delete removed them before the insert
+    /// could succeed, so that read no longer sees them; a delete that begins after the
+    /// insert finds the record and removes it as usual.
+    async fn rebuild(&self, missing: Vec<InstanceRecord>) -> (usize, usize) {
+        let mut by_cluster: BTreeMap<ClusterId, Vec<InstanceRecord>> = BTreeMap::new();
+        for record in missing {
+            by_cluster
+                .entry(record.cluster_id.clone())
+                .or_default()
+                .push(record);
+        }
+        let (mut kept, mut failed) = (0, 0);
+        for (cluster, records) in by_cluster {
+            let runs = |found: &[InstanceRecord], record: &InstanceRecord| {
+                found
+                    .iter()
+                    .any(|f| f.framedb_id == record.framedb_id && f.stamp == record.stamp)
+            };
+            let unread = |error: &Error| {
+                tracing::warn!(tier = self.tier, cluster_id = %cluster, error = %Chain(error),
+                    "reconcile: the cluster's instances could not be read again to record them");
+            };
+            let before = match self.deployer.inventory(&cluster).await {
+                Ok(found) => found,
+                Err(error) => {
+                    unread(&error);
+                    failed += 1;
+                    continue;
+                }
+            };
+            let mut inserted = Vec::new();
+            for record in records.into_iter().filter(|r| runs(&before, r)) {
+                match self.registry.insert(&record).await {
+                    Ok(()) => inserted.push(record),
+                    // Recorded meanwhile (a create of it, or another replica's pass).
+                    Err(Error::AlreadyExists(_)) => {}
+                    Err(error) => {
+                        failed += 1;
+                        tracing::warn!(tier = self.tier, framedb_id = %record.framedb_id,
+                            error = %Chain(&error),
+                            "reconcile: a running instance's record could not be rebuilt");
+                    }
+                }
+            }
+            if inserted.is_empty() {
+                continue;
+            }
+            // Unread, nothing can be confirmed: the records are withdrawn, and a later pass
+            // records again what still runs.
+            let after = match self.deployer.inventory(&cluster).await {
+                Ok(found) => found,
+                Err(error) => {
+                    unread(&error);
+                    failed += 1;
+                    Vec::new()
+                }
+            };
+            for record in inserted {
+                let id = &record.framedb_id;
+                if runs(&after, &record) {
+                    kept += 1;
+                    tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %cluster,
+                        port = ?record.port,
+                        "reconcile: a running instance's record rebuilt from its cluster");
+                    continue;
+                }
+                // The rebuilt record, unless a delete of it has begun meanwhile (it finishes).
+                let withdrawn = match self.registry.get(id).await {
+                    Ok(current)
+                        if current.stamp == record.stamp
+                            && current.status != InstanceStatus::Deleting =>
+                    {
+                        self.registry
+                            .remove_stamped(id, &record.stamp)
+                            .await
+                            .map(drop)
+                    }
+                    Ok(_) | Err(Error::InstanceNotFound(_)) => Ok(()),
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = withdrawn {
+                    failed += 1;
+                    tracing::error!(tier = self.tier, framedb_id = %id, error = %Chain(&error),
+                        "reconcile: a record rebuilt for an instance that no longer runs \
+                         could not be withdrawn");
+                }
+            }
+        }
+        (kept, failed)
     }
 
     /// Settles one record a reconcile pass found unsettled, if it is due.
@@ -629,9 +740,18 @@ impl ProvisioningService {
         unread: &BTreeSet<ClusterId>,
     ) -> Result<Option<Settled>> {
         if record.status == InstanceStatus::Deleting {
-            let removal = Removal::of(record.deletion_policy, false);
-            self.delete_record(record, removal).await?;
-            return Ok(Some(Settled::Deleted));
+            // As the delete asked; a record from before removals were recorded, as its
+            // policy says.
+            let removal = record
+                .removal
+                .unwrap_or_else(|| Removal::of(record.deletion_policy, false));
+            // The record was read at the start of the pass: a delete that finished since
+            // (and perhaps a new create of the id) leaves nothing of it to settle.
+            return match self.delete_record(record, removal).await {
+                Ok(()) => Ok(Some(Settled::Deleted)),
+                Err(Error::InstanceNotFound(_)) => Ok(None),
+                Err(error) => Err(error),
+            };
         }
         let age =
             chrono::Utc::now().signed_duration_since(chrono::DateTime::from(record.created_at));
@@ -639,6 +759,16 @@ impl ProvisioningService {
             return Ok(None);
         }
         let id = &record.framedb_id;
+        // The record was read at the start of the pass: a delete of it may have begun
+        // since (its `Deleting` and its removal must stay), or finished.
+        match self.registry.get(id).await {
+            Ok(current)
+                if current.stamp == record.stamp
+                    && current.status == InstanceStatus::Provisioning
+                    && current.port.is_none() => {}
+            Ok(_) | Err(Error::InstanceNotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        }
         if let Some(found) = running.get(id).filter(|found| found.stamp == record.stamp) {
             self.registry
                 .update_deployment(id, found.port, InstanceStatus::Provisioning)
@@ -649,14 +779,15 @@ impl ProvisioningService {
         }
         self.undo_create(record, true).await;
         match self.registry.get(id).await {
-            Err(Error::InstanceNotFound(_)) => {
+            Ok(current) if current.stamp == record.stamp => Err(Error::Internal(
+                "the undo of a dead create left its record".into(),
+            )),
+            // Gone, or a new create's record of the id.
+            Ok(_) | Err(Error::InstanceNotFound(_)) => {
                 tracing::info!(tier = self.tier, framedb_id = %id,
                     "reconcile: a create that died before deploying was undone");
                 Ok(Some(Settled::Undone))
             }
-            Ok(_) => Err(Error::Internal(
-                "the undo of a dead create left its record".into(),
-            )),
             Err(error) => Err(error),
         }
     }

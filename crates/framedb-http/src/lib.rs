@@ -15,4 +15,4 @@ pub mod tls;
 pub mod wire;
 
 pub use error::ApiError;
-pub use startup::{Adapters, App, Clusters, Running, StartError};
+pub use startup::{Adapters, App, Clusters, ReconcileCount, Running, StartError};

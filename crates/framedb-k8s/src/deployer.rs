@@ -227,7 +227,11 @@ impl ClusterDeployer for KubeFleet {
         let policies = self.namespaced::<NetworkPolicy>(client);
         let claims = self.namespaced::<PersistentVolumeClaim>(client);
         let workloads = self.namespaced::<StatefulSet>(client);
-        let (credentials, (), claim, ()) = tokio::try_join!(
+        // All four run to their answers, even when one fails first: a write abandoned while
+        // in flight can still land after the create's undo has looked for its object, and
+        // leave behind an object that nothing records (a StatefulSet without its Service,
+        // which no inventory sees either).
+        let (credentials, policy, claim, workload) = tokio::join!(
             self.ensure_credentials(spec, client),
             async {
                 create_owned(
@@ -264,7 +268,8 @@ impl ClusterDeployer for KubeFleet {
                 .map(drop)
                 .map_err(|error| created_error::<StatefulSet>(cluster_name, id, error))
             },
-        )?;
+        );
+        let (credentials, (), claim, ()) = (credentials?, policy?, claim?, workload?);
         Ok(Deployed {
             credentials,
             reattached: claim == Taken::Reattached,
@@ -285,25 +290,30 @@ impl ClusterDeployer for KubeFleet {
         // The workload first, so nothing writes to the volume while it goes.
         let mut found = false;
         let workloads = self.namespaced::<StatefulSet>(client);
-        found |= remove_owned(&workloads, cluster, id, stamp, |_| false).await?;
+        found |= remove_owned(&workloads, cluster, id, stamp, removal, |_| false).await?;
         let services = self.namespaced::<Service>(client);
-        found |= remove_owned(&services, cluster, id, stamp, |_| false).await?;
+        found |= remove_owned(&services, cluster, id, stamp, removal, |_| false).await?;
         let policies = self.namespaced::<NetworkPolicy>(client);
-        found |= remove_owned(&policies, cluster, id, stamp, |_| false).await?;
+        found |= remove_owned(&policies, cluster, id, stamp, removal, |_| false).await?;
         // The volume and the credentials that open its data stay together.
         let secrets = self.namespaced::<Secret>(client);
-        found |= remove_owned(&secrets, cluster, &credentials_name(id), stamp, |object| {
-            keeps_volume(removal, object)
-        })
+        found |= remove_owned(
+            &secrets,
+            cluster,
+            &credentials_name(id),
+            stamp,
+            removal,
+            |object| keeps_volume(removal, object),
+        )
         .await?;
         let claims = self.namespaced::<PersistentVolumeClaim>(client);
-        found |= remove_owned(&claims, cluster, &claim, stamp, |object| {
+        found |= remove_owned(&claims, cluster, &claim, stamp, removal, |object| {
             keeps_volume(removal, object)
         })
         .await?;
         if matches!(self.layout.storage, crate::objects::Storage::Local { .. }) {
             let volumes = Api::<PersistentVolume>::all(client.clone());
-            found |= remove_owned(&volumes, cluster, &claim, stamp, |object| {
+            found |= remove_owned(&volumes, cluster, &claim, stamp, removal, |object| {
                 keeps_volume(removal, object)
             })
             .await?;

@@ -69,6 +69,12 @@ pub(crate) fn is_already_exists(error: &kube::Error) -> bool {
     api_status(error).is_some_and(|s| s.is_already_exists())
 }
 
+/// Whether the API answered 409 Conflict: a write guarded by a resourceVersion met a
+/// newer version of the object (read it again and decide again).
+pub(crate) fn is_conflict(error: &kube::Error) -> bool {
+    api_status(error).is_some_and(|s| s.code == 409 && s.reason == "Conflict")
+}
+
 /// Whether the API refused a node port because another Service holds it: a 422 whose
 /// causes include `FieldValueInvalid` on `spec.ports[N].nodePort`, as the API server's
 /// node-port allocator answers, that is not [`port_range_refused`].

@@ -24,13 +24,19 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::apply::{FIELD_MANAGER, server_side_apply};
-use crate::error::{Error, Result, is_already_exists, is_not_found};
+use crate::error::{Error, Result, is_already_exists, is_conflict, is_not_found};
 use crate::objects::{RETAINED, annotations};
 
 /// How long a create waits, by default, for an object of its name that is being deleted
 /// to go: a pod's grace period is 30 seconds unless it says otherwise, and a claim it
 /// used goes when it does; the wait stays within a local service's call timeout.
 pub const DELETION_WAIT: Duration = Duration::from_secs(20);
+
+/// How many times a write guarded by the object's resourceVersion is tried, each time on
+/// the object read again: the cluster's controllers update volumes (binding, protection)
+/// and a concurrent removal of the same instance (a reconcile pass, a repeated delete)
+/// may write first. A conflict is a reason to look again, not a failure.
+const CONFLICT_ATTEMPTS: usize = 4;
 
 /// What [`create_owned`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,41 +288,66 @@ where
 
 /// Takes a retained object back for `spec`'s create: its stamp becomes the create's, and
 /// the stamp that retained it is kept, so that undoing the create retains it again. The
-/// object's resourceVersion guards the write against a concurrent one.
+/// object's resourceVersion guards the write against a concurrent one; after a conflict
+/// the object is read and checked again.
 async fn take_back<K>(api: &Api<K>, existing: &K, spec: &DeploymentSpec) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
-    let meta = existing.meta();
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": meta.resource_version,
-            "labels": { RETAINED: null },
-            "annotations": {
-                annotations::STAMP: spec.stamp.as_str(),
-                annotations::REATTACHED_FROM: stamp_of(meta),
-            },
-        }
-    });
-    api.patch(
-        &existing.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map(drop)
-    .map_err(|error| {
+    let name = existing.name_any();
+    let failed = |error| {
         Error::kube(
             spec.cluster_id.as_str(),
             format!("taking back {}", shown(existing)),
             error,
         )
-    })
+    };
+    let mut current = existing.clone();
+    for attempt in 1..=CONFLICT_ATTEMPTS {
+        let meta = current.meta();
+        let patch = json!({
+            "metadata": {
+                "resourceVersion": meta.resource_version,
+                "labels": { RETAINED: null },
+                "annotations": {
+                    annotations::STAMP: spec.stamp.as_str(),
+                    annotations::REATTACHED_FROM: stamp_of(meta),
+                },
+            }
+        });
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(error) if is_conflict(&error) && attempt < CONFLICT_ATTEMPTS => {
+                current = api.get(&name).await.map_err(failed)?;
+                let meta = current.meta();
+                if stamp_of(meta) == spec.stamp.as_str() && !is_retained(meta) {
+                    // This create's own repeated deploy took it back meanwhile.
+                    return Ok(());
+                }
+                if !is_retained(meta) {
+                    return Err(foreign(spec, &current, "was taken by another create"));
+                }
+                check_retained(&current, spec)?;
+            }
+            Err(error) => return Err(failed(error)),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
-/// Removes the object `name` if it carries `stamp` (and is not retained): deletes it, or,
+/// Removes the object `name` if it carries `stamp`, as `removal` says: deletes it, or,
 /// for a volume (`keep` true), marks it retained. Returns whether it carried the stamp.
+///
+/// An object of the stamp that is retained already is left as it is, but by a purge,
+/// which deletes it: a removal of the stamp that came first (a failed create's undo
+/// giving back the volume it took, a delete that retained the volume and then failed)
+/// must not leave behind a volume that a purge was asked to remove, and answer that it
+/// did. Never by another removal: a second undo of a create whose first one gave the
+/// volume back must not delete it.
 ///
 /// # Errors
 /// [`Error::Kube`] when the cluster refuses or cannot be reached.
@@ -325,56 +356,87 @@ pub(crate) async fn remove_owned<K>(
     cluster: &str,
     name: &str,
     stamp: &Stamp,
+    removal: Removal,
     keep: impl Fn(&K) -> bool,
 ) -> Result<bool>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
-    let existing = match api.get_opt(name).await {
-        Ok(Some(existing)) => existing,
-        Ok(None) => return Ok(false),
-        Err(error) => return Err(reading::<K>(cluster, name, error)),
-    };
-    let meta = existing.meta();
-    if stamp_of(meta) != stamp.as_str() || is_retained(meta) {
-        return Ok(false);
-    }
-    if meta.deletion_timestamp.is_some() {
-        // Already going (a removal run again while the object waits for its finalizers):
-        // a second delete would change nothing, and it can no longer be retained.
-        return Ok(true);
-    }
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    if keep(&existing) {
+    for attempt in 1..=CONFLICT_ATTEMPTS {
+        let existing = match api.get_opt(name).await {
+            Ok(Some(existing)) => existing,
+            Ok(None) => return Ok(false),
+            Err(error) => return Err(reading::<K>(cluster, name, error)),
+        };
+        let meta = existing.meta();
+        if stamp_of(meta) != stamp.as_str() || (is_retained(meta) && removal != Removal::Purge) {
+            return Ok(false);
+        }
+        if meta.deletion_timestamp.is_some() {
+            // Already going (a removal run again while the object waits for its
+            // finalizers): a second delete would change nothing, and it can no longer be
+            // retained.
+            return Ok(true);
+        }
+        if !keep(&existing) {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: meta.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::background()
+            };
+            match api.delete(name, &params).await {
+                Ok(_) => return Ok(true),
+                Err(error) if is_not_found(&error) => return Ok(true),
+                // Another object of the name (another uid) replaced it: look again.
+                Err(error) if is_conflict(&error) && attempt < CONFLICT_ATTEMPTS => continue,
+                Err(error) => {
+                    return Err(Error::kube(
+                        cluster,
+                        format!("deleting {kind} {name}"),
+                        error,
+                    ));
+                }
+            }
+        }
+        // An undo gives a volume it took back to the retention it came from, under the
+        // stamp of the delete that retained it: as if the failed create had never touched
+        // it (so that a purge of the failed create's record leaves it, as it leaves a
+        // retained volume that the create failed before taking back).
+        let owner = match (removal, annotation(meta, annotations::REATTACHED_FROM)) {
+            (Removal::Undo, Some(from)) => from,
+            _ => stamp.as_str(),
+        };
         let patch = json!({
             "metadata": {
                 "resourceVersion": meta.resource_version,
                 "labels": { RETAINED: "true" },
-                "annotations": { annotations::REATTACHED_FROM: null },
+                "annotations": {
+                    annotations::STAMP: owner,
+                    annotations::REATTACHED_FROM: null,
+                },
             }
         });
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|error| Error::kube(cluster, format!("retaining {kind} {name}"), error))?;
-        return Ok(true);
+        {
+            Ok(_) => return Ok(true),
+            // Changed since the read: read it again (it may be retained already).
+            Err(error) if is_conflict(&error) && attempt < CONFLICT_ATTEMPTS => {}
+            Err(error) => {
+                return Err(Error::kube(
+                    cluster,
+                    format!("retaining {kind} {name}"),
+                    error,
+                ));
+            }
+        }
     }
-    let params = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: meta.uid.clone(),
-            resource_version: None,
-        }),
-        ..DeleteParams::background()
-    };
-    match api.delete(name, &params).await {
-        Ok(_) => Ok(true),
-        Err(error) if is_not_found(&error) => Ok(true),
-        Err(error) => Err(Error::kube(
-            cluster,
-            format!("deleting {kind} {name}"),
-            error,
-        )),
-    }
+    unreachable!("the last attempt returns")
 }
 
 /// Whether `removal` keeps a volume (or its credentials) that `object` is.

@@ -1,7 +1,26 @@
-//! Fault injection (failed answers and added latency) and request accounting.
+//! Fault injection and request accounting.
 //!
-//! Random choices come from a small seeded PRNG so that a test that injects a 50 %
-//! failure rate sees the same sequence of failures on every run.
+//! Three kinds of fault can be injected into resource requests (not into discovery or
+//! `/version`), each on a share of the requests of a verb and resource:
+//!
+//! - **failed answers** ([`Faults::fail`]): an HTTP code and its Kubernetes `Status`
+//!   (500, 503, 429, ...), decided before the request touches any object, so an injected
+//!   failure has no side effect;
+//! - **latency** ([`Faults::delay`]): the request waits, then runs normally
+//!   ([`Faults::set_latency`] delays every request instead);
+//! - **dropped connections** ([`Faults::drop_connections`]): the connection is closed
+//!   without an answer, as a network that fails mid-request does; the client sees a
+//!   connection error, never a status. [`DropWhen::BeforeApply`] drops it before the
+//!   request runs (nothing happened); [`DropWhen::AfterApply`] runs the request first (a
+//!   write is applied, a read is read) and then drops it, so the client cannot tell
+//!   whether its write happened: the hard case a real network produces.
+//!
+//! Every matching rule takes its share of one draw per request, so the shares of the
+//! rules a request matches add up (20 % of errors and 10 % of dropped connections make
+//! 30 % of faulty requests, and no request gets two faults). The draws come from a small
+//! seeded PRNG, so a sequential test that injects a 50 % failure rate sees the same
+//! sequence of failures on every run. Every injected fault is counted by kind in the
+//! [`RequestStats`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,11 +109,65 @@ pub(crate) fn seed_from(name: &str) -> u64 {
     })
 }
 
+/// When a dropped connection is closed: before or after its request runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropWhen {
+    /// Before the request touches anything: nothing happened.
+    BeforeApply,
+    /// After the request ran (a write is applied), before its answer is sent.
+    AfterApply,
+}
+
+/// A kind of injected fault, as [`RequestStats::injected`] counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Injected {
+    /// A failed answer with this HTTP code.
+    Error(u16),
+    /// Added latency (of any length).
+    Latency,
+    /// A connection closed without an answer.
+    Dropped(DropWhen),
+}
+
+impl fmt::Display for Injected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Injected::Error(code) => write!(f, "error {code}"),
+            Injected::Latency => f.write_str("latency"),
+            Injected::Dropped(DropWhen::BeforeApply) => f.write_str("dropped before apply"),
+            Injected::Dropped(DropWhen::AfterApply) => f.write_str("dropped after apply"),
+        }
+    }
+}
+
+/// What an injected fault does to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Answer this HTTP code at once.
+    Fail(u16),
+    /// Wait this long, then run the request.
+    Delay(Duration),
+    /// Close the connection without an answer.
+    Drop(DropWhen),
+}
+
+impl Action {
+    /// The kind of fault it is; rules of the same verb, resource and kind replace each
+    /// other.
+    pub fn kind(self) -> Injected {
+        match self {
+            Action::Fail(code) => Injected::Error(code),
+            Action::Delay(_) => Injected::Latency,
+            Action::Drop(when) => Injected::Dropped(when),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Rule {
     verb: Verb,
     resource: Option<String>,
-    code: u16,
+    action: Action,
     share: f64,
 }
 
@@ -106,12 +179,12 @@ struct FaultState {
     rng: Rng,
 }
 
-/// Failures and latency to inject into the simulator's answers; see [`Simulator::faults`].
+/// Faults to inject into the simulator's answers (see the module docs); see
+/// [`Simulator::faults`].
 ///
-/// Failures apply to requests for resources (not to discovery or `/version`), are
-/// decided before the request touches any object (an injected failure has no side
-/// effect), and are drawn from a PRNG seeded per simulator, so a sequential test sees
-/// the same failures on every run.
+/// Faults apply to requests for resources (not to discovery or `/version`) and are drawn
+/// from a PRNG seeded per simulator, so a sequential test sees the same faults on every
+/// run.
 ///
 /// [`Simulator::faults`]: super::Simulator::faults
 #[derive(Debug)]
@@ -137,29 +210,52 @@ impl Faults {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Makes `share` (0.0 to 1.0) of the requests with `verb` on `resource` (a plural
-    /// such as `"services"`; `None` for every resource) fail with HTTP `code` and the
-    /// matching `Status` (500 InternalError, 503 ServiceUnavailable, 409 Conflict,
-    /// 429 TooManyRequests, ...).
-    ///
-    /// A rule for the same verb and resource replaces the earlier one; otherwise the
-    /// first matching rule, in the order they were added, decides.
-    pub fn fail(&self, verb: Verb, resource: Option<&str>, code: u16, share: f64) {
+    /// Adds a rule, or replaces the one of the same verb, resource and kind of fault.
+    fn add(&self, verb: Verb, resource: Option<&str>, action: Action, share: f64) {
         let rule = Rule {
             verb,
             resource: resource.map(str::to_string),
-            code,
+            action,
             share: share.clamp(0.0, 1.0),
         };
         let mut state = self.lock();
-        match state
-            .rules
-            .iter_mut()
-            .find(|r| r.verb == rule.verb && r.resource == rule.resource)
-        {
+        match state.rules.iter_mut().find(|r| {
+            r.verb == rule.verb
+                && r.resource == rule.resource
+                && r.action.kind() == rule.action.kind()
+        }) {
             Some(existing) => *existing = rule,
             None => state.rules.push(rule),
         }
+    }
+
+    /// Makes `share` (0.0 to 1.0) of the requests with `verb` on `resource` (a plural
+    /// such as `"services"`; `None` for every resource) fail with HTTP `code` and the
+    /// matching `Status` (500 InternalError, 503 ServiceUnavailable, 409 Conflict,
+    /// 429 TooManyRequests, ...), before they touch anything.
+    ///
+    /// A rule for the same verb, resource and code replaces the earlier one; the shares
+    /// of the rules a request matches add up (see the module docs).
+    pub fn fail(&self, verb: Verb, resource: Option<&str>, code: u16, share: f64) {
+        self.add(verb, resource, Action::Fail(code), share);
+    }
+
+    /// Delays `share` of the requests with `verb` on `resource` by `latency` (on top of
+    /// the latency every request gets); they then run normally.
+    ///
+    /// A rule for the same verb and resource replaces the earlier delay rule.
+    pub fn delay(&self, verb: Verb, resource: Option<&str>, latency: Duration, share: f64) {
+        self.add(verb, resource, Action::Delay(latency), share);
+    }
+
+    /// Closes the connection of `share` of the requests with `verb` on `resource`
+    /// without an answer: `when` says whether the request ran first (see [`DropWhen`]).
+    /// The client sees a connection error (the connection closed before the message
+    /// completed).
+    ///
+    /// A rule for the same verb, resource and `when` replaces the earlier one.
+    pub fn drop_connections(&self, verb: Verb, resource: Option<&str>, when: DropWhen, share: f64) {
+        self.add(verb, resource, Action::Drop(when), share);
     }
 
     /// Adds `latency` to every request from now on (replacing the configured latency).
@@ -167,7 +263,7 @@ impl Faults {
         self.lock().latency = latency;
     }
 
-    /// Removes every failure rule and restores the latency of the [`SimConfig`].
+    /// Removes every rule and restores the latency of the [`SimConfig`].
     ///
     /// [`SimConfig`]: super::SimConfig
     pub fn clear(&self) {
@@ -180,36 +276,68 @@ impl Faults {
         self.lock().latency
     }
 
-    /// The HTTP code to fail this request with, if a rule says so.
-    pub(crate) fn decide(&self, verb: Verb, resource: &str) -> Option<u16> {
+    /// The fault to inject into this request, if a rule draws one.
+    pub(crate) fn decide(&self, verb: Verb, resource: &str) -> Option<Action> {
         let mut state = self.lock();
-        let rule = state
+        // One draw per request that any rule matches, even for shares of 0 and 1, keeps
+        // the sequence independent of the shares.
+        if !state.rules.iter().any(|r| r.matches(verb, resource)) {
+            return None;
+        }
+        let draw = state.rng.next_f64();
+        let mut upto = 0.0;
+        state
             .rules
             .iter()
-            .find(|r| {
-                r.verb.covers(verb) && r.resource.as_deref().is_none_or(|res| res == resource)
-            })?
-            .clone();
-        // Drawing even for shares of 0 and 1 keeps the sequence independent of the rules.
-        let draw = state.rng.next_f64();
-        (draw < rule.share).then_some(rule.code)
+            .filter(|r| r.matches(verb, resource))
+            .find_map(|rule| {
+                upto += rule.share;
+                (draw < upto).then_some(rule.action)
+            })
+    }
+}
+
+impl Rule {
+    fn matches(&self, verb: Verb, resource: &str) -> bool {
+        self.verb.covers(verb) && self.resource.as_deref().is_none_or(|res| res == resource)
     }
 }
 
 /// Counts of the requests a simulator has served, by verb and resource; a snapshot
 /// taken by [`Simulator::requests`](super::Simulator::requests).
 ///
-/// Requests that an injected fault failed are counted too. Discovery requests
-/// (`/api`, `/apis/...`, `/version`) are counted apart, in [`RequestStats::discovery`].
+/// Requests that an injected fault failed are counted too, and every injected fault is
+/// counted by kind ([`RequestStats::injected`]). Discovery requests (`/api`,
+/// `/apis/...`, `/version`) are counted apart, in [`RequestStats::discovery`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RequestStats {
     counts: BTreeMap<(Verb, String), u64>,
+    faults: BTreeMap<Injected, u64>,
     discovery: u64,
 }
 
 impl RequestStats {
     pub(crate) fn record(&mut self, verb: Verb, resource: &str) {
         *self.counts.entry((verb, resource.to_string())).or_default() += 1;
+    }
+
+    pub(crate) fn record_fault(&mut self, kind: Injected) {
+        *self.faults.entry(kind).or_default() += 1;
+    }
+
+    /// The faults of `kind` injected so far.
+    pub fn injected(&self, kind: Injected) -> u64 {
+        self.faults.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// Every kind of fault injected at least once, with its count, sorted.
+    pub fn faults(&self) -> impl Iterator<Item = (Injected, u64)> + '_ {
+        self.faults.iter().map(|(kind, n)| (*kind, *n))
+    }
+
+    /// All injected faults.
+    pub fn faults_total(&self) -> u64 {
+        self.faults.values().sum()
     }
 
     pub(crate) fn record_discovery(&mut self) {
@@ -250,8 +378,17 @@ impl RequestStats {
                 (delta > 0).then(|| (key.clone(), delta))
             })
             .collect();
+        let faults = self
+            .faults
+            .iter()
+            .filter_map(|(kind, n)| {
+                let delta = n.saturating_sub(earlier.injected(*kind));
+                (delta > 0).then_some((*kind, delta))
+            })
+            .collect();
         RequestStats {
             counts,
+            faults,
             discovery: self.discovery.saturating_sub(earlier.discovery),
         }
     }
@@ -262,6 +399,12 @@ impl fmt::Display for RequestStats {
         write!(f, "{} requests", self.total())?;
         for (verb, resource, n) in self.iter() {
             write!(f, ", {verb} {resource}: {n}")?;
+        }
+        if !self.faults.is_empty() {
+            write!(f, "; {} faults injected", self.faults_total())?;
+            for (kind, n) in self.faults() {
+                write!(f, ", {kind}: {n}")?;
+            }
         }
         Ok(())
     }
@@ -281,5 +424,35 @@ mod tests {
         assert!((2_700..3_300).contains(&failed), "{failed}");
         assert_eq!(faults.decide(Verb::List, "pods"), None);
         assert_eq!(faults.decide(Verb::Get, "services"), None);
+    }
+
+    #[test]
+    fn the_shares_of_matching_rules_add_up_and_each_kind_gets_its_own() {
+        let faults = Faults::new(seed_from("mix"), Duration::ZERO);
+        faults.fail(Verb::Any, None, 500, 0.1);
+        faults.fail(Verb::Any, None, 503, 0.1);
+        faults.delay(Verb::Any, None, Duration::from_millis(5), 0.1);
+        faults.drop_connections(Verb::Create, None, DropWhen::BeforeApply, 0.1);
+        faults.drop_connections(Verb::Create, None, DropWhen::AfterApply, 0.1);
+        // The same kind replaces: this 500 rule is the one above.
+        faults.fail(Verb::Any, None, 500, 0.1);
+        let mut seen: BTreeMap<Injected, u32> = BTreeMap::new();
+        let mut clean = 0;
+        for _ in 0..10_000 {
+            match faults.decide(Verb::Create, "services") {
+                Some(action) => *seen.entry(action.kind()).or_default() += 1,
+                None => clean += 1,
+            }
+        }
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        for (kind, n) in &seen {
+            assert!((850..1_150).contains(n), "{kind}: {n}");
+        }
+        assert!((4_700..5_300).contains(&clean), "{clean}");
+        // Reads match only the rules of every verb.
+        let reads = (0..10_000)
+            .filter(|_| faults.decide(Verb::Get, "pods").is_some())
+            .count();
+        assert!((2_700..3_300).contains(&reads), "{reads}");
     }
 }

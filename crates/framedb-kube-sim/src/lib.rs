@@ -7,7 +7,8 @@
 //! (404, 409, 422 for a taken node port, ...), deletes as a real cluster does (see
 //! [Deletion](#deletion)), runs
 //! StatefulSets and Deployments as pods scheduled onto simulated nodes by node selector,
-//! binds volume claims, and can inject failures and latency ([`Faults`]).
+//! binds volume claims, and can inject failed answers, latency and dropped connections
+//! ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
@@ -61,9 +62,9 @@
 //!    `termination`'s controllers.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
-//! 10. `routes` (the HTTP face) uses `watch`, `shared`, `store` (and the controllers
-//!     through `State`), `discovery`, `table`, `faults`, `resources`, `selectors` and
-//!     `status`.
+//! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `watch`,
+//!     `shared`, `store` (and the controllers through `State`), `discovery`, `table`,
+//!     `faults`, `resources`, `selectors` and `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
 //!     `State`), `admission`, `faults`, `resources` and `services` (the default node-port
 //!     range); `fleet` uses `simulator`.
@@ -172,7 +173,7 @@ mod table;
 mod termination;
 mod watch;
 
-pub use faults::{Faults, RequestStats, Verb};
+pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
 pub use simulator::{SimConfig, SimNode, Simulator};

@@ -1,6 +1,7 @@
 //! The HTTP face of the simulator: maps Kubernetes URL shapes and verbs onto the store,
 //! adds latency and injected faults, counts requests, and answers in JSON (objects,
-//! lists, `Table`s or `Status` failures).
+//! lists, `Table`s or `Status` failures); and the accept loop that serves it, which can
+//! close a connection without an answer (an injected dropped connection).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::discovery;
-use super::faults::Verb;
+use super::faults::{Action, DropWhen, Verb};
 use super::openapi;
 use super::resources::{
     DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, key, scalable,
@@ -32,6 +33,82 @@ use super::watch;
 /// to take apart by hand than to spell as route patterns.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
+}
+
+/// Marks a response that must not be sent: the accept loop closes its connection instead.
+#[derive(Clone, Copy, Debug)]
+struct DropConnection;
+
+/// What a connection's service fails with to make hyper close it without an answer.
+#[derive(Debug)]
+struct ConnectionDropped;
+
+impl std::fmt::Display for ConnectionDropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for ConnectionDropped {}
+
+/// A response that closes its connection unanswered.
+fn dropped() -> Response {
+    let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    response.extensions_mut().insert(DropConnection);
+    response
+}
+
+/// Serves `router` on `listener` until `stop` resolves, then lets requests in flight
+/// finish. `axum::serve` cannot fail a request's connection: here a response marked
+/// [`DropConnection`] becomes an error of the connection's service, on which hyper closes
+/// the connection without writing anything, as a dropped connection looks to a client.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt as _;
+
+    let http = hyper::server::conn::http1::Builder::new();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "the Kubernetes simulator cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                async move {
+                    let response = router
+                        .oneshot(request.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|never| match never {});
+                    if response.extensions().get::<DropConnection>().is_some() {
+                        return Err(ConnectionDropped);
+                    }
+                    Ok(response)
+                }
+            },
+        );
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A dropped or broken connection ends itself only.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// A request for resources.
@@ -144,7 +221,7 @@ async fn handle(
     let path = uri.path();
     let response = match route(path) {
         Route::Resource(target) => {
-            resource_request(&shared, &method, &uri, &headers, &body, target)
+            resource_request(&shared, &method, &uri, &headers, &body, target).await
         }
         Route::Unknown => error_response(&ApiError::path_not_found(path)),
         _ if method != Method::GET => error_response(&ApiError::method_not_allowed(format!(
@@ -185,7 +262,7 @@ fn verb_of(method: &Method, target: &Target, query: &HashMap<String, String>) ->
     })
 }
 
-fn resource_request(
+async fn resource_request(
     shared: &Arc<Shared>,
     method: &Method,
     uri: &Uri,
@@ -201,25 +278,38 @@ fn resource_request(
         )));
     };
     shared.stats().record(verb, target.res.plural);
-    if let Some(code) = shared.faults.decide(verb, target.res.plural) {
-        return error_response(&ApiError::injected(code));
+    let fault = shared.faults.decide(verb, target.res.plural);
+    if let Some(fault) = fault {
+        shared.stats().record_fault(fault.kind());
     }
-    if verb == Verb::Watch {
-        return watch::start(shared, target.res, target.namespace, &query)
-            .unwrap_or_else(|err| error_response(&err));
+    match fault {
+        Some(Action::Fail(code)) => return error_response(&ApiError::injected(code)),
+        Some(Action::Drop(DropWhen::BeforeApply)) => return dropped(),
+        Some(Action::Delay(latency)) => tokio::time::sleep(latency).await,
+        Some(Action::Drop(DropWhen::AfterApply)) | None => {}
     }
-    let request = Request {
-        verb,
-        target,
-        query,
-        content_type: header(headers, CONTENT_TYPE.as_str()),
-        accept: header(headers, ACCEPT.as_str()),
-        body,
+    let response = if verb == Verb::Watch {
+        watch::start(shared, target.res, target.namespace, &query)
+            .unwrap_or_else(|err| error_response(&err))
+    } else {
+        let request = Request {
+            verb,
+            target,
+            query,
+            content_type: header(headers, CONTENT_TYPE.as_str()),
+            accept: header(headers, ACCEPT.as_str()),
+            body,
+        };
+        match request.run(shared) {
+            Ok((code, value)) => json_response(code, &value),
+            Err(err) => error_response(&err),
+        }
     };
-    match request.run(shared) {
-        Ok((code, value)) => json_response(code, &value),
-        Err(err) => error_response(&err),
+    // The request ran (a write is in the store), and its client never learns it.
+    if fault == Some(Action::Drop(DropWhen::AfterApply)) {
+        return dropped();
     }
+    response
 }
 
 fn header(headers: &HeaderMap, name: &str) -> String {

@@ -203,14 +203,9 @@ impl Simulator {
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = routes::router(shared.clone());
-        let server = tokio::spawn(async move {
-            let serving = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serving.await {
-                tracing::warn!(error = %e, "Kubernetes simulator stopped serving");
-            }
-        });
+        let server = tokio::spawn(routes::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
         let ticker = tokio::spawn(tick(Arc::downgrade(&shared)));
         tracing::debug!(cluster = %config.name, %addr, "Kubernetes simulator started");
         Ok(Simulator {

@@ -101,6 +101,9 @@ pub(crate) fn record_to_document(record: &InstanceRecord) -> Document {
     document.insert("stamp", record.stamp.as_str());
     document.insert("port", port_to_bson(record.port));
     document.insert("status", record.status.as_str());
+    if let Some(removal) = record.removal {
+        document.insert("removal", removal.as_str());
+    }
     document.insert("created_at", record.created_at.to_string());
     document.insert("updated_at", record.updated_at.to_string());
     document

@@ -11,7 +11,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use framedb_core::{FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Query, Timestamp};
+use framedb_core::{
+    FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Query, Removal, Stamp, Timestamp,
+};
 use mongodb::bson::{Document, doc};
 use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
@@ -197,6 +199,41 @@ impl MongoRegistry {
         Ok(result.matched_count > 0)
     }
 
+    /// Whether a record had this id and stamp (`mark_deleting`'s write).
+    async fn set_deleting(&self, id: &FramedbId, stamp: &Stamp, removal: Removal) -> Result<bool> {
+        let operation = "marking an instance deleting";
+        let update = doc! {
+            "$set": {
+                "status": InstanceStatus::Deleting.as_str(),
+                "removal": removal.as_str(),
+                "updated_at": Timestamp::now().to_string(),
+            }
+        };
+        let result = self
+            .bounded(operation, async {
+                self.collection
+                    .update_one(by_id_and_stamp(id, stamp), update)
+                    .await
+                    .map_err(|source| Error::driver(operation, source))
+            })
+            .await?;
+        Ok(result.matched_count > 0)
+    }
+
+    /// Whether a record had this id and stamp (`remove_stamped`'s write).
+    async fn delete_stamped_record(&self, id: &FramedbId, stamp: &Stamp) -> Result<bool> {
+        let operation = "removing an instance record";
+        let result = self
+            .bounded(operation, async {
+                self.collection
+                    .delete_one(by_id_and_stamp(id, stamp))
+                    .await
+                    .map_err(|source| Error::driver(operation, source))
+            })
+            .await?;
+        Ok(result.deleted_count > 0)
+    }
+
     async fn find_record(&self, id: &FramedbId) -> Result<Option<InstanceRecord>> {
         let operation = "reading an instance record";
         let document = self
@@ -285,6 +322,17 @@ fn by_id(id: &FramedbId) -> Document {
     doc! { "framedb_id": { "$eq": id.as_str() } }
 }
 
+/// The filter of one record, if the create stamped `stamp` made it (a record from before
+/// stamps may have no stamp field: the empty stamp matches it).
+fn by_id_and_stamp(id: &FramedbId, stamp: &Stamp) -> Document {
+    let stamp = if stamp.is_unstamped() {
+        doc! { "$in": ["", null] }
+    } else {
+        doc! { "$eq": stamp.as_str() }
+    };
+    doc! { "framedb_id": { "$eq": id.as_str() }, "stamp": stamp }
+}
+
 /// The driver's reason for refusing `uri`, unless it quotes any part of the user-info.
 fn scrubbed_reason(uri: &str, reason: &str) -> String {
     let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
@@ -319,6 +367,19 @@ impl InstanceRegistry for MongoRegistry {
         }
     }
 
+    async fn mark_deleting(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> framedb_core::Result<()> {
+        if self.set_deleting(id, stamp, removal).await? {
+            Ok(())
+        } else {
+            Err(framedb_core::Error::InstanceNotFound(id.clone()))
+        }
+    }
+
     async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
         self.find_record(id)
             .await?
@@ -327,6 +388,10 @@ impl InstanceRegistry for MongoRegistry {
 
     async fn remove(&self, id: &FramedbId) -> framedb_core::Result<bool> {
         Ok(self.delete_record(id).await?)
+    }
+
+    async fn remove_stamped(&self, id: &FramedbId, stamp: &Stamp) -> framedb_core::Result<bool> {
+        Ok(self.delete_stamped_record(id, stamp).await?)
     }
 
     async fn find(&self, query: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {

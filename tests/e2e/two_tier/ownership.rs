@@ -544,3 +544,52 @@ async fn a_volume_made_with_kubectl_is_never_taken_by_a_create_of_its_name() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_delayed_past_the_global_s_timeout_ends_in_neither_tier_nor_cluster() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    // The global waits one second for a local service.
+    let mut topology = Topology::start(
+        "late-put",
+        Duration::ZERO,
+        registries,
+        Duration::from_secs(1),
+    )
+    .await;
+    // cluster-01's service gets each deploy three seconds late.
+    topology.stop_local(0).await;
+    topology.locals[0].put_delay = Duration::from_secs(3);
+    topology.restart_local(0).await;
+
+    let (status, body) = topology.create("late", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"], "timeout", "{body}");
+    // The global undid the create at once; the deploy lands after that, and is refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while topology.locals[0]
+        .puts_done
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late deploy never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing of it is anywhere (and a reconcile pass has nothing to rebuild from).
+    assert!(topology.assert_consistent().await.is_empty(), "in neither");
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    assert!(names::<StatefulSet>(&client).await.is_empty());
+    assert!(names::<Service>(&client).await.is_empty());
+    assert!(topology.claim_uid("late-data").await.is_none());
+
+    // The id is free again: a create without delays makes it, on both tiers.
+    topology.stop_local(0).await;
+    topology.locals[0].put_delay = Duration::ZERO;
+    topology.restart_local(0).await;
+    let (status, body) = topology.create("late", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(topology.assert_consistent().await.len(), 1);
+}

@@ -22,6 +22,7 @@ fn record(id: &str, metadata: Value) -> InstanceRecord {
         stamp: crate::types::Stamp::unstamped(),
         port: Some(30900),
         status: InstanceStatus::Running,
+        removal: None,
         created_at: at(1_700_000_000),
         updated_at: at(1_700_000_000),
     }

@@ -49,8 +49,8 @@ struct Volume {
     credentials: Credentials,
     /// Kept by a deleted instance's `Retain` policy, for a create of the same id.
     retained: bool,
-    /// Taken back by its current stamp from a retained one.
-    reattached: bool,
+    /// Taken back by its current stamp from the one that retained it.
+    reattached_from: Option<Stamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,13 +211,13 @@ impl ClusterDeployer for InMemoryFleet {
         // keeps the password its data was made with.
         if let Some(volume) = state.volumes.get_mut(id) {
             if reattach {
-                volume.stamp = spec.stamp.clone();
+                let from = std::mem::replace(&mut volume.stamp, spec.stamp.clone());
                 volume.retained = false;
-                volume.reattached = true;
+                volume.reattached_from = Some(from);
             }
             return Ok(Deployed {
                 credentials: volume.credentials.clone(),
-                reattached: volume.reattached,
+                reattached: volume.reattached_from.is_some(),
             });
         }
         let credentials = Credentials::generate()?;
@@ -228,7 +228,7 @@ impl ClusterDeployer for InMemoryFleet {
                 node: spec.node_id.clone(),
                 credentials: credentials.clone(),
                 retained: false,
-                reattached: false,
+                reattached_from: None,
             },
         );
         Ok(Deployed {
@@ -255,19 +255,25 @@ impl ClusterDeployer for InMemoryFleet {
             state.services.remove(&workload.spec.port);
             found = true;
         }
+        // A volume of the stamp retained already stays so, but for a purge (as the
+        // Kubernetes deployer does).
         if let Some(volume) = state.volumes.get_mut(id)
             && volume.stamp == *stamp
-            && !volume.retained
+            && (!volume.retained || removal == Removal::Purge)
         {
             found = true;
             let keep = match removal {
                 Removal::Purge => false,
                 Removal::Retain => true,
-                Removal::Undo => volume.reattached,
+                Removal::Undo => volume.reattached_from.is_some(),
             };
             if keep {
                 volume.retained = true;
-                volume.reattached = false;
+                // An undo gives the volume back under the stamp that retained it.
+                if let (Removal::Undo, Some(from)) = (removal, volume.reattached_from.take()) {
+                    volume.stamp = from;
+                }
+                volume.reattached_from = None;
             } else {
                 state.volumes.remove(id);
             }

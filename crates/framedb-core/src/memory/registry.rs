@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::filter::Query;
 use crate::ports::InstanceRegistry;
-use crate::types::{FramedbId, InstanceRecord, InstanceStatus, Timestamp};
+use crate::types::{FramedbId, InstanceRecord, InstanceStatus, Removal, Stamp, Timestamp};
 
 /// An `InstanceRegistry` in a map. Never fails except on a missing or duplicate id.
 #[derive(Debug, Default)]
@@ -102,6 +102,24 @@ impl InstanceRegistry for InMemoryRegistry {
         Ok(())
     }
 
+    async fn mark_deleting(&self, id: &FramedbId, stamp: &Stamp, removal: Removal) -> Result<()> {
+        let mut records = self.write();
+        if records
+            .get(id.as_str())
+            .is_none_or(|keyed| keyed.0.stamp != *stamp)
+        {
+            return Err(Error::InstanceNotFound(id.clone()));
+        }
+        let Keyed(mut record) = records
+            .take(id.as_str())
+            .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
+        record.status = InstanceStatus::Deleting;
+        record.removal = Some(removal);
+        record.updated_at = Timestamp::now();
+        records.insert(Keyed(record));
+        Ok(())
+    }
+
     async fn get(&self, id: &FramedbId) -> Result<InstanceRecord> {
         self.read()
             .get(id.as_str())
@@ -111,6 +129,17 @@ impl InstanceRegistry for InMemoryRegistry {
 
     async fn remove(&self, id: &FramedbId) -> Result<bool> {
         Ok(self.write().remove(id.as_str()))
+    }
+
+    async fn remove_stamped(&self, id: &FramedbId, stamp: &Stamp) -> Result<bool> {
+        let mut records = self.write();
+        if records
+            .get(id.as_str())
+            .is_some_and(|keyed| keyed.0.stamp == *stamp)
+        {
+            return Ok(records.remove(id.as_str()));
+        }
+        Ok(false)
     }
 
     async fn find(&self, query: &Query) -> Result<Vec<InstanceRecord>> {

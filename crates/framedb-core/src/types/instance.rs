@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterId, DeletionPolicy, FramedbId, Metadata, NodeId, Stamp, StorageSize};
+use super::{ClusterId, DeletionPolicy, FramedbId, Metadata, NodeId, Removal, Stamp, StorageSize};
 
 /// The node ports that persistent instances get (docs/architecture.md, "Port allocation").
 pub const PORT_RANGE: RangeInclusive<u16> = 30900..=30999;
@@ -174,6 +174,12 @@ pub struct InstanceRecord {
     pub port: Option<u16>,
     /// The last recorded status.
     pub status: InstanceStatus,
+    /// With status `Deleting`: how the delete under way removes the instance's objects,
+    /// so that whoever finishes it (a repeated delete, a reconcile pass) removes them as
+    /// it was asked (a purge stays a purge, an undo an undo). Absent otherwise, and in
+    /// records from before it existed (the deletion policy decides then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<Removal>,
     /// When it was registered.
     pub created_at: Timestamp,
     /// When the record last changed.
@@ -194,6 +200,7 @@ impl InstanceRecord {
             stamp,
             port: None,
             status: InstanceStatus::Provisioning,
+            removal: None,
             created_at: now,
             updated_at: now,
         }

@@ -154,7 +154,8 @@ impl fmt::Display for DeletionPolicy {
 }
 
 /// What a removal of an instance's objects keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Removal {
     /// Everything of the instance goes, volume included.
     Purge,

@@ -8,7 +8,7 @@ use framedb_core::{
     ClusterDeployer, Error, InstanceRegistry, InstanceStatus, PortAllocator, ProvisioningService,
     Removal, Stamp,
 };
-use mockall::predicate::eq;
+use mockall::predicate::{always, eq};
 
 use super::{cluster, id, in_memory, request};
 
@@ -58,10 +58,10 @@ async fn a_registry_failure_after_the_deploy_undoes_the_deployment() {
         .times(1)
         .returning(|_, _, _| Err(Error::Unavailable("the registry cannot be reached".into())));
     registry
-        .expect_remove()
-        .with(eq(id("tidb-001")))
+        .expect_remove_stamped()
+        .with(eq(id("tidb-001")), always())
         .times(1)
-        .returning(|_| Ok(true));
+        .returning(|_, _| Ok(true));
     let service = ProvisioningService::new(Arc::new(registry), fleet.clone(), fleet.clone());
 
     let error = service.create(request("tidb-001")).await.unwrap_err();

@@ -4,6 +4,7 @@
 mod compensation;
 mod concurrency;
 mod credentials;
+mod faults;
 mod ownership;
 mod reads;
 

@@ -160,6 +160,7 @@ impl App {
             beside,
             keep,
             reconciler: Reconciler::of(&reconciled, &settings.serve, "global", fleet, lease),
+            reconciles: super::ReconcileCount::default(),
         })
     }
 }

@@ -78,6 +78,7 @@ impl App {
             beside: Vec::new(),
             keep: None,
             reconciler,
+            reconciles: super::ReconcileCount::default(),
         })
     }
 }

@@ -124,6 +124,24 @@ pub struct App {
     keep: Option<Box<dyn Send>>,
     /// The reconcile passes it runs while it serves, and how often.
     reconciler: Option<Reconciler>,
+    /// How many of them have run.
+    reconciles: ReconcileCount,
+}
+
+/// How many reconcile passes a service has finished (whatever they found), shared with
+/// whoever wants to watch it: a test waiting for passes, a probe.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileCount(Arc<std::sync::atomic::AtomicU64>);
+
+impl ReconcileCount {
+    /// The passes finished so far.
+    pub fn passes(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn finished_one(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Reconcile passes of one service's registry, every `every` and once at start-up.
@@ -182,8 +200,8 @@ impl Reconciler {
         })
     }
 
-    /// Runs the passes until `stopping` turns true.
-    async fn run(self, mut stopping: watch::Receiver<bool>) {
+    /// Runs the passes until `stopping` turns true, counting them in `count`.
+    async fn run(self, mut stopping: watch::Receiver<bool>, count: ReconcileCount) {
         let mut ticks = tokio::time::interval(self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -193,6 +211,7 @@ impl Reconciler {
             }
             if self.holds_lease().await {
                 self.pass().await;
+                count.finished_one();
             }
         }
         if let Some(lease) = &self.lease
@@ -274,6 +293,12 @@ impl App {
         self.router.clone()
     }
 
+    /// How many reconcile passes it has run (none before it serves; always none with
+    /// `--reconcile-interval-secs 0`).
+    pub fn reconcile_count(&self) -> ReconcileCount {
+        self.reconciles.clone()
+    }
+
     /// Wraps its router, e.g. in a layer that counts requests.
     #[must_use]
     pub fn map_router(mut self, wrap: impl FnOnce(Router) -> Router) -> Self {
@@ -300,9 +325,10 @@ impl App {
             beside,
             keep,
             reconciler,
+            reconciles,
         } = self;
-        let reconciling =
-            reconciler.map(|reconciler| tokio::spawn(reconciler.run(stopping.subscribe())));
+        let reconciling = reconciler
+            .map(|reconciler| tokio::spawn(reconciler.run(stopping.subscribe(), reconciles)));
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, "{name} listening on {scheme}://{address}");

@@ -362,3 +362,79 @@ async fn a_create_in_an_instance_namespace_being_deleted_is_a_conflict_saying_so
         Err(Error::InstanceNotFound(_))
     ));
 }
+
+/// The stamp a volume's claim carries, and whether it is retained.
+async fn claim_owner(cluster: &Cluster, name: &str) -> Option<(String, bool)> {
+    let claim = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS)
+        .get_opt(name)
+        .await
+        .unwrap()?;
+    let stamp = claim.metadata.annotations.unwrap_or_default()["framedb.io/stamp"].clone();
+    let retained = claim
+        .metadata
+        .labels
+        .unwrap_or_default()
+        .get("framedb.io/retained")
+        .is_some_and(|v| v == "true");
+    Some((stamp, retained))
+}
+
+#[tokio::test]
+async fn an_undone_take_back_returns_the_volume_to_the_stamp_that_retained_it() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let (first, second) = (Stamp::generate().unwrap(), Stamp::generate().unwrap());
+    let spec = |stamp: &Stamp, port| framedb_core::DeploymentSpec {
+        stamp: stamp.clone(),
+        deletion_policy: DeletionPolicy::Retain,
+        ..super::spec("kept", "node-a", port)
+    };
+    let id = framedb_core::FramedbId::new("kept").unwrap();
+    cluster.fleet.deploy(&spec(&first, 30900)).await.unwrap();
+    let uid = claim_uid(&cluster, "kept-data").await;
+    let undeploy = |stamp: &Stamp, removal| {
+        let (fleet, id, stamp) = (cluster.fleet.clone(), id.clone(), stamp.clone());
+        async move {
+            fleet
+                .undeploy(&cluster_id(), &id, &stamp, removal)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(undeploy(&first, Removal::Retain).await);
+    let retained = Some((first.as_str().to_owned(), true));
+    assert_eq!(claim_owner(&cluster, "kept-data").await, retained);
+
+    // A second create takes it back, fails, and its undo gives it back as it was.
+    let back = cluster.fleet.deploy(&spec(&second, 30901)).await.unwrap();
+    assert!(back.reattached);
+    assert_eq!(
+        claim_owner(&cluster, "kept-data").await,
+        Some((second.as_str().to_owned(), false))
+    );
+    assert!(undeploy(&second, Removal::Undo).await);
+    assert_eq!(claim_owner(&cluster, "kept-data").await, retained);
+
+    // Not the failed create's: neither its purge nor a second undo touches it.
+    assert!(!undeploy(&second, Removal::Purge).await);
+    assert!(!undeploy(&second, Removal::Undo).await);
+    assert!(!undeploy(&first, Removal::Retain).await, "retained already");
+    assert_eq!(claim_uid(&cluster, "kept-data").await, uid);
+
+    // The first stamp's purge (its delete asked to purge, after retaining halfway)
+    // removes the volume (once the undone create's pod has terminated) and its
+    // credentials.
+    assert!(undeploy(&first, Removal::Purge).await);
+    let claims = Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), NS);
+    let gone = super::eventually(Duration::from_secs(10), || async {
+        claims.get_opt("kept-data").await.unwrap().is_none()
+    })
+    .await;
+    assert!(gone);
+    assert!(
+        Api::<Secret>::namespaced(cluster.client.clone(), NS)
+            .get_opt("kept-credentials")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -64,6 +64,14 @@ impl Kubectl {
         ran.stdout
     }
 
+    /// Writes `manifest` to a file of this kubectl's own and runs `kubectl VERB -f FILE`;
+    /// returns what it did.
+    pub async fn with_manifest(&self, verb: &str, manifest: &serde_json::Value) -> Ran {
+        let file = self.dir.join("manifest.json");
+        std::fs::write(&file, manifest.to_string()).unwrap();
+        self.run(&[verb, "-f", file.to_str().unwrap()]).await
+    }
+
     /// Runs `kubectl ARGS`, which must fail; returns what it printed on stderr.
     pub async fn refused(&self, args: &[&str]) -> String {
         let ran = self.run(args).await;

@@ -5,6 +5,7 @@
 mod apply;
 mod deletion;
 mod events;
+mod faults;
 mod immutability;
 mod kubectl;
 mod node_ports;

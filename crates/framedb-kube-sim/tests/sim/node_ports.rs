@@ -60,15 +60,12 @@ async fn a_node_port_outside_the_cluster_s_range_is_refused_and_allocation_stays
     let Some(kubectl) = Kubectl::for_sim(&sim, "node-ports") else {
         return;
     };
-    let manifest = std::env::temp_dir().join(format!("sim-node-ports-{}.json", std::process::id()));
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "by-kubectl", "namespace": "ports"},
         "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}});
-    std::fs::write(&manifest, service.to_string()).unwrap();
-    let refused = kubectl
-        .refused(&["create", "-f", manifest.to_str().unwrap()])
-        .await;
-    std::fs::remove_file(&manifest).unwrap();
+    let ran = kubectl.with_manifest("create", &service).await;
+    assert!(!ran.success);
+    let refused = ran.stderr;
     assert!(
         refused.contains(
             "spec.ports[0].nodePort: Invalid value: 31000: provided port is not in the valid \

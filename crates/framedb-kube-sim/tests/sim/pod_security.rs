@@ -59,15 +59,12 @@ async fn a_namespace_s_enforced_level_refuses_pods_that_break_it() {
             "--overwrite",
         ])
         .await;
-    let manifest = std::env::temp_dir().join(format!("sim-psa-{}.json", std::process::id()));
     let again = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "plain-2", "namespace": "locked"},
         "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}});
-    std::fs::write(&manifest, again.to_string()).unwrap();
-    let refused = kubectl
-        .refused(&["create", "-f", manifest.to_str().unwrap()])
-        .await;
-    std::fs::remove_file(&manifest).unwrap();
+    let ran = kubectl.with_manifest("create", &again).await;
+    assert!(!ran.success);
+    let refused = ran.stderr;
     assert!(
         refused.contains(
             "violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"

@@ -6,7 +6,7 @@
 use framedb_core::memory::InMemoryRegistry;
 use framedb_core::{
     ClusterId, Error, Filter, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, NodeId,
-    Query, Timestamp,
+    Query, Removal, Stamp, Timestamp,
 };
 
 use crate::dataset;
@@ -130,6 +130,51 @@ pub async fn remove(registry: &dyn InstanceRegistry) {
     assert!(!ids(&all).contains(&target.to_string()));
 }
 
+/// `mark_deleting` and `remove_stamped` act on the record of that stamp only (a create of
+/// the id since keeps its record); the removal is kept with the status and read back.
+pub async fn stamped_writes(registry: &dyn InstanceRegistry) {
+    let mut record = dataset::records().remove(0);
+    record.stamp = Stamp::generate().unwrap();
+    registry.insert(&record).await.unwrap();
+    let other = Stamp::generate().unwrap();
+    let id = &record.framedb_id;
+    assert_eq!(
+        registry.mark_deleting(id, &other, Removal::Purge).await,
+        Err(Error::InstanceNotFound(id.clone()))
+    );
+    assert_eq!(registry.remove_stamped(id, &other).await, Ok(false));
+    assert_eq!(registry.get(id).await.unwrap(), record);
+
+    registry
+        .mark_deleting(id, &record.stamp, Removal::Undo)
+        .await
+        .unwrap();
+    let read = registry.get(id).await.unwrap();
+    assert_eq!(
+        (read.status, read.removal, read.port),
+        (InstanceStatus::Deleting, Some(Removal::Undo), record.port)
+    );
+    assert_eq!(registry.remove_stamped(id, &record.stamp).await, Ok(true));
+    assert_eq!(registry.remove_stamped(id, &record.stamp).await, Ok(false));
+    assert_eq!(
+        registry
+            .mark_deleting(id, &record.stamp, Removal::Purge)
+            .await,
+        Err(Error::InstanceNotFound(id.clone()))
+    );
+
+    // Records from before stamps have the empty one.
+    let mut old = dataset::records().remove(1);
+    old.stamp = Stamp::unstamped();
+    registry.insert(&old).await.unwrap();
+    assert_eq!(
+        registry
+            .remove_stamped(&old.framedb_id, &Stamp::unstamped())
+            .await,
+        Ok(true)
+    );
+}
+
 /// The service's own filters (a cluster, a node of a cluster) and the default window.
 pub async fn cluster_and_node_queries(registry: &dyn InstanceRegistry) {
     let records = load(registry).await;
@@ -207,6 +252,7 @@ conformance!(
     duplicate_id_is_already_exists,
     update_deployment,
     remove,
+    stamped_writes,
     cluster_and_node_queries,
 );
 

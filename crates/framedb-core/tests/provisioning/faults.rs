@@ -1,0 +1,278 @@
+//! What the fault soak of issue 12 (tests/e2e/two_tier/soak.rs) found, each case on its
+//! own: a delete or an undo finished by a reconcile pass removes what it was asked to; a
+//! pass acting on what it read at its start touches no newer create of the id and
+//! records no instance deleted meanwhile; a repeated deploy that fails again is a
+//! failure, not a conflict.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+use framedb_core::{
+    ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, Error, FramedbId,
+    InstanceRecord, InstanceRegistry, InstanceStatus, NewInstance, PortChoice, ProvisioningService,
+    Query, Removal, Stamp, StatusReport,
+};
+use serde_json::json;
+
+use super::{cluster, id};
+
+/// The in-memory cluster, with faults on demand: the next deploys or undeploys fail, or
+/// the next inventory answers what the cluster ran a while ago.
+struct Flaky {
+    inner: Arc<InMemoryFleet>,
+    failing_deploys: AtomicUsize,
+    failing_undeploys: AtomicUsize,
+    stale_inventory: Mutex<Option<Vec<InstanceRecord>>>,
+}
+
+impl Flaky {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: Arc::new(InMemoryFleet::demo(Duration::ZERO)),
+            failing_deploys: AtomicUsize::new(0),
+            failing_undeploys: AtomicUsize::new(0),
+            stale_inventory: Mutex::new(None),
+        })
+    }
+
+    fn service(self: &Arc<Self>, registry: Arc<dyn InstanceRegistry>) -> ProvisioningService {
+        ProvisioningService::new(registry, self.clone(), self.inner.clone())
+    }
+}
+
+/// Takes one of `count`'s failures, if any are left.
+fn fails(count: &AtomicUsize) -> bool {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn unavailable() -> Error {
+    Error::Unavailable("the cluster's API answered 503".into())
+}
+
+#[async_trait]
+impl ClusterDeployer for Flaky {
+    async fn deploy(&self, spec: &DeploymentSpec) -> framedb_core::Result<Deployed> {
+        if fails(&self.failing_deploys) {
+            return Err(unavailable());
+        }
+        self.inner.deploy(spec).await
+    }
+    async fn undeploy(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> framedb_core::Result<bool> {
+        if fails(&self.failing_undeploys) {
+            return Err(unavailable());
+        }
+        self.inner.undeploy(cluster, id, stamp, removal).await
+    }
+    async fn credentials(
+        &self,
+        cluster: &ClusterId,
+        id: &FramedbId,
+    ) -> framedb_core::Result<Credentials> {
+        self.inner.credentials(cluster, id).await
+    }
+    async fn statuses(
+        &self,
+        cluster: &ClusterId,
+        ids: &[FramedbId],
+    ) -> framedb_core::Result<std::collections::HashMap<FramedbId, StatusReport>> {
+        self.inner.statuses(cluster, ids).await
+    }
+    async fn inventory(&self, cluster: &ClusterId) -> framedb_core::Result<Vec<InstanceRecord>> {
+        if let Some(stale) = self.stale_inventory.lock().unwrap().take() {
+            return Ok(stale);
+        }
+        self.inner.inventory(cluster).await
+    }
+    async fn follow(
+        &self,
+        cluster: &ClusterId,
+    ) -> framedb_core::Result<framedb_core::live::StatusFeed> {
+        self.inner.follow(cluster).await
+    }
+}
+
+/// A create request of policy `Retain`.
+fn retained(id: &str) -> NewInstance {
+    serde_json::from_value(json!({
+        "framedb_id": id, "cluster_id": "cluster-01", "node_id": "node-a",
+        "storage_size": "2Gi", "deletion_policy": "Retain"
+    }))
+    .unwrap()
+}
+
+/// A pass that settles every record at once.
+async fn reconcile(service: &ProvisioningService) -> framedb_core::Repairs {
+    service
+        .reconcile(Duration::ZERO, &[cluster()])
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_purge_that_failed_halfway_is_finished_by_a_pass_as_a_purge() {
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let service = fleet.service(registry.clone());
+    service.create(retained("keeper")).await.unwrap();
+
+    fleet.failing_undeploys.store(1, Ordering::SeqCst);
+    let failed = service.delete(&id("keeper"), true).await.unwrap_err();
+    assert_eq!(failed, unavailable());
+    let left = registry.get(&id("keeper")).await.unwrap();
+    assert_eq!(
+        (left.status, left.removal),
+        (InstanceStatus::Deleting, Some(Removal::Purge))
+    );
+
+    assert_eq!(reconcile(&service).await.deleted, 1);
+    assert!(registry.is_empty());
+    // Purged, not retained: a new create of the id makes a new volume.
+    let again = service.create(retained("keeper")).await.unwrap();
+    assert!(!again.reattached, "the purged volume was retained");
+}
+
+#[tokio::test]
+async fn an_undo_that_failed_halfway_is_finished_by_a_pass_as_an_undo() {
+    // A local service: the global undoes its failed create by stamp, and that fails.
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let local = fleet.service(registry.clone());
+    let stamp = Stamp::generate().unwrap();
+    local
+        .create_on(
+            retained("undone"),
+            PortChoice::Exactly(30900),
+            stamp.clone(),
+        )
+        .await
+        .unwrap();
+    fleet.failing_undeploys.store(1, Ordering::SeqCst);
+    let failed = local
+        .delete_stamped(&id("undone"), &cluster(), &stamp, Removal::Undo)
+        .await
+        .unwrap_err();
+    assert_eq!(failed, unavailable());
+
+    assert_eq!(reconcile(&local).await.deleted, 1);
+    assert!(registry.is_empty());
+    // The create made its volume: its undo removes it, whatever the policy.
+    let again = local.create(retained("undone")).await.unwrap();
+    assert!(!again.reattached, "the undone create's volume was retained");
+}
+
+/// A registry whose queries answer what it held a while ago (what a reconcile pass read
+/// at its start), and whose other calls reach the registry as it is.
+struct ReadEarlier {
+    now: Arc<InMemoryRegistry>,
+    earlier: Vec<InstanceRecord>,
+}
+
+#[async_trait]
+impl InstanceRegistry for ReadEarlier {
+    async fn insert(&self, record: &InstanceRecord) -> framedb_core::Result<()> {
+        self.now.insert(record).await
+    }
+    async fn update_deployment(
+        &self,
+        id: &FramedbId,
+        port: Option<u16>,
+        status: InstanceStatus,
+    ) -> framedb_core::Result<()> {
+        self.now.update_deployment(id, port, status).await
+    }
+    async fn mark_deleting(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> framedb_core::Result<()> {
+        self.now.mark_deleting(id, stamp, removal).await
+    }
+    async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
+        self.now.get(id).await
+    }
+    async fn remove(&self, id: &FramedbId) -> framedb_core::Result<bool> {
+        self.now.remove(id).await
+    }
+    async fn remove_stamped(&self, id: &FramedbId, stamp: &Stamp) -> framedb_core::Result<bool> {
+        self.now.remove_stamped(id, stamp).await
+    }
+    async fn find(&self, _: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
+        Ok(self.earlier.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_pass_that_read_a_delete_under_way_leaves_a_new_create_of_the_id_alone() {
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let service = fleet.service(registry.clone());
+    let first = service.create(retained("reborn")).await.unwrap();
+    service.delete(&id("reborn"), true).await.unwrap();
+    let second = service.create(retained("reborn")).await.unwrap();
+
+    // The pass read the first create's record while its delete was under way.
+    let mut earlier = first.record.clone();
+    earlier.status = InstanceStatus::Deleting;
+    earlier.removal = Some(Removal::Purge);
+    let pass = fleet.service(Arc::new(ReadEarlier {
+        now: registry.clone(),
+        earlier: vec![earlier],
+    }));
+    let repairs = reconcile(&pass).await;
+    assert_eq!((repairs.deleted, repairs.failed), (0, 0), "{repairs:?}");
+
+    let now = registry.get(&id("reborn")).await.unwrap();
+    assert_eq!(now, second.record, "the new create's record is untouched");
+    assert_eq!(fleet.inner.workloads(&cluster()).unwrap(), [id("reborn")]);
+}
+
+#[tokio::test]
+async fn a_pass_does_not_record_again_an_instance_deleted_while_it_ran() {
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let service = fleet.service(registry.clone());
+    service.create(retained("late")).await.unwrap();
+    // The pass's first read of the cluster saw it running; its delete finished next.
+    let seen = fleet.inner.inventory(&cluster()).await.unwrap();
+    service.delete(&id("late"), false).await.unwrap();
+    *fleet.stale_inventory.lock().unwrap() = Some(seen);
+
+    let repairs = reconcile(&service).await;
+    assert_eq!(repairs.rebuilt, 0, "{repairs:?}");
+    assert!(registry.is_empty(), "a deleted instance was recorded again");
+}
+
+#[tokio::test]
+async fn a_repeated_deploy_that_fails_again_is_a_failure_not_a_conflict() {
+    // A local service: the global repeats a PUT that the cluster failed (503), and the
+    // first attempt's undo failed too, so its record is still there.
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let local = fleet.service(registry.clone());
+    let stamp = Stamp::generate().unwrap();
+    let put = || local.create_on(retained("twice"), PortChoice::Exactly(30900), stamp.clone());
+    fleet.failing_deploys.store(1, Ordering::SeqCst);
+    fleet.failing_undeploys.store(1, Ordering::SeqCst);
+    assert_eq!(put().await.unwrap_err(), unavailable());
+    assert!(
+        registry.get(&id("twice")).await.is_ok(),
+        "kept for the retry"
+    );
+
+    fleet.failing_deploys.store(1, Ordering::SeqCst);
+    assert_eq!(put().await.unwrap_err(), unavailable());
+    let created = put().await.unwrap();
+    assert_eq!(created.record.port, Some(30900));
+}
