@@ -5,10 +5,9 @@
 //!
 //! It keeps objects with resourceVersions, answers with Kubernetes `Status` failures
 //! (404, 409, 422 for a taken node port, ...), deletes as a real cluster does (see
-//! [Deletion](#deletion)), runs
-//! StatefulSets and Deployments as pods scheduled onto simulated nodes by node selector,
-//! binds volume claims, and can inject failed answers, latency and dropped connections
-//! ([`Faults`]).
+//! [Deletion](#deletion)), runs StatefulSets and Deployments as pods scheduled onto
+//! simulated nodes by node selector, binds volume claims, and can inject failed answers,
+//! latency and dropped connections ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
