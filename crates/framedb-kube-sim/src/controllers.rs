@@ -655,9 +655,21 @@ impl State {
             return;
         }
         let stamp = now_rfc3339();
+        // What the pods already on each node take, counted once per pass and kept up to
+        // date as this pass places pods: every write runs the scheduler.
+        let mut usage: HashMap<String, scheduling::Usage> = HashMap::new();
+        for (_, placed) in self.iter(PODS) {
+            let node = str_at(placed, &["spec", "nodeName"]);
+            if !node.is_empty()
+                && !matches!(str_at(placed, &["status", "phase"]), "Succeeded" | "Failed")
+            {
+                usage.entry(node.to_owned()).or_default().add(placed);
+            }
+        }
         for (k, pod) in pending {
-            match self.place(&pod) {
+            match self.place(&pod, &usage) {
                 Ok(node) => {
+                    usage.entry(node.clone()).or_default().add(&pod);
                     let assigned = format!("Successfully assigned {}/{} to {node}", k.0, k.1);
                     self.record_event(&pod, Normal, "Scheduled", &assigned, SCHEDULER);
                     self.start_pod(&k, pod.clone(), &node, now, &stamp);
@@ -722,7 +734,11 @@ impl State {
     }
 
     /// The node for a pod, or the scheduler's "0/N nodes are available" explanation.
-    fn place(&self, pod: &Value) -> Result<String, String> {
+    fn place(
+        &self,
+        pod: &Value,
+        usage: &HashMap<String, scheduling::Usage>,
+    ) -> Result<String, String> {
         let nodes: Vec<&Value> = self.iter(NODES).map(|(_, n)| n).collect();
         let total = nodes.len();
         let hopeless = format!(
@@ -777,15 +793,8 @@ impl State {
             {
                 vec!["node(s) didn't match Pod's node affinity/selector".into()]
             } else {
-                let assigned: Vec<&Value> = self
-                    .iter(PODS)
-                    .map(|(_, p)| p)
-                    .filter(|p| {
-                        str_at(p, &["spec", "nodeName"]) == name
-                            && !matches!(str_at(p, &["status", "phase"]), "Succeeded" | "Failed")
-                    })
-                    .collect();
-                let lacking = scheduling::insufficient(pod, node, &assigned);
+                let used = usage.get(name).copied().unwrap_or_default();
+                let lacking = scheduling::insufficient(pod, node, used);
                 if !lacking.is_empty() {
                     crowded += 1;
                     lacking.into_iter().map(String::from).collect()
@@ -826,11 +835,7 @@ impl State {
             ));
         }
         // Spread: the feasible node running the fewest pods, then by name.
-        let load = |node: &str| {
-            self.iter(PODS)
-                .filter(|(_, p)| str_at(p, &["spec", "nodeName"]) == node)
-                .count()
-        };
+        let load = |node: &str| usage.get(node).map_or(0, |used| used.pods);
         Ok(feasible
             .into_iter()
             .min_by_key(|n| (load(n), n.clone()))

@@ -132,21 +132,35 @@ pub(crate) fn untolerated_taint(pod: &Value, node: &Value) -> Option<String> {
         })
 }
 
-/// `NodeResourcesFit`: what `node` lacks for `pod` beside the pods `assigned` to it, as
+/// What the pods assigned to a node take of it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// How many pods.
+    pub pods: usize,
+    /// Their requests, summed.
+    pub requests: Requests,
+}
+
+impl Usage {
+    /// Counts `pod` in.
+    pub(crate) fn add(&mut self, pod: &Value) {
+        self.pods += 1;
+        self.requests = self.requests.plus(requests(pod));
+    }
+}
+
+/// `NodeResourcesFit`: what `node` lacks for `pod` beside what its pods take (`used`), as
 /// the scheduler reports it ("Too many pods", "Insufficient cpu", "Insufficient memory").
-pub(crate) fn insufficient(pod: &Value, node: &Value, assigned: &[&Value]) -> Vec<&'static str> {
+pub(crate) fn insufficient(pod: &Value, node: &Value, used: Usage) -> Vec<&'static str> {
     let allocatable = &node["status"]["allocatable"];
     let has =
         |name: &str, parse: fn(&str) -> Option<u128>| allocatable[name].as_str().and_then(parse);
     let mut lacking = Vec::new();
-    if has("pods", units).is_some_and(|pods| assigned.len() as u128 >= pods) {
+    if has("pods", units).is_some_and(|pods| used.pods as u128 >= pods) {
         lacking.push("Too many pods");
     }
     let wanted = requests(pod);
-    let used = assigned
-        .iter()
-        .map(|other| requests(other))
-        .fold(Requests::default(), Requests::plus);
+    let used = used.requests;
     if wanted.cpu > 0 && has("cpu", millicores).is_some_and(|cpu| used.cpu + wanted.cpu > cpu) {
         lacking.push("Insufficient cpu");
     }
