@@ -154,6 +154,7 @@ mod events;
 mod faults;
 mod fleet;
 mod json;
+mod lists;
 mod openapi;
 mod patch;
 mod pod_security;
