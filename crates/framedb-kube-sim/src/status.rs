@@ -108,7 +108,8 @@ pub(crate) struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed, with the token below, so that results carrying an `ApiError` stay small.
+    pub details: Option<Box<Value>>,
     /// The `Status`'s `metadata.continue`: where a list whose continue token expired may
     /// go on, inconsistently.
     pub list_continue: Option<String>,
@@ -126,7 +127,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -381,7 +382,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(details) = &self.details {
-            status["details"] = details.clone();
+            status["details"] = details.as_ref().clone();
         }
         if let Some(token) = &self.list_continue {
             status["metadata"]["continue"] = json!(token);

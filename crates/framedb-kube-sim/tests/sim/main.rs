@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod immutability;
 mod kubectl;
+mod lists;
 mod node_ports;
 mod pod_security;
 mod scheduling;
