@@ -30,7 +30,9 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource};
 
 use crate::apply::applying;
-use crate::error::{Error, is_already_exists, is_not_found, is_port_allocated, port_range_refused};
+use crate::error::{
+    Error, is_already_exists, is_expired, is_not_found, is_port_allocated, port_range_refused,
+};
 use crate::live::Watches;
 use crate::objects::{
     Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, credentials_name, labels,
@@ -47,6 +49,54 @@ pub use crate::status::pod_status;
 
 /// How many Services one page of the allocator's read holds.
 const SERVICE_PAGE: u32 = 500;
+
+/// How many times a paged read of the Services starts again when its continue token
+/// expires, before it reads them in one list.
+const PAGED_READ_ATTEMPTS: u32 = 3;
+
+/// The node ports every Service of the cluster holds. They are read in pages of `page`,
+/// as kubectl does, so that a cluster with thousands of Services costs bounded memory
+/// per answer and time in proportion to their number. A continue token expires (410
+/// `Expired`) once the cluster's history of the first page's version is compacted (etcd
+/// compacts every 5 minutes by default, and a busy cluster's pages may straddle it): the
+/// read then starts again from the first page, since going on with the token the 410
+/// carries would read an inconsistent list, and after [`PAGED_READ_ATTEMPTS`] reads the
+/// Services in one list, as client-go's pager falls back to.
+async fn used_node_ports(services: &Api<Service>, page: u32) -> Result<BTreeSet<u16>, kube::Error> {
+    let ports_of = |used: &mut BTreeSet<u16>, items: &[Service]| {
+        used.extend(
+            items
+                .iter()
+                .filter_map(|service| service.spec.as_ref()?.ports.as_ref())
+                .flatten()
+                .filter_map(|port| u16::try_from(port.node_port?).ok()),
+        );
+    };
+    'attempts: for _ in 0..PAGED_READ_ATTEMPTS {
+        let mut used = BTreeSet::new();
+        let mut params = ListParams::default().limit(page);
+        loop {
+            let listed = match services.list(&params).await {
+                Ok(listed) => listed,
+                Err(error) if params.continue_token.is_some() && is_expired(&error) => {
+                    continue 'attempts;
+                }
+                Err(error) => return Err(error),
+            };
+            ports_of(&mut used, &listed.items);
+            match listed.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => return Ok(used),
+            }
+        }
+    }
+    let mut used = BTreeSet::new();
+    ports_of(
+        &mut used,
+        &services.list(&ListParams::default()).await?.items,
+    );
+    Ok(used)
+}
 
 type DomainResult<T> = framedb_core::Result<T>;
 
@@ -528,29 +578,11 @@ struct ClusterHandle {
 impl PortAllocator for KubeFleet {
     async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> DomainResult<Vec<u16>> {
         let client = self.client(cluster)?;
-        // Node ports are cluster-wide, so every namespace's Services count. They are read
-        // in pages, as kubectl does, so that a cluster with thousands of Services costs
-        // bounded memory per answer and time in proportion to their number.
+        // Node ports are cluster-wide, so every namespace's Services count.
         let services = Api::<Service>::all(client.clone());
-        let mut used = BTreeSet::new();
-        let mut params = ListParams::default().limit(SERVICE_PAGE);
-        loop {
-            let page = services
-                .list(&params)
-                .await
-                .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
-            used.extend(
-                page.items
-                    .iter()
-                    .filter_map(|service| service.spec.as_ref()?.ports.as_ref())
-                    .flatten()
-                    .filter_map(|port| u16::try_from(port.node_port?).ok()),
-            );
-            match page.metadata.continue_ {
-                Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                _ => break,
-            }
-        }
+        let used = used_node_ports(&services, SERVICE_PAGE)
+            .await
+            .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
         let free: Vec<u16> = PORT_RANGE
             .filter(|port| !used.contains(port) && !skip.contains(port))
             .collect();
@@ -558,5 +590,79 @@ impl PortAllocator for KubeFleet {
             return Err(framedb_core::Error::PortsExhausted(cluster.clone()));
         }
         Ok(free)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use framedb_kube_sim::{SimConfig, Simulator, Verb};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, ListParams, PostParams};
+
+    use super::*;
+
+    /// A paged read of the Services whose continue tokens keep expiring (a history of
+    /// one change, and writes between every two pages) still reads every node port.
+    #[tokio::test]
+    async fn the_port_read_starts_again_when_its_continue_token_expires() {
+        let sim = Simulator::start(SimConfig::new("ports-expiry").with_history(1))
+            .await
+            .unwrap();
+        let client = sim.client().await;
+        let services: Api<Service> = Api::namespaced(client.clone(), "default");
+        for i in 0..5 {
+            let service: Service = serde_json::from_value(serde_json::json!({
+                "metadata": { "name": format!("np-{i}") },
+                "spec": { "type": "NodePort", "ports": [{ "port": 4000 }] },
+            }))
+            .unwrap();
+            services
+                .create(&PostParams::default(), &service)
+                .await
+                .unwrap();
+        }
+        let all = Api::<Service>::all(client.clone());
+        let expected: BTreeSet<u16> = all
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|s| s.spec.as_ref()?.ports.as_ref())
+            .flatten()
+            .filter_map(|p| u16::try_from(p.node_port?).ok())
+            .collect();
+        assert_eq!(expected.len(), 5);
+        // Each page takes a while, and the cluster is written to all the time.
+        sim.faults()
+            .delay(Verb::List, Some("services"), Duration::from_millis(50), 1.0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let map: ConfigMap = serde_json::from_value(
+                        serde_json::json!({ "metadata": { "name": format!("churn-{i}") } }),
+                    )
+                    .unwrap();
+                    maps.create(&PostParams::default(), &map).await.unwrap();
+                    i += 1;
+                }
+            })
+        };
+        let used = used_node_ports(&all, 2).await;
+        stop.store(true, Ordering::Relaxed);
+        writer.await.unwrap();
+        assert_eq!(used.unwrap(), expected);
+        assert!(
+            sim.requests().count(Verb::List, Some("services")) > 2 + 3,
+            "the pages expired and were read again"
+        );
     }
 }

@@ -64,6 +64,12 @@ pub(crate) fn is_not_found(error: &kube::Error) -> bool {
     api_status(error).is_some_and(|s| s.is_not_found())
 }
 
+/// Whether the API answered 410 `Expired`: the history a continue token or a
+/// resourceVersion needs was compacted.
+pub(crate) fn is_expired(error: &kube::Error) -> bool {
+    api_status(error).is_some_and(|s| s.code == 410)
+}
+
 /// Whether the API answered 409 AlreadyExists.
 pub(crate) fn is_already_exists(error: &kube::Error) -> bool {
     api_status(error).is_some_and(|s| s.is_already_exists())

@@ -18,6 +18,9 @@ pub(crate) const DEFAULT_NODE_PORTS: RangeInclusive<u16> = 30000..=32767;
 #[derive(Clone, Debug)]
 pub(crate) struct Allocations {
     pub rng: Rng,
+    /// The gaps between resourceVersions, apart from `rng` so that what the other
+    /// allocations hand out does not depend on how many writes there were.
+    versions: Rng,
     /// nodePort → the Service holding it; node ports are cluster-wide.
     node_ports: BTreeMap<u16, ObjKey>,
     /// The API server's `--service-node-port-range`.
@@ -31,12 +34,28 @@ impl Allocations {
     pub fn new(seed: u64) -> Self {
         Self {
             rng: Rng::new(seed),
+            versions: Rng::new(seed ^ 0x9e37_79b9_7f4a_7c15),
             node_ports: BTreeMap::new(),
             node_port_range: DEFAULT_NODE_PORTS,
             next_cluster_ip: 1,
             next_pod_ip: 2,
             next_node_ip: 2,
         }
+    }
+
+    /// The first resourceVersion of a new cluster: large and different per simulator,
+    /// as an etcd revision of a cluster that has run for a while is, so that no client
+    /// can take versions for small counters that start anywhere in particular.
+    pub fn first_resource_version(&mut self) -> u64 {
+        1_000_000 + self.versions.below(9_000_000_000)
+    }
+
+    /// The resourceVersion after `current`. etcd's revision counts every write to any
+    /// key of the cluster (leases, events, other API servers' objects), so the versions
+    /// one client sees have gaps; they stay increasing, which is all the simulator
+    /// itself relies on.
+    pub fn next_resource_version(&mut self, current: u64) -> u64 {
+        current + 1 + self.versions.below(7)
     }
 
     pub fn next_uid(&mut self) -> String {

@@ -60,8 +60,11 @@
 //!    `faults`, `json`, `resources`, `scheduling` and `selectors`, and runs
 //!    `termination`'s controllers.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
-//! 9. `watch` uses `shared`, `store`, `resources`, `selectors` and `status`.
-//! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `watch`,
+//! 9. `lists` (GET of a collection: resourceVersion semantics, pages and continue
+//!    tokens, the list options' checks) uses `store`, `resources`, `selectors` and
+//!    `status`; `watch` uses `lists`, `shared`, `store`, `resources`, `selectors` and
+//!    `status`.
+//! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `lists`, `watch`,
 //!     `shared`, `store` (and the controllers through `State`), `discovery`, `table`,
 //!     `faults`, `resources`, `selectors` and `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
@@ -103,6 +106,18 @@
 //! [`SimFleet::DEMO_TIME_SCALE`], 10); timestamps written into objects stay wall-clock.
 //! `kubectl delete` waits for what it deletes to be gone (`--wait=false` does not).
 //!
+//! # Lists and watches
+//!
+//! resourceVersions are etcd revisions as a client sees them: large, different per
+//! simulator (seeded by its name), increasing, with gaps (every write of the cluster
+//! counts). The history of changes behind watches and reads at older versions keeps the
+//! last [`SimConfig::with_history`] writes (1000 by default), the stand-in for etcd's
+//! compaction: a watch resuming from an older version gets an `ERROR` event with 410
+//! `Expired`, a list continued past it a 410 `Expired` with a token to go on, a list at
+//! exactly an older version a 410. Watches that allow bookmarks get one about once a
+//! simulated minute ([`SimConfig::with_bookmark_interval`] to change it) and one as their
+//! `timeoutSeconds` runs out.
+//!
 //! # Conformance
 //!
 //! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
@@ -134,6 +149,14 @@
 //! | `core/v1` Events: `FailedScheduling` (once per reason), `Scheduled`, the kubelet's `Pulled`/`Created`/`Started`/`Killing`, `SuccessfulCreate`/`FailedCreate`; aggregated by count; field selectors on `involvedObject.*`; `kubectl get events`, `kubectl describe` | staging/src/k8s.io/client-go/tools/record (`events_cache.go`); pkg/registry/core/event; `--event-ttl` (1 h) | yes (at most 5,000 kept) | `events::what_the_scheduler_and_the_controllers_did_is_in_the_events` |
 //! | Pod Security Admission by namespace label (`pod-security.kubernetes.io/enforce`: `baseline`, `restricted`), 403 with the plugin's sentence; controllers' pods refused too (`FailedCreate`) | staging/src/k8s.io/pod-security-admission (`policy/check_*.go`, `admission/admission.go`) | enforce mode (no `warn`/`audit`, no AppArmor, SELinux, sysctls, `/proc` mount) | `pod_security::a_namespace_s_enforced_level_refuses_pods_that_break_it` |
 //! | OpenAPI v3 index and group documents (operations with their kind and `fieldValidation`), so kubectl validates on the server; `fieldValidation=Strict` refuses unknown fields (`... cannot be handled as a Kind: strict decoding error: unknown field "x"`) | staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go; apiserver `fieldValidation` | yes (no component schemas, no `/openapi/v2`) | `apply::kubectl_apply_validates_on_the_server_and_configures_what_changed` |
+//! | resourceVersions are opaque: large, per-cluster, increasing with gaps (etcd revisions count every write of the cluster) | API concepts, "Resource versions" (docs); staging/src/k8s.io/apiserver/pkg/storage/etcd3 (`APIObjectVersioner`) | yes | `lists::resource_versions_are_opaque_gapped_and_differ_per_simulator` |
+//! | list `resourceVersion`: unset the latest, `0` any (the watch cache, whole in 1.33 whatever the `limit`), `N` not older than N (504 `Timeout` "Too large resource version: N, current: C" when not reached); `resourceVersionMatch=Exact` (and a `limit`ed list at `N` without a match, etcd's legacy case) at exactly N, 410 `Expired` "The resourceVersion for the provided list is too old." once compacted | API concepts, "Semantics for get and list"; `GetList` (staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go), `shouldDelegateList` (pkg/storage/cacher) | yes | `lists::list_resource_version_semantics_and_validation` |
+//! | `ValidateListOptions`' 422s (`ListOptions.meta.k8s.io "" is invalid: ...`) for lists and watches | staging/src/k8s.io/apimachinery/pkg/apis/meta/internalversion/validation/validation.go | yes | same; `lists::watch_list_is_refused_as_by_a_1_33_server` |
+//! | `limit` and `continue`: pages in key order; the token (unpadded URL-safe base64 of `{"v","rv","start"}`) serves every page at the first page's version; `remainingItemCount` without selectors; a malformed token is 400 `invalid continue token` | API concepts, "Retrieving large results sets in chunks"; `storage.EncodeContinue` / `DecodeContinue` (staging/src/k8s.io/apiserver/pkg/storage/continue.go) | yes | `lists::kubectl_pages_a_list_and_a_continued_list_is_consistent_at_its_first_page` (`kubectl get --chunk-size=2`, `--raw` with tokens) |
+//! | a continue token past compaction: 410 `Expired` with `handleCompactedErrorForPaging`'s sentence and a fresh token (version -1: the latest) in the `Status`'s `metadata.continue` | `handleCompactedErrorForPaging` (etcd3/store.go) | yes | `lists::a_continue_token_past_compaction_is_expired_with_a_token_to_go_on` |
+//! | a watch from a compacted version: 200 stream with one `ERROR` event, 410 `Expired` "too old resource version: X (Y)"; kube-runtime's watcher relists | `watchCache.getAllEventsSinceLocked` (pkg/storage/cacher/watch_cache.go), `newErrWatcher` | yes | `lists::a_watch_from_a_compacted_version_gets_410_expired`; `lists::kube_runtime_s_watcher_relists_after_a_410` |
+//! | bookmarks (`allowWatchBookmarks`) at the server's discretion: about once a minute, and as the watch's timeout runs out; `timeoutSeconds` ends the stream | API concepts, "Watch bookmarks"; `bookmarkFrequency`, `cacheWatcher.nextBookmarkTime` (pkg/storage/cacher) | yes | `lists::bookmarks_come_at_the_server_s_discretion_and_timeouts_end_watches`; `lists::kubectl_watches_with_output_watch_events` |
+//! | `sendInitialEvents` (watch-list): the WatchList gate is off by default in 1.33, so 422 "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"; neither kubectl nor kube-runtime's default watcher asks for it | `validateWatchOptions` (validation.go); pkg/features/kube_features.go | refused, as a default 1.33 server | `lists::watch_list_is_refused_as_by_a_1_33_server` |
 //!
 //! Knowingly not modelled:
 //!
@@ -157,6 +180,17 @@
 //!   policies act on those pods.
 //! - A StatefulSet replaces pods of an old revision all at once (a real one rolls them
 //!   one at a time, from the highest ordinal).
+//! - Compaction is count-based (the last N writes), not etcd's 5-minute timer; one
+//!   history serves watches and lists (a real server's watch cache keeps its own, per
+//!   resource, window, so a watch may be 410 while a list at the same version is not).
+//! - A read at a version not yet reached is 504 at once (the watch cache waits up to 3
+//!   seconds for it first); a watch from such a version waits for it silently.
+//! - Watch-list (`sendInitialEvents=true`, the initial-events-end bookmark) is not
+//!   served, as by a 1.33 server with its default gates; `resourceVersion=0` lists are
+//!   whole (no pagination from the watch cache, which 1.34 adds).
+//! - Bookmarks are sent on their period even to a watch that just got events (the watch
+//!   cache skips those whose version did not move on), and carry the version of the
+//!   last change of any resource.
 
 mod admission;
 mod allocations;
@@ -167,6 +201,7 @@ mod events;
 mod faults;
 mod fleet;
 mod json;
+mod lists;
 mod openapi;
 mod patch;
 mod pod_security;

@@ -17,9 +17,10 @@ use tokio::time::Instant;
 
 use super::discovery;
 use super::faults::{Action, DropWhen, Verb};
+use super::lists;
 use super::openapi;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, key, scalable,
+    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, scalable,
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
@@ -523,28 +524,12 @@ impl Request<'_> {
         }
         let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;
-        // Pagination: the continue token names the last object of the page before.
-        let after = match self.param("continue") {
-            Some(token) => Some(
-                token
-                    .split_once('/')
-                    .map(|(ns, name)| key(ns, name))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!("invalid continue token {token:?}"))
-                    })?,
-            ),
-            None => None,
-        };
-        let limit = self
-            .param("limit")
-            .and_then(|l| l.parse::<usize>().ok())
-            .filter(|l| *l > 0);
-        let (items, next) = state.list_page(res, ns, &labels, &fields, after.as_ref(), limit);
-        let rv = state.resource_version();
-        let mut metadata = json!({ "resourceVersion": rv });
-        if let Some((ns, name)) = next {
-            metadata["continue"] = json!(format!("{ns}/{name}"));
-        }
+        let listed = lists::list(state, res, ns, &labels, &fields, |name| self.param(name))?;
+        let (items, metadata) = (listed.items, listed.metadata);
+        let rv = metadata["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if self.wants_table() {
             let mut t = table(res, &items, &rv, include);
             t["metadata"] = metadata;

@@ -228,6 +228,11 @@ impl FieldSelector {
         Ok(Self(terms))
     }
 
+    /// Whether the selector has no term (and so selects everything).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, want, negated)| {
             let mut cur = obj;

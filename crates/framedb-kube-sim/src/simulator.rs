@@ -16,7 +16,7 @@ use super::faults::{Faults, RequestStats, seed_from};
 use super::resources::{NODES, by_plural};
 use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
 use super::shared::Shared;
-use super::store::{PatchKind, State};
+use super::store::{CHANGES_KEPT as DEFAULT_HISTORY, PatchKind, State};
 use super::{admission, routes};
 
 /// The bearer token written into the simulator's kubeconfig. The simulator accepts any
@@ -84,6 +84,12 @@ pub struct SimConfig {
     /// Simulated seconds per real second for the cluster's grace periods (1: real time).
     /// See [`SimConfig::with_time_scale`].
     pub time_scale: f64,
+    /// How many changes the cluster's history keeps (its etcd compaction); see
+    /// [`SimConfig::with_history`].
+    pub history: usize,
+    /// How often a watch that allows bookmarks gets one (real time); `None`: once a
+    /// simulated minute. See [`SimConfig::with_bookmark_interval`].
+    pub bookmark_interval: Option<Duration>,
 }
 
 impl SimConfig {
@@ -97,7 +103,28 @@ impl SimConfig {
             latency: Duration::ZERO,
             node_ports: NODE_PORT_MIN..=NODE_PORT_MAX,
             time_scale: 1.0,
+            history: DEFAULT_HISTORY,
+            bookmark_interval: None,
         }
+    }
+
+    /// Keeps only the last `changes` writes of the cluster's history (1000 by default),
+    /// as etcd's compaction keeps only recent revisions: a watch resuming from an older
+    /// resourceVersion gets 410 `Expired` (and relists), a list continued with a token
+    /// of an older first page gets 410 `Expired` with a token to go on inconsistently,
+    /// and a list at exactly an older version gets 410. Small values let tests compact
+    /// in a few writes instead of waiting for it.
+    pub fn with_history(mut self, changes: usize) -> Self {
+        self.history = changes.max(1);
+        self
+    }
+
+    /// Sends watches that allow bookmarks one every `interval` of real time, instead of
+    /// once a simulated minute (kube-apiserver's watch cache sends them about once a
+    /// minute, and as a watch's timeout runs out).
+    pub fn with_bookmark_interval(mut self, interval: Duration) -> Self {
+        self.bookmark_interval = Some(interval);
+        self
     }
 
     /// Runs the cluster's clock `scale` times faster than real time for what waits on
@@ -187,6 +214,11 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let seed = seed_from(&config.name);
         let mut state = State::new(seed, config.pod_ready_after, config.time_scale);
+        state.changes.keep(config.history);
+        state.bookmark_every = config
+            .bookmark_interval
+            .unwrap_or_else(|| Duration::from_secs(60).div_f64(config.time_scale))
+            .max(Duration::from_millis(1));
         state.alloc.node_port_range = config.node_ports.clone();
         for node in &config.nodes {
             state

@@ -108,7 +108,11 @@ pub(crate) struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed, with the token below, so that results carrying an `ApiError` stay small.
+    pub details: Option<Box<Value>>,
+    /// The `Status`'s `metadata.continue`: where a list whose continue token expired may
+    /// go on, inconsistently.
+    pub list_continue: Option<String>,
 }
 
 impl ApiError {
@@ -118,11 +122,12 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            list_continue: None,
         }
     }
 
     fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -277,9 +282,42 @@ impl ApiError {
         Self::new(400, "BadRequest", message)
     }
 
-    /// 410: a watch asked for history that is no longer kept.
+    /// 410: a watch or a list asked for history that is no longer kept.
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
+    }
+
+    /// 410 for a list continued past compaction, with the token that goes on from where
+    /// the expired one would have, at the latest version (`handleCompactedErrorForPaging`,
+    /// staging/src/k8s.io/apiserver/pkg/storage/etcd3/store.go).
+    pub fn continue_expired(token: String) -> Self {
+        let mut err = Self::gone(
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter, or use the continue \
+             token in this response to retrieve the remainder of the results. Continuing \
+             with the provided token results in an inconsistent list - objects that were \
+             created, modified, or deleted between the time the first chunk was returned \
+             and now may show up in the list.",
+        );
+        err.list_continue = Some(token);
+        err
+    }
+
+    /// 504 for a read at a resourceVersion the server has not reached
+    /// (`storage.NewTooLargeResourceVersionError`).
+    pub fn too_large_resource_version(wanted: u64, current: u64) -> Self {
+        Self::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {wanted}, current: {current}"),
+        )
+        .with_details(json!({
+            "causes": [{
+                "reason": "ResourceVersionTooLarge",
+                "message": "Too large resource version",
+            }],
+            "retryAfterSeconds": 1,
+        }))
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
@@ -344,7 +382,10 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(details) = &self.details {
-            status["details"] = details.clone();
+            status["details"] = details.as_ref().clone();
+        }
+        if let Some(token) = &self.list_continue {
+            status["metadata"]["continue"] = json!(token);
         }
         status
     }

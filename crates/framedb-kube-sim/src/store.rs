@@ -8,6 +8,7 @@
 //! Everything lives behind one lock held for a whole operation, which is what makes
 //! check-and-insert steps (name uniqueness, node-port allocation) atomic.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,6 +161,8 @@ pub(crate) struct State {
     pub time_scale: f64,
     /// Pods in their grace period, and when (real time) the kubelet is done with them.
     pub terminate_at: BTreeMap<ObjKey, Instant>,
+    /// How often (real time) a watch that asked for bookmarks gets one.
+    pub bookmark_every: Duration,
     /// Pods whose grace period just began: their kubelet stops their containers.
     pub stopping: Vec<ObjKey>,
     /// Every object with owner references, for the garbage collector.
@@ -173,10 +176,11 @@ pub(crate) struct State {
     pub dirty: bool,
 }
 
-/// How many changes a watch can resume across; an older resourceVersion is `410 Gone`,
-/// as when a real API server has compacted its history. Each change holds a copy of its
-/// object, and the embedded default keeps its simulators in the server's process.
-const CHANGES_KEPT: usize = 1_000;
+/// How many changes are kept by default (see [`Changes`]); an older resourceVersion is
+/// `410 Gone`, as when a real cluster's etcd has compacted its history. Each change holds
+/// two copies of its object, and the embedded default keeps its simulators in the
+/// server's process.
+pub(crate) const CHANGES_KEPT: usize = 1_000;
 
 /// A change to one object, as a watch reports it.
 #[derive(Clone, Debug)]
@@ -185,14 +189,26 @@ pub(crate) struct Change {
     pub res: &'static str,
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub kind: &'static str,
+    /// The object's key.
+    pub key: ObjKey,
     /// The object as of the change.
     pub object: Value,
+    /// The object before the change (`None` for `ADDED`): what a read at an older
+    /// resourceVersion sees (a continued list, an `Exact` one).
+    pub previous: Option<Value>,
 }
 
 /// The latest changes, oldest first, and a signal that wakes watches on each new one.
+///
+/// This is the simulator's etcd history: watches resume from it, and lists read older
+/// versions from it (continued pages, `resourceVersionMatch=Exact`). Only the last
+/// `kept` changes are kept, the count-based stand-in for etcd's compaction (every 5
+/// minutes by default, in kube-apiserver's `--etcd-compaction-interval`); reads that need
+/// older ones are `410 Gone`.
 #[derive(Clone, Debug)]
 pub(crate) struct Changes {
     log: VecDeque<Change>,
+    kept: usize,
     /// Changes after this resourceVersion are all in `log`.
     complete_after: u64,
     signal: Arc<tokio::sync::watch::Sender<u64>>,
@@ -202,6 +218,7 @@ impl Changes {
     fn new() -> Self {
         Self {
             log: VecDeque::new(),
+            kept: CHANGES_KEPT,
             complete_after: 0,
             signal: Arc::new(tokio::sync::watch::channel(0).0),
         }
@@ -209,7 +226,7 @@ impl Changes {
 
     fn record(&mut self, change: Change) {
         let resource_version = change.resource_version;
-        if self.log.len() == CHANGES_KEPT
+        while self.log.len() >= self.kept
             && let Some(dropped) = self.log.pop_front()
         {
             self.complete_after = dropped.resource_version;
@@ -230,6 +247,16 @@ impl Changes {
         Some(self.log.range(start..))
     }
 
+    /// Keeps only the last `kept` changes (at least one) from now on.
+    pub fn keep(&mut self, kept: usize) {
+        self.kept = kept.max(1);
+    }
+
+    /// The oldest resourceVersion still readable: every change after it is kept.
+    pub fn compacted_at(&self) -> u64 {
+        self.complete_after
+    }
+
     /// A receiver that wakes on every change from now on.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.signal.subscribe()
@@ -243,7 +270,7 @@ impl State {
                 .iter()
                 .map(|r| (r.plural, BTreeMap::new()))
                 .collect(),
-            resource_version: 1000,
+            resource_version: 0,
             alloc: Allocations::new(seed),
             ready_after,
             ready_at: BTreeMap::new(),
@@ -252,12 +279,15 @@ impl State {
             template_hashes: std::cell::RefCell::default(),
             time_scale,
             terminate_at: BTreeMap::new(),
+            bookmark_every: Duration::from_secs(60),
             stopping: Vec::new(),
             owned: BTreeSet::new(),
             terminating: BTreeSet::new(),
             released_claims: Vec::new(),
             dirty: false,
         };
+        state.resource_version = state.alloc.first_resource_version();
+        state.changes.complete_after = state.resource_version;
         let ns = by_plural(NAMESPACES);
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
@@ -352,19 +382,25 @@ impl State {
 
     /// Stores `obj` as a new revision: bumps the global resourceVersion into it.
     pub fn put(&mut self, res: &'static str, key: ObjKey, mut obj: Value) -> Value {
-        self.resource_version += 1;
+        self.resource_version = self.alloc.next_resource_version(self.resource_version);
         object_at(&mut obj, &["metadata"]).insert(
             "resourceVersion".into(),
             json!(self.resource_version.to_string()),
         );
         index(&mut self.owned, res, &key, has_owners(&obj));
         index(&mut self.terminating, res, &key, is_terminating(&obj));
-        let existed = self.table_mut(res).insert(key, obj.clone()).is_some();
+        let previous = self.table_mut(res).insert(key.clone(), obj.clone());
         self.changes.record(Change {
             resource_version: self.resource_version,
             res,
-            kind: if existed { "MODIFIED" } else { "ADDED" },
+            kind: if previous.is_some() {
+                "MODIFIED"
+            } else {
+                "ADDED"
+            },
+            key,
             object: obj.clone(),
+            previous,
         });
         obj
     }
@@ -580,40 +616,34 @@ impl State {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Value> {
-        self.list_page(res, ns, labels, fields, None, None).0
+        list_page(self.table(res.plural), ns, labels, fields, None, None).items
     }
 
-    /// One page of a collection: the matching objects after `after` (in namespace and
-    /// name order), at most `limit` of them, and the key of the last one when more
-    /// follow. It walks only as far as the page goes, as the API server's paged reads of
-    /// etcd do, so reading a collection page by page costs what reading it at once does.
-    pub fn list_page(
+    /// The objects of a type as they were at `resource_version`: the current ones with
+    /// the changes since taken back, or `None` when some of those changes are no longer
+    /// kept (compacted). Copies the table only when it changed since.
+    pub fn table_at(
         &self,
-        res: &ResourceDef,
-        ns: Option<&str>,
-        labels: &LabelSelector,
-        fields: &FieldSelector,
-        after: Option<&ObjKey>,
-        limit: Option<usize>,
-    ) -> (Vec<Value>, Option<ObjKey>) {
-        use std::ops::Bound;
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut matching = self
-            .table(res.plural)
-            .range((start, Bound::Unbounded))
-            .filter(|((obj_ns, _), _)| ns.is_none_or(|ns| ns == obj_ns))
-            .filter(|(_, obj)| labels.matches_object(obj) && fields.matches(obj));
-        let mut items = Vec::new();
-        let mut last = None;
-        for (key, obj) in matching.by_ref() {
-            if limit.is_some_and(|limit| items.len() == limit) {
-                break;
-            }
-            items.push(obj.clone());
-            last = Some(key);
+        res: &str,
+        resource_version: u64,
+    ) -> Option<Cow<'_, BTreeMap<ObjKey, Value>>> {
+        let since: Vec<&Change> = self
+            .changes
+            .after(resource_version)?
+            .filter(|c| c.res == res)
+            .collect();
+        if since.is_empty() {
+            return Some(Cow::Borrowed(self.table(res)));
         }
-        let more = limit.is_some_and(|limit| items.len() == limit) && matching.next().is_some();
-        (items, more.then(|| last.cloned()).flatten())
+        let mut table = self.table(res).clone();
+        // Newest first, so that each key ends as it was before its oldest change since.
+        for change in since.iter().rev() {
+            match &change.previous {
+                Some(previous) => table.insert(change.key.clone(), previous.clone()),
+                None => table.remove(&change.key),
+            };
+        }
+        Some(Cow::Owned(table))
     }
 
     /// PUT of an object, or of its `status` when `status_only`.
@@ -790,8 +820,9 @@ impl State {
     /// Removes an object as a new revision and applies what its removal frees; `None`
     /// if it was not there. Its dependents are the garbage collector's to find.
     pub fn remove(&mut self, res: &'static ResourceDef, k: &ObjKey) -> Option<Value> {
-        let mut gone = self.table_mut(res.plural).remove(k)?;
-        self.resource_version += 1;
+        let previous = self.table_mut(res.plural).remove(k)?;
+        let mut gone = previous.clone();
+        self.resource_version = self.alloc.next_resource_version(self.resource_version);
         object_at(&mut gone, &["metadata"]).insert(
             "resourceVersion".into(),
             json!(self.resource_version.to_string()),
@@ -800,7 +831,9 @@ impl State {
             resource_version: self.resource_version,
             res: res.plural,
             kind: "DELETED",
+            key: k.clone(),
             object: gone.clone(),
+            previous: Some(previous),
         });
         let indexed = (res.plural, k.clone());
         self.owned.remove(&indexed);
@@ -859,6 +892,57 @@ impl State {
             status["phase"] = json!("Lost");
             self.set_status(PVCS, &claim_key, status);
         }
+    }
+}
+
+/// One page of a list.
+pub(crate) struct Page {
+    pub items: Vec<Value>,
+    /// The key of the page's last object, when more follow.
+    pub last: Option<ObjKey>,
+    /// How many objects of the scope (namespace) follow the page, before selectors: what
+    /// the API server reports as `remainingItemCount` (it counts keys in etcd).
+    pub remaining: usize,
+}
+
+/// One page of `table`: the matching objects after `after` (in namespace and name order),
+/// at most `limit` of them, and the key of the last one when more follow. It walks only
+/// as far as the page goes (and counts the rest), as the API server's paged reads of
+/// etcd do, so reading a collection page by page costs what reading it at once does.
+pub(crate) fn list_page(
+    table: &BTreeMap<ObjKey, Value>,
+    ns: Option<&str>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+    after: Option<&ObjKey>,
+    limit: Option<usize>,
+) -> Page {
+    use std::ops::Bound;
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut in_scope = table
+        .range((start, Bound::Unbounded))
+        .filter(|((obj_ns, _), _)| ns.is_none_or(|ns| ns == obj_ns));
+    let mut items = Vec::new();
+    let mut last = None;
+    for (key, obj) in in_scope.by_ref() {
+        if !(labels.matches_object(obj) && fields.matches(obj)) {
+            continue;
+        }
+        items.push(obj.clone());
+        last = Some(key);
+        if limit.is_some_and(|limit| items.len() == limit) {
+            break;
+        }
+    }
+    let more = limit.is_some()
+        && in_scope
+            .clone()
+            .any(|(_, obj)| labels.matches_object(obj) && fields.matches(obj));
+    let remaining = if more { in_scope.count() } else { 0 };
+    Page {
+        items,
+        last: more.then(|| last.cloned()).flatten(),
+        remaining,
     }
 }
 
@@ -984,7 +1068,9 @@ mod change_log_tests {
             resource_version,
             res: PODS,
             kind: "ADDED",
+            key: key("", "p"),
             object: Value::Null,
+            previous: None,
         };
         for version in 1..=5 {
             changes.record(change(version));

@@ -4,9 +4,14 @@
 //!
 //! A watch starts after the `resourceVersion` it names (a list's), or with a synthetic
 //! `ADDED` for every object when it names none or `0`. A version older than the kept
-//! history gets an `ERROR` event with a 410 `Status`, so clients list again. With
-//! `allowWatchBookmarks`, idle watches get `BOOKMARK` events; `timeoutSeconds` ends the
-//! stream, after which clients resume from the last version they saw.
+//! history (compacted) gets an `ERROR` event with a 410 `Expired` `Status` (`too old
+//! resource version: X (Y)`, Y the oldest version still kept, less one), in a 200 stream
+//! as the watch cache answers, so clients list again. With `allowWatchBookmarks`, a watch
+//! gets a `BOOKMARK` at the server's discretion: about once a minute of simulated time
+//! (the watch cache's `bookmarkFrequency`), whether or not events came, and one as its
+//! `timeoutSeconds` runs out, which ends the stream; clients resume from the last version
+//! they saw. The list options are checked as for a list (`lists::validate`): the WatchList
+//! feature (`sendInitialEvents`) is off by default in kube-apiserver 1.33, and so here.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::lists;
 use super::resources::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
@@ -28,10 +34,6 @@ use super::store::State;
 
 /// The longest a watch stays open when the client names no `timeoutSeconds`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
-
-/// How long an idle watch with bookmarks waits before sending one. The API server sends
-/// them about once a minute; sooner here keeps tests of resumption short.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
 /// What a watch follows.
 struct Scope {
@@ -79,19 +81,17 @@ pub(crate) fn start(
         ),
         None => DEFAULT_TIMEOUT,
     };
+    lists::validate(param, true)?;
     let bookmarks = param("allowWatchBookmarks") == Some("true");
     let since = match param("resourceVersion") {
         None | Some("0") => None,
-        Some(text) => Some(
-            text.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {text:?}")))?,
-        ),
+        Some(text) => Some(lists::parse_resource_version(text)?),
     };
 
     let (lines, body) = mpsc::channel::<Bytes>(64);
     let mut ended = shared.watch_epoch.subscribe();
     ended.mark_unchanged();
-    let (first, cursor, wake) = {
+    let (first, cursor, wake, bookmark_every) = {
         let state = shared.state();
         let first = match since {
             None => Ok(state
@@ -105,6 +105,7 @@ pub(crate) fn start(
             first,
             state.resource_version_number(),
             state.changes.subscribe(),
+            state.bookmark_every,
         )
     };
     let shared = Arc::downgrade(shared);
@@ -127,6 +128,7 @@ pub(crate) fn start(
             lines,
             timeout,
             bookmarks,
+            bookmark_every,
         };
         tokio::select! {
             () = watching.follow(cursor, wake) => {}
@@ -152,6 +154,7 @@ struct Watching {
     lines: mpsc::Sender<Bytes>,
     timeout: Duration,
     bookmarks: bool,
+    bookmark_every: Duration,
 }
 
 impl Watching {
@@ -164,14 +167,23 @@ impl Watching {
             lines,
             timeout,
             bookmarks,
+            bookmark_every,
         } = self;
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut bookmark_at = tokio::time::Instant::now() + bookmark_every;
         loop {
-            let bookmark_at = tokio::time::Instant::now() + BOOKMARK_EVERY;
             tokio::select! {
-                () = tokio::time::sleep_until(deadline) => return,
+                () = tokio::time::sleep_until(deadline) => {
+                    // The watch cache bookmarks a watch whose deadline comes, so that its
+                    // client resumes from as recent a version as possible.
+                    if bookmarks {
+                        let _ = lines.send(bookmark(scope.res, cursor)).await;
+                    }
+                    return;
+                }
                 () = lines.closed() => return,
                 () = tokio::time::sleep_until(bookmark_at), if bookmarks => {
+                    bookmark_at += bookmark_every;
                     let line = bookmark(scope.res, cursor);
                     if lines.send(line).await.is_err() {
                         return;
@@ -217,7 +229,7 @@ fn changes_after(state: &State, scope: &Scope, version: u64) -> Result<Vec<Bytes
         None => {
             let gone = ApiError::gone(format!(
                 "too old resource version: {version} ({})",
-                state.resource_version_number()
+                state.changes.compacted_at()
             ));
             Err(line(
                 &json!({ "type": "ERROR", "object": gone.to_status() }),

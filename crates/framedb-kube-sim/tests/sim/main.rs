@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod immutability;
 mod kubectl;
+mod lists;
 mod node_ports;
 mod pod_security;
 mod scheduling;
@@ -1339,8 +1340,18 @@ async fn watches_send_the_changes_after_a_version_that_match_their_selector() {
     // A watch ends when its timeout is up, and watches can be failed like other verbs.
     let short = WatchParams::default().timeout(1);
     let stream = maps.watch(&short, &version).await.unwrap();
-    let ended = tokio::time::timeout(Duration::from_secs(3), stream.count()).await;
-    assert_eq!(ended, Ok(4), "three changes of a, one of b, then the end");
+    let ended = tokio::time::timeout(Duration::from_secs(3), stream.collect::<Vec<_>>())
+        .await
+        .expect("the watch ends with its timeout");
+    let changes = ended
+        .iter()
+        .filter(|e| !matches!(e, Ok(WatchEvent::Bookmark(_))))
+        .count();
+    assert_eq!(changes, 4, "three changes of a, one of b, then the end");
+    assert!(
+        matches!(ended.last(), Some(Ok(WatchEvent::Bookmark(_)))),
+        "a bookmark as the timeout runs out: {ended:?}"
+    );
     sim.faults().fail(Verb::Watch, Some("configmaps"), 503, 1.0);
     let refused = maps.watch(&params, &version).await;
     assert!(matches!(refused, Err(kube::Error::Api(s)) if s.code == 503));
