@@ -175,4 +175,4 @@ mod watch;
 pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
-pub use simulator::{SimConfig, SimNode, Simulator};
+pub use simulator::{SimConfig, SimNode, SimStorageClass, Simulator};
