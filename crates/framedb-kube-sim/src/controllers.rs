@@ -1,9 +1,12 @@
 //! The cluster's controllers, compressed: StatefulSet and Deployment controllers that
 //! create, adopt and remove pods (and a StatefulSet's claims, with its
-//! `persistentVolumeClaimRetentionPolicy`), a volume binder with a dynamic provisioner, a
+//! `persistentVolumeClaimRetentionPolicy`), a volume binder with a dynamic provisioner
+//! (binding delayed to the scheduler's node for `WaitForFirstConsumer` classes) and
+//! volume expansion, a
 //! scheduler that honours cordons, taints and tolerations, node selectors, required node
 //! affinity, requests against allocatable CPU, memory and pods (`scheduling`), and volume
-//! node affinity, and a kubelet stand-in that marks scheduled pods Running and, after
+//! node affinity, and a kubelet stand-in that mounts volumes (a `local` volume only
+//! where its directory exists on the node), marks scheduled pods Running and, after
 //! `pod_ready_after`, Ready; with those of `termination` (the garbage collector, the
 //! namespace and storage-protection controllers, the end of a pod's grace period).
 //!

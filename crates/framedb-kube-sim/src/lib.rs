@@ -6,11 +6,13 @@
 //! It keeps objects with resourceVersions, answers with Kubernetes `Status` failures
 //! (404, 409, 422 for a taken node port, ...), deletes as a real cluster does (see
 //! [Deletion](#deletion)), runs StatefulSets and Deployments as pods scheduled onto
-//! simulated nodes by node selector, binds volume claims, and can inject failed answers,
-//! latency and dropped connections ([`Faults`]).
+//! simulated nodes by node selector, binds volume claims as a cluster with a default
+//! StorageClass does (see [Storage](#storage)), and can inject failed answers, latency
+//! and dropped connections ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
+//! `storage.k8s.io/v1` storageclasses;
 //! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
 //! Not served: other subresources than `/status`, other API groups.
 //!
@@ -48,7 +50,8 @@
 //!    `json`, `resources` and `status`.
 //! 5. `admission` (validation and defaulting per type) uses `services` and steps 1–3. It
 //!    sees the object being written and the allocations, never the store, which is why
-//!    the allocations live apart from it.
+//!    the allocations live apart from it; the storage plugins (`DefaultStorageClass`,
+//!    `PersistentVolumeClaimResize`) are handed the StorageClasses by `store`.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
 //!    `patch`, `resources`, `selectors` and `status`; it admits every write. `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
@@ -103,6 +106,36 @@
 //! [`SimFleet::DEMO_TIME_SCALE`], 10); timestamps written into objects stay wall-clock.
 //! `kubectl delete` waits for what it deletes to be gone (`--wait=false` does not).
 //!
+//! # Storage
+//!
+//! Each simulator starts with a default StorageClass ([`SimStorageClass`]: `standard`,
+//! provisioner `rancher.io/local-path`, `reclaimPolicy: Delete`, `volumeBindingMode:
+//! WaitForFirstConsumer`, `allowVolumeExpansion` as configured), or none
+//! ([`SimConfig::without_default_storage_class`]), or one of `Immediate` binding
+//! ([`SimConfig::with_immediate_binding`]).
+//!
+//! - A claim created without `storageClassName` gets the default class's name (the field
+//!   absent; `""` means no class); without a default class it stays without one.
+//! - The volume controller binds a pending claim to the volume it names (same class,
+//!   large enough; else a `VolumeMismatch` event), to a volume pre-bound to it, to the
+//!   smallest matching available volume of its class, or to one its class's provisioner
+//!   makes. A claim of no class with no matching volume stays `Pending` (`FailedBinding`:
+//!   "no persistent volumes available for this claim and no storage class is set"); one
+//!   of a missing class too (`ProvisioningFailed`).
+//! - A claim of a `WaitForFirstConsumer` class stays `Pending` (`WaitForFirstConsumer`,
+//!   or `WaitForPodScheduled` while a pod using it is not scheduled) until the scheduler
+//!   places a pod using it: the claim gets `volume.kubernetes.io/selected-node`, the
+//!   provisioner makes a volume with node affinity to that node, and the claim binds
+//!   before the pod is bound (the scheduler's PreBind). Any other unbound claim keeps its
+//!   pod off every node ("pod has unbound immediate PersistentVolumeClaims").
+//! - A bound claim's storage request may grow if its class has `allowVolumeExpansion`
+//!   (403 otherwise); the volume and the claim's `status.capacity` then take the new
+//!   size. It may not shrink to or below `status.capacity` (422).
+//! - Each node has a set of directories (`SimNode::with_directory`, and every `hostPath`
+//!   of type `DirectoryOrCreate` of a pod placed there). A pod whose `local` volume's
+//!   path is not one of its node's stays `Pending` with its containers waiting in
+//!   `ContainerCreating` and a `FailedMount` event, until the directory exists.
+//!
 //! # Conformance
 //!
 //! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
@@ -128,6 +161,14 @@
 //! | a StatefulSet's claims: kept by default; owned by the set (`whenDeleted: Delete`) or by a scaled-away pod (`whenScaled: Delete`) and collected with it | `updateClaimOwnerRefForSetAndPod`, `PodClaimIsStale` (pkg/controller/statefulset/stateful_set_utils.go, stateful_pod_control.go) | yes | `deletion::statefulset_claims_follow_their_retention_policy` |
 //! | `DeleteOptions` checked (422 for an unknown `propagationPolicy`, or with `orphanDependents`); uid and resourceVersion preconditions (409, `BeforeDelete`'s sentence; a namespace's own) | `ValidateDeleteOptions` (staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/validation/validation.go); `rest.BeforeDelete` | yes | `deletion::delete_options_and_preconditions_are_checked` |
 //! | grace periods on a scaled clock ([`SimConfig::with_time_scale`]) | (the simulator's own) | yes | `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
+//! | StorageClasses served (`storage.k8s.io/v1`, `sc`), a default class marked `storageclass.kubernetes.io/is-default-class`, `kubectl get sc` with `(default)`; `provisioner` required, `reclaimPolicy`/`volumeBindingMode` defaulted, and with `parameters` fixed once created | `printStorageClass` (pkg/printers/internalversion/printers.go); `ValidateStorageClass`, `ValidateStorageClassUpdate` (pkg/apis/storage/validation/validation.go); pkg/apis/storage/v1/defaults.go | yes | `storage::the_default_storage_class_is_served_and_marked` |
+//! | a claim without `storageClassName` gets the default class at create; none without a default class | plugin/pkg/admission/storage/storageclass/setdefault (`DefaultStorageClass`) | yes | `storage::a_claim_waits_for_its_first_consumer_and_binds_on_its_node`; `storage::without_a_default_class_a_claim_stays_pending_and_its_pod_unschedulable` |
+//! | `WaitForFirstConsumer`: the claim stays `Pending` (`WaitForFirstConsumer` / `WaitForPodScheduled` events) until a pod using it is scheduled; `volume.kubernetes.io/selected-node`; the volume provisioned with node affinity to that node; the claim bound before the pod | `emitEventForUnboundDelayBindingClaim`, `syncUnboundClaim` (pkg/controller/volume/persistentvolume/pv_controller.go); pkg/scheduler/framework/plugins/volumebinding (`binder.go`) | yes | `storage::a_claim_waits_for_its_first_consumer_and_binds_on_its_node`; `storage::a_claim_of_an_unscheduled_pod_says_it_waits_for_that_pod` |
+//! | `Immediate` binding: bound (matching volume, else provisioned) at once; a missing class is `ProvisioningFailed` (`storageclass.storage.k8s.io "x" not found`) | `syncUnboundClaim`, `provisionClaimOperation` (pv_controller.go) | yes | `storage::an_immediate_class_binds_claims_at_once_and_a_missing_class_is_told`; `claims_bind_to_provisioned_or_named_volumes` |
+//! | no class and no matching volume: `Pending`, `FailedBinding` "no persistent volumes available for this claim and no storage class is set"; its pod unschedulable ("pod has unbound immediate PersistentVolumeClaims"); a matching class-less volume made later binds it | `syncUnboundClaim`, `FindMatchingVolume` (pkg/controller/volume/persistentvolume); volumebinding `PreFilter` | yes | `storage::without_a_default_class_a_claim_stays_pending_and_its_pod_unschedulable` |
+//! | a claim naming a volume of another class is not bound (`VolumeMismatch`: `Cannot bind to requested volume "x": storageClassName does not match`) | `checkVolumeSatisfyClaim` (pv_controller.go) | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it` (its fixture names `""`) |
+//! | expansion: a bound claim's request grows only if its class has `allowVolumeExpansion` (403 `only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`); an unbound claim's spec is immutable (422); shrinking to or below `status.capacity` is 422 `field can not be less than status.capacity` (`RecoverVolumeExpansionFailure`, on by default in 1.33); the volume and `status.capacity` take the new size | plugin/pkg/admission/storage/persistentvolume/resize; `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) | yes | `storage::a_bound_claim_grows_only_if_its_class_allows_expansion`; `storage::a_class_without_expansion_refuses_a_bigger_claim` |
+//! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
 //!
 //! Knowingly not modelled:
 //!
@@ -144,6 +185,16 @@
 //!   policies act on those pods.
 //! - A StatefulSet replaces pods of an old revision all at once (a real one rolls them
 //!   one at a time, from the highest ordinal).
+//! - Storage: provisioning, binding and expansion are instant (no `ExternalProvisioning`
+//!   wait, no `Resizing` / `FileSystemResizeRequired` steps or conditions, no
+//!   `allocatedResourceStatuses`); the provisioner serves every node, so a delayed claim
+//!   never narrows where its pod may go, and the scheduler does not pick pre-made
+//!   volumes for delayed claims (a `WaitForFirstConsumer` claim is always provisioned); a
+//!   StorageClass's `allowedTopologies`, `mountOptions` and `parameters` are stored, not
+//!   acted on; a missing StorageClass for a pod's claim reads as an unbound immediate
+//!   claim to the scheduler (the real one fails its PreFilter with the lookup error);
+//!   `volumeAttributesClassName` is not validated; `hostPath` types other than
+//!   `DirectoryOrCreate` are not checked, and a node's directories are never removed.
 
 mod admission;
 mod allocations;
