@@ -581,8 +581,27 @@ impl State {
                 _ => pending.push(ck.clone()),
             }
         }
-        for ck in pending {
-            self.bind_claim(&ck);
+        if !pending.is_empty() {
+            // Which unscheduled pods name each claim, found once for the pass: every
+            // write runs the binder, and pods waiting for a node are few.
+            let mut waiting: HashMap<ObjKey, Vec<String>> = HashMap::new();
+            for (pk, pod) in self.iter(PODS) {
+                if !str_at(pod, &["spec", "nodeName"]).is_empty() {
+                    continue;
+                }
+                for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+                    if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() {
+                        waiting
+                            .entry(key(&pk.0, claim))
+                            .or_default()
+                            .push(pk.1.clone());
+                    }
+                }
+            }
+            for ck in pending {
+                let pods = waiting.get(&ck).map(Vec::as_slice).unwrap_or_default();
+                self.bind_claim(&ck, pods);
+            }
         }
         for ck in grown {
             self.expand(&ck);
@@ -594,8 +613,8 @@ impl State {
     /// matching available volume of its class, or to one its class's provisioner makes;
     /// a claim of a `WaitForFirstConsumer` class is provisioned only once the scheduler
     /// has picked its node (`volume.kubernetes.io/selected-node`). What keeps it pending
-    /// is told in the controllers' events.
-    fn bind_claim(&mut self, ck: &ObjKey) {
+    /// is told in the controllers' events; `waiting` are the unscheduled pods that use it.
+    fn bind_claim(&mut self, ck: &ObjKey, waiting: &[String]) {
         let Some(claim) = self.lookup(PVCS, ck).cloned() else {
             return;
         };
@@ -627,7 +646,7 @@ impl State {
             };
             if let Some(why) = mismatch {
                 let message = format!("Cannot bind to requested volume \"{wanted}\": {why}");
-                self.record_event(
+                self.record_event_once(
                     &claim,
                     Warning,
                     "VolumeMismatch",
@@ -655,7 +674,7 @@ impl State {
         if class_name.is_empty() {
             match self.matching_volume(&claim) {
                 Some(volume) => self.bind(ck, &volume),
-                None => self.record_event(
+                None => self.record_event_once(
                     &claim,
                     Normal,
                     "FailedBinding",
@@ -670,7 +689,7 @@ impl State {
                 Some(volume) => self.bind(ck, &volume),
                 None => {
                     let message = format!("storageclass.storage.k8s.io \"{class_name}\" not found");
-                    self.record_event(
+                    self.record_event_once(
                         &claim,
                         Warning,
                         "ProvisioningFailed",
@@ -687,7 +706,7 @@ impl State {
             .to_string();
         if str_at(&class, &["volumeBindingMode"]) == "WaitForFirstConsumer" {
             if node.is_empty() {
-                self.wait_for_consumer(&claim);
+                self.wait_for_consumer(&claim, waiting);
                 return;
             }
         } else if let Some(volume) = self.matching_volume(&claim) {
@@ -700,20 +719,8 @@ impl State {
 
     /// `emitEventForUnboundDelayBindingClaim`: what a claim of a `WaitForFirstConsumer`
     /// class waits for, its first consumer or the scheduling of the pods that use it.
-    fn wait_for_consumer(&mut self, claim: &Value) {
-        let name = meta(claim, "name");
-        let mut waiting: Vec<&str> = self
-            .objects_in(PODS, meta(claim, "namespace"))
-            .filter(|(_, pod)| str_at(pod, &["spec", "nodeName"]).is_empty())
-            .filter(|(_, pod)| {
-                pod["spec"]["volumes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|v| v["persistentVolumeClaim"]["claimName"] == name)
-            })
-            .map(|(pk, _)| pk.1.as_str())
-            .collect();
+    fn wait_for_consumer(&mut self, claim: &Value, waiting: &[String]) {
+        let mut waiting: Vec<&str> = waiting.iter().map(String::as_str).collect();
         waiting.sort_unstable();
         let (reason, message) = match waiting.as_slice() {
             [] => (
@@ -732,7 +739,7 @@ impl State {
                 ),
             ),
         };
-        self.record_event(claim, Normal, reason, &message, VOLUME_CONTROLLER);
+        self.record_event_once(claim, Normal, reason, &message, VOLUME_CONTROLLER);
     }
 
     /// The smallest available volume a claim may bind to (`FindMatchingVolume`): no
@@ -938,7 +945,8 @@ impl State {
             object_at(&mut claim, &["metadata", "annotations"])
                 .insert(SELECTED_NODE.into(), json!(node));
             self.put(PVCS, ck.clone(), claim);
-            self.bind_claim(&ck);
+            // The pod is being bound: no pod waits for this claim any more.
+            self.bind_claim(&ck, &[]);
         }
     }
 
@@ -955,7 +963,8 @@ impl State {
                     component: "kubelet",
                     host: Some(node),
                 };
-                self.record_event(&pod, Warning, "FailedMount", &message, kubelet);
+                // The kubelet retries with back-off; told once here (see `record_event_once`).
+                self.record_event_once(&pod, Warning, "FailedMount", &message, kubelet);
                 if str_at(&pod, &["spec", "nodeName"]).is_empty() {
                     self.hold_pod(k, pod, node, stamp);
                 }
