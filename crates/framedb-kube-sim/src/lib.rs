@@ -195,6 +195,9 @@
 //!   claim to the scheduler (the real one fails its PreFilter with the lookup error);
 //!   `volumeAttributesClassName` is not validated; `hostPath` types other than
 //!   `DirectoryOrCreate` are not checked, and a node's directories are never removed.
+//!   Claims left without a class are not given a default class made later
+//!   (`RetroactiveDefaultStorageClass`); the binder tells what keeps a claim pending once
+//!   (a real one re-tells it, counted, on each resync).
 
 mod admission;
 mod allocations;
