@@ -733,10 +733,7 @@ impl State {
             ),
             pods => (
                 "WaitForPodScheduled",
-                format!(
-                    "waiting for one of pods {} to be scheduled",
-                    pods.join(", ")
-                ),
+                format!("waiting for pods {} to be scheduled", pods.join(",")),
             ),
         };
         self.record_event_once(claim, Normal, reason, &message, VOLUME_CONTROLLER);
