@@ -8,9 +8,10 @@ use serde_json::{Value, json};
 
 use super::allocations::Allocations;
 use super::json::{default_at, meta, now_rfc3339, object_at, str_at};
+use super::quantity::units;
 use super::resources::{
     DEPLOYMENTS, NAMESPACES, NETWORK_POLICIES, NODES, NameRule, ObjKey, PODS, PVCS, PVS,
-    ResourceDef, SERVICES, STATEFULSETS,
+    ResourceDef, SERVICES, STATEFULSETS, STORAGE_CLASSES,
 };
 use super::selectors::LabelSelector;
 use super::services;
@@ -119,6 +120,7 @@ pub(crate) fn prepare(
         }
         DEPLOYMENTS | STATEFULSETS => prepare_workload(res, obj, old),
         NETWORK_POLICIES => prepare_network_policy(obj),
+        STORAGE_CLASSES => prepare_storage_class(obj, old),
         _ => Vec::new(),
     }
 }
@@ -295,11 +297,6 @@ fn prepare_claim(obj: &mut Value, old: Option<&Value>) -> Vec<FieldError> {
         errors.push(FieldError::required("spec.resources[storage]", ""));
     }
     default_at(obj, &["spec", "volumeMode"], json!("Filesystem"));
-    // Like a cluster with a default StorageClass (kind's "standard"); a claim naming its
-    // volume is left alone so it can bind to a class-less static volume.
-    if str_at(obj, &["spec", "volumeName"]).is_empty() {
-        default_at(obj, &["spec", "storageClassName"], json!("standard"));
-    }
     match old {
         None => obj["status"] = json!({ "phase": "Pending" }),
         Some(old) => errors.extend(claim_update_errors(old, obj)),
@@ -328,6 +325,27 @@ fn claim_update_errors(old: &Value, new: &Value) -> Vec<FieldError> {
         spec
     };
     let mut errors = Vec::new();
+    // `ValidatePersistentVolumeClaimUpdate` with `RecoverVolumeExpansionFailure` (on by
+    // default since 1.32): a bound claim may shrink its request only to above what its
+    // status says it has.
+    let request = |claim: &Value| {
+        units(str_at(claim, &["spec", "resources", "requests", "storage"])).unwrap_or_default()
+    };
+    if bound && request(new) < request(old) {
+        let detail = match units(str_at(old, &["status", "capacity", "storage"])) {
+            Some(capacity) if request(new) <= capacity => {
+                "field can not be less than status.capacity"
+            }
+            Some(_) => "",
+            None => "field can not be less than previous value",
+        };
+        if !detail.is_empty() {
+            errors.push(FieldError::forbidden(
+                "spec.resources.requests.storage",
+                detail,
+            ));
+        }
+    }
     if comparable(old) != comparable(new) {
         errors.push(FieldError::forbidden(
             "spec",
@@ -336,6 +354,101 @@ fn claim_update_errors(old: &Value, new: &Value) -> Vec<FieldError> {
         ));
     }
     errors
+}
+
+/// A StorageClass: `provisioner` required, `reclaimPolicy` `Delete` and
+/// `volumeBindingMode` `Immediate` by default, and those three (and `parameters`) fixed
+/// once created, as `ValidateStorageClass` and `ValidateStorageClassUpdate` say.
+fn prepare_storage_class(obj: &mut Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if str_at(obj, &["provisioner"]).is_empty() {
+        errors.push(FieldError::required("provisioner", ""));
+    }
+    default_at(obj, &["reclaimPolicy"], json!("Delete"));
+    default_at(obj, &["volumeBindingMode"], json!("Immediate"));
+    const MODES: [&str; 2] = ["Immediate", "WaitForFirstConsumer"];
+    if !MODES.contains(&str_at(obj, &["volumeBindingMode"])) {
+        errors.push(FieldError::not_supported(
+            "volumeBindingMode",
+            &obj["volumeBindingMode"],
+            &MODES,
+        ));
+    }
+    if let Some(old) = old {
+        if old["parameters"] != obj["parameters"] {
+            errors.push(FieldError::forbidden(
+                "parameters",
+                "updates to parameters are forbidden.",
+            ));
+        }
+        if old["provisioner"] != obj["provisioner"] {
+            errors.push(FieldError::forbidden(
+                "provisioner",
+                "updates to provisioner are forbidden.",
+            ));
+        }
+        if old["reclaimPolicy"] != obj["reclaimPolicy"] {
+            errors.push(FieldError::forbidden(
+                "reclaimPolicy",
+                "updates to reclaimPolicy are forbidden.",
+            ));
+        }
+        if old["volumeBindingMode"] != obj["volumeBindingMode"] {
+            errors.push(FieldError::forbidden(
+                "volumeBindingMode",
+                "field is immutable",
+            ));
+        }
+    }
+    errors
+}
+
+/// The annotation that makes a StorageClass the cluster's default.
+pub(crate) const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+
+/// The `DefaultStorageClass` admission plugin: a new claim that names no class (the field
+/// absent, not `""`) gets the default class's name, the newest one if several are marked
+/// default; without a default class it is left as it is.
+pub(crate) fn default_storage_class(claim: &mut Value, classes: &[&Value]) {
+    if !claim["spec"]["storageClassName"].is_null() {
+        return;
+    }
+    let default = classes
+        .iter()
+        .filter(|c| c["metadata"]["annotations"][DEFAULT_CLASS_ANNOTATION] == "true")
+        .max_by(|a, b| {
+            (meta(a, "creationTimestamp"), meta(a, "name"))
+                .cmp(&(meta(b, "creationTimestamp"), meta(b, "name")))
+        });
+    if let Some(class) = default
+        && claim["spec"].is_object()
+    {
+        claim["spec"]["storageClassName"] = json!(meta(class, "name"));
+    }
+}
+
+/// The `PersistentVolumeClaimResize` admission plugin: a claim's storage request may grow
+/// only if its class allows volume expansion; why it refuses (403), if it does.
+pub(crate) fn resize_refusal(old: &Value, new: &Value, classes: &[&Value]) -> Option<String> {
+    let request = |claim: &Value| {
+        units(str_at(claim, &["spec", "resources", "requests", "storage"])).unwrap_or_default()
+    };
+    if request(new) <= request(old) {
+        return None;
+    }
+    if str_at(old, &["status", "phase"]) != "Bound" {
+        return Some("Only bound persistent volume claims can be expanded".into());
+    }
+    let class = str_at(new, &["spec", "storageClassName"]);
+    let allowed = !class.is_empty()
+        && classes
+            .iter()
+            .any(|c| meta(c, "name") == class && c["allowVolumeExpansion"] == true);
+    (!allowed).then(|| {
+        "only dynamically provisioned pvc can be resized and the storageclass that \
+         provisions the pvc must support resize"
+            .into()
+    })
 }
 
 /// The volume sources a PersistentVolume may name (one is required).

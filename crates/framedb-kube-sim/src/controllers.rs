@@ -1,9 +1,12 @@
 //! The cluster's controllers, compressed: StatefulSet and Deployment controllers that
 //! create, adopt and remove pods (and a StatefulSet's claims, with its
-//! `persistentVolumeClaimRetentionPolicy`), a volume binder with a dynamic provisioner, a
+//! `persistentVolumeClaimRetentionPolicy`), a volume binder with a dynamic provisioner
+//! (binding delayed to the scheduler's node for `WaitForFirstConsumer` classes) and
+//! volume expansion, a
 //! scheduler that honours cordons, taints and tolerations, node selectors, required node
 //! affinity, requests against allocatable CPU, memory and pods (`scheduling`), and volume
-//! node affinity, and a kubelet stand-in that marks scheduled pods Running and, after
+//! node affinity, and a kubelet stand-in that mounts volumes (a `local` volume only
+//! where its directory exists on the node), marks scheduled pods Running and, after
 //! `pod_ready_after`, Ready; with those of `termination` (the garbage collector, the
 //! namespace and storage-protection controllers, the end of a pod's grace period).
 //!
@@ -21,8 +24,10 @@ use super::events::EventType::{Normal, Warning};
 use super::events::Source;
 use super::faults::seed_from;
 use super::json::{is_terminating, meta, now_rfc3339, object_at, str_at};
+use super::quantity;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, by_plural, key,
+    DEPLOYMENTS, NAMESPACES, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, STORAGE_CLASSES,
+    by_plural, key,
 };
 use super::scheduling;
 use super::selectors::{LabelSelector, labels_of, string_map};
@@ -37,6 +42,10 @@ const MAX_PASSES: usize = 8;
 const SCHEDULER: Source<'static> = Source::component("default-scheduler");
 /// The StatefulSet controller, as events name it.
 const STATEFULSETS_CONTROLLER: Source<'static> = Source::component("statefulset-controller");
+/// The persistent-volume controller, as events name it.
+const VOLUME_CONTROLLER: Source<'static> = Source::component("persistentvolume-controller");
+/// The annotation by which the scheduler tells a delayed claim's provisioner its node.
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 /// The ReplicaSet controller, which makes a Deployment's pods, as events name it.
 const REPLICAS_CONTROLLER: Source<'static> = Source::component("replicaset-controller");
 
@@ -109,6 +118,7 @@ impl State {
             self.protect_storage();
             self.bind_claims();
             self.schedule(now);
+            self.retry_mounts(now);
             self.mark_ready(now);
             self.update_workload_status();
             if !self.dirty {
@@ -551,64 +561,266 @@ impl State {
         }
     }
 
-    /// Binds pending claims: to the volume they name, to a volume pre-bound to them, or
-    /// to a freshly provisioned one.
+    /// The volume controller's pass over claims: pending ones are bound (see
+    /// [`State::bind_claim`]), bound ones whose request grew are expanded.
     fn bind_claims(&mut self) {
-        let pending: Vec<(ObjKey, Value)> = self
-            .iter(PVCS)
-            .filter(|(_, c)| {
-                !matches!(str_at(c, &["status", "phase"]), "Bound" | "Lost") && !is_terminating(c)
-            })
-            .map(|(k, c)| (k.clone(), c.clone()))
-            .collect();
-        for (ck, claim) in pending {
-            let wanted = str_at(&claim, &["spec", "volumeName"]);
-            let claimed_by_us = |pv: &Value| {
-                let r = &pv["spec"]["claimRef"];
-                r.is_null()
-                    || (str_at(r, &["namespace"]) == ck.0
-                        && str_at(r, &["name"]) == ck.1
-                        && (str_at(r, &["uid"]).is_empty() || r["uid"] == claim["metadata"]["uid"]))
-            };
-            let volume = if !wanted.is_empty() {
-                match self.lookup(PVS, &key("", wanted)) {
-                    Some(pv)
-                        if claimed_by_us(pv) && str_at(pv, &["status", "phase"]) != "Released" =>
-                    {
-                        wanted.to_string()
+        let mut pending = Vec::new();
+        let mut grown = Vec::new();
+        for (ck, claim) in self.iter(PVCS) {
+            if is_terminating(claim) {
+                continue;
+            }
+            match str_at(claim, &["status", "phase"]) {
+                "Lost" => {}
+                "Bound" => {
+                    let request = storage_units(&claim["spec"]["resources"]["requests"]);
+                    if request > storage_units(&claim["status"]["capacity"]) {
+                        grown.push(ck.clone());
                     }
-                    _ => continue,
                 }
-            } else if let Some((pk, _)) = self.iter(PVS).find(|(_, pv)| {
-                !pv["spec"]["claimRef"].is_null()
-                    && claimed_by_us(pv)
-                    && str_at(pv, &["status", "phase"]) == "Available"
-            }) {
-                pk.1.clone()
-            } else {
-                self.provision(&claim)
-            };
-            self.bind(&ck, &volume);
+                _ => pending.push(ck.clone()),
+            }
+        }
+        if !pending.is_empty() {
+            // Which unscheduled pods name each claim, found once for the pass: every
+            // write runs the binder, and pods waiting for a node are few.
+            let mut waiting: HashMap<ObjKey, Vec<String>> = HashMap::new();
+            for (pk, pod) in self.iter(PODS) {
+                if !str_at(pod, &["spec", "nodeName"]).is_empty() {
+                    continue;
+                }
+                for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+                    if let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() {
+                        waiting
+                            .entry(key(&pk.0, claim))
+                            .or_default()
+                            .push(pk.1.clone());
+                    }
+                }
+            }
+            for ck in pending {
+                let pods = waiting.get(&ck).map(Vec::as_slice).unwrap_or_default();
+                self.bind_claim(&ck, pods);
+            }
+        }
+        for ck in grown {
+            self.expand(&ck);
         }
     }
 
-    /// Creates a volume for a claim, like a dynamic provisioner (reclaim policy Delete).
-    fn provision(&mut self, claim: &Value) -> String {
+    /// Binds a pending claim as the persistent-volume controller does
+    /// (`syncUnboundClaim`): to the volume it names, to a volume pre-bound to it, to a
+    /// matching available volume of its class, or to one its class's provisioner makes;
+    /// a claim of a `WaitForFirstConsumer` class is provisioned only once the scheduler
+    /// has picked its node (`volume.kubernetes.io/selected-node`). What keeps it pending
+    /// is told in the controllers' events; `waiting` are the unscheduled pods that use it.
+    fn bind_claim(&mut self, ck: &ObjKey, waiting: &[String]) {
+        let Some(claim) = self.lookup(PVCS, ck).cloned() else {
+            return;
+        };
+        let wanted = str_at(&claim, &["spec", "volumeName"]);
+        let class_name = str_at(&claim, &["spec", "storageClassName"]).to_string();
+        let claimed_by_us = |pv: &Value| {
+            let r = &pv["spec"]["claimRef"];
+            r.is_null()
+                || (str_at(r, &["namespace"]) == ck.0
+                    && str_at(r, &["name"]) == ck.1
+                    && (str_at(r, &["uid"]).is_empty() || r["uid"] == claim["metadata"]["uid"]))
+        };
+        if !wanted.is_empty() {
+            let Some(pv) = self.lookup(PVS, &key("", wanted)) else {
+                return;
+            };
+            if !claimed_by_us(pv) || str_at(pv, &["status", "phase"]) == "Released" {
+                return;
+            }
+            // `checkVolumeSatisfyClaim`, for a claim that names its volume.
+            let mismatch = if str_at(pv, &["spec", "storageClassName"]) != class_name {
+                Some("storageClassName does not match")
+            } else if storage_units(&pv["spec"]["capacity"])
+                < storage_units(&claim["spec"]["resources"]["requests"])
+            {
+                Some("requested PV is too small")
+            } else {
+                None
+            };
+            if let Some(why) = mismatch {
+                let message = format!("Cannot bind to requested volume \"{wanted}\": {why}");
+                self.record_event_once(
+                    &claim,
+                    Warning,
+                    "VolumeMismatch",
+                    &message,
+                    VOLUME_CONTROLLER,
+                );
+                return;
+            }
+            let wanted = wanted.to_string();
+            self.bind(ck, &wanted);
+            return;
+        }
+        let prebound = self
+            .iter(PVS)
+            .find(|(_, pv)| {
+                !pv["spec"]["claimRef"].is_null()
+                    && claimed_by_us(pv)
+                    && str_at(pv, &["status", "phase"]) == "Available"
+            })
+            .map(|(pk, _)| pk.1.clone());
+        if let Some(volume) = prebound {
+            self.bind(ck, &volume);
+            return;
+        }
+        if class_name.is_empty() {
+            match self.matching_volume(&claim) {
+                Some(volume) => self.bind(ck, &volume),
+                None => self.record_event_once(
+                    &claim,
+                    Normal,
+                    "FailedBinding",
+                    "no persistent volumes available for this claim and no storage class is set",
+                    VOLUME_CONTROLLER,
+                ),
+            }
+            return;
+        }
+        let Some(class) = self.lookup(STORAGE_CLASSES, &key("", &class_name)).cloned() else {
+            match self.matching_volume(&claim) {
+                Some(volume) => self.bind(ck, &volume),
+                None => {
+                    let message = format!("storageclass.storage.k8s.io \"{class_name}\" not found");
+                    self.record_event_once(
+                        &claim,
+                        Warning,
+                        "ProvisioningFailed",
+                        &message,
+                        VOLUME_CONTROLLER,
+                    );
+                }
+            }
+            return;
+        };
+        let node = claim["metadata"]["annotations"][SELECTED_NODE]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if str_at(&class, &["volumeBindingMode"]) == "WaitForFirstConsumer" {
+            if node.is_empty() {
+                self.wait_for_consumer(&claim, waiting);
+                return;
+            }
+        } else if let Some(volume) = self.matching_volume(&claim) {
+            self.bind(ck, &volume);
+            return;
+        }
+        let volume = self.provision(&claim, &class, (!node.is_empty()).then_some(node.as_str()));
+        self.bind(ck, &volume);
+    }
+
+    /// `emitEventForUnboundDelayBindingClaim`: what a claim of a `WaitForFirstConsumer`
+    /// class waits for, its first consumer or the scheduling of the pods that use it.
+    fn wait_for_consumer(&mut self, claim: &Value, waiting: &[String]) {
+        let mut waiting: Vec<&str> = waiting.iter().map(String::as_str).collect();
+        waiting.sort_unstable();
+        let (reason, message) = match waiting.as_slice() {
+            [] => (
+                "WaitForFirstConsumer",
+                "waiting for first consumer to be created before binding".to_string(),
+            ),
+            [pod] => (
+                "WaitForPodScheduled",
+                format!("waiting for pod {pod} to be scheduled"),
+            ),
+            pods => (
+                "WaitForPodScheduled",
+                format!("waiting for pods {} to be scheduled", pods.join(",")),
+            ),
+        };
+        self.record_event_once(claim, Normal, reason, &message, VOLUME_CONTROLLER);
+    }
+
+    /// The smallest available volume a claim may bind to (`FindMatchingVolume`): no
+    /// claim yet, the claim's class, volume mode and access modes, and room enough.
+    fn matching_volume(&self, claim: &Value) -> Option<String> {
+        let request = storage_units(&claim["spec"]["resources"]["requests"]);
+        let modes = claim["spec"]["accessModes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let class = str_at(claim, &["spec", "storageClassName"]);
+        self.iter(PVS)
+            .filter(|(_, pv)| {
+                pv["spec"]["claimRef"].is_null()
+                    && !is_terminating(pv)
+                    && str_at(pv, &["status", "phase"]) == "Available"
+                    && str_at(pv, &["spec", "storageClassName"]) == class
+                    && str_at(pv, &["spec", "volumeMode"]) == str_at(claim, &["spec", "volumeMode"])
+                    && storage_units(&pv["spec"]["capacity"]) >= request
+                    && modes.iter().all(|m| {
+                        pv["spec"]["accessModes"]
+                            .as_array()
+                            .is_some_and(|have| have.contains(m))
+                    })
+            })
+            .min_by_key(|(k, pv)| (storage_units(&pv["spec"]["capacity"]), k.1.clone()))
+            .map(|(k, _)| k.1.clone())
+    }
+
+    /// Creates a volume for a claim, as its class's provisioner does: on `node`'s
+    /// topology when the scheduler picked one (a local-path volume lives on one node).
+    fn provision(&mut self, claim: &Value, class: &Value, node: Option<&str>) -> String {
         let name = format!("pvc-{}", meta(claim, "uid"));
-        let body = json!({
-            "metadata": { "name": name, "annotations": { "pv.kubernetes.io/provisioned-by": "framedb.io/simulator" } },
+        let provisioner = str_at(class, &["provisioner"]).to_string();
+        let mut body = json!({
+            "metadata": { "name": name, "annotations": { "pv.kubernetes.io/provisioned-by": provisioner } },
             "spec": {
                 "capacity": { "storage": claim["spec"]["resources"]["requests"]["storage"] },
                 "accessModes": claim["spec"]["accessModes"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "storageClassName": claim["spec"]["storageClassName"],
+                "persistentVolumeReclaimPolicy": class["reclaimPolicy"],
+                "storageClassName": meta(class, "name"),
                 "volumeMode": claim["spec"]["volumeMode"],
-                "hostPath": { "path": format!("/var/lib/framedb-sim/{name}"), "type": "" },
+                "hostPath": {
+                    "path": format!("/var/lib/framedb-sim/{name}_{}_{}", meta(claim, "namespace"), meta(claim, "name")),
+                    "type": "DirectoryOrCreate",
+                },
             },
         });
+        if let Some(node) = node {
+            body["spec"]["nodeAffinity"] = json!({ "required": { "nodeSelectorTerms": [{
+                "matchExpressions": [{ "key": "kubernetes.io/hostname", "operator": "In", "values": [node] }],
+            }] } });
+        }
         self.create(by_plural(PVS), None, body)
             .expect("a provisioned volume is valid");
+        let source = Source::component(&provisioner);
+        let told = format!(
+            "External provisioner is provisioning volume for claim \"{}/{}\"",
+            meta(claim, "namespace"),
+            meta(claim, "name")
+        );
+        self.record_event(claim, Normal, "Provisioning", &told, source);
+        let done = format!("Successfully provisioned volume {name}");
+        self.record_event(claim, Normal, "ProvisioningSucceeded", &done, source);
         name
+    }
+
+    /// A bound claim whose request grew: its volume is expanded (the external resizer)
+    /// and the claim's status takes the new size (the kubelet's file-system resize).
+    fn expand(&mut self, ck: &ObjKey) {
+        let Some(claim) = self.lookup(PVCS, ck).cloned() else {
+            return;
+        };
+        let size = claim["spec"]["resources"]["requests"]["storage"].clone();
+        let pv_key = key("", str_at(&claim, &["spec", "volumeName"]));
+        if let Some(pv) = self.lookup(PVS, &pv_key) {
+            let mut pv = pv.clone();
+            pv["spec"]["capacity"]["storage"] = size.clone();
+            self.put(PVS, pv_key, pv);
+        }
+        let mut status = claim["status"].clone();
+        status["capacity"]["storage"] = size.clone();
+        status["allocatedResources"] = json!({ "storage": size });
+        self.set_status(PVCS, ck, status);
     }
 
     fn bind(&mut self, claim_key: &ObjKey, volume: &str) {
@@ -670,10 +882,12 @@ impl State {
             match self.place(&pod, &usage) {
                 Ok(node) => {
                     usage.entry(node.clone()).or_default().add(&pod);
+                    // PreBind: the pod's delayed claims are provisioned on its node and
+                    // bound before the pod is (instantly, in the simulator).
+                    self.select_node_for_claims(&pod, &node);
                     let assigned = format!("Successfully assigned {}/{} to {node}", k.0, k.1);
                     self.record_event(&pod, Normal, "Scheduled", &assigned, SCHEDULER);
-                    self.start_pod(&k, pod.clone(), &node, now, &stamp);
-                    self.record_container_starts(&pod, &node);
+                    self.run_pod(&k, pod, &node, now, &stamp);
                 }
                 Err(message) => {
                     // The scheduler retries with back-off; a new reason is a new event.
@@ -692,6 +906,170 @@ impl State {
                     self.set_status(PODS, &k, status);
                 }
             }
+        }
+    }
+
+    /// Whether a pending claim's class binds it only once a pod using it is scheduled.
+    fn waits_for_consumer(&self, claim: &Value) -> bool {
+        let class = str_at(claim, &["spec", "storageClassName"]);
+        !class.is_empty()
+            && self
+                .lookup(STORAGE_CLASSES, &key("", class))
+                .is_some_and(|c| str_at(c, &["volumeBindingMode"]) == "WaitForFirstConsumer")
+    }
+
+    /// Marks the pod's delayed claims with the node the scheduler chose
+    /// (`volume.kubernetes.io/selected-node`), and lets the volume controller and the
+    /// provisioner bind them there.
+    fn select_node_for_claims(&mut self, pod: &Value, node: &str) {
+        let ns = meta(pod, "namespace").to_string();
+        let claims: Vec<String> = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+            .map(String::from)
+            .collect();
+        for name in claims {
+            let ck = key(&ns, &name);
+            let Some(claim) = self.lookup(PVCS, &ck) else {
+                continue;
+            };
+            if str_at(claim, &["status", "phase"]) == "Bound" || !self.waits_for_consumer(claim) {
+                continue;
+            }
+            let mut claim = claim.clone();
+            object_at(&mut claim, &["metadata", "annotations"])
+                .insert(SELECTED_NODE.into(), json!(node));
+            self.put(PVCS, ck.clone(), claim);
+            // The pod is being bound: no pod waits for this claim any more.
+            self.bind_claim(&ck, &[]);
+        }
+    }
+
+    /// The kubelet on `node` mounts a pod's volumes, then starts its containers; a volume
+    /// it cannot mount leaves the pod `ContainerCreating` (retried in `retry_mounts`).
+    fn run_pod(&mut self, k: &ObjKey, pod: Value, node: &str, now: Instant, stamp: &str) {
+        match self.mount_volumes(&pod, node) {
+            Ok(()) => {
+                self.start_pod(k, pod.clone(), node, now, stamp);
+                self.record_container_starts(&pod, node);
+            }
+            Err(message) => {
+                let kubelet = Source {
+                    component: "kubelet",
+                    host: Some(node),
+                };
+                // The kubelet retries with back-off; told once here (see `record_event_once`).
+                self.record_event_once(&pod, Warning, "FailedMount", &message, kubelet);
+                if str_at(&pod, &["spec", "nodeName"]).is_empty() {
+                    self.hold_pod(k, pod, node, stamp);
+                }
+            }
+        }
+    }
+
+    /// Mounts a pod's volumes on `node`, as its kubelet does: a `hostPath` of type
+    /// `DirectoryOrCreate` makes its directory there; a `local` volume needs its path to
+    /// exist there (`MountVolume.NewMounter initialization failed ...` otherwise).
+    fn mount_volumes(&mut self, pod: &Value, node: &str) -> Result<(), String> {
+        let ns = meta(pod, "namespace");
+        let volumes: Vec<Value> = pod["spec"]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut local = Vec::new();
+        for volume in &volumes {
+            if str_at(volume, &["hostPath", "type"]) == "DirectoryOrCreate" {
+                let path = str_at(volume, &["hostPath", "path"]).to_string();
+                self.directories
+                    .entry(node.to_string())
+                    .or_default()
+                    .insert(path);
+            }
+            let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() else {
+                continue;
+            };
+            let Some(claim) = self.lookup(PVCS, &key(ns, claim)) else {
+                continue;
+            };
+            let pv_name = str_at(claim, &["spec", "volumeName"]);
+            let Some(pv) = self.lookup(PVS, &key("", pv_name)) else {
+                continue;
+            };
+            if let Some(path) = pv["spec"]["local"]["path"].as_str() {
+                local.push((pv_name.to_string(), path.to_string()));
+            }
+        }
+        let existing = self.directories.get(node);
+        for (pv, path) in local {
+            if !existing.is_some_and(|dirs| dirs.contains(&path)) {
+                return Err(format!(
+                    "MountVolume.NewMounter initialization failed for volume \"{pv}\" : path \"{path}\" does not exist"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A pod bound to `node` whose volumes are not mounted yet: `Pending`, its containers
+    /// waiting in `ContainerCreating`, no pod IP (no sandbox yet).
+    fn hold_pod(&mut self, k: &ObjKey, mut pod: Value, node: &str, stamp: &str) {
+        let host_ip = self.host_ip(node);
+        let containers: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
+        let not_ready = format!("containers with unready status: [{}]", names.join(" "));
+        let statuses: Vec<Value> = containers
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c["name"], "image": c["image"], "imageID": "",
+                    "ready": false, "started": false, "restartCount": 0,
+                    "state": { "waiting": { "reason": "ContainerCreating" } },
+                })
+            })
+            .collect();
+        let old = pod["status"].clone();
+        pod["spec"]["nodeName"] = json!(node);
+        pod["status"] = json!({
+            "phase": "Pending",
+            "conditions": [
+                condition(&old, "PodReadyToStartContainers", false, "", "", stamp),
+                condition(&old, "Initialized", true, "", "", stamp),
+                condition(&old, "Ready", false, "ContainersNotReady", &not_ready, stamp),
+                condition(&old, "ContainersReady", false, "ContainersNotReady", &not_ready, stamp),
+                condition(&old, "PodScheduled", true, "", "", stamp),
+            ],
+            "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
+            "startTime": stamp,
+            "containerStatuses": statuses,
+            "qosClass": old["qosClass"],
+        });
+        self.put(PODS, k.clone(), pod);
+    }
+
+    /// The kubelet retries the mounts of its pods left `ContainerCreating`: once the
+    /// directory exists (another pod's `DirectoryOrCreate`, say) the pod starts.
+    fn retry_mounts(&mut self, now: Instant) {
+        let held: Vec<(ObjKey, Value)> = self
+            .iter(PODS)
+            .filter(|(_, p)| {
+                !str_at(p, &["spec", "nodeName"]).is_empty()
+                    && str_at(p, &["status", "phase"]) == "Pending"
+                    && !is_terminating(p)
+            })
+            .map(|(k, p)| (k.clone(), p.clone()))
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        let stamp = now_rfc3339();
+        for (k, pod) in held {
+            let node = str_at(&pod, &["spec", "nodeName"]).to_string();
+            self.run_pod(&k, pod, &node, now, &stamp);
         }
     }
 
@@ -761,6 +1139,12 @@ impl State {
                 ));
             }
             if str_at(claim, &["status", "phase"]) != "Bound" {
+                // The volume-binding plugin: a claim of a `WaitForFirstConsumer` class is
+                // provisioned on the node the pod goes to (the simulated provisioner
+                // serves every node); any other unbound claim keeps the pod off all nodes.
+                if self.waits_for_consumer(claim) {
+                    continue;
+                }
                 return Err(format!(
                     "0/{total} nodes are available: pod has unbound immediate PersistentVolumeClaims. {hopeless}"
                 ));
@@ -844,12 +1228,7 @@ impl State {
 
     /// Binds a pod to a node and starts its containers (ready later, in `mark_ready`).
     fn start_pod(&mut self, k: &ObjKey, mut pod: Value, node: &str, now: Instant, stamp: &str) {
-        let host_ip = self
-            .lookup(NODES, &key("", node))
-            .and_then(|n| n["status"]["addresses"].as_array())
-            .and_then(|addrs| addrs.iter().find(|a| a["type"] == "InternalIP"))
-            .map(|a| str_at(a, &["address"]).to_string())
-            .unwrap_or_default();
+        let host_ip = self.host_ip(node);
         let pod_ip = self.alloc.next_pod_ip();
         let containers: Vec<Value> = pod["spec"]["containers"]
             .as_array()
@@ -890,6 +1269,15 @@ impl State {
         // Readiness counts from the start of the containers, not from the pod's creation,
         // so a pod that waited for a node still takes `pod_ready_after` to become ready.
         self.ready_at.insert(k.clone(), now + self.ready_after);
+    }
+
+    /// A node's `InternalIP`.
+    fn host_ip(&self, node: &str) -> String {
+        self.lookup(NODES, &key("", node))
+            .and_then(|n| n["status"]["addresses"].as_array())
+            .and_then(|addrs| addrs.iter().find(|a| a["type"] == "InternalIP"))
+            .map(|a| str_at(a, &["address"]).to_string())
+            .unwrap_or_default()
     }
 
     /// Marks pods ready whose readiness delay has passed.
@@ -1064,6 +1452,11 @@ fn controlled(obj: &Value) -> bool {
     obj["metadata"]["ownerReferences"]
         .as_array()
         .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true))
+}
+
+/// The `storage` quantity of a resource list (requests, capacity) in bytes; 0 if absent.
+fn storage_units(resources: &Value) -> u128 {
+    quantity::units(str_at(resources, &["storage"])).unwrap_or_default()
 }
 
 /// The claim of a StatefulSet's volume claim template for one ordinal.

@@ -133,6 +133,40 @@ impl State {
         self.insert_new(by_plural(EVENTS), key(&namespace, &name), event);
     }
 
+    /// Records an event unless `involved` already has one of this reason and message:
+    /// for what a controller finds again on every pass while nothing changes (a real one
+    /// re-tells it on its resync period, which the count would show), so that the
+    /// simulator's pass after every write does not rewrite events all the time.
+    pub(crate) fn record_event_once(
+        &mut self,
+        involved: &Value,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+        source: Source<'_>,
+    ) {
+        let namespace = match meta(involved, "namespace") {
+            "" => "default",
+            ns => ns,
+        };
+        let name = meta(involved, "name");
+        let uid = meta(involved, "uid");
+        let told = self
+            .range(
+                EVENTS,
+                key(namespace, &format!("{name}.")),
+                key(namespace, &format!("{name}/")),
+            )
+            .any(|(_, event)| {
+                str_at(event, &["involvedObject", "uid"]) == uid
+                    && str_at(event, &["reason"]) == reason
+                    && str_at(event, &["message"]) == message
+            });
+        if !told {
+            self.record_event(involved, kind, reason, message, source);
+        }
+    }
+
     /// Removes the events that last happened longer ago than the event TTL, and the
     /// oldest beyond [`MAX_EVENTS`].
     pub(crate) fn expire_events(&mut self, now: Instant) {

@@ -6,11 +6,13 @@
 //! It keeps objects with resourceVersions, answers with Kubernetes `Status` failures
 //! (404, 409, 422 for a taken node port, ...), deletes as a real cluster does (see
 //! [Deletion](#deletion)), runs StatefulSets and Deployments as pods scheduled onto
-//! simulated nodes by node selector, binds volume claims, and can inject failed answers,
-//! latency and dropped connections ([`Faults`]).
+//! simulated nodes by node selector, binds volume claims as a cluster with a default
+//! StorageClass does (see [Storage](#storage)), and can inject failed answers, latency
+//! and dropped connections ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
+//! `storage.k8s.io/v1` storageclasses;
 //! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
 //! Not served: other subresources than `/status`, other API groups.
 //!
@@ -48,7 +50,8 @@
 //!    `json`, `resources` and `status`.
 //! 5. `admission` (validation and defaulting per type) uses `services` and steps 1–3. It
 //!    sees the object being written and the allocations, never the store, which is why
-//!    the allocations live apart from it.
+//!    the allocations live apart from it; the storage plugins (`DefaultStorageClass`,
+//!    `PersistentVolumeClaimResize`) are handed the StorageClasses by `store`.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
 //!    `patch`, `resources`, `selectors` and `status`; it admits every write. `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
@@ -118,6 +121,36 @@
 //! simulated minute ([`SimConfig::with_bookmark_interval`] to change it) and one as their
 //! `timeoutSeconds` runs out.
 //!
+//! # Storage
+//!
+//! Each simulator starts with a default StorageClass ([`SimStorageClass`]: `standard`,
+//! provisioner `rancher.io/local-path`, `reclaimPolicy: Delete`, `volumeBindingMode:
+//! WaitForFirstConsumer`, `allowVolumeExpansion` as configured), or none
+//! ([`SimConfig::without_default_storage_class`]), or one of `Immediate` binding
+//! ([`SimConfig::with_immediate_binding`]).
+//!
+//! - A claim created without `storageClassName` gets the default class's name (the field
+//!   absent; `""` means no class); without a default class it stays without one.
+//! - The volume controller binds a pending claim to the volume it names (same class,
+//!   large enough; else a `VolumeMismatch` event), to a volume pre-bound to it, to the
+//!   smallest matching available volume of its class, or to one its class's provisioner
+//!   makes. A claim of no class with no matching volume stays `Pending` (`FailedBinding`:
+//!   "no persistent volumes available for this claim and no storage class is set"); one
+//!   of a missing class too (`ProvisioningFailed`).
+//! - A claim of a `WaitForFirstConsumer` class stays `Pending` (`WaitForFirstConsumer`,
+//!   or `WaitForPodScheduled` while a pod using it is not scheduled) until the scheduler
+//!   places a pod using it: the claim gets `volume.kubernetes.io/selected-node`, the
+//!   provisioner makes a volume with node affinity to that node, and the claim binds
+//!   before the pod is bound (the scheduler's PreBind). Any other unbound claim keeps its
+//!   pod off every node ("pod has unbound immediate PersistentVolumeClaims").
+//! - A bound claim's storage request may grow if its class has `allowVolumeExpansion`
+//!   (403 otherwise); the volume and the claim's `status.capacity` then take the new
+//!   size. It may not shrink to or below `status.capacity` (422).
+//! - Each node has a set of directories (`SimNode::with_directory`, and every `hostPath`
+//!   of type `DirectoryOrCreate` of a pod placed there). A pod whose `local` volume's
+//!   path is not one of its node's stays `Pending` with its containers waiting in
+//!   `ContainerCreating` and a `FailedMount` event, until the directory exists.
+//!
 //! # Conformance
 //!
 //! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
@@ -157,6 +190,14 @@
 //! | a watch from a compacted version: 200 stream with one `ERROR` event, 410 `Expired` "too old resource version: X (Y)"; kube-runtime's watcher relists | `watchCache.getAllEventsSinceLocked` (pkg/storage/cacher/watch_cache.go), `newErrWatcher` | yes | `lists::a_watch_from_a_compacted_version_gets_410_expired`; `lists::kube_runtime_s_watcher_relists_after_a_410` |
 //! | bookmarks (`allowWatchBookmarks`) at the server's discretion: about once a minute, and as the watch's timeout runs out; `timeoutSeconds` ends the stream | API concepts, "Watch bookmarks"; `bookmarkFrequency`, `cacheWatcher.nextBookmarkTime` (pkg/storage/cacher) | yes | `lists::bookmarks_come_at_the_server_s_discretion_and_timeouts_end_watches`; `lists::kubectl_watches_with_output_watch_events` |
 //! | `sendInitialEvents` (watch-list): the WatchList gate is off by default in 1.33, so 422 "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"; neither kubectl nor kube-runtime's default watcher asks for it | `validateWatchOptions` (validation.go); pkg/features/kube_features.go | refused, as a default 1.33 server | `lists::watch_list_is_refused_as_by_a_1_33_server` |
+//! | StorageClasses served (`storage.k8s.io/v1`, `sc`), a default class marked `storageclass.kubernetes.io/is-default-class`, `kubectl get sc` with `(default)`; `provisioner` required, `reclaimPolicy`/`volumeBindingMode` defaulted, and with `parameters` fixed once created | `printStorageClass` (pkg/printers/internalversion/printers.go); `ValidateStorageClass`, `ValidateStorageClassUpdate` (pkg/apis/storage/validation/validation.go); pkg/apis/storage/v1/defaults.go | yes | `storage::the_default_storage_class_is_served_and_marked` |
+//! | a claim without `storageClassName` gets the default class at create; none without a default class | plugin/pkg/admission/storage/storageclass/setdefault (`DefaultStorageClass`) | yes | `storage::a_claim_waits_for_its_first_consumer_and_binds_on_its_node`; `storage::without_a_default_class_a_claim_stays_pending_and_its_pod_unschedulable` |
+//! | `WaitForFirstConsumer`: the claim stays `Pending` (`WaitForFirstConsumer` / `WaitForPodScheduled` events) until a pod using it is scheduled; `volume.kubernetes.io/selected-node`; the volume provisioned with node affinity to that node; the claim bound before the pod | `emitEventForUnboundDelayBindingClaim`, `syncUnboundClaim` (pkg/controller/volume/persistentvolume/pv_controller.go); pkg/scheduler/framework/plugins/volumebinding (`binder.go`) | yes | `storage::a_claim_waits_for_its_first_consumer_and_binds_on_its_node`; `storage::a_claim_of_an_unscheduled_pod_says_it_waits_for_that_pod` |
+//! | `Immediate` binding: bound (matching volume, else provisioned) at once; a missing class is `ProvisioningFailed` (`storageclass.storage.k8s.io "x" not found`) | `syncUnboundClaim`, `provisionClaimOperation` (pv_controller.go) | yes | `storage::an_immediate_class_binds_claims_at_once_and_a_missing_class_is_told`; `claims_bind_to_provisioned_or_named_volumes` |
+//! | no class and no matching volume: `Pending`, `FailedBinding` "no persistent volumes available for this claim and no storage class is set"; its pod unschedulable ("pod has unbound immediate PersistentVolumeClaims"); a matching class-less volume made later binds it | `syncUnboundClaim`, `FindMatchingVolume` (pkg/controller/volume/persistentvolume); volumebinding `PreFilter` | yes | `storage::without_a_default_class_a_claim_stays_pending_and_its_pod_unschedulable` |
+//! | a claim naming a volume of another class is not bound (`VolumeMismatch`: `Cannot bind to requested volume "x": storageClassName does not match`) | `checkVolumeSatisfyClaim` (pv_controller.go) | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it` (its fixture names `""`) |
+//! | expansion: a bound claim's request grows only if its class has `allowVolumeExpansion` (403 `only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`); an unbound claim's spec is immutable (422); shrinking to or below `status.capacity` is 422 `field can not be less than status.capacity` (`RecoverVolumeExpansionFailure`, on by default in 1.33); the volume and `status.capacity` take the new size | plugin/pkg/admission/storage/persistentvolume/resize; `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) | yes | `storage::a_bound_claim_grows_only_if_its_class_allows_expansion`; `storage::a_class_without_expansion_refuses_a_bigger_claim` |
+//! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
 //!
 //! Knowingly not modelled:
 //!
@@ -191,6 +232,19 @@
 //! - Bookmarks are sent on their period even to a watch that just got events (the watch
 //!   cache skips those whose version did not move on), and carry the version of the
 //!   last change of any resource.
+//! - Storage: provisioning, binding and expansion are instant (no `ExternalProvisioning`
+//!   wait, no `Resizing` / `FileSystemResizeRequired` steps or conditions, no
+//!   `allocatedResourceStatuses`); the provisioner serves every node, so a delayed claim
+//!   never narrows where its pod may go, and the scheduler does not pick pre-made
+//!   volumes for delayed claims (a `WaitForFirstConsumer` claim is always provisioned); a
+//!   StorageClass's `allowedTopologies`, `mountOptions` and `parameters` are stored, not
+//!   acted on; a missing StorageClass for a pod's claim reads as an unbound immediate
+//!   claim to the scheduler (the real one fails its PreFilter with the lookup error);
+//!   `volumeAttributesClassName` is not validated; `hostPath` types other than
+//!   `DirectoryOrCreate` are not checked, and a node's directories are never removed.
+//!   Claims left without a class are not given a default class made later
+//!   (`RetroactiveDefaultStorageClass`); the binder tells what keeps a claim pending once
+//!   (a real one re-tells it, counted, on each resync).
 
 mod admission;
 mod allocations;
@@ -223,4 +277,4 @@ mod watch;
 pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
-pub use simulator::{SimConfig, SimNode, Simulator};
+pub use simulator::{SimConfig, SimNode, SimStorageClass, Simulator};

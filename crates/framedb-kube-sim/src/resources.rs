@@ -149,6 +149,26 @@ const fn networking(
     )
 }
 
+/// A `storage.k8s.io/v1` type: cluster-scoped, without a status subresource.
+const fn storage(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    short_names: &'static [&'static str],
+) -> ResourceDef {
+    let mut def = core(
+        plural,
+        singular,
+        kind,
+        false,
+        short_names,
+        false,
+        NameRule::Subdomain,
+    );
+    def.group = "storage.k8s.io";
+    def
+}
+
 pub(crate) const NAMESPACES: &str = "namespaces";
 pub(crate) const NODES: &str = "nodes";
 pub(crate) const SERVICES: &str = "services";
@@ -159,6 +179,7 @@ pub(crate) const STATEFULSETS: &str = "statefulsets";
 pub(crate) const DEPLOYMENTS: &str = "deployments";
 pub(crate) const NETWORK_POLICIES: &str = "networkpolicies";
 pub(crate) const EVENTS: &str = "events";
+pub(crate) const STORAGE_CLASSES: &str = "storageclasses";
 
 /// Every served type; core group first, in the order discovery lists them.
 /// Whether `res` has a `/scale` subresource (the workloads).
@@ -266,6 +287,7 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         "NetworkPolicy",
         &["netpol"],
     ),
+    storage(STORAGE_CLASSES, "storageclass", "StorageClass", &["sc"]),
 ];
 
 /// Looks a type up by group and plural name.

@@ -1,7 +1,7 @@
 //! One simulated cluster: [`Simulator`] serves it on loopback, and [`SimConfig`] and
 //! [`SimNode`] say how it starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::faults::{Faults, RequestStats, seed_from};
-use super::resources::{NODES, by_plural};
+use super::resources::{NODES, STORAGE_CLASSES, by_plural};
 use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
 use super::shared::Shared;
 use super::store::{CHANGES_KEPT as DEFAULT_HISTORY, PatchKind, State};
@@ -36,6 +36,9 @@ pub struct SimNode {
     /// Its capacity (and allocatable) where it differs from a kubelet's default of 8
     /// CPUs, 32Gi of memory and 110 pods, e.g. `("memory", "4Gi")`.
     pub capacity: BTreeMap<String, String>,
+    /// Directories that exist on the node from the start (what an operator prepared,
+    /// e.g. a `local` PersistentVolume's path); see [`SimNode::with_directory`].
+    pub directories: BTreeSet<String>,
 }
 
 impl SimNode {
@@ -47,6 +50,7 @@ impl SimNode {
             name,
             labels,
             capacity: BTreeMap::new(),
+            directories: BTreeSet::new(),
         }
     }
 
@@ -58,6 +62,14 @@ impl SimNode {
         quantity: impl Into<String>,
     ) -> Self {
         self.capacity.insert(resource.into(), quantity.into());
+        self
+    }
+
+    /// Makes directory `path` exist on the node from the start, as an operator's setup
+    /// does: a `local` PersistentVolume at a path that does not exist on its node cannot
+    /// be mounted (the pod stays `ContainerCreating` with a `FailedMount` event).
+    pub fn with_directory(mut self, path: impl Into<String>) -> Self {
+        self.directories.insert(path.into());
         self
     }
 
@@ -90,6 +102,56 @@ pub struct SimConfig {
     /// How often a watch that allows bookmarks gets one (real time); `None`: once a
     /// simulated minute. See [`SimConfig::with_bookmark_interval`].
     pub bookmark_interval: Option<Duration>,
+    /// The cluster's default StorageClass, or none; see [`SimStorageClass`].
+    pub default_storage_class: Option<SimStorageClass>,
+}
+
+/// The default StorageClass a simulator starts with, annotated
+/// `storageclass.kubernetes.io/is-default-class: "true"` (kind's is much like it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimStorageClass {
+    /// Its name, `standard` by default.
+    pub name: String,
+    /// Its provisioner, `rancher.io/local-path` by default.
+    pub provisioner: String,
+    /// `volumeBindingMode`: `WaitForFirstConsumer` by default (claims bind once a pod
+    /// using them is scheduled, on that pod's node); `Immediate` when false.
+    pub wait_for_first_consumer: bool,
+    /// `allowVolumeExpansion`: whether bound claims of the class may grow (false by
+    /// default).
+    pub allow_volume_expansion: bool,
+}
+
+impl Default for SimStorageClass {
+    fn default() -> Self {
+        Self {
+            name: "standard".into(),
+            provisioner: "rancher.io/local-path".into(),
+            wait_for_first_consumer: true,
+            allow_volume_expansion: false,
+        }
+    }
+}
+
+impl SimStorageClass {
+    /// The StorageClass object.
+    fn body(&self) -> Value {
+        let mode = if self.wait_for_first_consumer {
+            "WaitForFirstConsumer"
+        } else {
+            "Immediate"
+        };
+        json!({
+            "metadata": {
+                "name": self.name,
+                "annotations": { "storageclass.kubernetes.io/is-default-class": "true" },
+            },
+            "provisioner": self.provisioner,
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": mode,
+            "allowVolumeExpansion": self.allow_volume_expansion,
+        })
+    }
 }
 
 impl SimConfig {
@@ -105,6 +167,7 @@ impl SimConfig {
             time_scale: 1.0,
             history: DEFAULT_HISTORY,
             bookmark_interval: None,
+            default_storage_class: Some(SimStorageClass::default()),
         }
     }
 
@@ -124,6 +187,30 @@ impl SimConfig {
     /// minute, and as a watch's timeout runs out).
     pub fn with_bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = Some(interval);
+        self
+    }
+
+    /// A cluster without a default StorageClass: a claim naming no class binds only to
+    /// a matching volume, and stays `Pending` without one.
+    pub fn without_default_storage_class(mut self) -> Self {
+        self.default_storage_class = None;
+        self
+    }
+
+    /// Makes the default StorageClass bind its claims at once (`volumeBindingMode:
+    /// Immediate`) instead of waiting for their first consumer.
+    pub fn with_immediate_binding(mut self) -> Self {
+        if let Some(class) = &mut self.default_storage_class {
+            class.wait_for_first_consumer = false;
+        }
+        self
+    }
+
+    /// Sets the default StorageClass's `allowVolumeExpansion`.
+    pub fn with_volume_expansion(mut self, allowed: bool) -> Self {
+        if let Some(class) = &mut self.default_storage_class {
+            class.allow_volume_expansion = allowed;
+        }
         self
     }
 
@@ -223,6 +310,16 @@ impl Simulator {
         for node in &config.nodes {
             state
                 .create(by_plural(NODES), None, node_body(node))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
+            state
+                .directories
+                .entry(node.name.clone())
+                .or_default()
+                .extend(node.directories.iter().cloned());
+        }
+        if let Some(class) = &config.default_storage_class {
+            state
+                .create(by_plural(STORAGE_CLASSES), None, class.body())
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
         }
         state.reconcile(Instant::now());
@@ -351,6 +448,11 @@ impl Simulator {
         if let Err(e) = result {
             panic!("adding node {}: {}", node.name, e.message);
         }
+        state
+            .directories
+            .entry(node.name.clone())
+            .or_default()
+            .extend(node.directories);
         state.reconcile(Instant::now());
     }
 

@@ -22,7 +22,8 @@ use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_
 use super::patch::{json_patch, merge_patch};
 use super::pod_security;
 use super::resources::{
-    NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, by_plural, key,
+    NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, STORAGE_CLASSES,
+    by_plural, key,
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, FieldError};
@@ -171,6 +172,9 @@ pub(crate) struct State {
     terminating: BTreeSet<(&'static str, ObjKey)>,
     /// Claims removed since the volume controller last looked: their volumes are released.
     pub released_claims: Vec<Value>,
+    /// The directories that exist on each node (by node name): a `local` volume mounts
+    /// only at one of them (`controllers`' simulated kubelet).
+    pub directories: HashMap<String, BTreeSet<String>>,
     /// Something the deletion controllers act on happened (an object was removed, or
     /// began or changed its deletion): the controllers run again.
     pub dirty: bool,
@@ -284,6 +288,7 @@ impl State {
             owned: BTreeSet::new(),
             terminating: BTreeSet::new(),
             released_claims: Vec::new(),
+            directories: HashMap::new(),
             dirty: false,
         };
         state.resource_version = state.alloc.first_resource_version();
@@ -579,6 +584,10 @@ impl State {
             // Status is the controllers' to write; a client cannot create it.
             obj.as_object_mut().expect("checked above").remove("status");
         }
+        if res.plural == PVCS {
+            // Mutating admission (`DefaultStorageClass`) runs before validation.
+            admission::default_storage_class(&mut obj, &self.storage_classes());
+        }
         errors.extend(admission::prepare(&mut self.alloc, res, &k, &mut obj, None));
         if !errors.is_empty() {
             return Err(ApiError::invalid(res, &name, errors));
@@ -592,6 +601,11 @@ impl State {
             return Err(ApiError::forbidden(res, &name, &why));
         }
         Ok(self.insert_new(res, k, obj))
+    }
+
+    /// The StorageClasses, for the storage admission plugins.
+    pub fn storage_classes(&self) -> Vec<&Value> {
+        self.iter(STORAGE_CLASSES).map(|(_, class)| class).collect()
     }
 
     /// Why Pod Security Admission refuses `pod` in namespace `ns`, if it does.
@@ -718,6 +732,12 @@ impl State {
             ));
             if !errors.is_empty() {
                 return Err(ApiError::invalid(res, name, errors));
+            }
+            // Validating admission (`PersistentVolumeClaimResize`) after validation.
+            if res.plural == PVCS
+                && let Some(why) = admission::resize_refusal(&old, &new, &self.storage_classes())
+            {
+                return Err(ApiError::forbidden(res, name, &why));
             }
         }
         if new == old {

@@ -272,11 +272,18 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                     let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
                     let ready = statuses.iter().filter(|c| c["ready"] == true).count();
                     let phase = str_at(o, &["status", "phase"]);
-                    // `printPod`: a pod being deleted that has not finished shows Terminating.
+                    // `printPod`: a container's waiting reason (`ContainerCreating`) shows
+                    // instead of the phase; a pod being deleted that has not finished
+                    // shows Terminating.
+                    let waiting = statuses
+                        .iter()
+                        .rev()
+                        .map(|c| str_at(c, &["state", "waiting", "reason"]))
+                        .find(|r| !r.is_empty());
                     let shown = if is_terminating(o) && !matches!(phase, "Succeeded" | "Failed") {
                         "Terminating"
                     } else {
-                        phase
+                        waiting.unwrap_or(phase)
                     };
                     vec![
                         json!(meta(o, "name")),
@@ -385,6 +392,39 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                         json!(phase_or_terminating(o)),
                         json!(claim),
                         json!(str_at(o, &["spec", "storageClassName"])),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
+        // `printStorageClass`: the default class's name carries ` (default)`.
+        "storageclasses" => (
+            vec![
+                name,
+                column("Provisioner", "string", 0),
+                column("ReclaimPolicy", "string", 0),
+                column("VolumeBindingMode", "string", 0),
+                column("AllowVolumeExpansion", "string", 0),
+                age_col,
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let default = o["metadata"]["annotations"]
+                        ["storageclass.kubernetes.io/is-default-class"]
+                        == "true";
+                    let name = if default {
+                        format!("{} (default)", meta(o, "name"))
+                    } else {
+                        meta(o, "name").to_string()
+                    };
+                    let or = |v: &str, d: &str| if v.is_empty() { d.to_string() } else { v.to_string() };
+                    vec![
+                        json!(name),
+                        json!(str_at(o, &["provisioner"])),
+                        json!(or(str_at(o, &["reclaimPolicy"]), "Delete")),
+                        json!(or(str_at(o, &["volumeBindingMode"]), "Immediate")),
+                        json!(o["allowVolumeExpansion"] == true),
                         json!(age(o)),
                     ]
                 })

@@ -267,7 +267,9 @@ pub struct LayoutSettings {
     pub storage_class: Option<String>,
 
     /// For clusters without a dynamic provisioner: put each volume in a `local` PV under
-    /// this directory of the instance's node.
+    /// this directory of the instance's node. Each instance's directory (`ROOT/{id}`)
+    /// must exist on its node: FrameDB does not create it, and its pod waits in
+    /// `ContainerCreating` until something does.
     #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
     pub local_volume_root: Option<String>,
 }

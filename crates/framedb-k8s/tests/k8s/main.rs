@@ -5,6 +5,7 @@ mod lockdown;
 mod ownership;
 mod provisioning;
 mod real_cluster;
+mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;

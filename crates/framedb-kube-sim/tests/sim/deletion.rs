@@ -457,6 +457,9 @@ async fn a_volume_stays_terminating_while_a_claim_is_bound_to_it() {
     volumes.create(&post, &volume).await.unwrap();
     let mut bound = claim("data");
     bound.spec.as_mut().unwrap().volume_name = Some("del-pv-disk".into());
+    // The volume has no class: so must the claim (`""`, not absent, which the default
+    // class's admission fills in), or the binder refuses the pair.
+    bound.spec.as_mut().unwrap().storage_class_name = Some(String::new());
     claims.create(&post, &bound).await.unwrap();
     let Some(kubectl) = Kubectl::for_sim(&sim, "del-pv") else {
         return;

@@ -12,6 +12,7 @@ mod lists;
 mod node_ports;
 mod pod_security;
 mod scheduling;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -1102,7 +1103,10 @@ async fn deployment_pods_follow_replicas_and_template() {
 
 #[tokio::test]
 async fn claims_bind_to_provisioned_or_named_volumes() {
-    let (_sim, client) = start().await;
+    // A default class of `Immediate` binding: claims bind as soon as they are made (the
+    // default `WaitForFirstConsumer` is in `storage`).
+    let config = SimConfig::new("sim-test").with_immediate_binding();
+    let (_sim, client) = start_with(config).await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
 
