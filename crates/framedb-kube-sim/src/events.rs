@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::json::{age_seconds, meta, now_rfc3339, str_at};
-use super::resources::{EVENTS, by_plural, key};
+use super::resources::{EVENTS, ObjKey, by_plural, key};
 use super::store::State;
 
 /// How long an event is kept after it last happened (`--event-ttl`).
@@ -66,30 +66,10 @@ impl State {
         message: &str,
         source: Source<'_>,
     ) {
-        let namespace = match meta(involved, "namespace") {
-            // Events about cluster-scoped objects live in `default`.
-            "" => "default",
-            ns => ns,
-        }
-        .to_string();
+        let namespace = namespace_of(involved).to_owned();
         let uid = meta(involved, "uid");
         let now = now_rfc3339();
-        // An object's events are named after it: `{name}.{suffix}` sort between
-        // `{name}.` and `{name}/`.
-        let name = meta(involved, "name");
-        let same = self
-            .range(
-                EVENTS,
-                key(&namespace, &format!("{name}.")),
-                key(&namespace, &format!("{name}/")),
-            )
-            .find(|(_, event)| {
-                str_at(event, &["involvedObject", "uid"]) == uid
-                    && str_at(event, &["reason"]) == reason
-                    && str_at(event, &["message"]) == message
-                    && str_at(event, &["source", "component"]) == source.component
-            })
-            .map(|(k, event)| (k.clone(), event.clone()));
+        let same = self.told(involved, reason, message, source);
         if let Some((k, mut event)) = same {
             // Controllers retry after every write here; once a second is what a real
             // one's back-off lets through, and what keeps watches quiet.
@@ -145,26 +125,38 @@ impl State {
         message: &str,
         source: Source<'_>,
     ) {
-        let namespace = match meta(involved, "namespace") {
-            "" => "default",
-            ns => ns,
-        };
-        let name = meta(involved, "name");
-        let uid = meta(involved, "uid");
-        let told = self
-            .range(
-                EVENTS,
-                key(namespace, &format!("{name}.")),
-                key(namespace, &format!("{name}/")),
-            )
-            .any(|(_, event)| {
-                str_at(event, &["involvedObject", "uid"]) == uid
-                    && str_at(event, &["reason"]) == reason
-                    && str_at(event, &["message"]) == message
-            });
+        let told = self.told(involved, reason, message, source).is_some();
         if !told {
             self.record_event(involved, kind, reason, message, source);
         }
+    }
+
+    /// The event of `source` already recorded about `involved` with this reason and
+    /// message, if any.
+    fn told(
+        &self,
+        involved: &Value,
+        reason: &str,
+        message: &str,
+        source: Source<'_>,
+    ) -> Option<(ObjKey, Value)> {
+        let namespace = namespace_of(involved);
+        let name = meta(involved, "name");
+        let uid = meta(involved, "uid");
+        // An object's events are named after it: `{name}.{suffix}` sort between
+        // `{name}.` and `{name}/`.
+        self.range(
+            EVENTS,
+            key(namespace, &format!("{name}.")),
+            key(namespace, &format!("{name}/")),
+        )
+        .find(|(_, event)| {
+            str_at(event, &["involvedObject", "uid"]) == uid
+                && str_at(event, &["reason"]) == reason
+                && str_at(event, &["message"]) == message
+                && str_at(event, &["source", "component"]) == source.component
+        })
+        .map(|(k, event)| (k.clone(), event.clone()))
     }
 
     /// Removes the events that last happened longer ago than the event TTL, and the
@@ -196,5 +188,14 @@ impl State {
         for k in expired {
             self.remove(by_plural(EVENTS), &k);
         }
+    }
+}
+
+/// Where events about `involved` live: its namespace, or `default` for a cluster-scoped
+/// object.
+fn namespace_of(involved: &Value) -> &str {
+    match meta(involved, "namespace") {
+        "" => "default",
+        ns => ns,
     }
 }
