@@ -619,11 +619,12 @@ impl ProvisioningService {
         let after = current().await?;
         if fenced || !live(&after) {
             // A delete overtook this repair: what it made goes as that delete asked when
-            // its record still says so; otherwise keeping the volume of a `Retain`
-            // instance is the side that loses nothing.
+            // its record still says so. Otherwise the volume stays (retained): this
+            // repair did not make it, and a record gone for another reason (a registry
+            // that lost it) must not cost the instance its data.
             let removal = after
                 .and_then(|deleting| deleting.removal)
-                .unwrap_or_else(|| Removal::of(record.deletion_policy, false));
+                .unwrap_or(Removal::Retain);
             self.deployer
                 .undeploy(&record.cluster_id, id, &record.stamp, removal)
                 .await?;
