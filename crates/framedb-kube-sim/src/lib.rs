@@ -14,6 +14,8 @@
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
 //! `storage.k8s.io/v1` storageclasses;
 //! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
+//! Bodies are read as JSON or, as kubectl's typed clients send them, in Kubernetes'
+//! protobuf encoding (`protobuf`); answers are JSON, which every client accepts.
 //! Not served: other subresources than `/status`, other API groups.
 //!
 //! ```no_run
@@ -35,6 +37,7 @@
 //! (lowest first), and none imports from the crate root, which only re-exports.
 //!
 //! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
+//!    `protobuf` (protobuf request bodies read into JSON, on k8s-pb's message types),
 //!    `faults` (fault injection, request counts, the seeded PRNG), `patch` (patch
 //!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
 //!    other module.
@@ -69,7 +72,7 @@
 //!    `status`.
 //! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `lists`, `watch`,
 //!     `shared`, `store` (and the controllers through `State`), `discovery`, `table`,
-//!     `faults`, `resources`, `selectors` and `status`.
+//!     `faults`, `protobuf`, `resources`, `selectors` and `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
 //!     `State`), `admission`, `faults`, `resources` and `services` (the default node-port
 //!     range); `fleet` uses `simulator`.
@@ -198,12 +201,21 @@
 //! | a claim naming a volume of another class is not bound (`VolumeMismatch`: `Cannot bind to requested volume "x": storageClassName does not match`) | `checkVolumeSatisfyClaim` (pv_controller.go) | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it` (its fixture names `""`) |
 //! | expansion: a bound claim's request grows only if its class has `allowVolumeExpansion` (403 `only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`); an unbound claim's spec is immutable (422); shrinking to or below `status.capacity` is 422 `field can not be less than status.capacity` (`RecoverVolumeExpansionFailure`, on by default in 1.33); the volume and `status.capacity` take the new size | plugin/pkg/admission/storage/persistentvolume/resize; `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) | yes | `storage::a_bound_claim_grows_only_if_its_class_allows_expansion`; `storage::a_class_without_expansion_refuses_a_bigger_claim` |
 //! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
+//! | protobuf request bodies (`k8s\0` magic, `runtime.Unknown` envelope, the kind's message), as kubectl's typed clients send them (`kubectl create namespace|configmap|secret|deployment|service|role|rolebinding`, `drain`'s evictions); plain fields' zero values read as absent (Go's `omitempty`), so defaulting applies; fields newer than 1.33 skipped | staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go; API concepts, "Protobuf encoding" (docs) | yes, for every served kind | `protobuf::kubectl_create_s_protobuf_bodies_are_read_and_defaulted`; unit tests in `protobuf.rs` |
+//! | defaulting field by field (`SetDefaults_Deployment` strategy, `SetDefaults_StatefulSet` update strategy and claim retention, container port `protocol: TCP`, Secret `type: Opaque`) | pkg/apis/apps/v1/defaults.go, pkg/apis/core/v1/defaults.go | yes (the defaults FrameDB and kubectl's generators meet) | same |
 //!
 //! Knowingly not modelled:
 //!
-//! - Protobuf request bodies: `kubectl create namespace|configmap|secret|deployment|service`
-//!   (its generators) send `application/vnd.kubernetes.protobuf` and get 415; `kubectl
-//!   create -f`, `apply`, `run`, `label`, `patch` and the rest send JSON and work.
+//! - Protobuf and CBOR *answers* (every answer is JSON, which kubectl and client-go accept
+//!   as they list it in `Accept`), CBOR and YAML request bodies (415), and protobuf
+//!   watch streams. A pointer field set to its zero value in a protobuf body reads as
+//!   unset unless it is one of the pointer fields `protobuf.rs` lists (`replicas`,
+//!   `runAsUser`, `storageClassName`, ...): the wire does not tell pointers from plain
+//!   fields.
+//! - `/openapi/v2` (kubectl asks for it as a protobuf-encoded gnostic document to validate
+//!   a `v1 List` on the client: `kubectl create -f` of a List needs `--validate=false`), and
+//!   the OpenAPI v3 component schemas (`kubectl explain` says the kind is not in the
+//!   schema).
 //! - `events.k8s.io/v1` (only `core/v1` Events are served), and Events beyond 5,000 per
 //!   cluster (the oldest go first).
 //! - Images and containers: every image is present, containers never crash; node
@@ -259,6 +271,7 @@ mod lists;
 mod openapi;
 mod patch;
 mod pod_security;
+mod protobuf;
 mod quantity;
 mod resources;
 mod routes;

@@ -19,6 +19,7 @@ use super::discovery;
 use super::faults::{Action, DropWhen, Verb};
 use super::lists;
 use super::openapi;
+use super::protobuf;
 use super::resources::{
     DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, scalable,
 };
@@ -29,6 +30,9 @@ use super::store::{DeleteOptions, PatchKind, State};
 use super::strict;
 use super::table::{IncludeObject, table};
 use super::watch;
+
+/// What kubectl's typed clients send their bodies as.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// The simulator's router: one fallback handler, because Kubernetes paths are easier
 /// to take apart by hand than to spell as route patterns.
@@ -344,9 +348,15 @@ impl Request<'_> {
     }
 
     fn json_body(&self) -> ApiResult<Value> {
-        // Protobuf and CBOR bodies cannot be read without the schemas; 415 tells the
-        // client which media types are understood.
         let media = self.content_type.split(';').next().unwrap_or("").trim();
+        if media == PROTOBUF {
+            return protobuf::to_json(self.body).map_err(|e| match e {
+                Some(sentence) => ApiError::bad_request(sentence),
+                None => ApiError::unsupported_media_type(media),
+            });
+        }
+        // CBOR (and YAML, which kubectl never sends) are not read; 415 tells the client
+        // which media types are.
         if !media.is_empty() && !media.ends_with("json") {
             return Err(ApiError::unsupported_media_type(media));
         }
