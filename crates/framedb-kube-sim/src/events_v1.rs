@@ -28,37 +28,41 @@ pub(crate) fn is_v1(res: &ResourceDef) -> bool {
 /// A stored (core) Event as `events.k8s.io/v1` writes it; `eventTime` is required there,
 /// so an Event recorded through the core API shows it `null`.
 pub(crate) fn from_core(core: Value) -> Value {
-    let Value::Object(mut fields) = core else {
-        return core;
-    };
-    let mut out = Map::new();
-    for (old, new) in RENAMED {
-        if let Some(v) = fields.remove(old) {
-            out.insert(new.to_string(), v);
-        }
+    let mut v1 = renamed(core, |(old, new)| (old, new));
+    if let Some(fields) = v1.as_object_mut() {
+        fields.entry("eventTime").or_insert(Value::Null);
+        fields.insert("apiVersion".into(), json!(format!("{EVENTS_GROUP}/v1")));
     }
-    out.extend(fields);
-    out.entry("eventTime").or_insert(Value::Null);
-    out.insert("apiVersion".into(), json!(format!("{EVENTS_GROUP}/v1")));
-    Value::Object(out)
+    v1
 }
 
 /// An `events.k8s.io/v1` body in the core shape the store keeps.
 pub(crate) fn to_core(v1: Value) -> Value {
-    let Value::Object(mut fields) = v1 else {
-        return v1;
+    let mut core = renamed(v1, |(old, new)| (new, old));
+    if let Some(fields) = core.as_object_mut() {
+        if fields.get("eventTime").is_some_and(Value::is_null) {
+            fields.remove("eventTime");
+        }
+        fields.insert("apiVersion".into(), json!("v1"));
+    }
+    core
+}
+
+/// `object` with the `RENAMED` fields renamed `(from, to)` as `direction` orders each pair.
+fn renamed(
+    object: Value,
+    direction: fn((&'static str, &'static str)) -> (&'static str, &'static str),
+) -> Value {
+    let Value::Object(mut fields) = object else {
+        return object;
     };
     let mut out = Map::new();
-    for (old, new) in RENAMED {
-        if let Some(v) = fields.remove(new) {
-            out.insert(old.to_string(), v);
+    for (from, to) in RENAMED.map(direction) {
+        if let Some(v) = fields.remove(from) {
+            out.insert(to.to_string(), v);
         }
     }
     out.extend(fields);
-    if out.get("eventTime").is_some_and(Value::is_null) {
-        out.remove("eventTime");
-    }
-    out.insert("apiVersion".into(), json!("v1"));
     Value::Object(out)
 }
 
