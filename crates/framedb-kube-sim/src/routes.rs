@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State as AxumState};
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -19,6 +19,7 @@ use super::discovery;
 use super::events_v1;
 use super::faults::{Action, DropWhen, Verb};
 use super::lists;
+use super::managed::{Fields, Writer};
 use super::openapi;
 use super::protobuf;
 use super::resources::{
@@ -311,6 +312,7 @@ async fn resource_request(
             query,
             content_type: header(headers, CONTENT_TYPE.as_str()),
             accept: header(headers, ACCEPT.as_str()),
+            user_agent: header(headers, USER_AGENT.as_str()),
             body,
         };
         let answer = if events_v1::is_v1(request.target.res) {
@@ -345,6 +347,7 @@ struct Request<'a> {
     query: HashMap<String, String>,
     content_type: String,
     accept: String,
+    user_agent: String,
     body: &'a [u8],
 }
 
@@ -354,6 +357,15 @@ impl Request<'_> {
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// The field manager this request writes as.
+    fn writer(&self) -> Writer {
+        Writer::of_request(
+            self.param("fieldManager"),
+            &self.user_agent,
+            self.param("force") == Some("true"),
+        )
     }
 
     fn wants_table(&self) -> bool {
@@ -457,6 +469,7 @@ impl Request<'_> {
                 _ => self.content_type.clone(),
             },
             accept: self.accept.clone(),
+            user_agent: self.user_agent.clone(),
             body: bytes.as_deref().map_or(self.body, str::as_bytes),
         };
         let (code, answer) = request.run(shared)?;
@@ -523,7 +536,7 @@ impl Request<'_> {
                 check_kind(res, &body)?;
                 self.validate_fields(res, &body)?;
                 state
-                    .create(res, ns, body)
+                    .create(res, ns, body, Fields::Update(&self.writer()))
                     .map(|obj| (StatusCode::CREATED, obj))
             }
             Verb::Update => {
@@ -531,7 +544,14 @@ impl Request<'_> {
                 check_kind(res, &body)?;
                 self.validate_fields(res, &body)?;
                 state
-                    .replace(res, ns, self.name()?, body, self.target.status)
+                    .replace(
+                        res,
+                        ns,
+                        self.name()?,
+                        body,
+                        self.target.status,
+                        Fields::Update(&self.writer()),
+                    )
                     .map(|obj| (StatusCode::OK, obj))
             }
             Verb::Patch => self.patch(state),
@@ -650,9 +670,9 @@ impl Request<'_> {
             res,
             self.target.namespace.as_deref(),
             name,
-            kind,
-            &body,
+            (kind, &body),
             self.target.status,
+            Some(&self.writer()),
         )?;
         let code = if existed {
             StatusCode::OK
