@@ -638,9 +638,8 @@ impl Request<'_> {
         let name = self.name()?;
         let media = self.content_type.split(';').next().unwrap_or("").trim();
         let kind = match media {
-            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                PatchKind::Merge
-            }
+            "application/merge-patch+json" => PatchKind::Merge,
+            "application/strategic-merge-patch+json" => PatchKind::Strategic,
             "application/json-patch+json" => PatchKind::Json,
             "application/apply-patch+yaml" => PatchKind::Apply,
             other => return Err(ApiError::unsupported_media_type(other)),

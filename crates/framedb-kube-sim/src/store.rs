@@ -20,7 +20,7 @@ use super::admission;
 use super::allocations::Allocations;
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::managed::{self, Fields, Writer};
-use super::patch::{json_patch, merge_patch};
+use super::patch::{json_patch, merge_patch, strategic_merge_patch};
 use super::pod_security;
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, STORAGE_CLASSES,
@@ -853,6 +853,9 @@ impl State {
                 }
                 merge_patch(&mut merged, body);
             }
+            PatchKind::Strategic => {
+                strategic_merge_patch(&mut merged, body).map_err(ApiError::bad_request)?;
+            }
             PatchKind::Json => json_patch(&mut merged, body).map_err(|e| {
                 ApiError::new(
                     422,
@@ -1087,11 +1090,13 @@ pub(crate) fn deletion_completes(old: &Value, new: &Value) -> bool {
 /// The patch flavours the simulator accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PatchKind {
-    /// `application/merge-patch+json`, and strategic merge patches approximated by it.
+    /// `application/merge-patch+json`.
     Merge,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
     /// `application/json-patch+json`.
     Json,
-    /// `application/apply-patch+yaml` (server-side apply, approximated by a merge).
+    /// `application/apply-patch+yaml`: server-side apply (`managed`).
     Apply,
 }
 
