@@ -221,7 +221,8 @@ impl Topology {
 
     /// Reads `id` until its status is `wanted`, for at most five seconds.
     async fn status_until(&self, id: &str, wanted: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Long enough for a pod to end its 60-second grace period on the demo clock.
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let status = self.status_of(id).await;
             if status == wanted || Instant::now() > deadline {

@@ -465,9 +465,9 @@ impl<'a> ConfigService<'a> {
     /// What the local service may do in the instances' namespace: manage their
     /// StatefulSets, Services and claims, read their pods, and exactly what it does with
     /// their credentials Secrets (created once, read back, marked retained or taken back
-    /// with their volume, deleted: never updated, listed or watched) and NetworkPolicies
-    /// (created, read to check whose they are, applied again on a retried deploy,
-    /// deleted).
+    /// with their volume, deleted: never updated, listed or watched), and NetworkPolicies
+    /// and configuration ConfigMaps (created, read to check whose they are, applied again
+    /// on a retried deploy, deleted).
     fn instance_role(&self) -> Role {
         Role {
             metadata: self.instance_meta(),
@@ -476,6 +476,7 @@ impl<'a> ConfigService<'a> {
                 rule("apps", &["statefulsets"], &MANAGE),
                 rule("", &["pods"], &READ),
                 rule("", &["secrets"], &["get", "create", "patch", "delete"]),
+                rule("", &["configmaps"], &["get", "create", "patch", "delete"]),
                 rule(
                     "networking.k8s.io",
                     &["networkpolicies"],

@@ -23,7 +23,7 @@ use framedb_core::{
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
@@ -35,7 +35,7 @@ use crate::error::{
 };
 use crate::live::Watches;
 use crate::objects::{
-    Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, credentials_name, labels,
+    Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, config_name, credentials_name, labels,
 };
 use crate::ownership::{
     CreateError, Reclaim, Taken, claim_existing, create_or_existing, create_owned, keeps_volume,
@@ -281,8 +281,21 @@ impl ClusterDeployer for KubeFleet {
         // in flight can still land after the create's undo has looked for its object, and
         // leave behind an object that nothing records (a StatefulSet without its Service,
         // which no inventory sees either).
-        let (credentials, policy, claim, workload) = tokio::join!(
+        let configs = self.namespaced::<ConfigMap>(client);
+        let (credentials, policy, config, claim, workload) = tokio::join!(
             self.ensure_credentials(spec, client),
+            async {
+                create_owned(
+                    &configs,
+                    &objects.config,
+                    spec,
+                    Reclaim::Never,
+                    self.deletion_wait,
+                )
+                .await
+                .map(drop)
+                .map_err(|error| created_error::<ConfigMap>(cluster_name, id, error))
+            },
             async {
                 create_owned(
                     &policies,
@@ -319,7 +332,7 @@ impl ClusterDeployer for KubeFleet {
                 .map_err(|error| created_error::<StatefulSet>(cluster_name, id, error))
             },
         );
-        let (credentials, (), claim, ()) = (credentials?, policy?, claim?, workload?);
+        let (credentials, (), (), claim, ()) = (credentials?, policy?, config?, claim?, workload?);
         Ok(Deployed {
             credentials,
             reattached: claim == Taken::Reattached,
@@ -345,6 +358,11 @@ impl ClusterDeployer for KubeFleet {
         found |= remove_owned(&services, cluster, id, stamp, removal, |_| false).await?;
         let policies = self.namespaced::<NetworkPolicy>(client);
         found |= remove_owned(&policies, cluster, id, stamp, removal, |_| false).await?;
+        let configs = self.namespaced::<ConfigMap>(client);
+        found |= remove_owned(&configs, cluster, &config_name(id), stamp, removal, |_| {
+            false
+        })
+        .await?;
         // The volume and the credentials that open its data stay together.
         let secrets = self.namespaced::<Secret>(client);
         found |= remove_owned(

@@ -28,4 +28,4 @@ mod status;
 
 pub use deployer::KubeFleet;
 pub use error::{Error, Result};
-pub use objects::{Layout, Storage};
+pub use objects::{Layout, Profile, Storage};

@@ -14,11 +14,13 @@ use std::collections::BTreeMap;
 use framedb_core::{Credentials, DeploymentSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, KeyToPath, LocalVolumeSource, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
-    PersistentVolumeSpec, PodSpec, PodTemplateSpec, Probe, Secret, SecretVolumeSource, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
+    KeyToPath, LocalVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeNodeAffinity,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -83,6 +85,8 @@ pub struct Layout {
     pub node_label: String,
     /// Where volumes come from.
     pub storage: Storage,
+    /// The CPU and memory each component asks for.
+    pub resources: Profile,
 }
 
 impl Default for Layout {
@@ -95,9 +99,133 @@ impl Default for Layout {
             storage: Storage::Dynamic {
                 storage_class: None,
             },
+            resources: Profile::Small,
         }
     }
 }
+
+/// The CPU and memory of an instance's components (docs/architecture.md, "Pod
+/// configuration and resources"): each container requests its CPU and requests and is limited to its
+/// memory, so the pod is never `BestEffort`, the scheduler places it by what it uses, and
+/// TiKV sizes its block cache from its own limit rather than the node's memory. CPU is
+/// not limited: a limit only throttles a database that has idle cores beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// PD 250m / 512Mi, TiKV 500m / 2Gi, TiDB 500m / 1Gi: 3.5Gi a pod.
+    #[default]
+    Small,
+    /// PD 500m / 1Gi, TiKV 1 / 4Gi, TiDB 1 / 2Gi: 7Gi a pod.
+    Medium,
+    /// PD 1 / 2Gi, TiKV 2 / 8Gi, TiDB 2 / 4Gi: 14Gi a pod.
+    Large,
+}
+
+/// Mebibytes.
+const MIB: u64 = 1 << 20;
+/// Gibibytes.
+const GIB: u64 = 1 << 30;
+
+impl Profile {
+    /// The profile a name (`small`, `medium`, `large`) stands for.
+    ///
+    /// # Errors
+    /// A sentence naming the profiles when `name` is none of them.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "small" => Ok(Self::Small),
+            "medium" => Ok(Self::Medium),
+            "large" => Ok(Self::Large),
+            other => Err(format!(
+                "unknown resources profile '{other}': expected small, medium or large"
+            )),
+        }
+    }
+
+    /// The profile's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Small => "small",
+            Self::Medium => "medium",
+            Self::Large => "large",
+        }
+    }
+
+    /// (CPU in millicores, memory in bytes) of `component` (`pd`, `tikv`, `tidb`).
+    fn of(self, component: &str) -> (u32, u64) {
+        let scale = match self {
+            Self::Small => 1,
+            Self::Medium => 2,
+            Self::Large => 4,
+        };
+        let (cpu, memory) = match component {
+            "pd" => (250, 512 * MIB),
+            "tikv" => (500, 2 * GIB),
+            _ => (500, GIB),
+        };
+        (cpu * scale, memory * u64::from(scale))
+    }
+
+    fn requirements(self, component: &str) -> ResourceRequirements {
+        let (cpu, memory) = self.of(component);
+        let memory = Quantity(format!("{}Mi", memory / MIB));
+        ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity(format!("{cpu}m"))),
+                ("memory".to_owned(), memory.clone()),
+            ])),
+            limits: Some(BTreeMap::from([("memory".to_owned(), memory)])),
+            ..ResourceRequirements::default()
+        }
+    }
+}
+
+/// PD's configuration: this instance has one TiKV store, so one replica of each region
+/// is all there can be (the default, 3, would leave every region under-replicated and
+/// PD scheduling replicas that can never be placed).
+pub fn pd_config() -> String {
+    "[replication]\nmax-replicas = 1\n".to_owned()
+}
+
+/// TiKV's configuration for a volume of `capacity` bytes and a memory limit of `memory`
+/// bytes. TiKV's defaults assume a large dedicated disk: it keeps 5 GiB
+/// (`storage.reserve-space`) and 1 GiB (`reserve-raft-space`) free and refuses writes
+/// below that, so on a small volume it is "disk full" from the start. Here the
+/// reservations are 5% and 2.5% of the volume (at least 32 MiB and 16 MiB, at most
+/// TiKV's defaults), the write-ahead logs are held to an eighth and a quarter of it, and
+/// the block cache takes 45% of the memory limit, TiKV's own share of a host's memory.
+pub fn tikv_config(capacity: u64, memory: u64) -> String {
+    let reserve = (capacity / 20).clamp(32 * MIB, 5 * GIB);
+    let reserve_raft = (capacity / 40).clamp(16 * MIB, GIB);
+    let wal = (capacity / 8).min(4 * GIB);
+    let raft_purge = (capacity / 4).min(10 * GIB);
+    let raft_file = (capacity / 32).clamp(8 * MIB, 128 * MIB);
+    let cache = memory / 100 * 45;
+    format!(
+        "[storage]\nreserve-space = \"{}MiB\"\nreserve-raft-space = \"{}MiB\"\n\n\
+         [storage.block-cache]\ncapacity = \"{}MiB\"\n\n\
+         [rocksdb]\nmax-total-wal-size = \"{}MiB\"\n\n\
+         [raft-engine]\npurge-threshold = \"{}MiB\"\ntarget-file-size = \"{}MiB\"\n",
+        reserve / MIB,
+        reserve_raft / MIB,
+        cache / MIB,
+        wal / MIB,
+        raft_purge / MIB,
+        raft_file / MIB,
+    )
+}
+
+/// The name of the instance's configuration ConfigMap.
+pub fn config_name(id: &str) -> String {
+    format!("{id}-config")
+}
+
+/// Where PD and TiKV read their configuration files.
+pub const CONFIG_DIR: &str = "/etc/framedb/config";
+
+/// How long the components have to stop after SIGTERM: TiKV flushes its memtables and
+/// closes its raft engine, which can outlast the default 30 s on a busy store. The pod
+/// goes as soon as all three have exited; this is only the bound.
+pub const TERMINATION_GRACE_SECONDS: i64 = 60;
 
 /// The objects of one instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +240,8 @@ pub struct InstanceObjects {
     pub service: Service,
     /// `{id}`: only TiDB's MySQL port admits traffic from outside the pod.
     pub network_policy: NetworkPolicy,
+    /// `{id}-config`: PD's and TiKV's configuration files.
+    pub config: ConfigMap,
 }
 
 /// Annotation keys every FrameDB instance object carries: who made it (the create's
@@ -231,6 +361,24 @@ impl Layout {
             statefulset: self.statefulset(spec),
             service: self.service(spec),
             network_policy: self.network_policy(spec),
+            config: self.config_map(spec),
+        }
+    }
+
+    /// PD's and TiKV's configuration files, sized to the instance's volume and TiKV's
+    /// memory limit.
+    fn config_map(&self, spec: &DeploymentSpec) -> ConfigMap {
+        let (_, tikv_memory) = self.resources.of("tikv");
+        ConfigMap {
+            metadata: self.meta(config_name(spec.framedb_id.as_str()), spec, true),
+            data: Some(BTreeMap::from([
+                ("pd.toml".to_owned(), pd_config()),
+                (
+                    "tikv.toml".to_owned(),
+                    tikv_config(spec.storage_size.bytes(), tikv_memory),
+                ),
+            ])),
+            ..ConfigMap::default()
         }
     }
 
@@ -387,6 +535,12 @@ impl Layout {
             ..VolumeMount::default()
         };
         let args = |items: &[&str]| Some(items.iter().map(|s| (*s).to_owned()).collect());
+        let config = VolumeMount {
+            name: "config".into(),
+            mount_path: CONFIG_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        };
         // The three components share the pod's network, so they find each other on
         // loopback, and PD and TiKV listen there only: nothing outside the pod reaches
         // them (they would bypass SQL authentication). PD and TiKV keep their data in
@@ -402,9 +556,12 @@ impl Layout {
                 "--advertise-client-urls=http://127.0.0.1:2379",
                 "--peer-urls=http://127.0.0.1:2380",
                 "--advertise-peer-urls=http://127.0.0.1:2380",
+                &format!("--config={CONFIG_DIR}/pd.toml"),
             ]),
             ports: Some(vec![port("pd-client", 2379), port("pd-peer", 2380)]),
-            volume_mounts: Some(vec![data("pd")]),
+            volume_mounts: Some(vec![data("pd"), config.clone()]),
+            resources: Some(self.resources.requirements("pd")),
+            security_context: Some(hardened()),
             ..Container::default()
         };
         let tikv = Container {
@@ -417,9 +574,14 @@ impl Layout {
                 "--status-addr=127.0.0.1:20180",
                 "--data-dir=/data/tikv",
                 "--pd-endpoints=http://127.0.0.1:2379",
+                &format!("--config={CONFIG_DIR}/tikv.toml"),
+                // What TiKV tells PD it may fill: the volume, not the node's disk.
+                &format!("--capacity={}MiB", spec.storage_size.bytes() / MIB),
             ]),
             ports: Some(vec![port("tikv", 20160), port("tikv-status", 20180)]),
-            volume_mounts: Some(vec![data("tikv")]),
+            volume_mounts: Some(vec![data("tikv"), config]),
+            resources: Some(self.resources.requirements("tikv")),
+            security_context: Some(hardened()),
             ..Container::default()
         };
         let init_sql_flag = format!("--initialize-sql-file={CREDENTIALS_DIR}/{INIT_SQL_KEY}");
@@ -457,6 +619,8 @@ impl Layout {
                 failure_threshold: Some(3),
                 ..Probe::default()
             }),
+            resources: Some(self.resources.requirements("tidb")),
+            security_context: Some(hardened()),
             ..Container::default()
         };
         StatefulSet {
@@ -475,6 +639,18 @@ impl Layout {
                     }),
                     spec: Some(PodSpec {
                         containers: vec![pd, tikv, tidb],
+                        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+                        // The images run as root, so Pod Security `restricted` (which
+                        // needs a non-root user) cannot hold; `baseline` does, and no
+                        // container may gain privileges or keep capabilities.
+                        security_context: Some(PodSecurityContext {
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".into(),
+                                localhost_profile: None,
+                            }),
+                            ..PodSecurityContext::default()
+                        }),
+                        automount_service_account_token: Some(false),
                         node_selector: Some(BTreeMap::from([(
                             self.node_label.clone(),
                             spec.node_id.to_string(),
@@ -485,6 +661,15 @@ impl Layout {
                                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                                     claim_name: claim_name(id),
                                     read_only: None,
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume {
+                                name: "config".into(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: config_name(id),
+                                    optional: Some(false),
+                                    ..ConfigMapVolumeSource::default()
                                 }),
                                 ..Volume::default()
                             },
@@ -536,9 +721,64 @@ impl Layout {
     }
 }
 
+/// A container that may not gain privileges and keeps no Linux capabilities.
+fn hardened() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A TOML value of `config` (`"51MiB"` as 51 MiB), in bytes.
+    fn mib(config: &str, key: &str) -> u64 {
+        let line = config
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap();
+        let value = line.split('"').nth(1).unwrap().trim_end_matches("MiB");
+        value.parse::<u64>().unwrap() * MIB
+    }
+
+    #[test]
+    fn tikv_keeps_free_only_a_small_share_of_a_small_volume() {
+        for capacity in [GIB, 2 * GIB] {
+            let config = tikv_config(capacity, 2 * GIB);
+            let reserved = mib(&config, "reserve-space") + mib(&config, "reserve-raft-space");
+            // TiKV's defaults (5 GiB + 1 GiB) exceed the whole volume.
+            assert!(reserved * 10 < capacity, "{config}");
+            assert!(mib(&config, "max-total-wal-size") <= capacity / 8);
+            assert!(mib(&config, "purge-threshold") <= capacity / 4);
+        }
+        let big = tikv_config(1 << 40, 8 * GIB);
+        assert_eq!(
+            mib(&big, "reserve-space"),
+            5 * GIB,
+            "TiKV's default on a large volume"
+        );
+        assert_eq!(mib(&big, "capacity"), 8 * GIB / 100 * 45 / MIB * MIB);
+    }
+
+    #[test]
+    fn profiles_set_requests_and_memory_limits() {
+        let tikv = Profile::Small.requirements("tikv");
+        assert_eq!(tikv.limits.unwrap()["memory"], Quantity("2048Mi".into()));
+        let requests = tikv.requests.unwrap();
+        assert_eq!(requests["cpu"], Quantity("500m".into()));
+        assert_eq!(Profile::parse("large"), Ok(Profile::Large));
+        assert!(
+            Profile::parse("huge")
+                .unwrap_err()
+                .contains("small, medium or large")
+        );
+    }
 
     #[test]
     fn the_bootstrap_sql_quotes_the_password_as_one_literal() {

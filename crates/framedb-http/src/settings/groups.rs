@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use framedb_core::ClusterId;
 use framedb_k8s::kubeconfig::Timeouts;
-use framedb_k8s::{Layout, Storage};
+use framedb_k8s::{Layout, Profile, Storage};
 use framedb_mongo::{Durability, MongoConfig};
 use url::Url;
 
@@ -272,6 +272,11 @@ pub struct LayoutSettings {
     /// `ContainerCreating` until something does.
     #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
     pub local_volume_root: Option<String>,
+
+    /// CPU and memory of each instance's components: `small` (3.5Gi of memory a pod),
+    /// `medium` (7Gi) or `large` (14Gi); see docs/architecture.md.
+    #[arg(long, env = "FRAMEDB_INSTANCE_RESOURCES", default_value = "small", value_parser = Profile::parse)]
+    pub instance_resources: Profile,
 }
 
 impl Default for LayoutSettings {
@@ -284,6 +289,7 @@ impl Default for LayoutSettings {
             node_label: layout.node_label,
             storage_class: None,
             local_volume_root: None,
+            instance_resources: layout.resources,
         }
     }
 }
@@ -302,6 +308,7 @@ impl LayoutSettings {
                     storage_class: self.storage_class.clone(),
                 },
             },
+            resources: self.instance_resources,
         }
     }
 }
