@@ -1020,7 +1020,9 @@ async fn status_streams_past_the_cap_are_503_and_a_closed_one_frees_its_slot() {
 async fn a_cluster_that_refuses_the_instance_ports_says_why_through_both_tiers() {
     // A cluster whose API server runs with --service-node-port-range=30000-30900.
     let sim = framedb_kube_sim::Simulator::start(
-        framedb_kube_sim::SimConfig::new("narrow").with_node_port_range(30000..=30900),
+        framedb_kube_sim::SimConfig::new("narrow")
+            .with_images(framedb_k8s::default_images())
+            .with_node_port_range(30000..=30900),
     )
     .await
     .unwrap();

@@ -254,7 +254,9 @@ mod discovery;
 mod events;
 mod faults;
 mod fleet;
+mod images;
 mod json;
+mod kubelet;
 mod lists;
 mod openapi;
 mod patch;
@@ -276,5 +278,6 @@ mod watch;
 
 pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
+pub use images::{ContainerFault, ContainerFaultKind, DEFAULT_IMAGES};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
 pub use simulator::{SimConfig, SimNode, SimStorageClass, Simulator};

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::admission;
 use super::allocations::Allocations;
+use super::images::Runtime;
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::patch::{json_patch, merge_patch};
 use super::pod_security;
@@ -175,6 +176,9 @@ pub(crate) struct State {
     /// The directories that exist on each node (by node name): a `local` volume mounts
     /// only at one of them (`controllers`' simulated kubelet).
     pub directories: HashMap<String, BTreeSet<String>>,
+    /// The container runtime: the registry, what the nodes pulled, container faults and
+    /// the kubelet's record of each container (`images`, `kubelet`).
+    pub runtime: Runtime,
     /// Something the deletion controllers act on happened (an object was removed, or
     /// began or changed its deletion): the controllers run again.
     pub dirty: bool,
@@ -289,6 +293,7 @@ impl State {
             terminating: BTreeSet::new(),
             released_claims: Vec::new(),
             directories: HashMap::new(),
+            runtime: Runtime::default(),
             dirty: false,
         };
         state.resource_version = state.alloc.first_resource_version();
@@ -864,6 +869,7 @@ impl State {
             PODS => {
                 self.ready_at.remove(k);
                 self.terminate_at.remove(k);
+                self.runtime.forget(k);
             }
             PVCS => self.released_claims.push(gone.clone()),
             PVS => self.lose_claim(&gone),
