@@ -6,6 +6,7 @@ mod apply;
 mod deletion;
 mod events;
 mod faults;
+mod images;
 mod immutability;
 mod kubectl;
 mod lists;
