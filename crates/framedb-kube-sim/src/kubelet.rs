@@ -147,7 +147,7 @@ impl State {
             let name = str_at(spec, &["name"]).to_string();
             let record = records
                 .entry(name.clone())
-                .or_insert_with(Container::default);
+                .or_default();
             self.advance(&pod, &node, spec, record, now);
             let (status, next) = self.container_status(&pod, spec, record, now);
             statuses.push(status);
