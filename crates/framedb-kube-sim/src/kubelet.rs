@@ -145,9 +145,7 @@ impl State {
         let mut wake: Option<Instant> = None;
         for spec in &specs {
             let name = str_at(spec, &["name"]).to_string();
-            let record = records
-                .entry(name.clone())
-                .or_default();
+            let record = records.entry(name.clone()).or_default();
             self.advance(&pod, &node, spec, record, now);
             let (status, next) = self.container_status(&pod, spec, record, now);
             statuses.push(status);
