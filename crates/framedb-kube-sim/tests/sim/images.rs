@@ -228,6 +228,20 @@ async fn references_resolve_as_a_registry_reads_them_and_pull_policies_hold() {
         })
         .await
     );
+    // `Never` with the image on no node: it never starts.
+    let never = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "never", "namespace": "refs" },
+        "spec": { "containers": [{ "name": "main", "image": "nginx:1.27", "imagePullPolicy": "Never" }] },
+    });
+    let made = kubectl.with_manifest("create", &never).await;
+    assert!(made.success, "{}", made.stderr);
+    assert!(shows(&kubectl, "refs", "never", "ErrImageNeverPull").await);
+    let refused = messages(&client, "refs", "never", "ErrImageNeverPull").await;
+    assert_eq!(
+        refused[0].message.as_deref(),
+        Some("Container image \"nginx:1.27\" is not present with pull policy of Never")
+    );
     // `busybox` (no tag) defaults to `Always`: pulled every time, named with `:latest`.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "refs");
     let latest = pods.get("latest").await.unwrap();
