@@ -6,13 +6,13 @@
 //! scheduler that honours cordons, taints and tolerations, node selectors, required node
 //! affinity, requests against allocatable CPU, memory and pods (`scheduling`), and volume
 //! node affinity, and a kubelet stand-in that mounts volumes (a `local` volume only
-//! where its directory exists on the node), marks scheduled pods Running and, after
-//! `pod_ready_after`, Ready; with those of `termination` (the garbage collector, the
+//! where its directory exists on the node) and has `kubelet` pull, start and restart
+//! the containers (Ready after `pod_ready_after`); with those of `termination` (the garbage collector, the
 //! namespace and storage-protection controllers, the end of a pod's grace period).
 //!
 //! They run synchronously after every write (so a client that creates a StatefulSet sees
 //! its pods on the next read), again while the deletions they finish lead to more, and
-//! on a short timer for readiness deadlines and grace periods.
+//! on a short timer for readiness deadlines, back-offs and grace periods.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -96,7 +96,6 @@ impl State {
             self.schedule(now);
             self.retry_mounts(now);
             self.sync_kubelet(now);
-            self.mark_ready(now);
             self.update_workload_status();
             if !self.dirty {
                 break;
@@ -110,9 +109,9 @@ impl State {
     pub fn tick(&mut self, now: Instant) {
         if self.dirty || self.terminate_at.values().any(|at| *at <= now) {
             self.reconcile(now);
-        } else if self.ready_at.values().any(|at| *at <= now) || self.kubelet_due(now) {
+        } else if self.kubelet_due(now) {
+            // Readiness, restarts and pull retries move with time.
             self.sync_kubelet(now);
-            self.mark_ready(now);
             self.update_workload_status();
         }
     }
@@ -1191,39 +1190,6 @@ impl State {
             .and_then(|addrs| addrs.iter().find(|a| a["type"] == "InternalIP"))
             .map(|a| str_at(a, &["address"]).to_string())
             .unwrap_or_default()
-    }
-
-    /// Marks pods ready whose readiness delay has passed.
-    fn mark_ready(&mut self, now: Instant) {
-        let due: Vec<ObjKey> = self
-            .ready_at
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let stamp = now_rfc3339();
-        for k in due {
-            self.ready_at.remove(&k);
-            let Some(pod) = self.lookup(PODS, &k) else {
-                continue;
-            };
-            let mut status = pod["status"].clone();
-            let old = status.clone();
-            if let Some(conditions) = status["conditions"].as_array_mut() {
-                for c in conditions.iter_mut() {
-                    if c["type"] == "Ready" || c["type"] == "ContainersReady" {
-                        let kind = c["type"].as_str().unwrap_or_default().to_string();
-                        *c = condition(&old, &kind, true, "", "", &stamp);
-                    }
-                }
-            }
-            if let Some(containers) = status["containerStatuses"].as_array_mut() {
-                for c in containers.iter_mut() {
-                    c["ready"] = json!(true);
-                }
-            }
-            self.set_status(PODS, &k, status);
-        }
     }
 
     /// Writes replica counts and conditions into StatefulSet and Deployment status.

@@ -150,9 +150,8 @@ pub(crate) struct State {
     resource_version: u64,
     /// Kept apart from the objects so that admission can allocate without the store.
     pub alloc: Allocations,
+    /// How long a started container takes to become ready (`kubelet`).
     pub ready_after: Duration,
-    /// Scheduled pods that are not ready yet, and when they become ready.
-    pub ready_at: BTreeMap<ObjKey, Instant>,
     /// When events are next looked at for expiry (`events`).
     pub events_expire_at: Option<Instant>,
     /// Recent changes, for watches.
@@ -281,7 +280,6 @@ impl State {
             resource_version: 0,
             alloc: Allocations::new(seed),
             ready_after,
-            ready_at: BTreeMap::new(),
             events_expire_at: None,
             changes: Changes::new(),
             template_hashes: std::cell::RefCell::default(),
@@ -867,7 +865,6 @@ impl State {
         match res.plural {
             SERVICES => self.alloc.free_node_ports(k),
             PODS => {
-                self.ready_at.remove(k);
                 self.terminate_at.remove(k);
                 self.runtime.forget(k);
             }

@@ -94,30 +94,41 @@ async fn an_image_the_registry_lacks_fails_the_instance_until_it_is_pushed() {
     );
 }
 
-#[tokio::test]
-async fn a_crash_looping_instance_reads_failed_between_crashes_too() {
-    // Ready only 600 ms after each start: every run crashes (a simulated second in)
-    // before it would be.
+/// Deploys `id` under `fault` (of its `tidb` container) on a cluster whose pods are
+/// ready only 600 ms after each start, so every run ends before it would be; waits for
+/// `restarts` restarts, then reads the status: `Failed` saying `said`, at every step of
+/// the loop (waiting in back-off, terminated, running again).
+async fn fails_under(
+    fault: ContainerFault,
+    id: &str,
+    port: u16,
+    restarts: i32,
+    said: &str,
+) -> Cluster {
     let cluster = Cluster::start(Duration::from_millis(600)).await;
-    cluster
-        .sim
-        .inject_container_fault(ContainerFault::crash_loop("tidb").in_pods_named("tidb-crash"));
-    let id = cluster.deployed("tidb-crash", 30901).await;
+    cluster.sim.inject_container_fault(fault.in_pods_named(id));
+    let id = cluster.deployed(id, port).await;
     assert!(
         eventually(Duration::from_secs(10), || async {
-            tidb_restarts(&cluster, &id).await >= 2
+            tidb_restarts(&cluster, &id).await >= restarts
         })
         .await
     );
-    // Waiting in back-off, terminated, or running again: Failed, saying why, each time.
-    fails_throughout(
-        &cluster,
-        &id,
-        60,
-        &["container tidb", "Error (exit code 1)"],
+    fails_throughout(&cluster, &id, 60, &["container tidb", said]).await;
+    cluster
+}
+
+#[tokio::test]
+async fn a_crash_looping_instance_reads_failed_between_crashes_too() {
+    let cluster = fails_under(
+        ContainerFault::crash_loop("tidb"),
+        "tidb-crash",
+        30901,
+        2,
+        "Error (exit code 1)",
     )
     .await;
-
+    let id = FramedbId::new("tidb-crash").unwrap();
     cluster.sim.clear_container_faults();
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -129,22 +140,12 @@ async fn a_crash_looping_instance_reads_failed_between_crashes_too() {
 
 #[tokio::test]
 async fn an_oom_killed_instance_says_so() {
-    let cluster = Cluster::start(Duration::from_millis(600)).await;
-    cluster
-        .sim
-        .inject_container_fault(ContainerFault::oom_killed("tidb").in_pods_named("tidb-oom"));
-    let id = cluster.deployed("tidb-oom", 30902).await;
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            tidb_restarts(&cluster, &id).await >= 1
-        })
-        .await
-    );
-    fails_throughout(
-        &cluster,
-        &id,
-        40,
-        &["container tidb", "OOMKilled (exit code 137)"],
+    fails_under(
+        ContainerFault::oom_killed("tidb"),
+        "tidb-oom",
+        30902,
+        1,
+        "OOMKilled (exit code 137)",
     )
     .await;
 }

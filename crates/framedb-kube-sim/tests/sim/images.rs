@@ -62,6 +62,31 @@ fn squeezed(text: &str) -> String {
         .join("\n")
 }
 
+/// Waits until `kubectl get pod` shows the pod's pull failing: `ErrImagePull` at a
+/// retry, `ImagePullBackOff` between them.
+async fn pull_fails(kubectl: &Kubectl, ns: &str, name: &str) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        matches!(
+            status_column(kubectl, ns, name).await.0.as_str(),
+            "ErrImagePull" | "ImagePullBackOff"
+        )
+    })
+    .await
+}
+
+/// Pod `name` read while its container waits for `reason` (the states alternate fast on
+/// the tests' clock); the last read after 100 tries.
+async fn waiting_in(pods: &Api<Pod>, name: &str, reason: &str) -> Pod {
+    let mut pod = pods.get(name).await.unwrap();
+    for _ in 0..100 {
+        if container_status(&pod)["state"]["waiting"]["reason"] == reason {
+            break;
+        }
+        pod = pods.get(name).await.unwrap();
+    }
+    pod
+}
+
 fn container_status(pod: &Pod) -> Value {
     serde_json::to_value(
         &pod.status
@@ -105,25 +130,11 @@ async fn an_image_the_registry_lacks_backs_off_until_it_is_pushed() {
         assert!(made.success, "{}", made.stderr);
     }
     // ErrImagePull first, then ImagePullBackOff between the retries.
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            matches!(
-                status_column(&kubectl, "img", "p").await.0.as_str(),
-                "ErrImagePull" | "ImagePullBackOff"
-            )
-        })
-        .await
-    );
+    assert!(pull_fails(&kubectl, "img", "p").await);
     assert!(shows(&kubectl, "img", "p", "ImagePullBackOff").await);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "img");
     // A read between two retries.
-    let mut p = pods.get("p").await.unwrap();
-    for _ in 0..100 {
-        if container_status(&p)["state"]["waiting"]["reason"] == "ImagePullBackOff" {
-            break;
-        }
-        p = pods.get("p").await.unwrap();
-    }
+    let p = waiting_in(&pods, "p", "ImagePullBackOff").await;
     assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
     assert!(!is_ready(&p));
     let waiting = container_status(&p)["state"]["waiting"].clone();
@@ -219,15 +230,7 @@ async fn references_resolve_as_a_registry_reads_them_and_pull_policies_hold() {
     for name in ["short", "full", "latest"] {
         assert!(shows(&kubectl, "refs", name, "Running").await, "{name}");
     }
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            matches!(
-                status_column(&kubectl, "refs", "missing").await.0.as_str(),
-                "ErrImagePull" | "ImagePullBackOff"
-            )
-        })
-        .await
-    );
+    assert!(pull_fails(&kubectl, "refs", "missing").await);
     // `Never` with the image on no node: it never starts.
     let never = json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -312,13 +315,7 @@ async fn a_crashing_container_backs_off_in_crash_loop_and_recovers_once_cleared(
     );
     let pods: Api<Pod> = Api::namespaced(client.clone(), "crash");
     // A read while it waits to restart (each run is short, but runs).
-    let mut c = pods.get("c").await.unwrap();
-    for _ in 0..100 {
-        if container_status(&c)["state"]["waiting"]["reason"] == "CrashLoopBackOff" {
-            break;
-        }
-        c = pods.get("c").await.unwrap();
-    }
+    let c = waiting_in(&pods, "c", "CrashLoopBackOff").await;
     let uid = c.metadata.uid.clone().unwrap();
     assert_eq!(c.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
     let (ready, reason, _) = pod_condition(&c, "ContainersReady").unwrap();
