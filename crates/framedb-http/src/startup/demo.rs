@@ -90,8 +90,11 @@ pub async fn simulate(
         settings.demo.ready_after(),
         settings.demo.demo_time_scale,
         // The local services of a `simulate` fleet run apart, with the default layout
-        // unless told otherwise; their clusters hold what that layout deploys.
-        deployed_images(&LayoutSettings::default()),
+        // unless told otherwise; their clusters hold what that layout deploys, and what
+        // the user names for the others.
+        deployed_images(&LayoutSettings::default())
+            .into_iter()
+            .chain(settings.images.iter().cloned()),
     )
     .await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
