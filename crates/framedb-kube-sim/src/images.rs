@@ -397,12 +397,26 @@ impl Runtime {
     /// Forgets a pod that is gone.
     pub fn forget(&mut self, k: &super::resources::ObjKey) {
         self.wake_at.remove(k);
-        self.containers.retain(|(key, _), _| key != k);
+        let records: Vec<_> = self.records_of(k).cloned().collect();
+        for record in records {
+            self.containers.remove(&record);
+        }
     }
 
     /// Whether the kubelet has started (tried to start) the pod's containers.
     pub fn runs(&self, k: &super::resources::ObjKey) -> bool {
-        self.containers.keys().any(|(key, _)| key == k)
+        self.records_of(k).next().is_some()
+    }
+
+    /// The keys of the records of pod `k` (of any uid).
+    fn records_of<'a>(
+        &'a self,
+        k: &'a super::resources::ObjKey,
+    ) -> impl Iterator<Item = &'a (super::resources::ObjKey, String)> + 'a {
+        self.containers
+            .range((k.clone(), String::new())..)
+            .map(|(key, _)| key)
+            .take_while(move |(key, _)| key == k)
     }
 }
 

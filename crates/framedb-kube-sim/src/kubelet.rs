@@ -280,6 +280,7 @@ impl State {
             let message =
                 format!("Container image \"{image}\" is not present with pull policy of Never");
             self.record_event(pod, Warning, "ErrImageNeverPull", &message, kubelet);
+            self.record_event(pod, Warning, "Failed", "Error: ErrImageNeverPull", kubelet);
             c.phase = Phase::PullFailed {
                 reason: "ErrImageNeverPull",
                 message,

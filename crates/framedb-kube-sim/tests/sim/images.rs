@@ -287,6 +287,17 @@ async fn references_resolve_as_a_registry_reads_them_and_pull_policies_hold() {
             Some("Container image \"busybox:1.36\" already present on machine")
         );
     }
+    // Deleted, the kubelet stops what runs (`Killing`); a container that never started
+    // has nothing to stop.
+    kubectl
+        .ok(&["delete", "pod", "short", "missing", "-n", "refs"])
+        .await;
+    assert_eq!(messages(&client, "refs", "short", "Killing").await.len(), 1);
+    assert!(
+        messages(&client, "refs", "missing", "Killing")
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]
