@@ -61,16 +61,6 @@ pub(crate) fn condition(
     c
 }
 
-/// `applyDefaultImageTag`: a reference with neither tag nor digest gets `:latest`.
-fn with_default_tag(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || image.contains('@') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    }
-}
-
 /// A 64-hex-digit id, stable for its input.
 fn hex_id(input: &str) -> String {
     let mut h = seed_from(input);
@@ -173,7 +163,8 @@ impl State {
             host: Some(node),
         };
         let name = str_at(spec, &["name"]).to_string();
-        let image = with_default_tag(str_at(spec, &["image"]));
+        // Messages name the image as the pod spells it (`requestedImage`).
+        let image = str_at(spec, &["image"]);
         // Enough for any catch-up: each step moves the container on or stops.
         for _ in 0..64 {
             match &mut c.phase {
@@ -264,7 +255,8 @@ impl State {
             component: "kubelet",
             host: Some(node),
         };
-        let image = with_default_tag(str_at(spec, &["image"]));
+        // Messages name the image as the pod spells it (`requestedImage`).
+        let image = str_at(spec, &["image"]);
         let parsed = ImageRef::parse(str_at(spec, &["image"]));
         let full = parsed.as_ref().map(ImageRef::full).unwrap_or_default();
         let present = self
@@ -301,7 +293,11 @@ impl State {
                 .as_ref()
                 .is_some_and(|p| self.runtime.registry.holds(p));
             if !found {
-                let shown = if full.is_empty() { &image } else { &full };
+                let shown = if full.is_empty() {
+                    image
+                } else {
+                    full.as_str()
+                };
                 let error = format!(
                     "rpc error: code = NotFound desc = failed to pull and unpack image \"{shown}\": failed to resolve reference \"{shown}\": {shown}: not found"
                 );
@@ -389,11 +385,10 @@ impl State {
         c: &Container,
         now: Instant,
     ) -> (Value, Option<Instant>) {
-        let spec_image = str_at(spec, &["image"]);
-        let parsed = ImageRef::parse(spec_image);
-        let image = with_default_tag(spec_image);
+        let image = str_at(spec, &["image"]);
+        let parsed = ImageRef::parse(image);
         let mut status = json!({
-            "name": spec["name"], "image": spec_image, "imageID": "",
+            "name": spec["name"], "image": image, "imageID": "",
             "ready": false, "started": false, "restartCount": c.restarts,
             "lastState": {},
         });
