@@ -264,7 +264,9 @@
 //!   collection); no init containers, probes, lifecycle hooks or resource-limit
 //!   enforcement (a container is OOMKilled only when told); container events carry no
 //!   `fieldPath`; a container's first start and its back-offs are decided when the
-//!   kubelet next looks, a simulated second after a change (the PLEG's relist).
+//!   kubelet next looks, a simulated second after a change (the PLEG's relist); a
+//!   `BackOff` event is told once per wait (a real kubelet re-tells it on each sync
+//!   during the wait, so its count grows faster).
 //! - A DELETE answers with the object for every type (a real server answers a `Status`
 //!   when an object without `ReturnDeletedObject` storage, e.g. a ConfigMap, goes at once).
 //! - A pod always takes its whole grace period (real containers often exit sooner on
