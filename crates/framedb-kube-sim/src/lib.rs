@@ -13,9 +13,13 @@
 //! latency and dropped connections ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
-//! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
-//! `storage.k8s.io/v1` storageclasses;
+//! persistentvolumes, configmaps, secrets, serviceaccounts and events; `apps/v1`
+//! deployments and statefulsets; `rbac.authorization.k8s.io/v1` roles, clusterroles and
+//! their bindings; `networking.k8s.io/v1` networkpolicies; `storage.k8s.io/v1`
+//! storageclasses; `events.k8s.io/v1` events (a view of the core ones);
 //! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
+//! Bodies are read as JSON or, as kubectl's typed clients send them, in Kubernetes'
+//! protobuf encoding (`protobuf`); answers are JSON, which every client accepts.
 //! Not served: other subresources than `/status`, other API groups.
 //!
 //! ```no_run
@@ -37,10 +41,12 @@
 //! (lowest first), and none imports from the crate root, which only re-exports.
 //!
 //! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
+//!    `protobuf` (protobuf request bodies read into JSON, on k8s-pb's message types),
 //!    `faults` (fault injection, request counts, the seeded PRNG), `patch` (patch
 //!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
 //!    other module.
-//! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
+//! 2. `status` (`Status` failures) uses `resources`; `events_v1` (the `events.k8s.io/v1`
+//!    shape of Events) uses `resources`; `selectors` uses `resources` and
 //!    `status`; `discovery`, `openapi` (the OpenAPI v3 documents) and `strict` (strict
 //!    field validation) use `resources`; `table` uses `json` and `resources`;
 //!    `scheduling` (taints, cordons and requests, as the scheduler's filters judge them)
@@ -70,11 +76,11 @@
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `lists` (GET of a collection: resourceVersion semantics, pages and continue
 //!    tokens, the list options' checks) uses `store`, `resources`, `selectors` and
-//!    `status`; `watch` uses `lists`, `shared`, `store`, `resources`, `selectors` and
-//!    `status`.
+//!    `status`; `watch` uses `events_v1`, `lists`, `shared`, `store`, `resources`,
+//!    `selectors` and `status`.
 //! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `lists`, `watch`,
 //!     `shared`, `store` (and the controllers through `State`), `discovery`, `table`,
-//!     `faults`, `resources`, `selectors` and `status`.
+//!     `events_v1`, `faults`, `protobuf`, `resources`, `selectors` and `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
 //!     `State`), `admission`, `faults`, `images`, `resources` and `services` (the default
 //!     node-port range); `fleet` uses `simulator`.
@@ -225,6 +231,7 @@
 //! | node ports in the API server's `--service-node-port-range` ([`SimConfig::with_node_port_range`]); outside it 422 `provided port is not in the valid range`; taken: `provided port is already allocated`; random allocation from the dynamic band first | pkg/registry/core/service/portallocator | yes | `node_ports::a_node_port_outside_the_cluster_s_range_is_refused_and_allocation_stays_inside` |
 //! | scheduler filters in order: cordon (`node(s) were unschedulable`, unless tolerated), taints (`node(s) had untolerated taint {k: v}`), node selector and required affinity, requests against allocatable (`Insufficient cpu`, `Insufficient memory`, `Too many pods`; sidecars summed, init containers peaked), volume node affinity; the `preemption:` sentence | pkg/scheduler/framework/plugins (`nodeunschedulable`, `tainttoleration`, `nodeaffinity`, `noderesources/fit.go`, `volumebinding`) | yes | `scheduling::taints_refuse_pods_that_do_not_tolerate_them_until_they_go`, `scheduling::requests_beyond_what_a_node_has_left_wait_with_insufficient_memory` |
 //! | `core/v1` Events: `FailedScheduling` (once per reason), `Scheduled`, the kubelet's `Pulling`/`Pulled`/`Failed`/`BackOff`/`Created`/`Started`/`Killing`, `SuccessfulCreate`/`FailedCreate`; aggregated by count; field selectors on `involvedObject.*`; `kubectl get events`, `kubectl describe` | staging/src/k8s.io/client-go/tools/record (`events_cache.go`); pkg/registry/core/event; `--event-ttl` (1 h) | yes (at most 5,000 kept) | `events::what_the_scheduler_and_the_controllers_did_is_in_the_events` |
+//! | `events.k8s.io/v1` Events: the same stored Events in the newer shape (`regarding`, `note`, `reportingController`, `deprecatedCount`, ...; `eventTime: null` for those recorded through `core/v1`), both ways for get, list, watch, create, update, merge and JSON patches; field selectors by the newer names (`regarding.name`) | pkg/apis/events/v1/conversion.go; pkg/registry/core/event (one storage, both groups) | yes | `events::the_events_api_group_is_a_second_view_of_the_same_events` |
 //! | Pod Security Admission by namespace label (`pod-security.kubernetes.io/enforce`: `baseline`, `restricted`), 403 with the plugin's sentence; controllers' pods refused too (`FailedCreate`) | staging/src/k8s.io/pod-security-admission (`policy/check_*.go`, `admission/admission.go`) | enforce mode (no `warn`/`audit`, no AppArmor, SELinux, sysctls, `/proc` mount) | `pod_security::a_namespace_s_enforced_level_refuses_pods_that_break_it` |
 //! | OpenAPI v3 index and group documents (operations with their kind and `fieldValidation`), so kubectl validates on the server; `fieldValidation=Strict` refuses unknown fields (`... cannot be handled as a Kind: strict decoding error: unknown field "x"`) | staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go; apiserver `fieldValidation` | yes (no component schemas, no `/openapi/v2`) | `apply::kubectl_apply_validates_on_the_server_and_configures_what_changed` |
 //! | resourceVersions are opaque: large, per-cluster, increasing with gaps (etcd revisions count every write of the cluster) | API concepts, "Resource versions" (docs); staging/src/k8s.io/apiserver/pkg/storage/etcd3 (`APIObjectVersioner`) | yes | `lists::resource_versions_are_opaque_gapped_and_differ_per_simulator` |
@@ -250,14 +257,22 @@
 //! | `OOMKilled` (137), restarted with back-off, or the pod `Failed` under `restartPolicy: Never` | `getPhase` (kubelet_pods.go) | yes | `images::an_oom_killed_container_is_shown_and_restarted_with_back_off` |
 //! | a slow start: running, `started: false`, not ready until it has started | `prober` results (pkg/kubelet/prober) | as a delay, no probes | `images::a_slow_container_runs_unready_until_it_has_started` (`kubectl wait --for=condition=Ready`) |
 //! | `kubectl get pod` STATUS: the first container's waiting or terminated reason (`ExitCode:N`, `Signal:N` without one), `Completed` with a running one as `Running`/`NotReady`, `Terminating`; RESTARTS summed, "N (AGE ago)" | `printPod` (pkg/printers/internalversion/printers.go) | yes (no init containers) | the `images::*` tests |
+//! | protobuf request bodies (`k8s\0` magic, `runtime.Unknown` envelope, the kind's message), as kubectl's typed clients send them (`kubectl create namespace|configmap|secret|deployment|service|role|rolebinding`, `drain`'s evictions); plain fields' zero values read as absent (Go's `omitempty`), so defaulting applies; fields newer than 1.33 skipped | staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go; API concepts, "Protobuf encoding" (docs) | yes, for every served kind | `protobuf::kubectl_create_s_protobuf_bodies_are_read_and_defaulted`; unit tests in `protobuf.rs` |
+//! | defaulting field by field (`SetDefaults_Deployment` strategy, `SetDefaults_StatefulSet` update strategy and claim retention, container port `protocol: TCP`, Secret `type: Opaque`) | pkg/apis/apps/v1/defaults.go, pkg/apis/core/v1/defaults.go | yes (the defaults FrameDB and kubectl's generators meet) | same |
 //!
 //! Knowingly not modelled:
 //!
-//! - Protobuf request bodies: `kubectl create namespace|configmap|secret|deployment|service`
-//!   (its generators) send `application/vnd.kubernetes.protobuf` and get 415; `kubectl
-//!   create -f`, `apply`, `run`, `label`, `patch` and the rest send JSON and work.
-//! - `events.k8s.io/v1` (only `core/v1` Events are served), and Events beyond 5,000 per
-//!   cluster (the oldest go first).
+//! - Protobuf and CBOR *answers* (every answer is JSON, which kubectl and client-go accept
+//!   as they list it in `Accept`), CBOR and YAML request bodies (415), and protobuf
+//!   watch streams. A pointer field set to its zero value in a protobuf body reads as
+//!   unset unless it is one of the pointer fields `protobuf.rs` lists (`replicas`,
+//!   `runAsUser`, `storageClassName`, ...): the wire does not tell pointers from plain
+//!   fields.
+//! - `/openapi/v2` (kubectl asks for it as a protobuf-encoded gnostic document to validate
+//!   a `v1 List` on the client: `kubectl create -f` of a List needs `--validate=false`), and
+//!   the OpenAPI v3 component schemas (`kubectl explain` says the kind is not in the
+//!   schema).
+//! - Events beyond 5,000 per cluster (the oldest go first).
 //! - Node heartbeats and the node lifecycle controller's taints.
 //! - Images and containers: pulls are instant and never fail but for a missing image
 //!   (no registry outages, auth, rate limits, `InvalidImageName`, image garbage
@@ -311,6 +326,7 @@ mod controllers;
 mod deletion;
 mod discovery;
 mod events;
+mod events_v1;
 mod faults;
 mod fleet;
 mod images;
@@ -320,6 +336,7 @@ mod lists;
 mod openapi;
 mod patch;
 mod pod_security;
+mod protobuf;
 mod quantity;
 mod resources;
 mod routes;

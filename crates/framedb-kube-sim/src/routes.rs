@@ -16,11 +16,14 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::discovery;
+use super::events_v1;
 use super::faults::{Action, DropWhen, Verb};
 use super::lists;
 use super::openapi;
+use super::protobuf;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, scalable,
+    DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, by_plural,
+    find, scalable,
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
@@ -29,6 +32,9 @@ use super::store::{DeleteOptions, PatchKind, State};
 use super::strict;
 use super::table::{IncludeObject, table};
 use super::watch;
+
+/// What kubectl's typed clients send their bodies as.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// The simulator's router: one fallback handler, because Kubernetes paths are easier
 /// to take apart by hand than to spell as route patterns.
@@ -289,6 +295,12 @@ async fn resource_request(
         Some(Action::Delay(latency)) => tokio::time::sleep(latency).await,
         Some(Action::Drop(DropWhen::AfterApply)) | None => {}
     }
+    let mut query = query;
+    if events_v1::is_v1(target.res)
+        && let Some(selector) = query.get_mut("fieldSelector")
+    {
+        *selector = events_v1::field_selector_to_core(selector);
+    }
     let response = if verb == Verb::Watch {
         watch::start(shared, target.res, target.namespace, &query)
             .unwrap_or_else(|err| error_response(&err))
@@ -301,7 +313,12 @@ async fn resource_request(
             accept: header(headers, ACCEPT.as_str()),
             body,
         };
-        match request.run(shared) {
+        let answer = if events_v1::is_v1(request.target.res) {
+            request.run_as_core_events(shared)
+        } else {
+            request.run(shared)
+        };
+        match answer {
             Ok((code, value)) => json_response(code, &value),
             Err(err) => error_response(&err),
         }
@@ -344,9 +361,15 @@ impl Request<'_> {
     }
 
     fn json_body(&self) -> ApiResult<Value> {
-        // Protobuf and CBOR bodies cannot be read without the schemas; 415 tells the
-        // client which media types are understood.
         let media = self.content_type.split(';').next().unwrap_or("").trim();
+        if media == PROTOBUF {
+            return protobuf::to_json(self.body).map_err(|e| match e {
+                Some(sentence) => ApiError::bad_request(sentence),
+                None => ApiError::unsupported_media_type(media),
+            });
+        }
+        // CBOR (and YAML, which kubectl never sends) are not read; 415 tells the client
+        // which media types are.
         if !media.is_empty() && !media.ends_with("json") {
             return Err(ApiError::unsupported_media_type(media));
         }
@@ -394,6 +417,50 @@ impl Request<'_> {
     fn dry_run(&self, body_options: Option<&Value>) -> bool {
         self.param("dryRun").is_some()
             || body_options.is_some_and(|o| o["dryRun"].as_array().is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Runs an `events.k8s.io/v1` request on the core Events it is a view of: bodies
+    /// (objects and patches) converted in, answers converted out.
+    fn run_as_core_events(&self, shared: &Shared) -> ApiResult<(StatusCode, Value)> {
+        let core = Target {
+            res: by_plural(EVENTS),
+            namespace: self.target.namespace.clone(),
+            name: self.target.name.clone(),
+            status: self.target.status,
+            scale: self.target.scale,
+        };
+        let media = self.content_type.split(';').next().unwrap_or("").trim();
+        let body = match self.verb {
+            Verb::Create | Verb::Update => {
+                let body = self.json_body()?;
+                check_kind(self.target.res, &body)?;
+                Some(events_v1::to_core(body))
+            }
+            Verb::Patch => {
+                let body: Value = serde_json::from_slice(self.body).map_err(|e| {
+                    ApiError::bad_request(format!("the patch could not be decoded as JSON: {e}"))
+                })?;
+                Some(events_v1::patch_to_core(
+                    media == "application/json-patch+json",
+                    body,
+                ))
+            }
+            _ => None,
+        };
+        let bytes = body.as_ref().map(Value::to_string);
+        let request = Request {
+            verb: self.verb,
+            target: core,
+            query: self.query.clone(),
+            content_type: match (&body, self.verb) {
+                (Some(_), Verb::Create | Verb::Update) => "application/json".into(),
+                _ => self.content_type.clone(),
+            },
+            accept: self.accept.clone(),
+            body: bytes.as_deref().map_or(self.body, str::as_bytes),
+        };
+        let (code, answer) = request.run(shared)?;
+        Ok((code, events_v1::answer_from_core(answer)))
     }
 
     /// Runs the request; writes re-run the controllers before the lock is released.

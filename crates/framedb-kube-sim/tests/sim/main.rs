@@ -12,6 +12,7 @@ mod kubectl;
 mod lists;
 mod node_ports;
 mod pod_security;
+mod protobuf;
 mod scheduling;
 mod storage;
 
