@@ -585,7 +585,8 @@ pub async fn create(plan: &Plan, report: &mut Report) -> Result<()> {
 /// # Errors
 /// When the simulator cannot start or refuses the Services.
 pub async fn ports(plan: &Plan, report: &mut Report) -> Result<()> {
-    let sim = Simulator::start(SimConfig::new("ports")).await?;
+    let sim = Simulator::start(SimConfig::new("ports").with_images(framedb_k8s::default_images()))
+        .await?;
     let client = sim.client().await;
     let cluster = ClusterId::new("ports").expect("a cluster id");
     let fleet = KubeFleet::new(Layout::default()).with_cluster(cluster.clone(), client.clone());

@@ -114,7 +114,12 @@ pub async fn build(
         std::fs::create_dir_all(&path)?;
         dir.0 = Some(path.clone());
         for id in &ids {
-            let sim = Simulator::start(SimConfig::new(id.as_str()).with_latency(latency)).await?;
+            let sim = Simulator::start(
+                SimConfig::new(id.as_str())
+                    .with_images(framedb_k8s::default_images())
+                    .with_latency(latency),
+            )
+            .await?;
             let kubeconfig = path.join(format!("{id}.kubeconfig"));
             sim.write_kubeconfig(&kubeconfig)?;
             if shape == Shape::TwoTier {

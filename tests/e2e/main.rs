@@ -89,7 +89,11 @@ impl Clusters {
     /// Starts them; pods become ready after `ready_after`, and their clocks run as the
     /// demo's do ([`SimFleet::DEMO_TIME_SCALE`]). `test` names the directory.
     pub async fn demo(test: &str, ready_after: Duration) -> Self {
-        let fleet = SimFleet::demo(ready_after, SimFleet::DEMO_TIME_SCALE)
+        let images = framedb_k8s::deployed_images(
+            &framedb_k8s::Layout::default(),
+            &framedb_k8s::config_service::Settings::default(),
+        );
+        let fleet = SimFleet::demo(ready_after, SimFleet::DEMO_TIME_SCALE, images)
             .await
             .unwrap();
         let dir = std::env::temp_dir().join(format!("framedb-e2e-{test}-{}", std::process::id()));

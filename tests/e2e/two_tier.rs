@@ -1021,7 +1021,9 @@ async fn status_streams_past_the_cap_are_503_and_a_closed_one_frees_its_slot() {
 async fn a_cluster_that_refuses_the_instance_ports_says_why_through_both_tiers() {
     // A cluster whose API server runs with --service-node-port-range=30000-30900.
     let sim = framedb_kube_sim::Simulator::start(
-        framedb_kube_sim::SimConfig::new("narrow").with_node_port_range(30000..=30900),
+        framedb_kube_sim::SimConfig::new("narrow")
+            .with_images(framedb_k8s::default_images())
+            .with_node_port_range(30000..=30900),
     )
     .await
     .unwrap();
@@ -1136,4 +1138,49 @@ async fn an_instance_on_a_tainted_node_is_pending_with_the_scheduler_s_reason_un
         .await
         .unwrap();
     assert_eq!(topology.status_until("patient", "Running").await, "Running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_instance_is_failed_with_its_last_exit_through_both_tiers() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    // Ready a second after each start: every run is OOM-killed (a simulated second in,
+    // a tenth of a real one on the demo clock) before it would be.
+    let topology = Topology::start(
+        "oom",
+        Duration::from_secs(1),
+        registries,
+        Duration::from_secs(10),
+    )
+    .await;
+    let sim = topology.clusters.fleet.get("cluster-01").unwrap();
+    sim.inject_container_fault(
+        framedb_kube_sim::ContainerFault::oom_killed("tidb").in_pods_named("hungry"),
+    );
+    let (status, body) = topology.create("hungry", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = loop {
+        let (_, read) = topology
+            .send(Method::GET, &format!("{BASE}/hungry"), None)
+            .await;
+        if read["data"]["status"] == "Failed" || Instant::now() > deadline {
+            break read;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(read["data"]["status"], "Failed", "{read}");
+    let reason = read["data"]["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("container tidb"), "{read}");
+    assert!(reason.contains("OOMKilled (exit code 137)"), "{read}");
+
+    // Lifted, the next restart comes up and stays.
+    sim.clear_container_faults();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut status = topology.status_of("hungry").await;
+    while status != "Running" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = topology.status_of("hungry").await;
+    }
+    assert_eq!(status, "Running");
 }

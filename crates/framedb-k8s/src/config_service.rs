@@ -134,6 +134,13 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The images an installation runs: MongoDB and FrameDB's server.
+    pub fn images(&self) -> [String; 2] {
+        [self.mongo_image.clone(), self.server_image.clone()]
+    }
+}
+
 /// A cluster's config service, reached through a kube-rs client.
 pub struct ConfigService<'a> {
     client: &'a Client,

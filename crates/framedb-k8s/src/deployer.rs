@@ -627,9 +627,13 @@ mod tests {
     /// one change, and writes between every two pages) still reads every node port.
     #[tokio::test]
     async fn the_port_read_starts_again_when_its_continue_token_expires() {
-        let sim = Simulator::start(SimConfig::new("ports-expiry").with_history(1))
-            .await
-            .unwrap();
+        let sim = Simulator::start(
+            SimConfig::new("ports-expiry")
+                .with_images(crate::default_images())
+                .with_history(1),
+        )
+        .await
+        .unwrap();
         let client = sim.client().await;
         let services: Api<Service> = Api::namespaced(client.clone(), "default");
         for i in 0..5 {

@@ -29,3 +29,19 @@ mod status;
 pub use deployer::KubeFleet;
 pub use error::{Error, Result};
 pub use objects::{Layout, Profile, Storage};
+
+/// Every image FrameDB deploys on a cluster: the instances' PD, TiKV and TiDB of
+/// `layout`, and the config service's MongoDB and server of `settings`. A cluster's
+/// registry must hold these (the simulated clusters of the demo are given exactly them).
+pub fn deployed_images(layout: &Layout, settings: &config_service::Settings) -> Vec<String> {
+    layout
+        .images()
+        .into_iter()
+        .chain(settings.images())
+        .collect()
+}
+
+/// [`deployed_images`] of the default layout and config service.
+pub fn default_images() -> Vec<String> {
+    deployed_images(&Layout::default(), &config_service::Settings::default())
+}

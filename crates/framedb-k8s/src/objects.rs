@@ -515,6 +515,11 @@ impl Layout {
         }
     }
 
+    /// The images instances of this layout run: PD, TiKV and TiDB at its TiDB release.
+    pub fn images(&self) -> [String; 3] {
+        ["pd", "tikv", "tidb"].map(|component| self.image(component))
+    }
+
     fn image(&self, component: &str) -> String {
         format!("{}/{component}:{}", self.image_prefix, self.tidb_version)
     }

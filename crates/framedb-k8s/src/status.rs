@@ -124,7 +124,9 @@ fn instance_of<K: Resource>(object: &K) -> Option<String> {
 
 /// The instance status a pod shows: `Running` once TiDB's readiness check passes,
 /// `Pending` while the scheduler cannot place it, `Failed` when a container cannot start
-/// or keeps crashing, `Provisioning` otherwise, and while it terminates: a pod goes with
+/// (its image cannot be pulled, ...) or keeps crashing, and while the pod is not ready
+/// because a container ended (`OOMKilled`, an error) or runs again after it ended, with
+/// how its last run ended in the reason; `Provisioning` otherwise, and while it terminates: a pod goes with
 /// its grace period when it is evicted, restarted or rolled while its workload stays
 /// (an instance being deleted reads `Deleting` from its workload and record instead), and
 /// TiDB serves no more once it has been told to stop.
@@ -159,37 +161,84 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
         }
         _ => {}
     }
+    let ready = condition("Ready").is_some_and(|c| c.status == "True");
     for container in status.container_statuses.as_deref().unwrap_or_default() {
-        let waiting = container.state.as_ref().and_then(|s| s.waiting.as_ref());
-        if let Some(waiting) = waiting {
+        let name = &container.name;
+        let state = container.state.as_ref();
+        let last_exit = exit_of(
+            container
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref()),
+        );
+        if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
             let reason = waiting.reason.as_deref().unwrap_or_default();
             if matches!(
                 reason,
                 "CrashLoopBackOff"
                     | "ImagePullBackOff"
                     | "ErrImagePull"
+                    | "ErrImageNeverPull"
                     | "InvalidImageName"
                     | "CreateContainerConfigError"
                     | "CreateContainerError"
             ) {
                 let message = waiting.message.as_deref().unwrap_or_default();
-                return StatusReport::with_reason(
-                    S::Failed,
-                    format!(
-                        "container {} is waiting: {reason} {message}",
-                        container.name
-                    )
+                let mut said = format!("container {name} is waiting: {reason} {message}")
                     .trim_end()
-                    .to_owned(),
-                );
+                    .to_owned();
+                if let Some(exit) = &last_exit {
+                    said = format!("{said}; its last run ended: {exit}");
+                }
+                return StatusReport::with_reason(S::Failed, said);
             }
         }
+        // An ended container of a pod that is not serving: the kubelet restarts it, or
+        // its policy keeps it stopped; either way the instance does not run. (A running
+        // pod's phase hides it: only the container statuses tell it.)
+        if ready {
+            continue;
+        }
+        if let Some(exit) = exit_of(state.and_then(|s| s.terminated.as_ref())) {
+            return StatusReport::with_reason(
+                S::Failed,
+                format!(
+                    "container {name} ended: {exit}; restarted {} times",
+                    container.restart_count
+                ),
+            );
+        }
+        // Running again after it ended, not ready yet: a crash loop between two crashes
+        // reads as one, not as an instance coming up.
+        if let Some(exit) = last_exit.filter(|_| container.restart_count > 0) {
+            return StatusReport::with_reason(
+                S::Failed,
+                format!(
+                    "container {name} restarted {} times; its last run ended: {exit}",
+                    container.restart_count
+                ),
+            );
+        }
     }
-    if condition("Ready").is_some_and(|c| c.status == "True") {
+    if ready {
         StatusReport::new(S::Running)
     } else {
         StatusReport::new(S::Provisioning)
     }
+}
+
+/// How a container's run ended: `OOMKilled (exit code 137)`.
+fn exit_of(
+    terminated: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>,
+) -> Option<String> {
+    let terminated = terminated?;
+    let code = terminated.exit_code;
+    Some(
+        match terminated.reason.as_deref().filter(|r| !r.is_empty()) {
+            Some(reason) => format!("{reason} (exit code {code})"),
+            None => format!("exit code {code}"),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -257,5 +306,38 @@ mod tests {
         );
         sources.pod(&pod("db", "uid-2", false));
         assert_eq!(status_of(&sources, "db"), InstanceStatus::Running);
+    }
+
+    fn crash_looping(state: serde_json::Value, ready: bool) -> Pod {
+        let mut pod = serde_json::to_value(pod("db", "uid-1", false)).unwrap();
+        pod["status"]["conditions"][0]["status"] = json!(if ready { "True" } else { "False" });
+        pod["status"]["containerStatuses"] = json!([{
+            "name": "tidb", "image": "pingcap/tidb:v8.5.1", "imageID": "", "ready": ready,
+            "restartCount": 3, "state": state,
+            "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } },
+        }]);
+        serde_json::from_value(pod).unwrap()
+    }
+
+    #[test]
+    fn a_crash_looping_container_reads_failed_with_its_last_exit_at_every_step() {
+        let steps = [
+            json!({ "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container=tidb pod=db-0_ns(u)" } }),
+            json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } }),
+            json!({ "terminated": { "exitCode": 137, "reason": "OOMKilled" } }),
+        ];
+        for state in steps {
+            let report = pod_status(&crash_looping(state.clone(), false));
+            assert_eq!(report.status, InstanceStatus::Failed, "{state}");
+            let reason = report.reason.unwrap();
+            assert!(reason.contains("container tidb"), "{reason}");
+            assert!(reason.contains("OOMKilled (exit code 137)"), "{reason}");
+        }
+        // Up again and ready: it serves, whatever it went through.
+        let running = json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } });
+        assert_eq!(
+            pod_status(&crash_looping(running, true)).status,
+            InstanceStatus::Running
+        );
     }
 }

@@ -6,13 +6,13 @@
 //! scheduler that honours cordons, taints and tolerations, node selectors, required node
 //! affinity, requests against allocatable CPU, memory and pods (`scheduling`), and volume
 //! node affinity, and a kubelet stand-in that mounts volumes (a `local` volume only
-//! where its directory exists on the node), marks scheduled pods Running and, after
-//! `pod_ready_after`, Ready; with those of `termination` (the garbage collector, the
+//! where its directory exists on the node) and has `kubelet` pull, start and restart
+//! the containers (Ready after `pod_ready_after`); with those of `termination` (the garbage collector, the
 //! namespace and storage-protection controllers, the end of a pod's grace period).
 //!
 //! They run synchronously after every write (so a client that creates a StatefulSet sees
 //! its pods on the next read), again while the deletions they finish lead to more, and
-//! on a short timer for readiness deadlines and grace periods.
+//! on a short timer for readiness deadlines, back-offs and grace periods.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,6 +24,7 @@ use super::events::EventType::{Normal, Warning};
 use super::events::Source;
 use super::faults::seed_from;
 use super::json::{is_terminating, meta, now_rfc3339, object_at, str_at};
+use super::kubelet::condition;
 use super::managed::Fields;
 use super::quantity;
 use super::resources::{
@@ -79,31 +80,6 @@ fn is_ready(pod: &Value) -> bool {
     })
 }
 
-/// A condition, keeping the previous transition time when its status did not change.
-fn condition(
-    old_status: &Value,
-    kind: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-    now: &str,
-) -> Value {
-    let status = if status { "True" } else { "False" };
-    let previous = old_status["conditions"].as_array().and_then(|cs| {
-        cs.iter()
-            .find(|c| c["type"] == kind && c["status"] == status)
-    });
-    let since = previous.map_or(now, |c| str_at(c, &["lastTransitionTime"]));
-    let mut c = json!({ "type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since });
-    if !reason.is_empty() {
-        c["reason"] = json!(reason);
-    }
-    if !message.is_empty() {
-        c["message"] = json!(message);
-    }
-    c
-}
-
 impl State {
     /// Runs every controller, again while the deletions they finish lead to more.
     pub fn reconcile(&mut self, now: Instant) {
@@ -120,7 +96,7 @@ impl State {
             self.bind_claims();
             self.schedule(now);
             self.retry_mounts(now);
-            self.mark_ready(now);
+            self.sync_kubelet(now);
             self.update_workload_status();
             if !self.dirty {
                 break;
@@ -134,8 +110,9 @@ impl State {
     pub fn tick(&mut self, now: Instant) {
         if self.dirty || self.terminate_at.values().any(|at| *at <= now) {
             self.reconcile(now);
-        } else if self.ready_at.values().any(|at| *at <= now) {
-            self.mark_ready(now);
+        } else if self.kubelet_due(now) {
+            // Readiness, restarts and pull retries move with time.
+            self.sync_kubelet(now);
             self.update_workload_status();
         }
     }
@@ -952,10 +929,7 @@ impl State {
     /// it cannot mount leaves the pod `ContainerCreating` (retried in `retry_mounts`).
     fn run_pod(&mut self, k: &ObjKey, pod: Value, node: &str, now: Instant, stamp: &str) {
         match self.mount_volumes(&pod, node) {
-            Ok(()) => {
-                self.start_pod(k, pod.clone(), node, now, stamp);
-                self.record_container_starts(&pod, node);
-            }
+            Ok(()) => self.start_pod(k, pod, node, now, stamp),
             Err(message) => {
                 let kubelet = Source {
                     component: "kubelet",
@@ -1062,6 +1036,9 @@ impl State {
                     && str_at(p, &["status", "phase"]) == "Pending"
                     && !is_terminating(p)
             })
+            // A pod whose containers the kubelet started (and waits on, for an image)
+            // has its volumes.
+            .filter(|(k, _)| !self.runtime.runs(k))
             .map(|(k, p)| (k.clone(), p.clone()))
             .collect();
         if held.is_empty() {
@@ -1071,44 +1048,6 @@ impl State {
         for (k, pod) in held {
             let node = str_at(&pod, &["spec", "nodeName"]).to_string();
             self.run_pod(&k, pod, &node, now, &stamp);
-        }
-    }
-
-    /// What the kubelet on `node` reports as it starts `pod`'s containers (their images
-    /// are always present: the simulated nodes pull nothing yet).
-    fn record_container_starts(&mut self, pod: &Value, node: &str) {
-        let kubelet = Source {
-            component: "kubelet",
-            host: Some(node),
-        };
-        let containers: Vec<(String, String)> = pod["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                (
-                    str_at(c, &["name"]).to_owned(),
-                    str_at(c, &["image"]).to_owned(),
-                )
-            })
-            .collect();
-        for (name, image) in containers {
-            let pulled = format!("Container image \"{image}\" already present on machine");
-            self.record_event(pod, Normal, "Pulled", &pulled, kubelet);
-            self.record_event(
-                pod,
-                Normal,
-                "Created",
-                &format!("Created container: {name}"),
-                kubelet,
-            );
-            self.record_event(
-                pod,
-                Normal,
-                "Started",
-                &format!("Started container {name}"),
-                kubelet,
-            );
         }
     }
 
@@ -1227,49 +1166,22 @@ impl State {
             .expect("not empty"))
     }
 
-    /// Binds a pod to a node and starts its containers (ready later, in `mark_ready`).
+    /// Binds a pod to a node, makes its sandbox (IPs) and has the kubelet start its
+    /// containers (`kubelet`): pulls, starts, readiness and faults are its.
     fn start_pod(&mut self, k: &ObjKey, mut pod: Value, node: &str, now: Instant, stamp: &str) {
         let host_ip = self.host_ip(node);
         let pod_ip = self.alloc.next_pod_ip();
-        let containers: Vec<Value> = pod["spec"]["containers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
-        let not_ready = format!("containers with unready status: [{}]", names.join(" "));
-        let statuses: Vec<Value> = containers
-            .iter()
-            .map(|c| {
-                let image = str_at(c, &["image"]);
-                json!({
-                    "name": c["name"], "image": image, "imageID": format!("{image}@sha256:simulated"),
-                    "containerID": format!("containerd://{}", template_hash(&json!([k.0, k.1, c["name"]]))),
-                    "ready": false, "started": true, "restartCount": 0,
-                    "state": { "running": { "startedAt": stamp } },
-                })
-            })
-            .collect();
-        let old = pod["status"].clone();
         pod["spec"]["nodeName"] = json!(node);
+        let old = pod["status"].clone();
         pod["status"] = json!({
-            "phase": "Running",
-            "conditions": [
-                condition(&old, "PodReadyToStartContainers", true, "", "", stamp),
-                condition(&old, "Initialized", true, "", "", stamp),
-                condition(&old, "Ready", false, "ContainersNotReady", &not_ready, stamp),
-                condition(&old, "ContainersReady", false, "ContainersNotReady", &not_ready, stamp),
-                condition(&old, "PodScheduled", true, "", "", stamp),
-            ],
+            "phase": "Pending",
+            "conditions": old["conditions"],
             "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
             "podIP": pod_ip, "podIPs": [{ "ip": pod_ip }],
             "startTime": stamp,
-            "containerStatuses": statuses,
             "qosClass": old["qosClass"],
         });
-        self.put(PODS, k.clone(), pod);
-        // Readiness counts from the start of the containers, not from the pod's creation,
-        // so a pod that waited for a node still takes `pod_ready_after` to become ready.
-        self.ready_at.insert(k.clone(), now + self.ready_after);
+        self.start_containers(k, pod, now);
     }
 
     /// A node's `InternalIP`.
@@ -1279,39 +1191,6 @@ impl State {
             .and_then(|addrs| addrs.iter().find(|a| a["type"] == "InternalIP"))
             .map(|a| str_at(a, &["address"]).to_string())
             .unwrap_or_default()
-    }
-
-    /// Marks pods ready whose readiness delay has passed.
-    fn mark_ready(&mut self, now: Instant) {
-        let due: Vec<ObjKey> = self
-            .ready_at
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let stamp = now_rfc3339();
-        for k in due {
-            self.ready_at.remove(&k);
-            let Some(pod) = self.lookup(PODS, &k) else {
-                continue;
-            };
-            let mut status = pod["status"].clone();
-            let old = status.clone();
-            if let Some(conditions) = status["conditions"].as_array_mut() {
-                for c in conditions.iter_mut() {
-                    if c["type"] == "Ready" || c["type"] == "ContainersReady" {
-                        let kind = c["type"].as_str().unwrap_or_default().to_string();
-                        *c = condition(&old, &kind, true, "", "", &stamp);
-                    }
-                }
-            }
-            if let Some(containers) = status["containerStatuses"].as_array_mut() {
-                for c in containers.iter_mut() {
-                    c["ready"] = json!(true);
-                }
-            }
-            self.set_status(PODS, &k, status);
-        }
     }
 
     /// Writes replica counts and conditions into StatefulSet and Deployment status.

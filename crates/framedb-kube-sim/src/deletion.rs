@@ -94,7 +94,6 @@ impl State {
                 Ok(self.remove(res, &k).expect("just written"))
             }
             Some(period) => {
-                self.ready_at.remove(&k);
                 if period > 0 {
                     let real = Duration::from_secs_f64(period as f64 / self.time_scale);
                     if self

@@ -24,24 +24,30 @@ impl SimFleet {
     pub const DEMO_TIME_SCALE: f64 = 10.0;
 
     /// Starts one simulated cluster per name, each with `nodes`, whose pods become ready
-    /// `ready_after` they are scheduled, and whose clocks run `time_scale` times faster
-    /// than real time ([`SimConfig::with_time_scale`]).
+    /// `ready_after` they are scheduled, whose clocks run `time_scale` times faster
+    /// than real time ([`SimConfig::with_time_scale`]), and whose registries hold exactly
+    /// `images` (the images the clusters' users deploy; any other does not pull).
     ///
     /// # Errors
-    /// When a name or a node name is not a DNS-1123 subdomain, a port cannot be bound,
-    /// or `time_scale` is not a positive, finite number.
-    pub async fn start<C, N>(
+    /// When a name or a node name is not a DNS-1123 subdomain, an image is not an image
+    /// reference, a port cannot be bound, or `time_scale` is not a positive, finite
+    /// number.
+    pub async fn start<C, N, I>(
         clusters: C,
         nodes: N,
         ready_after: Duration,
         time_scale: f64,
+        images: I,
     ) -> std::io::Result<Self>
     where
         C: IntoIterator,
         C::Item: Into<String>,
         N: IntoIterator,
         N::Item: Into<String>,
+        I: IntoIterator,
+        I::Item: Into<String>,
     {
+        let images: Vec<String> = images.into_iter().map(Into::into).collect();
         if !(time_scale.is_finite() && time_scale > 0.0) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -54,19 +60,28 @@ impl SimFleet {
             let config = SimConfig::new(name)
                 .with_nodes(nodes.clone())
                 .with_pod_ready_after(ready_after)
-                .with_time_scale(time_scale);
+                .with_time_scale(time_scale)
+                .without_images()
+                .with_images(images.iter().cloned());
             started.push(Simulator::start(config).await?);
         }
         Ok(Self { clusters: started })
     }
 
     /// The demo fleet: [`DEMO_CLUSTERS`], each with [`DEMO_NODES`], with clocks at
-    /// `time_scale` ([`SimFleet::DEMO_TIME_SCALE`] unless the user chose otherwise).
+    /// `time_scale` ([`SimFleet::DEMO_TIME_SCALE`] unless the user chose otherwise), and
+    /// registries holding exactly `images` (what FrameDB deploys, as its composition root
+    /// says).
     ///
     /// # Errors
-    /// When a port cannot be bound, or `time_scale` is not a positive, finite number.
-    pub async fn demo(ready_after: Duration, time_scale: f64) -> std::io::Result<Self> {
-        Self::start(DEMO_CLUSTERS, DEMO_NODES, ready_after, time_scale).await
+    /// When an image is not an image reference, a port cannot be bound, or `time_scale`
+    /// is not a positive, finite number.
+    pub async fn demo<I>(ready_after: Duration, time_scale: f64, images: I) -> std::io::Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self::start(DEMO_CLUSTERS, DEMO_NODES, ready_after, time_scale, images).await
     }
 
     /// The clusters, in the order they were named.
@@ -154,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn kubeconfigs_go_to_a_private_directory_only() {
-        let fleet = SimFleet::start(["private-01"], ["node-a"], Duration::ZERO, 1.0)
+        let fleet = SimFleet::start(["private-01"], ["node-a"], Duration::ZERO, 1.0, ["busybox"])
             .await
             .unwrap();
         let dir = scratch("fresh");

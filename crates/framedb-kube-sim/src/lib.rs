@@ -7,8 +7,10 @@
 //! (404, 409, 422 for a taken node port, ...), deletes as a real cluster does (see
 //! [Deletion](#deletion)), runs StatefulSets and Deployments as pods scheduled onto
 //! simulated nodes by node selector, binds volume claims as a cluster with a default
-//! StorageClass does (see [Storage](#storage)), and can inject failed answers, latency
-//! and dropped connections ([`Faults`]).
+//! StorageClass does (see [Storage](#storage)), pulls images from a simulated registry and
+//! runs containers as a kubelet does, with injectable crashes, OOM kills and slow starts
+//! (see [Images and containers](#images-and-containers)), and can inject failed answers,
+//! latency and dropped connections ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps, secrets, serviceaccounts and events; `apps/v1`
@@ -59,15 +61,18 @@
 //!    sees the object being written and the allocations, never the store, which is why
 //!    the allocations live apart from it; the storage plugins (`DefaultStorageClass`,
 //!    `PersistentVolumeClaimResize`) are handed the StorageClasses by `store`.
-//! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
-//!    `managed`, `patch`, `resources`, `selectors` and `status`; it admits every write. `deletion`
+//! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `images`
+//!    (it holds the container runtime), `json`, `managed`, `patch`, `resources`,
+//!    `selectors` and `status`; it admits every write. `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
 //!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
 //! 7. `events` (what the components record) uses `store`, `json` and `resources`;
+//!    `kubelet` (container pulls, starts, restarts and faults, more methods of `State`)
+//!    uses `events`, `faults`, `images`, `json`, `resources` and `store`;
 //!    `termination` (the controllers that finish deletions, more methods of `State`)
 //!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`; `controllers` uses
 //!    `store` (its reconcile loop is methods of `store`'s `State`), `admission`, `events`,
-//!    `faults`, `json`, `managed`, `resources`, `scheduling` and `selectors`, and runs
+//!    `faults`, `json`, `kubelet`, `managed`, `resources`, `scheduling` and `selectors`, and runs
 //!    `termination`'s controllers.
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `lists` (GET of a collection: resourceVersion semantics, pages and continue
@@ -79,8 +84,8 @@
 //!     `events_v1`, `faults`, `managed`, `protobuf`, `resources`, `selectors` and
 //!     `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
-//!     `State`), `admission`, `faults`, `managed`, `resources` and `services` (the default node-port
-//!     range); `fleet` uses `simulator`.
+//!     `State`), `admission`, `faults`, `images`, `managed`, `resources` and `services` (the
+//!     default node-port range); `fleet` uses `simulator`.
 //!
 //! # Deletion
 //!
@@ -159,6 +164,46 @@
 //!   path is not one of its node's stays `Pending` with its containers waiting in
 //!   `ContainerCreating` and a `FailedMount` event, until the directory exists.
 //!
+//! # Images and containers
+//!
+//! Each simulator has a registry ([`SimConfig::images`]): [`DEFAULT_IMAGES`] (the pause
+//! image, `busybox`, `nginx`) plus what [`SimConfig::with_images`] adds, or exactly those
+//! after [`SimConfig::without_images`]; the demo fleet's hold exactly the images FrameDB
+//! deploys, as `framedb-server` passes them ([`SimFleet::demo`]). A running simulator
+//! takes more with [`Simulator::push_image`]. References are read as a registry reads
+//! them: `busybox` is `docker.io/library/busybox:latest`, `pingcap/pd:v8.5.1` is
+//! `docker.io/pingcap/pd:v8.5.1`, a digest must match one pushed.
+//!
+//! The kubelet on each node pulls a container's image as its `imagePullPolicy` says
+//! (admission defaults it: `Always` for `:latest` or no tag, else `IfNotPresent`):
+//! `Pulling`, then `Pulled` ("Successfully pulled image ..."), or "already present on
+//! machine" where the node has it. An image the registry lacks fails (`Failed`: "Failed
+//! to pull image ..." and "Error: ErrImagePull"; the container waits in `ErrImagePull`),
+//! then backs off (`BackOff` "Back-off pulling image ...", waiting `ImagePullBackOff`),
+//! retried after 10 simulated seconds, doubling up to 5 minutes; once pushed, the next
+//! retry pulls it and the pod starts. The pod is `Pending` meanwhile.
+//!
+//! Container faults ([`ContainerFault`], injected with
+//! [`Simulator::inject_container_fault`], lifted with
+//! [`Simulator::clear_container_faults`]) name a container, optionally only in one
+//! namespace or pods of a name prefix:
+//!
+//! - [`ContainerFault::crash_loop`]: each run exits with code 1 (`Error`) a simulated
+//!   second in (or [`ContainerFault::after`]); the kubelet restarts it at once the first
+//!   time, then after a back-off of 10 s doubling to 5 min: the container waits in
+//!   `CrashLoopBackOff` ("back-off 10s restarting failed container=X pod=Y_ns(uid)"),
+//!   `restartCount` rises, `lastState.terminated` tells the exit, a `BackOff` event says
+//!   "Back-off restarting failed container X in pod Y_ns(uid)". Lifted, the next restart
+//!   runs.
+//! - [`ContainerFault::oom_killed`]: the same with reason `OOMKilled` and exit code 137.
+//! - [`ContainerFault::slow_start`]: the container runs, but is started and ready only
+//!   after the given simulated time.
+//!
+//! A pod of `restartPolicy: Never` whose container ended is `Failed`. The pod's `Ready`
+//! and `ContainersReady` conditions are false while any container is not running and
+//! ready; `kubectl get pod` shows the reasons (`ErrImagePull`, `ImagePullBackOff`,
+//! `CrashLoopBackOff`, `OOMKilled`, `Error`) and restarts as `printPod` does.
+//!
 //! # Conformance
 //!
 //! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
@@ -189,7 +234,7 @@
 //! | StatefulSet spec immutable but for `replicas`, `ordinals`, `template`, `updateStrategy`, `revisionHistoryLimit`, `persistentVolumeClaimRetentionPolicy`, `minReadySeconds`; claim spec; Service `clusterIP` (422, real sentences) | `ValidateStatefulSetUpdate` (pkg/apis/apps/validation), `ValidatePersistentVolumeClaimUpdate`, `ValidateServiceUpdate` (pkg/apis/core/validation) | yes | `immutability::*` |
 //! | node ports in the API server's `--service-node-port-range` ([`SimConfig::with_node_port_range`]); outside it 422 `provided port is not in the valid range`; taken: `provided port is already allocated`; random allocation from the dynamic band first | pkg/registry/core/service/portallocator | yes | `node_ports::a_node_port_outside_the_cluster_s_range_is_refused_and_allocation_stays_inside` |
 //! | scheduler filters in order: cordon (`node(s) were unschedulable`, unless tolerated), taints (`node(s) had untolerated taint {k: v}`), node selector and required affinity, requests against allocatable (`Insufficient cpu`, `Insufficient memory`, `Too many pods`; sidecars summed, init containers peaked), volume node affinity; the `preemption:` sentence | pkg/scheduler/framework/plugins (`nodeunschedulable`, `tainttoleration`, `nodeaffinity`, `noderesources/fit.go`, `volumebinding`) | yes | `scheduling::taints_refuse_pods_that_do_not_tolerate_them_until_they_go`, `scheduling::requests_beyond_what_a_node_has_left_wait_with_insufficient_memory` |
-//! | `core/v1` Events: `FailedScheduling` (once per reason), `Scheduled`, the kubelet's `Pulled`/`Created`/`Started`/`Killing`, `SuccessfulCreate`/`FailedCreate`; aggregated by count; field selectors on `involvedObject.*`; `kubectl get events`, `kubectl describe` | staging/src/k8s.io/client-go/tools/record (`events_cache.go`); pkg/registry/core/event; `--event-ttl` (1 h) | yes (at most 5,000 kept) | `events::what_the_scheduler_and_the_controllers_did_is_in_the_events` |
+//! | `core/v1` Events: `FailedScheduling` (once per reason), `Scheduled`, the kubelet's `Pulling`/`Pulled`/`Failed`/`BackOff`/`Created`/`Started`/`Killing`, `SuccessfulCreate`/`FailedCreate`; aggregated by count; field selectors on `involvedObject.*`; `kubectl get events`, `kubectl describe` | staging/src/k8s.io/client-go/tools/record (`events_cache.go`); pkg/registry/core/event; `--event-ttl` (1 h) | yes (at most 5,000 kept) | `events::what_the_scheduler_and_the_controllers_did_is_in_the_events` |
 //! | `events.k8s.io/v1` Events: the same stored Events in the newer shape (`regarding`, `note`, `reportingController`, `deprecatedCount`, ...; `eventTime: null` for those recorded through `core/v1`), both ways for get, list, watch, create, update, merge and JSON patches; field selectors by the newer names (`regarding.name`) | pkg/apis/events/v1/conversion.go; pkg/registry/core/event (one storage, both groups) | yes | `events::the_events_api_group_is_a_second_view_of_the_same_events` |
 //! | Pod Security Admission by namespace label (`pod-security.kubernetes.io/enforce`: `baseline`, `restricted`), 403 with the plugin's sentence; controllers' pods refused too (`FailedCreate`) | staging/src/k8s.io/pod-security-admission (`policy/check_*.go`, `admission/admission.go`) | enforce mode (no `warn`/`audit`, no AppArmor, SELinux, sysctls, `/proc` mount) | `pod_security::a_namespace_s_enforced_level_refuses_pods_that_break_it` |
 //! | OpenAPI v3 index and group documents (operations with their kind and `fieldValidation`), so kubectl validates on the server; `fieldValidation=Strict` refuses unknown fields (`... cannot be handled as a Kind: strict decoding error: unknown field "x"`) | staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go; apiserver `fieldValidation` | yes (no component schemas, no `/openapi/v2`) | `apply::kubectl_apply_validates_on_the_server_and_configures_what_changed` |
@@ -209,6 +254,13 @@
 //! | a claim naming a volume of another class is not bound (`VolumeMismatch`: `Cannot bind to requested volume "x": storageClassName does not match`) | `checkVolumeSatisfyClaim` (pv_controller.go) | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it` (its fixture names `""`) |
 //! | expansion: a bound claim's request grows only if its class has `allowVolumeExpansion` (403 `only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`); an unbound claim's spec is immutable (422); shrinking to or below `status.capacity` is 422 `field can not be less than status.capacity` (`RecoverVolumeExpansionFailure`, on by default in 1.33); the volume and `status.capacity` take the new size | plugin/pkg/admission/storage/persistentvolume/resize; `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) | yes | `storage::a_bound_claim_grows_only_if_its_class_allows_expansion`; `storage::a_class_without_expansion_refuses_a_bigger_claim` |
 //! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
+//! | a registry per cluster ([`SimConfig::with_images`], [`Simulator::push_image`]); references normalised as a registry does (`busybox` = `docker.io/library/busybox:latest`; digests) | `docker.ParseDockerRef` (github.com/distribution/reference `normalize.go`); `applyDefaultImageTag` (pkg/kubelet/images/image_manager.go) | yes | `images::references_resolve_as_a_registry_reads_them_and_pull_policies_hold` |
+//! | pulls by `imagePullPolicy` (`Always` pulls each time, `IfNotPresent` finds it on the node, `Never` is `ErrImageNeverPull`): `Pulling`, `Pulled` ("Successfully pulled image \"X\" in D (D including waiting). Image size: N bytes." / "Container image \"X\" already present on machine") | `EnsureImageExists` (pkg/kubelet/images/image_manager.go) | yes | same |
+//! | a missing image: `Failed` "Failed to pull image \"X\": rpc error: code = NotFound desc = ..." and "Error: ErrImagePull"; waiting `ErrImagePull`, then `ImagePullBackOff` ("Back-off pulling image \"X\": ErrImagePull: ...") with `BackOff` (Normal) and "Error: ImagePullBackOff"; retried after 10 s doubling to 5 min; pulled once pushed; the pod `Pending` | `EnsureImageExists`, `evalCRIPullErr` (image_manager.go); `startContainer` (pkg/kubelet/kuberuntime/kuberuntime_container.go); `getPhase` (pkg/kubelet/kubelet_pods.go) | yes | `images::an_image_the_registry_lacks_backs_off_until_it_is_pushed` (`kubectl run`, `get pod`, `get events`, `describe pod`) |
+//! | a crashing container ([`ContainerFault::crash_loop`]): terminated `Error` (1), restarted at once, then `CrashLoopBackOff` "back-off 10s restarting failed container=X pod=Y_ns(uid)", 10 s doubling to 5 min, `BackOff` "Back-off restarting failed container X in pod Y_ns(uid)"; `restartCount`, `lastState.terminated`; `Ready`/`ContainersReady` false; lifted, it runs | `doBackOff` (kuberuntime_manager.go); `flowcontrol.Backoff` (client-go/util/flowcontrol/backoff.go); `MaxContainerBackOff` (pkg/kubelet/kubelet.go) | yes | `images::a_crashing_container_backs_off_in_crash_loop_and_recovers_once_cleared` |
+//! | `OOMKilled` (137), restarted with back-off, or the pod `Failed` under `restartPolicy: Never` | `getPhase` (kubelet_pods.go) | yes | `images::an_oom_killed_container_is_shown_and_restarted_with_back_off` |
+//! | a slow start: running, `started: false`, not ready until it has started | `prober` results (pkg/kubelet/prober) | as a delay, no probes | `images::a_slow_container_runs_unready_until_it_has_started` (`kubectl wait --for=condition=Ready`) |
+//! | `kubectl get pod` STATUS: the first container's waiting or terminated reason (`ExitCode:N`, `Signal:N` without one), `Completed` with a running one as `Running`/`NotReady`, `Terminating`; RESTARTS summed, "N (AGE ago)" | `printPod` (pkg/printers/internalversion/printers.go) | yes (no init containers) | the `images::*` tests |
 //! | protobuf request bodies (`k8s\0` magic, `runtime.Unknown` envelope, the kind's message), as kubectl's typed clients send them (`kubectl create namespace|configmap|secret|deployment|service|role|rolebinding`, `drain`'s evictions); plain fields' zero values read as absent (Go's `omitempty`), so defaulting applies; fields newer than 1.33 skipped | staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go; API concepts, "Protobuf encoding" (docs) | yes, for every served kind | `protobuf::kubectl_create_s_protobuf_bodies_are_read_and_defaulted`; unit tests in `protobuf.rs` |
 //! | defaulting field by field (`SetDefaults_Deployment` strategy, `SetDefaults_StatefulSet` update strategy and claim retention, container port `protocol: TCP`, Secret `type: Opaque`) | pkg/apis/apps/v1/defaults.go, pkg/apis/core/v1/defaults.go | yes (the defaults FrameDB and kubectl's generators meet) | same |
 //!
@@ -225,8 +277,15 @@
 //!   the OpenAPI v3 component schemas (`kubectl explain` says the kind is not in the
 //!   schema).
 //! - Events beyond 5,000 per cluster (the oldest go first).
-//! - Images and containers: every image is present, containers never crash; node
-//!   heartbeats and the node lifecycle controller's taints.
+//! - Node heartbeats and the node lifecycle controller's taints.
+//! - Images and containers: pulls are instant and never fail but for a missing image
+//!   (no registry outages, auth, rate limits, `InvalidImageName`, image garbage
+//!   collection); no init containers, probes, lifecycle hooks or resource-limit
+//!   enforcement (a container is OOMKilled only when told); container events carry no
+//!   `fieldPath`; a container's first start and its back-offs are decided when the
+//!   kubelet next looks, a simulated second after a change (the PLEG's relist); a
+//!   `BackOff` event is told once per wait (a real kubelet re-tells it on each sync
+//!   during the wait, so its count grows faster).
 //! - A DELETE answers with the object for every type (a real server answers a `Status`
 //!   when an object without `ReturnDeletedObject` storage, e.g. a ConfigMap, goes at once).
 //! - A pod always takes its whole grace period (real containers often exit sooner on
@@ -274,7 +333,9 @@ mod events;
 mod events_v1;
 mod faults;
 mod fleet;
+mod images;
 mod json;
+mod kubelet;
 mod lists;
 mod managed;
 mod openapi;
@@ -298,5 +359,6 @@ mod watch;
 
 pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
+pub use images::{ContainerFault, ContainerFaultKind, DEFAULT_IMAGES};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
 pub use simulator::{SimConfig, SimNode, SimStorageClass, Simulator};

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::faults::{Faults, RequestStats, seed_from};
+use super::images::{ContainerFault, DEFAULT_IMAGES};
 use super::managed::Fields;
 use super::resources::{NODES, STORAGE_CLASSES, by_plural};
 use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
@@ -105,6 +106,12 @@ pub struct SimConfig {
     pub bookmark_interval: Option<Duration>,
     /// The cluster's default StorageClass, or none; see [`SimStorageClass`].
     pub default_storage_class: Option<SimStorageClass>,
+    /// The images its registry holds (references as a client writes them: `busybox`
+    /// is `docker.io/library/busybox:latest`): [`DEFAULT_IMAGES`] unless changed with
+    /// [`SimConfig::with_images`] and [`SimConfig::without_images`]. A pod's container
+    /// of any other image does not start (`ErrImagePull`, then `ImagePullBackOff`)
+    /// until [`Simulator::push_image`] adds it.
+    pub images: Vec<String>,
 }
 
 /// The default StorageClass a simulator starts with, annotated
@@ -169,7 +176,33 @@ impl SimConfig {
             history: DEFAULT_HISTORY,
             bookmark_interval: None,
             default_storage_class: Some(SimStorageClass::default()),
+            images: DEFAULT_IMAGES.iter().map(|i| (*i).to_string()).collect(),
         }
+    }
+
+    /// Adds an image to the cluster's registry (`pingcap/tidb:v8.5.1`,
+    /// `registry.example/app@sha256:...`).
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.images.push(image.into());
+        self
+    }
+
+    /// Adds images to the cluster's registry.
+    pub fn with_images<I>(mut self, images: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.images.extend(images.into_iter().map(Into::into));
+        self
+    }
+
+    /// Empties the cluster's registry, [`DEFAULT_IMAGES`] included: it then holds only
+    /// what [`SimConfig::with_images`] adds after this (as the demo fleet holds exactly
+    /// the images FrameDB deploys).
+    pub fn without_images(mut self) -> Self {
+        self.images.clear();
+        self
     }
 
     /// Keeps only the last `changes` writes of the cluster's history (1000 by default),
@@ -308,6 +341,14 @@ impl Simulator {
             .unwrap_or_else(|| Duration::from_secs(60).div_f64(config.time_scale))
             .max(Duration::from_millis(1));
         state.alloc.node_port_range = config.node_ports.clone();
+        for image in &config.images {
+            if !state.runtime.registry.push(image) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("invalid image reference {image:?}"),
+                ));
+            }
+        }
         for node in &config.nodes {
             state
                 .create(by_plural(NODES), None, node_body(node), Fields::Kept)
@@ -462,6 +503,34 @@ impl Simulator {
             .or_default()
             .extend(node.directories);
         state.reconcile(Instant::now());
+    }
+
+    /// Pushes an image to the cluster's registry: a pod waiting for it (`ImagePullBackOff`)
+    /// pulls it at its next retry, within the kubelet's back-off (10 simulated seconds
+    /// after its first failure, doubling up to five minutes).
+    ///
+    /// # Panics
+    ///
+    /// If `image` is not an image reference.
+    pub fn push_image(&self, image: &str) {
+        let mut state = self.shared.state();
+        assert!(
+            state.runtime.registry.push(image),
+            "invalid image reference {image:?}"
+        );
+    }
+
+    /// Injects a container fault (a crash loop, OOM kills, a slow start; see
+    /// [`ContainerFault`]): it applies to the containers it names as they next start or
+    /// restart, the latest injected first where several name the same container.
+    pub fn inject_container_fault(&self, fault: ContainerFault) {
+        self.shared.state().runtime.faults.push(fault);
+    }
+
+    /// Lifts every container fault: a crashing container's next restart (after its
+    /// back-off) runs normally; a running one already doomed still ends as it was told.
+    pub fn clear_container_faults(&self) {
+        self.shared.state().runtime.faults.clear();
     }
 
     /// Ends every open watch, as a restart of the API server does; clients then watch

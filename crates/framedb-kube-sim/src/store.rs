@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::admission;
 use super::allocations::Allocations;
+use super::images::Runtime;
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::managed::{self, Fields, Writer};
 use super::patch::{json_patch, merge_patch, strategic_merge_patch};
@@ -150,9 +151,8 @@ pub(crate) struct State {
     resource_version: u64,
     /// Kept apart from the objects so that admission can allocate without the store.
     pub alloc: Allocations,
+    /// How long a started container takes to become ready (`kubelet`).
     pub ready_after: Duration,
-    /// Scheduled pods that are not ready yet, and when they become ready.
-    pub ready_at: BTreeMap<ObjKey, Instant>,
     /// When events are next looked at for expiry (`events`).
     pub events_expire_at: Option<Instant>,
     /// Recent changes, for watches.
@@ -176,6 +176,9 @@ pub(crate) struct State {
     /// The directories that exist on each node (by node name): a `local` volume mounts
     /// only at one of them (`controllers`' simulated kubelet).
     pub directories: HashMap<String, BTreeSet<String>>,
+    /// The container runtime: the registry, what the nodes pulled, container faults and
+    /// the kubelet's record of each container (`images`, `kubelet`).
+    pub runtime: Runtime,
     /// Something the deletion controllers act on happened (an object was removed, or
     /// began or changed its deletion): the controllers run again.
     pub dirty: bool,
@@ -278,7 +281,6 @@ impl State {
             resource_version: 0,
             alloc: Allocations::new(seed),
             ready_after,
-            ready_at: BTreeMap::new(),
             events_expire_at: None,
             changes: Changes::new(),
             template_hashes: std::cell::RefCell::default(),
@@ -290,6 +292,7 @@ impl State {
             terminating: BTreeSet::new(),
             released_claims: Vec::new(),
             directories: HashMap::new(),
+            runtime: Runtime::default(),
             dirty: false,
         };
         state.resource_version = state.alloc.first_resource_version();
@@ -927,8 +930,8 @@ impl State {
         match res.plural {
             SERVICES => self.alloc.free_node_ports(k),
             PODS => {
-                self.ready_at.remove(k);
                 self.terminate_at.remove(k);
+                self.runtime.forget(k);
             }
             PVCS => self.released_claims.push(gone.clone()),
             PVS => self.lose_claim(&gone),

@@ -91,6 +91,75 @@ fn phase_or_terminating(obj: &Value) -> &str {
     }
 }
 
+/// A pod's READY, STATUS and RESTARTS as `printPod` makes them: the phase (or the pod's
+/// `status.reason`), replaced by a container's waiting or terminated reason (the first
+/// container's that has one wins: the printer walks them from the last), `Terminating`
+/// while it is deleted; restarts summed, with the age of the last one.
+fn pod_columns(pod: &Value) -> (usize, usize, String, String) {
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
+    let phase = str_at(pod, &["status", "phase"]);
+    let mut reason = match str_at(pod, &["status", "reason"]) {
+        "" => phase.to_string(),
+        r => r.to_string(),
+    };
+    let mut ready = 0;
+    let mut restarts = 0;
+    let mut last_restart = String::new();
+    let mut has_running = false;
+    for c in statuses.iter().rev() {
+        restarts += c["restartCount"].as_u64().unwrap_or(0);
+        let finished = str_at(c, &["lastState", "terminated", "finishedAt"]);
+        // RFC 3339 in UTC compares as text.
+        if finished > last_restart.as_str() {
+            last_restart = finished.to_string();
+        }
+        let waiting = str_at(c, &["state", "waiting", "reason"]);
+        let terminated = &c["state"]["terminated"];
+        if !waiting.is_empty() {
+            reason = waiting.to_string();
+        } else if terminated.is_object() {
+            reason = match str_at(terminated, &["reason"]) {
+                "" => match terminated["signal"].as_i64().unwrap_or(0) {
+                    0 => format!("ExitCode:{}", terminated["exitCode"].as_i64().unwrap_or(0)),
+                    signal => format!("Signal:{signal}"),
+                },
+                r => r.to_string(),
+            };
+        } else if c["ready"] == true && c["state"]["running"].is_object() {
+            has_running = true;
+            ready += 1;
+        }
+    }
+    if reason == "Completed" && has_running {
+        let ready_condition = pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        reason = if ready_condition {
+            "Running"
+        } else {
+            "NotReady"
+        }
+        .to_string();
+    }
+    if is_terminating(pod) && !matches!(phase, "Succeeded" | "Failed") {
+        reason = "Terminating".to_string();
+    }
+    let restarts = if restarts != 0 && !last_restart.is_empty() {
+        format!(
+            "{restarts} ({} ago)",
+            human_duration(age_seconds(&last_restart))
+        )
+    } else {
+        restarts.to_string()
+    };
+    (ready, total, reason, restarts)
+}
+
 fn count(value: &Value) -> usize {
     value.as_object().map_or(0, |m| m.len())
 }
@@ -265,31 +334,12 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
             items
                 .iter()
                 .map(|o| {
-                    let statuses = o["status"]["containerStatuses"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-                    let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-                    let phase = str_at(o, &["status", "phase"]);
-                    // `printPod`: a container's waiting reason (`ContainerCreating`) shows
-                    // instead of the phase; a pod being deleted that has not finished
-                    // shows Terminating.
-                    let waiting = statuses
-                        .iter()
-                        .rev()
-                        .map(|c| str_at(c, &["state", "waiting", "reason"]))
-                        .find(|r| !r.is_empty());
-                    let shown = if is_terminating(o) && !matches!(phase, "Succeeded" | "Failed") {
-                        "Terminating"
-                    } else {
-                        waiting.unwrap_or(phase)
-                    };
+                    let (ready, total, shown, restarts) = pod_columns(o);
                     vec![
                         json!(meta(o, "name")),
                         json!(format!("{ready}/{total}")),
                         json!(shown),
-                        json!("0"),
+                        json!(restarts),
                         json!(age(o)),
                         json!(or_none(str_at(o, &["status", "podIP"]))),
                         json!(or_none(str_at(o, &["spec", "nodeName"]))),

@@ -60,10 +60,13 @@ impl State {
                 component: "kubelet",
                 host: Some(&node),
             };
-            let names: Vec<String> = pod["spec"]["containers"]
+            // Only what runs is stopped: a container waiting for its image, or in
+            // back-off, has nothing to kill.
+            let names: Vec<String> = pod["status"]["containerStatuses"]
                 .as_array()
                 .into_iter()
                 .flatten()
+                .filter(|c| c["state"]["running"].is_object())
                 .map(|c| str_at(c, &["name"]).to_string())
                 .collect();
             for name in names {

@@ -13,7 +13,7 @@
 //! | [`FleetSettings`] | `--local-service`, `--known-cluster`, `--local-token`, `--local-*-timeout-ms`, `--cluster`, `--in-cluster` | yes | | |
 //! | [`ClusterSettings`] | `--cluster-id`, `--kubeconfig` | | yes | |
 //! | [`DemoSettings`] | `--state-dir`, `--demo-ready-after-ms`, `--demo-time-scale` | yes | | yes |
-//! | [`SimulateSettings`] | `--clusters`, `--nodes` | | | yes |
+//! | [`SimulateSettings`] | `--clusters`, `--nodes`, `--images` | | | yes |
 
 mod groups;
 mod secret;
@@ -130,6 +130,12 @@ pub struct SimulateSettings {
     /// The nodes of each cluster.
     #[arg(long, env = "FRAMEDB_SIM_NODES", value_delimiter = ',', default_values_t = default_names(&["node-a", "node-b"]))]
     pub nodes: Vec<String>,
+
+    /// Images the clusters' registries hold besides those FrameDB deploys by default
+    /// (e.g. what local services run with another `--tidb-version` or `--image-prefix`
+    /// deploy); any other image fails to pull.
+    #[arg(long, env = "FRAMEDB_SIM_IMAGES", value_delimiter = ',')]
+    pub images: Vec<String>,
 
     /// Where kubeconfigs go, and how fast pods become ready.
     #[command(flatten)]

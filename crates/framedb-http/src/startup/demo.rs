@@ -10,7 +10,9 @@ use framedb_kube_sim::SimFleet;
 use super::{Adapters, App, Running, StartError};
 use crate::remote::ClusterDirectory;
 use crate::remote::directory::{LocalToken, service_url};
-use crate::settings::{GlobalSettings, LocalSettings, ServeSettings, SimulateSettings};
+use crate::settings::{
+    GlobalSettings, LayoutSettings, LocalSettings, ServeSettings, SimulateSettings,
+};
 
 /// Starts the demo fleet, writes its kubeconfigs, and serves a local config service for
 /// each cluster (built by [`App::local`] from the kubeconfig file, as a separate process
@@ -19,7 +21,12 @@ pub(super) async fn start_embedded(
     settings: &GlobalSettings,
     directory: &ClusterDirectory,
 ) -> Result<(SimFleet, Vec<Running>), StartError> {
-    let fleet = SimFleet::demo(settings.demo.ready_after(), settings.demo.demo_time_scale).await?;
+    let fleet = SimFleet::demo(
+        settings.demo.ready_after(),
+        settings.demo.demo_time_scale,
+        deployed_images(&settings.layout),
+    )
+    .await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
     let mut locals = Vec::new();
     for (simulator, path) in fleet.clusters().iter().zip(paths) {
@@ -56,6 +63,16 @@ pub(super) async fn start_embedded(
     Ok((fleet, locals))
 }
 
+/// What the simulated clusters' registries hold: exactly the images FrameDB deploys with
+/// `layout` and the config service's settings (the same the services are built with),
+/// so an image the product names but the registry lacks fails as on a real cluster.
+fn deployed_images(layout: &LayoutSettings) -> Vec<String> {
+    framedb_k8s::deployed_images(
+        &layout.layout(),
+        &framedb_k8s::config_service::Settings::default(),
+    )
+}
+
 /// The `simulate` role: serves the simulated clusters until `shutdown` resolves.
 ///
 /// # Errors
@@ -72,6 +89,12 @@ pub async fn simulate(
         settings.nodes.iter().cloned(),
         settings.demo.ready_after(),
         settings.demo.demo_time_scale,
+        // The local services of a `simulate` fleet run apart, with the default layout
+        // unless told otherwise; their clusters hold what that layout deploys, and what
+        // the user names for the others.
+        deployed_images(&LayoutSettings::default())
+            .into_iter()
+            .chain(settings.images.iter().cloned()),
     )
     .await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;

@@ -89,6 +89,11 @@ fn kubeconfig_of(sim: &Simulator) -> Value {
 /// period, and so a removal's namespace, takes half a second.
 const TIME_SCALE: f64 = 60.0;
 
+/// A simulated cluster named `name` whose registry holds what FrameDB deploys.
+fn sim_config(name: &str) -> SimConfig {
+    SimConfig::new(name).with_images(framedb_k8s::default_images())
+}
+
 /// The status report, once `check` holds of it (within 10 s).
 async fn status_until(app: &TestApp, kube_config: &Value, check: impl Fn(&Value) -> bool) -> Value {
     let mut report = Value::Null;
@@ -107,7 +112,7 @@ async fn status_until(app: &TestApp, kube_config: &Value, check: impl Fn(&Value)
 async fn setup_status_and_remove_work_and_are_idempotent() {
     let logs = CapturedLogs::default();
     let _guard = logs.install();
-    let sim = Simulator::start(SimConfig::new("target").with_time_scale(TIME_SCALE))
+    let sim = Simulator::start(sim_config("target").with_time_scale(TIME_SCALE))
         .await
         .unwrap();
     let app = TestApp::new();
@@ -265,7 +270,7 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
 async fn unsafe_or_missing_kubeconfigs_are_400_and_never_logged() {
     let logs = CapturedLogs::default();
     let _guard = logs.install();
-    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let sim = Simulator::start(sim_config("target")).await.unwrap();
     let app = TestApp::new();
     let exec = json!({"apiVersion": "client.authentication.k8s.io/v1", "command": "/bin/sh", "args": ["-c", SECRET]});
     for (pointer, value, says) in [
@@ -346,7 +351,7 @@ async fn unsafe_or_missing_kubeconfigs_are_400_and_never_logged() {
 
 #[tokio::test]
 async fn an_unreachable_cluster_is_503() {
-    let sim = Simulator::start(SimConfig::new("gone")).await.unwrap();
+    let sim = Simulator::start(sim_config("gone")).await.unwrap();
     let config = kubeconfig_of(&sim);
     sim.shutdown().await;
     let app = TestApp::new();
@@ -368,7 +373,7 @@ async fn setup_with_a_cluster_id_records_it_and_installs_the_local_token_as_a_se
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::settings::GlobalSettings;
 
-    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let sim = Simulator::start(sim_config("target")).await.unwrap();
     let directory = Arc::new(ClusterDirectory::new());
     let app = global_app(Some(directory.clone()), GlobalSettings::default(), true);
     let body = json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-7", "local_url": "http://10.1.2.3:32566"}).to_string();
@@ -443,7 +448,7 @@ async fn each_cluster_s_local_service_gets_a_token_of_its_own_and_sees_no_other(
     let mut tokens = Vec::new();
     let mut fakes = Vec::new();
     for name in ["alpha", "beta"] {
-        let sim = Simulator::start(SimConfig::new(name)).await.unwrap();
+        let sim = Simulator::start(sim_config(name)).await.unwrap();
         let (url, seen) = recording().await;
         let body =
             json!({"kube_config": kubeconfig_of(&sim), "cluster_id": name, "local_url": url});
@@ -490,7 +495,7 @@ async fn setup_refuses_api_servers_on_private_addresses_unless_allowed() {
 
     // The simulator listens on loopback, over plain http: a caller could point setup at
     // the global service's own host this way.
-    let sim = Simulator::start(SimConfig::new("probe")).await.unwrap();
+    let sim = Simulator::start(sim_config("probe")).await.unwrap();
     let app = global_app(None, GlobalSettings::default(), false);
     for (method, path) in [
         ("POST", "/framedb-config/setup"),
@@ -513,7 +518,7 @@ async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
     use framedb_http::remote::directory::service_url;
     use framedb_http::settings::GlobalSettings;
 
-    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let sim = Simulator::start(sim_config("target")).await.unwrap();
     let directory = Arc::new(ClusterDirectory::new());
     let genuine = service_url("http://10.1.2.3:32566").unwrap();
     directory.insert("edge-7".parse().unwrap(), genuine.clone(), None);
@@ -531,9 +536,7 @@ async fn setup_never_re_points_a_known_cluster_at_a_callers_address() {
 async fn remove_keeps_the_config_service_of_a_cluster_with_instances_unless_forced() {
     let app = TestApp::new();
     // The simulated cluster's kubeconfig names it cluster-01, where the instance lives.
-    let sim = Simulator::start(SimConfig::new("cluster-01"))
-        .await
-        .unwrap();
+    let sim = Simulator::start(sim_config("cluster-01")).await.unwrap();
     let kube_config = kubeconfig_of(&sim);
     let (status, _) = on_cluster(&app, "POST", "/framedb-config/setup", &kube_config).await;
     assert_eq!(status, StatusCode::OK);
@@ -584,8 +587,8 @@ async fn setup_of_a_known_cluster_as_another_is_409_and_only_replace_re_points()
     use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
     use framedb_http::settings::GlobalSettings;
 
-    let sim = Simulator::start(SimConfig::new("genuine")).await.unwrap();
-    let impostor = Simulator::start(SimConfig::new("impostor")).await.unwrap();
+    let sim = Simulator::start(sim_config("genuine")).await.unwrap();
+    let impostor = Simulator::start(sim_config("impostor")).await.unwrap();
     let (genuine_url, genuine_seen) = recording().await;
     let (hijack_url, hijack_seen) = recording().await;
     let directory = Arc::new(ClusterDirectory::new());
@@ -709,7 +712,7 @@ async fn a_failed_setup_leaves_no_entry_and_remove_checks_the_identity() {
     use framedb_http::remote::ClusterDirectory;
     use framedb_http::settings::GlobalSettings;
 
-    let gone = Simulator::start(SimConfig::new("gone")).await.unwrap();
+    let gone = Simulator::start(sim_config("gone")).await.unwrap();
     let unreachable = kubeconfig_of(&gone);
     gone.shutdown().await;
     let directory = Arc::new(ClusterDirectory::new());
@@ -726,8 +729,8 @@ async fn a_failed_setup_leaves_no_entry_and_remove_checks_the_identity() {
     assert!(!directory.contains(&cluster));
     assert!(directory.stored(&cluster).await.unwrap().is_none());
 
-    let sim = Simulator::start(SimConfig::new("edge-5")).await.unwrap();
-    let impostor = Simulator::start(SimConfig::new("edge-5")).await.unwrap();
+    let sim = Simulator::start(sim_config("edge-5")).await.unwrap();
+    let impostor = Simulator::start(sim_config("edge-5")).await.unwrap();
     let (status, answer) = send("POST", "/framedb-config/setup",
         json!({"kube_config": kubeconfig_of(&sim), "cluster_id": "edge-5", "local_url": "http://10.0.0.6:32566"}))
     .await;
@@ -756,7 +759,7 @@ async fn a_failed_setup_leaves_no_entry_and_remove_checks_the_identity() {
 
 #[tokio::test]
 async fn a_setup_right_after_a_remove_waits_for_the_removal_to_finish() {
-    let sim = Simulator::start(SimConfig::new("target").with_time_scale(TIME_SCALE))
+    let sim = Simulator::start(sim_config("target").with_time_scale(TIME_SCALE))
         .await
         .unwrap();
     let app = TestApp::new();

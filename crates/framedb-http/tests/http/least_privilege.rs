@@ -22,7 +22,9 @@ async fn set_up(
     Vec<PolicyRule>,
     Vec<(String, String)>,
 ) {
-    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let sim = Simulator::start(SimConfig::new("target").with_images(framedb_k8s::default_images()))
+        .await
+        .unwrap();
     let app = TestApp::new();
     let mut body = json!({"kube_config": sim.kubeconfig_json(), "storage_size": "1Gi"});
     body.as_object_mut()
@@ -126,7 +128,9 @@ async fn local_volumes_bring_persistent_volume_rights_and_their_root() {
 
 #[tokio::test]
 async fn an_unusable_local_volume_root_is_400() {
-    let sim = Simulator::start(SimConfig::new("target")).await.unwrap();
+    let sim = Simulator::start(SimConfig::new("target").with_images(framedb_k8s::default_images()))
+        .await
+        .unwrap();
     let app = TestApp::new();
     for root in ["relative/dir", "/mnt/../etc", "/mnt/a b", ""] {
         let body = json!({"kube_config": sim.kubeconfig_json(), "local_volume_root": root});

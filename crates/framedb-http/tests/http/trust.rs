@@ -111,7 +111,9 @@ async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
 
     let mut clusters = Vec::new();
     for name in ["trust-alpha", "trust-beta"] {
-        let sim = Simulator::start(SimConfig::new(name)).await.unwrap();
+        let sim = Simulator::start(SimConfig::new(name).with_images(framedb_k8s::default_images()))
+            .await
+            .unwrap();
         let (fake, received) = recording_api_server(sim.url()).await;
         let mut kube_config = sim.kubeconfig_json();
         kube_config["clusters"][0]["cluster"]["server"] = json!(fake);
@@ -136,9 +138,11 @@ async fn a_fake_api_server_receives_no_token_but_its_own_cluster_s() {
     }
     // A cluster the operator configured: nothing shows that a caller's kubeconfig reaches
     // its service, so setup is refused and its API server receives nothing at all.
-    let sim = Simulator::start(SimConfig::new("trust-configured"))
-        .await
-        .unwrap();
+    let sim = Simulator::start(
+        SimConfig::new("trust-configured").with_images(framedb_k8s::default_images()),
+    )
+    .await
+    .unwrap();
     let (fake, received) = recording_api_server(sim.url()).await;
     let mut kube_config = sim.kubeconfig_json();
     kube_config["clusters"][0]["cluster"]["server"] = json!(fake);

@@ -329,6 +329,7 @@ async fn concurrent_status_reads_share_cluster_reads_and_are_never_older_than_th
     // Each API request takes a while, as a real one does, so that reads overlap.
     let cluster = Cluster::start_with(
         SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
             .with_pod_ready_after(Duration::from_millis(300))
             .with_latency(Duration::from_millis(20)),
     )

@@ -1,5 +1,6 @@
 //! framedb-k8s against the Kubernetes API simulator, over real HTTP with kube-rs.
 
+mod containers;
 mod deployer;
 mod lockdown;
 mod ownership;
@@ -39,6 +40,7 @@ impl Cluster {
     pub async fn start(ready_after: Duration) -> Self {
         Self::start_with(
             SimConfig::new("cluster-01")
+                .with_images(framedb_k8s::default_images())
                 .with_pod_ready_after(ready_after)
                 .with_time_scale(TIME_SCALE),
         )

@@ -240,7 +240,9 @@ async fn a_deploy_that_failed_halfway_completes_when_run_again() {
 async fn a_cluster_whose_node_port_range_leaves_out_the_instance_ports_says_so() {
     // An API server started with --service-node-port-range=30000-30901.
     let cluster = Cluster::start_with(
-        framedb_kube_sim::SimConfig::new("cluster-01").with_node_port_range(30000..=30901),
+        framedb_kube_sim::SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_node_port_range(30000..=30901),
     )
     .await;
     let (service, registry) = cluster.service();

@@ -57,6 +57,7 @@ async fn a_claim_of_the_default_class_binds_on_the_instance_s_node() {
 async fn local_cluster(nodes: Vec<SimNode>) -> (Cluster, Arc<KubeFleet>) {
     let cluster = Cluster::start_with(
         SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
             .with_nodes(nodes)
             .with_time_scale(TIME_SCALE),
     )

@@ -6,6 +6,7 @@ mod apply;
 mod deletion;
 mod events;
 mod faults;
+mod images;
 mod immutability;
 mod kubectl;
 mod lists;
@@ -44,9 +45,20 @@ async fn start() -> (Simulator, Client) {
     start_with(SimConfig::new("sim-test").with_time_scale(TIME_SCALE)).await
 }
 
-/// Starts a simulator from `config` and a client for it.
+/// Images these tests run beside the registry's defaults ([`framedb_kube_sim::DEFAULT_IMAGES`]).
+const TEST_IMAGES: [&str; 4] = [
+    "pingcap/tidb:v8.5.0",
+    "pingcap/tidb:v8.5.1",
+    "mongo:7",
+    "mongo:8",
+];
+
+/// Starts a simulator from `config` (its registry holding [`TEST_IMAGES`] too) and a
+/// client for it.
 async fn start_with(config: SimConfig) -> (Simulator, Client) {
-    let sim = Simulator::start(config).await.expect("simulator starts");
+    let sim = Simulator::start(config.with_images(TEST_IMAGES))
+        .await
+        .expect("simulator starts");
     let client = sim.client().await;
     (sim, client)
 }
