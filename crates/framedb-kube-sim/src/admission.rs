@@ -99,6 +99,7 @@ pub(crate) fn prepare(
             default_pod_spec(object_at(obj, &["spec"]));
             if creating {
                 obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
+                default_toleration_seconds(obj);
             }
             errors
         }
@@ -122,6 +123,42 @@ pub(crate) fn prepare(
         NETWORK_POLICIES => prepare_network_policy(obj),
         STORAGE_CLASSES => prepare_storage_class(obj, old),
         _ => Vec::new(),
+    }
+}
+
+/// The `DefaultTolerationSeconds` admission plugin
+/// (plugin/pkg/admission/defaulttolerationseconds): a new pod that does not already
+/// tolerate them gets tolerations of the node lifecycle controller's `NoExecute` taints,
+/// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable`, for 300 seconds
+/// (`--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`).
+fn default_toleration_seconds(pod: &mut Value) {
+    const DEFAULT_SECONDS: u64 = 300;
+    let tolerations: Vec<Value> = pod["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // A toleration of the key (or of every key) with the `NoExecute` effect (or every
+    // effect) counts, whatever its operator and seconds, as in the plugin.
+    let tolerated = |taint: &str| {
+        tolerations.iter().any(|t| {
+            let key = str_at(t, &["key"]);
+            (key.is_empty() || key == taint) && matches!(str_at(t, &["effect"]), "" | "NoExecute")
+        })
+    };
+    let mut added = tolerations.clone();
+    for taint in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if !tolerated(taint) {
+            added.push(json!({
+                "key": taint, "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_SECONDS,
+            }));
+        }
+    }
+    if added.len() != tolerations.len() {
+        object_at(pod, &["spec"]).insert("tolerations".into(), json!(added));
     }
 }
 

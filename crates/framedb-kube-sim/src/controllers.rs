@@ -108,6 +108,8 @@ impl State {
     pub fn reconcile(&mut self, now: Instant) {
         for _ in 0..MAX_PASSES {
             self.dirty = false;
+            self.monitor_nodes(now);
+            self.evict_on_taints(now);
             self.stop_containers();
             self.finish_terminations(now);
             self.finalize_namespaces();
@@ -131,7 +133,10 @@ impl State {
     /// Cheap check run before each request and on the timer: readiness and grace periods
     /// move with time, and a deletion may have left work for the controllers.
     pub fn tick(&mut self, now: Instant) {
-        if self.dirty || self.terminate_at.values().any(|at| *at <= now) {
+        if self.dirty
+            || self.terminate_at.values().any(|at| *at <= now)
+            || self.node_lifecycle_due(now)
+        {
             self.reconcile(now);
         } else if self.ready_at.values().any(|at| *at <= now) {
             self.mark_ready(now);
@@ -1294,6 +1299,11 @@ impl State {
             let Some(pod) = self.lookup(PODS, &k) else {
                 continue;
             };
+            // A kubelet that is down reports nothing; once back it reports its running
+            // pods ready (`node_lifecycle`).
+            if self.kubelet_down(str_at(pod, &["spec", "nodeName"])) {
+                continue;
+            }
             let mut status = pod["status"].clone();
             let old = status.clone();
             if let Some(conditions) = status["conditions"].as_array_mut() {

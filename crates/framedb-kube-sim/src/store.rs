@@ -27,6 +27,7 @@ use super::resources::{
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, FieldError};
+use super::strategic::strategic_merge;
 
 /// How `DELETE` treats the deleted object's dependents (`propagationPolicy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +179,26 @@ pub(crate) struct State {
     /// Something the deletion controllers act on happened (an object was removed, or
     /// began or changed its deletion): the controllers run again.
     pub dirty: bool,
+    /// What the node lifecycle controller last saw of each node's `Ready` condition
+    /// (`node_lifecycle`).
+    pub node_health: BTreeMap<String, NodeHealth>,
+    /// The taint-eviction controller's timed work, by pod: when (real time) the pod is
+    /// deleted, or `None` once that was done (`node_lifecycle`).
+    pub evict_at: BTreeMap<ObjKey, Option<Instant>>,
+    /// Pods being deleted on a node whose kubelet is down: they stay `Terminating` until
+    /// it is back (`node_lifecycle`).
+    pub held_terminations: BTreeSet<ObjKey>,
+}
+
+/// What the node lifecycle controller knows of a node's health.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeHealth {
+    /// The `Ready` condition's status as last seen (`True`, `False`, `Unknown`).
+    pub ready: String,
+    /// When (real time) that status was first seen: the last word from the kubelet.
+    pub since: Instant,
+    /// Whether the controller has acted on it (tainted the node, marked its pods).
+    pub acted: bool,
 }
 
 /// How many changes are kept by default (see [`Changes`]); an older resourceVersion is
@@ -290,6 +311,9 @@ impl State {
             released_claims: Vec::new(),
             directories: HashMap::new(),
             dirty: false,
+            node_health: BTreeMap::new(),
+            evict_at: BTreeMap::new(),
+            held_terminations: BTreeSet::new(),
         };
         state.resource_version = state.alloc.first_resource_version();
         state.changes.complete_after = state.resource_version;
@@ -791,6 +815,14 @@ impl State {
                     merge_patch(&mut merged, body);
                 }
             }
+            PatchKind::Strategic => {
+                if !body.is_object() {
+                    return Err(ApiError::bad_request(
+                        "a strategic merge patch must be a JSON object",
+                    ));
+                }
+                strategic_merge(&mut merged, body);
+            }
             PatchKind::Json => json_patch(&mut merged, body).map_err(|e| {
                 ApiError::new(
                     422,
@@ -864,6 +896,7 @@ impl State {
             PODS => {
                 self.ready_at.remove(k);
                 self.terminate_at.remove(k);
+                self.held_terminations.remove(k);
             }
             PVCS => self.released_claims.push(gone.clone()),
             PVS => self.lose_claim(&gone),
@@ -1025,8 +1058,10 @@ pub(crate) fn deletion_completes(old: &Value, new: &Value) -> bool {
 /// The patch flavours the simulator accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PatchKind {
-    /// `application/merge-patch+json`, and strategic merge patches approximated by it.
+    /// `application/merge-patch+json`.
     Merge,
+    /// `application/strategic-merge-patch+json` (see `strategic`).
+    Strategic,
     /// `application/json-patch+json`.
     Json,
     /// `application/apply-patch+yaml` (server-side apply, approximated by a merge).

@@ -2,6 +2,7 @@
 
 mod deployer;
 mod lockdown;
+mod nodes;
 mod ownership;
 mod provisioning;
 mod real_cluster;

@@ -10,6 +10,7 @@ mod immutability;
 mod kubectl;
 mod lists;
 mod node_ports;
+mod nodes;
 mod pod_security;
 mod scheduling;
 mod storage;

@@ -1,0 +1,578 @@
+//! Node lifecycle as a real cluster plays it: a node's `Ready` condition written through
+//! `nodes/status` sticks; the node lifecycle controller taints a node not ready for long
+//! enough and marks its pods not ready; the taint-eviction controller deletes pods once
+//! their tolerations (300 s by default, from `DefaultTolerationSeconds`) run out; a pod
+//! deleted on a node that is down stays `Terminating` (no kubelet confirms it) and its
+//! StatefulSet makes no replacement until the node is back. Also `kubectl cordon`,
+//! `uncordon` and `drain`, and the `pods/eviction` subresource.
+
+use std::time::Duration;
+
+use framedb_kube_sim::{SimConfig, SimNode};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, EvictParams, ListParams, PostParams};
+use serde_json::{Value, json};
+
+use super::kubectl::Kubectl;
+use super::{api_error, create_namespace, eventually, is_ready, object, pod_condition, start_with};
+
+/// Simulated seconds per real second here: the 50-second grace period takes under half
+/// a real second, a 300-second toleration 2.5 seconds.
+const SCALE: f64 = 120.0;
+/// How long a test waits for what a few simulated minutes take.
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn config(name: &str) -> SimConfig {
+    SimConfig::new(name)
+        .with_nodes([SimNode::new("node-a"), SimNode::new("node-b")])
+        .with_time_scale(SCALE)
+}
+
+/// A bare pod pinned to `node`, with `tolerations` (none when null).
+fn pod_on(name: &str, node: &str, tolerations: Value) -> Pod {
+    let mut spec = json!({
+        "nodeSelector": { "kubernetes.io/hostname": node },
+        "containers": [{ "name": "main", "image": "registry.k8s.io/pause:3.10" }],
+    });
+    if !tolerations.is_null() {
+        spec["tolerations"] = tolerations;
+    }
+    object(json!({ "metadata": { "name": name }, "spec": spec }))
+}
+
+/// What `kubectl get node NAME -o jsonpath=...` prints.
+async fn node_field(kubectl: &Kubectl, node: &str, path: &str) -> String {
+    kubectl
+        .ok(&["get", "node", node, "-o", &format!("jsonpath={path}")])
+        .await
+}
+
+/// The STATUS column of `kubectl get node NAME`.
+async fn node_status(kubectl: &Kubectl, node: &str) -> String {
+    let out = kubectl.ok(&["get", "node", node]).await;
+    let row = out.lines().nth(1).unwrap_or_default().to_string();
+    row.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sets node `node`'s `Ready` condition through the status subresource, as `kubectl
+/// patch --subresource=status` (a strategic merge patch: the other fields of the
+/// condition stay).
+async fn set_ready(kubectl: &Kubectl, node: &str, status: &str) {
+    let patch = json!({ "status": { "conditions": [{ "type": "Ready", "status": status }] } });
+    kubectl
+        .ok(&[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "-p",
+            &patch.to_string(),
+        ])
+        .await;
+}
+
+/// Whether kubectl's event list for namespace `ns` (`-A` when `None`) has a line with
+/// all of `words`.
+async fn has_event(kubectl: &Kubectl, ns: Option<&str>, words: &[&str]) -> bool {
+    let out = match ns {
+        Some(ns) => kubectl.ok(&["get", "events", "-n", ns]).await,
+        None => kubectl.ok(&["get", "events", "-A"]).await,
+    };
+    out.lines().any(|l| words.iter().all(|w| l.contains(w)))
+}
+
+#[tokio::test]
+async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
+    let (sim, client) = start_with(config("sim-node-down")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "node-down") else {
+        return;
+    };
+    create_namespace(&client, "down").await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "down");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "down");
+    let set = super::statefulset("web", 1, json!({ "kubernetes.io/hostname": "node-a" }));
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("web-0")
+                .await
+                .unwrap()
+                .is_some_and(|p| is_ready(&p))
+        })
+        .await
+    );
+    let first = pods.get("web-0").await.unwrap();
+    // `DefaultTolerationSeconds`: every pod tolerates the node lifecycle taints for 300 s.
+    let tolerations =
+        serde_json::to_value(first.spec.as_ref().unwrap().tolerations.clone()).unwrap();
+    assert_eq!(
+        tolerations,
+        json!([
+            { "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
+            { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 },
+        ])
+    );
+    assert_eq!(node_status(&kubectl, "node-a").await, "Ready");
+
+    // The kubelet stops posting: the condition sticks as written, kept fields included.
+    set_ready(&kubectl, "node-a", "Unknown").await;
+    assert_eq!(node_status(&kubectl, "node-a").await, "NotReady");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let ready = |node: &Node| {
+        let conditions = node.status.as_ref().unwrap().conditions.clone().unwrap();
+        conditions.into_iter().find(|c| c.type_ == "Ready").unwrap()
+    };
+    let condition = ready(&nodes.get("node-a").await.unwrap());
+    assert_eq!(condition.status, "Unknown");
+    assert_eq!(condition.reason.as_deref(), Some("KubeletReady"));
+
+    // After the grace period: unreachable taints, the pod not ready, the events.
+    assert!(
+        eventually(SETTLE, || async {
+            node_field(&kubectl, "node-a", "{.spec.taints[*].key}/{.spec.taints[*].effect}").await
+                == "node.kubernetes.io/unreachable node.kubernetes.io/unreachable/NoSchedule NoExecute"
+        })
+        .await
+    );
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get("web-0").await.is_ok_and(|p| !is_ready(&p))
+        })
+        .await
+    );
+    assert!(
+        has_event(
+            &kubectl,
+            Some("down"),
+            &["Warning", "NodeNotReady", "pod/web-0", "Node is not ready"]
+        )
+        .await
+    );
+    assert!(
+        has_event(
+            &kubectl,
+            None,
+            &[
+                "NodeNotReady",
+                "node/node-a",
+                "Node node-a status is now: NodeNotReady"
+            ]
+        )
+        .await
+    );
+    assert_eq!(ready(&nodes.get("node-a").await.unwrap()).status, "Unknown");
+
+    // After the 300-second toleration: deleted, and kept Terminating while the node is down.
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get("web-0")
+                .await
+                .is_ok_and(|p| p.metadata.deletion_timestamp.is_some())
+        })
+        .await
+    );
+    assert!(
+        has_event(
+            &kubectl,
+            Some("down"),
+            &[
+                "TaintManagerEviction",
+                "Marking for deletion Pod down/web-0"
+            ]
+        )
+        .await
+    );
+    let evicted = pods.get("web-0").await.unwrap();
+    let (status, reason, _) = pod_condition(&evicted, "DisruptionTarget").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("True", Some("DeletionByTaintManager"))
+    );
+    // Several of its 30-second grace periods pass (a quarter of a real second each).
+    assert!(
+        !eventually(Duration::from_secs(2), || async {
+            pods.get_opt("web-0").await.unwrap().is_none()
+        })
+        .await,
+        "no kubelet confirms the deletion of a pod on a node that is down"
+    );
+    let listed = kubectl.ok(&["get", "pods", "-n", "down"]).await;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("web-0") && l.contains("Terminating")),
+        "{listed}"
+    );
+    assert_eq!(listed.lines().count(), 2, "no replacement: {listed}");
+    assert_eq!(pods.get("web-0").await.unwrap().uid(), first.uid());
+
+    // The node is back: its taints go, the kubelet finishes the deletion, the
+    // StatefulSet makes web-0 again.
+    set_ready(&kubectl, "node-a", "True").await;
+    assert_eq!(node_status(&kubectl, "node-a").await, "Ready");
+    assert!(
+        eventually(SETTLE, || async {
+            node_field(&kubectl, "node-a", "{.spec.taints}")
+                .await
+                .is_empty()
+        })
+        .await
+    );
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("web-0").await.unwrap().is_some_and(|p| {
+                p.uid() != first.uid() && p.metadata.deletion_timestamp.is_none() && is_ready(&p)
+            })
+        })
+        .await
+    );
+    assert!(
+        has_event(
+            &kubectl,
+            None,
+            &[
+                "NodeReady",
+                "node/node-a",
+                "Node node-a status is now: NodeReady"
+            ]
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted() {
+    let (sim, client) = start_with(config("sim-node-taints")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "node-taints") else {
+        return;
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let patient = json!([{ "key": "evict", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 120 }]);
+    let forever = json!([{ "key": "evict", "operator": "Exists", "effect": "NoExecute" }]);
+    for (name, tolerations) in [
+        ("plain", Value::Null),
+        ("patient", patient),
+        ("forever", forever),
+    ] {
+        pods.create(&PostParams::default(), &pod_on(name, "node-b", tolerations))
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(SETTLE, || async {
+            let list = pods.list(&ListParams::default()).await.unwrap();
+            list.items.len() == 3 && list.items.iter().all(is_ready)
+        })
+        .await
+    );
+
+    // A NoExecute taint: what does not tolerate it goes at once, what tolerates it for a
+    // while after that while, what tolerates it forever stays.
+    kubectl
+        .ok(&["taint", "nodes", "node-b", "evict=now:NoExecute"])
+        .await;
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("plain").await.unwrap().is_none()
+        })
+        .await
+    );
+    assert!(
+        has_event(
+            &kubectl,
+            Some("default"),
+            &[
+                "TaintManagerEviction",
+                "Marking for deletion Pod default/plain"
+            ]
+        )
+        .await
+    );
+    assert!(
+        pods.get("patient")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("patient").await.unwrap().is_none()
+        })
+        .await
+    );
+    assert!(
+        pods.get("forever")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    kubectl.ok(&["taint", "nodes", "node-b", "evict-"]).await;
+
+    // A kubelet that posts `Ready=False` (a merge patch of the whole list here): the
+    // node is tainted not-ready on the controller's next pass; ready again, untainted.
+    let conditions = json!({ "status": { "conditions": [{
+        "type": "Ready", "status": "False", "reason": "KubeletNotReady",
+        "message": "container runtime is down", "lastHeartbeatTime": "2025-01-01T00:00:00Z",
+        "lastTransitionTime": "2025-01-01T00:00:00Z",
+    }] } });
+    kubectl
+        .ok(&[
+            "patch",
+            "node",
+            "node-b",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &conditions.to_string(),
+        ])
+        .await;
+    assert!(
+        eventually(SETTLE, || async {
+            node_field(&kubectl, "node-b", "{.spec.taints[*].key}").await
+                == "node.kubernetes.io/not-ready node.kubernetes.io/not-ready"
+        })
+        .await
+    );
+    assert_eq!(
+        node_field(&kubectl, "node-b", "{.status.conditions[0].message}").await,
+        "container runtime is down"
+    );
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get("forever").await.is_ok_and(|p| !is_ready(&p))
+        })
+        .await
+    );
+    // Not ready, not cordoned: no `SchedulingDisabled` (that is `kubectl cordon`'s).
+    assert_eq!(node_status(&kubectl, "node-b").await, "NotReady");
+    set_ready(&kubectl, "node-b", "True").await;
+    assert!(
+        eventually(SETTLE, || async {
+            node_field(&kubectl, "node-b", "{.spec.taints}")
+                .await
+                .is_empty()
+        })
+        .await
+    );
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get("forever").await.is_ok_and(|p| is_ready(&p))
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn cordon_and_uncordon_show_in_kubectl_get_nodes() {
+    let (sim, _client) = start_with(config("sim-cordon")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "cordon") else {
+        return;
+    };
+    let out = kubectl.ok(&["cordon", "node-a"]).await;
+    assert!(out.contains("node/node-a cordoned"), "{out}");
+    assert_eq!(
+        node_status(&kubectl, "node-a").await,
+        "Ready,SchedulingDisabled"
+    );
+    assert_eq!(
+        node_field(&kubectl, "node-a", "{.spec.unschedulable}").await,
+        "true"
+    );
+    let out = kubectl.ok(&["uncordon", "node-a"]).await;
+    assert!(out.contains("node/node-a uncordoned"), "{out}");
+    assert_eq!(node_status(&kubectl, "node-a").await, "Ready");
+}
+
+#[tokio::test]
+async fn the_eviction_subresource_deletes_its_pod_gracefully() {
+    let (sim, client) = start_with(config("sim-evict")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "evict") else {
+        return;
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["by-kube", "by-kubectl"] {
+        pods.create(&PostParams::default(), &pod_on(name, "node-a", Value::Null))
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(SETTLE, || async {
+            pods.list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .filter(|p| is_ready(p))
+                .count()
+                == 2
+        })
+        .await
+    );
+    let discovery = kubectl.ok(&["get", "--raw", "/api/v1"]).await;
+    let resources: Value = serde_json::from_str(&discovery).unwrap();
+    let eviction = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "pods/eviction")
+        .unwrap();
+    assert_eq!(
+        (
+            &eviction["group"],
+            &eviction["version"],
+            &eviction["kind"],
+            &eviction["verbs"]
+        ),
+        (
+            &json!("policy"),
+            &json!("v1"),
+            &json!("Eviction"),
+            &json!(["create"])
+        )
+    );
+
+    // kube-rs: the pod is marked and deleted over its grace period.
+    let status = pods
+        .evict("by-kube", &EvictParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        status.status,
+        Some(kube::core::response::StatusSummary::Success)
+    );
+    let evicted = pods.get("by-kube").await.unwrap();
+    assert!(evicted.metadata.deletion_timestamp.is_some());
+    let (status, reason, message) = pod_condition(&evicted, "DisruptionTarget").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_deref(), message.as_deref()),
+        (
+            "True",
+            Some("EvictionByEvictionAPI"),
+            Some("Eviction API: evicting")
+        )
+    );
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("by-kube").await.unwrap().is_none()
+        })
+        .await
+    );
+
+    // kubectl, raw: the answer is a `Success` Status.
+    let body = json!({
+        "apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": { "name": "by-kubectl", "namespace": "default" },
+        "deleteOptions": { "gracePeriodSeconds": 0 },
+    });
+    let file = std::env::temp_dir().join(format!("framedb-evict-{}.json", std::process::id()));
+    std::fs::write(&file, body.to_string()).unwrap();
+    let path = "/api/v1/namespaces/default/pods/by-kubectl/eviction";
+    let out = kubectl
+        .ok(&["create", "--raw", path, "-f", file.to_str().unwrap()])
+        .await;
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&answer["kind"], &answer["status"]),
+        (&json!("Status"), &json!("Success"))
+    );
+    assert!(
+        pods.get_opt("by-kubectl").await.unwrap().is_none(),
+        "a zero grace period deletes at once"
+    );
+
+    // The name must match the URL's; a missing pod is 404.
+    std::fs::write(
+        &file,
+        json!({ "apiVersion": "policy/v1", "kind": "Eviction", "metadata": { "name": "other" } })
+            .to_string(),
+    )
+    .unwrap();
+    let err = kubectl
+        .refused(&["create", "--raw", path, "-f", file.to_str().unwrap()])
+        .await;
+    assert!(
+        err.contains("name in URL does not match name in Eviction object"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&file);
+    let err = api_error(pods.evict("nope", &EvictParams::default()).await);
+    assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
+}
+
+#[tokio::test]
+async fn kubectl_drain_cordons_and_evicts_a_node_s_pods() {
+    let (sim, client) = start_with(config("sim-drain")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "drain") else {
+        return;
+    };
+    create_namespace(&client, "drained").await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "drained");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "drained");
+    let set = super::statefulset("db", 1, json!({}));
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("db-0")
+                .await
+                .unwrap()
+                .is_some_and(|p| is_ready(&p))
+        })
+        .await
+    );
+    let node = pods
+        .get("db-0")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .node_name
+        .unwrap();
+    // kubectl's own checks: a pod without a controller needs `--force`.
+    pods.create(&PostParams::default(), &pod_on("bare", &node, Value::Null))
+        .await
+        .unwrap();
+    let err = kubectl.refused(&["drain", &node, "--timeout=30s"]).await;
+    assert!(
+        err.contains(
+            "cannot delete Pods that declare no controller (use --force to override): drained/bare"
+        ),
+        "{err}"
+    );
+    let out = kubectl
+        .ok(&["drain", &node, "--force", "--timeout=30s"])
+        .await;
+    assert!(
+        out.contains(&format!("node/{node} already cordoned")),
+        "{out}"
+    );
+    assert!(out.contains("pod/db-0 evicted"), "{out}");
+    assert!(out.contains("pod/bare evicted"), "{out}");
+    assert!(out.contains(&format!("node/{node} drained")), "{out}");
+    assert_eq!(
+        node_status(&kubectl, &node).await,
+        "Ready,SchedulingDisabled"
+    );
+    // The StatefulSet makes db-0 again, on the other node.
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt("db-0").await.unwrap().is_some_and(|p| {
+                p.spec
+                    .as_ref()
+                    .unwrap()
+                    .node_name
+                    .as_deref()
+                    .is_some_and(|n| n != node)
+            })
+        })
+        .await
+    );
+}
