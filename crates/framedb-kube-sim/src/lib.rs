@@ -13,8 +13,9 @@
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
 //! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
 //! `storage.k8s.io/v1` storageclasses;
-//! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
-//! Not served: other subresources than `/status`, other API groups.
+//! watches of every collection; discovery and server-side `Table`s for `kubectl get`;
+//! the subresources `/status`, a workload's `/scale` and a pod's `/eviction` (see
+//! [Node lifecycle](#node-lifecycle)). Not served: other subresources, other API groups.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -37,7 +38,7 @@
 //! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
 //!    `faults` (fault injection, request counts, the seeded PRNG), `patch` (patch
 //!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
-//!    other module.
+//!    other module; nor does `strategic` (strategic merge patches).
 //! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
 //!    `status`; `discovery`, `openapi` (the OpenAPI v3 documents) and `strict` (strict
 //!    field validation) use `resources`; `table` uses `json` and `resources`;
@@ -53,15 +54,20 @@
 //!    the allocations live apart from it; the storage plugins (`DefaultStorageClass`,
 //!    `PersistentVolumeClaimResize`) are handed the StorageClasses by `store`.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
-//!    `patch`, `resources`, `selectors` and `status`; it admits every write. `deletion`
+//!    `patch`, `strategic`, `resources`, `selectors` and `status`; it admits every write. `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
 //!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
 //! 7. `events` (what the components record) uses `store`, `json` and `resources`;
 //!    `termination` (the controllers that finish deletions, more methods of `State`)
-//!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`; `controllers` uses
-//!    `store` (its reconcile loop is methods of `store`'s `State`), `admission`, `events`,
-//!    `faults`, `json`, `resources`, `scheduling` and `selectors`, and runs
-//!    `termination`'s controllers.
+//!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`;
+//!    `node_lifecycle` (the node lifecycle and taint-eviction controllers, and a down
+//!    kubelet's idleness, more methods of `State`) uses `deletion`, `events`, `store`,
+//!    `json`, `resources`, `scheduling` and `status`; `eviction` (the `pods/eviction`
+//!    subresource) uses `node_lifecycle`, `store`, `resources` and `status`; `controllers`
+//!    uses `store` (its reconcile loop is methods of `store`'s `State`), `admission`,
+//!    `events`, `faults`, `json`, `resources`, `scheduling` and `selectors`, and runs
+//!    `termination`'s and `node_lifecycle`'s controllers (`termination` asks
+//!    `node_lifecycle` whether a pod's kubelet is down).
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `lists` (GET of a collection: resourceVersion semantics, pages and continue
 //!    tokens, the list options' checks) uses `store`, `resources`, `selectors` and
@@ -151,6 +157,40 @@
 //!   path is not one of its node's stays `Pending` with its containers waiting in
 //!   `ContainerCreating` and a `FailedMount` event, until the directory exists.
 //!
+//! # Node lifecycle
+//!
+//! The simulator has no kubelet heartbeat: a node's `Ready` condition is what it was made
+//! with (`True`) or what a client last wrote through `nodes/status` (`kubectl patch node
+//! NAME --subresource=status`, or [`Simulator::set_node_ready`]), and it sticks. A
+//! client-written `False` stands for a kubelet that posts not-ready, `Unknown` for one
+//! that stopped posting; either way the node's kubelet is down (or unhealthy) until a
+//! client writes `True` again: it readies no pod and finishes no deletion.
+//!
+//! - The node lifecycle controller acts on the simulator's clock: for `False` on its next
+//!   pass (`--node-monitor-period`, 5 s), for `Unknown` after `--node-monitor-grace-period`
+//!   (50 s in 1.33) from the write. It taints the node `node.kubernetes.io/not-ready`
+//!   (`False`) or `node.kubernetes.io/unreachable` (`Unknown`), `NoSchedule` and
+//!   `NoExecute`, records `NodeNotReady` on the node (by the kubelet for `False`, by
+//!   `node-controller` for `Unknown`) and marks the node's pods not ready
+//!   (`MarkPodsNotReady`: `Ready=False`, a `NodeNotReady` warning each; `ContainersReady`
+//!   stays). Ready again, the node loses those taints, its kubelet records `NodeReady`,
+//!   reports its running pods ready and finishes the deletions that waited.
+//! - `DefaultTolerationSeconds` gives every new pod tolerations of both `NoExecute`
+//!   taints for 300 s, unless it already tolerates them.
+//! - The taint-eviction controller deletes a pod on a node with `NoExecute` taints at
+//!   once if it does not tolerate them all, after the shortest `tolerationSeconds` of the
+//!   tolerations used if it does (never, without one), with a `TaintManagerEviction`
+//!   event and a `DisruptionTarget` condition; taints gone first cancel the deletion.
+//!   This holds for any `NoExecute` taint (`kubectl taint nodes n k=v:NoExecute`).
+//! - A pod deleted on a node whose kubelet is down stays `Terminating` (its
+//!   `deletionTimestamp` passes, no kubelet confirms), so its StatefulSet makes no
+//!   replacement (a Deployment does, as a ReplicaSet does not count terminating pods).
+//! - `POST .../pods/NAME/eviction` (a `policy/v1` `Eviction`, listed in discovery as
+//!   `pods/eviction`) deletes the pod with the eviction's `deleteOptions` after a
+//!   `DisruptionTarget` condition, answering `201` with a `Success` `Status`; so `kubectl
+//!   drain` cordons, applies its own checks (no controller: `--force`; DaemonSet pods,
+//!   `emptyDir`), evicts, and waits for the pods to go.
+//!
 //! # Conformance
 //!
 //! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
@@ -198,6 +238,14 @@
 //! | a claim naming a volume of another class is not bound (`VolumeMismatch`: `Cannot bind to requested volume "x": storageClassName does not match`) | `checkVolumeSatisfyClaim` (pv_controller.go) | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it` (its fixture names `""`) |
 //! | expansion: a bound claim's request grows only if its class has `allowVolumeExpansion` (403 `only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`); an unbound claim's spec is immutable (422); shrinking to or below `status.capacity` is 422 `field can not be less than status.capacity` (`RecoverVolumeExpansionFailure`, on by default in 1.33); the volume and `status.capacity` take the new size | plugin/pkg/admission/storage/persistentvolume/resize; `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) | yes | `storage::a_bound_claim_grows_only_if_its_class_allows_expansion`; `storage::a_class_without_expansion_refuses_a_bigger_claim` |
 //! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
+//! | a node's `Ready` written through `nodes/status` (GET/PUT/PATCH, merge and strategic merge: `conditions` merged by `type`) sticks; `kubectl get nodes` shows `NotReady` | pkg/registry/core/node (status strategy); `NodeStatus.Conditions` `patchMergeKey:"type"` (staging/src/k8s.io/api/core/v1/types.go); `printNode` | yes (no heartbeat: see [Node lifecycle](#node-lifecycle)) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
+//! | strategic merge patches: lists with `patchStrategy: merge` merged by their key (conditions, containers, volumes, env, ports, finalizers as a set), `$patch`, `$retainKeys`, `$deleteFromPrimitiveList`, `$setElementOrder` | staging/src/k8s.io/apimachinery/pkg/util/strategicpatch (`patch.go`) | yes, keys by field name | `strategic::tests`; the node status tests |
+//! | node lifecycle controller: after `--node-monitor-period` (`False`) or `--node-monitor-grace-period` 50 s (`Unknown`), `not-ready` / `unreachable` taints `NoSchedule` and `NoExecute` (with `timeAdded`, swapped between the two), `NodeNotReady` on the node, `MarkPodsNotReady` (`Ready=False`, `NodeNotReady` "Node is not ready" on each pod); taints removed once ready | `monitorNodeHealth`, `processTaintBaseEviction`, `tryUpdateNodeHealth` (pkg/controller/nodelifecycle/node_lifecycle_controller.go); `MarkPodsNotReady`, `RecordNodeStatusChange`, `SwapNodeControllerTaint` (pkg/controller/util/node/controller_utils.go) | yes (no zones, rate limits or leases) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
+//! | `DefaultTolerationSeconds`: `not-ready` and `unreachable` `NoExecute` tolerations, 300 s, unless tolerated already | plugin/pkg/admission/defaulttolerationseconds/admission.go | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
+//! | taint eviction: untolerated `NoExecute` taint → deleted at once; tolerated → after the least `tolerationSeconds`; forever without; `TaintManagerEviction` "Marking for deletion Pod ns/name" / "Cancelling deletion of Pod ns/name"; `DisruptionTarget` (`DeletionByTaintManager`) | `processPodOnNode`, `getMinTolerationTime`, `addConditionAndDeletePod` (pkg/controller/tainteviction/taint_eviction.go) | yes | `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted`, `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
+//! | a pod deleted on a node that is down stays `Terminating`; its StatefulSet makes no replacement; the kubelet back finishes it and the set makes the pod again | the kubelet's status manager (a pod goes on its last DELETE); `StatefulSet` controller's `isTerminating` wait (pkg/controller/statefulset/stateful_set_control.go) | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
+//! | `pods/eviction`: policy/v1 `Eviction` → `DisruptionTarget` (`EvictionByEvictionAPI`), delete with its `deleteOptions`, 201 `Success`; name mismatch 400; missing pod 404; in discovery (`CheckEvictionSupport`) | `EvictionREST.Create` (pkg/registry/core/pod/storage/eviction.go); staging/src/k8s.io/kubectl/pkg/drain | yes (no PodDisruptionBudgets, so never 429) | `nodes::the_eviction_subresource_deletes_its_pod_gracefully` (kube-rs `evict`, `kubectl create --raw`) |
+//! | `kubectl cordon` / `uncordon` (`Ready,SchedulingDisabled`), `kubectl drain` (cordon, `--force` for pods without a controller, evictions, waits for the pods to go) | staging/src/k8s.io/kubectl/pkg/drain (`cordon.go`, `filters.go`, `drain.go`); `printNode` | yes | `nodes::cordon_and_uncordon_show_in_kubectl_get_nodes`, `nodes::kubectl_drain_cordons_and_evicts_a_node_s_pods` |
 //!
 //! Knowingly not modelled:
 //!
@@ -206,8 +254,17 @@
 //!   create -f`, `apply`, `run`, `label`, `patch` and the rest send JSON and work.
 //! - `events.k8s.io/v1` (only `core/v1` Events are served), and Events beyond 5,000 per
 //!   cluster (the oldest go first).
-//! - Images and containers: every image is present, containers never crash; node
-//!   heartbeats and the node lifecycle controller's taints.
+//! - Images and containers: every image is present, containers never crash.
+//! - Node lifecycle: no kubelet heartbeat or node leases (a node's `Ready` is what a
+//!   client wrote, and a not-ready kubelet is taken as down: it neither readies nor stops
+//!   pods); a pod scheduled onto such a node in the window before it is tainted shows its
+//!   containers started (never ready), where a down kubelet would leave it `Pending`;
+//!   `NoSchedule` taints come with the `NoExecute` ones (the real controller adds
+//!   them as soon as the condition changes); the other node conditions
+//!   (`MemoryPressure`, `DiskPressure`, `PIDPressure`) are not reported, so not set
+//!   `Unknown`; no zones, eviction rate limits or `node.kubernetes.io/exclude-disruption`;
+//!   the pod garbage collector does not force-delete pods of deleted nodes or of nodes
+//!   tainted `node.kubernetes.io/out-of-service`; PodDisruptionBudgets are not served.
 //! - A DELETE answers with the object for every type (a real server answers a `Status`
 //!   when an object without `ReturnDeletedObject` storage, e.g. a ConfigMap, goes at once).
 //! - A pod always takes its whole grace period (real containers often exit sooner on

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::events::EventType::{Normal, Warning};
 use super::events::Source;
-use super::json::{is_terminating, meta, now_rfc3339, str_at};
+use super::json::{is_terminating, meta, now_rfc3339, set_list, str_at};
 use super::resources::{NODES, ObjKey, PODS, by_plural, key};
 use super::scheduling::tolerates;
 use super::status::{ApiError, ApiResult};
@@ -256,13 +256,7 @@ impl State {
             return;
         }
         let mut node = node.clone();
-        if taints.is_empty() {
-            if let Some(spec) = node["spec"].as_object_mut() {
-                spec.remove("taints");
-            }
-        } else {
-            node["spec"]["taints"] = json!(taints);
-        }
+        set_list(&mut node, "spec", "taints", taints);
         self.put(NODES, k.clone(), node);
     }
 
@@ -398,14 +392,7 @@ impl State {
                     .lookup(PODS, &k)
                     .cloned()
                     .unwrap_or_else(|| pod_reference(&k));
-                let message = format!("Cancelling deletion of Pod {}/{}", k.0, k.1);
-                self.record_event(
-                    &pod,
-                    Normal,
-                    "TaintManagerEviction",
-                    &message,
-                    TAINT_EVICTION,
-                );
+                self.record_eviction(&pod, &k, "Cancelling deletion of");
             }
         }
         let mut scheduled = Vec::new();
@@ -439,17 +426,10 @@ impl State {
             .collect();
         for k in due {
             self.evict_at.insert(k.clone(), None);
-            let message = format!("Marking for deletion Pod {}/{}", k.0, k.1);
             let Some(pod) = self.lookup(PODS, &k).cloned() else {
                 continue;
             };
-            self.record_event(
-                &pod,
-                Normal,
-                "TaintManagerEviction",
-                &message,
-                TAINT_EVICTION,
-            );
+            self.record_eviction(&pod, &k, "Marking for deletion");
             let _ = self.disrupt_and_delete(
                 &k,
                 "DeletionByTaintManager",
@@ -457,6 +437,18 @@ impl State {
                 &DeleteOptions::propagating(Propagation::Background),
             );
         }
+    }
+
+    /// The taint-eviction controller's `TaintManagerEviction` event: "`what` Pod ns/name".
+    fn record_eviction(&mut self, pod: &Value, k: &ObjKey, what: &str) {
+        let message = format!("{what} Pod {}/{}", k.0, k.1);
+        self.record_event(
+            pod,
+            Normal,
+            "TaintManagerEviction",
+            &message,
+            TAINT_EVICTION,
+        );
     }
 
     /// Adds the pod's `DisruptionTarget` condition (why it is being deleted), then

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::admission::{PV_PROTECTION, PVC_PROTECTION};
 use super::deletion::{FOREGROUND, NAMESPACE_FINALIZER, ORPHAN};
 use super::events::{EventType, Source};
-use super::json::{finalizers, is_terminating, meta, now_rfc3339, str_at};
+use super::json::{finalizers, is_terminating, meta, now_rfc3339, set_list, str_at};
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, by_kind, by_plural, key,
 };
@@ -288,13 +288,7 @@ impl State {
             return;
         }
         let mut obj = obj.clone();
-        if kept.is_empty() {
-            if let Some(metadata) = obj["metadata"].as_object_mut() {
-                metadata.remove("ownerReferences");
-            }
-        } else {
-            obj["metadata"]["ownerReferences"] = json!(kept);
-        }
+        set_list(&mut obj, "metadata", "ownerReferences", kept);
         self.put(res, k.clone(), obj);
     }
 

@@ -92,6 +92,14 @@ where
     }
 }
 
+/// The status `fleet` reads for instance `id` of `cluster-01`.
+pub async fn status_report(fleet: &KubeFleet, id: &FramedbId) -> framedb_core::StatusReport {
+    framedb_core::ClusterDeployer::statuses(fleet, &cluster_id(), std::slice::from_ref(id))
+        .await
+        .unwrap()[id]
+        .clone()
+}
+
 /// `cluster-01`.
 pub fn cluster_id() -> ClusterId {
     ClusterId::new("cluster-01").unwrap()

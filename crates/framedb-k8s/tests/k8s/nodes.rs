@@ -6,34 +6,24 @@
 
 use std::time::Duration;
 
-use framedb_core::{ClusterDeployer, FramedbId, StatusReport};
+use framedb_core::{FramedbId, StatusReport};
 use framedb_kube_sim::NodeReadiness;
 
-use super::{Cluster, cluster_id, eventually, spec};
+use super::{Cluster, eventually, status_report};
 
 /// Long enough for the 50-second grace period, the 300-second toleration and a grace
 /// period of the simulated clock ([`super::TIME_SCALE`]: about 6 real seconds).
 const SETTLE: Duration = Duration::from_secs(20);
 
 async fn report(cluster: &Cluster, id: &FramedbId) -> StatusReport {
-    cluster
-        .fleet
-        .statuses(&cluster_id(), std::slice::from_ref(id))
-        .await
-        .unwrap()[id]
-        .clone()
+    status_report(&cluster.fleet, id).await
 }
 
 #[tokio::test]
 async fn an_instance_on_a_node_that_goes_down_is_never_reported_running() {
     use framedb_core::InstanceStatus as S;
     let cluster = Cluster::start(Duration::ZERO).await;
-    let id = FramedbId::new("tidb-node-down").unwrap();
-    cluster
-        .fleet
-        .deploy(&spec("tidb-node-down", "node-a", 30920))
-        .await
-        .unwrap();
+    let id = cluster.deployed("tidb-node-down", 30920).await;
     assert!(
         eventually(SETTLE, || async {
             report(&cluster, &id).await.status == S::Running

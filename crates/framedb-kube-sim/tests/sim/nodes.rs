@@ -42,6 +42,33 @@ fn pod_on(name: &str, node: &str, tolerations: Value) -> Pod {
     object(json!({ "metadata": { "name": name }, "spec": spec }))
 }
 
+/// Makes namespace `ns` and in it a one-pod StatefulSet `name` of node selector
+/// `selector`; returns the namespace's pods and the set's pod, once ready.
+async fn ready_statefulset(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    selector: Value,
+) -> (Api<Pod>, Pod) {
+    create_namespace(client, ns).await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let set = super::statefulset(name, 1, selector);
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    let pod = format!("{name}-0");
+    assert!(
+        eventually(SETTLE, || async {
+            pods.get_opt(&pod)
+                .await
+                .unwrap()
+                .is_some_and(|p| is_ready(&p))
+        })
+        .await
+    );
+    let ready = pods.get(&pod).await.unwrap();
+    (pods, ready)
+}
+
 /// What `kubectl get node NAME -o jsonpath=...` prints.
 async fn node_field(kubectl: &Kubectl, node: &str, path: &str) -> String {
     kubectl
@@ -76,6 +103,15 @@ async fn set_ready(kubectl: &Kubectl, node: &str, status: &str) {
         .await;
 }
 
+/// Sets node `node` ready again; whether its taints then go.
+async fn back(kubectl: &Kubectl, node: &str) -> bool {
+    set_ready(kubectl, node, "True").await;
+    eventually(SETTLE, || async {
+        node_field(kubectl, node, "{.spec.taints}").await.is_empty()
+    })
+    .await
+}
+
 /// Whether kubectl's event list for namespace `ns` (`-A` when `None`) has a line with
 /// all of `words`.
 async fn has_event(kubectl: &Kubectl, ns: Option<&str>, words: &[&str]) -> bool {
@@ -92,21 +128,13 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
     let Some(kubectl) = Kubectl::for_sim(&sim, "node-down") else {
         return;
     };
-    create_namespace(&client, "down").await;
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "down");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "down");
-    let set = super::statefulset("web", 1, json!({ "kubernetes.io/hostname": "node-a" }));
-    sets.create(&PostParams::default(), &set).await.unwrap();
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get_opt("web-0")
-                .await
-                .unwrap()
-                .is_some_and(|p| is_ready(&p))
-        })
-        .await
-    );
-    let first = pods.get("web-0").await.unwrap();
+    let (pods, first) = ready_statefulset(
+        &client,
+        "down",
+        "web",
+        json!({ "kubernetes.io/hostname": "node-a" }),
+    )
+    .await;
     // `DefaultTolerationSeconds`: every pod tolerates the node lifecycle taints for 300 s.
     let tolerations =
         serde_json::to_value(first.spec.as_ref().unwrap().tolerations.clone()).unwrap();
@@ -213,16 +241,8 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
 
     // The node is back: its taints go, the kubelet finishes the deletion, the
     // StatefulSet makes web-0 again.
-    set_ready(&kubectl, "node-a", "True").await;
+    assert!(back(&kubectl, "node-a").await);
     assert_eq!(node_status(&kubectl, "node-a").await, "Ready");
-    assert!(
-        eventually(SETTLE, || async {
-            node_field(&kubectl, "node-a", "{.spec.taints}")
-                .await
-                .is_empty()
-        })
-        .await
-    );
     assert!(
         eventually(SETTLE, || async {
             pods.get_opt("web-0").await.unwrap().is_some_and(|p| {
@@ -354,15 +374,7 @@ async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainte
     );
     // Not ready, not cordoned: no `SchedulingDisabled` (that is `kubectl cordon`'s).
     assert_eq!(node_status(&kubectl, "node-b").await, "NotReady");
-    set_ready(&kubectl, "node-b", "True").await;
-    assert!(
-        eventually(SETTLE, || async {
-            node_field(&kubectl, "node-b", "{.spec.taints}")
-                .await
-                .is_empty()
-        })
-        .await
-    );
+    assert!(back(&kubectl, "node-b").await);
     assert!(
         eventually(SETTLE, || async {
             pods.get("forever").await.is_ok_and(|p| is_ready(&p))
@@ -514,28 +526,8 @@ async fn kubectl_drain_cordons_and_evicts_a_node_s_pods() {
     let Some(kubectl) = Kubectl::for_sim(&sim, "drain") else {
         return;
     };
-    create_namespace(&client, "drained").await;
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "drained");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "drained");
-    let set = super::statefulset("db", 1, json!({}));
-    sets.create(&PostParams::default(), &set).await.unwrap();
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get_opt("db-0")
-                .await
-                .unwrap()
-                .is_some_and(|p| is_ready(&p))
-        })
-        .await
-    );
-    let node = pods
-        .get("db-0")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .node_name
-        .unwrap();
+    let (pods, first) = ready_statefulset(&client, "drained", "db", json!({})).await;
+    let node = first.spec.unwrap().node_name.unwrap();
     // kubectl's own checks: a pod without a controller needs `--force`.
     pods.create(&PostParams::default(), &pod_on("bare", &node, Value::Null))
         .await
