@@ -181,6 +181,23 @@ fn protect(obj: &mut Value, finalizer: &str) {
     }
 }
 
+/// The reason and message of a healthy kubelet's condition of type `kind` (other than
+/// `Ready`), as its node status setters post it.
+pub(crate) fn kubelet_condition(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "MemoryPressure" => (
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        "DiskPressure" => ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        "PIDPressure" => (
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
+        _ => return None,
+    })
+}
+
 fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
     let name = meta(obj, "name").to_string();
     let labels = object_at(obj, &["metadata", "labels"]);
@@ -206,14 +223,26 @@ fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
                 capacity[name] = value.clone();
             }
         }
+        // What a healthy kubelet posts, in its order.
+        let mut conditions: Vec<Value> = ["MemoryPressure", "DiskPressure", "PIDPressure"]
+            .into_iter()
+            .filter_map(|kind| {
+                let (reason, message) = kubelet_condition(kind)?;
+                Some(json!({
+                    "type": kind, "status": "False", "reason": reason, "message": message,
+                    "lastHeartbeatTime": now, "lastTransitionTime": now,
+                }))
+            })
+            .collect();
+        conditions.push(json!({
+            "type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "kubelet is posting ready status",
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        }));
         obj["status"] = json!({
             "capacity": capacity,
             "allocatable": capacity,
-            "conditions": [{
-                "type": "Ready", "status": "True", "reason": "KubeletReady",
-                "message": "kubelet is posting ready status",
-                "lastHeartbeatTime": now, "lastTransitionTime": now,
-            }],
+            "conditions": conditions,
             "addresses": [{ "type": "InternalIP", "address": ip }, { "type": "Hostname", "address": name }],
             "nodeInfo": {
                 "kubeletVersion": "v1.33.0", "kubeProxyVersion": "v1.33.0",

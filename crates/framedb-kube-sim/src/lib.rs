@@ -61,8 +61,8 @@
 //!    `termination` (the controllers that finish deletions, more methods of `State`)
 //!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`;
 //!    `node_lifecycle` (the node lifecycle and taint-eviction controllers, and a down
-//!    kubelet's idleness, more methods of `State`) uses `deletion`, `events`, `store`,
-//!    `json`, `resources`, `scheduling` and `status`; `eviction` (the `pods/eviction`
+//!    kubelet's idleness, more methods of `State`) uses `admission`, `deletion`, `events`,
+//!    `store`, `json`, `resources`, `scheduling` and `status`; `eviction` (the `pods/eviction`
 //!    subresource) uses `node_lifecycle`, `store`, `resources` and `status`; `controllers`
 //!    uses `store` (its reconcile loop is methods of `store`'s `State`), `admission`,
 //!    `events`, `faults`, `json`, `resources`, `scheduling` and `selectors`, and runs
@@ -166,15 +166,17 @@
 //! that stopped posting; either way the node's kubelet is down (or unhealthy) until a
 //! client writes `True` again: it readies no pod and finishes no deletion.
 //!
-//! - The node lifecycle controller acts on the simulator's clock: for `False` on its next
-//!   pass (`--node-monitor-period`, 5 s), for `Unknown` after `--node-monitor-grace-period`
-//!   (50 s in 1.33) from the write. It taints the node `node.kubernetes.io/not-ready`
-//!   (`False`) or `node.kubernetes.io/unreachable` (`Unknown`), `NoSchedule` and
-//!   `NoExecute`, records `NodeNotReady` on the node (by the kubelet for `False`, by
-//!   `node-controller` for `Unknown`) and marks the node's pods not ready
-//!   (`MarkPodsNotReady`: `Ready=False`, a `NodeNotReady` warning each; `ContainersReady`
-//!   stays). Ready again, the node loses those taints, its kubelet records `NodeReady`,
-//!   reports its running pods ready and finishes the deletions that waited.
+//! - The node lifecycle controller taints the node `node.kubernetes.io/not-ready`
+//!   (`False`) or `node.kubernetes.io/unreachable` (`Unknown`) `NoSchedule` at once, and
+//!   `NoExecute` on the simulator's clock: for `False` on its next pass
+//!   (`--node-monitor-period`, 5 s), for `Unknown` after `--node-monitor-grace-period`
+//!   (50 s in 1.33) from the write, when it also sets the kubelet's other conditions
+//!   (`MemoryPressure`, `DiskPressure`, `PIDPressure`) `Unknown`. Then it records
+//!   `NodeNotReady` on the node (by the kubelet for `False`, by `node-controller` for
+//!   `Unknown`) and marks the node's pods not ready (`MarkPodsNotReady`: `Ready=False`, a
+//!   `NodeNotReady` warning each; `ContainersReady` stays). Ready again, the node loses
+//!   those taints, its kubelet posts its conditions and records `NodeReady`, reports its
+//!   running pods ready and finishes the deletions that waited.
 //! - `DefaultTolerationSeconds` gives every new pod tolerations of both `NoExecute`
 //!   taints for 300 s, unless it already tolerates them.
 //! - The taint-eviction controller deletes a pod on a node with `NoExecute` taints at
@@ -240,7 +242,7 @@
 //! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
 //! | a node's `Ready` written through `nodes/status` (GET/PUT/PATCH, merge and strategic merge: `conditions` merged by `type`) sticks; `kubectl get nodes` shows `NotReady` | pkg/registry/core/node (status strategy); `NodeStatus.Conditions` `patchMergeKey:"type"` (staging/src/k8s.io/api/core/v1/types.go); `printNode` | yes (no heartbeat: see [Node lifecycle](#node-lifecycle)) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
 //! | strategic merge patches: lists with `patchStrategy: merge` merged by their key (conditions, containers, volumes, env, ports, finalizers as a set), `$patch`, `$retainKeys`, `$deleteFromPrimitiveList`, `$setElementOrder` | staging/src/k8s.io/apimachinery/pkg/util/strategicpatch (`patch.go`) | yes, keys by field name | `strategic::tests`; the node status tests |
-//! | node lifecycle controller: after `--node-monitor-period` (`False`) or `--node-monitor-grace-period` 50 s (`Unknown`), `not-ready` / `unreachable` taints `NoSchedule` and `NoExecute` (with `timeAdded`, swapped between the two), `NodeNotReady` on the node, `MarkPodsNotReady` (`Ready=False`, `NodeNotReady` "Node is not ready" on each pod); taints removed once ready | `monitorNodeHealth`, `processTaintBaseEviction`, `tryUpdateNodeHealth` (pkg/controller/nodelifecycle/node_lifecycle_controller.go); `MarkPodsNotReady`, `RecordNodeStatusChange`, `SwapNodeControllerTaint` (pkg/controller/util/node/controller_utils.go) | yes (no zones, rate limits or leases) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
+//! | node lifecycle controller: `not-ready` / `unreachable` `NoSchedule` taint at once; after `--node-monitor-period` (`False`) or `--node-monitor-grace-period` 50 s (`Unknown`: the other conditions `Unknown`, `NodeStatusUnknown`) the `NoExecute` taint (with `timeAdded`, swapped between the two), `NodeNotReady` on the node, `MarkPodsNotReady` (`Ready=False`, `NodeNotReady` "Node is not ready" on each pod); taints removed once ready | `monitorNodeHealth`, `processTaintBaseEviction`, `tryUpdateNodeHealth` (pkg/controller/nodelifecycle/node_lifecycle_controller.go); `MarkPodsNotReady`, `RecordNodeStatusChange`, `SwapNodeControllerTaint` (pkg/controller/util/node/controller_utils.go) | yes (no zones, rate limits or leases) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
 //! | `DefaultTolerationSeconds`: `not-ready` and `unreachable` `NoExecute` tolerations, 300 s, unless tolerated already | plugin/pkg/admission/defaulttolerationseconds/admission.go | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
 //! | taint eviction: untolerated `NoExecute` taint → deleted at once; tolerated → after the least `tolerationSeconds`; forever without; `TaintManagerEviction` "Marking for deletion Pod ns/name" / "Cancelling deletion of Pod ns/name"; `DisruptionTarget` (`DeletionByTaintManager`) | `processPodOnNode`, `getMinTolerationTime`, `addConditionAndDeletePod` (pkg/controller/tainteviction/taint_eviction.go) | yes | `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted`, `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
 //! | a pod deleted on a node that is down stays `Terminating`; its StatefulSet makes no replacement; the kubelet back finishes it and the set makes the pod again | the kubelet's status manager (a pod goes on its last DELETE); `StatefulSet` controller's `isTerminating` wait (pkg/controller/statefulset/stateful_set_control.go) | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
@@ -257,12 +259,9 @@
 //! - Images and containers: every image is present, containers never crash.
 //! - Node lifecycle: no kubelet heartbeat or node leases (a node's `Ready` is what a
 //!   client wrote, and a not-ready kubelet is taken as down: it neither readies nor stops
-//!   pods); a pod scheduled onto such a node in the window before it is tainted shows its
-//!   containers started (never ready), where a down kubelet would leave it `Pending`;
-//!   `NoSchedule` taints come with the `NoExecute` ones (the real controller adds
-//!   them as soon as the condition changes); the other node conditions
-//!   (`MemoryPressure`, `DiskPressure`, `PIDPressure`) are not reported, so not set
-//!   `Unknown`; no zones, eviction rate limits or `node.kubernetes.io/exclude-disruption`;
+//!   pods); a pod that tolerates the `NoSchedule` taint and is scheduled onto such a node
+//!   shows its containers started (never ready), where a down kubelet would leave it
+//!   `Pending`; no zones, eviction rate limits or `node.kubernetes.io/exclude-disruption`;
 //!   the pod garbage collector does not force-delete pods of deleted nodes or of nodes
 //!   tainted `node.kubernetes.io/out-of-service`; PodDisruptionBudgets are not served.
 //! - A DELETE answers with the object for every type (a real server answers a `Status`

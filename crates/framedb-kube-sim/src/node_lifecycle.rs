@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::admission::kubelet_condition;
 use super::events::EventType::{Normal, Warning};
 use super::events::Source;
 use super::json::{is_terminating, meta, now_rfc3339, set_list, str_at};
@@ -167,12 +168,14 @@ impl State {
                     if previous.is_some() {
                         self.node_back(name);
                     }
-                } else if was_tainted && previous.as_ref().is_some_and(|h| h.ready != "True") {
-                    // `processTaintBaseEviction`: a node already tainted for the other
-                    // not-ready status has its taints swapped straight away.
-                    self.taint_not_ready(name, ready);
+                } else {
+                    // `doNoScheduleTaintingPass` follows the condition at once; the
+                    // `NoExecute` taint waits, unless the node already has the other
+                    // not-ready one, which `processTaintBaseEviction` swaps straight away.
+                    let swap = was_tainted && previous.as_ref().is_some_and(|h| h.ready != "True");
+                    self.taint_not_ready(name, ready, swap);
                     if let Some(h) = self.node_health.get_mut(name) {
-                        h.acted = true;
+                        h.acted = swap;
                     }
                 }
             }
@@ -197,7 +200,10 @@ impl State {
 
     /// The controller acts on a node not ready: taints, events, pods not ready.
     fn node_down(&mut self, name: &str, ready: &str) {
-        self.taint_not_ready(name, ready);
+        self.taint_not_ready(name, ready, true);
+        if ready != "False" {
+            self.kubelet_conditions(name, false);
+        }
         let Some(node) = self.lookup(NODES, &key("", name)).cloned() else {
             return;
         };
@@ -216,9 +222,10 @@ impl State {
         self.mark_pods_not_ready(name);
     }
 
-    /// `SwapNodeControllerTaint`: the node gets the taints of `ready` (`NoSchedule` and
-    /// `NoExecute`, stamped `timeAdded`) instead of those of the other not-ready status.
-    fn taint_not_ready(&mut self, name: &str, ready: &str) {
+    /// `SwapNodeControllerTaint`: the node gets the taints of `ready` (`NoSchedule`, and
+    /// `NoExecute` when `no_execute`, stamped `timeAdded`) instead of those of the other
+    /// not-ready status.
+    fn taint_not_ready(&mut self, name: &str, ready: &str, no_execute: bool) {
         let k = key("", name);
         let Some(node) = self.lookup(NODES, &k) else {
             return;
@@ -232,15 +239,54 @@ impl State {
             .into_iter()
             .filter(|t| !readiness_taint(t) || str_at(t, &["key"]) == wanted)
             .collect();
-        for effect in ["NoSchedule", "NoExecute"] {
+        let effects: &[&str] = if no_execute {
+            &["NoSchedule", "NoExecute"]
+        } else {
+            &["NoSchedule"]
+        };
+        for effect in effects {
             if !taints
                 .iter()
-                .any(|t| str_at(t, &["key"]) == wanted && str_at(t, &["effect"]) == effect)
+                .any(|t| str_at(t, &["key"]) == wanted && str_at(t, &["effect"]) == *effect)
             {
                 taints.push(json!({ "key": wanted, "effect": effect, "timeAdded": stamp }));
             }
         }
         self.set_taints(&k, taints);
+    }
+
+    /// The node's conditions other than `Ready` that its kubelet posts (`MemoryPressure`,
+    /// `DiskPressure`, `PIDPressure`): as the kubelet posts them when `posting` (back to
+    /// health), else `Unknown` as the controller sets them once the kubelet stopped
+    /// posting (`tryUpdateNodeHealth`).
+    fn kubelet_conditions(&mut self, name: &str, posting: bool) {
+        let k = key("", name);
+        let Some(node) = self.lookup(NODES, &k) else {
+            return;
+        };
+        let mut status = node["status"].clone();
+        let stamp = now_rfc3339();
+        for c in status["conditions"].as_array_mut().into_iter().flatten() {
+            let Some((reason, message)) = kubelet_condition(str_at(c, &["type"])) else {
+                continue;
+            };
+            let (status, reason, message) = if posting {
+                ("False", reason, message)
+            } else {
+                (
+                    "Unknown",
+                    "NodeStatusUnknown",
+                    "Kubelet stopped posting node status.",
+                )
+            };
+            if c["status"] != status {
+                c["status"] = json!(status);
+                c["reason"] = json!(reason);
+                c["message"] = json!(message);
+                c["lastTransitionTime"] = json!(stamp);
+            }
+        }
+        self.set_status(NODES, &k, status);
     }
 
     /// Writes a node's taints, if they changed.
@@ -317,6 +363,7 @@ impl State {
             .filter(|t| !readiness_taint(t))
             .collect();
         self.set_taints(&k, taints);
+        self.kubelet_conditions(name, true);
         let kubelet = Source {
             component: "kubelet",
             host: Some(name),

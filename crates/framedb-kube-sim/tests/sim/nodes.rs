@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use framedb_kube_sim::{SimConfig, SimNode};
+use framedb_kube_sim::{NodeReadiness, SimConfig, SimNode};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
@@ -69,6 +69,32 @@ async fn ready_statefulset(
     (pods, ready)
 }
 
+/// Waits for pod `name` to be gone; whether it went.
+async fn gone(pods: &Api<Pod>, name: &str) -> bool {
+    eventually(SETTLE, || async {
+        pods.get_opt(name).await.unwrap().is_none()
+    })
+    .await
+}
+
+/// Waits for pod `name`'s readiness to be `ready`; whether it came.
+async fn readiness_becomes(pods: &Api<Pod>, name: &str, ready: bool) -> bool {
+    eventually(SETTLE, || async {
+        pods.get(name).await.is_ok_and(|p| is_ready(&p) == ready)
+    })
+    .await
+}
+
+/// Whether pod `name` is being deleted.
+async fn deleting(pods: &Api<Pod>, name: &str) -> bool {
+    pods.get(name)
+        .await
+        .unwrap()
+        .metadata
+        .deletion_timestamp
+        .is_some()
+}
+
 /// What `kubectl get node NAME -o jsonpath=...` prints.
 async fn node_field(kubectl: &Kubectl, node: &str, path: &str) -> String {
     kubectl
@@ -106,8 +132,13 @@ async fn set_ready(kubectl: &Kubectl, node: &str, status: &str) {
 /// Sets node `node` ready again; whether its taints then go.
 async fn back(kubectl: &Kubectl, node: &str) -> bool {
     set_ready(kubectl, node, "True").await;
+    field_becomes(kubectl, node, "{.spec.taints}", "").await
+}
+
+/// Waits for `kubectl get node NODE -o jsonpath=PATH` to print `want`; whether it did.
+async fn field_becomes(kubectl: &Kubectl, node: &str, path: &str, want: &str) -> bool {
     eventually(SETTLE, || async {
-        node_field(kubectl, node, "{.spec.taints}").await.is_empty()
+        node_field(kubectl, node, path).await == want
     })
     .await
 }
@@ -160,19 +191,11 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
     assert_eq!(condition.reason.as_deref(), Some("KubeletReady"));
 
     // After the grace period: unreachable taints, the pod not ready, the events.
-    assert!(
-        eventually(SETTLE, || async {
-            node_field(&kubectl, "node-a", "{.spec.taints[*].key}/{.spec.taints[*].effect}").await
-                == "node.kubernetes.io/unreachable node.kubernetes.io/unreachable/NoSchedule NoExecute"
-        })
-        .await
-    );
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get("web-0").await.is_ok_and(|p| !is_ready(&p))
-        })
-        .await
-    );
+    let taints = "{.spec.taints[*].key}/{.spec.taints[*].effect}";
+    let unreachable =
+        "node.kubernetes.io/unreachable node.kubernetes.io/unreachable/NoSchedule NoExecute";
+    assert!(field_becomes(&kubectl, "node-a", taints, unreachable).await);
+    assert!(readiness_becomes(&pods, "web-0", false).await);
     assert!(
         has_event(
             &kubectl,
@@ -194,6 +217,12 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
         .await
     );
     assert_eq!(ready(&nodes.get("node-a").await.unwrap()).status, "Unknown");
+    // The controller sets the kubelet's other conditions `Unknown` too.
+    let memory = "{.status.conditions[?(@.type==\"MemoryPressure\")].reason}";
+    assert_eq!(
+        node_field(&kubectl, "node-a", memory).await,
+        "NodeStatusUnknown"
+    );
 
     // After the 300-second toleration: deleted, and kept Terminating while the node is down.
     assert!(
@@ -243,6 +272,10 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
     // StatefulSet makes web-0 again.
     assert!(back(&kubectl, "node-a").await);
     assert_eq!(node_status(&kubectl, "node-a").await, "Ready");
+    assert_eq!(
+        node_field(&kubectl, "node-a", memory).await,
+        "KubeletHasSufficientMemory"
+    );
     assert!(
         eventually(SETTLE, || async {
             pods.get_opt("web-0").await.unwrap().is_some_and(|p| {
@@ -272,12 +305,14 @@ async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainte
         return;
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let patient = json!([{ "key": "evict", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 120 }]);
+    let patient = json!([{ "key": "evict", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300 }]);
     let forever = json!([{ "key": "evict", "operator": "Exists", "effect": "NoExecute" }]);
+    let spared = json!([{ "key": "evict", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 3600 }]);
     for (name, tolerations) in [
         ("plain", Value::Null),
         ("patient", patient),
         ("forever", forever),
+        ("spared", spared),
     ] {
         pods.create(&PostParams::default(), &pod_on(name, "node-b", tolerations))
             .await
@@ -286,7 +321,7 @@ async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainte
     assert!(
         eventually(SETTLE, || async {
             let list = pods.list(&ListParams::default()).await.unwrap();
-            list.items.len() == 3 && list.items.iter().all(is_ready)
+            list.items.len() == 4 && list.items.iter().all(is_ready)
         })
         .await
     );
@@ -296,12 +331,8 @@ async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainte
     kubectl
         .ok(&["taint", "nodes", "node-b", "evict=now:NoExecute"])
         .await;
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get_opt("plain").await.unwrap().is_none()
-        })
-        .await
-    );
+    assert!(gone(&pods, "plain").await);
+    assert!(!deleting(&pods, "patient").await);
     assert!(
         has_event(
             &kubectl,
@@ -313,29 +344,22 @@ async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainte
         )
         .await
     );
+    assert!(gone(&pods, "patient").await);
+    assert!(!deleting(&pods, "forever").await);
+    // The taint goes before the hour `spared` tolerates it for: its deletion is cancelled.
+    kubectl.ok(&["taint", "nodes", "node-b", "evict-"]).await;
     assert!(
-        pods.get("patient")
-            .await
-            .unwrap()
-            .metadata
-            .deletion_timestamp
-            .is_none()
-    );
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get_opt("patient").await.unwrap().is_none()
-        })
+        has_event(
+            &kubectl,
+            Some("default"),
+            &[
+                "TaintManagerEviction",
+                "Cancelling deletion of Pod default/spared"
+            ]
+        )
         .await
     );
-    assert!(
-        pods.get("forever")
-            .await
-            .unwrap()
-            .metadata
-            .deletion_timestamp
-            .is_none()
-    );
-    kubectl.ok(&["taint", "nodes", "node-b", "evict-"]).await;
+    assert!(!deleting(&pods, "spared").await);
 
     // A kubelet that posts `Ready=False` (a merge patch of the whole list here): the
     // node is tainted not-ready on the controller's next pass; ready again, untainted.
@@ -355,32 +379,59 @@ async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainte
             &conditions.to_string(),
         ])
         .await;
-    assert!(
-        eventually(SETTLE, || async {
-            node_field(&kubectl, "node-b", "{.spec.taints[*].key}").await
-                == "node.kubernetes.io/not-ready node.kubernetes.io/not-ready"
-        })
-        .await
-    );
+    let not_ready = "node.kubernetes.io/not-ready node.kubernetes.io/not-ready";
+    assert!(field_becomes(&kubectl, "node-b", "{.spec.taints[*].key}", not_ready).await);
     assert_eq!(
         node_field(&kubectl, "node-b", "{.status.conditions[0].message}").await,
         "container runtime is down"
     );
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get("forever").await.is_ok_and(|p| !is_ready(&p))
-        })
-        .await
-    );
+    assert!(readiness_becomes(&pods, "forever", false).await);
     // Not ready, not cordoned: no `SchedulingDisabled` (that is `kubectl cordon`'s).
     assert_eq!(node_status(&kubectl, "node-b").await, "NotReady");
     assert!(back(&kubectl, "node-b").await);
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get("forever").await.is_ok_and(|p| is_ready(&p))
-        })
-        .await
+    assert!(readiness_becomes(&pods, "forever", true).await);
+}
+
+#[tokio::test]
+async fn a_not_ready_node_refuses_new_pods_at_once() {
+    // Real time: the `NoExecute` taint would take 50 seconds, the `NoSchedule` one does
+    // not wait.
+    let config = SimConfig::new("sim-node-noschedule")
+        .with_nodes([SimNode::new("node-a"), SimNode::new("node-b")]);
+    let (sim, client) = start_with(config).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "node-noschedule") else {
+        return;
+    };
+    sim.set_node_ready("node-a", NodeReadiness::Unreachable);
+    assert_eq!(node_status(&kubectl, "node-a").await, "NotReady");
+    assert_eq!(
+        node_field(
+            &kubectl,
+            "node-a",
+            "{.spec.taints[*].key}/{.spec.taints[*].effect}"
+        )
+        .await,
+        "node.kubernetes.io/unreachable/NoSchedule"
     );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &pod_on("late", "node-a", Value::Null),
+    )
+    .await
+    .unwrap();
+    let (status, _, message) =
+        pod_condition(&pods.get("late").await.unwrap(), "PodScheduled").unwrap();
+    assert_eq!(status, "False");
+    assert!(
+        message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }"),
+        "{message:?}"
+    );
+    sim.set_node_ready("node-a", NodeReadiness::Ready);
+    assert!(readiness_becomes(&pods, "late", true).await);
 }
 
 #[tokio::test]
@@ -412,9 +463,10 @@ async fn the_eviction_subresource_deletes_its_pod_gracefully() {
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for name in ["by-kube", "by-kubectl"] {
-        pods.create(&PostParams::default(), &pod_on(name, "node-a", Value::Null))
-            .await
-            .unwrap();
+        let mut pod = pod_on(name, "node-a", Value::Null);
+        // Long enough (2.5 real seconds) to look at the pod being deleted.
+        pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(300);
+        pods.create(&PostParams::default(), &pod).await.unwrap();
     }
     assert!(
         eventually(SETTLE, || async {
@@ -452,7 +504,9 @@ async fn the_eviction_subresource_deletes_its_pod_gracefully() {
         )
     );
 
-    // kube-rs: the pod is marked and deleted over its grace period.
+    // kube-rs: the pod is marked and deleted over its grace period. (kube-rs 5 sends its
+    // `EvictParams::delete_options` as `delete_options`, a field the API server does
+    // not know and drops, so it could not shorten the period.)
     let status = pods
         .evict("by-kube", &EvictParams::default())
         .await
@@ -472,12 +526,7 @@ async fn the_eviction_subresource_deletes_its_pod_gracefully() {
             Some("Eviction API: evicting")
         )
     );
-    assert!(
-        eventually(SETTLE, || async {
-            pods.get_opt("by-kube").await.unwrap().is_none()
-        })
-        .await
-    );
+    assert!(gone(&pods, "by-kube").await);
 
     // kubectl, raw: the answer is a `Success` Status.
     let body = json!({
