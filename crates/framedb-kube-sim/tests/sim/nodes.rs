@@ -195,6 +195,14 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
     let unreachable =
         "node.kubernetes.io/unreachable node.kubernetes.io/unreachable/NoSchedule NoExecute";
     assert!(field_becomes(&kubectl, "node-a", taints, unreachable).await);
+    let described = kubectl.ok(&["describe", "node", "node-a"]).await;
+    for line in [
+        "node.kubernetes.io/unreachable:NoExecute",
+        "Kubelet stopped posting node status.",
+        "Ready",
+    ] {
+        assert!(described.contains(line), "{line}: {described}");
+    }
     assert!(readiness_becomes(&pods, "web-0", false).await);
     assert!(
         has_event(
