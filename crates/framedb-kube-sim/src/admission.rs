@@ -181,10 +181,15 @@ fn protect(obj: &mut Value, finalizer: &str) {
     }
 }
 
-/// The reason and message of a healthy kubelet's condition of type `kind` (other than
-/// `Ready`), as its node status setters post it.
-pub(crate) fn kubelet_condition(kind: &str) -> Option<(&'static str, &'static str)> {
-    Some(match kind {
+/// The node conditions a kubelet posts, in its order.
+pub(crate) const KUBELET_CONDITIONS: [&str; 4] =
+    ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+
+/// The status, reason and message of a healthy kubelet's condition of type `kind`, as its
+/// node status setters post it.
+pub(crate) fn kubelet_condition(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    let (reason, message) = match kind {
+        "Ready" => return Some(("True", "KubeletReady", "kubelet is posting ready status")),
         "MemoryPressure" => (
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
@@ -195,7 +200,8 @@ pub(crate) fn kubelet_condition(kind: &str) -> Option<(&'static str, &'static st
             "kubelet has sufficient PID available",
         ),
         _ => return None,
-    })
+    };
+    Some(("False", reason, message))
 }
 
 fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
@@ -223,22 +229,17 @@ fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
                 capacity[name] = value.clone();
             }
         }
-        // What a healthy kubelet posts, in its order.
-        let mut conditions: Vec<Value> = ["MemoryPressure", "DiskPressure", "PIDPressure"]
+        // What a healthy kubelet posts.
+        let conditions: Vec<Value> = KUBELET_CONDITIONS
             .into_iter()
             .filter_map(|kind| {
-                let (reason, message) = kubelet_condition(kind)?;
+                let (status, reason, message) = kubelet_condition(kind)?;
                 Some(json!({
-                    "type": kind, "status": "False", "reason": reason, "message": message,
+                    "type": kind, "status": status, "reason": reason, "message": message,
                     "lastHeartbeatTime": now, "lastTransitionTime": now,
                 }))
             })
             .collect();
-        conditions.push(json!({
-            "type": "Ready", "status": "True", "reason": "KubeletReady",
-            "message": "kubelet is posting ready status",
-            "lastHeartbeatTime": now, "lastTransitionTime": now,
-        }));
         obj["status"] = json!({
             "capacity": capacity,
             "allocatable": capacity,

@@ -267,24 +267,31 @@ impl State {
         let mut status = node["status"].clone();
         let stamp = now_rfc3339();
         for c in status["conditions"].as_array_mut().into_iter().flatten() {
-            let Some((reason, message)) = kubelet_condition(str_at(c, &["type"])) else {
+            let kind = str_at(c, &["type"]);
+            let Some(healthy) = kubelet_condition(kind) else {
                 continue;
             };
-            let (status, reason, message) = if posting {
-                ("False", reason, message)
-            } else {
-                (
-                    "Unknown",
+            // `Ready` is the client's to write: the kubelet back posts its reason, the
+            // controller never touches it here (a stopped kubelet's is already `Unknown`).
+            let (status, reason, message) = match (posting, kind) {
+                (true, "Ready") => (str_at(c, &["status"]).to_string(), healthy.1, healthy.2),
+                (false, "Ready") => continue,
+                (true, _) => (healthy.0.to_string(), healthy.1, healthy.2),
+                (false, _) => (
+                    "Unknown".to_string(),
                     "NodeStatusUnknown",
                     "Kubelet stopped posting node status.",
-                )
+                ),
             };
-            if c["status"] != status {
-                c["status"] = json!(status);
-                c["reason"] = json!(reason);
-                c["message"] = json!(message);
+            if c["status"] != status.as_str() {
                 c["lastTransitionTime"] = json!(stamp);
             }
+            if posting {
+                c["lastHeartbeatTime"] = json!(stamp);
+            }
+            c["status"] = json!(status);
+            c["reason"] = json!(reason);
+            c["message"] = json!(message);
         }
         self.set_status(NODES, &k, status);
     }

@@ -443,6 +443,59 @@ async fn a_not_ready_node_refuses_new_pods_at_once() {
 }
 
 #[tokio::test]
+async fn the_node_status_subresource_reads_and_writes_only_the_status() {
+    let (sim, _client) = start_with(config("sim-node-status")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "node-status") else {
+        return;
+    };
+    let read = kubectl
+        .ok(&[
+            "get",
+            "node",
+            "node-a",
+            "--subresource=status",
+            "-o",
+            "json",
+        ])
+        .await;
+    let mut node: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(node["kind"], "Node");
+    // A PUT of the status: the conditions as written, the spec as it was.
+    node["spec"]["unschedulable"] = json!(true);
+    for condition in node["status"]["conditions"].as_array_mut().unwrap() {
+        if condition["type"] == "Ready" {
+            condition["status"] = json!("False");
+            condition["reason"] = json!("KubeletNotReady");
+        }
+    }
+    let file =
+        std::env::temp_dir().join(format!("framedb-node-status-{}.json", std::process::id()));
+    std::fs::write(&file, node.to_string()).unwrap();
+    kubectl
+        .ok(&[
+            "replace",
+            "--subresource=status",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(node_status(&kubectl, "node-a").await, "NotReady");
+    assert_eq!(
+        node_field(&kubectl, "node-a", "{.spec.unschedulable}").await,
+        ""
+    );
+    let ready = "{.status.conditions[?(@.type==\"Ready\")].reason}";
+    assert_eq!(
+        node_field(&kubectl, "node-a", ready).await,
+        "KubeletNotReady"
+    );
+    // Ready again: the kubelet posts its own reason.
+    assert!(back(&kubectl, "node-a").await);
+    assert_eq!(node_field(&kubectl, "node-a", ready).await, "KubeletReady");
+}
+
+#[tokio::test]
 async fn cordon_and_uncordon_show_in_kubectl_get_nodes() {
     let (sim, _client) = start_with(config("sim-cordon")).await;
     let Some(kubectl) = Kubectl::for_sim(&sim, "cordon") else {
