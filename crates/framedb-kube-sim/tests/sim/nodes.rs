@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use framedb_kube_sim::{NodeReadiness, SimConfig, SimNode};
+use framedb_kube_sim::{NodeReadiness, SimConfig, SimNode, Simulator};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
@@ -28,6 +28,14 @@ fn config(name: &str) -> SimConfig {
     SimConfig::new(name)
         .with_nodes([SimNode::new("node-a"), SimNode::new("node-b")])
         .with_time_scale(SCALE)
+}
+
+/// A simulator of [`config`] named `sim-{name}`, a client and kubectl for it; `None`
+/// (with a note) without kubectl.
+async fn cluster(name: &str) -> Option<(Simulator, kube::Client, Kubectl)> {
+    let (sim, client) = start_with(config(&format!("sim-{name}"))).await;
+    let kubectl = Kubectl::for_sim(&sim, name)?;
+    Some((sim, client, kubectl))
 }
 
 /// A bare pod pinned to `node`, with `tolerations` (none when null).
@@ -155,8 +163,7 @@ async fn has_event(kubectl: &Kubectl, ns: Option<&str>, words: &[&str]) -> bool 
 
 #[tokio::test]
 async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
-    let (sim, client) = start_with(config("sim-node-down")).await;
-    let Some(kubectl) = Kubectl::for_sim(&sim, "node-down") else {
+    let Some((_sim, client, kubectl)) = cluster("node-down").await else {
         return;
     };
     let (pods, first) = ready_statefulset(
@@ -308,8 +315,7 @@ async fn an_unreachable_node_s_pods_stay_terminating_until_it_is_back() {
 
 #[tokio::test]
 async fn taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted() {
-    let (sim, client) = start_with(config("sim-node-taints")).await;
-    let Some(kubectl) = Kubectl::for_sim(&sim, "node-taints") else {
+    let Some((_sim, client, kubectl)) = cluster("node-taints").await else {
         return;
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -444,8 +450,7 @@ async fn a_not_ready_node_refuses_new_pods_at_once() {
 
 #[tokio::test]
 async fn the_node_status_subresource_reads_and_writes_only_the_status() {
-    let (sim, _client) = start_with(config("sim-node-status")).await;
-    let Some(kubectl) = Kubectl::for_sim(&sim, "node-status") else {
+    let Some((_sim, _client, kubectl)) = cluster("node-status").await else {
         return;
     };
     let read = kubectl
@@ -497,8 +502,7 @@ async fn the_node_status_subresource_reads_and_writes_only_the_status() {
 
 #[tokio::test]
 async fn cordon_and_uncordon_show_in_kubectl_get_nodes() {
-    let (sim, _client) = start_with(config("sim-cordon")).await;
-    let Some(kubectl) = Kubectl::for_sim(&sim, "cordon") else {
+    let Some((_sim, _client, kubectl)) = cluster("cordon").await else {
         return;
     };
     let out = kubectl.ok(&["cordon", "node-a"]).await;
@@ -518,8 +522,7 @@ async fn cordon_and_uncordon_show_in_kubectl_get_nodes() {
 
 #[tokio::test]
 async fn the_eviction_subresource_deletes_its_pod_gracefully() {
-    let (sim, client) = start_with(config("sim-evict")).await;
-    let Some(kubectl) = Kubectl::for_sim(&sim, "evict") else {
+    let Some((_sim, client, kubectl)) = cluster("evict").await else {
         return;
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -632,8 +635,7 @@ async fn the_eviction_subresource_deletes_its_pod_gracefully() {
 
 #[tokio::test]
 async fn kubectl_drain_cordons_and_evicts_a_node_s_pods() {
-    let (sim, client) = start_with(config("sim-drain")).await;
-    let Some(kubectl) = Kubectl::for_sim(&sim, "drain") else {
+    let Some((_sim, client, kubectl)) = cluster("drain").await else {
         return;
     };
     let (pods, first) = ready_statefulset(&client, "drained", "db", json!({})).await;
