@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use framedb_kube_sim::{NodeReadiness, SimConfig, SimNode, Simulator};
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, EvictParams, ListParams, PostParams};
@@ -446,6 +446,65 @@ async fn a_not_ready_node_refuses_new_pods_at_once() {
     );
     sim.set_node_ready("node-a", NodeReadiness::Ready);
     assert!(readiness_becomes(&pods, "late", true).await);
+}
+
+#[tokio::test]
+async fn a_deployment_replaces_its_evicted_pod_elsewhere_and_a_stuck_pod_can_be_forced() {
+    let Some((_sim, client, kubectl)) = cluster("node-deploy").await else {
+        return;
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // Placed on node-a (node-b cordoned), free to go anywhere afterwards.
+    kubectl.ok(&["cordon", "node-b"]).await;
+    let deployment: Deployment = object(json!({
+        "metadata": { "name": "api" },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app": "api" } },
+            "template": {
+                "metadata": { "labels": { "app": "api" } },
+                "spec": { "containers": [{ "name": "main", "image": "registry.k8s.io/pause:3.10" }] },
+            },
+        },
+    }));
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let running = || async {
+        pods.list(&ListParams::default().labels("app=api"))
+            .await
+            .unwrap()
+            .items
+    };
+    assert!(eventually(SETTLE, || async { running().await.iter().any(is_ready) }).await);
+    let first = running().await.remove(0).name_any();
+    kubectl.ok(&["uncordon", "node-b"]).await;
+
+    set_ready(&kubectl, "node-a", "Unknown").await;
+    // A ReplicaSet does not count a terminating pod: the replacement runs on node-b while
+    // the evicted pod stays `Terminating` on node-a.
+    assert!(
+        eventually(SETTLE, || async {
+            let pods = running().await;
+            pods.len() == 2
+                && pods
+                    .iter()
+                    .any(|p| p.name_any() == first && p.metadata.deletion_timestamp.is_some())
+                && pods.iter().any(|p| {
+                    p.name_any() != first
+                        && is_ready(p)
+                        && p.spec.as_ref().unwrap().node_name.as_deref() == Some("node-b")
+                })
+        })
+        .await
+    );
+    // What an operator does about a pod stuck on a node that is gone for good.
+    kubectl
+        .ok(&["delete", "pod", &first, "--force", "--grace-period=0"])
+        .await;
+    assert!(pods.get_opt(&first).await.unwrap().is_none());
 }
 
 #[tokio::test]
