@@ -118,6 +118,21 @@ fn statefulset(name: &str, replicas: i32, node_selector: Value) -> StatefulSet {
     }))
 }
 
+/// A Deployment `name` of `replicas` pods running `image`, labelled `app: NAME`.
+fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
+    object(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [{ "name": "main", "image": image }] },
+            },
+        },
+    }))
+}
+
 fn pod_condition(pod: &Pod, kind: &str) -> Option<(String, Option<String>, Option<String>)> {
     pod.status
         .as_ref()?

@@ -457,17 +457,7 @@ async fn a_deployment_replaces_its_evicted_pod_elsewhere_and_a_stuck_pod_can_be_
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Placed on node-a (node-b cordoned), free to go anywhere afterwards.
     kubectl.ok(&["cordon", "node-b"]).await;
-    let deployment: Deployment = object(json!({
-        "metadata": { "name": "api" },
-        "spec": {
-            "replicas": 1,
-            "selector": { "matchLabels": { "app": "api" } },
-            "template": {
-                "metadata": { "labels": { "app": "api" } },
-                "spec": { "containers": [{ "name": "main", "image": "registry.k8s.io/pause:3.10" }] },
-            },
-        },
-    }));
+    let deployment = super::deployment("api", 1, "registry.k8s.io/pause:3.10");
     deployments
         .create(&PostParams::default(), &deployment)
         .await
