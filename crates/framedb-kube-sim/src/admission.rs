@@ -324,6 +324,11 @@ fn default_pod_spec(spec: &mut serde_json::Map<String, Value>) {
                 json!("/dev/termination-log"),
             );
             default_at(c, &["terminationMessagePolicy"], json!("File"));
+            if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                for port in ports.iter_mut().filter(|p| p.is_object()) {
+                    default_at(port, &["protocol"], json!("TCP"));
+                }
+            }
         }
     }
 }
@@ -788,22 +793,39 @@ fn prepare_workload(res: &ResourceDef, obj: &mut Value, old: Option<&Value>) -> 
     default_at(obj, &["spec", "revisionHistoryLimit"], json!(10));
     if res.plural == STATEFULSETS {
         default_at(obj, &["spec", "podManagementPolicy"], json!("OrderedReady"));
-        default_at(
-            obj,
-            &["spec", "updateStrategy"],
-            json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } }),
-        );
-        default_at(
-            obj,
-            &["spec", "persistentVolumeClaimRetentionPolicy"],
-            json!({ "whenDeleted": "Retain", "whenScaled": "Retain" }),
-        );
+        // Field by field, as `SetDefaults_StatefulSet` does: a client may send the
+        // structs empty (kubectl's protobuf bodies always carry them).
+        if str_at(obj, &["spec", "updateStrategy", "type"]).is_empty() {
+            default_at(
+                obj,
+                &["spec", "updateStrategy", "type"],
+                json!("RollingUpdate"),
+            );
+            default_at(
+                obj,
+                &["spec", "updateStrategy", "rollingUpdate", "partition"],
+                json!(0),
+            );
+        }
+        for when in ["whenDeleted", "whenScaled"] {
+            default_at(
+                obj,
+                &["spec", "persistentVolumeClaimRetentionPolicy", when],
+                json!("Retain"),
+            );
+        }
     } else {
-        default_at(
-            obj,
-            &["spec", "strategy"],
-            json!({ "type": "RollingUpdate", "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": "25%" } }),
-        );
+        // `SetDefaults_Deployment`, field by field.
+        default_at(obj, &["spec", "strategy", "type"], json!("RollingUpdate"));
+        if str_at(obj, &["spec", "strategy", "type"]) == "RollingUpdate" {
+            for bound in ["maxSurge", "maxUnavailable"] {
+                default_at(
+                    obj,
+                    &["spec", "strategy", "rollingUpdate", bound],
+                    json!("25%"),
+                );
+            }
+        }
         default_at(obj, &["spec", "progressDeadlineSeconds"], json!(600));
     }
     default_pod_spec(object_at(obj, &["spec", "template", "spec"]));

@@ -24,6 +24,7 @@ use super::events::EventType::{Normal, Warning};
 use super::events::Source;
 use super::faults::seed_from;
 use super::json::{is_terminating, meta, now_rfc3339, object_at, str_at};
+use super::managed::Fields;
 use super::quantity;
 use super::resources::{
     DEPLOYMENTS, NAMESPACES, NODES, ObjKey, PODS, PVCS, PVS, STATEFULSETS, STORAGE_CLASSES,
@@ -391,7 +392,7 @@ impl State {
                 labels.extend(labels_of(template));
                 let body = json!({ "metadata": { "name": claim, "labels": labels }, "spec": template["spec"] });
                 // An invalid template leaves the pod waiting on its claim, as in Kubernetes.
-                let _ = self.create(by_plural(PVCS), Some(&ns), body);
+                let _ = self.create(by_plural(PVCS), Some(&ns), body, Fields::Kept);
             }
         }
     }
@@ -795,7 +796,7 @@ impl State {
                 "matchExpressions": [{ "key": "kubernetes.io/hostname", "operator": "In", "values": [node] }],
             }] } });
         }
-        self.create(by_plural(PVS), None, body)
+        self.create(by_plural(PVS), None, body, Fields::Kept)
             .expect("a provisioned volume is valid");
         let source = Source::component(&provisioner);
         let told = format!(

@@ -11,11 +11,16 @@
 //! and dropped connections ([`Faults`]).
 //!
 //! Served: core `v1` namespaces, nodes, services, pods, persistentvolumeclaims,
-//! persistentvolumes, configmaps and secrets; `apps/v1` deployments and statefulsets;
-//! `storage.k8s.io/v1` storageclasses;
+//! persistentvolumes, configmaps, secrets, serviceaccounts and events; `apps/v1`
+//! deployments and statefulsets; `rbac.authorization.k8s.io/v1` roles, clusterroles and
+//! their bindings; `networking.k8s.io/v1` networkpolicies; `storage.k8s.io/v1`
+//! storageclasses; `events.k8s.io/v1` events (a view of the core ones);
 //! watches of every collection; discovery and server-side `Table`s for `kubectl get`;
 //! the subresources `/status`, a workload's `/scale` and a pod's `/eviction` (see
-//! [Node lifecycle](#node-lifecycle)). Not served: other subresources, other API groups.
+//! [Node lifecycle](#node-lifecycle)).
+//! Bodies are read as JSON or, as kubectl's typed clients send them, in Kubernetes'
+//! protobuf encoding (`protobuf`); answers are JSON, which every client accepts.
+//! Not served: other subresources, other API groups.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -36,10 +41,13 @@
 //! (lowest first), and none imports from the crate root, which only re-exports.
 //!
 //! 1. `resources` (the served types, object keys), `json` (helpers on stored objects),
+//!    `protobuf` (protobuf request bodies read into JSON, on k8s-pb's message types),
 //!    `faults` (fault injection, request counts, the seeded PRNG), `patch` (patch
 //!    bodies, on the `json-patch` crate) and `quantity` (resource quantities) use no
 //!    other module; nor does `strategic` (strategic merge patches).
-//! 2. `status` (`Status` failures) uses `resources`; `selectors` uses `resources` and
+//! 2. `status` (`Status` failures) uses `resources`; `managed` (field ownership and
+//!    server-side apply) uses `json` and `status`; `events_v1` (the `events.k8s.io/v1`
+//!    shape of Events) uses `resources`; `selectors` uses `resources` and
 //!    `status`; `discovery`, `openapi` (the OpenAPI v3 documents) and `strict` (strict
 //!    field validation) use `resources`; `table` uses `json` and `resources`;
 //!    `scheduling` (taints, cordons and requests, as the scheduler's filters judge them)
@@ -54,7 +62,8 @@
 //!    the allocations live apart from it; the storage plugins (`DefaultStorageClass`,
 //!    `PersistentVolumeClaimResize`) are handed the StorageClasses by `store`.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `json`,
-//!    `patch`, `strategic`, `resources`, `selectors` and `status`; it admits every write. `deletion`
+//!    `managed`, `patch`, `strategic`, `resources`, `selectors` and `status`; it admits
+//!    every write. `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
 //!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
 //! 7. `events` (what the components record) uses `store`, `json` and `resources`;
@@ -62,22 +71,23 @@
 //!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`;
 //!    `node_lifecycle` (the node lifecycle and taint-eviction controllers, and a down
 //!    kubelet's idleness, more methods of `State`) uses `admission`, `deletion`, `events`,
-//!    `store`, `json`, `resources`, `scheduling` and `status`; `eviction` (the `pods/eviction`
-//!    subresource) uses `node_lifecycle`, `store`, `resources` and `status`; `controllers`
-//!    uses `store` (its reconcile loop is methods of `store`'s `State`), `admission`,
-//!    `events`, `faults`, `json`, `resources`, `scheduling` and `selectors`, and runs
-//!    `termination`'s and `node_lifecycle`'s controllers (`termination` asks
-//!    `node_lifecycle` whether a pod's kubelet is down).
+//!    `store`, `json`, `resources`, `scheduling` and `status`; `eviction` (the
+//!    `pods/eviction` subresource) uses `node_lifecycle`, `store`, `resources` and
+//!    `status`; `controllers` uses `store` (its reconcile loop is methods of `store`'s
+//!    `State`), `admission`, `events`, `faults`, `json`, `managed`, `resources`,
+//!    `scheduling` and `selectors`, and runs `termination`'s and `node_lifecycle`'s
+//!    controllers (`termination` asks `node_lifecycle` whether a pod's kubelet is down).
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `lists` (GET of a collection: resourceVersion semantics, pages and continue
 //!    tokens, the list options' checks) uses `store`, `resources`, `selectors` and
-//!    `status`; `watch` uses `lists`, `shared`, `store`, `resources`, `selectors` and
-//!    `status`.
+//!    `status`; `watch` uses `events_v1`, `lists`, `shared`, `store`, `resources`,
+//!    `selectors` and `status`.
 //! 10. `routes` (the HTTP face, and the accept loop that serves it) uses `lists`, `watch`,
 //!     `shared`, `store` (and the controllers through `State`), `discovery`, `table`,
-//!     `faults`, `resources`, `selectors` and `status`.
+//!     `events_v1`, `faults`, `managed`, `protobuf`, `resources`, `selectors` and
+//!     `status`.
 //! 11. `simulator` uses `routes`, `shared`, `store` (and the controllers through
-//!     `State`), `admission`, `faults`, `resources` and `services` (the default node-port
+//!     `State`), `admission`, `faults`, `managed`, `resources` and `services` (the default node-port
 //!     range); `fleet` uses `simulator`.
 //!
 //! # Deletion
@@ -201,6 +211,7 @@
 //!
 //! | behaviour | reference | modelled | test |
 //! |---|---|---|---|
+//! | server-side apply as structured merge: `metadata.managedFields` per manager and operation (`FieldsV1`: `f:`, `k:{...}`, `v:`, `.`); list-maps merged by their keys (containers, volumes, env by `name`; container ports by `containerPort`+`protocol`; Service ports by `port`+`protocol`; `volumeMounts` by `mountPath`; conditions by `type`; owner references by `uid`), `finalizers` as a set, other lists atomic; a manager's previously applied fields it now omits removed unless another owns them; 409 `Apply failed with N conflict(s): conflict with "m": .path` (`FieldManagerConflict` causes) for another manager's field with a different value, unless `force`; `kubectl apply --server-side` takes over a client-side apply's fields still at their last-applied values; no-op applies write nothing; updates (`fieldManager`, else the user agent's product) take the fields they change; `managedFields` a write sets are kept (`[]` clears) | staging/src/k8s.io/apimachinery/pkg/util/managedfields (`internal/structuredmerge.go`, `lastappliedmanager.go`, `conflict.go`); sigs.k8s.io/structured-merge-diff; the types' `+listType`/`+listMapKeys` | yes (the simulator's own controllers do not record their writes) | `apply::server_side_apply_merges_by_key_tracks_owners_and_refuses_conflicts`; `apply::kubectl_apply_validates_on_the_server_and_configures_what_changed`; unit tests in `managed.rs` |
 //! | finalizers keep a deleted object (`deletionTimestamp`, `deletionGracePeriodSeconds: 0`, 200 with the object, `MODIFIED`); removing the last one deletes it | `Store.Delete`, `markAsDeleting`, `ShouldDeleteDuringUpdate` (staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go) | yes | `deletion::a_finalizer_keeps_a_deleted_object_until_the_last_one_is_removed` |
 //! | no new finalizer on an object being deleted (422, `ValidateNoNewFinalizers`' sentence) | staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go | yes | same |
 //! | a second DELETE of an object being deleted: no change, 200 with the object; only a shorter grace period is taken | `rest.BeforeDelete` (staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go) | yes | same; `deletion::a_pod_terminates_over_its_grace_period_on_the_simulated_clock` |
@@ -222,6 +233,7 @@
 //! | node ports in the API server's `--service-node-port-range` ([`SimConfig::with_node_port_range`]); outside it 422 `provided port is not in the valid range`; taken: `provided port is already allocated`; random allocation from the dynamic band first | pkg/registry/core/service/portallocator | yes | `node_ports::a_node_port_outside_the_cluster_s_range_is_refused_and_allocation_stays_inside` |
 //! | scheduler filters in order: cordon (`node(s) were unschedulable`, unless tolerated), taints (`node(s) had untolerated taint {k: v}`), node selector and required affinity, requests against allocatable (`Insufficient cpu`, `Insufficient memory`, `Too many pods`; sidecars summed, init containers peaked), volume node affinity; the `preemption:` sentence | pkg/scheduler/framework/plugins (`nodeunschedulable`, `tainttoleration`, `nodeaffinity`, `noderesources/fit.go`, `volumebinding`) | yes | `scheduling::taints_refuse_pods_that_do_not_tolerate_them_until_they_go`, `scheduling::requests_beyond_what_a_node_has_left_wait_with_insufficient_memory` |
 //! | `core/v1` Events: `FailedScheduling` (once per reason), `Scheduled`, the kubelet's `Pulled`/`Created`/`Started`/`Killing`, `SuccessfulCreate`/`FailedCreate`; aggregated by count; field selectors on `involvedObject.*`; `kubectl get events`, `kubectl describe` | staging/src/k8s.io/client-go/tools/record (`events_cache.go`); pkg/registry/core/event; `--event-ttl` (1 h) | yes (at most 5,000 kept) | `events::what_the_scheduler_and_the_controllers_did_is_in_the_events` |
+//! | `events.k8s.io/v1` Events: the same stored Events in the newer shape (`regarding`, `note`, `reportingController`, `deprecatedCount`, ...; `eventTime: null` for those recorded through `core/v1`), both ways for get, list, watch, create, update, merge and JSON patches; field selectors by the newer names (`regarding.name`) | pkg/apis/events/v1/conversion.go; pkg/registry/core/event (one storage, both groups) | yes | `events::the_events_api_group_is_a_second_view_of_the_same_events` |
 //! | Pod Security Admission by namespace label (`pod-security.kubernetes.io/enforce`: `baseline`, `restricted`), 403 with the plugin's sentence; controllers' pods refused too (`FailedCreate`) | staging/src/k8s.io/pod-security-admission (`policy/check_*.go`, `admission/admission.go`) | enforce mode (no `warn`/`audit`, no AppArmor, SELinux, sysctls, `/proc` mount) | `pod_security::a_namespace_s_enforced_level_refuses_pods_that_break_it` |
 //! | OpenAPI v3 index and group documents (operations with their kind and `fieldValidation`), so kubectl validates on the server; `fieldValidation=Strict` refuses unknown fields (`... cannot be handled as a Kind: strict decoding error: unknown field "x"`) | staging/src/k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go; apiserver `fieldValidation` | yes (no component schemas, no `/openapi/v2`) | `apply::kubectl_apply_validates_on_the_server_and_configures_what_changed` |
 //! | resourceVersions are opaque: large, per-cluster, increasing with gaps (etcd revisions count every write of the cluster) | API concepts, "Resource versions" (docs); staging/src/k8s.io/apiserver/pkg/storage/etcd3 (`APIObjectVersioner`) | yes | `lists::resource_versions_are_opaque_gapped_and_differ_per_simulator` |
@@ -240,6 +252,8 @@
 //! | a claim naming a volume of another class is not bound (`VolumeMismatch`: `Cannot bind to requested volume "x": storageClassName does not match`) | `checkVolumeSatisfyClaim` (pv_controller.go) | yes | `deletion::a_volume_stays_terminating_while_a_claim_is_bound_to_it` (its fixture names `""`) |
 //! | expansion: a bound claim's request grows only if its class has `allowVolumeExpansion` (403 `only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`); an unbound claim's spec is immutable (422); shrinking to or below `status.capacity` is 422 `field can not be less than status.capacity` (`RecoverVolumeExpansionFailure`, on by default in 1.33); the volume and `status.capacity` take the new size | plugin/pkg/admission/storage/persistentvolume/resize; `ValidatePersistentVolumeClaimUpdate` (pkg/apis/core/validation/validation.go) | yes | `storage::a_bound_claim_grows_only_if_its_class_allows_expansion`; `storage::a_class_without_expansion_refuses_a_bigger_claim` |
 //! | a `local` volume whose path does not exist on its node: the pod stays `Pending`, containers waiting `ContainerCreating` (shown by `kubectl get pod`), `FailedMount` `MountVolume.NewMounter initialization failed for volume "X" : path "/p" does not exist`; retried until the directory exists (`hostPath` `DirectoryOrCreate` of a pod on the node, or [`SimNode::with_directory`]) | pkg/volume/local (`NewMounter`); pkg/kubelet/volumemanager; `printPod` | yes | `storage::a_local_volume_without_its_directory_leaves_the_pod_container_creating`; `storage::a_local_volume_on_a_prepared_node_mounts_at_once` |
+//! | protobuf request bodies (`k8s\0` magic, `runtime.Unknown` envelope, the kind's message), as kubectl's typed clients send them (`kubectl create namespace|configmap|secret|deployment|service|role|rolebinding`, `drain`'s evictions); plain fields' zero values read as absent (Go's `omitempty`), so defaulting applies; fields newer than 1.33 skipped | staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go; API concepts, "Protobuf encoding" (docs) | yes, for every served kind | `protobuf::kubectl_create_s_protobuf_bodies_are_read_and_defaulted`; unit tests in `protobuf.rs` |
+//! | defaulting field by field (`SetDefaults_Deployment` strategy, `SetDefaults_StatefulSet` update strategy and claim retention, container port `protocol: TCP`, Secret `type: Opaque`) | pkg/apis/apps/v1/defaults.go, pkg/apis/core/v1/defaults.go | yes (the defaults FrameDB and kubectl's generators meet) | same |
 //! | a node's `Ready` written through `nodes/status` (GET/PUT/PATCH, merge and strategic merge: `conditions` merged by `type`) sticks, the spec untouched; `kubectl get nodes` shows `NotReady`; the kubelet's other conditions (`MemoryPressure`, `DiskPressure`, `PIDPressure`) are posted | pkg/registry/core/node (status strategy); `NodeStatus.Conditions` `patchMergeKey:"type"` (staging/src/k8s.io/api/core/v1/types.go); `printNode`; pkg/kubelet/nodestatus/setters.go | yes (no heartbeat: see [Node lifecycle](#node-lifecycle)) | `nodes::the_node_status_subresource_reads_and_writes_only_the_status` (`kubectl get`/`replace --subresource=status`), `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
 //! | strategic merge patches: lists with `patchStrategy: merge` merged by their key (conditions, containers, volumes, env, ports, finalizers as a set), `$patch`, `$retainKeys`, `$deleteFromPrimitiveList`, `$setElementOrder` | staging/src/k8s.io/apimachinery/pkg/util/strategicpatch (`patch.go`) | yes, keys by field name | `strategic::tests`; the node status tests |
 //! | node lifecycle controller: `not-ready` / `unreachable` `NoSchedule` taint at once (new pods unschedulable: `untolerated taint`); after `--node-monitor-period` (`False`) or `--node-monitor-grace-period` 50 s (`Unknown`: the other conditions `Unknown`, `NodeStatusUnknown`) the `NoExecute` taint (with `timeAdded`, swapped between the two), `NodeNotReady` on the node, `MarkPodsNotReady` (`Ready=False`, `NodeNotReady` "Node is not ready" on each pod); taints removed once ready | `doNoScheduleTaintingPass`, `monitorNodeHealth`, `processTaintBaseEviction`, `tryUpdateNodeHealth` (pkg/controller/nodelifecycle/node_lifecycle_controller.go); `MarkPodsNotReady`, `RecordNodeStatusChange`, `SwapNodeControllerTaint` (pkg/controller/util/node/controller_utils.go) | yes (no zones, rate limits or leases) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` (also `kubectl describe node`), `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted`, `nodes::a_not_ready_node_refuses_new_pods_at_once` |
@@ -251,11 +265,17 @@
 //!
 //! Knowingly not modelled:
 //!
-//! - Protobuf request bodies: `kubectl create namespace|configmap|secret|deployment|service`
-//!   (its generators) send `application/vnd.kubernetes.protobuf` and get 415; `kubectl
-//!   create -f`, `apply`, `run`, `label`, `patch` and the rest send JSON and work.
-//! - `events.k8s.io/v1` (only `core/v1` Events are served), and Events beyond 5,000 per
-//!   cluster (the oldest go first).
+//! - Protobuf and CBOR *answers* (every answer is JSON, which kubectl and client-go accept
+//!   as they list it in `Accept`), CBOR and YAML request bodies (415), and protobuf
+//!   watch streams. A pointer field set to its zero value in a protobuf body reads as
+//!   unset unless it is one of the pointer fields `protobuf.rs` lists (`replicas`,
+//!   `runAsUser`, `storageClassName`, ...): the wire does not tell pointers from plain
+//!   fields.
+//! - `/openapi/v2` (kubectl asks for it as a protobuf-encoded gnostic document to validate
+//!   a `v1 List` on the client: `kubectl create -f` of a List needs `--validate=false`), and
+//!   the OpenAPI v3 component schemas (`kubectl explain` says the kind is not in the
+//!   schema).
+//! - Events beyond 5,000 per cluster (the oldest go first).
 //! - Images and containers: every image is present, containers never crash.
 //! - Node lifecycle: no kubelet heartbeat or node leases (a node's `Ready` is what a
 //!   client wrote, and a not-ready kubelet is taken as down: it neither readies nor stops
@@ -308,15 +328,18 @@ mod controllers;
 mod deletion;
 mod discovery;
 mod events;
+mod events_v1;
 mod eviction;
 mod faults;
 mod fleet;
 mod json;
 mod lists;
+mod managed;
 mod node_lifecycle;
 mod openapi;
 mod patch;
 mod pod_security;
+mod protobuf;
 mod quantity;
 mod resources;
 mod routes;

@@ -1,6 +1,6 @@
-//! Patch bodies: JSON merge patch (RFC 7386, also used for server-side apply, which the
-//! simulator approximates) and JSON patch (RFC 6902), both applied by the `json-patch`
-//! crate. Strategic merge patches are `strategic`'s.
+//! Patch bodies: JSON merge patch (RFC 7386) and JSON patch (RFC 6902), both applied by
+//! the `json-patch` crate. Strategic merge patches are `strategic`'s, server-side apply
+//! `managed`'s.
 
 use json_patch::PatchOperation;
 use serde_json::Value;

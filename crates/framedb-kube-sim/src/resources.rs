@@ -288,7 +288,24 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         &["netpol"],
     ),
     storage(STORAGE_CLASSES, "storageclass", "StorageClass", &["sc"]),
+    // The same Events as `core/v1`'s, in `events.k8s.io/v1`'s shape (`events_v1`
+    // converts): one table, two views, as the API server stores them once.
+    ResourceDef {
+        group: EVENTS_GROUP,
+        ..core(
+            EVENTS,
+            "event",
+            "Event",
+            true,
+            &["ev"],
+            false,
+            NameRule::Subdomain,
+        )
+    },
 ];
+
+/// The group of the newer Events API.
+pub(crate) const EVENTS_GROUP: &str = "events.k8s.io";
 
 /// Looks a type up by group and plural name.
 pub(crate) fn find(group: &str, plural: &str) -> Option<&'static ResourceDef> {
@@ -297,7 +314,8 @@ pub(crate) fn find(group: &str, plural: &str) -> Option<&'static ResourceDef> {
         .find(|r| r.group == group && r.plural == plural)
 }
 
-/// Looks a type up by plural name alone (plurals are unique among the served types).
+/// Looks a type up by plural name alone (plurals are unique among the served types but
+/// for `events`, which names the core type here).
 pub(crate) fn by_plural(plural: &str) -> &'static ResourceDef {
     RESOURCES
         .iter()

@@ -9,18 +9,22 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State as AxumState};
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::discovery;
+use super::events_v1;
 use super::faults::{Action, DropWhen, Verb};
 use super::lists;
+use super::managed::{Fields, Writer};
 use super::openapi;
+use super::protobuf;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, find, scalable,
+    DEPLOYMENTS, EVENTS, NAMESPACES, NODES, PODS, PVCS, PVS, ResourceDef, STATEFULSETS, by_plural,
+    find, scalable,
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::shared::Shared;
@@ -29,6 +33,9 @@ use super::store::{DeleteOptions, PatchKind, State};
 use super::strict;
 use super::table::{IncludeObject, table};
 use super::watch;
+
+/// What kubectl's typed clients send their bodies as.
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// The simulator's router: one fallback handler, because Kubernetes paths are easier
 /// to take apart by hand than to spell as route patterns.
@@ -293,6 +300,12 @@ async fn resource_request(
         Some(Action::Delay(latency)) => tokio::time::sleep(latency).await,
         Some(Action::Drop(DropWhen::AfterApply)) | None => {}
     }
+    let mut query = query;
+    if events_v1::is_v1(target.res)
+        && let Some(selector) = query.get_mut("fieldSelector")
+    {
+        *selector = events_v1::field_selector_to_core(selector);
+    }
     let response = if verb == Verb::Watch {
         watch::start(shared, target.res, target.namespace, &query)
             .unwrap_or_else(|err| error_response(&err))
@@ -303,9 +316,15 @@ async fn resource_request(
             query,
             content_type: header(headers, CONTENT_TYPE.as_str()),
             accept: header(headers, ACCEPT.as_str()),
+            user_agent: header(headers, USER_AGENT.as_str()),
             body,
         };
-        match request.run(shared) {
+        let answer = if events_v1::is_v1(request.target.res) {
+            request.run_as_core_events(shared)
+        } else {
+            request.run(shared)
+        };
+        match answer {
             Ok((code, value)) => json_response(code, &value),
             Err(err) => error_response(&err),
         }
@@ -332,6 +351,7 @@ struct Request<'a> {
     query: HashMap<String, String>,
     content_type: String,
     accept: String,
+    user_agent: String,
     body: &'a [u8],
 }
 
@@ -343,14 +363,29 @@ impl Request<'_> {
             .filter(|v| !v.is_empty())
     }
 
+    /// The field manager this request writes as.
+    fn writer(&self) -> Writer {
+        Writer::of_request(
+            self.param("fieldManager"),
+            &self.user_agent,
+            self.param("force") == Some("true"),
+        )
+    }
+
     fn wants_table(&self) -> bool {
         self.accept.contains("as=Table")
     }
 
     fn json_body(&self) -> ApiResult<Value> {
-        // Protobuf and CBOR bodies cannot be read without the schemas; 415 tells the
-        // client which media types are understood.
         let media = self.content_type.split(';').next().unwrap_or("").trim();
+        if media == PROTOBUF {
+            return protobuf::to_json(self.body).map_err(|e| match e {
+                Some(sentence) => ApiError::bad_request(sentence),
+                None => ApiError::unsupported_media_type(media),
+            });
+        }
+        // CBOR (and YAML, which kubectl never sends) are not read; 415 tells the client
+        // which media types are.
         if !media.is_empty() && !media.ends_with("json") {
             return Err(ApiError::unsupported_media_type(media));
         }
@@ -398,6 +433,52 @@ impl Request<'_> {
     fn dry_run(&self, body_options: Option<&Value>) -> bool {
         self.param("dryRun").is_some()
             || body_options.is_some_and(|o| o["dryRun"].as_array().is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Runs an `events.k8s.io/v1` request on the core Events it is a view of: bodies
+    /// (objects and patches) converted in, answers converted out.
+    fn run_as_core_events(&self, shared: &Shared) -> ApiResult<(StatusCode, Value)> {
+        let core = Target {
+            res: by_plural(EVENTS),
+            namespace: self.target.namespace.clone(),
+            name: self.target.name.clone(),
+            status: self.target.status,
+            scale: self.target.scale,
+            eviction: self.target.eviction,
+        };
+        let media = self.content_type.split(';').next().unwrap_or("").trim();
+        let body = match self.verb {
+            Verb::Create | Verb::Update => {
+                let body = self.json_body()?;
+                check_kind(self.target.res, &body)?;
+                Some(events_v1::to_core(body))
+            }
+            Verb::Patch => {
+                let body: Value = serde_json::from_slice(self.body).map_err(|e| {
+                    ApiError::bad_request(format!("the patch could not be decoded as JSON: {e}"))
+                })?;
+                Some(events_v1::patch_to_core(
+                    media == "application/json-patch+json",
+                    body,
+                ))
+            }
+            _ => None,
+        };
+        let bytes = body.as_ref().map(Value::to_string);
+        let request = Request {
+            verb: self.verb,
+            target: core,
+            query: self.query.clone(),
+            content_type: match (&body, self.verb) {
+                (Some(_), Verb::Create | Verb::Update) => "application/json".into(),
+                _ => self.content_type.clone(),
+            },
+            accept: self.accept.clone(),
+            user_agent: self.user_agent.clone(),
+            body: bytes.as_deref().map_or(self.body, str::as_bytes),
+        };
+        let (code, answer) = request.run(shared)?;
+        Ok((code, events_v1::answer_from_core(answer)))
     }
 
     /// Runs the request; writes re-run the controllers before the lock is released.
@@ -469,7 +550,7 @@ impl Request<'_> {
                 check_kind(res, &body)?;
                 self.validate_fields(res, &body)?;
                 state
-                    .create(res, ns, body)
+                    .create(res, ns, body, Fields::Update(&self.writer()))
                     .map(|obj| (StatusCode::CREATED, obj))
             }
             Verb::Update => {
@@ -477,7 +558,14 @@ impl Request<'_> {
                 check_kind(res, &body)?;
                 self.validate_fields(res, &body)?;
                 state
-                    .replace(res, ns, self.name()?, body, self.target.status)
+                    .replace(
+                        res,
+                        ns,
+                        self.name()?,
+                        body,
+                        self.target.status,
+                        Fields::Update(&self.writer()),
+                    )
                     .map(|obj| (StatusCode::OK, obj))
             }
             Verb::Patch => self.patch(state),
@@ -604,9 +692,9 @@ impl Request<'_> {
             res,
             self.target.namespace.as_deref(),
             name,
-            kind,
-            &body,
+            (kind, &body),
             self.target.status,
+            Some(&self.writer()),
         )?;
         let code = if existed {
             StatusCode::OK

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::faults::{Faults, RequestStats, seed_from};
 use super::json::now_rfc3339;
+use super::managed::Fields;
 use super::resources::{NODES, STORAGE_CLASSES, by_plural};
 use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
 use super::shared::Shared;
@@ -322,7 +323,7 @@ impl Simulator {
         state.alloc.node_port_range = config.node_ports.clone();
         for node in &config.nodes {
             state
-                .create(by_plural(NODES), None, node_body(node))
+                .create(by_plural(NODES), None, node_body(node), Fields::Kept)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
             state
                 .directories
@@ -332,7 +333,7 @@ impl Simulator {
         }
         if let Some(class) = &config.default_storage_class {
             state
-                .create(by_plural(STORAGE_CLASSES), None, class.body())
+                .create(by_plural(STORAGE_CLASSES), None, class.body(), Fields::Kept)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message))?;
         }
         state.reconcile(Instant::now());
@@ -454,9 +455,16 @@ impl Simulator {
         let mut state = self.shared.state();
         let result = if state.get(nodes, None, &node.name).is_ok() {
             let patch = json!({ "metadata": { "labels": node.labels } });
-            state.patch(nodes, None, &node.name, PatchKind::Merge, &patch, false)
+            state.patch(
+                nodes,
+                None,
+                &node.name,
+                (PatchKind::Merge, &patch),
+                false,
+                None,
+            )
         } else {
-            state.create(nodes, None, node_body(&node))
+            state.create(nodes, None, node_body(&node), Fields::Kept)
         };
         if let Err(e) = result {
             panic!("adding node {}: {}", node.name, e.message);
@@ -503,9 +511,9 @@ impl Simulator {
             by_plural(NODES),
             None,
             name,
-            PatchKind::Strategic,
-            &patch,
+            (PatchKind::Strategic, &patch),
             true,
+            None,
         ) {
             panic!("setting node {name} ready {status}: {}", e.message);
         }

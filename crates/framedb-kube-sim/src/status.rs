@@ -169,6 +169,40 @@ impl ApiError {
         .with_details(Self::resource_details(res, name))
     }
 
+    /// 409 of a server-side apply that would change fields other managers own
+    /// (`NewConflictError`): `conflicts` are (the manager as shown, the field path).
+    pub fn apply_conflicts(conflicts: &[(String, String)]) -> Self {
+        let message = match conflicts {
+            [(manager, path)] => {
+                format!("Apply failed with 1 conflict: conflict with {manager}: {path}")
+            }
+            _ => {
+                let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
+                managers.sort();
+                managers.dedup();
+                let mut lines = Vec::new();
+                for manager in managers {
+                    lines.push(format!("conflicts with {manager}:"));
+                    for (_, path) in conflicts.iter().filter(|(m, _)| m == manager) {
+                        lines.push(format!("- {path}"));
+                    }
+                }
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    conflicts.len(),
+                    lines.join("\n")
+                )
+            }
+        };
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|(manager, path)| {
+                json!({ "reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": path })
+            })
+            .collect();
+        Self::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
+    }
+
     /// 403 Forbidden: `{kind} "{name}" is forbidden: {why}`, as an admission plugin
     /// refuses.
     pub fn forbidden(res: &ResourceDef, name: &str, why: &str) -> Self {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::admission;
 use super::allocations::Allocations;
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
+use super::managed::{self, Fields, Writer};
 use super::patch::{json_patch, merge_patch};
 use super::pod_security;
 use super::resources::{
@@ -320,7 +321,12 @@ impl State {
         let ns = by_plural(NAMESPACES);
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state
-                .create(ns, None, json!({ "metadata": { "name": name } }))
+                .create(
+                    ns,
+                    None,
+                    json!({ "metadata": { "name": name } }),
+                    Fields::Kept,
+                )
                 .expect("built-in namespaces are valid");
         }
         // Like a real cluster, `default` holds the API server's own Service.
@@ -332,6 +338,7 @@ impl State {
                     "metadata": { "name": "kubernetes", "labels": { "component": "apiserver", "provider": "kubernetes" } },
                     "spec": { "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443 }] },
                 }),
+                Fields::Kept,
             )
             .expect("the kubernetes service is valid");
         state
@@ -448,7 +455,18 @@ impl State {
     }
 
     /// Fills the server-owned metadata of a new object and stores it.
-    pub fn insert_new(&mut self, res: &ResourceDef, key: ObjKey, mut obj: Value) -> Value {
+    pub fn insert_new(&mut self, res: &ResourceDef, key: ObjKey, obj: Value) -> Value {
+        self.insert_new_managed(res, key, obj, None)
+    }
+
+    /// [`State::insert_new`], with the `managedFields` the write recorded.
+    fn insert_new_managed(
+        &mut self,
+        res: &ResourceDef,
+        key: ObjKey,
+        mut obj: Value,
+        managed: Option<Value>,
+    ) -> Value {
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
         let uid = self.alloc.next_uid();
@@ -463,6 +481,9 @@ impl State {
             "selfLink",
         ] {
             metadata.remove(transient);
+        }
+        if let Some(managed) = managed {
+            metadata.insert("managedFields".into(), managed);
         }
         let obj = self.put(res.plural, key.clone(), obj);
         self.after_write(res, &key);
@@ -572,6 +593,7 @@ impl State {
         res: &'static ResourceDef,
         url_ns: Option<&str>,
         mut obj: Value,
+        fields: Fields,
     ) -> ApiResult<Value> {
         let ns = Self::namespace_of(res, url_ns);
         Self::reconcile_identity(res, &mut obj, &ns, None)?;
@@ -624,7 +646,16 @@ impl State {
         {
             return Err(ApiError::forbidden(res, &name, &why));
         }
-        Ok(self.insert_new(res, k, obj))
+        let managed = match fields {
+            Fields::Kept => None,
+            Fields::Applied => obj["metadata"].get("managedFields").cloned(),
+            Fields::Update(writer) => {
+                let mut recorded = obj.clone();
+                managed::record_update(None, &mut recorded, writer, &res.api_version(), false);
+                recorded["metadata"].get("managedFields").cloned()
+            }
+        };
+        Ok(self.insert_new_managed(res, k, obj, managed))
     }
 
     /// The StorageClasses, for the storage admission plugins.
@@ -692,6 +723,7 @@ impl State {
         name: &str,
         mut body: Value,
         status_only: bool,
+        fields: Fields,
     ) -> ApiResult<Value> {
         let ns = Self::namespace_of(res, url_ns);
         Self::reconcile_identity(res, &mut body, &ns, Some(name))?;
@@ -741,7 +773,6 @@ impl State {
                     None => metadata.remove(kept),
                 };
             }
-            metadata.remove("managedFields");
         }
         if !status_only {
             let mut errors = no_new_finalizers(&old, &new)
@@ -764,6 +795,19 @@ impl State {
                 return Err(ApiError::forbidden(res, name, &why));
             }
         }
+        match fields {
+            Fields::Kept => managed::keep(&old, &mut new),
+            Fields::Update(writer) => {
+                managed::record_update(
+                    Some(&old),
+                    &mut new,
+                    writer,
+                    &res.api_version(),
+                    status_only,
+                );
+            }
+            Fields::Applied => {}
+        }
         if new == old {
             // A no-op write does not bump the revision (as in Kubernetes).
             return Ok(old);
@@ -782,23 +826,47 @@ impl State {
         Ok(stored)
     }
 
-    /// PATCH with an already parsed body; `apply` creates a missing object.
+    /// PATCH with an already parsed body (`patch`: its kind and the body); `apply`
+    /// creates a missing object. `writer` is `None` for the simulator's own components.
     pub fn patch(
         &mut self,
         res: &'static ResourceDef,
         url_ns: Option<&str>,
         name: &str,
-        kind: PatchKind,
-        body: &Value,
+        patch: (PatchKind, &Value),
         status_only: bool,
+        writer: Option<&Writer>,
     ) -> ApiResult<Value> {
+        let (kind, body) = patch;
         let ns = Self::namespace_of(res, url_ns);
-        let Some(old) = self.lookup(res.plural, &key(&ns, name)).cloned() else {
-            if kind == PatchKind::Apply && !status_only {
-                let mut obj = body.clone();
-                Self::reconcile_identity(res, &mut obj, &ns, Some(name))?;
-                return self.create(res, url_ns, obj);
+        let fields = writer.map_or(Fields::Kept, Fields::Update);
+        if kind == PatchKind::Apply && !status_only {
+            if !body.is_object() {
+                return Err(ApiError::bad_request(
+                    "an apply configuration must be a JSON object",
+                ));
             }
+            let mut applied = body.clone();
+            Self::reconcile_identity(res, &mut applied, &ns, Some(name))?;
+            let fallback = Writer {
+                manager: String::new(),
+                force: true,
+            };
+            let writer = writer.unwrap_or(&fallback);
+            let live = self.lookup(res.plural, &key(&ns, name)).cloned();
+            let merged = managed::apply(
+                live.as_ref().unwrap_or(&json!({})),
+                &applied,
+                writer,
+                &res.api_version(),
+            )?;
+            return match live {
+                None => self.create(res, url_ns, merged, Fields::Applied),
+                Some(live) if merged == live => Ok(live),
+                Some(_) => self.replace(res, url_ns, name, merged, false, Fields::Applied),
+            };
+        }
+        let Some(old) = self.lookup(res.plural, &key(&ns, name)).cloned() else {
             return Err(ApiError::not_found(res, name));
         };
         let mut merged = old;
@@ -807,13 +875,7 @@ impl State {
                 if !body.is_object() {
                     return Err(ApiError::bad_request("a merge patch must be a JSON object"));
                 }
-                if kind == PatchKind::Apply {
-                    let mut body = body.clone();
-                    Self::reconcile_identity(res, &mut body, &ns, Some(name))?;
-                    merge_patch(&mut merged, &body);
-                } else {
-                    merge_patch(&mut merged, body);
-                }
+                merge_patch(&mut merged, body);
             }
             PatchKind::Strategic => {
                 if !body.is_object() {
@@ -831,7 +893,7 @@ impl State {
                 )
             })?,
         }
-        self.replace(res, url_ns, name, merged, status_only)
+        self.replace(res, url_ns, name, merged, status_only, fields)
     }
 
     /// The `/scale` of a workload: an `autoscaling/v1` `Scale` of its replicas.
@@ -865,7 +927,7 @@ impl State {
             ));
         };
         let patch = json!({ "spec": { "replicas": replicas } });
-        let updated = self.patch(res, url_ns, name, PatchKind::Merge, &patch, false)?;
+        let updated = self.patch(res, url_ns, name, (PatchKind::Merge, &patch), false, None)?;
         Ok(scale_of(&updated))
     }
 

@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::events_v1;
 use super::lists;
 use super::resources::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector};
@@ -97,7 +98,7 @@ pub(crate) fn start(
             None => Ok(state
                 .iter(res.plural)
                 .filter(|(_, object)| scope.covers(res.plural, object))
-                .map(|(_, object)| event("ADDED", object))
+                .map(|(_, object)| event(res, "ADDED", object))
                 .collect()),
             Some(version) => changes_after(&state, &scope, version),
         };
@@ -224,7 +225,7 @@ fn changes_after(state: &State, scope: &Scope, version: u64) -> Result<Vec<Bytes
     match state.changes.after(version) {
         Some(changes) => Ok(changes
             .filter(|c| scope.covers(c.res, &c.object))
-            .map(|c| event(c.kind, &c.object))
+            .map(|c| event(scope.res, c.kind, &c.object))
             .collect()),
         None => {
             let gone = ApiError::gone(format!(
@@ -238,7 +239,11 @@ fn changes_after(state: &State, scope: &Scope, version: u64) -> Result<Vec<Bytes
     }
 }
 
-fn event(kind: &str, object: &Value) -> Bytes {
+/// One watch event; `events.k8s.io/v1` watchers see Events in their shape.
+fn event(res: &ResourceDef, kind: &str, object: &Value) -> Bytes {
+    if events_v1::is_v1(res) {
+        return line(&json!({ "type": kind, "object": events_v1::from_core(object.clone()) }));
+    }
     line(&json!({ "type": kind, "object": object }))
 }
 

@@ -12,6 +12,7 @@ mod lists;
 mod node_ports;
 mod nodes;
 mod pod_security;
+mod protobuf;
 mod scheduling;
 mod storage;
 
