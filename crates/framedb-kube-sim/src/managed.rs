@@ -635,15 +635,20 @@ mod tests {
         d
     }
 
-    #[test]
-    fn list_maps_merge_by_key_and_omitted_fields_go() {
-        let live = apply(
+    /// The deployment as manager `a` first applies it (2 replicas of `nginx:1`).
+    fn created_by_a() -> Value {
+        apply(
             &json!({}),
             &deployment("nginx:1", Some(2)),
             &writer("a", false),
             "apps/v1",
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn list_maps_merge_by_key_and_omitted_fields_go() {
+        let live = created_by_a();
         // Another manager adds a sidecar container and a label by update.
         let mut edited = live.clone();
         edited["spec"]["template"]["spec"]["containers"]
@@ -687,13 +692,7 @@ mod tests {
 
     #[test]
     fn changing_another_manager_s_field_conflicts_unless_forced() {
-        let live = apply(
-            &json!({}),
-            &deployment("nginx:1", Some(2)),
-            &writer("a", false),
-            "apps/v1",
-        )
-        .unwrap();
+        let live = created_by_a();
         let err = apply(
             &live,
             &deployment("nginx:1", Some(5)),

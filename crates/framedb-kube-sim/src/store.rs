@@ -20,7 +20,7 @@ use super::admission;
 use super::allocations::Allocations;
 use super::json::{finalizers, is_terminating, meta, now_rfc3339, object_at, str_at};
 use super::managed::{self, Fields, Writer};
-use super::patch::{json_patch, merge_patch};
+use super::patch::{json_patch, merge_patch, strategic_merge_patch};
 use super::pod_security;
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, STORAGE_CLASSES,
@@ -28,7 +28,6 @@ use super::resources::{
 };
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, FieldError};
-use super::strategic::strategic_merge;
 
 /// How `DELETE` treats the deleted object's dependents (`propagationPolicy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -878,12 +877,7 @@ impl State {
                 merge_patch(&mut merged, body);
             }
             PatchKind::Strategic => {
-                if !body.is_object() {
-                    return Err(ApiError::bad_request(
-                        "a strategic merge patch must be a JSON object",
-                    ));
-                }
-                strategic_merge(&mut merged, body);
+                strategic_merge_patch(&mut merged, body).map_err(ApiError::bad_request)?;
             }
             PatchKind::Json => json_patch(&mut merged, body).map_err(|e| {
                 ApiError::new(
@@ -1122,11 +1116,11 @@ pub(crate) fn deletion_completes(old: &Value, new: &Value) -> bool {
 pub(crate) enum PatchKind {
     /// `application/merge-patch+json`.
     Merge,
-    /// `application/strategic-merge-patch+json` (see `strategic`).
+    /// `application/strategic-merge-patch+json`.
     Strategic,
     /// `application/json-patch+json`.
     Json,
-    /// `application/apply-patch+yaml` (server-side apply, approximated by a merge).
+    /// `application/apply-patch+yaml`: server-side apply (`managed`).
     Apply,
 }
 

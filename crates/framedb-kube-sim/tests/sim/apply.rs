@@ -203,3 +203,83 @@ async fn server_side_apply_merges_by_key_tracks_owners_and_refuses_conflicts() {
     assert!(yaml.contains("k:{\"name\":\"log\"}:"), "{yaml}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Client-side `kubectl apply` and `kubectl patch` send strategic merge patches: lists of
+/// containers, ports and env merge by key, and the directives are obeyed, not stored.
+#[tokio::test]
+async fn strategic_merge_patches_merge_lists_by_key() {
+    let (sim, client) = start_with(SimConfig::new("sim-smp")).await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "smp") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sim-smp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = |image: &str| {
+        let text = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    \
+             matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      \
+             containers:\n      - name: web\n        image: {image}\n        ports:\n        - containerPort: 80\n        \
+             env:\n        - {{name: MODE, value: fast}}\n      - name: log\n        image: busybox:1.36\n"
+        );
+        let path = dir.join(format!("web-{image}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    kubectl.ok(&["apply", "-f", &manifest("nginx:1.27")]).await;
+    // Another client adds an env var to the web container.
+    kubectl
+        .ok(&[
+            "patch", "deployment", "web", "--type=strategic", "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","env":[{"name":"LEVEL","value":"debug"}]}]}}}}"#,
+        ])
+        .await;
+    // kubectl apply of a new image: a patch naming only what changed.
+    kubectl.ok(&["apply", "-f", &manifest("nginx:1.28")]).await;
+
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::default_namespaced(client);
+    let web = deployments.get("web").await.unwrap();
+    let pod = web.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.containers.len(), 2);
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some("nginx:1.28"));
+    assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 80);
+    let env: Vec<&str> = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["MODE", "LEVEL"], "merged by name");
+
+    kubectl
+        .ok(&[
+            "patch",
+            "deployment",
+            "web",
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"log","$patch":"delete"}]}}}}"#,
+        ])
+        .await;
+    let json = kubectl
+        .ok(&["get", "deployment", "web", "-o", "json"])
+        .await;
+    assert!(
+        !json.contains("$setElementOrder") && !json.contains("$patch"),
+        "{json}"
+    );
+    let pod = deployments
+        .get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["web"], "`$patch: delete` removed the log container");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
