@@ -190,7 +190,9 @@ where
         spec,
         object,
         &format!(
-            "is still being deleted (Terminating{holding}) {} s after this create met it,              most likely by the deletion of an earlier instance of this id; FrameDB never              takes over an object being deleted: retry the create once it is gone",
+            "is still being deleted (Terminating{holding}) {} s after this create met it, \
+             most likely by the deletion of an earlier instance of this id; FrameDB never \
+             takes over an object being deleted: retry the create once it is gone",
             wait.as_secs()
         ),
     )

@@ -126,20 +126,44 @@ fn instance_of<K: Resource>(object: &K) -> Option<String> {
 /// `Pending` while the scheduler cannot place it, `Failed` when a container cannot start
 /// (its image cannot be pulled, ...) or keeps crashing, and while the pod is not ready
 /// because a container ended (`OOMKilled`, an error) or runs again after it ended, with
-/// how its last run ended in the reason; `Provisioning` otherwise, and while it terminates: a pod goes with
-/// its grace period when it is evicted, restarted or rolled while its workload stays
-/// (an instance being deleted reads `Deleting` from its workload and record instead), and
-/// TiDB serves no more once it has been told to stop.
+/// how its last run ended in the reason; `Provisioning` otherwise, and while it
+/// terminates: a pod goes with its grace period when it is restarted or rolled while its
+/// workload stays (an instance being deleted reads `Deleting` from its workload and
+/// record instead), and TiDB serves no more once it has been told to stop.
+///
+/// Two cases say more, because they may last: a pod being deleted by a disruption (the
+/// taint-eviction controller's, when its node is down; an eviction, as by `kubectl
+/// drain`) reads `Pending`, with the disruption as the reason, since its replacement
+/// cannot start until it is gone, which on a node that is down waits for the node to
+/// come back; and a pod the node lifecycle controller marked not ready (its containers
+/// ready, the pod not: its node stopped reporting, or reports not ready) reads `Unknown`,
+/// since whether TiDB still serves cannot be told.
 pub fn pod_status(pod: &Pod) -> StatusReport {
     use InstanceStatus as S;
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let conditions = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let condition = |kind: &str| conditions.iter().find(|c| c.type_ == kind);
+    let is_true = |kind: &str| condition(kind).is_some_and(|c| c.status == "True");
     if pod.metadata.deletion_timestamp.is_some() {
-        return StatusReport::new(S::Provisioning);
+        return match condition("DisruptionTarget").filter(|c| c.status == "True") {
+            Some(disruption) => StatusReport::with_reason(
+                S::Pending,
+                format!(
+                    "pod {name} is being deleted ({}: {}); its replacement starts once it is gone",
+                    disruption.reason.as_deref().unwrap_or("Disrupted"),
+                    disruption.message.as_deref().unwrap_or("disrupted"),
+                ),
+            ),
+            None => StatusReport::new(S::Provisioning),
+        };
     }
     let Some(status) = &pod.status else {
         return StatusReport::new(S::Provisioning);
     };
-    let conditions = status.conditions.as_deref().unwrap_or_default();
-    let condition = |kind: &str| conditions.iter().find(|c| c.type_ == kind);
     if let Some(unscheduled) = condition("PodScheduled").filter(|c| c.status == "False") {
         let reason = unscheduled.reason.as_deref().unwrap_or("Unschedulable");
         let message = unscheduled
@@ -161,7 +185,7 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
         }
         _ => {}
     }
-    let ready = condition("Ready").is_some_and(|c| c.status == "True");
+    let ready = is_true("Ready");
     for container in status.container_statuses.as_deref().unwrap_or_default() {
         let name = &container.name;
         let state = container.state.as_ref();
@@ -222,6 +246,13 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
     }
     if ready {
         StatusReport::new(S::Running)
+    } else if is_true("ContainersReady") && status.phase.as_deref() == Some("Running") {
+        // The kubelet makes both conditions together (FrameDB's pods have no readiness
+        // gates): only the node lifecycle controller takes `Ready` away alone.
+        StatusReport::with_reason(
+            S::Unknown,
+            format!("pod {name} was marked not ready because its node is not ready"),
+        )
     } else {
         StatusReport::new(S::Provisioning)
     }
@@ -288,6 +319,44 @@ mod tests {
         // it again; the instance is not being deleted.
         sources.pod(&pod("db", "uid-1", true));
         assert_eq!(status_of(&sources, "db"), InstanceStatus::Provisioning);
+    }
+
+    #[test]
+    fn a_pod_on_a_node_that_is_down_is_unknown_then_pending_while_it_is_evicted() {
+        let mut sources = Sources::default();
+        sources.workload(&workload("db", "uid-1"));
+        let mut value = serde_json::to_value(pod("db", "uid-1", false)).unwrap();
+        // `MarkPodsNotReady`: `Ready` goes, `ContainersReady` stays.
+        value["status"]["conditions"] = json!([
+            { "type": "Ready", "status": "False" },
+            { "type": "ContainersReady", "status": "True" },
+        ]);
+        sources.pod(&serde_json::from_value(value.clone()).unwrap());
+        let report = &sources.statuses()[&FramedbId::new("db").unwrap()];
+        assert_eq!(report.status, InstanceStatus::Unknown);
+        assert_eq!(
+            report.reason.as_deref(),
+            Some("pod db-0 was marked not ready because its node is not ready")
+        );
+        // The taint-eviction controller deletes it once its toleration runs out.
+        value["status"]["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
+                "message": "Taint manager: deleting due to NoExecute taint",
+            }));
+        value["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:30Z");
+        sources.pod(&serde_json::from_value(value).unwrap());
+        let report = &sources.statuses()[&FramedbId::new("db").unwrap()];
+        assert_eq!(report.status, InstanceStatus::Pending);
+        assert_eq!(
+            report.reason.as_deref(),
+            Some(
+                "pod db-0 is being deleted (DeletionByTaintManager: Taint manager: deleting \
+                 due to NoExecute taint); its replacement starts once it is gone"
+            )
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub(crate) fn prepare(
             default_pod_spec(object_at(obj, &["spec"]));
             if creating {
                 obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
+                default_toleration_seconds(obj);
             }
             errors
         }
@@ -125,6 +126,42 @@ pub(crate) fn prepare(
     }
 }
 
+/// The `DefaultTolerationSeconds` admission plugin
+/// (plugin/pkg/admission/defaulttolerationseconds): a new pod that does not already
+/// tolerate them gets tolerations of the node lifecycle controller's `NoExecute` taints,
+/// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable`, for 300 seconds
+/// (`--default-not-ready-toleration-seconds`, `--default-unreachable-toleration-seconds`).
+fn default_toleration_seconds(pod: &mut Value) {
+    const DEFAULT_SECONDS: u64 = 300;
+    let tolerations: Vec<Value> = pod["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // A toleration of the key (or of every key) with the `NoExecute` effect (or every
+    // effect) counts, whatever its operator and seconds, as in the plugin.
+    let tolerated = |taint: &str| {
+        tolerations.iter().any(|t| {
+            let key = str_at(t, &["key"]);
+            (key.is_empty() || key == taint) && matches!(str_at(t, &["effect"]), "" | "NoExecute")
+        })
+    };
+    let mut added = tolerations.clone();
+    for taint in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if !tolerated(taint) {
+            added.push(json!({
+                "key": taint, "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_SECONDS,
+            }));
+        }
+    }
+    if added.len() != tolerations.len() {
+        object_at(pod, &["spec"]).insert("tolerations".into(), json!(added));
+    }
+}
+
 /// The finalizer that keeps a claim while a pod uses it.
 pub(crate) const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 /// The finalizer that keeps a volume while a claim is bound to it.
@@ -142,6 +179,29 @@ fn protect(obj: &mut Value, finalizer: &str) {
     if !list.iter().any(|f| f == finalizer) {
         list.push(json!(finalizer));
     }
+}
+
+/// The node conditions a kubelet posts, in its order.
+pub(crate) const KUBELET_CONDITIONS: [&str; 4] =
+    ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"];
+
+/// The status, reason and message of a healthy kubelet's condition of type `kind`, as its
+/// node status setters post it.
+pub(crate) fn kubelet_condition(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    let (reason, message) = match kind {
+        "Ready" => return Some(("True", "KubeletReady", "kubelet is posting ready status")),
+        "MemoryPressure" => (
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        "DiskPressure" => ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        "PIDPressure" => (
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
+        _ => return None,
+    };
+    Some(("False", reason, message))
 }
 
 fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
@@ -169,14 +229,21 @@ fn prepare_node(alloc: &mut Allocations, obj: &mut Value) {
                 capacity[name] = value.clone();
             }
         }
+        // What a healthy kubelet posts.
+        let conditions: Vec<Value> = KUBELET_CONDITIONS
+            .into_iter()
+            .filter_map(|kind| {
+                let (status, reason, message) = kubelet_condition(kind)?;
+                Some(json!({
+                    "type": kind, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": now, "lastTransitionTime": now,
+                }))
+            })
+            .collect();
         obj["status"] = json!({
             "capacity": capacity,
             "allocatable": capacity,
-            "conditions": [{
-                "type": "Ready", "status": "True", "reason": "KubeletReady",
-                "message": "kubelet is posting ready status",
-                "lastHeartbeatTime": now, "lastTransitionTime": now,
-            }],
+            "conditions": conditions,
             "addresses": [{ "type": "InternalIP", "address": ip }, { "type": "Hostname", "address": name }],
             "nodeInfo": {
                 "kubeletVersion": "v1.33.0", "kubeProxyVersion": "v1.33.0",

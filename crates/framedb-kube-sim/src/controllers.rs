@@ -85,6 +85,8 @@ impl State {
     pub fn reconcile(&mut self, now: Instant) {
         for _ in 0..MAX_PASSES {
             self.dirty = false;
+            self.monitor_nodes(now);
+            self.evict_on_taints(now);
             self.stop_containers();
             self.finish_terminations(now);
             self.finalize_namespaces();
@@ -108,7 +110,10 @@ impl State {
     /// Cheap check run before each request and on the timer: readiness and grace periods
     /// move with time, and a deletion may have left work for the controllers.
     pub fn tick(&mut self, now: Instant) {
-        if self.dirty || self.terminate_at.values().any(|at| *at <= now) {
+        if self.dirty
+            || self.terminate_at.values().any(|at| *at <= now)
+            || self.node_lifecycle_due(now)
+        {
             self.reconcile(now);
         } else if self.kubelet_due(now) {
             // Readiness, restarts and pull retries move with time.

@@ -108,6 +108,18 @@ pub(crate) fn resource_list(group: &str) -> Value {
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        if r.plural == "pods" {
+            // What `kubectl drain` looks for before it evicts (`CheckEvictionSupport`).
+            resources.push(json!({
+                "name": "pods/eviction",
+                "singularName": "",
+                "namespaced": true,
+                "group": "policy",
+                "version": "v1",
+                "kind": "Eviction",
+                "verbs": ["create"],
+            }));
+        }
         if scalable(r) {
             resources.push(json!({
                 "name": format!("{}/scale", r.plural),

@@ -37,6 +37,18 @@ pub(crate) fn object_at<'a>(value: &'a mut Value, path: &[&str]) -> &'a mut Map<
     cur.as_object_mut().expect("just made an object")
 }
 
+/// Sets list `field` of object `parent` of `obj` to `items`, or removes it when there
+/// are none (as an `omitempty` list is written).
+pub(crate) fn set_list(obj: &mut Value, parent: &str, field: &str, items: Vec<Value>) {
+    if items.is_empty() {
+        if let Some(map) = obj[parent].as_object_mut() {
+            map.remove(field);
+        }
+    } else {
+        obj[parent][field] = Value::Array(items);
+    }
+}
+
 /// Sets `path` to `value` unless a non-null value is already there (API defaulting).
 pub(crate) fn default_at(value: &mut Value, path: &[&str], default: Value) {
     let (last, parent) = path.split_last().expect("non-empty path");

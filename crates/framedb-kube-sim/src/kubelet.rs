@@ -119,6 +119,12 @@ impl State {
             self.runtime.wake_at.remove(k);
             return;
         }
+        // A kubelet that is down reports nothing; once back it looks again
+        // (`node_lifecycle`).
+        if self.kubelet_down(str_at(&pod, &["spec", "nodeName"])) {
+            self.runtime.wake_at.remove(k);
+            return;
+        }
         let uid = meta(&pod, "uid").to_string();
         let record_key = (k.clone(), uid);
         let mut records = self

@@ -17,10 +17,12 @@
 //! deployments and statefulsets; `rbac.authorization.k8s.io/v1` roles, clusterroles and
 //! their bindings; `networking.k8s.io/v1` networkpolicies; `storage.k8s.io/v1`
 //! storageclasses; `events.k8s.io/v1` events (a view of the core ones);
-//! watches of every collection; discovery and server-side `Table`s for `kubectl get`.
+//! watches of every collection; discovery and server-side `Table`s for `kubectl get`;
+//! the subresources `/status`, a workload's `/scale` and a pod's `/eviction` (see
+//! [Node lifecycle](#node-lifecycle)).
 //! Bodies are read as JSON or, as kubectl's typed clients send them, in Kubernetes'
 //! protobuf encoding (`protobuf`); answers are JSON, which every client accepts.
-//! Not served: other subresources than `/status`, other API groups.
+//! Not served: other subresources, other API groups.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -68,12 +70,18 @@
 //!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
 //! 7. `events` (what the components record) uses `store`, `json` and `resources`;
 //!    `kubelet` (container pulls, starts, restarts and faults, more methods of `State`)
-//!    uses `events`, `faults`, `images`, `json`, `resources` and `store`;
+//!    uses `events`, `faults`, `images`, `json`, `resources` and `store` (and asks
+//!    `node_lifecycle` whether its node's kubelet is down);
 //!    `termination` (the controllers that finish deletions, more methods of `State`)
-//!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`; `controllers` uses
-//!    `store` (its reconcile loop is methods of `store`'s `State`), `admission`, `events`,
-//!    `faults`, `json`, `kubelet`, `managed`, `resources`, `scheduling` and `selectors`, and runs
-//!    `termination`'s controllers.
+//!    uses `deletion`, `events`, `store`, `admission`, `json` and `resources`;
+//!    `node_lifecycle` (the node lifecycle and taint-eviction controllers, and a down
+//!    kubelet's idleness, more methods of `State`) uses `admission`, `deletion`, `events`,
+//!    `store`, `json`, `resources`, `scheduling` and `status`; `eviction` (the
+//!    `pods/eviction` subresource) uses `node_lifecycle`, `store`, `resources` and
+//!    `status`; `controllers` uses `store` (its reconcile loop is methods of `store`'s
+//!    `State`), `admission`, `events`, `faults`, `json`, `kubelet`, `managed`, `resources`,
+//!    `scheduling` and `selectors`, and runs `termination`'s and `node_lifecycle`'s
+//!    controllers (`termination` asks `node_lifecycle` whether a pod's kubelet is down).
 //! 8. `shared` (what a running simulator's tasks share) uses `faults` and `store`.
 //! 9. `lists` (GET of a collection: resourceVersion semantics, pages and continue
 //!    tokens, the list options' checks) uses `store`, `resources`, `selectors` and
@@ -204,6 +212,42 @@
 //! ready; `kubectl get pod` shows the reasons (`ErrImagePull`, `ImagePullBackOff`,
 //! `CrashLoopBackOff`, `OOMKilled`, `Error`) and restarts as `printPod` does.
 //!
+//! # Node lifecycle
+//!
+//! The simulator has no kubelet heartbeat: a node's `Ready` condition is what it was made
+//! with (`True`) or what a client last wrote through `nodes/status` (`kubectl patch node
+//! NAME --subresource=status`, or [`Simulator::set_node_ready`]), and it sticks. A
+//! client-written `False` stands for a kubelet that posts not-ready, `Unknown` for one
+//! that stopped posting; either way the node's kubelet is down (or unhealthy) until a
+//! client writes `True` again: it readies no pod and finishes no deletion.
+//!
+//! - The node lifecycle controller taints the node `node.kubernetes.io/not-ready`
+//!   (`False`) or `node.kubernetes.io/unreachable` (`Unknown`) `NoSchedule` at once, and
+//!   `NoExecute` on the simulator's clock: for `False` on its next pass
+//!   (`--node-monitor-period`, 5 s), for `Unknown` after `--node-monitor-grace-period`
+//!   (50 s in 1.33) from the write, when it also sets the kubelet's other conditions
+//!   (`MemoryPressure`, `DiskPressure`, `PIDPressure`) `Unknown`. Then it records
+//!   `NodeNotReady` on the node (by the kubelet for `False`, by `node-controller` for
+//!   `Unknown`) and marks the node's pods not ready (`MarkPodsNotReady`: `Ready=False`, a
+//!   `NodeNotReady` warning each; `ContainersReady` stays). Ready again, the node loses
+//!   those taints, its kubelet posts its conditions and records `NodeReady`, reports its
+//!   running pods ready and finishes the deletions that waited.
+//! - `DefaultTolerationSeconds` gives every new pod tolerations of both `NoExecute`
+//!   taints for 300 s, unless it already tolerates them.
+//! - The taint-eviction controller deletes a pod on a node with `NoExecute` taints at
+//!   once if it does not tolerate them all, after the shortest `tolerationSeconds` of the
+//!   tolerations used if it does (never, without one), with a `TaintManagerEviction`
+//!   event and a `DisruptionTarget` condition; taints gone first cancel the deletion.
+//!   This holds for any `NoExecute` taint (`kubectl taint nodes n k=v:NoExecute`).
+//! - A pod deleted on a node whose kubelet is down stays `Terminating` (its
+//!   `deletionTimestamp` passes, no kubelet confirms), so its StatefulSet makes no
+//!   replacement (a Deployment does, as a ReplicaSet does not count terminating pods).
+//! - `POST .../pods/NAME/eviction` (a `policy/v1` `Eviction`, listed in discovery as
+//!   `pods/eviction`) deletes the pod with the eviction's `deleteOptions` after a
+//!   `DisruptionTarget` condition, answering `201` with a `Success` `Status`; so `kubectl
+//!   drain` cordons, applies its own checks (no controller: `--force`; DaemonSet pods,
+//!   `emptyDir`), evicts, and waits for the pods to go.
+//!
 //! # Conformance
 //!
 //! What the simulator plays of a real cluster, the Kubernetes source it follows (paths in
@@ -263,6 +307,13 @@
 //! | `kubectl get pod` STATUS: the first container's waiting or terminated reason (`ExitCode:N`, `Signal:N` without one), `Completed` with a running one as `Running`/`NotReady`, `Terminating`; RESTARTS summed, "N (AGE ago)" | `printPod` (pkg/printers/internalversion/printers.go) | yes (no init containers) | the `images::*` tests |
 //! | protobuf request bodies (`k8s\0` magic, `runtime.Unknown` envelope, the kind's message), as kubectl's typed clients send them (`kubectl create namespace|configmap|secret|deployment|service|role|rolebinding`, `drain`'s evictions); plain fields' zero values read as absent (Go's `omitempty`), so defaulting applies; fields newer than 1.33 skipped | staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go; API concepts, "Protobuf encoding" (docs) | yes, for every served kind | `protobuf::kubectl_create_s_protobuf_bodies_are_read_and_defaulted`; unit tests in `protobuf.rs` |
 //! | defaulting field by field (`SetDefaults_Deployment` strategy, `SetDefaults_StatefulSet` update strategy and claim retention, container port `protocol: TCP`, Secret `type: Opaque`) | pkg/apis/apps/v1/defaults.go, pkg/apis/core/v1/defaults.go | yes (the defaults FrameDB and kubectl's generators meet) | same |
+//! | a node's `Ready` written through `nodes/status` (GET/PUT/PATCH, merge and strategic merge, which merges `conditions` by `type`) sticks, the spec untouched; `kubectl get nodes` shows `NotReady`; the kubelet's other conditions (`MemoryPressure`, `DiskPressure`, `PIDPressure`) are posted | pkg/registry/core/node (status strategy); `NodeStatus.Conditions` `patchMergeKey:"type"` (staging/src/k8s.io/api/core/v1/types.go); `printNode`; pkg/kubelet/nodestatus/setters.go | yes (no heartbeat: see [Node lifecycle](#node-lifecycle)) | `nodes::the_node_status_subresource_reads_and_writes_only_the_status` (`kubectl get`/`replace --subresource=status`), `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted` |
+//! | node lifecycle controller: `not-ready` / `unreachable` `NoSchedule` taint at once (new pods unschedulable: `untolerated taint`); after `--node-monitor-period` (`False`) or `--node-monitor-grace-period` 50 s (`Unknown`: the other conditions `Unknown`, `NodeStatusUnknown`) the `NoExecute` taint (with `timeAdded`, swapped between the two), `NodeNotReady` on the node, `MarkPodsNotReady` (`Ready=False`, `NodeNotReady` "Node is not ready" on each pod); taints removed once ready | `doNoScheduleTaintingPass`, `monitorNodeHealth`, `processTaintBaseEviction`, `tryUpdateNodeHealth` (pkg/controller/nodelifecycle/node_lifecycle_controller.go); `MarkPodsNotReady`, `RecordNodeStatusChange`, `SwapNodeControllerTaint` (pkg/controller/util/node/controller_utils.go) | yes (no zones, rate limits or leases) | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` (also `kubectl describe node`), `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted`, `nodes::a_not_ready_node_refuses_new_pods_at_once` |
+//! | `DefaultTolerationSeconds`: `not-ready` and `unreachable` `NoExecute` tolerations, 300 s, unless tolerated already | plugin/pkg/admission/defaulttolerationseconds/admission.go | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
+//! | taint eviction: untolerated `NoExecute` taint → deleted at once; tolerated → after the least `tolerationSeconds`; forever without; `TaintManagerEviction` "Marking for deletion Pod ns/name" / "Cancelling deletion of Pod ns/name"; `DisruptionTarget` (`DeletionByTaintManager`) | `processPodOnNode`, `getMinTolerationTime`, `addConditionAndDeletePod` (pkg/controller/tainteviction/taint_eviction.go) | yes | `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted`, `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
+//! | a pod deleted on a node that is down stays `Terminating` (until the node is back, or `kubectl delete --force --grace-period=0`); its StatefulSet makes no replacement, a Deployment does (elsewhere); the kubelet back finishes it and the set makes the pod again | the kubelet's status manager (a pod goes on its last DELETE); the StatefulSet controller's `isTerminating` wait (pkg/controller/statefulset/stateful_set_control.go); `FilterActivePods` (pkg/controller/controller_utils.go) | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::a_deployment_replaces_its_evicted_pod_elsewhere_and_a_stuck_pod_can_be_forced` |
+//! | `pods/eviction`: policy/v1 `Eviction` → `DisruptionTarget` (`EvictionByEvictionAPI`), delete with its `deleteOptions`, 201 `Success`; name mismatch 400; missing pod 404; in discovery (`CheckEvictionSupport`) | `EvictionREST.Create` (pkg/registry/core/pod/storage/eviction.go); staging/src/k8s.io/kubectl/pkg/drain | yes (no PodDisruptionBudgets, so never 429) | `nodes::the_eviction_subresource_deletes_its_pod_gracefully` (kube-rs `evict`, `kubectl create --raw`) |
+//! | `kubectl cordon` / `uncordon` (`Ready,SchedulingDisabled`), `kubectl drain` (cordon, `--force` for pods without a controller, evictions, waits for the pods to go) | staging/src/k8s.io/kubectl/pkg/drain (`cordon.go`, `filters.go`, `drain.go`); `printNode` | yes | `nodes::cordon_and_uncordon_show_in_kubectl_get_nodes`, `nodes::kubectl_drain_cordons_and_evicts_a_node_s_pods` |
 //!
 //! Knowingly not modelled:
 //!
@@ -277,7 +328,6 @@
 //!   the OpenAPI v3 component schemas (`kubectl explain` says the kind is not in the
 //!   schema).
 //! - Events beyond 5,000 per cluster (the oldest go first).
-//! - Node heartbeats and the node lifecycle controller's taints.
 //! - Images and containers: pulls are instant and never fail but for a missing image
 //!   (no registry outages, auth, rate limits, `InvalidImageName`, image garbage
 //!   collection); no init containers, probes, lifecycle hooks or resource-limit
@@ -286,6 +336,13 @@
 //!   kubelet next looks, a simulated second after a change (the PLEG's relist); a
 //!   `BackOff` event is told once per wait (a real kubelet re-tells it on each sync
 //!   during the wait, so its count grows faster).
+//! - Node lifecycle: no kubelet heartbeat or node leases (a node's `Ready` is what a
+//!   client wrote, and a not-ready kubelet is taken as down: it neither readies nor stops
+//!   pods); a pod that tolerates the `NoSchedule` taint and is scheduled onto such a node
+//!   shows its containers started (never ready), where a down kubelet would leave it
+//!   `Pending`; no zones, eviction rate limits or `node.kubernetes.io/exclude-disruption`;
+//!   the pod garbage collector does not force-delete pods of deleted nodes or of nodes
+//!   tainted `node.kubernetes.io/out-of-service`; PodDisruptionBudgets are not served.
 //! - A DELETE answers with the object for every type (a real server answers a `Status`
 //!   when an object without `ReturnDeletedObject` storage, e.g. a ConfigMap, goes at once).
 //! - A pod always takes its whole grace period (real containers often exit sooner on
@@ -331,6 +388,7 @@ mod deletion;
 mod discovery;
 mod events;
 mod events_v1;
+mod eviction;
 mod faults;
 mod fleet;
 mod images;
@@ -338,6 +396,7 @@ mod json;
 mod kubelet;
 mod lists;
 mod managed;
+mod node_lifecycle;
 mod openapi;
 mod patch;
 mod pod_security;
@@ -361,4 +420,4 @@ pub use faults::{DropWhen, Faults, Injected, RequestStats, Verb};
 pub use fleet::{DEMO_CLUSTERS, DEMO_NODES, SimFleet};
 pub use images::{ContainerFault, ContainerFaultKind, DEFAULT_IMAGES};
 pub use services::{NODE_PORT_MAX, NODE_PORT_MIN};
-pub use simulator::{SimConfig, SimNode, SimStorageClass, Simulator};
+pub use simulator::{NodeReadiness, SimConfig, SimNode, SimStorageClass, Simulator};

@@ -129,6 +129,8 @@ struct Target {
     status: bool,
     /// The `/scale` subresource of a workload.
     scale: bool,
+    /// The `/eviction` subresource of a pod.
+    eviction: bool,
 }
 
 #[derive(Debug)]
@@ -172,10 +174,11 @@ fn resource_route(group: &str, rest: &[&str]) -> Route {
                   namespace: Option<&str>,
                   name: Option<&&str>,
                   sub: Option<&&str>| {
-        let (status, scale) = match sub {
-            None => (false, false),
-            Some(&"status") => (true, false),
-            Some(&"scale") if scalable(res) => (false, true),
+        let (status, scale, eviction) = match sub {
+            None => (false, false, false),
+            Some(&"status") => (true, false, false),
+            Some(&"scale") if scalable(res) => (false, true, false),
+            Some(&"eviction") if res.plural == PODS => (false, false, true),
             Some(_) => return Route::Unknown,
         };
         Route::Resource(Target {
@@ -184,6 +187,7 @@ fn resource_route(group: &str, rest: &[&str]) -> Route {
             name: name.map(|n| n.to_string()),
             status,
             scale,
+            eviction,
         })
     };
     match rest {
@@ -440,6 +444,7 @@ impl Request<'_> {
             name: self.target.name.clone(),
             status: self.target.status,
             scale: self.target.scale,
+            eviction: self.target.eviction,
         };
         let media = self.content_type.split(';').next().unwrap_or("").trim();
         let body = match self.verb {
@@ -490,6 +495,12 @@ impl Request<'_> {
                 self.verb, res.plural
             )));
         }
+        if self.target.eviction && self.verb != Verb::Create {
+            return Err(ApiError::method_not_allowed(format!(
+                "{} is not supported on pods/eviction",
+                self.verb
+            )));
+        }
         if self.target.scale && !matches!(self.verb, Verb::Get | Verb::Update | Verb::Patch) {
             return Err(ApiError::method_not_allowed(format!(
                 "{} is not supported on {}/scale",
@@ -507,6 +518,8 @@ impl Request<'_> {
         }
         let delete_options = if self.verb == Verb::Delete && !self.body.is_empty() {
             Some(self.json_body()?)
+        } else if self.target.eviction {
+            Some(self.json_body()?["deleteOptions"].clone())
         } else {
             None
         };
@@ -519,6 +532,7 @@ impl Request<'_> {
             &mut guard
         };
         let result = match self.verb {
+            Verb::Create if self.target.eviction => self.evict(state),
             Verb::Create => {
                 if self.target.name.is_some() {
                     return Err(ApiError::method_not_allowed(format!(
@@ -564,6 +578,15 @@ impl Request<'_> {
             state.reconcile(now);
         }
         result
+    }
+
+    /// `POST .../pods/{name}/eviction`: a `policy/v1` `Eviction` of the pod.
+    fn evict(&self, state: &mut State) -> ApiResult<(StatusCode, Value)> {
+        let body = self.json_body()?;
+        let ns = self.target.namespace.as_deref().unwrap_or("default");
+        state
+            .evict(ns, self.name()?, &body)
+            .map(|status| (StatusCode::CREATED, status))
     }
 
     /// `/scale`: the workload's replicas as an `autoscaling/v1` `Scale`.
@@ -796,6 +819,11 @@ mod tests {
         assert_eq!(target("/api/v1/services/x"), None);
         assert_eq!(target("/api/v1/namespaces/a/statefulsets"), None);
         assert_eq!(target("/api/v1/namespaces/a/pods/p/log"), None);
+        assert_eq!(
+            target("/api/v1/namespaces/a/pods/p/eviction"),
+            Some(("pods".into(), s("a"), s("p"), false))
+        );
+        assert_eq!(target("/api/v1/namespaces/a/services/s/eviction"), None);
         assert_eq!(target("/apis/batch/v1/jobs"), None);
     }
 }

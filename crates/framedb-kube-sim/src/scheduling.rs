@@ -79,7 +79,7 @@ pub(crate) fn requests(pod: &Value) -> Requests {
 }
 
 /// Whether `toleration` tolerates `taint`.
-fn tolerates(toleration: &Value, taint: &Value) -> bool {
+pub(crate) fn tolerates(toleration: &Value, taint: &Value) -> bool {
     let effect = str_at(toleration, &["effect"]);
     if !effect.is_empty() && effect != str_at(taint, &["effect"]) {
         return false;

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::faults::{Faults, RequestStats, seed_from};
 use super::images::{ContainerFault, DEFAULT_IMAGES};
+use super::json::now_rfc3339;
 use super::managed::Fields;
 use super::resources::{NODES, STORAGE_CLASSES, by_plural};
 use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
@@ -80,6 +81,18 @@ impl SimNode {
         self.labels.insert(key.into(), value.into());
         self
     }
+}
+
+/// What a node's kubelet says of it, through its `Ready` condition; see
+/// [`Simulator::set_node_ready`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeReadiness {
+    /// `Ready=True`: the kubelet is healthy and posting.
+    Ready,
+    /// `Ready=False`: the kubelet posts that the node is not ready.
+    NotReady,
+    /// `Ready=Unknown`: the kubelet stopped posting (the node is down or cut off).
+    Unreachable,
 }
 
 /// How a [`Simulator`] starts.
@@ -531,6 +544,49 @@ impl Simulator {
     /// back-off) runs normally; a running one already doomed still ends as it was told.
     pub fn clear_container_faults(&self) {
         self.shared.state().runtime.faults.clear();
+    }
+
+    /// Sets node `name`'s `Ready` condition, as `kubectl patch node NAME
+    /// --subresource=status` does: [`NodeReadiness::NotReady`] stands for a kubelet that
+    /// posts `Ready=False`, [`NodeReadiness::Unreachable`] for one that stopped posting
+    /// (`Unknown`), [`NodeReadiness::Ready`] for a kubelet back to health. The condition
+    /// sticks (the simulator has no heartbeat that would overwrite it), and the node
+    /// lifecycle controller acts on it on the simulator's clock (see the crate's
+    /// [Node lifecycle](crate#node-lifecycle)).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such node.
+    pub fn set_node_ready(&self, name: &str, readiness: NodeReadiness) {
+        let (status, reason, message) = match readiness {
+            NodeReadiness::Ready => ("True", "KubeletReady", "kubelet is posting ready status"),
+            NodeReadiness::NotReady => (
+                "False",
+                "KubeletNotReady",
+                "container runtime network not ready: NetworkReady=false",
+            ),
+            NodeReadiness::Unreachable => (
+                "Unknown",
+                "NodeStatusUnknown",
+                "Kubelet stopped posting node status.",
+            ),
+        };
+        let patch = json!({ "status": { "conditions": [{
+            "type": "Ready", "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": now_rfc3339(),
+        }] } });
+        let mut state = self.shared.state();
+        if let Err(e) = state.patch(
+            by_plural(NODES),
+            None,
+            name,
+            (PatchKind::Strategic, &patch),
+            true,
+            None,
+        ) {
+            panic!("setting node {name} ready {status}: {}", e.message);
+        }
+        state.reconcile(Instant::now());
     }
 
     /// Ends every open watch, as a restart of the API server does; clients then watch

@@ -182,6 +182,26 @@ pub(crate) struct State {
     /// Something the deletion controllers act on happened (an object was removed, or
     /// began or changed its deletion): the controllers run again.
     pub dirty: bool,
+    /// What the node lifecycle controller last saw of each node's `Ready` condition
+    /// (`node_lifecycle`).
+    pub node_health: BTreeMap<String, NodeHealth>,
+    /// The taint-eviction controller's timed work, by pod: when (real time) the pod is
+    /// deleted, or `None` once that was done (`node_lifecycle`).
+    pub evict_at: BTreeMap<ObjKey, Option<Instant>>,
+    /// Pods being deleted on a node whose kubelet is down: they stay `Terminating` until
+    /// it is back (`node_lifecycle`).
+    pub held_terminations: BTreeSet<ObjKey>,
+}
+
+/// What the node lifecycle controller knows of a node's health.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeHealth {
+    /// The `Ready` condition's status as last seen (`True`, `False`, `Unknown`).
+    pub ready: String,
+    /// When (real time) that status was first seen: the last word from the kubelet.
+    pub since: Instant,
+    /// Whether the controller has acted on it (tainted the node, marked its pods).
+    pub acted: bool,
 }
 
 /// How many changes are kept by default (see [`Changes`]); an older resourceVersion is
@@ -294,6 +314,9 @@ impl State {
             directories: HashMap::new(),
             runtime: Runtime::default(),
             dirty: false,
+            node_health: BTreeMap::new(),
+            evict_at: BTreeMap::new(),
+            held_terminations: BTreeSet::new(),
         };
         state.resource_version = state.alloc.first_resource_version();
         state.changes.complete_after = state.resource_version;
@@ -932,6 +955,7 @@ impl State {
             PODS => {
                 self.terminate_at.remove(k);
                 self.runtime.forget(k);
+                self.held_terminations.remove(k);
             }
             PVCS => self.released_claims.push(gone.clone()),
             PVS => self.lose_claim(&gone),

@@ -4,7 +4,8 @@
 //! - the kubelet's side of a pod's grace period: it stops the containers (a `Killing`
 //!   event each) and, at the end of the period, sends a last DELETE with a zero grace
 //!   period, as its status manager does, after which the pod goes (or waits for its
-//!   finalizers);
+//!   finalizers); a kubelet that is down (its node not ready, see `node_lifecycle`) does
+//!   neither until it is back;
 //! - the garbage collector (`garbagecollector.go`): it orphans the dependents of an
 //!   owner deleted with the `orphan` finalizer, deletes those of an owner deleted with
 //!   `foregroundDeletion` and keeps the owner until its blocking dependents are gone, and
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use super::admission::{PV_PROTECTION, PVC_PROTECTION};
 use super::deletion::{FOREGROUND, NAMESPACE_FINALIZER, ORPHAN};
 use super::events::{EventType, Source};
-use super::json::{finalizers, is_terminating, meta, now_rfc3339, str_at};
+use super::json::{finalizers, is_terminating, meta, now_rfc3339, set_list, str_at};
 use super::resources::{
     NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, by_kind, by_plural, key,
 };
@@ -56,6 +57,11 @@ impl State {
                 continue;
             };
             let node = str_at(&pod, &["spec", "nodeName"]).to_string();
+            // A kubelet that is down stops nothing; it does once it is back
+            // (`node_lifecycle`).
+            if self.kubelet_down(&node) {
+                continue;
+            }
             let kubelet = Source {
                 component: "kubelet",
                 host: Some(&node),
@@ -90,6 +96,12 @@ impl State {
             let Some(pod) = self.lookup(PODS, k) else {
                 continue;
             };
+            // No kubelet confirms the end of a pod on a node that is down: it stays
+            // `Terminating` until the node is back (`node_lifecycle`).
+            if self.kubelet_down(str_at(pod, &["spec", "nodeName"])) {
+                self.held_terminations.insert(k.clone());
+                continue;
+            }
             let opts = DeleteOptions {
                 grace_period_seconds: Some(0),
                 uid: Some(meta(pod, "uid").to_string()),
@@ -279,13 +291,7 @@ impl State {
             return;
         }
         let mut obj = obj.clone();
-        if kept.is_empty() {
-            if let Some(metadata) = obj["metadata"].as_object_mut() {
-                metadata.remove("ownerReferences");
-            }
-        } else {
-            obj["metadata"]["ownerReferences"] = json!(kept);
-        }
+        set_list(&mut obj, "metadata", "ownerReferences", kept);
         self.put(res, k.clone(), obj);
     }
 

@@ -3,6 +3,7 @@
 mod containers;
 mod deployer;
 mod lockdown;
+mod nodes;
 mod ownership;
 mod provisioning;
 mod real_cluster;
@@ -91,6 +92,14 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The status `fleet` reads for instance `id` of `cluster-01`.
+pub async fn status_report(fleet: &KubeFleet, id: &FramedbId) -> framedb_core::StatusReport {
+    framedb_core::ClusterDeployer::statuses(fleet, &cluster_id(), std::slice::from_ref(id))
+        .await
+        .unwrap()[id]
+        .clone()
 }
 
 /// `cluster-01`.

@@ -291,7 +291,8 @@ async fn a_create_refuses_a_claim_still_being_deleted_after_its_wait_and_says_wh
     assert!(
         sentence.contains("is still being deleted (Terminating, held by its finalizers")
             && sentence.contains("example.com/snapshot")
-            && sentence.contains("retry the create once it is gone"),
+            && sentence.contains("retry the create once it is gone")
+            && !sentence.contains("  "),
         "{sentence}"
     );
     // Nothing taken, and the refused create's own objects are undone.

@@ -12,16 +12,12 @@ use framedb_kube_sim::{SimConfig, SimNode};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{Api, ResourceExt};
 
-use super::{Cluster, TIME_SCALE, cluster_id, eventually, spec};
+use super::{Cluster, TIME_SCALE, cluster_id, eventually, spec, status_report};
 
 const SETTLE: Duration = Duration::from_secs(10);
 
 async fn status_of(fleet: &KubeFleet, id: &FramedbId) -> InstanceStatus {
-    fleet
-        .statuses(&cluster_id(), std::slice::from_ref(id))
-        .await
-        .unwrap()[id]
-        .status
+    status_report(fleet, id).await.status
 }
 
 #[tokio::test]

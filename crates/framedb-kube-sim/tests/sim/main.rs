@@ -11,6 +11,7 @@ mod immutability;
 mod kubectl;
 mod lists;
 mod node_ports;
+mod nodes;
 mod pod_security;
 mod protobuf;
 mod scheduling;
@@ -125,6 +126,21 @@ fn statefulset(name: &str, replicas: i32, node_selector: Value) -> StatefulSet {
                     "nodeSelector": node_selector,
                     "containers": [{ "name": "tidb", "image": "pingcap/tidb:v8.5.0" }],
                 },
+            },
+        },
+    }))
+}
+
+/// A Deployment `name` of `replicas` pods running `image`, labelled `app: NAME`.
+fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
+    object(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "replicas": replicas,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [{ "name": "main", "image": image }] },
             },
         },
     }))
