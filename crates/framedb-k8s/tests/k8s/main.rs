@@ -7,6 +7,7 @@ mod nodes;
 mod ownership;
 mod provisioning;
 mod real_cluster;
+mod resources;
 mod storage;
 
 use std::sync::Arc;
