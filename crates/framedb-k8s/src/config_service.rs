@@ -685,10 +685,12 @@ impl<'a> ConfigService<'a> {
                 "FRAMEDB_NAMESPACE",
                 self.settings.instance_namespace.clone(),
             ),
+            // `NAME.NAMESPACE.svc` resolves through the pod's DNS search path whatever the
+            // cluster's domain (not every cluster is `cluster.local`).
             env(
                 "FRAMEDB_MONGO_URI",
                 format!(
-                    "mongodb://{MONGODB}.{}.svc.cluster.local:{MONGODB_PORT}",
+                    "mongodb://{MONGODB}.{}.svc:{MONGODB_PORT}",
                     self.settings.namespace
                 ),
             ),

@@ -274,6 +274,24 @@ async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_a
         .setup(&install)
         .await
         .unwrap();
+    // The local service finds its MongoDB by the namespace-relative name, which the
+    // pod's DNS search path resolves whatever the cluster's domain.
+    let local = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        cluster.client.clone(),
+        &settings.namespace,
+    )
+    .get("framedb-config")
+    .await
+    .unwrap();
+    let env = local.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let uri = env.iter().find(|e| e.name == "FRAMEDB_MONGO_URI").unwrap();
+    assert_eq!(
+        uri.value.as_deref(),
+        Some(format!("mongodb://mongodb.{}.svc:27017", settings.namespace).as_str())
+    );
     let role = Api::<Role>::namespaced(cluster.client.clone(), NS)
         .get("framedb-config")
         .await
@@ -345,6 +363,7 @@ async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_a
     for resource in [
         "secrets",
         "networkpolicies",
+        "configmaps",
         "statefulsets",
         "services",
         "persistentvolumeclaims",
@@ -364,7 +383,7 @@ async fn the_installed_roles_grant_what_an_instance_s_life_needs_on_its_secret_a
             assert!(granted.contains(verb), "{verb} {resource} is not granted");
         }
         // On what this change added, nothing more is granted than is used.
-        if matches!(resource, "secrets" | "networkpolicies") {
+        if matches!(resource, "secrets" | "networkpolicies" | "configmaps") {
             for verb in &granted {
                 assert!(
                     needed.contains(verb),
