@@ -10,7 +10,7 @@
 //! Which lists are maps, and by which keys, is the types' `listType`/`listMapKeys`
 //! (`list_type`); any list not named there is atomic (replaced whole).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -128,12 +128,12 @@ fn unowned(names: &[&str]) -> bool {
     )
 }
 
-/// The fields `obj` sets; `status` counts only for a write of the status subresource,
-/// and only it does then.
-fn field_set(obj: &Value, status: bool) -> FieldSet {
-    let mut set = FieldSet::new();
+/// The fields `obj` sets, each with its value (a list element's `.` with the element);
+/// `status` counts only for a write of the status subresource, and only it does then.
+fn leaves(obj: &Value, status: bool) -> BTreeMap<Path, &Value> {
+    let mut found = BTreeMap::new();
     let Some(fields) = obj.as_object() else {
-        return set;
+        return found;
     };
     for (name, value) in fields {
         if (name == "status") != status || unowned(&[name.as_str()]) {
@@ -143,20 +143,25 @@ fn field_set(obj: &Value, status: bool) -> FieldSet {
             value,
             &mut vec![format!("f:{name}")],
             &mut vec![name.as_str()],
-            &mut set,
+            &mut found,
         );
     }
-    set
+    found
 }
 
-fn walk<'a>(value: &'a Value, path: &mut Path, names: &mut Vec<&'a str>, set: &mut FieldSet) {
+fn walk<'a>(
+    value: &'a Value,
+    path: &mut Path,
+    names: &mut Vec<&'a str>,
+    found: &mut BTreeMap<Path, &'a Value>,
+) {
     match value {
         Value::Object(fields) if !fields.is_empty() => {
             for (name, v) in fields {
                 names.push(name);
                 if !unowned(names) {
                     path.push(format!("f:{name}"));
-                    walk(v, path, names, set);
+                    walk(v, path, names, found);
                     path.pop();
                 }
                 names.pop();
@@ -164,12 +169,12 @@ fn walk<'a>(value: &'a Value, path: &mut Path, names: &mut Vec<&'a str>, set: &m
         }
         Value::Array(items) => match list_type(names) {
             ListType::Atomic => {
-                set.insert(path.clone());
+                found.insert(path.clone(), value);
             }
             ListType::Set => {
                 for item in items {
                     path.push(format!("v:{item}"));
-                    set.insert(path.clone());
+                    found.insert(path.clone(), item);
                     path.pop();
                 }
             }
@@ -177,13 +182,13 @@ fn walk<'a>(value: &'a Value, path: &mut Path, names: &mut Vec<&'a str>, set: &m
                 for item in items {
                     path.push(key_segment(item, keys));
                     path.push(".".into());
-                    set.insert(path.clone());
+                    found.insert(path.clone(), item);
                     path.pop();
                     if let Value::Object(fields) = item {
                         for (name, v) in fields {
                             names.push(name);
                             path.push(format!("f:{name}"));
-                            walk(v, path, names, set);
+                            walk(v, path, names, found);
                             path.pop();
                             names.pop();
                         }
@@ -193,7 +198,7 @@ fn walk<'a>(value: &'a Value, path: &mut Path, names: &mut Vec<&'a str>, set: &m
             }
         },
         _ => {
-            set.insert(path.clone());
+            found.insert(path.clone(), value);
         }
     }
 }
@@ -334,7 +339,7 @@ struct Entry {
 impl Entry {
     fn read(entry: &Value) -> Self {
         let mut fields = FieldSet::new();
-        leaves(&entry["fieldsV1"], &mut Vec::new(), &mut fields);
+        tree_paths(&entry["fieldsV1"], &mut Vec::new(), &mut fields);
         Self {
             manager: entry["manager"].as_str().unwrap_or_default().to_string(),
             operation: entry["operation"].as_str().unwrap_or_default().to_string(),
@@ -389,7 +394,7 @@ impl Entry {
 }
 
 /// The paths of a `FieldsV1` tree: its leaves, and every `.` marker.
-fn leaves(tree: &Value, path: &mut Path, set: &mut FieldSet) {
+fn tree_paths(tree: &Value, path: &mut Path, set: &mut FieldSet) {
     let Some(children) = tree.as_object().filter(|c| !c.is_empty()) else {
         if !path.is_empty() {
             set.insert(path.clone());
@@ -398,7 +403,7 @@ fn leaves(tree: &Value, path: &mut Path, set: &mut FieldSet) {
     };
     for (segment, child) in children {
         path.push(segment.clone());
-        leaves(child, path, set);
+        tree_paths(child, path, set);
         path.pop();
     }
 }
@@ -458,7 +463,9 @@ pub(crate) fn apply(
     writer: &Writer,
     api_version: &str,
 ) -> Result<Value, ApiError> {
-    let wanted = field_set(applied, false);
+    let applied_leaves = leaves(applied, false);
+    let live_leaves = leaves(live, false);
+    let wanted: FieldSet = applied_leaves.keys().cloned().collect();
     let mut managers = entries(live);
     let mine = |e: &Entry| {
         e.manager == writer.manager && e.operation == "Apply" && e.subresource.is_empty()
@@ -469,7 +476,10 @@ pub(crate) fn apply(
             if path.last().is_some_and(|s| s == ".") {
                 continue;
             }
-            if value_at(live, path).is_some_and(|have| Some(have) != value_at(applied, path)) {
+            if live_leaves
+                .get(path)
+                .is_some_and(|have| Some(have) != applied_leaves.get(path))
+            {
                 conflicts.push((other.shown(), path.clone()));
             }
         }
@@ -557,21 +567,31 @@ pub(crate) fn record_update(
     api_version: &str,
     status: bool,
 ) {
-    let mut managers = match new["metadata"].get("managedFields") {
-        Some(Value::Array(_)) => entries(new),
-        _ => old.map(entries).unwrap_or_default(),
-    };
-    let after = field_set(new, status);
-    let changed: FieldSet = match old {
-        None => after,
-        Some(old) => {
-            let before = field_set(old, status);
-            after
-                .iter()
-                .filter(|p| !before.contains(*p) || value_at(old, p) != value_at(new, p))
-                .cloned()
-                .collect()
+    let set_by_write = matches!(new["metadata"].get("managedFields"), Some(Value::Array(_)));
+    let changed: FieldSet = {
+        let after = leaves(new, status);
+        match old {
+            None => after.into_keys().collect(),
+            Some(old) => {
+                let before = leaves(old, status);
+                after
+                    .into_iter()
+                    .filter(|(p, v)| before.get(p) != Some(v))
+                    .map(|(p, _)| p)
+                    .collect()
+            }
         }
+    };
+    if changed.is_empty() && !set_by_write {
+        if let Some(old) = old {
+            keep(old, new);
+        }
+        return;
+    }
+    let mut managers = if set_by_write {
+        entries(new)
+    } else {
+        old.map(entries).unwrap_or_default()
     };
     if changed.is_empty() {
         store_entries(new, &managers);
@@ -608,8 +628,13 @@ pub(crate) fn record_update(
 
 /// Keeps `old`'s `managedFields` on `new`: a write by the simulator's own components.
 pub(crate) fn keep(old: &Value, new: &mut Value) {
-    let managers = entries(old);
-    store_entries(new, &managers);
+    let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    match old["metadata"].get("managedFields") {
+        Some(managed) => metadata.insert("managedFields".into(), managed.clone()),
+        None => metadata.remove("managedFields"),
+    };
 }
 
 #[cfg(test)]
@@ -735,7 +760,9 @@ mod tests {
 
     #[test]
     fn field_sets_use_the_fields_v1_segments() {
-        let set = field_set(&deployment("nginx:1", Some(1)), false);
+        let set: FieldSet = leaves(&deployment("nginx:1", Some(1)), false)
+            .into_keys()
+            .collect();
         let container = [
             "f:spec",
             "f:template",
