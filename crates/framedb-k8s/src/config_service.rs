@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::{apply, delete_if_present};
 use crate::error::{Error, Result};
-use crate::objects::labels;
+use crate::objects::{Layout, Storage, labels};
 use crate::ownership::DELETION_WAIT;
 
 /// The MongoDB deployment and its Service.
@@ -116,9 +116,10 @@ pub struct Settings {
     pub node_port: u16,
     /// The directory on the node that holds MongoDB's data (a `hostPath` volume).
     pub host_path: String,
-    /// The namespace of the instances the local service manages (`framedb-storage`):
-    /// setup creates it, and the local service may write only there.
-    pub instance_namespace: String,
+    /// How the local service lays its instances out: the global's own layout, passed on
+    /// as the local service's flags. Its namespace (`framedb-storage`) is the one setup
+    /// creates and the only one the local service may write in.
+    pub instance_layout: Layout,
 }
 
 impl Default for Settings {
@@ -129,7 +130,7 @@ impl Default for Settings {
             server_image: "framedb/framedb-server:0.1.0".into(),
             node_port: 32566,
             host_path: "/var/lib/framedb-config/mongodb".into(),
-            instance_namespace: "framedb-storage".into(),
+            instance_layout: Layout::default(),
         }
     }
 }
@@ -206,7 +207,10 @@ impl<'a> ConfigService<'a> {
         // A removal a moment ago leaves its namespace and volume being deleted while their
         // pods terminate: made anew once gone, not refused (403) or bound in them.
         let namespaces = Api::<Namespace>::all(self.client.clone());
-        for name in [&self.settings.namespace, &self.settings.instance_namespace] {
+        for name in [
+            &self.settings.namespace,
+            &self.settings.instance_layout.namespace,
+        ] {
             self.await_deletion(&namespaces, name).await?;
         }
         let volumes = Api::<PersistentVolume>::all(self.client.clone());
@@ -220,7 +224,8 @@ impl<'a> ConfigService<'a> {
         // Least privilege: the local service writes only in the instances' namespace (a
         // Role), and cluster-wide only reads what is cluster-wide (a ClusterRole: Services,
         // whose node ports are cluster-wide, and nodes).
-        let instances = crate::objects::instance_namespace(&self.settings.instance_namespace);
+        let instances =
+            crate::objects::instance_namespace(&self.settings.instance_layout.namespace);
         self.apply(Api::all(self.client.clone()), instances).await?;
         self.apply(self.api(), self.service_account()).await?;
         self.apply(Api::all(self.client.clone()), cluster_role(install))
@@ -357,12 +362,16 @@ impl<'a> ConfigService<'a> {
             return Ok(Report::absent(namespace));
         }
         let mut deployments = Vec::new();
+        let mut settings = BTreeMap::new();
         for name in [MONGODB, FRAMEDB_CONFIG] {
             let found = self
                 .api::<Deployment>()
                 .get_opt(name)
                 .await
                 .map_err(|e| failed("deployments", e))?;
+            if name == FRAMEDB_CONFIG {
+                settings = found.as_ref().map(installed_flags).unwrap_or_default();
+            }
             let ready = found
                 .as_ref()
                 .and_then(|d| d.status.as_ref()?.ready_replicas)
@@ -449,7 +458,14 @@ impl<'a> ConfigService<'a> {
                 }
             })
             .collect();
-        Ok(Report::new(namespace, deployments, services, claim, pods))
+        Ok(Report::new(
+            namespace,
+            deployments,
+            services,
+            claim,
+            pods,
+            settings,
+        ))
     }
 
     fn instance_api<K>(&self) -> Api<K>
@@ -457,13 +473,16 @@ impl<'a> ConfigService<'a> {
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
         K::DynamicType: Default,
     {
-        Api::namespaced(self.client.clone(), &self.settings.instance_namespace)
+        Api::namespaced(
+            self.client.clone(),
+            &self.settings.instance_layout.namespace,
+        )
     }
 
     fn instance_meta(&self) -> ObjectMeta {
         ObjectMeta {
             name: Some(FRAMEDB_CONFIG.to_owned()),
-            namespace: Some(self.settings.instance_namespace.clone()),
+            namespace: Some(self.settings.instance_layout.namespace.clone()),
             labels: Some(component_labels(FRAMEDB_CONFIG)),
             ..ObjectMeta::default()
         }
@@ -683,7 +702,7 @@ impl<'a> ConfigService<'a> {
             // Where its Role lets it write.
             env(
                 "FRAMEDB_NAMESPACE",
-                self.settings.instance_namespace.clone(),
+                self.settings.instance_layout.namespace.clone(),
             ),
             // `NAME.NAMESPACE.svc` resolves through the pod's DNS search path whatever the
             // cluster's domain (not every cluster is `cluster.local`).
@@ -695,6 +714,14 @@ impl<'a> ConfigService<'a> {
                 ),
             ),
         ];
+        // The rest of the global's layout, so that instances made through either tier
+        // are alike.
+        environment.extend(
+            layout_flags(&self.settings.instance_layout)
+                .into_iter()
+                .filter(|(name, _)| *name != "FRAMEDB_NAMESPACE")
+                .map(|(name, value)| env(name, value)),
+        );
         if let Some(root) = &install.local_volume_root {
             environment.push(env("FRAMEDB_LOCAL_VOLUME_ROOT", root.clone()));
         }
@@ -869,6 +896,55 @@ pub struct PodState {
     pub ready: bool,
 }
 
+/// `layout` as the server's environment variables (`FRAMEDB_TIDB_VERSION`, ...); a local
+/// volume root is the setup body's to give (it also changes the local service's rights).
+pub fn layout_flags(layout: &Layout) -> Vec<(&'static str, String)> {
+    let mut flags = vec![
+        ("FRAMEDB_NAMESPACE", layout.namespace.clone()),
+        ("FRAMEDB_TIDB_VERSION", layout.tidb_version.clone()),
+        ("FRAMEDB_IMAGE_PREFIX", layout.image_prefix.clone()),
+        ("FRAMEDB_NODE_LABEL", layout.node_label.clone()),
+        (
+            "FRAMEDB_INSTANCE_RESOURCES",
+            layout.resources.as_str().to_owned(),
+        ),
+    ];
+    if let Storage::Dynamic {
+        storage_class: Some(class),
+    } = &layout.storage
+    {
+        flags.push(("FRAMEDB_STORAGE_CLASS", class.clone()));
+    }
+    flags
+}
+
+/// The layout flags a local service was installed with, as its Deployment says.
+const REPORTED_FLAGS: [&str; 7] = [
+    "FRAMEDB_NAMESPACE",
+    "FRAMEDB_TIDB_VERSION",
+    "FRAMEDB_IMAGE_PREFIX",
+    "FRAMEDB_NODE_LABEL",
+    "FRAMEDB_INSTANCE_RESOURCES",
+    "FRAMEDB_STORAGE_CLASS",
+    "FRAMEDB_LOCAL_VOLUME_ROOT",
+];
+
+/// The layout flags in the local service `deployment`'s environment.
+fn installed_flags(deployment: &Deployment) -> BTreeMap<String, String> {
+    let containers = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .map(|pod| pod.containers.as_slice())
+        .unwrap_or_default();
+    containers
+        .iter()
+        .flat_map(|c| c.env.as_deref().unwrap_or_default())
+        .filter(|e| REPORTED_FLAGS.contains(&e.name.as_str()))
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect()
+}
+
 /// The state of a cluster's config service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -884,6 +960,9 @@ pub struct Report {
     pub persistent_volume_claim: ComponentState,
     /// The pods of both deployments.
     pub pods: Vec<PodState>,
+    /// The layout the local service runs with (`FRAMEDB_TIDB_VERSION` and the other
+    /// layout flags), read from its Deployment; empty when it is not installed.
+    pub settings: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -893,6 +972,7 @@ impl Report {
         services: Vec<ComponentState>,
         persistent_volume_claim: ComponentState,
         pods: Vec<PodState>,
+        settings: BTreeMap<String, String>,
     ) -> Self {
         let ready = namespace.exists
             && deployments.iter().all(|d| d.exists)
@@ -908,6 +988,7 @@ impl Report {
             services,
             persistent_volume_claim,
             pods,
+            settings,
         }
     }
 
@@ -927,6 +1008,7 @@ impl Report {
             ],
             missing(MONGODB_CLAIM),
             Vec::new(),
+            BTreeMap::new(),
         )
     }
 }

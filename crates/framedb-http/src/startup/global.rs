@@ -37,7 +37,11 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
     router(
         AppState {
             service,
-            config_service: Arc::default(),
+            // Setup installs local services that lay instances out as this global does.
+            config_service: Arc::new(framedb_k8s::config_service::Settings {
+                instance_layout: settings.layout.layout(),
+                ..Default::default()
+            }),
             kube_timeouts: settings.kube.timeouts(),
             directory,
             token: ApiToken::of(settings.serve.token.as_ref()),

@@ -793,3 +793,41 @@ async fn a_setup_right_after_a_remove_waits_for_the_removal_to_finish() {
         "{report}"
     );
 }
+
+/// The local service setup installs lays instances out as the global does (issue 14,
+/// item 9), and `/framedb-config/status` reports the layout it was installed with, as its
+/// Deployment says.
+#[tokio::test]
+async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
+    use framedb_http::settings::GlobalSettings;
+
+    let sim = Simulator::start(sim_config("laid-out")).await.unwrap();
+    let mut settings = GlobalSettings::default();
+    settings.layout.tidb_version = "v8.5.0".into();
+    settings.layout.node_label = "example.com/host".into();
+    settings.layout.storage_class = Some("fast".into());
+    settings.layout.instance_resources = framedb_k8s::Profile::Medium;
+    let app = global_app(None, settings, true);
+    let kube_config = kubeconfig_of(&sim);
+    let body = json!({"kube_config": kube_config, "storage_size": "2Gi"}).to_string();
+    let (status, answer) =
+        super::send_raw(&app, "POST", "/framedb-config/setup", Some(&body), None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let body = json!({"kube_config": kube_config}).to_string();
+    let (status, answer) =
+        super::send_raw(&app, "POST", "/framedb-config/status", Some(&body), None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["data"]["settings"],
+        json!({
+            "FRAMEDB_IMAGE_PREFIX": "pingcap",
+            "FRAMEDB_INSTANCE_RESOURCES": "medium",
+            "FRAMEDB_NAMESPACE": "framedb-storage",
+            "FRAMEDB_NODE_LABEL": "example.com/host",
+            "FRAMEDB_STORAGE_CLASS": "fast",
+            "FRAMEDB_TIDB_VERSION": "v8.5.0",
+        }),
+        "{answer}"
+    );
+}
