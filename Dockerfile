@@ -1,6 +1,8 @@
 # FrameDB's server image: the image /framedb-config/setup deploys as `framedb-config`
-# (run as `framedb-server local`), and the global service's. Build: docker build -t
-# framedb/framedb-server:0.1.0 .
+# (run as `framedb-server local`), and the global service's. Build and publish it to a
+# registry the clusters pull from, and point setup at it (README, "Running on a real
+# cluster"): docker build -t REGISTRY/framedb/framedb-server:0.1.0 . && docker push ...,
+# then `framedb-server global --server-image REGISTRY/framedb/framedb-server:0.1.0`.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

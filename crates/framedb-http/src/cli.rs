@@ -27,6 +27,9 @@ pub struct Cli {
 
 /// What the process runs.
 #[derive(Debug, Clone, Subcommand)]
+// Parsed once at start-up and moved into the role that runs: boxing the global's settings
+// would only make every use of them read through a pointer.
+#[allow(clippy::large_enum_variant)]
 pub enum Role {
     /// The global service: the registry and the public API (the default). With no
     /// cluster named, it runs the embedded default: simulated clusters, each with its

@@ -108,9 +108,9 @@ pub const SERVICE_PORT: i32 = 8080;
 pub struct Settings {
     /// The namespace it lives in (`framedb-config`).
     pub namespace: String,
-    /// The MongoDB image (`mongo:7.0`).
+    /// The MongoDB image (`docker.io/library/mongo:7.0`).
     pub mongo_image: String,
-    /// FrameDB's server image, run in its `local` role.
+    /// FrameDB's server image, run in its `local` role ([`DEFAULT_SERVER_IMAGE`]).
     pub server_image: String,
     /// The node port of [`NODE_PORT_SERVICE`] (32566).
     pub node_port: u16,
@@ -126,8 +126,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             namespace: "framedb-config".into(),
-            mongo_image: "mongo:7.0".into(),
-            server_image: "framedb/framedb-server:0.1.0".into(),
+            mongo_image: DEFAULT_MONGO_IMAGE.into(),
+            server_image: DEFAULT_SERVER_IMAGE.into(),
             node_port: 32566,
             host_path: "/var/lib/framedb-config/mongodb".into(),
             instance_layout: Layout::default(),
@@ -592,7 +592,10 @@ impl<'a> ConfigService<'a> {
         }
     }
 
-    fn deployment(&self, component: &str, pod: PodSpec) -> Deployment {
+    fn deployment(&self, component: &str, mut pod: PodSpec) -> Deployment {
+        // The same pull secrets as the instances' pods: one private registry, or none.
+        pod.image_pull_secrets =
+            crate::objects::pull_secrets(&self.settings.instance_layout.image_pull_secrets);
         Deployment {
             metadata: self.meta(component, component, true),
             spec: Some(DeploymentSpec {
@@ -915,11 +918,18 @@ pub fn layout_flags(layout: &Layout) -> Vec<(&'static str, String)> {
     {
         flags.push(("FRAMEDB_STORAGE_CLASS", class.clone()));
     }
+    if !layout.image_pull_secrets.is_empty() {
+        flags.push((
+            "FRAMEDB_IMAGE_PULL_SECRETS",
+            layout.image_pull_secrets.join(","),
+        ));
+    }
     flags
 }
 
 /// The layout flags a local service was installed with, as its Deployment says.
-const REPORTED_FLAGS: [&str; 7] = [
+const REPORTED_FLAGS: [&str; 8] = [
+    "FRAMEDB_IMAGE_PULL_SECRETS",
     "FRAMEDB_NAMESPACE",
     "FRAMEDB_TIDB_VERSION",
     "FRAMEDB_IMAGE_PREFIX",
@@ -944,6 +954,13 @@ fn installed_flags(deployment: &Deployment) -> BTreeMap<String, String> {
         .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
         .collect()
 }
+
+/// The MongoDB image a config service runs by default.
+pub const DEFAULT_MONGO_IMAGE: &str = "docker.io/library/mongo:7.0";
+/// FrameDB's server image a config service runs by default: this build's version, where
+/// the project publishes it (the README, "Running on a real cluster").
+pub const DEFAULT_SERVER_IMAGE: &str =
+    concat!("ghcr.io/framedb/framedb-server:", env!("CARGO_PKG_VERSION"));
 
 /// The state of a cluster's config service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

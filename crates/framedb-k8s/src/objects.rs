@@ -15,12 +15,12 @@ use framedb_core::{Credentials, DeploymentSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
-    KeyToPath, LocalVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeNodeAffinity,
-    VolumeResourceRequirements,
+    KeyToPath, LocalObjectReference, LocalVolumeSource, NodeSelector, NodeSelectorRequirement,
+    NodeSelectorTerm, ObjectReference, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -77,7 +77,7 @@ pub enum Storage {
 pub struct Layout {
     /// The namespace of every instance (`framedb-storage`).
     pub namespace: String,
-    /// Image repository prefix for `pd`, `tikv` and `tidb` (`pingcap`).
+    /// Image repository prefix for `pd`, `tikv` and `tidb` (`docker.io/pingcap`).
     pub image_prefix: String,
     /// The TiDB release all three images run (`v8.5.1`).
     pub tidb_version: String,
@@ -87,19 +87,23 @@ pub struct Layout {
     pub storage: Storage,
     /// The CPU and memory each component asks for.
     pub resources: Profile,
+    /// Secrets (in the instances' namespace, made by the cluster's operator) that let the
+    /// kubelet pull the images from a private registry.
+    pub image_pull_secrets: Vec<String>,
 }
 
 impl Default for Layout {
     fn default() -> Self {
         Self {
             namespace: "framedb-storage".into(),
-            image_prefix: "pingcap".into(),
+            image_prefix: "docker.io/pingcap".into(),
             tidb_version: "v8.5.1".into(),
             node_label: "kubernetes.io/hostname".into(),
             storage: Storage::Dynamic {
                 storage_class: None,
             },
             resources: Profile::Small,
+            image_pull_secrets: Vec::new(),
         }
     }
 }
@@ -656,6 +660,7 @@ impl Layout {
                             ..PodSecurityContext::default()
                         }),
                         automount_service_account_token: Some(false),
+                        image_pull_secrets: pull_secrets(&self.image_pull_secrets),
                         node_selector: Some(BTreeMap::from([(
                             self.node_label.clone(),
                             spec.node_id.to_string(),
@@ -726,6 +731,16 @@ impl Layout {
     }
 }
 
+/// `names` as a pod's `imagePullSecrets` (none: the field left out).
+pub fn pull_secrets(names: &[String]) -> Option<Vec<LocalObjectReference>> {
+    (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
+}
+
 /// A container that may not gain privileges and keeps no Linux capabilities.
 fn hardened() -> SecurityContext {
     SecurityContext {
@@ -769,6 +784,45 @@ mod tests {
             "TiKV's default on a large volume"
         );
         assert_eq!(mib(&big, "capacity"), 8 * GIB / 100 * 45 / MIB * MIB);
+    }
+
+    #[test]
+    fn images_are_fully_qualified_and_pulled_with_the_layout_s_secrets() {
+        let layout = Layout {
+            image_pull_secrets: vec!["regcred".into()],
+            ..Layout::default()
+        };
+        let spec = DeploymentSpec {
+            framedb_id: framedb_core::FramedbId::new("img").unwrap(),
+            cluster_id: framedb_core::ClusterId::new("c").unwrap(),
+            node_id: framedb_core::NodeId::new("n").unwrap(),
+            storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
+            port: 30900,
+            stamp: framedb_core::Stamp::unstamped(),
+            deletion_policy: framedb_core::DeletionPolicy::Delete,
+            created_at: framedb_core::Timestamp::now(),
+            metadata: Default::default(),
+        };
+        let pod = layout
+            .statefulset(&spec)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(
+            pod.containers[2].image.as_deref(),
+            Some("docker.io/pingcap/tidb:v8.5.1")
+        );
+        assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
+        let plain = Layout::default()
+            .statefulset(&spec)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert!(plain.image_pull_secrets.is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use framedb_core::ClusterId;
+use framedb_k8s::config_service::{DEFAULT_MONGO_IMAGE, DEFAULT_SERVER_IMAGE};
 use framedb_k8s::kubeconfig::Timeouts;
 use framedb_k8s::{Layout, Profile, Storage};
 use framedb_mongo::{Durability, MongoConfig};
@@ -247,8 +248,22 @@ pub struct LayoutSettings {
     pub tidb_version: String,
 
     /// Image repository prefix of `pd`, `tikv` and `tidb`.
-    #[arg(long, env = "FRAMEDB_IMAGE_PREFIX", default_value = "pingcap")]
+    #[arg(
+        long,
+        env = "FRAMEDB_IMAGE_PREFIX",
+        default_value = "docker.io/pingcap"
+    )]
     pub image_prefix: String,
+
+    /// A Secret of the instances' namespace (and of the config service's) that lets the
+    /// kubelet pull the images from a private registry (repeatable; commas in the
+    /// variable). The cluster's operator creates it.
+    #[arg(
+        long = "image-pull-secret",
+        env = "FRAMEDB_IMAGE_PULL_SECRETS",
+        value_delimiter = ','
+    )]
+    pub image_pull_secrets: Vec<String>,
 
     /// Node label whose value is an instance's `node_id`.
     #[arg(
@@ -290,6 +305,7 @@ impl Default for LayoutSettings {
             storage_class: None,
             local_volume_root: None,
             instance_resources: layout.resources,
+            image_pull_secrets: layout.image_pull_secrets,
         }
     }
 }
@@ -309,6 +325,7 @@ impl LayoutSettings {
                 },
             },
             resources: self.instance_resources,
+            image_pull_secrets: self.image_pull_secrets.clone(),
         }
     }
 }
@@ -382,6 +399,15 @@ pub struct FleetSettings {
     #[arg(long, env = "FRAMEDB_ALLOW_SETUP_REPLACE")]
     pub allow_setup_replace: bool,
 
+    /// FrameDB's server image that /framedb-config/setup runs as the local service
+    /// (published from the repository's Dockerfile; see the README).
+    #[arg(long, env = "FRAMEDB_SERVER_IMAGE", default_value = DEFAULT_SERVER_IMAGE)]
+    pub server_image: String,
+
+    /// The MongoDB image /framedb-config/setup runs for the local registry.
+    #[arg(long, env = "FRAMEDB_MONGO_IMAGE", default_value = DEFAULT_MONGO_IMAGE)]
+    pub mongo_image: String,
+
     /// Seconds between reloads of the cluster directory from its store (MongoDB with
     /// --mongo-uri), so that another replica's setup with "replace" or remove reaches
     /// this one; 0: never (a cluster this replica does not know is looked up in the store
@@ -407,6 +433,8 @@ impl Default for FleetSettings {
             in_cluster: None,
             allow_insecure_clusters: false,
             allow_setup_replace: false,
+            server_image: DEFAULT_SERVER_IMAGE.into(),
+            mongo_image: DEFAULT_MONGO_IMAGE.into(),
             directory_refresh_secs: 30,
         }
     }

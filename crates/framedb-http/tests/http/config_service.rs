@@ -807,6 +807,8 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
     settings.layout.node_label = "example.com/host".into();
     settings.layout.storage_class = Some("fast".into());
     settings.layout.instance_resources = framedb_k8s::Profile::Medium;
+    settings.layout.image_pull_secrets = vec!["regcred".into()];
+    settings.fleet.server_image = "registry.example.com/framedb/framedb-server:dev".into();
     let app = global_app(None, settings, true);
     let kube_config = kubeconfig_of(&sim);
     let body = json!({"kube_config": kube_config, "storage_size": "2Gi"}).to_string();
@@ -821,7 +823,8 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
     assert_eq!(
         answer["data"]["settings"],
         json!({
-            "FRAMEDB_IMAGE_PREFIX": "pingcap",
+            "FRAMEDB_IMAGE_PREFIX": "docker.io/pingcap",
+            "FRAMEDB_IMAGE_PULL_SECRETS": "regcred",
             "FRAMEDB_INSTANCE_RESOURCES": "medium",
             "FRAMEDB_NAMESPACE": "framedb-storage",
             "FRAMEDB_NODE_LABEL": "example.com/host",
@@ -830,4 +833,28 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
         }),
         "{answer}"
     );
+    // The images are the flags' (fully qualified by default), pulled with the secret.
+    let client = sim.client().await;
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client, "framedb-config");
+    for (name, image) in [
+        (
+            "framedb-config",
+            "registry.example.com/framedb/framedb-server:dev",
+        ),
+        ("mongodb", framedb_k8s::config_service::DEFAULT_MONGO_IMAGE),
+    ] {
+        let pod = deployments
+            .get(name)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.containers[0].image.as_deref(), Some(image));
+        let secrets = pod.image_pull_secrets.unwrap();
+        assert_eq!(secrets[0].name, "regcred");
+    }
 }

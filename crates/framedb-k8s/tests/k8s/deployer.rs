@@ -78,9 +78,9 @@ async fn deploy_creates_the_objects_of_the_design() {
     assert_eq!(
         images,
         [
-            "pingcap/pd:v8.5.1",
-            "pingcap/tikv:v8.5.1",
-            "pingcap/tidb:v8.5.1"
+            "docker.io/pingcap/pd:v8.5.1",
+            "docker.io/pingcap/tikv:v8.5.1",
+            "docker.io/pingcap/tidb:v8.5.1"
         ]
     );
     let tidb = pod.containers.iter().find(|c| c.name == "tidb").unwrap();
