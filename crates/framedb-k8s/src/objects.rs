@@ -803,26 +803,22 @@ mod tests {
             created_at: framedb_core::Timestamp::now(),
             metadata: Default::default(),
         };
-        let pod = layout
-            .statefulset(&spec)
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let pod_of = |layout: &Layout| {
+            layout
+                .statefulset(&spec)
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+        };
+        let pod = pod_of(&layout);
         assert_eq!(
             pod.containers[2].image.as_deref(),
             Some("docker.io/pingcap/tidb:v8.5.1")
         );
         assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");
-        let plain = Layout::default()
-            .statefulset(&spec)
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
-        assert!(plain.image_pull_secrets.is_none());
+        assert!(pod_of(&Layout::default()).image_pull_secrets.is_none());
     }
 
     #[test]
