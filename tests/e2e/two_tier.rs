@@ -397,9 +397,12 @@ async fn drop_databases(uri: &str, test: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_live_on_both_clusters_through_their_local_services() {
     let Some(uri) = mongo_uri() else { return };
+    // Pods become ready 2 s after they are scheduled: long enough for the creates and
+    // the queries below to see b-1 still provisioning even on a loaded machine (at 800 ms
+    // a full parallel suite once saw it running already).
     let topology = Topology::start(
         "tiers",
-        Duration::from_millis(800),
+        Duration::from_secs(2),
         mongo_registries(uri.clone(), "tiers"),
         Duration::from_secs(10),
     )
@@ -447,7 +450,7 @@ async fn instances_live_on_both_clusters_through_their_local_services() {
         .await;
     assert_eq!(body["data"]["status"], "Provisioning");
     let mut status = String::new();
-    for _ in 0..100 {
+    for _ in 0..200 {
         let (_, body) = topology
             .send(Method::GET, &format!("{BASE}/b-1"), None)
             .await;
