@@ -718,11 +718,15 @@ impl<'a> ConfigService<'a> {
             ),
         ];
         // The rest of the global's layout, so that instances made through either tier
-        // are alike.
+        // are alike; a local volume root from setup's body replaces a storage class (the
+        // server takes one or the other, never both).
         environment.extend(
             layout_flags(&self.settings.instance_layout)
                 .into_iter()
                 .filter(|(name, _)| *name != "FRAMEDB_NAMESPACE")
+                .filter(|(name, _)| {
+                    *name != "FRAMEDB_STORAGE_CLASS" || install.local_volume_root.is_none()
+                })
                 .map(|(name, value)| env(name, value)),
         );
         if let Some(root) = &install.local_volume_root {

@@ -323,6 +323,14 @@
 //!   unset unless it is one of the pointer fields `protobuf.rs` lists (`replicas`,
 //!   `runAsUser`, `storageClassName`, ...): the wire does not tell pointers from plain
 //!   fields.
+//! - Server-side apply: maps and structs the types mark atomic (label selectors, a
+//!   Service's `selector`, `nodeSelector`, object references) merge key by key; an
+//!   element missing its key fields is appended rather than refused; `fieldManager` may
+//!   be left out of an apply (the user agent names the manager); apply to `/status` is a
+//!   merge; fields an update removes stay in its manager's set.
+//! - A protobuf body is decoded whole into k8s-pb's types before it is checked: a body of
+//!   many empty repeated messages costs far more memory than its bytes (the simulator
+//!   serves loopback only).
 //! - `/openapi/v2` (kubectl asks for it as a protobuf-encoded gnostic document to validate
 //!   a `v1 List` on the client: `kubectl create -f` of a List needs `--validate=false`), and
 //!   the OpenAPI v3 component schemas (`kubectl explain` says the kind is not in the

@@ -109,14 +109,17 @@ fn key_segment(element: &Value, keys: &[&str]) -> String {
     format!("k:{}", Value::Object(fields))
 }
 
-/// Fields no manager owns: the server's own metadata, and the type.
+/// Fields no manager owns: the object's identity, the server's own metadata, and the
+/// type (`stripmeta`).
 fn unowned(names: &[&str]) -> bool {
     matches!(
         names,
         ["apiVersion" | "kind"]
             | [
                 "metadata",
-                "uid"
+                "name"
+                    | "namespace"
+                    | "uid"
                     | "resourceVersion"
                     | "generation"
                     | "creationTimestamp"
@@ -225,10 +228,12 @@ fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
 /// Whether a list element has the key fields `key` names (a defaulted `protocol` left
 /// out counts as `TCP`).
 fn matches_key(item: &Value, key: &Map<String, Value>) -> bool {
-    key.iter().all(|(k, v)| match item.get(k) {
-        Some(have) if !have.is_null() => have == v,
-        _ => k == "protocol" && v == "TCP",
-    })
+    // An element that names none of its keys is no other element.
+    !key.is_empty()
+        && key.iter().all(|(k, v)| match item.get(k) {
+            Some(have) if !have.is_null() => have == v,
+            _ => k == "protocol" && v == "TCP",
+        })
 }
 
 /// Removes the field at `path` from `obj` (a list element with its `.` or `v:` path).
@@ -517,8 +522,37 @@ pub(crate) fn apply(
         .filter(|e| !mine(e))
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
+    // A list element stays, with its key fields, while another manager owns anything
+    // inside it (structured-merge-diff adds such items back after pruning).
+    let kept_by_others = |element: &[String]| {
+        owned_by_others
+            .iter()
+            .any(|p| p.len() > element.len() && p.starts_with(element))
+            || wanted
+                .iter()
+                .any(|p| p.len() > element.len() && p.starts_with(element))
+    };
     for path in before.difference(&wanted) {
-        if !owned_by_others.contains(path) {
+        if owned_by_others.contains(path) {
+            continue;
+        }
+        let element_stays = match path.as_slice() {
+            [parent @ .., last] if last == "." => kept_by_others(parent),
+            [parent @ .., element, field] if element.starts_with("k:") => {
+                let key_field = field
+                    .strip_prefix("f:")
+                    .is_some_and(|name| element.contains(&format!("\"{name}\":")));
+                key_field && {
+                    let mut whole = parent.to_vec();
+                    whole.push(element.clone());
+                    !before.contains(&[whole.as_slice(), &[".".to_string()]].concat())
+                        || kept_by_others(&whole)
+                        || wanted.contains(&[whole.as_slice(), &[".".to_string()]].concat())
+                }
+            }
+            _ => false,
+        };
+        if !element_stays {
             remove_at(&mut merged, path);
         }
     }
@@ -576,7 +610,13 @@ pub(crate) fn record_update(
                 let before = leaves(old, status);
                 after
                     .into_iter()
-                    .filter(|(p, v)| before.get(p) != Some(v))
+                    // An element that was there already is not changed itself when a
+                    // field inside it is (upstream's Compare): its `.` stays its owner's.
+                    .filter(|(p, v)| match before.get(p) {
+                        None => true,
+                        Some(_) if p.last().is_some_and(|s| s == ".") => false,
+                        Some(was) => was != v,
+                    })
                     .map(|(p, _)| p)
                     .collect()
             }
@@ -713,6 +753,42 @@ mod tests {
             .map(|e| e["manager"].as_str().unwrap())
             .collect();
         assert_eq!(managers, ["kubectl-edit", "a"]);
+    }
+
+    #[test]
+    fn an_element_another_manager_changed_stays_whole_when_its_applier_drops_it() {
+        let mut two = deployment("nginx:1", None);
+        two["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "name": "log", "image": "busybox:1" }));
+        let live = apply(&json!({}), &two, &writer("a", false), "apps/v1").unwrap();
+        let mut edited = live.clone();
+        edited["spec"]["template"]["spec"]["containers"][1]["image"] = json!("busybox:2");
+        record_update(
+            Some(&live),
+            &mut edited,
+            &writer("kubectl-edit", false),
+            "apps/v1",
+            false,
+        );
+
+        let next = apply(
+            &edited,
+            &deployment("nginx:1", None),
+            &writer("a", false),
+            "apps/v1",
+        )
+        .unwrap();
+        let containers = next["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
+        assert_eq!(containers.len(), 2, "{next}");
+        assert_eq!(
+            containers[1],
+            json!({ "name": "log", "image": "busybox:2" }),
+            "{next}"
+        );
     }
 
     #[test]

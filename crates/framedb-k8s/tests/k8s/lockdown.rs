@@ -427,3 +427,30 @@ async fn the_instances_namespace_runs_instances_but_refuses_privileged_and_host_
         "{status:?}"
     );
 }
+
+/// A local volume root from setup's body replaces the global's storage class: the server
+/// refuses both at once, so the local service would never start with the two.
+#[tokio::test]
+async fn a_local_volume_root_replaces_the_global_s_storage_class() {
+    use framedb_k8s::config_service::{ConfigService, Install, Settings};
+
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let mut settings = Settings::default();
+    settings.instance_layout.storage = framedb_k8s::Storage::Dynamic {
+        storage_class: Some("fast".into()),
+    };
+    let install = Install {
+        storage_size: framedb_core::StorageSize::new("1Gi").unwrap(),
+        cluster_id: cluster_id(),
+        token: None,
+        local_volume_root: Some("/var/lib/framedb-volumes".into()),
+    };
+    let service = ConfigService::new(&cluster.client, &settings, "cluster-01");
+    service.setup(&install).await.unwrap();
+    let flags = service.status().await.unwrap().settings;
+    assert_eq!(
+        flags.get("FRAMEDB_LOCAL_VOLUME_ROOT").map(String::as_str),
+        Some("/var/lib/framedb-volumes")
+    );
+    assert!(!flags.contains_key("FRAMEDB_STORAGE_CLASS"), "{flags:?}");
+}
