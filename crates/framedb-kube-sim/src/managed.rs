@@ -700,6 +700,34 @@ mod tests {
         d
     }
 
+    /// Adds a `log` container of `image` to deployment `d`.
+    fn with_log(d: &mut Value, image: &str) {
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "name": "log", "image": image }));
+    }
+
+    /// `live` as `kubectl edit` leaves it after `change`, with the update recorded.
+    fn edited_by_kubectl(live: &Value, change: impl FnOnce(&mut Value)) -> Value {
+        let mut edited = live.clone();
+        change(&mut edited);
+        record_update(
+            Some(live),
+            &mut edited,
+            &writer("kubectl-edit", false),
+            "apps/v1",
+            false,
+        );
+        edited
+    }
+
+    fn containers_of(d: &Value) -> &Vec<Value> {
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+    }
+
     /// The deployment as manager `a` first applies it (2 replicas of `nginx:1`).
     fn created_by_a() -> Value {
         apply(
@@ -715,19 +743,10 @@ mod tests {
     fn list_maps_merge_by_key_and_omitted_fields_go() {
         let live = created_by_a();
         // Another manager adds a sidecar container and a label by update.
-        let mut edited = live.clone();
-        edited["spec"]["template"]["spec"]["containers"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({ "name": "log", "image": "busybox" }));
-        edited["metadata"]["labels"]["team"] = json!("db");
-        record_update(
-            Some(&live),
-            &mut edited,
-            &writer("kubectl-edit", false),
-            "apps/v1",
-            false,
-        );
+        let edited = edited_by_kubectl(&live, |d| {
+            with_log(d, "busybox");
+            d["metadata"]["labels"]["team"] = json!("db");
+        });
 
         // `a` applies again without replicas, with a new image: its container merges by
         // name, the sidecar stays, replicas (only `a`'s) goes.
@@ -738,9 +757,7 @@ mod tests {
             "apps/v1",
         )
         .unwrap();
-        let containers = next["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .unwrap();
+        let containers = containers_of(&next);
         assert_eq!(containers.len(), 2, "{next}");
         assert_eq!(containers[0]["image"], "nginx:2");
         assert_eq!(containers[1]["name"], "log");
@@ -758,20 +775,11 @@ mod tests {
     #[test]
     fn an_element_another_manager_changed_stays_whole_when_its_applier_drops_it() {
         let mut two = deployment("nginx:1", None);
-        two["spec"]["template"]["spec"]["containers"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({ "name": "log", "image": "busybox:1" }));
+        with_log(&mut two, "busybox:1");
         let live = apply(&json!({}), &two, &writer("a", false), "apps/v1").unwrap();
-        let mut edited = live.clone();
-        edited["spec"]["template"]["spec"]["containers"][1]["image"] = json!("busybox:2");
-        record_update(
-            Some(&live),
-            &mut edited,
-            &writer("kubectl-edit", false),
-            "apps/v1",
-            false,
-        );
+        let edited = edited_by_kubectl(&live, |d| {
+            d["spec"]["template"]["spec"]["containers"][1]["image"] = json!("busybox:2");
+        });
 
         let next = apply(
             &edited,
@@ -780,9 +788,7 @@ mod tests {
             "apps/v1",
         )
         .unwrap();
-        let containers = next["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .unwrap();
+        let containers = containers_of(&next);
         assert_eq!(containers.len(), 2, "{next}");
         assert_eq!(
             containers[1],
