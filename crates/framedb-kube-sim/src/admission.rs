@@ -447,23 +447,15 @@ fn prepare_storage_class(obj: &mut Value, old: Option<&Value>) -> Vec<FieldError
         ));
     }
     if let Some(old) = old {
-        if old["parameters"] != obj["parameters"] {
-            errors.push(FieldError::forbidden(
-                "parameters",
-                "updates to parameters are forbidden.",
-            ));
-        }
-        if old["provisioner"] != obj["provisioner"] {
-            errors.push(FieldError::forbidden(
-                "provisioner",
-                "updates to provisioner are forbidden.",
-            ));
-        }
-        if old["reclaimPolicy"] != obj["reclaimPolicy"] {
-            errors.push(FieldError::forbidden(
-                "reclaimPolicy",
-                "updates to reclaimPolicy are forbidden.",
-            ));
+        // `ValidateStorageClassUpdate`: these are fixed once the class exists.
+        for (field, detail) in [
+            ("parameters", "updates to parameters are forbidden."),
+            ("provisioner", "updates to provisioner are forbidden."),
+            ("reclaimPolicy", "updates to reclaimPolicy are forbidden."),
+        ] {
+            if old[field] != obj[field] {
+                errors.push(FieldError::forbidden(field, detail));
+            }
         }
         if old["volumeBindingMode"] != obj["volumeBindingMode"] {
             errors.push(FieldError::forbidden(

@@ -261,15 +261,7 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         false,
         NameRule::Subdomain,
     ),
-    core(
-        EVENTS,
-        "event",
-        "Event",
-        true,
-        &["ev"],
-        false,
-        NameRule::Subdomain,
-    ),
+    CORE_EVENTS,
     apps(DEPLOYMENTS, "deployment", "Deployment", &["deploy"]),
     apps(STATEFULSETS, "statefulset", "StatefulSet", &["sts"]),
     rbac("clusterroles", "clusterrole", "ClusterRole", false),
@@ -292,17 +284,20 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     // converts): one table, two views, as the API server stores them once.
     ResourceDef {
         group: EVENTS_GROUP,
-        ..core(
-            EVENTS,
-            "event",
-            "Event",
-            true,
-            &["ev"],
-            false,
-            NameRule::Subdomain,
-        )
+        ..CORE_EVENTS
     },
 ];
+
+/// Core `v1` Events, which `events.k8s.io/v1` serves too.
+const CORE_EVENTS: ResourceDef = core(
+    EVENTS,
+    "event",
+    "Event",
+    true,
+    &["ev"],
+    false,
+    NameRule::Subdomain,
+);
 
 /// The group of the newer Events API.
 pub(crate) const EVENTS_GROUP: &str = "events.k8s.io";
