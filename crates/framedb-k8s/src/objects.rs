@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use framedb_core::{Credentials, DeploymentSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
-    KeyToPath, LocalObjectReference, LocalVolumeSource, NodeSelector, NodeSelectorRequirement,
-    NodeSelectorTerm, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PersistentVolumeSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    Secret, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, ExecAction,
+    HTTPGetAction, KeyToPath, LocalObjectReference, LocalVolumeSource, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PersistentVolumeSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeNodeAffinity, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -571,6 +571,12 @@ impl Layout {
             volume_mounts: Some(vec![data("pd"), config.clone()]),
             resources: Some(self.resources.requirements("pd")),
             security_context: Some(hardened()),
+            // A native sidecar: TiKV starts once PD answers, and PD runs on beside
+            // TiDB, stopped after it.
+            restart_policy: Some("Always".into()),
+            startup_probe: Some(probe(loopback_get(PD_PORT, PD_HEALTH, None), 2, 150)),
+            readiness_probe: Some(probe(loopback_get(PD_PORT, PD_HEALTH, None), 5, 3)),
+            liveness_probe: Some(probe(loopback_connect(PD_PORT), 10, 6)),
             ..Container::default()
         };
         let tikv = Container {
@@ -591,6 +597,17 @@ impl Layout {
             volume_mounts: Some(vec![data("tikv"), config]),
             resources: Some(self.resources.requirements("tikv")),
             security_context: Some(hardened()),
+            // A native sidecar too: TiDB starts once TiKV serves, and TiKV is ready
+            // while PD counts its store `Up`. A first start may replay a large log,
+            // hence the long startup allowance.
+            restart_policy: Some("Always".into()),
+            startup_probe: Some(probe(loopback_connect(TIKV_PORT), 2, 300)),
+            readiness_probe: Some(probe(
+                loopback_get(PD_PORT, PD_STORES, Some(STORE_UP)),
+                5,
+                3,
+            )),
+            liveness_probe: Some(probe(loopback_connect(TIKV_STATUS_PORT), 10, 6)),
             ..Container::default()
         };
         let init_sql_flag = format!("--initialize-sql-file={CREDENTIALS_DIR}/{INIT_SQL_KEY}");
@@ -617,17 +634,11 @@ impl Layout {
                 port("mysql", MYSQL_PORT),
                 port("status", TIDB_STATUS_PORT),
             ]),
-            readiness_probe: Some(Probe {
-                http_get: Some(HTTPGetAction {
-                    path: Some("/status".into()),
-                    port: IntOrString::Int(TIDB_STATUS_PORT),
-                    ..HTTPGetAction::default()
-                }),
-                initial_delay_seconds: Some(5),
-                period_seconds: Some(5),
-                failure_threshold: Some(3),
-                ..Probe::default()
-            }),
+            // TiDB's status port listens on the pod's address, where the kubelet's
+            // own HTTP probes reach. Its first start bootstraps the cluster.
+            startup_probe: Some(probe(tidb_status(), 2, 150)),
+            readiness_probe: Some(probe(tidb_status(), 5, 3)),
+            liveness_probe: Some(probe(tidb_status(), 10, 6)),
             resources: Some(self.resources.requirements("tidb")),
             security_context: Some(hardened()),
             ..Container::default()
@@ -647,7 +658,8 @@ impl Layout {
                         ..ObjectMeta::default()
                     }),
                     spec: Some(PodSpec {
-                        containers: vec![pd, tikv, tidb],
+                        init_containers: Some(vec![pd, tikv]),
+                        containers: vec![tidb],
                         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
                         // The images run as root, so Pod Security `restricted` (which
                         // needs a non-root user) cannot hold; `baseline` does, and no
@@ -731,6 +743,78 @@ impl Layout {
     }
 }
 
+/// PD's client port, on loopback.
+const PD_PORT: i32 = 2379;
+/// TiKV's gRPC port, on loopback.
+const TIKV_PORT: i32 = 20160;
+/// TiKV's status port, on loopback.
+const TIKV_STATUS_PORT: i32 = 20180;
+/// PD's health API: 200 once PD serves its API.
+const PD_HEALTH: &str = "/pd/api/v1/health";
+/// PD's view of its stores.
+const PD_STORES: &str = "/pd/api/v1/stores";
+/// What PD's store list says of a store that serves (a bash regular expression, its
+/// quoted parts literal).
+const STORE_UP: &str = r#"'"state_name":'[[:space:]]*'"Up"'"#;
+
+/// A probe running `action` every `period` seconds, failing after `failures` misses in
+/// a row, each given 3 seconds.
+fn probe(action: Probe, period: i32, failures: i32) -> Probe {
+    Probe {
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(3),
+        ..action
+    }
+}
+
+/// TiDB's `GET /status`, on its status port.
+fn tidb_status() -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/status".into()),
+            port: IntOrString::Int(TIDB_STATUS_PORT),
+            ..HTTPGetAction::default()
+        }),
+        ..Probe::default()
+    }
+}
+
+/// Passes when something accepts a connection on loopback `port`.
+///
+/// PD and TiKV listen on loopback only, which the kubelet's `tcpSocket` and `httpGet`
+/// probes (sent to the pod's IP from the node) cannot reach, so the check runs in the
+/// container. It uses bash's `/dev/tcp` alone: the PingCAP images (Rocky Linux based
+/// since v7) carry bash, but no HTTP client is promised.
+fn loopback_connect(port: i32) -> Probe {
+    in_container(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
+}
+
+/// Passes when `GET path` on loopback `port` answers 200 and, given `body`, a body
+/// matching that bash regular expression (see [`loopback_connect`] for why in bash).
+fn loopback_get(port: i32, path: &str, body: Option<&str>) -> Probe {
+    let request = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port} && \
+         printf 'GET {path} HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3 && \
+         IFS= read -r -d '' answer <&3; \
+         [[ ${{answer%%$'\\r'*}} == 'HTTP/'*' 200'* ]]"
+    );
+    in_container(match body {
+        Some(pattern) => format!("{request} && [[ $answer =~ {pattern} ]]"),
+        None => request,
+    })
+}
+
+/// A probe that runs `script` with bash in the container.
+fn in_container(script: String) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["/bin/bash".into(), "-c".into(), script]),
+        }),
+        ..Probe::default()
+    }
+}
+
 /// `names` as a pod's `imagePullSecrets` (none: the field left out).
 pub fn pull_secrets(names: &[String]) -> Option<Vec<LocalObjectReference>> {
     (!names.is_empty()).then(|| {
@@ -756,6 +840,126 @@ fn hardened() -> SecurityContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 2Gi instance `img`.
+    fn spec() -> DeploymentSpec {
+        DeploymentSpec {
+            framedb_id: framedb_core::FramedbId::new("img").unwrap(),
+            cluster_id: framedb_core::ClusterId::new("c").unwrap(),
+            node_id: framedb_core::NodeId::new("n").unwrap(),
+            storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
+            port: 30900,
+            stamp: framedb_core::Stamp::unstamped(),
+            deletion_policy: framedb_core::DeletionPolicy::Delete,
+            created_at: framedb_core::Timestamp::now(),
+            metadata: Default::default(),
+        }
+    }
+
+    /// The script of an exec probe.
+    fn script(probe: &Probe) -> String {
+        let command = probe.exec.as_ref().unwrap().command.as_ref().unwrap();
+        assert_eq!(command[..2], ["/bin/bash", "-c"]);
+        command[2].clone()
+    }
+
+    /// Runs a probe's script against a server on loopback that answers each connection
+    /// with `answer` (none: nothing listens), as the kubelet would in the container.
+    fn passes(probe: impl Fn(i32) -> Probe, answer: Option<&'static str>) -> bool {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = i32::from(listener.local_addr().unwrap().port());
+        let listener = answer.map(|answer| (answer, listener));
+        let server = listener.map(|(answer, listener)| {
+            std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                // The whole request first: closing on unread bytes resets the
+                // connection, which no real server does.
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 512];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = stream.write_all(answer.as_bytes());
+                String::from_utf8_lossy(&request).to_string()
+            })
+        });
+        let status = std::process::Command::new("/bin/bash")
+            .args(["-c", &script(&probe(port))])
+            .status()
+            .unwrap();
+        if let Some(server) = server {
+            let request = server.join().unwrap();
+            assert!(
+                request.starts_with("GET /") || request.is_empty(),
+                "{request:?}"
+            );
+        }
+        status.success()
+    }
+
+    #[test]
+    fn pd_and_tikv_are_sidecars_probed_on_loopback_and_tidb_waits_for_them() {
+        let layout = Layout::default();
+        let sts = layout.objects(&spec()).statefulset;
+        let pod = sts.spec.unwrap().template.spec.unwrap();
+        let inits = pod.init_containers.unwrap();
+        let names: Vec<&str> = inits.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["pd", "tikv"]);
+        for sidecar in &inits {
+            assert_eq!(sidecar.restart_policy.as_deref(), Some("Always"));
+            for probe in [
+                &sidecar.startup_probe,
+                &sidecar.readiness_probe,
+                &sidecar.liveness_probe,
+            ] {
+                let probe = probe.as_ref().unwrap();
+                assert!(script(probe).contains("/dev/tcp/127.0.0.1/"), "{probe:?}");
+                assert!(probe.timeout_seconds.is_some() && probe.failure_threshold.is_some());
+            }
+        }
+        let tidb = &pod.containers[..];
+        assert_eq!(tidb.len(), 1);
+        assert_eq!(tidb[0].name, "tidb");
+        for probe in [
+            &tidb[0].startup_probe,
+            &tidb[0].readiness_probe,
+            &tidb[0].liveness_probe,
+        ] {
+            let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+            assert_eq!(get.path.as_deref(), Some("/status"));
+        }
+    }
+
+    #[test]
+    fn loopback_probes_pass_only_on_the_answer_they_wait_for() {
+        let health = |port| loopback_get(port, PD_HEALTH, None);
+        let store_up = |port| loopback_get(port, PD_STORES, Some(STORE_UP));
+        let ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[]";
+        assert!(passes(health, Some(ok)));
+        assert!(!passes(
+            health,
+            Some("HTTP/1.1 503 Service Unavailable\r\n\r\n")
+        ));
+        assert!(!passes(health, None), "nothing listens");
+        let stores = |state: &str| -> &'static str {
+            let body = format!(
+                "HTTP/1.1 200 OK\r\n\r\n{{\"count\": 1, \"stores\": [{{\"store\": {{\"id\": 1, \"state_name\": \"{state}\"}}}}]}}"
+            );
+            Box::leak(body.into_boxed_str())
+        };
+        assert!(passes(store_up, Some(stores("Up"))));
+        assert!(!passes(store_up, Some(stores("Offline"))));
+        assert!(!passes(
+            store_up,
+            Some("HTTP/1.1 200 OK\r\n\r\n{\"count\": 0, \"stores\": null}")
+        ));
+        assert!(passes(loopback_connect, Some("")));
+        assert!(!passes(loopback_connect, None));
+    }
 
     /// A TOML value of `config` (`"51MiB"` as 51 MiB), in bytes.
     fn mib(config: &str, key: &str) -> u64 {
@@ -792,17 +996,7 @@ mod tests {
             image_pull_secrets: vec!["regcred".into()],
             ..Layout::default()
         };
-        let spec = DeploymentSpec {
-            framedb_id: framedb_core::FramedbId::new("img").unwrap(),
-            cluster_id: framedb_core::ClusterId::new("c").unwrap(),
-            node_id: framedb_core::NodeId::new("n").unwrap(),
-            storage_size: framedb_core::StorageSize::new("2Gi").unwrap(),
-            port: 30900,
-            stamp: framedb_core::Stamp::unstamped(),
-            deletion_policy: framedb_core::DeletionPolicy::Delete,
-            created_at: framedb_core::Timestamp::now(),
-            metadata: Default::default(),
-        };
+        let spec = spec();
         let pod_of = |layout: &Layout| {
             layout
                 .statefulset(&spec)
@@ -814,7 +1008,7 @@ mod tests {
         };
         let pod = pod_of(&layout);
         assert_eq!(
-            pod.containers[2].image.as_deref(),
+            pod.containers[0].image.as_deref(),
             Some("docker.io/pingcap/tidb:v8.5.1")
         );
         assert_eq!(pod.image_pull_secrets.unwrap()[0].name, "regcred");

@@ -993,41 +993,64 @@ impl State {
     }
 
     /// A pod bound to `node` whose volumes are not mounted yet: `Pending`, its containers
-    /// waiting in `ContainerCreating`, no pod IP (no sandbox yet).
+    /// waiting in `ContainerCreating` (`PodInitializing` when it has init containers,
+    /// which wait too), no pod IP (no sandbox yet).
     fn hold_pod(&mut self, k: &ObjKey, mut pod: Value, node: &str, stamp: &str) {
         let host_ip = self.host_ip(node);
-        let containers: Vec<Value> = pod["spec"]["containers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let names: Vec<&str> = containers.iter().map(|c| str_at(c, &["name"])).collect();
-        let not_ready = format!("containers with unready status: [{}]", names.join(" "));
-        let statuses: Vec<Value> = containers
+        let list = |field: &str| pod["spec"][field].as_array().cloned().unwrap_or_default();
+        let (inits, containers) = (list("initContainers"), list("containers"));
+        let reason = if inits.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
+        let names = |specs: &[Value]| {
+            specs
+                .iter()
+                .map(|c| str_at(c, &["name"]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let sidecars: Vec<Value> = inits
             .iter()
-            .map(|c| {
-                json!({
-                    "name": c["name"], "image": c["image"], "imageID": "",
-                    "ready": false, "started": false, "restartCount": 0,
-                    "state": { "waiting": { "reason": "ContainerCreating" } },
-                })
-            })
+            .filter(|c| c["restartPolicy"] == "Always")
+            .cloned()
             .collect();
+        let not_ready = format!(
+            "containers with unready status: [{}]",
+            names(&[sidecars, containers.clone()].concat())
+        );
+        let not_initialized = format!("containers with incomplete status: [{}]", names(&inits));
+        let (init_reason, init_message) = if inits.is_empty() {
+            ("", "")
+        } else {
+            ("ContainersNotInitialized", not_initialized.as_str())
+        };
+        let waiting = |specs: &[Value]| -> Vec<Value> {
+            specs
+                .iter()
+                .map(|c| super::kubelet::waiting(c, reason))
+                .collect()
+        };
         let old = pod["status"].clone();
         pod["spec"]["nodeName"] = json!(node);
         pod["status"] = json!({
             "phase": "Pending",
             "conditions": [
                 condition(&old, "PodReadyToStartContainers", false, "", "", stamp),
-                condition(&old, "Initialized", true, "", "", stamp),
+                condition(&old, "Initialized", inits.is_empty(), init_reason, init_message, stamp),
                 condition(&old, "Ready", false, "ContainersNotReady", &not_ready, stamp),
                 condition(&old, "ContainersReady", false, "ContainersNotReady", &not_ready, stamp),
                 condition(&old, "PodScheduled", true, "", "", stamp),
             ],
             "hostIP": host_ip, "hostIPs": [{ "ip": host_ip }],
             "startTime": stamp,
-            "containerStatuses": statuses,
+            "containerStatuses": waiting(&containers),
             "qosClass": old["qosClass"],
         });
+        if !inits.is_empty() {
+            pod["status"]["initContainerStatuses"] = json!(waiting(&inits));
+        }
         self.put(PODS, k.clone(), pod);
     }
 

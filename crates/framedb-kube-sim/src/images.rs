@@ -270,6 +270,8 @@ impl ContainerFault {
 /// Why a container's last run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Exit {
+    /// Exit code 0, reason `Completed`: an init container that did its work.
+    Completed,
     /// Exit code 1, reason `Error`.
     Error,
     /// Exit code 137, reason `OOMKilled`.
@@ -279,6 +281,7 @@ pub(crate) enum Exit {
 impl Exit {
     pub fn code(&self) -> i64 {
         match self {
+            Self::Completed => 0,
             Self::Error => 1,
             Self::OomKilled => 137,
         }
@@ -286,6 +289,7 @@ impl Exit {
 
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::Completed => "Completed",
             Self::Error => "Error",
             Self::OomKilled => "OOMKilled",
         }

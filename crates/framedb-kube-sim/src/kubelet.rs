@@ -133,21 +133,65 @@ impl State {
             .remove(&record_key)
             .unwrap_or_default();
         let node = str_at(&pod, &["spec", "nodeName"]).to_string();
-        let specs: Vec<Value> = pod["spec"]["containers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let mut statuses = Vec::new();
+        let list = |field: &str| pod["spec"][field].as_array().cloned().unwrap_or_default();
+        let (init_specs, specs) = (list("initContainers"), list("containers"));
+        // Once a container of the pod has run, the pod has initialized for good: a
+        // sidecar that restarts later does not hold the others back.
+        let mut initialized = specs.iter().any(|spec| {
+            records
+                .get(str_at(spec, &["name"]))
+                .is_some_and(|c| !matches!(c.phase, Phase::New))
+        });
         let mut wake: Option<Instant> = None;
-        for spec in &specs {
-            let name = str_at(spec, &["name"]).to_string();
-            let record = records.entry(name.clone()).or_default();
-            self.advance(&pod, &node, spec, record, now);
-            let (status, next) = self.container_status(&pod, spec, record, now);
-            statuses.push(status);
+        let mut note_wake = |next: Option<Instant>| {
             if let Some(next) = next {
                 wake = Some(wake.map_or(next, |w| w.min(next)));
             }
+        };
+        // Init containers run one at a time, in order: the next starts once the one
+        // before has completed or, for a sidecar, has started (`computeInitContainerActions`).
+        let mut init_statuses = Vec::new();
+        let mut pending = Vec::new();
+        let mut blocked = false;
+        for spec in &init_specs {
+            let name = str_at(spec, &["name"]).to_string();
+            if blocked {
+                init_statuses.push(waiting(spec, "PodInitializing"));
+                pending.push(name);
+                continue;
+            }
+            let role = if is_sidecar(spec) {
+                Role::Sidecar
+            } else {
+                Role::Init
+            };
+            let record = records.entry(name.clone()).or_default();
+            self.advance(&pod, &node, spec, role, record, now);
+            let (status, next) = self.container_status(&pod, spec, record, now);
+            note_wake(next);
+            let done = match role {
+                Role::Sidecar => status["started"] == true,
+                _ => status["state"]["terminated"]["exitCode"] == 0,
+            };
+            if !done && !initialized {
+                blocked = true;
+                pending.push(name);
+            }
+            init_statuses.push(status);
+        }
+        initialized = initialized || !blocked;
+        let mut statuses = Vec::new();
+        for spec in &specs {
+            if !initialized {
+                statuses.push(waiting(spec, "PodInitializing"));
+                continue;
+            }
+            let name = str_at(spec, &["name"]).to_string();
+            let record = records.entry(name).or_default();
+            self.advance(&pod, &node, spec, Role::Main, record, now);
+            let (status, next) = self.container_status(&pod, spec, record, now);
+            note_wake(next);
+            statuses.push(status);
         }
         self.runtime.containers.insert(record_key, records);
         match wake {
@@ -158,12 +202,20 @@ impl State {
                 self.runtime.wake_at.remove(k);
             }
         }
-        let status = pod_status(&pod, statuses);
+        let status = pod_status(&pod, &init_specs, init_statuses, statuses, &pending);
         self.set_status(PODS, k, status);
     }
 
     /// One container's state machine, run up to `now`.
-    fn advance(&mut self, pod: &Value, node: &str, spec: &Value, c: &mut Container, now: Instant) {
+    fn advance(
+        &mut self,
+        pod: &Value,
+        node: &str,
+        spec: &Value,
+        role: Role,
+        c: &mut Container,
+        now: Instant,
+    ) {
         let kubelet = Source {
             component: "kubelet",
             host: Some(node),
@@ -174,9 +226,9 @@ impl State {
         // Enough for any catch-up: each step moves the container on or stops.
         for _ in 0..64 {
             match &mut c.phase {
-                Phase::New => self.pull_and_start(pod, node, spec, c, now),
+                Phase::New => self.pull_and_start(pod, node, spec, role, c, now),
                 Phase::PullFailed { retry_at, .. } if *retry_at <= now => {
-                    self.pull_and_start(pod, node, spec, c, now);
+                    self.pull_and_start(pod, node, spec, role, c, now);
                 }
                 Phase::PullFailed {
                     backoff_at,
@@ -205,10 +257,13 @@ impl State {
                         "startedAt": started, "finishedAt": now_rfc3339(),
                         "containerID": c.container_id,
                     });
-                    let restarts = match str_at(pod, &["spec", "restartPolicy"]) {
-                        "Never" => false,
-                        // Every simulated exit is a failure (non-zero code).
-                        _ => true,
+                    let completed = *exit == Exit::Completed;
+                    let restarts = match (role, str_at(pod, &["spec", "restartPolicy"])) {
+                        // A sidecar runs as long as its pod, whatever the pod's policy.
+                        (Role::Sidecar, _) => true,
+                        (_, "Never") => false,
+                        (Role::Init, _) | (Role::Main, "OnFailure") => !completed,
+                        (Role::Main, _) => true,
                     };
                     let waiting_at = *at + self.real(RELIST);
                     let restart_at = restarts.then(|| waiting_at + self.real(c.crash_backoff));
@@ -227,7 +282,7 @@ impl State {
                     c.last_terminated = Some(terminated.clone());
                     c.restarts += 1;
                     c.crash_backoff = next_backoff(c.crash_backoff);
-                    self.pull_and_start(pod, node, spec, c, now);
+                    self.pull_and_start(pod, node, spec, role, c, now);
                 }
                 Phase::Exited {
                     waiting_at,
@@ -254,6 +309,7 @@ impl State {
         pod: &Value,
         node: &str,
         spec: &Value,
+        role: Role,
         c: &mut Container,
         now: Instant,
     ) {
@@ -357,13 +413,20 @@ impl State {
         let fault = self
             .runtime
             .fault(meta(pod, "namespace"), meta(pod, "name"), &name);
-        let mut ready_at = now + self.ready_after;
-        let mut starts_at = now;
+        // The program answers its probes `ready_after` from its start: a startup probe
+        // holds `started` until then, a readiness probe `ready`; without them the
+        // kubelet takes the container as started, and ready, once it runs.
+        let answers_at = now + self.ready_after;
+        let probed = |probe: &str| spec[probe].is_object();
+        let mut starts_at = if probed("startupProbe") {
+            answers_at
+        } else {
+            now
+        };
         let mut ends_at = None;
         match fault {
             Some(ContainerFaultKind::SlowStart { by }) => {
-                starts_at = now + self.real(by);
-                ready_at = ready_at.max(starts_at);
+                starts_at = starts_at.max(now + self.real(by));
             }
             Some(ContainerFaultKind::CrashLoop { after }) => {
                 ends_at = Some((now + self.real(after), Exit::Error));
@@ -372,6 +435,16 @@ impl State {
                 ends_at = Some((now + self.real(after), Exit::OomKilled));
             }
             None => {}
+        }
+        let ready_at = if probed("readinessProbe") {
+            answers_at.max(starts_at)
+        } else {
+            starts_at
+        };
+        // A plain init container does its work and exits; nothing runs a command here,
+        // so it is done as soon as it starts (unless a fault makes it fail).
+        if role == Role::Init && ends_at.is_none() {
+            ends_at = Some((now, Exit::Completed));
         }
         c.phase = Phase::Running {
             started: now_rfc3339(),
@@ -490,9 +563,44 @@ fn pod_ref(pod: &Value) -> String {
     )
 }
 
-/// The pod's status with these container statuses: its phase as `getPhase` makes it,
-/// and its conditions.
-fn pod_status(pod: &Value, statuses: Vec<Value>) -> Value {
+/// What a container is to its pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// One of `spec.containers`.
+    Main,
+    /// A plain init container: runs to completion before the next starts.
+    Init,
+    /// An init container with `restartPolicy: Always` (a native sidecar): the next
+    /// starts once it has started, and it runs beside the pod's containers.
+    Sidecar,
+}
+
+/// Whether an init container is a sidecar (`restartPolicy: Always`).
+fn is_sidecar(spec: &Value) -> bool {
+    spec["restartPolicy"] == "Always"
+}
+
+/// The status of a container the kubelet has not started yet, waiting for `reason`
+/// (`ContainerCreating`, or `PodInitializing` in a pod with init containers).
+pub(crate) fn waiting(spec: &Value, reason: &str) -> Value {
+    json!({
+        "name": spec["name"], "image": spec["image"], "imageID": "",
+        "ready": false, "started": false, "restartCount": 0,
+        "state": { "waiting": { "reason": reason } },
+    })
+}
+
+/// The pod's status with these init and container statuses: its phase as `getPhase`
+/// makes it (`Pending` until its init containers are done, `pending` names those that
+/// are not), and its conditions (`GeneratePodInitializedCondition`,
+/// `GenerateContainersReadyCondition`: a sidecar's readiness counts).
+fn pod_status(
+    pod: &Value,
+    init_specs: &[Value],
+    init_statuses: Vec<Value>,
+    statuses: Vec<Value>,
+    pending: &[String],
+) -> Value {
     let stamp = now_rfc3339();
     let old = &pod["status"];
     let (mut running, mut waiting, mut stopped, mut failed) = (0, 0, 0, 0);
@@ -512,8 +620,9 @@ fn pod_status(pod: &Value, statuses: Vec<Value>) -> Value {
             waiting += 1;
         }
     }
+    let initialized = pending.is_empty();
     let policy = str_at(pod, &["spec", "restartPolicy"]);
-    let phase = if waiting > 0 {
+    let phase = if !initialized || waiting > 0 {
         "Pending"
     } else if running > 0 {
         "Running"
@@ -522,8 +631,13 @@ fn pod_status(pod: &Value, statuses: Vec<Value>) -> Value {
     } else {
         "Running"
     };
-    let unready: Vec<&str> = statuses
+    let sidecars = init_statuses
         .iter()
+        .zip(init_specs)
+        .filter(|(_, spec)| is_sidecar(spec))
+        .map(|(status, _)| status);
+    let unready: Vec<&str> = sidecars
+        .chain(&statuses)
         .filter(|s| s["ready"] != true)
         .filter_map(|s| s["name"].as_str())
         .collect();
@@ -540,15 +654,35 @@ fn pod_status(pod: &Value, statuses: Vec<Value>) -> Value {
     } else {
         ("ContainersNotReady", message.as_str())
     };
+    let not_initialized = format!("containers with incomplete status: [{}]", pending.join(" "));
+    let (init_reason, init_message) = if initialized {
+        ("", "")
+    } else {
+        ("ContainersNotInitialized", not_initialized.as_str())
+    };
     let mut status = old.clone();
     status["phase"] = json!(phase);
     status["conditions"] = json!([
         condition(old, "PodReadyToStartContainers", true, "", "", &stamp),
-        condition(old, "Initialized", true, "", "", &stamp),
+        condition(
+            old,
+            "Initialized",
+            initialized,
+            init_reason,
+            init_message,
+            &stamp
+        ),
         condition(old, "Ready", ready, reason, message, &stamp),
         condition(old, "ContainersReady", ready, reason, message, &stamp),
         condition(old, "PodScheduled", true, "", "", &stamp),
     ]);
+    if init_statuses.is_empty() {
+        if let Some(status) = status.as_object_mut() {
+            status.remove("initContainerStatuses");
+        }
+    } else {
+        status["initContainerStatuses"] = json!(init_statuses);
+    }
     status["containerStatuses"] = json!(statuses);
     status
 }

@@ -102,7 +102,8 @@ pub struct SimConfig {
     pub name: String,
     /// The nodes present at start.
     pub nodes: Vec<SimNode>,
-    /// How long a scheduled pod's containers take to become ready.
+    /// How long a started container's program takes to answer its startup and
+    /// readiness probes (one without probes is ready once it runs).
     pub pod_ready_after: Duration,
     /// Latency added to every request (changeable later with [`Faults::set_latency`]).
     pub latency: Duration,
@@ -286,7 +287,7 @@ impl SimConfig {
         self
     }
 
-    /// Sets how long scheduled pods take to become ready.
+    /// Sets how long a started container's program takes to answer its probes.
     pub fn with_pod_ready_after(mut self, delay: Duration) -> Self {
         self.pod_ready_after = delay;
         self

@@ -92,15 +92,32 @@ fn phase_or_terminating(obj: &Value) -> &str {
 }
 
 /// A pod's READY, STATUS and RESTARTS as `printPod` makes them: the phase (or the pod's
-/// `status.reason`), replaced by a container's waiting or terminated reason (the first
-/// container's that has one wins: the printer walks them from the last), `Terminating`
-/// while it is deleted; restarts summed, with the age of the last one.
+/// `status.reason`); while its init containers run, `Init:N/M` or the reason of the one
+/// that holds the others back (`Init:CrashLoopBackOff`); then replaced by a container's
+/// waiting or terminated reason (the first container's that has one wins: the printer
+/// walks them from the last), `Terminating` while it is deleted; restarts summed, with
+/// the age of the last one. Sidecars (init containers with `restartPolicy: Always`)
+/// count among the containers once started.
 fn pod_columns(pod: &Value) -> (usize, usize, String, String) {
-    let statuses = pod["status"]["containerStatuses"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let total = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
+    let list = |at: &[&str]| {
+        let mut value = pod;
+        for key in at {
+            value = &value[*key];
+        }
+        value.as_array().map(Vec::as_slice).unwrap_or_default()
+    };
+    let statuses = list(&["status", "containerStatuses"]);
+    let init_specs = list(&["spec", "initContainers"]);
+    let sidecar = |name: &str| {
+        init_specs
+            .iter()
+            .any(|c| c["name"] == name && c["restartPolicy"] == "Always")
+    };
+    let total = list(&["spec", "containers"]).len()
+        + init_specs
+            .iter()
+            .filter(|c| c["restartPolicy"] == "Always")
+            .count();
     let phase = str_at(pod, &["status", "phase"]);
     let mut reason = match str_at(pod, &["status", "reason"]) {
         "" => phase.to_string(),
@@ -109,11 +126,68 @@ fn pod_columns(pod: &Value) -> (usize, usize, String, String) {
     let mut ready = 0;
     let mut restarts = 0;
     let mut last_restart = String::new();
+    let (mut sidecar_restarts, mut last_sidecar_restart) = (0, String::new());
+    let mut initializing = false;
+    for (i, c) in list(&["status", "initContainerStatuses"])
+        .iter()
+        .enumerate()
+    {
+        let count = c["restartCount"].as_u64().unwrap_or(0);
+        let finished = str_at(c, &["lastState", "terminated", "finishedAt"]);
+        restarts += count;
+        // RFC 3339 in UTC compares as text.
+        if finished > last_restart.as_str() {
+            last_restart = finished.to_string();
+        }
+        let is_sidecar = sidecar(str_at(c, &["name"]));
+        if is_sidecar {
+            sidecar_restarts += count;
+            if finished > last_sidecar_restart.as_str() {
+                last_sidecar_restart = finished.to_string();
+            }
+        }
+        let terminated = &c["state"]["terminated"];
+        let waiting = str_at(c, &["state", "waiting", "reason"]);
+        if terminated.is_object() && terminated["exitCode"].as_i64() == Some(0) {
+            continue;
+        }
+        if is_sidecar && c["started"] == true {
+            if c["ready"] == true {
+                ready += 1;
+            }
+            continue;
+        }
+        reason = if terminated.is_object() {
+            match str_at(terminated, &["reason"]) {
+                "" => match terminated["signal"].as_i64().unwrap_or(0) {
+                    0 => format!(
+                        "Init:ExitCode:{}",
+                        terminated["exitCode"].as_i64().unwrap_or(0)
+                    ),
+                    signal => format!("Init:Signal:{signal}"),
+                },
+                r => format!("Init:{r}"),
+            }
+        } else if !waiting.is_empty() && waiting != "PodInitializing" {
+            format!("Init:{waiting}")
+        } else {
+            format!("Init:{i}/{}", init_specs.len())
+        };
+        initializing = true;
+        break;
+    }
+    let initialized = list(&["status", "conditions"])
+        .iter()
+        .any(|c| c["type"] == "Initialized" && c["status"] == "True");
     let mut has_running = false;
+    if initializing && !initialized {
+        return finish(pod, phase, ready, total, reason, restarts, &last_restart);
+    }
+    restarts = sidecar_restarts;
+    last_restart = last_sidecar_restart;
     for c in statuses.iter().rev() {
         restarts += c["restartCount"].as_u64().unwrap_or(0);
         let finished = str_at(c, &["lastState", "terminated", "finishedAt"]);
-        // RFC 3339 in UTC compares as text.
         if finished > last_restart.as_str() {
             last_restart = finished.to_string();
         }
@@ -146,13 +220,27 @@ fn pod_columns(pod: &Value) -> (usize, usize, String, String) {
         }
         .to_string();
     }
+    finish(pod, phase, ready, total, reason, restarts, &last_restart)
+}
+
+/// The end of `printPod`: `Terminating` while the pod is deleted, and the restarts with
+/// the age of the last one.
+fn finish(
+    pod: &Value,
+    phase: &str,
+    ready: usize,
+    total: usize,
+    mut reason: String,
+    restarts: u64,
+    last_restart: &str,
+) -> (usize, usize, String, String) {
     if is_terminating(pod) && !matches!(phase, "Succeeded" | "Failed") {
         reason = "Terminating".to_string();
     }
     let restarts = if restarts != 0 && !last_restart.is_empty() {
         format!(
             "{restarts} ({} ago)",
-            human_duration(age_seconds(&last_restart))
+            human_duration(age_seconds(last_restart))
         )
     } else {
         restarts.to_string()

@@ -67,14 +67,19 @@ impl State {
                 host: Some(&node),
             };
             // Only what runs is stopped: a container waiting for its image, or in
-            // back-off, has nothing to kill.
-            let names: Vec<String> = pod["status"]["containerStatuses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|c| c["state"]["running"].is_object())
-                .map(|c| str_at(c, &["name"]).to_string())
-                .collect();
+            // back-off, has nothing to kill. Sidecars go last, in reverse order, once
+            // the containers they serve have stopped.
+            let running = |field: &str| -> Vec<String> {
+                pod["status"][field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["state"]["running"].is_object())
+                    .map(|c| str_at(c, &["name"]).to_string())
+                    .collect()
+            };
+            let mut names = running("containerStatuses");
+            names.extend(running("initContainerStatuses").into_iter().rev());
             for name in names {
                 let stopping = format!("Stopping container {name}");
                 self.record_event(&pod, EventType::Normal, "Killing", &stopping, kubelet);

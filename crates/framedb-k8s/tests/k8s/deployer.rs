@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use framedb_core::{ClusterDeployer, Error, FramedbId, InstanceStatus, PortAllocator};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::Api;
 
 use super::{Cluster, cluster_id, spec};
@@ -70,9 +70,12 @@ async fn deploy_creates_the_objects_of_the_design() {
         pod.node_selector.unwrap()["kubernetes.io/hostname"],
         "node-a"
     );
+    // PD and TiKV are native sidecars, TiDB the pod's container.
     let images: Vec<_> = pod
-        .containers
+        .init_containers
         .iter()
+        .flatten()
+        .chain(&pod.containers)
         .map(|c| c.image.clone().unwrap())
         .collect();
     assert_eq!(
@@ -362,7 +365,17 @@ async fn concurrent_status_reads_share_cluster_reads_and_are_never_older_than_th
     );
 
     // A read asked for after the pod became ready sees it ready.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "framedb-storage");
+    let ready = || async {
+        pods.get("shared-0").await.ok().is_some_and(|pod| {
+            pod.status
+                .and_then(|s| s.conditions)
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    };
+    assert!(super::eventually(Duration::from_secs(5), ready).await);
     let reports = cluster
         .fleet
         .statuses(&cluster_id(), std::slice::from_ref(&id))

@@ -17,7 +17,12 @@ const NS: &str = "framedb-storage";
 
 fn container<'a>(sts: &'a StatefulSet, name: &str) -> &'a Container {
     let pod = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
-    pod.containers.iter().find(|c| c.name == name).unwrap()
+    // PD and TiKV are native sidecars (init containers), TiDB the pod's container.
+    let inits = pod.init_containers.iter().flatten();
+    inits
+        .chain(&pod.containers)
+        .find(|c| c.name == name)
+        .unwrap()
 }
 
 fn args(container: &Container) -> Vec<String> {

@@ -117,11 +117,12 @@ async fn a_local_volume_without_its_directory_leaves_the_instance_provisioning()
                     .flat_map(|s| s.container_statuses.iter().flatten())
             })
             .any(|c| {
-                c.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref())
-                    == Some("ContainerCreating")
+                // `PodInitializing` in a pod with init containers (PD and TiKV).
+                let reason = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+                matches!(
+                    reason.and_then(|w| w.reason.as_deref()),
+                    Some("ContainerCreating" | "PodInitializing")
+                )
             })
     })
     .await;

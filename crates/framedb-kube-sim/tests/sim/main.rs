@@ -15,6 +15,7 @@ mod nodes;
 mod pod_security;
 mod protobuf;
 mod scheduling;
+mod sidecars;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -124,7 +125,11 @@ fn statefulset(name: &str, replicas: i32, node_selector: Value) -> StatefulSet {
                 "metadata": { "labels": { "app": name } },
                 "spec": {
                     "nodeSelector": node_selector,
-                    "containers": [{ "name": "tidb", "image": "pingcap/tidb:v8.5.0" }],
+                    // Ready once TiDB answers (`pod_ready_after`), not when it starts.
+                    "containers": [{
+                        "name": "tidb", "image": "pingcap/tidb:v8.5.0",
+                        "readinessProbe": { "httpGet": { "path": "/status", "port": 10080 } },
+                    }],
                 },
             },
         },
