@@ -12,7 +12,7 @@ use crate::filter::Query;
 use crate::live::StatusFeed;
 use crate::types::{
     ClusterId, Credentials, DeletionPolicy, FramedbId, InstanceRecord, InstanceStatus, Metadata,
-    NodeId, Removal, Stamp, StatusReport, StorageSize, Timestamp,
+    NodeId, Removal, ResourceProfile, Stamp, StatusReport, StorageSize, Timestamp,
 };
 
 /// The registry of every persistent instance.
@@ -95,6 +95,9 @@ pub struct DeploymentSpec {
     pub stamp: Stamp,
     /// What deleting it does with its volume (recorded on its objects).
     pub deletion_policy: DeletionPolicy,
+    /// The CPU and memory it asks for (none: the cluster's default; recorded on its
+    /// objects).
+    pub resources: Option<ResourceProfile>,
     /// When it was registered (recorded on its objects).
     pub created_at: Timestamp,
     /// The caller's data (recorded on its workload, so that its record can be rebuilt
@@ -113,6 +116,7 @@ impl DeploymentSpec {
             storage_size: self.storage_size.clone(),
             metadata: self.metadata.clone(),
             deletion_policy: self.deletion_policy,
+            resources: self.resources,
             stamp: self.stamp.clone(),
             port: Some(self.port),
             status: InstanceStatus::Provisioning,

@@ -1101,6 +1101,7 @@ fn spec_of(record: &InstanceRecord, port: u16) -> DeploymentSpec {
         port,
         stamp: record.stamp.clone(),
         deletion_policy: record.deletion_policy,
+        resources: record.resources,
         created_at: record.created_at,
         metadata: record.metadata.clone(),
     }

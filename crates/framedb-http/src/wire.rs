@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use framedb_core::live::Statuses;
 use framedb_core::{
-    Credentials, DeletionPolicy, FramedbId, Metadata, NodeId, Stamp, StorageSize, Timestamp,
+    Credentials, DeletionPolicy, FramedbId, Metadata, NodeId, ResourceProfile, Stamp, StorageSize,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -112,6 +113,10 @@ pub struct DeployRequest {
     /// a global service older than this field).
     #[serde(default)]
     pub created_at: Option<Timestamp>,
+    /// The resource profile the create asked for (absent: the cluster's default; left
+    /// out then, so that a local service older than this field still takes the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceProfile>,
 }
 
 /// The query of `DELETE /local/v1/instances/{id}`: which create's objects go, and how.

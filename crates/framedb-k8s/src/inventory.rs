@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use framedb_core::{
-    ClusterId, DeletionPolicy, DeploymentSpec, FramedbId, Metadata, NodeId, Stamp, StorageSize,
-    Timestamp,
+    ClusterId, DeletionPolicy, DeploymentSpec, FramedbId, Metadata, NodeId, ResourceProfile, Stamp,
+    StorageSize, Timestamp,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
@@ -50,6 +50,10 @@ pub(crate) fn deployment_of(
         "Delete" => DeletionPolicy::Delete,
         _ => return None,
     };
+    let resources = match note(annotations::RESOURCES) {
+        Some(name) => Some(ResourceProfile::parse(name).ok()?),
+        None => None,
+    };
     let created_at: Timestamp =
         serde_json::from_value(serde_json::Value::from(note(annotations::CREATED_AT)?)).ok()?;
     Some(DeploymentSpec {
@@ -60,6 +64,7 @@ pub(crate) fn deployment_of(
         port: *ports.get(name)?,
         stamp,
         deletion_policy,
+        resources,
         created_at,
         metadata,
     })

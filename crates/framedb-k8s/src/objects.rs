@@ -109,77 +109,51 @@ impl Default for Layout {
 }
 
 /// The CPU and memory of an instance's components (docs/architecture.md, "Pod
-/// configuration and resources"): each container requests its CPU and requests and is limited to its
-/// memory, so the pod is never `BestEffort`, the scheduler places it by what it uses, and
-/// TiKV sizes its block cache from its own limit rather than the node's memory. CPU is
-/// not limited: a limit only throttles a database that has idle cores beside it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Profile {
-    /// PD 250m / 512Mi, TiKV 500m / 2Gi, TiDB 500m / 1Gi: 3.5Gi a pod.
-    #[default]
-    Small,
-    /// PD 500m / 1Gi, TiKV 1 / 4Gi, TiDB 1 / 2Gi: 7Gi a pod.
-    Medium,
-    /// PD 1 / 2Gi, TiKV 2 / 8Gi, TiDB 2 / 4Gi: 14Gi a pod.
-    Large,
-}
+/// configuration and resources"): each container requests its CPU and requests and is
+/// limited to its memory, so the pod is never `BestEffort`, the scheduler places it by
+/// what it uses, and TiKV sizes its block cache from its own limit rather than the node's
+/// memory. CPU is not limited: a limit only throttles a database that has idle cores
+/// beside it.
+///
+/// | profile | PD | TiKV | TiDB | a pod |
+/// |---|---|---|---|---|
+/// | small | 250m / 512Mi | 500m / 2Gi | 500m / 1Gi | 3.5Gi |
+/// | medium | 500m / 1Gi | 1 / 4Gi | 1 / 2Gi | 7Gi |
+/// | large | 1 / 2Gi | 2 / 8Gi | 2 / 4Gi | 14Gi |
+pub use framedb_core::ResourceProfile as Profile;
 
 /// Mebibytes.
 const MIB: u64 = 1 << 20;
 /// Gibibytes.
 const GIB: u64 = 1 << 30;
 
-impl Profile {
-    /// The profile a name (`small`, `medium`, `large`) stands for.
-    ///
-    /// # Errors
-    /// A sentence naming the profiles when `name` is none of them.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "small" => Ok(Self::Small),
-            "medium" => Ok(Self::Medium),
-            "large" => Ok(Self::Large),
-            other => Err(format!(
-                "unknown resources profile '{other}': expected small, medium or large"
-            )),
-        }
-    }
+/// (CPU in millicores, memory in bytes) of `component` (`pd`, `tikv`, `tidb`) in
+/// `profile`.
+fn share(profile: Profile, component: &str) -> (u32, u64) {
+    let scale = match profile {
+        Profile::Small => 1,
+        Profile::Medium => 2,
+        Profile::Large => 4,
+    };
+    let (cpu, memory) = match component {
+        "pd" => (250, 512 * MIB),
+        "tikv" => (500, 2 * GIB),
+        _ => (500, GIB),
+    };
+    (cpu * scale, memory * u64::from(scale))
+}
 
-    /// The profile's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Small => "small",
-            Self::Medium => "medium",
-            Self::Large => "large",
-        }
-    }
-
-    /// (CPU in millicores, memory in bytes) of `component` (`pd`, `tikv`, `tidb`).
-    fn of(self, component: &str) -> (u32, u64) {
-        let scale = match self {
-            Self::Small => 1,
-            Self::Medium => 2,
-            Self::Large => 4,
-        };
-        let (cpu, memory) = match component {
-            "pd" => (250, 512 * MIB),
-            "tikv" => (500, 2 * GIB),
-            _ => (500, GIB),
-        };
-        (cpu * scale, memory * u64::from(scale))
-    }
-
-    fn requirements(self, component: &str) -> ResourceRequirements {
-        let (cpu, memory) = self.of(component);
-        let memory = Quantity(format!("{}Mi", memory / MIB));
-        ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_owned(), Quantity(format!("{cpu}m"))),
-                ("memory".to_owned(), memory.clone()),
-            ])),
-            limits: Some(BTreeMap::from([("memory".to_owned(), memory)])),
-            ..ResourceRequirements::default()
-        }
+/// The requests and limits of `component` in `profile`.
+fn requirements(profile: Profile, component: &str) -> ResourceRequirements {
+    let (cpu, memory) = share(profile, component);
+    let memory = Quantity(format!("{}Mi", memory / MIB));
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity(format!("{cpu}m"))),
+            ("memory".to_owned(), memory.clone()),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), memory)])),
+        ..ResourceRequirements::default()
     }
 }
 
@@ -262,6 +236,8 @@ pub mod annotations {
     pub const DELETION_POLICY: &str = "framedb.io/deletion-policy";
     /// When the instance was registered.
     pub const CREATED_AT: &str = "framedb.io/created-at";
+    /// The resource profile the create asked for (absent: the layout's default).
+    pub const RESOURCES: &str = "framedb.io/resources";
     /// On the workload: the caller's metadata, as JSON (at most 64 KiB, within
     /// Kubernetes' 256 KiB of annotations).
     pub const METADATA: &str = "framedb.io/metadata";
@@ -276,7 +252,7 @@ pub const RETAINED: &str = "framedb.io/retained";
 
 /// The annotations of every object of an instance.
 pub fn instance_annotations(spec: &DeploymentSpec) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut noted = BTreeMap::from([
         (
             annotations::STAMP.to_owned(),
             spec.stamp.as_str().to_owned(),
@@ -294,7 +270,11 @@ pub fn instance_annotations(spec: &DeploymentSpec) -> BTreeMap<String, String> {
             annotations::CREATED_AT.to_owned(),
             spec.created_at.to_string(),
         ),
-    ])
+    ]);
+    if let Some(profile) = spec.resources {
+        noted.insert(annotations::RESOURCES.to_owned(), profile.to_string());
+    }
+    noted
 }
 
 /// The instances' namespace `name`: FrameDB's, and under Pod Security Admission's
@@ -372,7 +352,7 @@ impl Layout {
     /// PD's and TiKV's configuration files, sized to the instance's volume and TiKV's
     /// memory limit.
     fn config_map(&self, spec: &DeploymentSpec) -> ConfigMap {
-        let (_, tikv_memory) = self.resources.of("tikv");
+        let (_, tikv_memory) = share(self.profile(spec), "tikv");
         ConfigMap {
             metadata: self.meta(config_name(spec.framedb_id.as_str()), spec, true),
             data: Some(BTreeMap::from([
@@ -519,6 +499,11 @@ impl Layout {
         }
     }
 
+    /// The resource profile of an instance: its create's, else the layout's default.
+    fn profile(&self, spec: &DeploymentSpec) -> Profile {
+        spec.resources.unwrap_or(self.resources)
+    }
+
     /// The images instances of this layout run: PD, TiKV and TiDB at its TiDB release.
     pub fn images(&self) -> [String; 3] {
         ["pd", "tikv", "tidb"].map(|component| self.image(component))
@@ -530,6 +515,7 @@ impl Layout {
 
     fn statefulset(&self, spec: &DeploymentSpec) -> StatefulSet {
         let id = spec.framedb_id.as_str();
+        let profile = self.profile(spec);
         let labels = instance_labels(spec);
         let selector = pod_selector(id);
         let port = |name: &str, port: i32| ContainerPort {
@@ -569,7 +555,7 @@ impl Layout {
             ]),
             ports: Some(vec![port("pd-client", 2379), port("pd-peer", 2380)]),
             volume_mounts: Some(vec![data("pd"), config.clone()]),
-            resources: Some(self.resources.requirements("pd")),
+            resources: Some(requirements(profile, "pd")),
             security_context: Some(hardened()),
             // A native sidecar: TiKV starts once PD answers, and PD runs on beside
             // TiDB, stopped after it.
@@ -595,7 +581,7 @@ impl Layout {
             ]),
             ports: Some(vec![port("tikv", 20160), port("tikv-status", 20180)]),
             volume_mounts: Some(vec![data("tikv"), config]),
-            resources: Some(self.resources.requirements("tikv")),
+            resources: Some(requirements(profile, "tikv")),
             security_context: Some(hardened()),
             // A native sidecar too: TiDB starts once TiKV serves, and TiKV is ready
             // while PD counts its store `Up`. A first start may replay a large log,
@@ -639,7 +625,7 @@ impl Layout {
             startup_probe: Some(probe(tidb_status(), 2, 150)),
             readiness_probe: Some(probe(tidb_status(), 5, 3)),
             liveness_probe: Some(probe(tidb_status(), 10, 6)),
-            resources: Some(self.resources.requirements("tidb")),
+            resources: Some(requirements(profile, "tidb")),
             security_context: Some(hardened()),
             ..Container::default()
         };
@@ -853,6 +839,7 @@ mod tests {
             deletion_policy: framedb_core::DeletionPolicy::Delete,
             created_at: framedb_core::Timestamp::now(),
             metadata: Default::default(),
+            resources: None,
         }
     }
 
@@ -1017,7 +1004,7 @@ mod tests {
 
     #[test]
     fn profiles_set_requests_and_memory_limits() {
-        let tikv = Profile::Small.requirements("tikv");
+        let tikv = requirements(Profile::Small, "tikv");
         assert_eq!(tikv.limits.unwrap()["memory"], Quantity("2048Mi".into()));
         let requests = tikv.requests.unwrap();
         assert_eq!(requests["cpu"], Quantity("500m".into()));
@@ -1025,8 +1012,37 @@ mod tests {
         assert!(
             Profile::parse("huge")
                 .unwrap_err()
+                .message()
                 .contains("small, medium or large")
         );
+    }
+
+    #[test]
+    fn a_create_s_profile_replaces_the_layout_s_default() {
+        let layout = Layout::default();
+        let memory_of = |spec: &DeploymentSpec| {
+            let objects = layout.objects(spec);
+            let pod = objects.statefulset.spec.unwrap().template.spec.unwrap();
+            let tikv = pod.init_containers.unwrap().remove(1);
+            let limit = tikv.resources.unwrap().limits.unwrap()["memory"].clone();
+            let config = objects.config.data.unwrap()["tikv.toml"].clone();
+            (limit, mib(&config, "capacity"))
+        };
+        let default = spec();
+        let (small, small_cache) = memory_of(&default);
+        assert_eq!(small, Quantity("2048Mi".into()));
+        let large = DeploymentSpec {
+            resources: Some(Profile::Large),
+            ..spec()
+        };
+        let (limit, cache) = memory_of(&large);
+        assert_eq!(limit, Quantity("8192Mi".into()));
+        // TiKV's block cache follows its own limit (45% of it, in whole MiB).
+        assert_eq!(cache / MIB, 8192 * 45 / 100);
+        assert_eq!(small_cache / MIB, 2048 * 45 / 100);
+        let noted = instance_annotations(&large);
+        assert_eq!(noted[annotations::RESOURCES], "large");
+        assert!(!instance_annotations(&default).contains_key(annotations::RESOURCES));
     }
 
     #[test]

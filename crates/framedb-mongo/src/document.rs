@@ -98,6 +98,9 @@ pub(crate) fn record_to_document(record: &InstanceRecord) -> Document {
         Bson::Document(object_to_document(record.metadata.as_map())),
     );
     document.insert("deletion_policy", record.deletion_policy.as_str());
+    if let Some(profile) = record.resources {
+        document.insert("resources", profile.as_str());
+    }
     document.insert("stamp", record.stamp.as_str());
     document.insert("port", port_to_bson(record.port));
     document.insert("status", record.status.as_str());
@@ -154,6 +157,18 @@ mod tests {
             "created_at": "2026-01-02T03:04:05.006Z", "updated_at": "2026-01-02T03:04:05.007Z"
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_resource_profile_is_stored_only_when_asked_for() {
+        assert!(!record_to_document(&record()).contains_key("resources"));
+        let sized = InstanceRecord {
+            resources: Some(framedb_core::ResourceProfile::Medium),
+            ..record()
+        };
+        let document = record_to_document(&sized);
+        assert_eq!(document.get_str("resources").ok(), Some("medium"));
+        assert_eq!(document_to_record(&document).unwrap(), sized);
     }
 
     #[test]

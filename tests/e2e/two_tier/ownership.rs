@@ -244,6 +244,7 @@ async fn records_killed_creates_left_without_a_port_are_settled_at_start_up() {
         deletion_policy: record.deletion_policy,
         created_at: record.created_at,
         metadata: Default::default(),
+        resources: None,
     };
     fleet.deploy(&spec).await.unwrap();
     let kube = sim.client().await;
@@ -592,4 +593,51 @@ async fn a_deploy_delayed_past_the_global_s_timeout_ends_in_neither_tier_nor_clu
     let (status, body) = topology.create("late", "cluster-01", "node-a", "t").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(topology.assert_consistent().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_s_resource_profile_reaches_the_pod_through_both_tiers() {
+    let topology = in_memory("profile").await;
+    let body = json!({"framedb_id": "sized", "cluster_id": "cluster-01", "node_id": "node-a",
+                      "storage_size": "1Gi", "resources": "medium"});
+    let (status, created) = topology.send(Method::POST, BASE, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, read) = topology
+        .send(Method::GET, &format!("{BASE}/sized"), None)
+        .await;
+    assert_eq!(read["data"]["resources"], "medium", "{read}");
+    // The local record keeps it, and the pod asks for the medium sizes.
+    let id = FramedbId::new("sized").unwrap();
+    let local = topology.locals[0].registry.get(&id).await.unwrap();
+    assert_eq!(local.resources, Some(framedb_core::ResourceProfile::Medium));
+    let client = topology.clusters.fleet.clusters()[0].client().await;
+    let sts = kube::Api::<StatefulSet>::namespaced(client, "framedb-storage")
+        .get("sized")
+        .await
+        .unwrap();
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let tikv = pod.init_containers.unwrap().remove(1);
+    let limits = tikv.resources.unwrap().limits.unwrap();
+    assert_eq!(limits["memory"].0, "4096Mi");
+
+    // One without a profile reads `null`: its cluster's default.
+    let (status, _) = topology.create("plain", "cluster-01", "node-a", "p").await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, read) = topology
+        .send(Method::GET, &format!("{BASE}/plain"), None)
+        .await;
+    assert!(read["data"]["resources"].is_null(), "{read}");
+
+    // An unknown profile is refused with a sentence, and nothing is made.
+    let body = json!({"framedb_id": "huge", "cluster_id": "cluster-01", "node_id": "node-a",
+                      "storage_size": "1Gi", "resources": "huge"});
+    let (status, refused) = topology.send(Method::POST, BASE, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("resources"), "{refused}");
+    assert!(message.contains("small"), "{refused}");
+    let (status, _) = topology
+        .send(Method::GET, &format!("{BASE}/huge"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -25,6 +25,7 @@ fn record(id: &str, metadata: Value) -> InstanceRecord {
         removal: None,
         created_at: at(1_700_000_000),
         updated_at: at(1_700_000_000),
+        resources: None,
     }
 }
 

@@ -371,6 +371,7 @@ mod tests {
             deletion_policy: crate::types::DeletionPolicy::Delete,
             created_at: crate::types::Timestamp::now(),
             metadata: Default::default(),
+            resources: None,
         }
     }
 

@@ -7,7 +7,10 @@ use std::ops::RangeInclusive;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterId, DeletionPolicy, FramedbId, Metadata, NodeId, Removal, Stamp, StorageSize};
+use super::{
+    ClusterId, DeletionPolicy, FramedbId, Metadata, NodeId, Removal, ResourceProfile, Stamp,
+    StorageSize,
+};
 
 /// The node ports that persistent instances get (docs/architecture.md, "Port allocation").
 pub const PORT_RANGE: RangeInclusive<u16> = 30900..=30999;
@@ -30,6 +33,9 @@ pub struct NewInstance {
     /// What deleting it does with its volume (`Delete` unless given).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// The CPU and memory it asks for (the cluster's default profile unless given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceProfile>,
 }
 
 /// Where an instance is in its life, as read from its cluster.
@@ -167,6 +173,9 @@ pub struct InstanceRecord {
     /// What deleting it does with its volume (`Delete` in records from before it existed).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// The CPU and memory it asked for (none: its cluster's default profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceProfile>,
     /// The creation stamp its objects carry (none in records from before stamps).
     #[serde(default)]
     pub stamp: Stamp,
@@ -197,6 +206,7 @@ impl InstanceRecord {
             storage_size: request.storage_size,
             metadata: request.metadata,
             deletion_policy: request.deletion_policy,
+            resources: request.resources,
             stamp,
             port: None,
             status: InstanceStatus::Provisioning,
@@ -242,6 +252,9 @@ pub struct Instance {
     pub storage_size: StorageSize,
     /// What deleting it does with its volume.
     pub deletion_policy: DeletionPolicy,
+    /// The resource profile it asked for (`null`: its cluster's default).
+    #[serde(default)]
+    pub resources: Option<ResourceProfile>,
     /// Its status, read from the cluster.
     pub status: InstanceStatus,
     /// Why it has that status, where there is more to say.
@@ -266,6 +279,7 @@ impl Instance {
             metadata: record.metadata,
             storage_size: record.storage_size,
             deletion_policy: record.deletion_policy,
+            resources: record.resources,
             status: report.status,
             status_reason: report.reason,
             created_at: record.created_at,

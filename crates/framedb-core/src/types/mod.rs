@@ -9,6 +9,7 @@ mod invalid;
 mod metadata;
 mod ownership;
 mod quantity;
+mod resources;
 
 pub use credentials::{Credentials, ROOT_USER};
 pub use ids::{ClusterId, FramedbId, NodeId};
@@ -20,3 +21,4 @@ pub use invalid::Invalid;
 pub use metadata::Metadata;
 pub use ownership::{DeletionPolicy, Removal, Stamp};
 pub use quantity::StorageSize;
+pub use resources::ResourceProfile;

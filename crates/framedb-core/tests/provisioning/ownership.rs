@@ -184,6 +184,7 @@ async fn a_failed_create_that_took_a_retained_volume_back_retains_it_again() {
         deletion_policy: DeletionPolicy::Retain,
         created_at: framedb_core::Timestamp::now(),
         metadata: Default::default(),
+        resources: None,
     };
     assert!(fleet.deploy(&spec).await.unwrap().reattached);
     fleet
@@ -269,6 +270,7 @@ async fn a_reconcile_pass_settles_what_died_halfway_and_records_what_runs() {
             deletion_policy: DeletionPolicy::Delete,
             created_at: old,
             metadata: Default::default(),
+            resources: None,
         }
     };
     fleet.deploy(&spec).await.unwrap();

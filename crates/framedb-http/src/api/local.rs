@@ -121,6 +121,7 @@ async fn deploy(
         storage_size: request.storage_size,
         metadata: request.metadata,
         deletion_policy: request.deletion_policy,
+        resources: request.resources,
     };
     let service = state.service.clone();
     let (port, stamp) = (request.port, request.stamp);

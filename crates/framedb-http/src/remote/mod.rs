@@ -365,6 +365,7 @@ impl ClusterDeployer for RemoteClusters {
             stamp: spec.stamp.clone(),
             deletion_policy: spec.deletion_policy,
             created_at: Some(spec.created_at),
+            resources: spec.resources,
         };
         let url = self.url(&spec.cluster_id, &instance_path(&spec.framedb_id), None)?;
         let answer: PortAnswer = self

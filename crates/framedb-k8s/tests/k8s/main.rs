@@ -120,5 +120,6 @@ pub fn spec(id: &str, node: &str, port: u16) -> DeploymentSpec {
         deletion_policy: framedb_core::DeletionPolicy::Delete,
         created_at: framedb_core::Timestamp::now(),
         metadata: Default::default(),
+        resources: None,
     }
 }
