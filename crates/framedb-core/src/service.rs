@@ -1147,6 +1147,53 @@ fn unknown(record: &InstanceRecord, error: &Error) -> StatusReport {
 mod tests {
     use super::*;
 
+    /// The record of instance `db`, deployed on port 30900, with `status`.
+    fn record(status: InstanceStatus) -> InstanceRecord {
+        let spec = DeploymentSpec {
+            framedb_id: FramedbId::new("db").unwrap(),
+            cluster_id: ClusterId::new("cluster-01").unwrap(),
+            node_id: crate::NodeId::new("node-a").unwrap(),
+            storage_size: crate::StorageSize::new("2Gi").unwrap(),
+            port: 30900,
+            stamp: Stamp::unstamped(),
+            deletion_policy: crate::DeletionPolicy::Delete,
+            created_at: crate::Timestamp::now(),
+            metadata: Default::default(),
+        };
+        InstanceRecord {
+            status,
+            ..spec.record()
+        }
+    }
+
+    #[test]
+    fn deleting_comes_from_the_record_alone() {
+        // The cluster says its StatefulSet is being deleted: through FrameDB, the record
+        // says Deleting and wins; outside FrameDB, the cluster's Failed is shown.
+        let going = StatusReport::with_reason(
+            InstanceStatus::Failed,
+            "its StatefulSet db is being deleted, not by a delete of the instance through \
+             FrameDB",
+        );
+        assert_eq!(
+            overlay(&record(InstanceStatus::Deleting), Some(going.clone())),
+            StatusReport::new(InstanceStatus::Deleting)
+        );
+        assert_eq!(
+            overlay(&record(InstanceStatus::Provisioning), Some(going.clone())),
+            going
+        );
+        // Whatever the cluster says of a pod terminating while its workload stays.
+        let replaced = StatusReport::new(InstanceStatus::Provisioning);
+        assert_eq!(
+            overlay(
+                &record(InstanceStatus::Provisioning),
+                Some(replaced.clone())
+            ),
+            replaced
+        );
+    }
+
     #[test]
     fn a_port_deployed_on_after_a_read_is_refused_to_that_read_only() {
         let claims = PortClaims::default();

@@ -489,7 +489,8 @@ impl<'a> ConfigService<'a> {
     }
 
     /// What the local service may do in the instances' namespace: manage their
-    /// StatefulSets, Services and claims, read their pods, and exactly what it does with
+    /// StatefulSets, Services and claims, read their pods and the namespace's events
+    /// (statuses tell what their pods and StatefulSets were refused), and exactly what it does with
     /// their credentials Secrets (created once, read back, marked retained or taken back
     /// with their volume, deleted: never updated, listed or watched), and NetworkPolicies
     /// and configuration ConfigMaps (created, read to check whose they are, applied again
@@ -501,6 +502,7 @@ impl<'a> ConfigService<'a> {
                 rule("", &["services", "persistentvolumeclaims"], &MANAGE),
                 rule("apps", &["statefulsets"], &MANAGE),
                 rule("", &["pods"], &READ),
+                rule("", &["events"], &["list", "watch"]),
                 rule("", &["secrets"], &["get", "create", "patch", "delete"]),
                 rule("", &["configmaps"], &["get", "create", "patch", "delete"]),
                 rule(
