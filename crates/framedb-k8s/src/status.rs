@@ -24,8 +24,8 @@ use crate::objects::labels;
 ///
 /// Both limits are measured on the cluster alone, never against FrameDB's clock: a
 /// restart count, and the span between the first and the latest time a component of the
-/// cluster told the same cause in an event (both of its timestamps written by that
-/// component). So a status crosses a limit when the cluster tells the cause again,
+/// cluster told the same cause (the reason of a pod's latest `Warning`) in its events
+/// (every timestamp written by that component). So a status crosses a limit when the cluster tells the cause again,
 /// which is also when a watch hears of it, and nothing needs a timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusLimits {
@@ -38,7 +38,7 @@ pub struct StatusLimits {
     /// How long a cause the kubelet retries with a back-off — an image it cannot pull
     /// (`ErrImagePull`, `ImagePullBackOff`), a container it cannot create
     /// (`CreateContainerConfigError`, `CreateContainerError`) — may have been told in the
-    /// pod's latest `Warning` event before the instance reads `Failed` (default 2
+    /// pod's `Warning` events of one reason before the instance reads `Failed` (default 2
     /// minutes). The kubelet retries a pull after 10 s, 20 s, 40 s, ... up to 5 minutes
     /// and tells the failure again each time, so with the default the instance reads
     /// `Failed` at the retry 150 s after the first failure.
@@ -88,19 +88,45 @@ struct Seen {
 enum Verdict {
     /// The pod alone decides.
     Is(StatusReport),
-    /// A cause the kubelet retries, said so: `Provisioning` until the pod's latest
-    /// `Warning` has been told for [`StatusLimits::stuck_after`], `Failed` from then on.
+    /// A cause the kubelet retries, said so: `Provisioning` until the reason of the pod's
+    /// latest `Warning` has been told for [`StatusLimits::stuck_after`], `Failed` from
+    /// then on.
     Retrying(String),
     /// Scheduled, its containers being created (`ContainerCreating`, `PodInitializing`):
     /// `Provisioning`, with the pod's latest `Warning` (a `FailedMount`, ...) as reason.
     Creating,
 }
 
-/// The latest event told about an object, and its latest `Warning`.
+/// The latest event told about an object, its latest `Warning`, and since when each
+/// reason of its `Warning`s has been told.
 #[derive(Debug, Default)]
 struct Told {
     latest: Option<Said>,
     warning: Option<Said>,
+    /// The earliest first timestamp of the object's `Warning`s, by reason: a cause told
+    /// in several messages under one reason (the kubelet's `Failed` says "Failed to pull
+    /// image ...", then "Error: ErrImagePull", then "Error: ImagePullBackOff") is one
+    /// cause, and client-go's correlator folds similar events into a new one ("combined
+    /// from similar events") whose own first timestamp is when it began folding.
+    since: HashMap<String, Timestamp>,
+}
+
+impl Told {
+    /// How long the cause of the latest `Warning` has been told.
+    fn warned_for(&self) -> Option<Duration> {
+        let warning = self.warning.as_ref()?;
+        let since = self
+            .since
+            .get(&warning.reason)
+            .map_or(warning.first, |since| (*since).min(warning.first));
+        Some(
+            warning
+                .last
+                .duration_since(since)
+                .try_into()
+                .unwrap_or_default(),
+        )
+    }
 }
 
 /// One event, as far as statuses need it.
@@ -139,14 +165,6 @@ impl Said {
             first,
             last,
         })
-    }
-
-    /// How long the cause has been told: from the first time to the latest.
-    fn span(&self) -> Duration {
-        self.last
-            .duration_since(self.first)
-            .try_into()
-            .unwrap_or_default()
     }
 
     fn said(&self) -> String {
@@ -215,6 +233,13 @@ impl Sources {
         // Equal times (a second's resolution) go to the event heard last.
         let newer = |kept: &Option<Said>| kept.as_ref().is_none_or(|kept| said.last >= kept.last);
         let mut changed = false;
+        if said.warning {
+            let since = told.since.entry(said.reason.clone()).or_insert(said.first);
+            if said.first < *since {
+                *since = said.first;
+                changed = true;
+            }
+        }
         if said.warning && newer(&told.warning) {
             told.warning = Some(said.clone());
             changed = true;
@@ -242,6 +267,13 @@ impl Sources {
                 *kept = None;
                 forgot = true;
             }
+        }
+        // The earliest of a reason gone, the next one told sets it again.
+        if let Some(said) = Said::of(event)
+            && told.since.get(&said.reason) == Some(&said.first)
+        {
+            told.since.remove(&said.reason);
+            forgot = true;
         }
         if told.latest.is_none() && told.warning.is_none() {
             self.told.remove(uid);
@@ -337,13 +369,14 @@ impl Sources {
 
     /// A pod's status, its events taken into account.
     fn settle(&self, seen: &Seen) -> StatusReport {
-        let warning = self.told.get(&seen.uid).and_then(|t| t.warning.as_ref());
+        let told = self.told.get(&seen.uid);
+        let warning = told.and_then(|t| t.warning.as_ref());
         match &seen.verdict {
             Verdict::Is(report) => report.clone(),
-            Verdict::Retrying(said) => match warning {
-                Some(told) if told.span() >= self.limits.stuck_after => StatusReport::with_reason(
+            Verdict::Retrying(said) => match told.and_then(Told::warned_for) {
+                Some(span) if span >= self.limits.stuck_after => StatusReport::with_reason(
                     InstanceStatus::Failed,
-                    format!("{said}; told for {} s", told.span().as_secs()),
+                    format!("{said}; told for {} s", span.as_secs()),
                 ),
                 _ => StatusReport::with_reason(InstanceStatus::Provisioning, said.clone()),
             },
@@ -817,6 +850,21 @@ mod tests {
         // The event expires: what is left says nothing of how long; coming up again.
         sources.forget_event(&event("e1", ("Pod", "pod-1"), failed, (0, 150)));
         assert_eq!(report_of(&sources).status, InstanceStatus::Provisioning);
+        // The same cause in other messages (and folded by the correlator into a new
+        // event) counts from its first telling.
+        let back_off = ("Warning", "Failed", "Error: ImagePullBackOff");
+        sources.event(&event("e2", ("Pod", "pod-1"), back_off, (200, 200)));
+        let combined = (
+            "Warning",
+            "Failed",
+            "(combined from similar events): Error: ErrImagePull",
+        );
+        sources.event(&event("e3", ("Pod", "pod-1"), combined, (290, 300)));
+        assert_eq!(report_of(&sources).status, InstanceStatus::Provisioning);
+        sources.event(&event("e3", ("Pod", "pod-1"), combined, (290, 320)));
+        let report = report_of(&sources);
+        assert_eq!(report.status, InstanceStatus::Failed);
+        assert!(report.reason.unwrap().ends_with("; told for 120 s"));
     }
 
     #[test]

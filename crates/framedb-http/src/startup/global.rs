@@ -174,8 +174,9 @@ impl App {
 /// The clusters of `--cluster` and `--in-cluster`, driven directly.
 async fn direct_clusters(settings: &GlobalSettings) -> Result<Clusters, StartError> {
     let timeouts = settings.kube.timeouts();
-    let mut fleet =
-        KubeFleet::new(settings.layout.layout()).with_watch_window(timeouts.watch_window());
+    let mut fleet = KubeFleet::new(settings.layout.layout())
+        .with_watch_window(timeouts.watch_window())
+        .with_status_limits(settings.kube.status_limits());
     for (id, path) in &settings.fleet.clusters {
         let client = client_from_file(id, path, timeouts).await?;
         tracing::info!(cluster_id = %id, kubeconfig = %path.display(), "managing cluster");
