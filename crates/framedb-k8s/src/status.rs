@@ -584,8 +584,9 @@ fn container_verdict(
         )));
     }
     // Running again after it ended, not ready yet: a crash loop between two crashes
-    // reads as one, not as an instance coming up.
-    if let Some(exit) = last_exit.filter(|_| restarts > 0) {
+    // reads as one, not as an instance coming up. Ready again, it is over (the pod may
+    // still be not ready for another reason: its node's).
+    if let Some(exit) = last_exit.filter(|_| restarts > 0 && !container.ready) {
         return Some(restarted(format!(
             "container {name} restarted {restarts} times; its last run ended: {exit}"
         )));
@@ -692,6 +693,23 @@ mod tests {
                  due to NoExecute taint); its replacement starts once it is gone"
             )
         );
+    }
+
+    #[test]
+    fn a_pod_that_restarted_once_and_recovered_is_unknown_when_its_node_goes() {
+        let mut pod = crash_looping(
+            json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } }),
+            true,
+        );
+        let status = pod.status.as_mut().unwrap();
+        status.conditions = Some(
+            serde_json::from_value(json!([
+                { "type": "Ready", "status": "False" },
+                { "type": "ContainersReady", "status": "True" },
+            ]))
+            .unwrap(),
+        );
+        assert_eq!(pod_status(&pod).status, InstanceStatus::Unknown);
     }
 
     #[test]
