@@ -40,6 +40,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
             // Setup installs local services that lay instances out as this global does.
             config_service: Arc::new(framedb_k8s::config_service::Settings {
                 instance_layout: settings.layout.layout(),
+                status_limits: settings.kube.status_limits(),
                 server_image: settings.fleet.server_image.clone(),
                 mongo_image: settings.fleet.mongo_image.clone(),
                 ..Default::default()
