@@ -1117,11 +1117,13 @@ fn overlay(record: &InstanceRecord, live: Option<StatusReport>) -> StatusReport 
     match (record.status, live) {
         // A delete under way wins over whatever is left running.
         (InstanceStatus::Deleting, _) => StatusReport::new(InstanceStatus::Deleting),
-        (_, Some(report)) => report,
-        // Registered, not deployed yet: a create is in progress.
-        (InstanceStatus::Provisioning, None) if record.port.is_none() => {
+        // Registered, not deployed yet: a create is in progress. What the cluster shows
+        // under the id may be an earlier instance's workload, still being deleted, that
+        // the deploy waits for (and the deploy's own objects are seconds old).
+        (InstanceStatus::Provisioning, _) if record.port.is_none() => {
             StatusReport::new(InstanceStatus::Provisioning)
         }
+        (_, Some(report)) => report,
         (_, None) => StatusReport::with_reason(
             InstanceStatus::Failed,
             format!(
@@ -1182,6 +1184,14 @@ mod tests {
         assert_eq!(
             overlay(&record(InstanceStatus::Provisioning), Some(going.clone())),
             going
+        );
+        // An instance created again at once: its deploy waits for the workload of the
+        // one deleted before it to go.
+        let mut creating = record(InstanceStatus::Provisioning);
+        creating.port = None;
+        assert_eq!(
+            overlay(&creating, Some(going.clone())),
+            StatusReport::new(InstanceStatus::Provisioning)
         );
         // Whatever the cluster says of a pod terminating while its workload stays.
         let replaced = StatusReport::new(InstanceStatus::Provisioning);
