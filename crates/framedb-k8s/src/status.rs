@@ -1,13 +1,14 @@
 //! Kubernetes objects to instance statuses: what status a pod shows, and how a set of
-//! StatefulSets and pods makes the status of every instance (docs/architecture.md,
-//! "Status").
+//! StatefulSets, pods and the events told about them makes the status of every instance
+//! (docs/architecture.md, "Status"), with the [`StatusLimits`] past which an instance
+//! that does not come up reads `Failed`.
 //!
 //! This is pure derivation, with no request to a cluster and no dependency on the modules
 //! that make requests: the deployer's direct status reads (`deployer`) and the watches
 //! that keep the status books (`live`) both feed what they read into [`Sources`], so the
 //! two ways of reading a status cannot disagree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use framedb_core::live::Statuses;
@@ -310,10 +311,10 @@ impl Sources {
     /// containers wait for something the kubelet retries. A direct read lists the
     /// events only then.
     pub fn needs_events(&self) -> bool {
-        let made: Vec<&str> = self.pods.values().map(|p| p.controller.as_str()).collect();
+        let made: HashSet<&str> = self.pods.values().map(|p| p.controller.as_str()).collect();
         self.workloads
             .values()
-            .any(|w| !w.deleting && !made.contains(&w.uid.as_str()))
+            .any(|w| !w.deleting && !made.contains(w.uid.as_str()))
             || self
                 .pods
                 .values()
