@@ -1118,11 +1118,13 @@ fn overlay(record: &InstanceRecord, live: Option<StatusReport>) -> StatusReport 
     match (record.status, live) {
         // A delete under way wins over whatever is left running.
         (InstanceStatus::Deleting, _) => StatusReport::new(InstanceStatus::Deleting),
-        (_, Some(report)) => report,
-        // Registered, not deployed yet: a create is in progress.
-        (InstanceStatus::Provisioning, None) if record.port.is_none() => {
+        // Registered, not deployed yet: a create is in progress. What the cluster shows
+        // under the id may be an earlier instance's workload, still being deleted, that
+        // the deploy waits for (and the deploy's own objects are seconds old).
+        (InstanceStatus::Provisioning, _) if record.port.is_none() => {
             StatusReport::new(InstanceStatus::Provisioning)
         }
+        (_, Some(report)) => report,
         (_, None) => StatusReport::with_reason(
             InstanceStatus::Failed,
             format!(
@@ -1147,6 +1149,61 @@ fn unknown(record: &InstanceRecord, error: &Error) -> StatusReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The record of instance `db`, deployed on port 30900, with `status`.
+    fn record(status: InstanceStatus) -> InstanceRecord {
+        let spec = DeploymentSpec {
+            framedb_id: FramedbId::new("db").unwrap(),
+            cluster_id: ClusterId::new("cluster-01").unwrap(),
+            node_id: crate::NodeId::new("node-a").unwrap(),
+            storage_size: crate::StorageSize::new("2Gi").unwrap(),
+            port: 30900,
+            stamp: Stamp::unstamped(),
+            deletion_policy: crate::DeletionPolicy::Delete,
+            created_at: crate::Timestamp::now(),
+            metadata: Default::default(),
+        };
+        InstanceRecord {
+            status,
+            ..spec.record()
+        }
+    }
+
+    #[test]
+    fn deleting_comes_from_the_record_alone() {
+        // The cluster says its StatefulSet is being deleted: through FrameDB, the record
+        // says Deleting and wins; outside FrameDB, the cluster's Failed is shown.
+        let going = StatusReport::with_reason(
+            InstanceStatus::Failed,
+            "its StatefulSet db is being deleted, not by a delete of the instance through \
+             FrameDB",
+        );
+        assert_eq!(
+            overlay(&record(InstanceStatus::Deleting), Some(going.clone())),
+            StatusReport::new(InstanceStatus::Deleting)
+        );
+        assert_eq!(
+            overlay(&record(InstanceStatus::Provisioning), Some(going.clone())),
+            going
+        );
+        // An instance created again at once: its deploy waits for the workload of the
+        // one deleted before it to go.
+        let mut creating = record(InstanceStatus::Provisioning);
+        creating.port = None;
+        assert_eq!(
+            overlay(&creating, Some(going.clone())),
+            StatusReport::new(InstanceStatus::Provisioning)
+        );
+        // Whatever the cluster says of a pod terminating while its workload stays.
+        let replaced = StatusReport::new(InstanceStatus::Provisioning);
+        assert_eq!(
+            overlay(
+                &record(InstanceStatus::Provisioning),
+                Some(replaced.clone())
+            ),
+            replaced
+        );
+    }
 
     #[test]
     fn a_port_deployed_on_after_a_read_is_refused_to_that_read_only() {

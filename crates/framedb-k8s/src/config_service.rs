@@ -35,6 +35,7 @@ use crate::apply::{apply, delete_if_present};
 use crate::error::{Error, Result};
 use crate::objects::{Layout, Storage, labels};
 use crate::ownership::DELETION_WAIT;
+use crate::status::StatusLimits;
 
 /// The MongoDB deployment and its Service.
 pub const MONGODB: &str = "mongodb";
@@ -120,6 +121,9 @@ pub struct Settings {
     /// as the local service's flags. Its namespace (`framedb-storage`) is the one setup
     /// creates and the only one the local service may write in.
     pub instance_layout: Layout,
+    /// Where the local service's statuses read `Failed`: the global's own limits, passed
+    /// on as its flags.
+    pub status_limits: StatusLimits,
 }
 
 impl Default for Settings {
@@ -131,6 +135,7 @@ impl Default for Settings {
             node_port: 32566,
             host_path: "/var/lib/framedb-config/mongodb".into(),
             instance_layout: Layout::default(),
+            status_limits: StatusLimits::default(),
         }
     }
 }
@@ -489,7 +494,8 @@ impl<'a> ConfigService<'a> {
     }
 
     /// What the local service may do in the instances' namespace: manage their
-    /// StatefulSets, Services and claims, read their pods, and exactly what it does with
+    /// StatefulSets, Services and claims, read their pods and the namespace's events
+    /// (statuses tell what their pods and StatefulSets were refused), and exactly what it does with
     /// their credentials Secrets (created once, read back, marked retained or taken back
     /// with their volume, deleted: never updated, listed or watched), and NetworkPolicies
     /// and configuration ConfigMaps (created, read to check whose they are, applied again
@@ -501,6 +507,7 @@ impl<'a> ConfigService<'a> {
                 rule("", &["services", "persistentvolumeclaims"], &MANAGE),
                 rule("apps", &["statefulsets"], &MANAGE),
                 rule("", &["pods"], &READ),
+                rule("", &["events"], &["list", "watch"]),
                 rule("", &["secrets"], &["get", "create", "patch", "delete"]),
                 rule("", &["configmaps"], &["get", "create", "patch", "delete"]),
                 rule(
@@ -732,6 +739,17 @@ impl<'a> ConfigService<'a> {
         if let Some(root) = &install.local_volume_root {
             environment.push(env("FRAMEDB_LOCAL_VOLUME_ROOT", root.clone()));
         }
+        let limits = &self.settings.status_limits;
+        environment.extend([
+            env(
+                "FRAMEDB_KUBE_STATUS_RESTART_LIMIT",
+                limits.restarts.to_string(),
+            ),
+            env(
+                "FRAMEDB_KUBE_STATUS_STUCK_AFTER_SECS",
+                limits.stuck_after.as_secs().to_string(),
+            ),
+        ]);
         if install.token.is_some() {
             // The token stays in a Secret, never in the Deployment's spec.
             environment.push(EnvVar {
@@ -931,8 +949,9 @@ pub fn layout_flags(layout: &Layout) -> Vec<(&'static str, String)> {
     flags
 }
 
-/// The layout flags a local service was installed with, as its Deployment says.
-const REPORTED_FLAGS: [&str; 8] = [
+/// The layout flags (and status limits) a local service was installed with, as its
+/// Deployment says.
+const REPORTED_FLAGS: [&str; 10] = [
     "FRAMEDB_IMAGE_PULL_SECRETS",
     "FRAMEDB_NAMESPACE",
     "FRAMEDB_TIDB_VERSION",
@@ -941,6 +960,8 @@ const REPORTED_FLAGS: [&str; 8] = [
     "FRAMEDB_INSTANCE_RESOURCES",
     "FRAMEDB_STORAGE_CLASS",
     "FRAMEDB_LOCAL_VOLUME_ROOT",
+    "FRAMEDB_KUBE_STATUS_RESTART_LIMIT",
+    "FRAMEDB_KUBE_STATUS_STUCK_AFTER_SECS",
 ];
 
 /// The layout flags in the local service `deployment`'s environment.

@@ -23,7 +23,7 @@ use framedb_core::{
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
+    ConfigMap, Event, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
@@ -45,7 +45,7 @@ use crate::status::Sources;
 
 pub use crate::apply::FIELD_MANAGER;
 pub use crate::ownership::DELETION_WAIT;
-pub use crate::status::pod_status;
+pub use crate::status::StatusLimits;
 
 /// How many Services one page of the allocator's read holds.
 const SERVICE_PAGE: u32 = 500;
@@ -107,6 +107,7 @@ pub struct KubeFleet {
     layout: Layout,
     watch_window: Duration,
     deletion_wait: Duration,
+    limits: StatusLimits,
 }
 
 impl KubeFleet {
@@ -117,7 +118,15 @@ impl KubeFleet {
             layout,
             watch_window: crate::kubeconfig::Timeouts::default().watch_window(),
             deletion_wait: DELETION_WAIT,
+            limits: StatusLimits::default(),
         }
+    }
+
+    /// Where instances that do not come up read `Failed` rather than `Provisioning`
+    /// (default [`StatusLimits::default`]).
+    pub fn with_status_limits(mut self, limits: StatusLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// How long a create waits for an object of its names that is being deleted to go
@@ -160,6 +169,7 @@ impl KubeFleet {
                 namespace: self.layout.namespace.clone(),
                 selector: self.status_selector(cluster),
                 window: self.watch_window,
+                limits: self.limits,
             };
             crate::live::keep(watches, book)
         })
@@ -522,7 +532,8 @@ impl KubeFleet {
         }
     }
 
-    /// The status of every instance FrameDB manages on `cluster`: two lists.
+    /// The status of every instance FrameDB manages on `cluster`: two lists, and a third
+    /// of the namespace's events when a status depends on them.
     async fn read_statuses(
         &self,
         cluster: &ClusterId,
@@ -545,12 +556,22 @@ impl KubeFleet {
             .list(&params)
             .await
             .map_err(|e| list_failed("pods", e))?;
-        let mut sources = Sources::default();
+        let mut sources = Sources::new(self.limits);
         for workload in &workloads.items {
             sources.workload(workload);
         }
         for pod in &pods.items {
             sources.pod(pod);
+        }
+        if sources.needs_events() {
+            let events = self
+                .namespaced::<Event>(client)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| list_failed("events", e))?;
+            for event in &events.items {
+                sources.event(event);
+            }
         }
         Ok(sources.statuses())
     }

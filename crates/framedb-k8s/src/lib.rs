@@ -26,7 +26,7 @@ pub mod objects;
 mod ownership;
 mod status;
 
-pub use deployer::KubeFleet;
+pub use deployer::{KubeFleet, StatusLimits};
 pub use error::{Error, Result};
 pub use objects::{Layout, Profile, Storage};
 

@@ -1,10 +1,16 @@
-//! Each cluster's status book ([`framedb_core::live`]), kept by two watches — FrameDB's
-//! StatefulSets and their pods — so that status reads cost no request to the cluster.
-//! The statuses themselves are derived by [`crate::status`].
+//! Each cluster's status book ([`framedb_core::live`]), kept by three watches — FrameDB's
+//! StatefulSets, their pods, and the events of the instances' namespace — so that status
+//! reads cost no request to the cluster. The statuses themselves are derived by
+//! [`crate::status`].
+//!
+//! Events carry no labels, so their watch takes every event of the namespace, which holds
+//! FrameDB's objects only; of each object just the latest event and the latest `Warning`
+//! are kept, so memory stays in proportion to the objects, not to what was told of them.
 //!
 //! # What kube-runtime's `watcher` gives
 //!
-//! Each kind is followed by a [`watcher()`], namespaced, with FrameDB's label selector:
+//! Each kind is followed by a [`watcher()`], namespaced, with FrameDB's label selector
+//! (events without one):
 //!
 //! - **List pages**: it lists the kind in pages (500 objects a page, each a quorum read),
 //!   announced as [`Event::Init`], one [`Event::InitApply`] per object, and
@@ -29,7 +35,7 @@
 //! missed in between, and nothing would tell the book when it is in step again, which is
 //! exactly when it may be trusted again. So:
 //!
-//! - The book is `Some` only while both kinds have reached `InitDone` since their watchers
+//! - The book is `Some` only while all three kinds have reached `InitDone` since their watchers
 //!   started (or since a 410 made one of them list again): an `Init`, or a 410, takes it
 //!   to `None` until that kind's `InitDone`.
 //! - On any other error (also a failed list, after which the watcher would list again
@@ -38,6 +44,13 @@
 //!   directly, and get its error, hence `Unknown`, when it cannot be reached — backs off,
 //!   and calls [`follow`] again, whose new watchers start with a full list (`Init` …
 //!   `InitDone`) of each kind.
+//!
+//! # Statuses that change with time
+//!
+//! A status crosses a [`StatusLimits`] limit only when the cluster tells something again
+//! — a restart in a pod's status, an event told once more with a later `lastTimestamp` —
+//! since the limits are measured between the cluster's own timestamps, never against
+//! FrameDB's clock. Each of those is a watch event, so the book needs no timer.
 //!
 //! The watchers run without kube-runtime's backoff (`default_backoff`): the keeper's own
 //! backoff applies between follows, and the one error a follow goes on after, a 410, is
@@ -55,7 +68,7 @@ use futures_util::StreamExt;
 use futures_util::stream::select;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -63,7 +76,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::status::Sources;
+use crate::status::{Sources, StatusLimits};
 
 /// Where to watch, and for how long one watch request may stay open.
 #[derive(Clone)]
@@ -75,6 +88,8 @@ pub(crate) struct Watches {
     /// Shorter than the client's read timeout, so that the server ends a quiet watch
     /// before the client gives up on it.
     pub window: Duration,
+    /// Where statuses cross into `Failed`.
+    pub limits: StatusLimits,
 }
 
 /// Keeps `book` current until every reader is gone.
@@ -87,32 +102,40 @@ pub(crate) async fn keep(watches: Watches, book: watch::Sender<StatusBook>) {
     .await;
 }
 
-/// What one of the two watchers yielded (boxed: a StatefulSet and a pod differ much in
-/// size).
+/// What one of the three watchers yielded (boxed: the kinds differ much in size).
 enum Said {
     Workload(Box<watcher::Result<Event<StatefulSet>>>),
     Pod(Box<watcher::Result<Event<Pod>>>),
+    Told(Box<watcher::Result<Event<KubeEvent>>>),
 }
 
-/// Starts both watchers, keeps the book from their events, and returns why it stopped:
+/// Starts the watchers, keeps the book from their events, and returns why it stopped:
 /// at the first error other than a `410` (see the module's documentation).
 async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> String {
     let window = u32::try_from(watches.window.as_secs())
         .unwrap_or(u32::MAX)
         .clamp(1, 290);
-    let config = watcher::Config::default()
-        .labels(&watches.selector)
-        .timeout(window);
-    let workloads = watcher(api::<StatefulSet>(watches), config.clone())
-        .map(|said| Said::Workload(Box::new(said)));
-    let pods = watcher(api::<Pod>(watches), config).map(|said| Said::Pod(Box::new(said)));
-    let mut said = select(workloads.boxed(), pods.boxed());
-    let mut kept = Kept::default();
+    let config = watcher::Config::default().timeout(window);
+    let workloads = watcher(
+        api::<StatefulSet>(watches),
+        config.clone().labels(&watches.selector),
+    )
+    .map(|said| Said::Workload(Box::new(said)));
+    let pods = watcher(
+        api::<Pod>(watches),
+        config.clone().labels(&watches.selector),
+    )
+    .map(|said| Said::Pod(Box::new(said)));
+    // Events have no labels: every event of the namespace, which holds FrameDB's only.
+    let events = watcher(api::<KubeEvent>(watches), config).map(|said| Said::Told(Box::new(said)));
+    let mut said = select(select(workloads.boxed(), pods.boxed()), events.boxed());
+    let mut kept = Kept::new(watches.limits);
     loop {
         let changed = match said.next().await {
             Some(Said::Workload(said)) => kept.take(*said),
             Some(Said::Pod(said)) => kept.take(*said),
-            // A watcher's stream never ends; were both to, the book could not be kept.
+            Some(Said::Told(said)) => kept.take(*said),
+            // A watcher's stream never ends; were all to, the book could not be kept.
             None => return "the watches ended".to_owned(),
         };
         match changed {
@@ -138,7 +161,7 @@ trait Watched: Resource + Clone + DeserializeOwned + Debug + Send + 'static {
     /// Notes an object's current state; `false` when that changes nothing.
     fn note(sources: &mut Sources, object: &Self) -> bool;
     /// Forgets a deleted object; `false` when it was not known.
-    fn forget(sources: &mut Sources, name: &str) -> bool;
+    fn forget(sources: &mut Sources, object: &Self) -> bool;
     /// Forgets every object of the kind.
     fn clear(sources: &mut Sources);
     /// Whether the kind has been listed in full since its watcher (re)started.
@@ -150,8 +173,8 @@ impl Watched for StatefulSet {
     fn note(sources: &mut Sources, object: &Self) -> bool {
         sources.workload(object)
     }
-    fn forget(sources: &mut Sources, name: &str) -> bool {
-        sources.forget_workload(name)
+    fn forget(sources: &mut Sources, object: &Self) -> bool {
+        sources.forget_workload(&object.name_any())
     }
     fn clear(sources: &mut Sources) {
         sources.clear_workloads();
@@ -166,8 +189,8 @@ impl Watched for Pod {
     fn note(sources: &mut Sources, object: &Self) -> bool {
         sources.pod(object)
     }
-    fn forget(sources: &mut Sources, name: &str) -> bool {
-        sources.forget_pod(name)
+    fn forget(sources: &mut Sources, object: &Self) -> bool {
+        sources.forget_pod(&object.name_any())
     }
     fn clear(sources: &mut Sources) {
         sources.clear_pods();
@@ -177,12 +200,29 @@ impl Watched for Pod {
     }
 }
 
+impl Watched for KubeEvent {
+    const PLURAL: &'static str = "events";
+    fn note(sources: &mut Sources, object: &Self) -> bool {
+        sources.event(object)
+    }
+    fn forget(sources: &mut Sources, object: &Self) -> bool {
+        sources.forget_event(object)
+    }
+    fn clear(sources: &mut Sources) {
+        sources.clear_events();
+    }
+    fn listed(kept: &mut Kept) -> &mut bool {
+        &mut kept.events_listed
+    }
+}
+
 /// What the watchers have told so far, and whether each kind is in step.
 #[derive(Default)]
 struct Kept {
     sources: Sources,
     workloads_listed: bool,
     pods_listed: bool,
+    events_listed: bool,
 }
 
 /// A watcher's error that ends a follow, with the kind it watched.
@@ -193,9 +233,17 @@ struct Failure {
 }
 
 impl Kept {
-    /// The book: the statuses once both kinds are in step, `None` before.
+    fn new(limits: StatusLimits) -> Self {
+        Self {
+            sources: Sources::new(limits),
+            ..Self::default()
+        }
+    }
+
+    /// The book: the statuses once every kind is in step, `None` before.
     fn statuses(&self) -> Option<Statuses> {
-        (self.workloads_listed && self.pods_listed).then(|| self.sources.statuses())
+        (self.workloads_listed && self.pods_listed && self.events_listed)
+            .then(|| self.sources.statuses())
     }
 
     /// Takes in what a watcher on `K` yielded; `Ok(true)` when the book may have changed.
@@ -229,7 +277,7 @@ impl Kept {
                 true
             }
             Event::Apply(object) => K::note(&mut self.sources, &object),
-            Event::Delete(object) => K::forget(&mut self.sources, &object.name_any()),
+            Event::Delete(object) => K::forget(&mut self.sources, &object),
         })
     }
 }
@@ -321,6 +369,8 @@ mod tests {
         let mut kept = Kept::default();
         assert!(listed(&mut kept, vec![workload("a"), workload("b")]));
         assert_eq!(statuses(&kept), None, "pods not listed yet");
+        assert!(listed::<KubeEvent>(&mut kept, vec![]));
+        assert_eq!(statuses(&kept), None, "pods still not listed");
         assert!(listed(&mut kept, vec![ready_pod("a")]));
         assert_eq!(
             statuses(&kept),
@@ -346,6 +396,7 @@ mod tests {
         let mut kept = Kept::default();
         listed(&mut kept, vec![workload("a"), workload("b")]);
         listed(&mut kept, vec![ready_pod("a"), ready_pod("b")]);
+        listed::<KubeEvent>(&mut kept, vec![]);
         assert!(statuses(&kept).is_some());
 
         // 410: the watcher lists pods again; the book waits for the new list.

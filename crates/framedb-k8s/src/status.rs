@@ -1,46 +1,194 @@
 //! Kubernetes objects to instance statuses: what status a pod shows, and how a set of
-//! StatefulSets and pods makes the status of every instance (docs/architecture.md,
-//! "Status").
+//! StatefulSets, pods and the events told about them makes the status of every instance
+//! (docs/architecture.md, "Status"), with the [`StatusLimits`] past which an instance
+//! that does not come up reads `Failed`.
 //!
 //! This is pure derivation, with no request to a cluster and no dependency on the modules
 //! that make requests: the deployer's direct status reads (`deployer`) and the watches
 //! that keep the status books (`live`) both feed what they read into [`Sources`], so the
 //! two ways of reading a status cannot disagree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use framedb_core::live::Statuses;
 use framedb_core::{FramedbId, InstanceStatus, StatusReport};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
 use crate::objects::labels;
 
-/// What a book is computed from, by object name: each StatefulSet's instance, uid and
-/// whether it is being deleted, and each pod's controller (the uid of the StatefulSet
-/// that made it) and the status it shows.
+/// Where an instance that is still coming up becomes one that will not come up without
+/// help, and reads `Failed` (docs/architecture.md, "Status").
+///
+/// Both limits are measured on the cluster alone, never against FrameDB's clock: a
+/// restart count, and the span between the first and the latest time a component of the
+/// cluster told the same cause (the reason of a pod's latest `Warning`) in its events
+/// (every timestamp written by that component). So a status crosses a limit when the cluster tells the cause again,
+/// which is also when a watch hears of it, and nothing needs a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusLimits {
+    /// How many restarts a container of a pod that is not ready may have had before the
+    /// instance reads `Failed` (default 3: with the kubelet's crash back-off of 10 s,
+    /// 20 s, 40 s, about a minute and a half of crashing). Fewer read `Provisioning`, with
+    /// how the last run ended as the reason. The kubelet never resets a restart count,
+    /// so a pod that ran for a week and crashes counts the restarts of that week too.
+    pub restarts: i32,
+    /// How long a cause the kubelet retries with a back-off — an image it cannot pull
+    /// (`ErrImagePull`, `ImagePullBackOff`), a container it cannot create
+    /// (`CreateContainerConfigError`, `CreateContainerError`) — may have been told in the
+    /// pod's `Warning` events of one reason before the instance reads `Failed` (default 2
+    /// minutes). The kubelet retries a pull after 10 s, 20 s, 40 s, ... up to 5 minutes
+    /// and tells the failure again each time, so with the default the instance reads
+    /// `Failed` at the retry 150 s after the first failure.
+    pub stuck_after: Duration,
+}
+
+impl Default for StatusLimits {
+    fn default() -> Self {
+        Self {
+            restarts: 3,
+            stuck_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What a book is computed from: each StatefulSet's instance, uid and whether it is being
+/// deleted, each pod's controller (the uid of the StatefulSet that made it) and what it
+/// shows, by object name; and the latest events told about each object, by its uid.
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
+    limits: StatusLimits,
     workloads: HashMap<String, Workload>,
-    pods: HashMap<String, (String, StatusReport)>,
+    pods: HashMap<String, Seen>,
+    told: HashMap<String, Told>,
 }
 
 /// What a StatefulSet tells of its instance.
 #[derive(Debug)]
 struct Workload {
+    name: String,
     instance: String,
     uid: String,
     deleting: bool,
 }
 
+/// What a pod tells of its instance.
+#[derive(Debug)]
+struct Seen {
+    name: String,
+    uid: String,
+    controller: String,
+    verdict: Verdict,
+}
+
+/// What a pod shows, before its events are taken into account.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// The pod alone decides.
+    Is(StatusReport),
+    /// A cause the kubelet retries, said so: `Provisioning` until the reason of the pod's
+    /// latest `Warning` has been told for [`StatusLimits::stuck_after`], `Failed` from
+    /// then on.
+    Retrying(String),
+    /// Scheduled, its containers being created (`ContainerCreating`, `PodInitializing`):
+    /// `Provisioning`, with the pod's latest `Warning` (a `FailedMount`, ...) as reason.
+    Creating,
+}
+
+/// The latest event told about an object, its latest `Warning`, and since when each
+/// reason of its `Warning`s has been told.
+#[derive(Debug, Default)]
+struct Told {
+    latest: Option<Said>,
+    warning: Option<Said>,
+    /// The earliest first timestamp of the object's `Warning`s, by reason: a cause told
+    /// in several messages under one reason (the kubelet's `Failed` says "Failed to pull
+    /// image ...", then "Error: ErrImagePull", then "Error: ImagePullBackOff") is one
+    /// cause, and client-go's correlator folds similar events into a new one ("combined
+    /// from similar events") whose own first timestamp is when it began folding.
+    since: HashMap<String, Timestamp>,
+}
+
+impl Told {
+    /// How long the cause of the latest `Warning` has been told.
+    fn warned_for(&self) -> Option<Duration> {
+        let warning = self.warning.as_ref()?;
+        let since = self
+            .since
+            .get(&warning.reason)
+            .map_or(warning.first, |since| (*since).min(warning.first));
+        Some(
+            warning
+                .last
+                .duration_since(since)
+                .try_into()
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// One event, as far as statuses need it.
+#[derive(Debug, Clone)]
+struct Said {
+    event: String,
+    warning: bool,
+    reason: String,
+    message: String,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+impl Said {
+    fn of(event: &Event) -> Option<Self> {
+        let micro = |time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime| time.0;
+        // Events of the legacy recorder (the kubelet's, the controllers') carry first and
+        // last timestamps; those of `events.k8s.io` an event time and a series.
+        let first = event
+            .first_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or_else(|| event.event_time.as_ref().map(micro))?;
+        let last = event
+            .series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref())
+            .map(micro)
+            .or_else(|| event.last_timestamp.as_ref().map(|t| t.0))
+            .unwrap_or(first);
+        Some(Self {
+            event: event.name_any(),
+            warning: event.type_.as_deref() == Some("Warning"),
+            reason: event.reason.clone().unwrap_or_default(),
+            message: event.message.clone().unwrap_or_default(),
+            first,
+            last,
+        })
+    }
+
+    fn said(&self) -> String {
+        format!("{}: {}", self.reason, self.message)
+    }
+}
+
 impl Sources {
+    /// Sources whose statuses cross into `Failed` at `limits`.
+    pub fn new(limits: StatusLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
     /// Notes the current state of a StatefulSet; `false` when it has no instance label.
     pub fn workload(&mut self, workload: &StatefulSet) -> bool {
         let Some(instance) = instance_of(workload) else {
             return false;
         };
         let noted = Workload {
+            name: workload.name_any(),
             instance,
             uid: workload.metadata.uid.clone().unwrap_or_default(),
             deleting: workload.metadata.deletion_timestamp.is_some(),
@@ -62,9 +210,76 @@ impl Sources {
             .find(|owner| owner.controller == Some(true))
             .map(|owner| owner.uid.clone())
             .unwrap_or_default();
-        self.pods
-            .insert(pod.name_any(), (controller, pod_status(pod)));
+        let seen = Seen {
+            name: pod.name_any(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            controller,
+            verdict: judge(pod, &self.limits),
+        };
+        self.pods.insert(pod.name_any(), seen);
         true
+    }
+
+    /// Notes an event about an object (of any kind: events carry no labels); `false`
+    /// when it is older than what is known of that object already, or has no time. Only
+    /// the latest event and the latest `Warning` of each object are kept.
+    pub fn event(&mut self, event: &Event) -> bool {
+        let Some(uid) = event.involved_object.uid.clone() else {
+            return false;
+        };
+        let Some(said) = Said::of(event) else {
+            return false;
+        };
+        let told = self.told.entry(uid).or_default();
+        // Equal times (a second's resolution) go to the event heard last.
+        let newer = |kept: &Option<Said>| kept.as_ref().is_none_or(|kept| said.last >= kept.last);
+        let mut changed = false;
+        if said.warning {
+            let since = told.since.entry(said.reason.clone()).or_insert(said.first);
+            if said.first < *since {
+                *since = said.first;
+                changed = true;
+            }
+        }
+        if said.warning && newer(&told.warning) {
+            told.warning = Some(said.clone());
+            changed = true;
+        }
+        if newer(&told.latest) {
+            told.latest = Some(said);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Forgets a deleted event (the API server drops them an hour after they were last
+    /// told); `false` when it was not kept.
+    pub fn forget_event(&mut self, event: &Event) -> bool {
+        let Some(uid) = event.involved_object.uid.as_deref() else {
+            return false;
+        };
+        let Some(told) = self.told.get_mut(uid) else {
+            return false;
+        };
+        let name = event.name_any();
+        let mut forgot = false;
+        for kept in [&mut told.latest, &mut told.warning] {
+            if kept.as_ref().is_some_and(|said| said.event == name) {
+                *kept = None;
+                forgot = true;
+            }
+        }
+        // The earliest of a reason gone, the next one told sets it again.
+        if let Some(said) = Said::of(event)
+            && told.since.get(&said.reason) == Some(&said.first)
+        {
+            told.since.remove(&said.reason);
+            forgot = true;
+        }
+        if told.latest.is_none() && told.warning.is_none() {
+            self.told.remove(uid);
+        }
+        forgot
     }
 
     /// Forgets a deleted StatefulSet; `false` when it was not known.
@@ -87,29 +302,94 @@ impl Sources {
         self.pods.clear();
     }
 
-    /// The status of every instance that has a workload: `Deleting` while it goes, the
-    /// status of the pod it made once it has one, `Provisioning` before.
+    /// Forgets every event, before they are all noted again.
+    pub fn clear_events(&mut self) {
+        self.told.clear();
+    }
+
+    /// Whether a status depends on events: a workload without a pod, or a pod whose
+    /// containers wait for something the kubelet retries. A direct read lists the
+    /// events only then.
+    pub fn needs_events(&self) -> bool {
+        let made: HashSet<&str> = self.pods.values().map(|p| p.controller.as_str()).collect();
+        self.workloads
+            .values()
+            .any(|w| !w.deleting && !made.contains(w.uid.as_str()))
+            || self
+                .pods
+                .values()
+                .any(|p| !matches!(p.verdict, Verdict::Is(_)))
+    }
+
+    /// The status of every instance that has a workload (docs/architecture.md,
+    /// "Status"): `Failed` while its workload is being deleted — a delete through
+    /// FrameDB reads `Deleting` from the instance's record, which wins over this — the
+    /// status of the pod it made once it has one, `Failed` with the event when the
+    /// workload's latest event is a `FailedCreate` of its pod, `Provisioning` before.
     pub fn statuses(&self) -> Statuses {
-        let pods: HashMap<&str, &StatusReport> = self
+        let pods: HashMap<&str, &Seen> = self
             .pods
             .values()
-            .filter(|(controller, _)| !controller.is_empty())
-            .map(|(controller, report)| (controller.as_str(), report))
+            .filter(|seen| !seen.controller.is_empty())
+            .map(|seen| (seen.controller.as_str(), seen))
             .collect();
         self.workloads
             .values()
             .filter_map(|workload| {
                 let report = if workload.deleting {
-                    StatusReport::new(InstanceStatus::Deleting)
-                } else {
-                    pods.get(workload.uid.as_str()).map_or_else(
-                        || StatusReport::new(InstanceStatus::Provisioning),
-                        |report| (*report).clone(),
+                    StatusReport::with_reason(
+                        InstanceStatus::Failed,
+                        format!(
+                            "its StatefulSet {} is being deleted, not by a delete of the \
+                             instance through FrameDB",
+                            workload.name
+                        ),
                     )
+                } else {
+                    match pods.get(workload.uid.as_str()) {
+                        Some(seen) => self.settle(seen),
+                        None => self.podless(workload),
+                    }
                 };
                 Some((FramedbId::new(&workload.instance).ok()?, report))
             })
             .collect()
+    }
+
+    /// A workload that has no pod: a pod the API server refused to its controller (Pod
+    /// Security admission, a quota, a webhook) is told only in the workload's events.
+    fn podless(&self, workload: &Workload) -> StatusReport {
+        let latest = self.told.get(&workload.uid).and_then(|t| t.latest.as_ref());
+        match latest {
+            Some(said) if said.warning && said.reason == "FailedCreate" => {
+                StatusReport::with_reason(InstanceStatus::Failed, said.said())
+            }
+            _ => StatusReport::new(InstanceStatus::Provisioning),
+        }
+    }
+
+    /// A pod's status, its events taken into account.
+    fn settle(&self, seen: &Seen) -> StatusReport {
+        let told = self.told.get(&seen.uid);
+        let warning = told.and_then(|t| t.warning.as_ref());
+        match &seen.verdict {
+            Verdict::Is(report) => report.clone(),
+            Verdict::Retrying(said) => match told.and_then(Told::warned_for) {
+                Some(span) if span >= self.limits.stuck_after => StatusReport::with_reason(
+                    InstanceStatus::Failed,
+                    format!("{said}; told for {} s", span.as_secs()),
+                ),
+                _ => StatusReport::with_reason(InstanceStatus::Provisioning, said.clone()),
+            },
+            // The scheduler's complaints are over once the pod is scheduled.
+            Verdict::Creating => match warning.filter(|told| told.reason != "FailedScheduling") {
+                Some(told) => StatusReport::with_reason(
+                    InstanceStatus::Provisioning,
+                    format!("pod {} is not started yet: {}", seen.name, told.said()),
+                ),
+                None => StatusReport::new(InstanceStatus::Provisioning),
+            },
+        }
     }
 }
 
@@ -122,14 +402,30 @@ fn instance_of<K: Resource>(object: &K) -> Option<String> {
         .cloned()
 }
 
-/// The instance status a pod shows: `Running` once TiDB's readiness check passes,
-/// `Pending` while the scheduler cannot place it, `Failed` when a container cannot start
-/// (its image cannot be pulled, ...) or keeps crashing, and while the pod is not ready
-/// because a container ended (`OOMKilled`, an error) or runs again after it ended, with
-/// how its last run ended in the reason; `Provisioning` otherwise, and while it
-/// terminates: a pod goes with its grace period when it is restarted or rolled while its
-/// workload stays (an instance being deleted reads `Deleting` from its workload and
-/// record instead), and TiDB serves no more once it has been told to stop.
+/// The instance status a pod shows on its own, with the default [`StatusLimits`] and
+/// without its events (see [`judge`]).
+#[cfg(test)]
+pub(crate) fn pod_status(pod: &Pod) -> StatusReport {
+    let mut sources = Sources::default();
+    sources.pod(pod);
+    sources.settle(sources.pods.values().next().expect("the pod is noted"))
+}
+
+/// What a pod shows, before its events: `Running` once its `Ready` condition holds (TiDB's
+/// readiness check passes, and the sidecars PD and TiKV are up), `Pending` while the
+/// scheduler cannot place it, `Failed` when it failed or exited, or when a container
+/// cannot start for a reason no retry fixes (`InvalidImageName`, `ErrImageNeverPull`).
+///
+/// A container that keeps crashing — waiting in `CrashLoopBackOff`, ended, or running
+/// again after it ended, in a pod that is not ready — reads `Provisioning` with how its
+/// last run ended as the reason until it has been restarted [`StatusLimits::restarts`]
+/// times, `Failed` from then on. An image the kubelet cannot pull, or a container it
+/// cannot create, is [`Verdict::Retrying`]; containers being created (`ContainerCreating`,
+/// `PodInitializing`) are [`Verdict::Creating`]. Init containers (PD and TiKV run as
+/// native sidecars) are read as containers are; a plain init container that completed is
+/// done. Otherwise `Provisioning`, also while it terminates: a pod goes with its grace
+/// period when it is restarted or rolled while its workload stays, and TiDB serves no
+/// more once it has been told to stop.
 ///
 /// Two cases say more, because they may last: a pod being deleted by a disruption (the
 /// taint-eviction controller's, when its node is down; an eviction, as by `kubectl
@@ -138,8 +434,9 @@ fn instance_of<K: Resource>(object: &K) -> Option<String> {
 /// come back; and a pod the node lifecycle controller marked not ready (its containers
 /// ready, the pod not: its node stopped reporting, or reports not ready) reads `Unknown`,
 /// since whether TiDB still serves cannot be told.
-pub fn pod_status(pod: &Pod) -> StatusReport {
+fn judge(pod: &Pod, limits: &StatusLimits) -> Verdict {
     use InstanceStatus as S;
+    let is = |status, reason: String| Verdict::Is(StatusReport::with_reason(status, reason));
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let conditions = pod
         .status
@@ -150,7 +447,7 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
     let is_true = |kind: &str| condition(kind).is_some_and(|c| c.status == "True");
     if pod.metadata.deletion_timestamp.is_some() {
         return match condition("DisruptionTarget").filter(|c| c.status == "True") {
-            Some(disruption) => StatusReport::with_reason(
+            Some(disruption) => is(
                 S::Pending,
                 format!(
                     "pod {name} is being deleted ({}: {}); its replacement starts once it is gone",
@@ -158,11 +455,11 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
                     disruption.message.as_deref().unwrap_or("disrupted"),
                 ),
             ),
-            None => StatusReport::new(S::Provisioning),
+            None => Verdict::Is(StatusReport::new(S::Provisioning)),
         };
     }
     let Some(status) = &pod.status else {
-        return StatusReport::new(S::Provisioning);
+        return Verdict::Is(StatusReport::new(S::Provisioning));
     };
     if let Some(unscheduled) = condition("PodScheduled").filter(|c| c.status == "False") {
         let reason = unscheduled.reason.as_deref().unwrap_or("Unschedulable");
@@ -170,92 +467,132 @@ pub fn pod_status(pod: &Pod) -> StatusReport {
             .message
             .as_deref()
             .unwrap_or("the pod cannot be scheduled");
-        return StatusReport::with_reason(S::Pending, format!("{reason}: {message}"));
+        return is(S::Pending, format!("{reason}: {message}"));
     }
     match status.phase.as_deref() {
         Some("Failed") => {
             let reason = status.message.as_deref().or(status.reason.as_deref());
-            return StatusReport::with_reason(
-                S::Failed,
-                reason.unwrap_or("the pod failed").to_owned(),
-            );
+            return is(S::Failed, reason.unwrap_or("the pod failed").to_owned());
         }
-        Some("Succeeded") => {
-            return StatusReport::with_reason(S::Failed, "the pod exited");
-        }
+        Some("Succeeded") => return is(S::Failed, "the pod exited".to_owned()),
         _ => {}
     }
     let ready = is_true("Ready");
-    for container in status.container_statuses.as_deref().unwrap_or_default() {
-        let name = &container.name;
-        let state = container.state.as_ref();
-        let last_exit = exit_of(
-            container
-                .last_state
-                .as_ref()
-                .and_then(|s| s.terminated.as_ref()),
-        );
-        if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
-            let reason = waiting.reason.as_deref().unwrap_or_default();
-            if matches!(
-                reason,
-                "CrashLoopBackOff"
-                    | "ImagePullBackOff"
-                    | "ErrImagePull"
-                    | "ErrImageNeverPull"
-                    | "InvalidImageName"
-                    | "CreateContainerConfigError"
-                    | "CreateContainerError"
-            ) {
-                let message = waiting.message.as_deref().unwrap_or_default();
-                let mut said = format!("container {name} is waiting: {reason} {message}")
-                    .trim_end()
-                    .to_owned();
-                if let Some(exit) = &last_exit {
-                    said = format!("{said}; its last run ended: {exit}");
-                }
-                return StatusReport::with_reason(S::Failed, said);
-            }
-        }
-        // An ended container of a pod that is not serving: the kubelet restarts it, or
-        // its policy keeps it stopped; either way the instance does not run. (A running
-        // pod's phase hides it: only the container statuses tell it.)
-        if ready {
-            continue;
-        }
-        if let Some(exit) = exit_of(state.and_then(|s| s.terminated.as_ref())) {
-            return StatusReport::with_reason(
-                S::Failed,
-                format!(
-                    "container {name} ended: {exit}; restarted {} times",
-                    container.restart_count
-                ),
-            );
-        }
-        // Running again after it ended, not ready yet: a crash loop between two crashes
-        // reads as one, not as an instance coming up.
-        if let Some(exit) = last_exit.filter(|_| container.restart_count > 0) {
-            return StatusReport::with_reason(
-                S::Failed,
-                format!(
-                    "container {name} restarted {} times; its last run ended: {exit}",
-                    container.restart_count
-                ),
-            );
+    // Init containers first: they start first, and a native sidecar that cannot start
+    // holds back every container after it.
+    let sidecars: Vec<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|spec| spec.init_containers.iter().flatten())
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| c.name.as_str())
+        .collect();
+    let inits = status.init_container_statuses.iter().flatten();
+    let mains = status.container_statuses.iter().flatten();
+    let containers = inits
+        .map(|c| (c, !sidecars.contains(&c.name.as_str())))
+        .chain(mains.map(|c| (c, false)));
+    let mut creating = false;
+    for (container, run_once) in containers {
+        match container_verdict(container, run_once, ready, limits) {
+            Some(Verdict::Creating) => creating = true,
+            Some(verdict) => return verdict,
+            None => {}
         }
     }
     if ready {
-        StatusReport::new(S::Running)
+        Verdict::Is(StatusReport::new(S::Running))
     } else if is_true("ContainersReady") && status.phase.as_deref() == Some("Running") {
         // The kubelet makes both conditions together (FrameDB's pods have no readiness
         // gates): only the node lifecycle controller takes `Ready` away alone.
-        StatusReport::with_reason(
+        is(
             S::Unknown,
             format!("pod {name} was marked not ready because its node is not ready"),
         )
+    } else if creating {
+        Verdict::Creating
     } else {
-        StatusReport::new(S::Provisioning)
+        Verdict::Is(StatusReport::new(S::Provisioning))
     }
+}
+
+/// What one container says of its pod, if anything: `run_once` for a plain init
+/// container, which is done once it completed.
+fn container_verdict(
+    container: &ContainerStatus,
+    run_once: bool,
+    ready: bool,
+    limits: &StatusLimits,
+) -> Option<Verdict> {
+    use InstanceStatus as S;
+    let name = &container.name;
+    let state = container.state.as_ref();
+    let last_exit = exit_of(
+        container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref()),
+    );
+    let restarts = container.restart_count;
+    // Restarts within the limit are a start-up that may still succeed.
+    let restarted = |said: String| {
+        let status = if restarts >= limits.restarts {
+            S::Failed
+        } else {
+            S::Provisioning
+        };
+        Verdict::Is(StatusReport::with_reason(status, said))
+    };
+    if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        let message = waiting.message.as_deref().unwrap_or_default();
+        let mut said = format!("container {name} is waiting: {reason} {message}")
+            .trim_end()
+            .to_owned();
+        if let Some(exit) = &last_exit {
+            said = format!("{said}; its last run ended: {exit}");
+        }
+        match reason {
+            // The pod's spec names something that cannot be run: only a new spec helps.
+            "InvalidImageName" | "ErrImageNeverPull" => {
+                return Some(Verdict::Is(StatusReport::with_reason(S::Failed, said)));
+            }
+            "ErrImagePull"
+            | "ImagePullBackOff"
+            | "CreateContainerConfigError"
+            | "CreateContainerError"
+            | "RunContainerError" => return Some(Verdict::Retrying(said)),
+            "CrashLoopBackOff" => {
+                return Some(restarted(format!("{said}; restarted {restarts} times")));
+            }
+            "ContainerCreating" | "PodInitializing" => return Some(Verdict::Creating),
+            _ => {}
+        }
+    }
+    // An ended container of a pod that is not serving: the kubelet restarts it, or
+    // its policy keeps it stopped; either way the instance does not run. (A running
+    // pod's phase hides it: only the container statuses tell it.)
+    if ready {
+        return None;
+    }
+    if let Some(terminated) = state.and_then(|s| s.terminated.as_ref()) {
+        if run_once && terminated.exit_code == 0 {
+            return None;
+        }
+        let exit = exit_of(Some(terminated)).unwrap_or_default();
+        return Some(restarted(format!(
+            "container {name} ended: {exit}; restarted {restarts} times"
+        )));
+    }
+    // Running again after it ended, not ready yet: a crash loop between two crashes
+    // reads as one, not as an instance coming up. Ready again, it is over (the pod may
+    // still be not ready for another reason: its node's).
+    if let Some(exit) = last_exit.filter(|_| restarts > 0 && !container.ready) {
+        return Some(restarted(format!(
+            "container {name} restarted {restarts} times; its last run ended: {exit}"
+        )));
+    }
+    None
 }
 
 /// How a container's run ended: `OOMKilled (exit code 137)`.
@@ -360,6 +697,23 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_that_restarted_once_and_recovered_is_unknown_when_its_node_goes() {
+        let mut pod = crash_looping(
+            json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } }),
+            true,
+        );
+        let status = pod.status.as_mut().unwrap();
+        status.conditions = Some(
+            serde_json::from_value(json!([
+                { "type": "Ready", "status": "False" },
+                { "type": "ContainersReady", "status": "True" },
+            ]))
+            .unwrap(),
+        );
+        assert_eq!(pod_status(&pod).status, InstanceStatus::Unknown);
+    }
+
+    #[test]
     fn the_pod_of_a_deleted_workload_tells_nothing_of_its_successor() {
         let mut sources = Sources::default();
         // The instance was deleted and created again at once: the old pod, ready a moment
@@ -407,6 +761,337 @@ mod tests {
         assert_eq!(
             pod_status(&crash_looping(running, true)).status,
             InstanceStatus::Running
+        );
+    }
+
+    /// A core/v1 event about `kind` `name` of uid `uid`, told from `first` to `last`
+    /// (seconds after 2026-01-01T00:00:00Z).
+    fn event(
+        name: &str,
+        (kind, uid): (&str, &str),
+        (type_, reason, message): (&str, &str, &str),
+        (first, last): (i64, i64),
+    ) -> Event {
+        let at = |s: i64| {
+            Timestamp::from_second(1_767_225_600 + s)
+                .unwrap()
+                .to_string()
+        };
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": "framedb-storage" },
+            "involvedObject": { "kind": kind, "name": "db-0", "uid": uid },
+            "type": type_, "reason": reason, "message": message,
+            "firstTimestamp": at(first), "lastTimestamp": at(last),
+        }))
+        .unwrap()
+    }
+
+    /// Pod `db-0` of uid `pod-1`, made by the workload of uid `uid-1`, not ready, with
+    /// `init` and `main` as its init and main container statuses; its spec runs the init
+    /// containers named in `sidecars` as native sidecars.
+    fn starting(sidecars: &[&str], init: serde_json::Value, main: serde_json::Value) -> Pod {
+        let mut pod = serde_json::to_value(pod("db", "uid-1", false)).unwrap();
+        pod["metadata"]["uid"] = json!("pod-1");
+        pod["spec"] = json!({
+            "containers": [{ "name": "tidb" }],
+            "initContainers": sidecars
+                .iter()
+                .map(|name| json!({ "name": name, "restartPolicy": "Always" }))
+                .collect::<Vec<_>>(),
+        });
+        pod["status"] = json!({
+            "phase": "Pending",
+            "conditions": [
+                { "type": "PodScheduled", "status": "True" },
+                { "type": "Initialized", "status": "False" },
+                { "type": "Ready", "status": "False" },
+                { "type": "ContainersReady", "status": "False" },
+            ],
+            "initContainerStatuses": init,
+            "containerStatuses": main,
+        });
+        serde_json::from_value(pod).unwrap()
+    }
+
+    fn container(name: &str, restarts: i32, state: serde_json::Value) -> serde_json::Value {
+        json!({
+            "name": name, "image": format!("pingcap/{name}:v8.5.1"), "imageID": "",
+            "ready": false, "restartCount": restarts, "state": state,
+        })
+    }
+
+    fn waiting(reason: &str, message: &str) -> serde_json::Value {
+        json!({ "waiting": { "reason": reason, "message": message } })
+    }
+
+    fn report_of(sources: &Sources) -> StatusReport {
+        sources.statuses()[&FramedbId::new("db").unwrap()].clone()
+    }
+
+    fn sources_with(pod: &Pod) -> Sources {
+        let mut sources = Sources::default();
+        sources.workload(&workload("db", "uid-1"));
+        sources.pod(pod);
+        sources
+    }
+
+    #[test]
+    fn a_sidecar_that_cannot_pull_is_provisioning_until_the_kubelet_has_told_it_for_the_limit() {
+        let pull = "rpc error: code = NotFound desc = failed to pull and unpack image \
+                    \"docker.io/pingcap/pd:v9\": not found";
+        let pod = starting(
+            &["pd", "tikv"],
+            json!([
+                container("pd", 0, waiting("ErrImagePull", pull)),
+                container("tikv", 0, waiting("PodInitializing", "")),
+            ]),
+            json!([container("tidb", 0, waiting("PodInitializing", ""))]),
+        );
+        let mut sources = sources_with(&pod);
+        let report = report_of(&sources);
+        assert_eq!(report.status, InstanceStatus::Provisioning);
+        let reason = report.reason.unwrap();
+        assert!(
+            reason.starts_with("container pd is waiting: ErrImagePull rpc error"),
+            "{reason}"
+        );
+        // Told again and again by the kubelet: within the limit, still coming up.
+        let failed = ("Warning", "Failed", "Error: ErrImagePull");
+        sources.event(&event("e1", ("Pod", "pod-1"), failed, (0, 110)));
+        assert_eq!(report_of(&sources).status, InstanceStatus::Provisioning);
+        // Past it (2 minutes by default), measured on the event's own timestamps.
+        sources.event(&event("e1", ("Pod", "pod-1"), failed, (0, 150)));
+        let report = report_of(&sources);
+        assert_eq!(report.status, InstanceStatus::Failed);
+        let reason = report.reason.unwrap();
+        assert!(reason.contains(pull), "{reason}");
+        assert!(reason.ends_with("; told for 150 s"), "{reason}");
+        // The event expires: what is left says nothing of how long; coming up again.
+        sources.forget_event(&event("e1", ("Pod", "pod-1"), failed, (0, 150)));
+        assert_eq!(report_of(&sources).status, InstanceStatus::Provisioning);
+        // The same cause in other messages (and folded by the correlator into a new
+        // event) counts from its first telling.
+        let back_off = ("Warning", "Failed", "Error: ImagePullBackOff");
+        sources.event(&event("e2", ("Pod", "pod-1"), back_off, (200, 200)));
+        let combined = (
+            "Warning",
+            "Failed",
+            "(combined from similar events): Error: ErrImagePull",
+        );
+        sources.event(&event("e3", ("Pod", "pod-1"), combined, (290, 300)));
+        assert_eq!(report_of(&sources).status, InstanceStatus::Provisioning);
+        sources.event(&event("e3", ("Pod", "pod-1"), combined, (290, 320)));
+        let report = report_of(&sources);
+        assert_eq!(report.status, InstanceStatus::Failed);
+        assert!(report.reason.unwrap().ends_with("; told for 120 s"));
+    }
+
+    #[test]
+    fn the_limits_are_settings() {
+        let pod = starting(
+            &[],
+            json!([]),
+            json!([container(
+                "tidb",
+                0,
+                waiting("ImagePullBackOff", "Back-off")
+            )]),
+        );
+        let limits = StatusLimits {
+            restarts: 1,
+            stuck_after: Duration::from_secs(2),
+        };
+        let mut sources = Sources::new(limits);
+        sources.workload(&workload("db", "uid-1"));
+        sources.pod(&pod);
+        let failed = ("Warning", "Failed", "Error: ImagePullBackOff");
+        sources.event(&event("e1", ("Pod", "pod-1"), failed, (0, 2)));
+        assert_eq!(report_of(&sources).status, InstanceStatus::Failed);
+        let exited = json!({ "terminated": { "exitCode": 1, "reason": "Error" } });
+        sources.pod(&starting(
+            &[],
+            json!([]),
+            json!([container("tidb", 1, exited)]),
+        ));
+        assert_eq!(report_of(&sources).status, InstanceStatus::Failed);
+    }
+
+    #[test]
+    fn restarts_read_provisioning_until_the_limit_then_failed() {
+        let crashed = |restarts| {
+            let mut tidb = container(
+                "tidb",
+                restarts,
+                waiting("CrashLoopBackOff", "back-off 10s"),
+            );
+            tidb["lastState"] = json!({ "terminated": { "exitCode": 1, "reason": "Error" } });
+            starting(&["pd", "tikv"], json!([]), json!([tidb]))
+        };
+        for (restarts, expected) in [
+            (1, InstanceStatus::Provisioning),
+            (2, InstanceStatus::Provisioning),
+            (3, InstanceStatus::Failed),
+            (7, InstanceStatus::Failed),
+        ] {
+            let report = pod_status(&crashed(restarts));
+            assert_eq!(report.status, expected, "{restarts} restarts");
+            let reason = report.reason.unwrap();
+            assert!(
+                reason.contains("its last run ended: Error (exit code 1)"),
+                "{reason}"
+            );
+            assert!(
+                reason.ends_with(&format!("restarted {restarts} times")),
+                "{reason}"
+            );
+        }
+        // A sidecar crash-looping in `initContainerStatuses` reads the same.
+        let mut tikv = container("tikv", 4, waiting("CrashLoopBackOff", "back-off 40s"));
+        tikv["lastState"] = json!({ "terminated": { "exitCode": 137, "reason": "OOMKilled" } });
+        let pod = starting(&["pd", "tikv"], json!([tikv]), json!([]));
+        let report = pod_status(&pod);
+        assert_eq!(report.status, InstanceStatus::Failed);
+        assert!(report.reason.unwrap().contains("container tikv"));
+    }
+
+    #[test]
+    fn sidecars_starting_and_completed_init_containers_are_provisioning() {
+        let running = json!({ "running": { "startedAt": "2026-01-01T00:00:00Z" } });
+        let completed = json!({ "terminated": { "exitCode": 0, "reason": "Completed" } });
+        // A plain init container done, PD started, TiKV not yet started (its startup
+        // probe), TiDB waiting for the pod to be initialized.
+        let pod = starting(
+            &["pd", "tikv"],
+            json!([
+                container("prepare", 0, completed),
+                container("pd", 0, running.clone()),
+                container("tikv", 0, running),
+            ]),
+            json!([container("tidb", 0, waiting("PodInitializing", ""))]),
+        );
+        assert_eq!(
+            pod_status(&pod),
+            StatusReport::new(InstanceStatus::Provisioning)
+        );
+        // A native sidecar that exited is not done: the kubelet restarts it.
+        let exited = json!({ "terminated": { "exitCode": 0, "reason": "Completed" } });
+        let pod = starting(&["pd"], json!([container("pd", 1, exited)]), json!([]));
+        let report = pod_status(&pod);
+        assert_eq!(report.status, InstanceStatus::Provisioning);
+        assert!(
+            report
+                .reason
+                .unwrap()
+                .starts_with("container pd ended: Completed")
+        );
+        // An image name that no retry can pull fails at once, sidecar or not.
+        let pod = starting(
+            &["pd"],
+            json!([container("pd", 0, waiting("InvalidImageName", "bad"))]),
+            json!([]),
+        );
+        assert_eq!(pod_status(&pod).status, InstanceStatus::Failed);
+    }
+
+    #[test]
+    fn a_pod_being_created_reads_its_latest_warning_since_it_was_scheduled() {
+        let pod = starting(
+            &["pd", "tikv"],
+            json!([container("pd", 0, waiting("ContainerCreating", ""))]),
+            json!([container("tidb", 0, waiting("PodInitializing", ""))]),
+        );
+        let mut sources = sources_with(&pod);
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::new(InstanceStatus::Provisioning)
+        );
+        let unscheduled = ("Warning", "FailedScheduling", "0/2 nodes are available");
+        sources.event(&event("e1", ("Pod", "pod-1"), unscheduled, (0, 0)));
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::new(InstanceStatus::Provisioning),
+            "the scheduler's complaint is over"
+        );
+        let mount = "MountVolume.NewMounter initialization failed for volume \"db\" : \
+                     path \"/mnt/framedb/db\" does not exist";
+        sources.event(&event(
+            "e2",
+            ("Pod", "pod-1"),
+            ("Warning", "FailedMount", mount),
+            (1, 600),
+        ));
+        let report = report_of(&sources);
+        assert_eq!(
+            report.status,
+            InstanceStatus::Provisioning,
+            "the kubelet mounts it once the directory is made"
+        );
+        assert_eq!(
+            report.reason.unwrap(),
+            format!("pod db-0 is not started yet: FailedMount: {mount}")
+        );
+    }
+
+    #[test]
+    fn a_workload_whose_pod_is_refused_is_failed_until_a_pod_is_made() {
+        let mut sources = Sources::default();
+        sources.workload(&workload("db", "uid-1"));
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::new(InstanceStatus::Provisioning)
+        );
+        let refused = "create Pod db-0 in StatefulSet db failed error: pods \"db-0\" is \
+                       forbidden: violates PodSecurity \"restricted:latest\"";
+        let failed_create = ("Warning", "FailedCreate", refused);
+        sources.event(&event(
+            "e1",
+            ("StatefulSet", "uid-1"),
+            failed_create,
+            (0, 5),
+        ));
+        assert!(sources.needs_events());
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::with_reason(InstanceStatus::Failed, format!("FailedCreate: {refused}"))
+        );
+        // The controller's next try succeeds (the namespace's level was lowered).
+        let created = (
+            "Normal",
+            "SuccessfulCreate",
+            "create Pod db-0 in StatefulSet db successful",
+        );
+        sources.event(&event("e2", ("StatefulSet", "uid-1"), created, (9, 9)));
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::new(InstanceStatus::Provisioning)
+        );
+        // An older event heard later (a relist's order) does not undo it.
+        sources.event(&event(
+            "e1",
+            ("StatefulSet", "uid-1"),
+            failed_create,
+            (0, 5),
+        ));
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::new(InstanceStatus::Provisioning)
+        );
+    }
+
+    #[test]
+    fn a_workload_deleted_outside_frame_db_is_failed_not_deleting() {
+        let mut sources = Sources::default();
+        let mut deleted = serde_json::to_value(workload("db", "uid-1")).unwrap();
+        deleted["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        sources.workload(&serde_json::from_value(deleted).unwrap());
+        sources.pod(&pod("db", "uid-1", false));
+        assert_eq!(
+            report_of(&sources),
+            StatusReport::with_reason(
+                InstanceStatus::Failed,
+                "its StatefulSet db is being deleted, not by a delete of the instance \
+                 through FrameDB"
+            )
         );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use framedb_core::ClusterId;
 use framedb_k8s::config_service::{DEFAULT_MONGO_IMAGE, DEFAULT_SERVER_IMAGE};
 use framedb_k8s::kubeconfig::Timeouts;
-use framedb_k8s::{Layout, Profile, Storage};
+use framedb_k8s::{Layout, Profile, StatusLimits, Storage};
 use framedb_mongo::{Durability, MongoConfig};
 use url::Url;
 
@@ -214,13 +214,36 @@ pub struct KubeSettings {
         default_value_t = 30
     )]
     pub timeout_secs: u64,
+
+    /// Restarts of a container of a pod that is not ready after which its instance reads
+    /// `Failed` rather than `Provisioning` (docs/architecture.md, "Status").
+    #[arg(
+        long = "kube-status-restart-limit",
+        env = "FRAMEDB_KUBE_STATUS_RESTART_LIMIT",
+        default_value_t = StatusLimits::default().restarts,
+        value_parser = clap::value_parser!(i32).range(1..)
+    )]
+    pub status_restart_limit: i32,
+
+    /// Seconds for which the kubelet may tell a cause it retries (an image it cannot
+    /// pull, a container it cannot create) in a pod's events before its instance reads
+    /// `Failed` rather than `Provisioning`.
+    #[arg(
+        long = "kube-status-stuck-after-secs",
+        env = "FRAMEDB_KUBE_STATUS_STUCK_AFTER_SECS",
+        default_value_t = StatusLimits::default().stuck_after.as_secs()
+    )]
+    pub status_stuck_after_secs: u64,
 }
 
 impl Default for KubeSettings {
     fn default() -> Self {
+        let limits = StatusLimits::default();
         Self {
             connect_timeout_secs: 5,
             timeout_secs: 30,
+            status_restart_limit: limits.restarts,
+            status_stuck_after_secs: limits.stuck_after.as_secs(),
         }
     }
 }
@@ -231,6 +254,14 @@ impl KubeSettings {
         Timeouts {
             connect: Duration::from_secs(self.connect_timeout_secs),
             read: Duration::from_secs(self.timeout_secs),
+        }
+    }
+
+    /// Where instances that do not come up read `Failed`.
+    pub fn status_limits(&self) -> StatusLimits {
+        StatusLimits {
+            restarts: self.status_restart_limit,
+            stuck_after: Duration::from_secs(self.status_stuck_after_secs),
         }
     }
 }

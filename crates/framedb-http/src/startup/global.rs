@@ -40,6 +40,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
             // Setup installs local services that lay instances out as this global does.
             config_service: Arc::new(framedb_k8s::config_service::Settings {
                 instance_layout: settings.layout.layout(),
+                status_limits: settings.kube.status_limits(),
                 server_image: settings.fleet.server_image.clone(),
                 mongo_image: settings.fleet.mongo_image.clone(),
                 ..Default::default()
@@ -174,8 +175,9 @@ impl App {
 /// The clusters of `--cluster` and `--in-cluster`, driven directly.
 async fn direct_clusters(settings: &GlobalSettings) -> Result<Clusters, StartError> {
     let timeouts = settings.kube.timeouts();
-    let mut fleet =
-        KubeFleet::new(settings.layout.layout()).with_watch_window(timeouts.watch_window());
+    let mut fleet = KubeFleet::new(settings.layout.layout())
+        .with_watch_window(timeouts.watch_window())
+        .with_status_limits(settings.kube.status_limits());
     for (id, path) in &settings.fleet.clusters {
         let client = client_from_file(id, path, timeouts).await?;
         tracing::info!(cluster_id = %id, kubeconfig = %path.display(), "managing cluster");

@@ -31,6 +31,7 @@ impl App {
         };
         let fleet = KubeFleet::new(settings.layout.layout())
             .with_watch_window(timeouts.watch_window())
+            .with_status_limits(settings.kube.status_limits())
             .with_cluster(cluster.clone(), client);
         let fleet = Arc::new(fleet);
         // The fence of undone creates lives beside the registry (a registry supplied by

@@ -808,6 +808,7 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
     settings.layout.storage_class = Some("fast".into());
     settings.layout.instance_resources = framedb_k8s::Profile::Medium;
     settings.layout.image_pull_secrets = vec!["regcred".into()];
+    settings.kube.status_stuck_after_secs = 300;
     settings.fleet.server_image = "registry.example.com/framedb/framedb-server:dev".into();
     let app = global_app(None, settings, true);
     let kube_config = kubeconfig_of(&sim);
@@ -826,6 +827,8 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
             "FRAMEDB_IMAGE_PREFIX": "docker.io/pingcap",
             "FRAMEDB_IMAGE_PULL_SECRETS": "regcred",
             "FRAMEDB_INSTANCE_RESOURCES": "medium",
+            "FRAMEDB_KUBE_STATUS_RESTART_LIMIT": "3",
+            "FRAMEDB_KUBE_STATUS_STUCK_AFTER_SECS": "300",
             "FRAMEDB_NAMESPACE": "framedb-storage",
             "FRAMEDB_NODE_LABEL": "example.com/host",
             "FRAMEDB_STORAGE_CLASS": "fast",

@@ -98,6 +98,9 @@ async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() 
         verbs(&instance_rules, "networking.k8s.io", "networkpolicies"),
         ["create", "delete", "get", "patch"]
     );
+    // The status book follows the namespace's events (what the cluster refused, or
+    // retries); it writes none.
+    assert_eq!(verbs(&instance_rules, "", "events"), ["list", "watch"]);
     // Without local volumes, nothing cluster-wide is written.
     assert!(verbs(&cluster_rules, "", "persistentvolumes").is_empty());
     for rule in &cluster_rules {

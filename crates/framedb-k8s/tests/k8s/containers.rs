@@ -1,6 +1,7 @@
 //! An instance's status tells the truth about its containers, as the simulator's kubelet
 //! plays them: an image the cluster's registry lacks, a crash loop, OOM kills. None of
-//! them may read `Running`, nor `Provisioning` without a word.
+//! them may read `Running`, nor `Provisioning` without a word; past the fleet's limits
+//! ([`super::test_limits`]) they read `Failed` (`status_truth` shows the way there).
 
 use std::time::Duration;
 
@@ -67,8 +68,9 @@ async fn an_image_the_registry_lacks_fails_the_instance_until_it_is_pushed() {
         .deploy(&spec("tidb-pull", "node-a", 30900))
         .await
         .unwrap();
+    // Failed once the kubelet has told the failed pull for the limit (2 s here).
     assert!(
-        eventually(Duration::from_secs(5), || async {
+        eventually(Duration::from_secs(10), || async {
             report(&cluster, &id).await.status == InstanceStatus::Failed
         })
         .await
@@ -96,8 +98,8 @@ async fn an_image_the_registry_lacks_fails_the_instance_until_it_is_pushed() {
 
 /// Deploys `id` under `fault` (of its `tidb` container) on a cluster whose pods are
 /// ready only 600 ms after each start, so every run ends before it would be; waits for
-/// `restarts` restarts, then reads the status: `Failed` saying `said`, at every step of
-/// the loop (waiting in back-off, terminated, running again).
+/// `restarts` restarts (at least the limit's 3), then reads the status: `Failed` saying
+/// `said`, at every step of the loop (waiting in back-off, terminated, running again).
 async fn fails_under(
     fault: ContainerFault,
     id: &str,
@@ -124,7 +126,7 @@ async fn a_crash_looping_instance_reads_failed_between_crashes_too() {
         ContainerFault::crash_loop("tidb"),
         "tidb-crash",
         30901,
-        2,
+        3,
         "Error (exit code 1)",
     )
     .await;
@@ -144,7 +146,7 @@ async fn an_oom_killed_instance_says_so() {
         ContainerFault::oom_killed("tidb"),
         "tidb-oom",
         30902,
-        1,
+        3,
         "OOMKilled (exit code 137)",
     )
     .await;

@@ -8,6 +8,7 @@ mod ownership;
 mod provisioning;
 mod real_cluster;
 mod resources;
+mod status_truth;
 mod storage;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use framedb_core::{
     ClusterId, DeploymentSpec, FramedbId, NodeId, ProvisioningService, StorageSize,
 };
 use framedb_k8s::kubeconfig::{self, Timeouts};
-use framedb_k8s::{KubeFleet, Layout};
+use framedb_k8s::{KubeFleet, Layout, StatusLimits};
 use framedb_kube_sim::{SimConfig, Simulator};
 
 /// A simulated cluster named `cluster-01` (nodes `node-a`, `node-b`) and a fleet that
@@ -55,8 +56,11 @@ impl Cluster {
         let client = kubeconfig::client(sim.kubeconfig(), Timeouts::default())
             .await
             .unwrap();
-        let fleet =
-            Arc::new(KubeFleet::new(Layout::default()).with_cluster(cluster_id(), client.clone()));
+        let fleet = Arc::new(
+            KubeFleet::new(Layout::default())
+                .with_status_limits(test_limits())
+                .with_cluster(cluster_id(), client.clone()),
+        );
         Self { sim, client, fleet }
     }
 
@@ -74,6 +78,16 @@ impl Cluster {
         let service =
             ProvisioningService::new(registry.clone(), self.fleet.clone(), self.fleet.clone());
         (service, registry)
+    }
+}
+
+/// Status limits for tests: the default restart limit, and causes the kubelet retries
+/// failing once told for 2 s (the default's 2 minutes is real time on the simulator too:
+/// its events carry wall-clock timestamps).
+pub fn test_limits() -> StatusLimits {
+    StatusLimits {
+        stuck_after: Duration::from_secs(2),
+        ..StatusLimits::default()
     }
 }
 
