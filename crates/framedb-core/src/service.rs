@@ -1162,6 +1162,7 @@ mod tests {
             deletion_policy: crate::DeletionPolicy::Delete,
             created_at: crate::Timestamp::now(),
             metadata: Default::default(),
+            resources: None,
         };
         InstanceRecord {
             status,
