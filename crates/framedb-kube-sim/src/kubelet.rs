@@ -205,9 +205,10 @@ impl State {
                         "startedAt": started, "finishedAt": now_rfc3339(),
                         "containerID": c.container_id,
                     });
+                    // `ShouldContainerBeRestarted`: `OnFailure` restarts a non-zero exit only.
                     let restarts = match str_at(pod, &["spec", "restartPolicy"]) {
                         "Never" => false,
-                        // Every simulated exit is a failure (non-zero code).
+                        "OnFailure" => exit.code() != 0,
                         _ => true,
                     };
                     let waiting_at = *at + self.real(RELIST);
@@ -370,6 +371,9 @@ impl State {
             }
             Some(ContainerFaultKind::OomKilled { after }) => {
                 ends_at = Some((now + self.real(after), Exit::OomKilled));
+            }
+            Some(ContainerFaultKind::Completes { after }) => {
+                ends_at = Some((now + self.real(after), Exit::Completed));
             }
             None => {}
         }

@@ -206,6 +206,12 @@
 //! - [`ContainerFault::oom_killed`]: the same with reason `OOMKilled` and exit code 137.
 //! - [`ContainerFault::slow_start`]: the container runs, but is started and ready only
 //!   after the given simulated time.
+//! - [`ContainerFault::completes`]: the container's command finishes a simulated second
+//!   in: terminated `Completed` with exit code 0; under `restartPolicy: Never` the pod
+//!   `Succeeded` (`OnFailure` does not restart it; `Always` does, with back-off). The
+//!   simulator runs no command, so this is how a test says that a one-shot command
+//!   (a clean-up, a job) ends; it does nothing else the command would (it removes no
+//!   directory of the node).
 //!
 //! A pod of `restartPolicy: Never` whose container ended is `Failed`. The pod's `Ready`
 //! and `ContainersReady` conditions are false while any container is not running and
@@ -303,6 +309,7 @@
 //! | a missing image: `Failed` "Failed to pull image \"X\": rpc error: code = NotFound desc = ..." and "Error: ErrImagePull"; waiting `ErrImagePull`, then `ImagePullBackOff` ("Back-off pulling image \"X\": ErrImagePull: ...") with `BackOff` (Normal) and "Error: ImagePullBackOff"; retried after 10 s doubling to 5 min; pulled once pushed; the pod `Pending` | `EnsureImageExists`, `evalCRIPullErr` (image_manager.go); `startContainer` (pkg/kubelet/kuberuntime/kuberuntime_container.go); `getPhase` (pkg/kubelet/kubelet_pods.go) | yes | `images::an_image_the_registry_lacks_backs_off_until_it_is_pushed` (`kubectl run`, `get pod`, `get events`, `describe pod`) |
 //! | a crashing container ([`ContainerFault::crash_loop`]): terminated `Error` (1), restarted at once, then `CrashLoopBackOff` "back-off 10s restarting failed container=X pod=Y_ns(uid)", 10 s doubling to 5 min, `BackOff` "Back-off restarting failed container X in pod Y_ns(uid)"; `restartCount`, `lastState.terminated`; `Ready`/`ContainersReady` false; lifted, it runs | `doBackOff` (kuberuntime_manager.go); `flowcontrol.Backoff` (client-go/util/flowcontrol/backoff.go); `MaxContainerBackOff` (pkg/kubelet/kubelet.go) | yes | `images::a_crashing_container_backs_off_in_crash_loop_and_recovers_once_cleared` |
 //! | `OOMKilled` (137), restarted with back-off, or the pod `Failed` under `restartPolicy: Never` | `getPhase` (kubelet_pods.go) | yes | `images::an_oom_killed_container_is_shown_and_restarted_with_back_off` |
+//! | a finished command ([`ContainerFault::completes`]): terminated `Completed` (0), not restarted under `restartPolicy: Never` (the pod `Succeeded`, `Ready` false with `PodCompleted`) or `OnFailure`, restarted with back-off under `Always` (the pod stays `Running`) | `ShouldContainerBeRestarted` (pkg/kubelet/container/helpers.go); `getPhase` (kubelet_pods.go) | as an injected end, no command runs (its effects, such as files removed, are not played) | `images::a_completing_container_of_a_never_restarted_pod_succeeds` |
 //! | a slow start: running, `started: false`, not ready until it has started | `prober` results (pkg/kubelet/prober) | as a delay, no probes | `images::a_slow_container_runs_unready_until_it_has_started` (`kubectl wait --for=condition=Ready`) |
 //! | `kubectl get pod` STATUS: the first container's waiting or terminated reason (`ExitCode:N`, `Signal:N` without one), `Completed` with a running one as `Running`/`NotReady`, `Terminating`; RESTARTS summed, "N (AGE ago)" | `printPod` (pkg/printers/internalversion/printers.go) | yes (no init containers) | the `images::*` tests |
 //! | protobuf request bodies (`k8s\0` magic, `runtime.Unknown` envelope, the kind's message), as kubectl's typed clients send them (`kubectl create namespace|configmap|secret|deployment|service|role|rolebinding`, `drain`'s evictions); plain fields' zero values read as absent (Go's `omitempty`), so defaulting applies; fields newer than 1.33 skipped | staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go; API concepts, "Protobuf encoding" (docs) | yes, for every served kind | `protobuf::kubectl_create_s_protobuf_bodies_are_read_and_defaulted`; unit tests in `protobuf.rs` |
