@@ -346,7 +346,7 @@ impl ClusterDeployer for KubeFleet {
                 // it is made: the kubelet would otherwise fail the mount and back off.
                 if objects.volume.is_some() {
                     self.helpers(cluster_name, client)
-                        .prepare(id, &spec.stamp, spec.node_id.as_str())
+                        .prepare(&claim_name(id), id, &spec.stamp, spec.node_id.as_str())
                         .await?;
                 }
                 create_owned(

@@ -275,6 +275,10 @@ pub mod annotations {
     /// On a volume (or its credentials) a create took back: the stamp that retained it,
     /// so that undoing that create retains it again instead of deleting it.
     pub const REATTACHED_FROM: &str = "framedb.io/reattached-from";
+    /// On a local volume, `true` once its directory was made on its node (and so may hold
+    /// data): written before the instance's StatefulSet is, so a volume without it was
+    /// never mounted, and its removal has no directory to empty.
+    pub const DIRECTORY_PREPARED: &str = "framedb.io/directory-prepared";
 }
 
 /// The label that marks a volume (and its credentials) that a deleted instance retained

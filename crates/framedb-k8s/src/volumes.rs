@@ -74,20 +74,37 @@ impl Helpers<'_> {
     }
 
     /// Makes instance `id`'s volume directory on `node` (a create of stamp `stamp`), and
-    /// returns once the helper pod has mounted it.
+    /// returns once the helper pod has mounted it and `volume` says so
+    /// ([`annotations::DIRECTORY_PREPARED`]).
     ///
     /// # Errors
     /// [`Error::VolumeHelper`] when the helper fails or does not run within the wait;
     /// [`Error::Kube`] when the cluster refuses or cannot be reached.
-    pub async fn prepare(&self, id: &str, stamp: &Stamp, node: &str) -> Result<()> {
-        self.run(VolumeJob::Prepare, id, stamp, node).await
+    pub async fn prepare(&self, volume: &str, id: &str, stamp: &Stamp, node: &str) -> Result<()> {
+        self.run(VolumeJob::Prepare, id, stamp, node).await?;
+        let patch = json!({
+            "metadata": { "annotations": { annotations::DIRECTORY_PREPARED: "true" } }
+        });
+        Api::<PersistentVolume>::all(self.client.clone())
+            .patch(volume, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|error| {
+                Error::kube(
+                    self.cluster,
+                    format!("marking PersistentVolume {volume} prepared"),
+                    error,
+                )
+            })
     }
 
     /// Empties the directory of instance `id`'s volume if the volume is being deleted by
     /// the removal of stamp `stamp` (it holds [`VOLUME_CLEANUP_FINALIZER`]): once no pod
     /// uses it, a helper pod on its node empties `{root}/{id}`, and then the finalizer is
-    /// removed, which lets the volume go. A volume that is not being deleted, or not of
-    /// this stamp, is left alone.
+    /// removed, which lets the volume go. A volume never prepared (no
+    /// [`annotations::DIRECTORY_PREPARED`]: a create that failed before its StatefulSet)
+    /// was never mounted, and goes at once. A volume that is not being deleted, or not
+    /// of this stamp, is left alone.
     ///
     /// # Errors
     /// [`Error::VolumeHelper`] when the volume is still in use after the wait, or the
@@ -134,6 +151,18 @@ impl Helpers<'_> {
             tokio::time::sleep(pause.min(deadline - Instant::now())).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         };
+        if pv
+            .annotations()
+            .contains_key(annotations::DIRECTORY_PREPARED)
+        {
+            self.wipe(&pv, id, stamp).await?;
+        }
+        self.drop_finalizer(&volumes, pv).await
+    }
+
+    /// Empties `pv`'s directory, `{root}/{id}`, on its node.
+    async fn wipe(&self, pv: &PersistentVolume, id: &str, stamp: &Stamp) -> Result<()> {
+        let volume = pv.name_any();
         let node = pv
             .annotations()
             .get(annotations::NODE)
@@ -159,8 +188,7 @@ impl Helpers<'_> {
                 pending: false,
             });
         }
-        self.run(VolumeJob::Wipe, id, stamp, &node).await?;
-        self.drop_finalizer(&volumes, pv).await
+        self.run(VolumeJob::Wipe, id, stamp, &node).await
     }
 
     /// Removes [`VOLUME_CLEANUP_FINALIZER`] from `pv`, guarded by its resourceVersion and

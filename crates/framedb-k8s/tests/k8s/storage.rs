@@ -217,6 +217,10 @@ async fn a_local_volume_s_directory_is_made_on_its_node_by_a_helper_pod() {
             .iter()
             .any(|f| f == VOLUME_CLEANUP_FINALIZER)
     );
+    assert_eq!(
+        volume.annotations()["framedb.io/directory-prepared"],
+        "true"
+    );
 }
 
 #[tokio::test]
@@ -378,11 +382,16 @@ async fn a_helper_that_cannot_run_fails_the_create_with_its_reason() {
         },
         ..Layout::default()
     };
-    let fleet = KubeFleet::new(layout)
-        .with_helper_wait(Duration::from_secs(1))
-        .with_cluster(cluster_id(), cluster.client.clone());
-    let error = fleet
-        .deploy(&spec("tidb-local-6", "node-a", 30916))
+    let fleet = Arc::new(
+        KubeFleet::new(layout)
+            .with_helper_wait(Duration::from_secs(1))
+            .with_cluster(cluster_id(), cluster.client.clone()),
+    );
+    let registry = Arc::new(framedb_core::memory::InMemoryRegistry::new());
+    let service =
+        framedb_core::ProvisioningService::new(registry.clone(), fleet.clone(), fleet.clone());
+    let error = service
+        .create(new_instance("tidb-local-6"))
         .await
         .unwrap_err();
     assert!(
@@ -396,7 +405,26 @@ async fn a_helper_that_cannot_run_fails_the_create_with_its_reason() {
         error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
         "{error}"
     );
+    // The create was undone at once: its volume was never prepared, so never mounted, and
+    // goes without a clean-up (which could not run either).
+    assert!(registry.is_empty());
+    assert!(
+        Api::<PersistentVolume>::all(cluster.client.clone())
+            .get_opt(&claim_name("tidb-local-6"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(no_pods_in(&cluster.client, &helpers_namespace()).await);
+}
+
+/// A create of `id` on `node-a` with a `Retain` policy.
+fn new_instance(id: &str) -> framedb_core::NewInstance {
+    serde_json::from_value(serde_json::json!({
+        "framedb_id": id, "cluster_id": "cluster-01", "node_id": "node-a",
+        "storage_size": "1Gi", "deletion_policy": "Retain"
+    }))
+    .unwrap()
 }
 
 #[tokio::test]
@@ -404,12 +432,12 @@ async fn a_purge_whose_clean_up_failed_stays_deleting_until_it_is_done() {
     let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
     let registry = Arc::new(framedb_core::memory::InMemoryRegistry::new());
     let service = framedb_core::ProvisioningService::new(registry, fleet.clone(), fleet.clone());
-    let request: framedb_core::NewInstance = serde_json::from_value(serde_json::json!({
-        "framedb_id": "tidb-local-7", "cluster_id": "cluster-01", "node_id": "node-a",
-        "storage_size": "1Gi", "deletion_policy": "Retain"
-    }))
-    .unwrap();
-    let id = service.create(request).await.unwrap().record.framedb_id;
+    let id = service
+        .create(new_instance("tidb-local-7"))
+        .await
+        .unwrap()
+        .record
+        .framedb_id;
     cluster.sim.inject_container_fault(
         ContainerFault::crash_loop("wipe").in_namespace(helpers_namespace()),
     );
