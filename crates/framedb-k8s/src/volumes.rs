@@ -148,7 +148,7 @@ impl Helpers<'_> {
                     pending: true,
                 });
             }
-            tokio::time::sleep(pause.min(deadline - Instant::now())).await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         };
         if pv
@@ -357,7 +357,7 @@ impl Helpers<'_> {
                     pending: true,
                 });
             }
-            tokio::time::sleep(pause.min(deadline - Instant::now())).await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
@@ -406,7 +406,7 @@ impl Helpers<'_> {
                 }
                 Seen::Waiting(_) => {}
             }
-            tokio::time::sleep(pause.min(deadline - Instant::now())).await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
