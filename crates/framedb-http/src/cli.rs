@@ -132,6 +132,36 @@ mod tests {
     }
 
     #[test]
+    fn a_local_volume_root_is_checked_and_the_helper_image_reaches_the_layout() {
+        // Helper pods mount and empty `ROOT/{id}`: a root that leads elsewhere is refused.
+        for bad in ["relative", "/mnt/../etc", "/mnt/a b"] {
+            let error = parse(&["--local-volume-root", bad]).unwrap_err();
+            assert!(error.to_string().contains("local_volume_root"), "{error}");
+        }
+        let Ok(Role::Global(settings)) = parse(&[
+            "--local-volume-root",
+            "/mnt/framedb",
+            "--helper-image",
+            "registry.example.com/busybox:1.36",
+        ]) else {
+            panic!("the global role")
+        };
+        let layout = settings.layout.layout();
+        assert_eq!(layout.helper_image, "registry.example.com/busybox:1.36");
+        assert_eq!(
+            layout.volume_path("db-1").as_deref(),
+            Some("/mnt/framedb/db-1")
+        );
+        let Ok(Role::Global(settings)) = parse(&[]) else {
+            panic!("the global role")
+        };
+        assert_eq!(
+            settings.layout.layout().helper_image,
+            "docker.io/library/busybox:1.36"
+        );
+    }
+
+    #[test]
     fn local_service_urls_are_checked() {
         let error = parse(&["--local-service", "c1=http://user:pw@host"]).unwrap_err();
         assert!(

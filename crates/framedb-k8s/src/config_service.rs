@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::{apply, delete_if_present};
 use crate::error::{Error, Result};
-use crate::objects::{Layout, Storage, labels};
+use crate::objects::{Layout, Storage, labels, volumes_namespace_name};
 use crate::ownership::DELETION_WAIT;
 use crate::status::StatusLimits;
 
@@ -95,8 +95,11 @@ pub fn check_volume_root(root: &str) -> std::result::Result<(), String> {
         || !plain
         || root.split('/').any(|segment| segment == "..")
     {
-        return Err("local_volume_root must be an absolute path of at most 256 characters,                     without '..', spaces or control characters"
-            .into());
+        return Err(
+            "local_volume_root must be an absolute path of at most 256 characters, \
+                    without '..', spaces or control characters"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -241,6 +244,22 @@ impl<'a> ConfigService<'a> {
             .await?;
         self.apply(self.instance_api(), self.instance_role_binding())
             .await?;
+        if install.local_volume_root.is_some() {
+            // Local volumes' helper pods mount a `hostPath`, which the instances'
+            // namespace's `baseline` level refuses: they run in their own namespace, where
+            // the local service may only create, read and delete pods.
+            let layout = &self.settings.instance_layout;
+            self.await_deletion(&namespaces, &volumes_namespace_name(&layout.namespace))
+                .await?;
+            self.apply(
+                Api::all(self.client.clone()),
+                crate::objects::volumes_namespace(&layout.namespace),
+            )
+            .await?;
+            self.apply(self.volumes_api(), self.volumes_role()).await?;
+            self.apply(self.volumes_api(), self.volumes_role_binding())
+                .await?;
+        }
         self.apply(Api::all(self.client.clone()), self.volume(storage_size))
             .await?;
         self.apply(self.api(), self.claim(storage_size)).await?;
@@ -326,6 +345,12 @@ impl<'a> ConfigService<'a> {
         self.delete(self.instance_api::<RoleBinding>(), FRAMEDB_CONFIG)
             .await?;
         self.delete(self.instance_api::<Role>(), FRAMEDB_CONFIG)
+            .await?;
+        // So does the helper pods' namespace (a purge may still be emptying a directory
+        // there); only the local service's rights in it go.
+        self.delete(self.volumes_api::<RoleBinding>(), FRAMEDB_CONFIG)
+            .await?;
+        self.delete(self.volumes_api::<Role>(), FRAMEDB_CONFIG)
             .await?;
         self.delete(
             Api::<ClusterRoleBinding>::all(self.client.clone()),
@@ -516,6 +541,43 @@ impl<'a> ConfigService<'a> {
                     &["get", "create", "patch", "delete"],
                 ),
             ]),
+        }
+    }
+
+    fn volumes_api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(
+            self.client.clone(),
+            &volumes_namespace_name(&self.settings.instance_layout.namespace),
+        )
+    }
+
+    fn volumes_meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some(volumes_namespace_name(
+                &self.settings.instance_layout.namespace,
+            )),
+            ..self.instance_meta()
+        }
+    }
+
+    /// What the local service may do in the helper pods' namespace (with local volumes
+    /// only): create a helper pod, read it until its job is done, delete it. Nothing
+    /// else: it never lists, watches or changes one.
+    fn volumes_role(&self) -> Role {
+        Role {
+            metadata: self.volumes_meta(),
+            rules: Some(vec![rule("", &["pods"], &["get", "create", "delete"])]),
+        }
+    }
+
+    fn volumes_role_binding(&self) -> RoleBinding {
+        RoleBinding {
+            metadata: self.volumes_meta(),
+            ..self.instance_role_binding()
         }
     }
 
@@ -929,6 +991,7 @@ pub fn layout_flags(layout: &Layout) -> Vec<(&'static str, String)> {
         ("FRAMEDB_TIDB_VERSION", layout.tidb_version.clone()),
         ("FRAMEDB_IMAGE_PREFIX", layout.image_prefix.clone()),
         ("FRAMEDB_NODE_LABEL", layout.node_label.clone()),
+        ("FRAMEDB_HELPER_IMAGE", layout.helper_image.clone()),
         (
             "FRAMEDB_INSTANCE_RESOURCES",
             layout.resources.as_str().to_owned(),
@@ -951,8 +1014,9 @@ pub fn layout_flags(layout: &Layout) -> Vec<(&'static str, String)> {
 
 /// The layout flags (and status limits) a local service was installed with, as its
 /// Deployment says.
-const REPORTED_FLAGS: [&str; 10] = [
+const REPORTED_FLAGS: [&str; 11] = [
     "FRAMEDB_IMAGE_PULL_SECRETS",
+    "FRAMEDB_HELPER_IMAGE",
     "FRAMEDB_NAMESPACE",
     "FRAMEDB_TIDB_VERSION",
     "FRAMEDB_IMAGE_PREFIX",

@@ -35,13 +35,15 @@ use crate::error::{
 };
 use crate::live::Watches;
 use crate::objects::{
-    Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, config_name, credentials_name, labels,
+    Layout, MANAGED_SELECTOR, PASSWORD_KEY, VolumeJob, claim_name, config_name, credentials_name,
+    labels,
 };
 use crate::ownership::{
     CreateError, Reclaim, Taken, claim_existing, create_or_existing, create_owned, keeps_volume,
     remove_owned,
 };
 use crate::status::Sources;
+use crate::volumes::Helpers;
 
 pub use crate::apply::FIELD_MANAGER;
 pub use crate::ownership::DELETION_WAIT;
@@ -108,6 +110,7 @@ pub struct KubeFleet {
     watch_window: Duration,
     deletion_wait: Duration,
     limits: StatusLimits,
+    helper_wait: Duration,
 }
 
 impl KubeFleet {
@@ -119,6 +122,25 @@ impl KubeFleet {
             watch_window: crate::kubeconfig::Timeouts::default().watch_window(),
             deletion_wait: DELETION_WAIT,
             limits: StatusLimits::default(),
+            helper_wait: crate::volumes::HELPER_WAIT,
+        }
+    }
+
+    /// How long a local volume's helper pod has to make or empty its directory (default
+    /// [`crate::HELPER_WAIT`]) before the create or delete reports it.
+    pub fn with_helper_wait(mut self, wait: Duration) -> Self {
+        self.helper_wait = wait;
+        self
+    }
+
+    /// The helper pods of `cluster`, reached through `client`.
+    fn helpers<'a>(&'a self, cluster: &'a str, client: &'a Client) -> Helpers<'a> {
+        Helpers {
+            client,
+            layout: &self.layout,
+            cluster,
+            wait: self.helper_wait,
+            release_wait: self.deletion_wait,
         }
     }
 
@@ -330,6 +352,13 @@ impl ClusterDeployer for KubeFleet {
                 .map_err(|error| created_error::<PersistentVolumeClaim>(cluster_name, id, error))
             },
             async {
+                // A local volume's directory exists on the node before the pod that mounts
+                // it is made: the kubelet would otherwise fail the mount and back off.
+                if objects.volume.is_some() {
+                    self.helpers(cluster_name, client)
+                        .prepare(&claim_name(id), id, &spec.stamp, spec.node_id.as_str())
+                        .await?;
+                }
                 create_owned(
                     &workloads,
                     &objects.statefulset,
@@ -395,6 +424,12 @@ impl ClusterDeployer for KubeFleet {
                 keeps_volume(removal, object)
             })
             .await?;
+            // A volume this removal deleted goes only once its directory is emptied (a
+            // retained one is not being deleted, and keeps its data); a helper pod a
+            // create of this stamp left behind goes too.
+            let helpers = self.helpers(cluster, client);
+            helpers.release(&claim, id, stamp).await?;
+            helpers.remove_left(id, VolumeJob::Prepare, stamp).await?;
         }
         Ok(found)
     }

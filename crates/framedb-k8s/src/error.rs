@@ -27,6 +27,16 @@ pub enum Error {
         sentence: String,
     },
 
+    /// A local volume's directory was not made or emptied on its node: its helper pod
+    /// failed, or a wait for it (or for the volume to be released) ran out.
+    #[error("{sentence}")]
+    VolumeHelper {
+        /// What was not done, where and why, as a sentence.
+        sentence: String,
+        /// Whether a wait ran out (the job may still get done) rather than failed.
+        pending: bool,
+    },
+
     /// A request to a cluster's API failed.
     #[error("{action} on cluster '{cluster}' failed: {source}")]
     Kube {
@@ -214,6 +224,14 @@ impl From<Error> for framedb_core::Error {
                     cluster: cluster.clone(),
                     object: object.clone(),
                     sentence: sentence.clone(),
+                };
+            }
+            Error::VolumeHelper { sentence, pending } => {
+                let fault = Fault::new(sentence.clone());
+                return if *pending {
+                    Domain::Timeout(fault)
+                } else {
+                    Domain::Internal(fault)
                 };
             }
             Error::Kube {

@@ -12,6 +12,7 @@
 //! - `ownership`: creates that take over no object they did not make (nor one being
 //!   deleted), and removals of one create's objects only;
 //! - `live`: the per-cluster status books, kept by watches;
+//! - `volumes`: the helper pods that make and empty local volumes' directories;
 //! - [`deployer`]: the instances' deployer and the port allocator;
 //! - [`config_service`]: the per-cluster config service.
 
@@ -25,18 +26,22 @@ mod live;
 pub mod objects;
 mod ownership;
 mod status;
+mod volumes;
 
 pub use deployer::{KubeFleet, StatusLimits};
 pub use error::{Error, Result};
 pub use objects::{Layout, Profile, Storage};
+pub use volumes::HELPER_WAIT;
 
 /// Every image FrameDB deploys on a cluster: the instances' PD, TiKV and TiDB of
-/// `layout`, and the config service's MongoDB and server of `settings`. A cluster's
-/// registry must hold these (the simulated clusters of the demo are given exactly them).
+/// `layout`, its helper image (run with local volumes only), and the config service's
+/// MongoDB and server of `settings`. A cluster's registry must hold these (the simulated
+/// clusters of the demo are given exactly them).
 pub fn deployed_images(layout: &Layout, settings: &config_service::Settings) -> Vec<String> {
     layout
         .images()
         .into_iter()
+        .chain([layout.helper_image.clone()])
         .chain(settings.images())
         .collect()
 }

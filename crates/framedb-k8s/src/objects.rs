@@ -90,7 +90,13 @@ pub struct Layout {
     /// Secrets (in the instances' namespace, made by the cluster's operator) that let the
     /// kubelet pull the images from a private registry.
     pub image_pull_secrets: Vec<String>,
+    /// The image of the short-lived pods that make and empty local volumes' directories
+    /// on their nodes ([`DEFAULT_HELPER_IMAGE`]); used with [`Storage::Local`] only.
+    pub helper_image: String,
 }
+
+/// The helper image by default: a small, well-known image that has `true` and `find`.
+pub const DEFAULT_HELPER_IMAGE: &str = "docker.io/library/busybox:1.36";
 
 impl Default for Layout {
     fn default() -> Self {
@@ -104,6 +110,7 @@ impl Default for Layout {
             },
             resources: Profile::Small,
             image_pull_secrets: Vec::new(),
+            helper_image: DEFAULT_HELPER_IMAGE.into(),
         }
     }
 }
@@ -244,6 +251,10 @@ pub mod annotations {
     /// On a volume (or its credentials) a create took back: the stamp that retained it,
     /// so that undoing that create retains it again instead of deleting it.
     pub const REATTACHED_FROM: &str = "framedb.io/reattached-from";
+    /// On a local volume, `true` once its directory was made on its node (and so may hold
+    /// data): written before the instance's StatefulSet is, so a volume without it was
+    /// never mounted, and its removal has no directory to empty.
+    pub const DIRECTORY_PREPARED: &str = "framedb.io/directory-prepared";
 }
 
 /// The label that marks a volume (and its credentials) that a deleted instance retained
@@ -296,6 +307,74 @@ pub fn instance_namespace(name: &str) -> k8s_openapi::api::core::v1::Namespace {
         ..Default::default()
     }
 }
+
+/// The finalizer of an instance's `local` PersistentVolume: FrameDB removes it once the
+/// volume's directory on its node is emptied, so a volume being deleted stays (and says
+/// where its data is) until its data is gone, even across a crash or a failed clean-up.
+pub const VOLUME_CLEANUP_FINALIZER: &str = "framedb.io/volume-cleanup";
+
+/// The name of the namespace of the local volumes' helper pods: `{namespace}-volumes`.
+pub fn volumes_namespace_name(namespace: &str) -> String {
+    format!("{namespace}-volumes")
+}
+
+/// The namespace of the helper pods of the instances of namespace `namespace`
+/// ([`volumes_namespace_name`]). A helper pod mounts a `hostPath`, which Pod Security
+/// `baseline` forbids, so it cannot run in the instances' namespace (which enforces
+/// `baseline`): this one enforces `privileged` explicitly, so that a cluster-wide default
+/// level does not refuse it either. Only the local service may create pods here (its
+/// Role), and it creates nothing but the helpers, each mounting one volume's directory.
+pub fn volumes_namespace(namespace: &str) -> k8s_openapi::api::core::v1::Namespace {
+    k8s_openapi::api::core::v1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(volumes_namespace_name(namespace)),
+            labels: Some(BTreeMap::from([
+                (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
+                (
+                    "pod-security.kubernetes.io/enforce".to_owned(),
+                    "privileged".to_owned(),
+                ),
+            ])),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// What a helper pod does to a local volume's directory `{root}/{id}` on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeJob {
+    /// Makes it: the pod mounts it as a `hostPath` of type `DirectoryOrCreate`, and the
+    /// kubelet creates it to mount it; the container only exits (`true`). Done once the
+    /// pod runs (the mount precedes the container) or has succeeded.
+    Prepare,
+    /// Empties it (`find /volume -mindepth 1 -delete`): done once the pod succeeded. Only
+    /// the directory is mounted, so nothing outside it can be touched; the emptied
+    /// directory itself stays (it is the mount point).
+    Wipe,
+}
+
+impl VolumeJob {
+    /// `prepare` or `wipe`: the container's name and the pod name's suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Wipe => "wipe",
+        }
+    }
+}
+
+/// The name of instance `id`'s helper pod for `job`: `{id}-volume-prepare` or
+/// `{id}-volume-wipe`, so that a retry (or a run after a crash) finds it.
+pub fn helper_name(id: &str, job: VolumeJob) -> String {
+    format!("{id}-volume-{}", job.as_str())
+}
+
+/// `app.kubernetes.io/name` of the helper pods.
+pub const HELPER_NAME: &str = "framedb-volume-helper";
+
+/// Where a helper pod mounts the volume's directory.
+pub const HELPER_MOUNT: &str = "/volume";
 
 /// The labels of every object of an instance.
 pub fn instance_labels(spec: &DeploymentSpec) -> BTreeMap<String, String> {
@@ -437,24 +516,28 @@ impl Layout {
     }
 
     fn volume(&self, spec: &DeploymentSpec) -> Option<PersistentVolume> {
-        let Storage::Local { root } = &self.storage else {
+        if !matches!(self.storage, Storage::Local { .. }) {
             return None;
-        };
+        }
         let name = claim_name(spec.framedb_id.as_str());
         let on_node = NodeSelectorRequirement {
             key: self.node_label.clone(),
             operator: "In".into(),
             values: Some(vec![spec.node_id.to_string()]),
         };
+        let mut metadata = self.meta(name.clone(), spec, false);
+        // Held until the directory's contents are removed (the deployer's purge): the
+        // volume's name is not free again, for a create of the same id, before then.
+        metadata.finalizers = Some(vec![VOLUME_CLEANUP_FINALIZER.to_owned()]);
         Some(PersistentVolume {
-            metadata: self.meta(name.clone(), spec, false),
+            metadata,
             spec: Some(PersistentVolumeSpec {
                 capacity: Some(Self::storage_request(spec)),
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 persistent_volume_reclaim_policy: Some("Retain".into()),
                 storage_class_name: Some(String::new()),
                 local: Some(LocalVolumeSource {
-                    path: format!("{}/{}", root.trim_end_matches('/'), spec.framedb_id),
+                    path: self.volume_path(spec.framedb_id.as_str())?,
                     fs_type: None,
                 }),
                 node_affinity: Some(VolumeNodeAffinity {
@@ -507,6 +590,118 @@ impl Layout {
     /// The images instances of this layout run: PD, TiKV and TiDB at its TiDB release.
     pub fn images(&self) -> [String; 3] {
         ["pd", "tikv", "tidb"].map(|component| self.image(component))
+    }
+
+    /// The directory of instance `id`'s local volume on its node, `{root}/{id}`; `None`
+    /// without [`Storage::Local`]. The id's characters (lower-case letters, digits and
+    /// `-`) and the root's check (`config_service::check_volume_root`) keep it under the
+    /// root.
+    pub fn volume_path(&self, id: &str) -> Option<String> {
+        let Storage::Local { root } = &self.storage else {
+            return None;
+        };
+        Some(format!("{}/{id}", root.trim_end_matches('/')))
+    }
+
+    /// The helper pod that does `job` to instance `id`'s local volume directory on node
+    /// `node`, stamped `stamp` by the create or removal of cluster `cluster` it serves;
+    /// `None` without [`Storage::Local`]. It runs once (`restartPolicy: Never`) on that
+    /// node alone, mounts that directory only, holds no service account token, and is
+    /// hardened as the instance's containers are; it runs as an unprivileged user, but
+    /// for the wipe, which runs as root (with no capability) to remove what the
+    /// components (root in their images) wrote.
+    pub fn volume_helper(
+        &self,
+        job: VolumeJob,
+        id: &str,
+        cluster: &str,
+        stamp: &framedb_core::Stamp,
+        node: &str,
+    ) -> Option<k8s_openapi::api::core::v1::Pod> {
+        use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
+        let path = self.volume_path(id)?;
+        let command: Vec<String> = match job {
+            VolumeJob::Prepare => vec!["true".into()],
+            VolumeJob::Wipe => ["find", HELPER_MOUNT, "-mindepth", "1", "-delete"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let (user, non_root) = match job {
+            VolumeJob::Prepare => (65_534, true),
+            VolumeJob::Wipe => (0, false),
+        };
+        let quantity = |q: &str| Quantity(q.to_owned());
+        let container = Container {
+            name: job.as_str().into(),
+            image: Some(self.helper_image.clone()),
+            command: Some(command),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "volume".into(),
+                mount_path: HELPER_MOUNT.into(),
+                ..VolumeMount::default()
+            }]),
+            resources: Some(ResourceRequirements {
+                requests: Some(BTreeMap::from([
+                    ("cpu".to_owned(), quantity("10m")),
+                    ("memory".to_owned(), quantity("16Mi")),
+                ])),
+                limits: Some(BTreeMap::from([
+                    ("cpu".to_owned(), quantity("100m")),
+                    ("memory".to_owned(), quantity("64Mi")),
+                ])),
+                ..ResourceRequirements::default()
+            }),
+            security_context: Some(SecurityContext {
+                read_only_root_filesystem: Some(true),
+                ..hardened()
+            }),
+            ..Container::default()
+        };
+        Some(Pod {
+            metadata: ObjectMeta {
+                name: Some(helper_name(id, job)),
+                namespace: Some(volumes_namespace_name(&self.namespace)),
+                labels: Some(BTreeMap::from([
+                    (labels::NAME.to_owned(), HELPER_NAME.to_owned()),
+                    (labels::INSTANCE.to_owned(), id.to_owned()),
+                    (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
+                    (labels::CLUSTER_ID.to_owned(), cluster.to_owned()),
+                ])),
+                annotations: Some(BTreeMap::from([
+                    (annotations::STAMP.to_owned(), stamp.as_str().to_owned()),
+                    (annotations::NODE.to_owned(), node.to_owned()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![container],
+                restart_policy: Some("Never".into()),
+                automount_service_account_token: Some(false),
+                termination_grace_period_seconds: Some(1),
+                image_pull_secrets: pull_secrets(&self.image_pull_secrets),
+                node_selector: Some(BTreeMap::from([(self.node_label.clone(), node.to_owned())])),
+                security_context: Some(PodSecurityContext {
+                    run_as_user: Some(user),
+                    run_as_group: Some(user),
+                    run_as_non_root: Some(non_root),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".into(),
+                        localhost_profile: None,
+                    }),
+                    ..PodSecurityContext::default()
+                }),
+                volumes: Some(vec![Volume {
+                    name: "volume".into(),
+                    host_path: Some(HostPathVolumeSource {
+                        path,
+                        type_: Some("DirectoryOrCreate".into()),
+                    }),
+                    ..Volume::default()
+                }]),
+                ..PodSpec::default()
+            }),
+            status: None,
+        })
     }
 
     fn image(&self, component: &str) -> String {
@@ -1043,6 +1238,44 @@ mod tests {
         let noted = instance_annotations(&large);
         assert_eq!(noted[annotations::RESOURCES], "large");
         assert!(!instance_annotations(&default).contains_key(annotations::RESOURCES));
+    }
+
+    #[test]
+    fn helper_pods_mount_only_their_volume_s_directory_and_run_as_root_only_to_wipe() {
+        let stamp = framedb_core::Stamp::unstamped();
+        assert!(
+            Layout::default()
+                .volume_helper(VolumeJob::Prepare, "db", "c", &stamp, "n")
+                .is_none(),
+            "no helper without local volumes"
+        );
+        let layout = Layout {
+            storage: Storage::Local {
+                root: "/mnt/volumes/".into(),
+            },
+            ..Layout::default()
+        };
+        for (job, user) in [(VolumeJob::Prepare, 65_534), (VolumeJob::Wipe, 0)] {
+            let pod = layout.volume_helper(job, "db", "c", &stamp, "n").unwrap();
+            assert_eq!(
+                pod.metadata.namespace.as_deref(),
+                Some("framedb-storage-volumes")
+            );
+            let spec = pod.spec.unwrap();
+            let volumes = spec.volumes.unwrap();
+            assert_eq!(volumes.len(), 1);
+            let host_path = volumes[0].host_path.clone().unwrap();
+            assert_eq!(host_path.path, "/mnt/volumes/db");
+            let security = spec.security_context.unwrap();
+            assert_eq!(security.run_as_user, Some(user));
+            assert_eq!(security.run_as_non_root, Some(user != 0));
+            let container = &spec.containers[0];
+            assert_eq!(container.image.as_deref(), Some(DEFAULT_HELPER_IMAGE));
+            let hardening = container.security_context.clone().unwrap();
+            assert_eq!(hardening.allow_privilege_escalation, Some(false));
+            assert_eq!(hardening.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+            assert!(container.resources.as_ref().unwrap().limits.is_some());
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub(crate) enum Reclaim {
     Retained,
 }
 
-fn stamp_of(meta: &kube::api::ObjectMeta) -> &str {
+pub(crate) fn stamp_of(meta: &kube::api::ObjectMeta) -> &str {
     meta.annotations
         .as_ref()
         .and_then(|a| a.get(annotations::STAMP))

@@ -160,6 +160,16 @@ pub enum ContainerFaultKind {
         /// How long (simulated time) it takes to start.
         by: Duration,
     },
+    /// The container's command finishes `after` it starts: it exits with code 0 (reason
+    /// `Completed`), as a one-shot command does (the simulator runs no command, so a
+    /// test says when it ends). Under `restartPolicy: Never` it stays terminated and,
+    /// with every other container done, the pod `Succeeded`; `OnFailure` does not
+    /// restart it either; under `Always` it is restarted with back-off, as a real kubelet
+    /// does.
+    Completes {
+        /// How long (simulated time) the command runs.
+        after: Duration,
+    },
 }
 
 /// A fault of the containers of a simulated cluster's pods, injected with
@@ -181,6 +191,8 @@ pub enum ContainerFaultKind {
 /// sim.inject_container_fault(ContainerFault::crash_loop("tidb").in_namespace("prod").in_pods_named("db-"));
 /// // Every `mongo` container is OOMKilled (exit code 137) ten seconds after it starts.
 /// sim.inject_container_fault(ContainerFault::oom_killed("mongo").after(Duration::from_secs(10)));
+/// // The `wipe` container of pods `job-*` finishes its command (exit code 0).
+/// sim.inject_container_fault(ContainerFault::completes("wipe").in_pods_named("job-"));
 /// // Every `pd` container takes a simulated minute to become ready.
 /// sim.inject_container_fault(ContainerFault::slow_start("pd", Duration::from_secs(60)));
 /// # }
@@ -218,6 +230,17 @@ impl ContainerFault {
         )
     }
 
+    /// The container's command finishes (exit code 0, `Completed`) a simulated second
+    /// after each start.
+    pub fn completes(container: impl Into<String>) -> Self {
+        Self::new(
+            container,
+            ContainerFaultKind::Completes {
+                after: Duration::from_secs(1),
+            },
+        )
+    }
+
     /// The container takes `by` (simulated time) to become started and ready.
     pub fn slow_start(container: impl Into<String>, by: Duration) -> Self {
         Self::new(container, ContainerFaultKind::SlowStart { by })
@@ -232,11 +255,13 @@ impl ContainerFault {
         }
     }
 
-    /// Sets how long each run of a crashing (or OOMKilled) container lasts; no effect on
-    /// a slow start.
+    /// Sets how long each run of a crashing, OOMKilled or completing container lasts;
+    /// no effect on a slow start.
     pub fn after(mut self, run: Duration) -> Self {
         match &mut self.kind {
-            ContainerFaultKind::CrashLoop { after } | ContainerFaultKind::OomKilled { after } => {
+            ContainerFaultKind::CrashLoop { after }
+            | ContainerFaultKind::OomKilled { after }
+            | ContainerFaultKind::Completes { after } => {
                 *after = run;
             }
             ContainerFaultKind::SlowStart { .. } => {}
@@ -270,28 +295,29 @@ impl ContainerFault {
 /// Why a container's last run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Exit {
-    /// Exit code 0, reason `Completed`: an init container that did its work.
-    Completed,
     /// Exit code 1, reason `Error`.
     Error,
     /// Exit code 137, reason `OOMKilled`.
     OomKilled,
+    /// Exit code 0, reason `Completed`: the command finished (an init container that
+    /// did its work, or a container told to).
+    Completed,
 }
 
 impl Exit {
     pub fn code(&self) -> i64 {
         match self {
-            Self::Completed => 0,
             Self::Error => 1,
             Self::OomKilled => 137,
+            Self::Completed => 0,
         }
     }
 
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Completed => "Completed",
             Self::Error => "Error",
             Self::OomKilled => "OOMKilled",
+            Self::Completed => "Completed",
         }
     }
 }

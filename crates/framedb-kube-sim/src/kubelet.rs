@@ -434,6 +434,9 @@ impl State {
             Some(ContainerFaultKind::OomKilled { after }) => {
                 ends_at = Some((now + self.real(after), Exit::OomKilled));
             }
+            Some(ContainerFaultKind::Completes { after }) => {
+                ends_at = Some((now + self.real(after), Exit::Completed));
+            }
             None => {}
         }
         let ready_at = if probed("readinessProbe") {

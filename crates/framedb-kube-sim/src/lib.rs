@@ -206,6 +206,12 @@
 //! - [`ContainerFault::oom_killed`]: the same with reason `OOMKilled` and exit code 137.
 //! - [`ContainerFault::slow_start`]: the container runs, but is started and ready only
 //!   after the given simulated time.
+//! - [`ContainerFault::completes`]: the container's command finishes a simulated second
+//!   in: terminated `Completed` with exit code 0; under `restartPolicy: Never` the pod
+//!   `Succeeded` (`OnFailure` does not restart it; `Always` does, with back-off). The
+//!   simulator runs no command, so this is how a test says that a one-shot command
+//!   (a clean-up, a job) ends; it does nothing else the command would (it removes no
+//!   directory of the node).
 //!
 //! A pod of `restartPolicy: Never` whose container ended is `Failed`. The pod's `Ready`
 //! and `ContainersReady` conditions are false while any container is not running and
@@ -303,6 +309,7 @@
 //! | a missing image: `Failed` "Failed to pull image \"X\": rpc error: code = NotFound desc = ..." and "Error: ErrImagePull"; waiting `ErrImagePull`, then `ImagePullBackOff` ("Back-off pulling image \"X\": ErrImagePull: ...") with `BackOff` (Normal) and "Error: ImagePullBackOff"; retried after 10 s doubling to 5 min; pulled once pushed; the pod `Pending` | `EnsureImageExists`, `evalCRIPullErr` (image_manager.go); `startContainer` (pkg/kubelet/kuberuntime/kuberuntime_container.go); `getPhase` (pkg/kubelet/kubelet_pods.go) | yes | `images::an_image_the_registry_lacks_backs_off_until_it_is_pushed` (`kubectl run`, `get pod`, `get events`, `describe pod`) |
 //! | a crashing container ([`ContainerFault::crash_loop`]): terminated `Error` (1), restarted at once, then `CrashLoopBackOff` "back-off 10s restarting failed container=X pod=Y_ns(uid)", 10 s doubling to 5 min, `BackOff` "Back-off restarting failed container X in pod Y_ns(uid)"; `restartCount`, `lastState.terminated`; `Ready`/`ContainersReady` false; lifted, it runs | `doBackOff` (kuberuntime_manager.go); `flowcontrol.Backoff` (client-go/util/flowcontrol/backoff.go); `MaxContainerBackOff` (pkg/kubelet/kubelet.go) | yes | `images::a_crashing_container_backs_off_in_crash_loop_and_recovers_once_cleared` |
 //! | `OOMKilled` (137), restarted with back-off, or the pod `Failed` under `restartPolicy: Never` | `getPhase` (kubelet_pods.go) | yes | `images::an_oom_killed_container_is_shown_and_restarted_with_back_off` |
+//! | a finished command ([`ContainerFault::completes`]): terminated `Completed` (0), not restarted under `restartPolicy: Never` (the pod `Succeeded`, `Ready` false with `PodCompleted`) or `OnFailure`, restarted with back-off under `Always` (the pod stays `Running`) | `ShouldContainerBeRestarted` (pkg/kubelet/container/helpers.go); `getPhase` (kubelet_pods.go) | as an injected end, no command runs (its effects, such as files removed, are not played) | `images::a_completing_container_of_a_never_restarted_pod_succeeds` |
 //! | a slow start: running, `started: false`, not ready until it has started | `prober` results (pkg/kubelet/prober) | as a delay, no probes run | `images::a_slow_container_runs_unready_until_it_has_started` (`kubectl wait --for=condition=Ready`) |
 //! | probes: a container with a `startupProbe` is `started` [`SimConfig::with_pod_ready_after`] after it starts, one with a `readinessProbe` `ready` then (not before it has started); without them it is started and ready once it runs | `prober` manager and `results` (pkg/kubelet/prober); `started` defaulting (pkg/kubelet/kuberuntime/kuberuntime_container.go) | the answer of the program is a delay: no probe is run, none fails, liveness never kills | `sidecars::sidecars_start_in_order_and_the_pod_is_ready_once_all_are`; `statefulset_pods_are_scheduled_by_node_selector_and_become_ready_after_the_delay` |
 //! | init containers, one at a time in order: a plain one runs to completion (`Completed`, exit 0) before the next; a native sidecar (`restartPolicy: Always`) lets the next start once it has started and runs on, restarted whatever the pod's policy; containers wait `PodInitializing` until all are done; `Initialized` false ("containers with incomplete status: [..]") and phase `Pending` meanwhile; a sidecar's readiness counts in `Ready`; `initContainerStatuses`; sidecars stopped after the containers | `computeInitContainerActions` (pkg/kubelet/kuberuntime/kuberuntime_container.go); `GeneratePodInitializedCondition`, `GenerateContainersReadyCondition` (pkg/kubelet/status/generate.go); `getPhase`; KEP-753 | a plain init container's command is not run: it completes at once unless a fault makes it fail | `sidecars::*` (`kubectl get pod`: `Init:0/2`, `Init:CrashLoopBackOff`, READY counting sidecars) |
@@ -386,7 +393,8 @@
 //!   acted on; a missing StorageClass for a pod's claim reads as an unbound immediate
 //!   claim to the scheduler (the real one fails its PreFilter with the lookup error);
 //!   `volumeAttributesClassName` is not validated; `hostPath` types other than
-//!   `DirectoryOrCreate` are not checked, and a node's directories are never removed.
+//!   `DirectoryOrCreate` are not checked, and a node's directories are removed only when
+//!   told ([`Simulator::remove_directory`]), never by a command a container runs.
 //!   Claims left without a class are not given a default class made later
 //!   (`RetroactiveDefaultStorageClass`); the binder tells what keeps a claim pending once
 //!   (a real one re-tells it, counted, on each resync).

@@ -313,11 +313,20 @@ pub struct LayoutSettings {
     pub storage_class: Option<String>,
 
     /// For clusters without a dynamic provisioner: put each volume in a `local` PV under
-    /// this directory of the instance's node. Each instance's directory (`ROOT/{id}`)
-    /// must exist on its node: FrameDB does not create it, and its pod waits in
-    /// `ContainerCreating` until something does.
-    #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT")]
+    /// this directory of the instance's node. A short-lived helper pod (--helper-image)
+    /// makes each instance's directory (`ROOT/{id}`) on its node before the instance
+    /// starts, and empties it when the instance is purged.
+    #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT", value_parser = parse_volume_root)]
     pub local_volume_root: Option<String>,
+
+    /// Image of the helper pods that make and empty local volumes' directories (with
+    /// --local-volume-root only); it needs `true` and `find`.
+    #[arg(
+        long,
+        env = "FRAMEDB_HELPER_IMAGE",
+        default_value = framedb_k8s::objects::DEFAULT_HELPER_IMAGE
+    )]
+    pub helper_image: String,
 
     /// CPU and memory of each instance's components: `small` (3.5Gi of memory a pod),
     /// `medium` (7Gi) or `large` (14Gi); see docs/architecture.md.
@@ -337,6 +346,7 @@ impl Default for LayoutSettings {
             local_volume_root: None,
             instance_resources: layout.resources,
             image_pull_secrets: layout.image_pull_secrets,
+            helper_image: layout.helper_image,
         }
     }
 }
@@ -357,6 +367,7 @@ impl LayoutSettings {
             },
             resources: self.instance_resources,
             image_pull_secrets: self.image_pull_secrets.clone(),
+            helper_image: self.helper_image.clone(),
         }
     }
 }
@@ -544,6 +555,13 @@ impl DemoSettings {
 
 fn default_state_dir() -> PathBuf {
     std::env::temp_dir().join("framedb")
+}
+
+/// A local volume root as setup's body takes it: helper pods mount `ROOT/{id}`, and
+/// empty it on a purge, so it must not lead anywhere else.
+fn parse_volume_root(text: &str) -> Result<String, String> {
+    framedb_k8s::config_service::check_volume_root(text)?;
+    Ok(text.to_owned())
 }
 
 fn parse_local_service(text: &str) -> Result<(ClusterId, Url), String> {

@@ -809,6 +809,7 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
     settings.layout.instance_resources = framedb_k8s::Profile::Medium;
     settings.layout.image_pull_secrets = vec!["regcred".into()];
     settings.kube.status_stuck_after_secs = 300;
+    settings.layout.helper_image = "registry.example.com/tools/busybox:1.36".into();
     settings.fleet.server_image = "registry.example.com/framedb/framedb-server:dev".into();
     let app = global_app(None, settings, true);
     let kube_config = kubeconfig_of(&sim);
@@ -824,6 +825,7 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
     assert_eq!(
         answer["data"]["settings"],
         json!({
+            "FRAMEDB_HELPER_IMAGE": "registry.example.com/tools/busybox:1.36",
             "FRAMEDB_IMAGE_PREFIX": "docker.io/pingcap",
             "FRAMEDB_IMAGE_PULL_SECRETS": "regcred",
             "FRAMEDB_INSTANCE_RESOURCES": "medium",

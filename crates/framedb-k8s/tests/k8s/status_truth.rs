@@ -14,9 +14,9 @@ use framedb_core::{ClusterDeployer, FramedbId, InstanceStatus, StatusReport};
 use framedb_k8s::{KubeFleet, Layout, Storage};
 use framedb_kube_sim::{SimConfig, SimNode};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 
 use super::{Cluster, TIME_SCALE, cluster_id, spec, test_limits};
 
@@ -118,8 +118,9 @@ async fn an_image_the_registry_lacks_is_provisioning_then_failed_with_the_pull_e
 
 #[tokio::test]
 async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provisioning() {
-    // A `local` volume whose directory is absent on the node: the kubelet cannot mount it
-    // and keeps trying, and says so in `FailedMount` events.
+    // A `local` volume whose directory is gone from the node (its disk was wiped or
+    // replaced): the kubelet cannot mount it for the pod that replaces the running one,
+    // keeps trying, and says so in `FailedMount` events.
     let cluster = Cluster::start_with(
         SimConfig::new("cluster-01")
             .with_images(framedb_k8s::default_images())
@@ -137,6 +138,14 @@ async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provision
     let id = FramedbId::new("truth-mount").unwrap();
     fleet
         .deploy(&spec("truth-mount", "node-a", 30941))
+        .await
+        .unwrap();
+    reads(&fleet, &id, InstanceStatus::Running, &[]).await;
+    cluster
+        .sim
+        .remove_directory("node-a", "/mnt/truth/truth-mount");
+    Api::<Pod>::namespaced(cluster.client.clone(), "framedb-storage")
+        .delete("truth-mount-0", &DeleteParams::default())
         .await
         .unwrap();
     reads(

@@ -455,3 +455,45 @@ async fn a_slow_container_runs_unready_until_it_has_started() {
     let s = pods.get("s").await.unwrap();
     assert_eq!(container_status(&s)["started"], true);
 }
+
+#[tokio::test]
+async fn a_completing_container_of_a_never_restarted_pod_succeeds() {
+    let (sim, client) =
+        start_with(SimConfig::new("sim-images-completes").with_time_scale(TIME_SCALE)).await;
+    create_namespace(&client, "done").await;
+    sim.inject_container_fault(ContainerFault::completes("main").in_pods_named("once"));
+    sim.inject_container_fault(ContainerFault::completes("main").in_pods_named("again"));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "done");
+    for (name, policy) in [("once", "Never"), ("again", "Always")] {
+        let pod: Pod = serde_json::from_value(pod(name, "done", "busybox:1.36", policy)).unwrap();
+        pods.create(&Default::default(), &pod).await.unwrap();
+    }
+    // Never restarted: terminated `Completed` with code 0, and the pod `Succeeded`.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let once = pods.get("once").await.unwrap();
+            once.status.and_then(|s| s.phase).as_deref() == Some("Succeeded")
+        })
+        .await
+    );
+    let once = pods.get("once").await.unwrap();
+    let status = container_status(&once);
+    assert_eq!(status["state"]["terminated"]["exitCode"], 0, "{status}");
+    assert_eq!(status["state"]["terminated"]["reason"], "Completed");
+    assert_eq!(status["restartCount"], 0);
+    assert!(!is_ready(&once));
+    // Under `Always` a finished command is started again, as a real kubelet does.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let again = pods.get("again").await.unwrap();
+            container_status(&again)["restartCount"].as_u64() >= Some(1)
+        })
+        .await
+    );
+    let again = pods.get("again").await.unwrap();
+    assert_eq!(
+        again.status.unwrap().phase.as_deref(),
+        Some("Running"),
+        "a restarted pod stays Running"
+    );
+}
