@@ -233,17 +233,18 @@ impl<'a> ConfigService<'a> {
             .await?;
         self.mongodb_secret().await?;
         self.retire_legacy_mongodb().await?;
-        let storage = self.mongodb_storage(install).await?;
-        let set = self.mongodb(install, &storage).await?;
+        let installed = self.installed_mongodb().await?;
+        let storage = self.mongodb_storage(install, installed.as_ref()).await?;
+        // A StatefulSet's claim template cannot change: one installed keeps its size.
+        let size = installed
+            .as_ref()
+            .map_or(install.storage_size.as_str(), |(size, _)| size.as_str());
+        let set = self.mongodb(size, &storage);
         if let MongoStorage::Local { path, host } = &storage {
-            let size = mongodb::installed_template(&set).map_or_else(
-                || install.storage_size.as_str().to_owned(),
-                |(size, _)| size,
-            );
             let volume = mongodb::local_volume(
                 self.meta(MONGODB_VOLUME, MONGODB, false),
                 &self.settings.namespace,
-                &size,
+                size,
                 path,
                 host,
             );
@@ -333,21 +334,49 @@ impl<'a> ConfigService<'a> {
         self.delete(self.api::<Deployment>(), MONGODB).await
     }
 
-    /// Where MongoDB's registry goes: a `local` volume when the local service uses local
-    /// volumes (setup's `local_volume_root`, else the global's `--local-volume-root`),
-    /// pinned to the node an existing volume names, else to the first Ready, schedulable
-    /// node; otherwise a claim of the layout's storage class.
-    async fn mongodb_storage(&self, install: &Install) -> Result<MongoStorage> {
-        let root = match (
+    /// The size and class of the claim template of MongoDB's StatefulSet, if installed.
+    async fn installed_mongodb(&self) -> Result<Option<(String, Option<String>)>> {
+        let existing = self
+            .api::<StatefulSet>()
+            .get_opt(MONGODB)
+            .await
+            .map_err(|error| {
+                Error::kube(
+                    self.cluster,
+                    format!("reading StatefulSet {MONGODB}"),
+                    error,
+                )
+            })?;
+        Ok(existing.as_ref().and_then(mongodb::installed_template))
+    }
+
+    /// Where MongoDB's registry goes.
+    ///
+    /// An installed StatefulSet keeps its claim template, which the API does not let
+    /// change: a class stays that class, and a `local` volume stays where it is. Otherwise,
+    /// a `local` volume when the local service uses local volumes (setup's
+    /// `local_volume_root`, else the global's `--local-volume-root`), at
+    /// `ROOT/.framedb-config-mongodb` of the node an existing volume names, else of the
+    /// first Ready, schedulable node; otherwise a claim of the layout's storage class.
+    async fn mongodb_storage(
+        &self,
+        install: &Install,
+        installed: Option<&(String, Option<String>)>,
+    ) -> Result<MongoStorage> {
+        let (root, class) = match (
             &install.local_volume_root,
             &self.settings.instance_layout.storage,
         ) {
-            (Some(root), _) | (None, Storage::Local { root }) => root,
-            (None, Storage::Dynamic { storage_class }) => {
-                return Ok(MongoStorage::Dynamic(storage_class.clone()));
-            }
+            (Some(root), _) | (None, Storage::Local { root }) => (Some(root), None),
+            (None, Storage::Dynamic { storage_class }) => (None, storage_class.clone()),
         };
-        let path = format!("{}/{LOCAL_DIRECTORY}", root.trim_end_matches('/'));
+        match (installed, root) {
+            (Some((_, kept)), _) if kept.as_deref() != Some("") => {
+                return Ok(MongoStorage::Dynamic(kept.clone()));
+            }
+            (None, None) => return Ok(MongoStorage::Dynamic(class)),
+            _ => {}
+        }
         let volumes = Api::<PersistentVolume>::all(self.client.clone());
         let existing = volumes.get_opt(MONGODB_VOLUME).await.map_err(|error| {
             Error::kube(
@@ -356,10 +385,18 @@ impl<'a> ConfigService<'a> {
                 error,
             )
         })?;
-        // A volume's node cannot change, and the registry is there.
-        if let Some(host) = existing.as_ref().and_then(mongodb::pinned_host) {
+        // A volume's node and directory cannot change, and the registry is there.
+        if let Some((path, host)) = existing.as_ref().and_then(mongodb::local_of) {
             return Ok(MongoStorage::Local { path, host });
         }
+        let Some(root) = root else {
+            return Err(framedb_core::Error::invalid(
+                "the config service's MongoDB is installed on a local volume, which is gone: \
+                 set it up with local_volume_root",
+            )
+            .into());
+        };
+        let path = format!("{}/{LOCAL_DIRECTORY}", root.trim_end_matches('/'));
         let nodes = Api::<Node>::all(self.client.clone())
             .list(&ListParams::default())
             .await
@@ -373,42 +410,19 @@ impl<'a> ConfigService<'a> {
         Ok(MongoStorage::Local { path, host })
     }
 
-    /// MongoDB's StatefulSet. One already there keeps its claim template's size and class,
-    /// which the API does not let change.
-    async fn mongodb(&self, install: &Install, storage: &MongoStorage) -> Result<StatefulSet> {
-        let existing = self
-            .api::<StatefulSet>()
-            .get_opt(MONGODB)
-            .await
-            .map_err(|error| {
-                Error::kube(
-                    self.cluster,
-                    format!("reading StatefulSet {MONGODB}"),
-                    error,
-                )
-            })?;
-        let mut storage = storage.clone();
-        let installed = existing.as_ref().and_then(mongodb::installed_template);
-        if let (Some((_, class)), MongoStorage::Dynamic(_)) = (&installed, &storage) {
-            storage = MongoStorage::Dynamic(class.clone());
-        }
-        let size = installed
-            .as_ref()
-            .map_or(install.storage_size.as_str(), |(size, _)| size.as_str());
+    /// MongoDB's StatefulSet, its claim of `size` on `storage`.
+    fn mongodb(&self, size: &str, storage: &MongoStorage) -> StatefulSet {
         let shape = mongodb::Shape {
             image: &self.settings.mongo_image,
             size,
-            storage: &storage,
+            storage,
             labels: component_labels(MONGODB),
             selector: selector(MONGODB),
             pull_secrets: crate::objects::pull_secrets(
                 &self.settings.instance_layout.image_pull_secrets,
             ),
         };
-        Ok(mongodb::stateful_set(
-            &shape,
-            self.meta(MONGODB, MONGODB, true),
-        ))
+        mongodb::stateful_set(&shape, self.meta(MONGODB, MONGODB, true))
     }
 
     /// Waits up to [`DELETION_WAIT`] for `name` to go if it is being deleted; returns at

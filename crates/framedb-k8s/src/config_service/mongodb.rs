@@ -192,8 +192,14 @@ pub fn local_volume(
     }
 }
 
+/// A `local` volume's directory and the host it is pinned to.
+pub fn local_of(volume: &PersistentVolume) -> Option<(String, String)> {
+    let path = volume.spec.as_ref()?.local.as_ref()?.path.clone();
+    Some((path, pinned_host(volume)?))
+}
+
 /// The host a `local` volume is pinned to, from its node affinity.
-pub fn pinned_host(volume: &PersistentVolume) -> Option<String> {
+fn pinned_host(volume: &PersistentVolume) -> Option<String> {
     let terms = &volume
         .spec
         .as_ref()?

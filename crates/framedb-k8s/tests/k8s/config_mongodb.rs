@@ -473,6 +473,40 @@ async fn with_local_volumes_the_registry_is_pinned_to_one_node() {
         .clone()
         .unwrap();
     assert_eq!(pinned[0].values.clone().unwrap(), ["node-b"]);
+    // And without a root now: the installed claim template and volume stay as they are.
+    set_up(&cluster, &settings, &install(None)).await;
+    let again = ready_mongodb(&cluster.client, None).await;
+    assert_eq!(
+        again.metadata.uid, running.metadata.uid,
+        "the pod was rolled"
+    );
+}
+
+/// A StatefulSet's claim templates cannot change (the API refuses with 422): a setup
+/// asking for other storage than the installed one keeps the installed claim, and its
+/// registry, instead of failing.
+#[tokio::test]
+async fn setup_again_with_other_storage_keeps_the_installed_claim() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let settings = Settings::default();
+    set_up(&cluster, &settings, &install(None)).await;
+    let first = ready_mongodb(&cluster.client, None).await;
+    let before = data_of(&cluster.client, &first).await;
+
+    let mut bigger = install(Some("/mnt/framedb"));
+    bigger.storage_size = framedb_core::StorageSize::new("5Gi").unwrap();
+    set_up(&cluster, &settings, &bigger).await;
+    let volume = Api::<PersistentVolume>::all(cluster.client.clone())
+        .get_opt(MONGODB_VOLUME)
+        .await
+        .unwrap();
+    assert!(
+        volume.is_none(),
+        "a local volume beside the installed claim"
+    );
+    let again = ready_mongodb(&cluster.client, None).await;
+    assert_eq!(again.metadata.uid, first.metadata.uid, "the pod was rolled");
+    assert_eq!(data_of(&cluster.client, &again).await, before);
 }
 
 /// A cluster set up by the version before: its MongoDB Deployment goes, so two MongoDBs
