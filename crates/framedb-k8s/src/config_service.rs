@@ -196,7 +196,9 @@ impl<'a> ConfigService<'a> {
     /// Installs (or completes, or repairs) the config service as `install` says.
     ///
     /// # Errors
-    /// [`Error::Kube`] when the cluster refuses or cannot be reached.
+    /// [`Error::Kube`] when the cluster refuses or cannot be reached; [`Error::Domain`]
+    /// when no password can be drawn, no node can hold MongoDB's `local` volume, or that
+    /// volume is gone and no `local_volume_root` was given.
     pub async fn setup(&self, install: &Install) -> Result<()> {
         // A removal a moment ago leaves its namespace and volume being deleted while their
         // pods terminate: made anew once gone, not refused (403) or bound in them.
@@ -252,6 +254,9 @@ impl<'a> ConfigService<'a> {
         }
         self.apply(self.api(), set).await?;
         self.apply(self.api(), self.mongodb_policy()).await?;
+        // The StatefulSet's `serviceName`, kept `ClusterIP` rather than headless: one
+        // replica needs no per-pod DNS name, the address the local service dials stays
+        // as it was, and an installed Service's `clusterIP` cannot be changed to `None`.
         self.apply(
             self.api(),
             self.service(MONGODB, MONGODB, MONGODB_PORT, None),
