@@ -581,3 +581,55 @@ async fn setup_retires_the_old_mongodb_deployment_and_remove_takes_its_volume() 
     .await;
     assert!(gone, "remove left the old volume");
 }
+
+/// The node under MongoDB goes down: after the `not-ready` toleration (300 s) its pod is
+/// evicted but stays `Terminating`, since no kubelet confirms it stopped, and the
+/// StatefulSet makes no second pod meanwhile (at most one `mongod` on the data, which a
+/// Deployment would not hold to). Once the operator force-deletes it (the node is known
+/// dead), the replacement runs on another node with the same claim (a network class).
+#[tokio::test]
+async fn a_down_node_keeps_one_mongodb_until_its_pod_is_force_deleted() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let mut settings = Settings::default();
+    settings.instance_layout.storage = framedb_k8s::Storage::Dynamic {
+        storage_class: Some("network".into()),
+    };
+    network_class(&cluster.client, "network").await;
+    set_up(&cluster, &settings, &install(None)).await;
+    let first = ready_mongodb(&cluster.client, None).await;
+    let before = data_of(&cluster.client, &first).await;
+    let node = first.spec.as_ref().unwrap().node_name.clone().unwrap();
+
+    cluster
+        .sim
+        .set_node_ready(&node, framedb_kube_sim::NodeReadiness::NotReady);
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), NS);
+    let evicted = eventually(WAIT, || async {
+        pods.get("mongodb-0")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    })
+    .await;
+    assert!(evicted, "the pod on the down node was never evicted");
+    // Its grace period (30 s, half a second here) long past: still the one pod.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        let all = mongodb_pods(&cluster.client).await;
+        assert_eq!(all.len(), 1, "a second MongoDB pod beside the stuck one");
+        assert_eq!(all[0].metadata.uid, first.metadata.uid);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    pods.delete(
+        "mongodb-0",
+        &kube::api::DeleteParams::default().grace_period(0),
+    )
+    .await
+    .unwrap();
+    let moved = ready_mongodb(&cluster.client, first.metadata.uid.as_deref()).await;
+    assert_ne!(moved.spec.as_ref().unwrap().node_name.as_ref(), Some(&node));
+    assert_eq!(data_of(&cluster.client, &moved).await, before);
+}
