@@ -176,9 +176,20 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
             .all(|p| p["ready"] == false && p["component"] == "framedb-config"),
         "{report}"
     );
+    // MongoDB's password is in its Secret only: not in the status (nor, below, the logs).
+    let kube = sim.client().await;
+    let password = kube::Api::<Secret>::namespaced(kube.clone(), "framedb-config")
+        .get("framedb-config-mongodb")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["password"]
+        .0
+        .clone();
+    let password = String::from_utf8(password).unwrap();
+    assert!(!report.to_string().contains(&password), "{report}");
     // The local service's identity and its rights: it writes only in the instances'
     // namespace, and cluster-wide only reads.
-    let kube = sim.client().await;
     let role = kube::Api::<ClusterRole>::all(kube.clone())
         .get("framedb-config")
         .await
@@ -270,6 +281,10 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
     assert!(
         !logged.contains(SECRET),
         "the kubeconfig's token reached a log line"
+    );
+    assert!(
+        !logged.contains(&password),
+        "MongoDB's password reached a log line"
     );
 }
 
