@@ -3,18 +3,16 @@
 //!
 //! Setup is a series of server-side applies (the `apply` module), so running it again
 //! repairs or completes an installation; remove deletes each object and treats one
-//! already gone as done.
+//! already gone as done. MongoDB, the local service's registry, is the `mongodb` module's.
 
 use std::collections::BTreeMap;
 
 use framedb_core::{ClusterId, StorageSize};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, Namespace,
-    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, Pod, PodSpec, PodTemplateSpec, Probe,
-    Secret, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, Node,
+    PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec, Probe, Secret,
+    SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -23,34 +21,33 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::apply::{apply, delete_if_present};
-use crate::error::{Error, Result};
+use crate::apply::{FIELD_MANAGER, apply, delete_if_present};
+use crate::error::{Error, Result, is_already_exists};
 use crate::objects::{Layout, Storage, labels, volumes_namespace_name};
 use crate::ownership::DELETION_WAIT;
 use crate::status::StatusLimits;
 
-/// The MongoDB deployment and its Service.
-pub const MONGODB: &str = "mongodb";
+mod mongodb;
+
+use mongodb::MONGODB_PORT;
+pub use mongodb::{
+    LEGACY_CLAIM, LEGACY_VOLUME, LOCAL_DIRECTORY, MONGODB, MONGODB_CLAIM, MONGODB_CPU,
+    MONGODB_MEMORY, MONGODB_SECRET, MONGODB_USER, MONGODB_VOLUME, MongoStorage,
+};
+
 /// The config service's deployment.
 pub const FRAMEDB_CONFIG: &str = "framedb-config";
 /// The config service's in-cluster Service.
 pub const LOCAL_SERVICE: &str = "framedb-local-config";
 /// The config service's NodePort Service.
 pub const NODE_PORT_SERVICE: &str = "framedb-config-service";
-/// MongoDB's claim, mounted at `/data/db`.
-pub const MONGODB_CLAIM: &str = "mongodb-data";
-/// The PersistentVolume behind [`MONGODB_CLAIM`].
-pub const MONGODB_VOLUME: &str = "framedb-config-mongodb";
-
-const MONGODB_PORT: i32 = 27017;
 /// The annotation of the config service's pod template that holds the SHA-256 of its
 /// token, so that a new token rolls the pod.
 pub const TOKEN_DIGEST: &str = "framedb.io/token-sha256";
@@ -118,8 +115,6 @@ pub struct Settings {
     pub server_image: String,
     /// The node port of [`NODE_PORT_SERVICE`] (32566).
     pub node_port: u16,
-    /// The directory on the node that holds MongoDB's data (a `hostPath` volume).
-    pub host_path: String,
     /// How the local service lays its instances out: the global's own layout, passed on
     /// as the local service's flags. Its namespace (`framedb-storage`) is the one setup
     /// creates and the only one the local service may write in.
@@ -136,7 +131,6 @@ impl Default for Settings {
             mongo_image: DEFAULT_MONGO_IMAGE.into(),
             server_image: DEFAULT_SERVER_IMAGE.into(),
             node_port: 32566,
-            host_path: "/var/lib/framedb-config/mongodb".into(),
             instance_layout: Layout::default(),
             status_limits: StatusLimits::default(),
         }
@@ -210,7 +204,9 @@ impl<'a> ConfigService<'a> {
     /// Installs (or completes, or repairs) the config service as `install` says.
     ///
     /// # Errors
-    /// [`Error::Kube`] when the cluster refuses or cannot be reached.
+    /// [`Error::Kube`] when the cluster refuses or cannot be reached; [`Error::Domain`]
+    /// when no password can be drawn, no node can hold MongoDB's `local` volume, or that
+    /// volume is gone and no `local_volume_root` was given.
     pub async fn setup(&self, install: &Install) -> Result<()> {
         // A removal a moment ago leaves its namespace and volume being deleted while their
         // pods terminate: made anew once gone, not refused (403) or bound in them.
@@ -222,8 +218,9 @@ impl<'a> ConfigService<'a> {
             self.await_deletion(&namespaces, name).await?;
         }
         let volumes = Api::<PersistentVolume>::all(self.client.clone());
-        self.await_deletion(&volumes, MONGODB_VOLUME).await?;
-        let storage_size = &install.storage_size;
+        for volume in [MONGODB_VOLUME, LEGACY_VOLUME] {
+            self.await_deletion(&volumes, volume).await?;
+        }
         let namespace = Namespace {
             metadata: self.meta(&self.settings.namespace, FRAMEDB_CONFIG, false),
             ..Namespace::default()
@@ -260,11 +257,30 @@ impl<'a> ConfigService<'a> {
             self.apply(self.volumes_api(), self.volumes_role_binding())
                 .await?;
         }
-        self.apply(Api::all(self.client.clone()), self.volume(storage_size))
-            .await?;
-        self.apply(self.api(), self.claim(storage_size)).await?;
-        self.apply(self.api(), self.mongodb()).await?;
+        self.mongodb_secret().await?;
+        self.retire_legacy_mongodb().await?;
+        let installed = self.installed_mongodb().await?;
+        let storage = self.mongodb_storage(install, installed.as_ref()).await?;
+        // A StatefulSet's claim template cannot change: one installed keeps its size.
+        let size = installed
+            .as_ref()
+            .map_or(install.storage_size.as_str(), |(size, _)| size.as_str());
+        let set = self.mongodb(size, &storage);
+        if let MongoStorage::Local { path, host } = &storage {
+            let volume = mongodb::local_volume(
+                self.meta(MONGODB_VOLUME, MONGODB, false),
+                &self.settings.namespace,
+                size,
+                path,
+                host,
+            );
+            self.apply(Api::all(self.client.clone()), volume).await?;
+        }
+        self.apply(self.api(), set).await?;
         self.apply(self.api(), self.mongodb_policy()).await?;
+        // The StatefulSet's `serviceName`, kept `ClusterIP` rather than headless: one
+        // replica needs no per-pod DNS name, the address the local service dials stays
+        // as it was, and an installed Service's `clusterIP` cannot be changed to `None`.
         self.apply(
             self.api(),
             self.service(MONGODB, MONGODB, MONGODB_PORT, None),
@@ -291,6 +307,151 @@ impl<'a> ConfigService<'a> {
         .await?;
         tracing::info!(cluster = self.cluster, "config service set up");
         Ok(())
+    }
+
+    /// Makes MongoDB's Secret with a new password, unless it exists: `mongod` keeps the
+    /// root user it made on its first start, so a password changed later would lock the
+    /// local service out of its registry. Created (never applied) so that no later setup
+    /// can overwrite it; of two setups racing, the second finds the first's.
+    async fn mongodb_secret(&self) -> Result<()> {
+        let api = self.api::<Secret>();
+        let reading = |error| {
+            Error::kube(
+                self.cluster,
+                format!("reading Secret {MONGODB_SECRET}"),
+                error,
+            )
+        };
+        if api
+            .get_opt(MONGODB_SECRET)
+            .await
+            .map_err(reading)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        // 192 bits from the OS's random source, in URL-safe base64: it needs no
+        // percent-encoding in the local service's MongoDB URI.
+        let password = framedb_core::Credentials::generate()?;
+        let secret = mongodb::secret(
+            self.meta(MONGODB_SECRET, MONGODB, true),
+            password.password(),
+        );
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &secret).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_already_exists(&error) => Ok(()),
+            // The error says what was refused, never the Secret's content.
+            Err(error) => Err(Error::kube(
+                self.cluster,
+                format!("creating Secret {MONGODB_SECRET}"),
+                error,
+            )),
+        }
+    }
+
+    /// Deletes the MongoDB Deployment of the version before the StatefulSet, so that two
+    /// MongoDBs never run side by side behind one Service. Its `hostPath` volume and claim
+    /// ([`LEGACY_VOLUME`], [`LEGACY_CLAIM`]) stay, with the old registry on the node that
+    /// ran it, until remove: the new MongoDB starts on a claim of its own (the old data
+    /// has no users, which `mongod --auth` could not open), and the local service's
+    /// reconcile pass refills the registry from the cluster's objects.
+    async fn retire_legacy_mongodb(&self) -> Result<()> {
+        self.delete(self.api::<Deployment>(), MONGODB).await
+    }
+
+    /// The size and class of the claim template of MongoDB's StatefulSet, if installed.
+    async fn installed_mongodb(&self) -> Result<Option<(String, Option<String>)>> {
+        let existing = self
+            .api::<StatefulSet>()
+            .get_opt(MONGODB)
+            .await
+            .map_err(|error| {
+                Error::kube(
+                    self.cluster,
+                    format!("reading StatefulSet {MONGODB}"),
+                    error,
+                )
+            })?;
+        Ok(existing.as_ref().and_then(mongodb::installed_template))
+    }
+
+    /// Where MongoDB's registry goes.
+    ///
+    /// An installed StatefulSet keeps its claim template, which the API does not let
+    /// change: a class stays that class, and a `local` volume stays where it is. Otherwise,
+    /// a `local` volume when the local service uses local volumes (setup's
+    /// `local_volume_root`, else the global's `--local-volume-root`), at
+    /// `ROOT/.framedb-config-mongodb` of the node an existing volume names, else of the
+    /// first Ready, schedulable node; otherwise a claim of the layout's storage class.
+    async fn mongodb_storage(
+        &self,
+        install: &Install,
+        installed: Option<&(String, Option<String>)>,
+    ) -> Result<MongoStorage> {
+        let (root, class) = match (
+            &install.local_volume_root,
+            &self.settings.instance_layout.storage,
+        ) {
+            (Some(root), _) | (None, Storage::Local { root }) => (Some(root), None),
+            (None, Storage::Dynamic { storage_class }) => (None, storage_class.clone()),
+        };
+        match (installed, root) {
+            (Some((_, kept)), _) if kept.as_deref() != Some("") => {
+                return Ok(MongoStorage::Dynamic(kept.clone()));
+            }
+            (None, None) => return Ok(MongoStorage::Dynamic(class)),
+            _ => {}
+        }
+        let volumes = Api::<PersistentVolume>::all(self.client.clone());
+        let existing = volumes.get_opt(MONGODB_VOLUME).await.map_err(|error| {
+            Error::kube(
+                self.cluster,
+                format!("reading PersistentVolume {MONGODB_VOLUME}"),
+                error,
+            )
+        })?;
+        // A volume's node and directory cannot change, and the registry is there.
+        if let Some((path, host)) = existing.as_ref().and_then(mongodb::local_of) {
+            return Ok(MongoStorage::Local { path, host });
+        }
+        let Some(root) = root else {
+            return Err(framedb_core::Error::invalid(
+                "the config service's MongoDB is installed on a local volume, which is gone: \
+                 set it up with local_volume_root",
+            )
+            .into());
+        };
+        let path = format!("{}/{LOCAL_DIRECTORY}", root.trim_end_matches('/'));
+        let nodes = Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|error| Error::kube(self.cluster, "listing nodes", error))?;
+        let host = mongodb::first_schedulable_host(&nodes.items).ok_or_else(|| {
+            framedb_core::Error::Unavailable(framedb_core::Fault::new(
+                "no node of the cluster is Ready and schedulable to hold the config service's \
+                 MongoDB volume; retry once one is",
+            ))
+        })?;
+        Ok(MongoStorage::Local { path, host })
+    }
+
+    /// MongoDB's StatefulSet, its claim of `size` on `storage`.
+    fn mongodb(&self, size: &str, storage: &MongoStorage) -> StatefulSet {
+        let shape = mongodb::Shape {
+            image: &self.settings.mongo_image,
+            size,
+            storage,
+            labels: component_labels(MONGODB),
+            selector: selector(MONGODB),
+            pull_secrets: crate::objects::pull_secrets(
+                &self.settings.instance_layout.image_pull_secrets,
+            ),
+        };
+        mongodb::stateful_set(&shape, self.meta(MONGODB, MONGODB, true))
     }
 
     /// Waits up to [`DELETION_WAIT`] for `name` to go if it is being deleted; returns at
@@ -320,22 +481,33 @@ impl<'a> ConfigService<'a> {
 
     /// Removes every object of the config service; those already gone are skipped.
     ///
+    /// That includes MongoDB's claim and its `local` volume, as before the StatefulSet:
+    /// remove is asked for by name, is refused while the cluster has registered instances
+    /// (unless forced), and the local registry is rebuilt from the cluster's objects by
+    /// the next installation. Deleting the StatefulSet alone would keep the claim (its
+    /// retention policy is `Retain`); it is deleted here on purpose. A `local` volume's
+    /// directory stays on its node (`Retain`); a provisioned volume goes as its class's
+    /// reclaim policy says. The objects of the version before the StatefulSet (a MongoDB
+    /// Deployment, its claim and `hostPath` volume) go too.
+    ///
     /// # Errors
     /// [`Error::Kube`] when the cluster refuses or cannot be reached.
     pub async fn remove(&self) -> Result<()> {
         self.delete(self.api::<Deployment>(), FRAMEDB_CONFIG)
             .await?;
+        self.delete(self.api::<StatefulSet>(), MONGODB).await?;
         self.delete(self.api::<Deployment>(), MONGODB).await?;
         for service in [NODE_PORT_SERVICE, LOCAL_SERVICE, MONGODB] {
             self.delete(self.api::<Service>(), service).await?;
         }
-        self.delete(self.api::<PersistentVolumeClaim>(), MONGODB_CLAIM)
-            .await?;
-        self.delete(
-            Api::<PersistentVolume>::all(self.client.clone()),
-            MONGODB_VOLUME,
-        )
-        .await?;
+        for claim in [MONGODB_CLAIM, LEGACY_CLAIM] {
+            self.delete(self.api::<PersistentVolumeClaim>(), claim)
+                .await?;
+        }
+        for volume in [MONGODB_VOLUME, LEGACY_VOLUME] {
+            self.delete(Api::<PersistentVolume>::all(self.client.clone()), volume)
+                .await?;
+        }
         self.delete(
             Api::<Namespace>::all(self.client.clone()),
             &self.settings.namespace,
@@ -391,31 +563,37 @@ impl<'a> ConfigService<'a> {
         if !namespace.exists {
             return Ok(Report::absent(namespace));
         }
-        let mut deployments = Vec::new();
-        let mut settings = BTreeMap::new();
-        for name in [MONGODB, FRAMEDB_CONFIG] {
-            let found = self
-                .api::<Deployment>()
-                .get_opt(name)
-                .await
-                .map_err(|e| failed("deployments", e))?;
-            if name == FRAMEDB_CONFIG {
-                settings = found.as_ref().map(installed_flags).unwrap_or_default();
-            }
-            let ready = found
-                .as_ref()
-                .and_then(|d| d.status.as_ref()?.ready_replicas)
-                .unwrap_or(0);
-            let wanted = found
-                .as_ref()
-                .and_then(|d| d.spec.as_ref()?.replicas)
-                .unwrap_or(1);
-            deployments.push(ComponentState {
-                name: name.to_owned(),
-                exists: found.is_some(),
-                detail: format!("{ready}/{wanted} ready"),
-            });
-        }
+        let local = self
+            .api::<Deployment>()
+            .get_opt(FRAMEDB_CONFIG)
+            .await
+            .map_err(|e| failed("deployments", e))?;
+        let settings = local.as_ref().map(installed_flags).unwrap_or_default();
+        let deployments = vec![ComponentState {
+            name: FRAMEDB_CONFIG.to_owned(),
+            exists: local.is_some(),
+            detail: ready_of(
+                local
+                    .as_ref()
+                    .and_then(|d| d.status.as_ref()?.ready_replicas),
+                local.as_ref().and_then(|d| d.spec.as_ref()?.replicas),
+            ),
+        }];
+        let registry = self
+            .api::<StatefulSet>()
+            .get_opt(MONGODB)
+            .await
+            .map_err(|e| failed("statefulsets", e))?;
+        let stateful_sets = vec![ComponentState {
+            name: MONGODB.to_owned(),
+            exists: registry.is_some(),
+            detail: ready_of(
+                registry
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref()?.ready_replicas),
+                registry.as_ref().and_then(|s| s.spec.as_ref()?.replicas),
+            ),
+        }];
         let mut services = Vec::new();
         for name in [MONGODB, LOCAL_SERVICE, NODE_PORT_SERVICE] {
             let found = self
@@ -491,6 +669,7 @@ impl<'a> ConfigService<'a> {
         Ok(Report::new(
             namespace,
             deployments,
+            stateful_sets,
             services,
             claim,
             pods,
@@ -621,46 +800,6 @@ impl<'a> ConfigService<'a> {
         }
     }
 
-    fn volume(&self, size: &StorageSize) -> PersistentVolume {
-        PersistentVolume {
-            metadata: self.meta(MONGODB_VOLUME, MONGODB, false),
-            spec: Some(PersistentVolumeSpec {
-                capacity: Some(storage(size)),
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                persistent_volume_reclaim_policy: Some("Retain".into()),
-                storage_class_name: Some(String::new()),
-                host_path: Some(HostPathVolumeSource {
-                    path: self.settings.host_path.clone(),
-                    type_: Some("DirectoryOrCreate".into()),
-                }),
-                claim_ref: Some(ObjectReference {
-                    namespace: Some(self.settings.namespace.clone()),
-                    name: Some(MONGODB_CLAIM.into()),
-                    ..ObjectReference::default()
-                }),
-                ..PersistentVolumeSpec::default()
-            }),
-            status: None,
-        }
-    }
-
-    fn claim(&self, size: &StorageSize) -> PersistentVolumeClaim {
-        PersistentVolumeClaim {
-            metadata: self.meta(MONGODB_CLAIM, MONGODB, true),
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(storage(size)),
-                    limits: None,
-                }),
-                storage_class_name: Some(String::new()),
-                volume_name: Some(MONGODB_VOLUME.into()),
-                ..PersistentVolumeClaimSpec::default()
-            }),
-            status: None,
-        }
-    }
-
     fn deployment(&self, component: &str, mut pod: PodSpec) -> Deployment {
         // The same pull secrets as the instances' pods: one private registry, or none.
         pod.image_pull_secrets =
@@ -686,8 +825,9 @@ impl<'a> ConfigService<'a> {
         }
     }
 
-    /// Only the config service reaches its MongoDB, which has no authentication of its
-    /// own: any other pod of the cluster could rewrite the local registry.
+    /// Only the config service reaches its MongoDB: its password keeps others out of the
+    /// registry, and this keeps them from even trying it (or from a `mongod` started
+    /// before its root user was made).
     fn mongodb_policy(&self) -> NetworkPolicy {
         let pods = |component: &str| LabelSelector {
             match_labels: Some(selector(component)),
@@ -714,46 +854,6 @@ impl<'a> ConfigService<'a> {
         }
     }
 
-    fn mongodb(&self) -> Deployment {
-        self.deployment(
-            MONGODB,
-            PodSpec {
-                containers: vec![Container {
-                    name: MONGODB.into(),
-                    image: Some(self.settings.mongo_image.clone()),
-                    ports: Some(vec![ContainerPort {
-                        name: Some("mongodb".into()),
-                        container_port: MONGODB_PORT,
-                        ..ContainerPort::default()
-                    }]),
-                    volume_mounts: Some(vec![VolumeMount {
-                        name: "data".into(),
-                        mount_path: "/data/db".into(),
-                        ..VolumeMount::default()
-                    }]),
-                    readiness_probe: Some(Probe {
-                        tcp_socket: Some(TCPSocketAction {
-                            port: IntOrString::Int(MONGODB_PORT),
-                            host: None,
-                        }),
-                        period_seconds: Some(5),
-                        ..Probe::default()
-                    }),
-                    ..Container::default()
-                }],
-                volumes: Some(vec![Volume {
-                    name: "data".into(),
-                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                        claim_name: MONGODB_CLAIM.into(),
-                        read_only: None,
-                    }),
-                    ..Volume::default()
-                }]),
-                ..PodSpec::default()
-            },
-        )
-    }
-
     fn token_secret(&self, token: &str) -> Secret {
         Secret {
             metadata: self.meta(TOKEN_SECRET, FRAMEDB_CONFIG, true),
@@ -776,16 +876,9 @@ impl<'a> ConfigService<'a> {
                 "FRAMEDB_NAMESPACE",
                 self.settings.instance_layout.namespace.clone(),
             ),
-            // `NAME.NAMESPACE.svc` resolves through the pod's DNS search path whatever the
-            // cluster's domain (not every cluster is `cluster.local`).
-            env(
-                "FRAMEDB_MONGO_URI",
-                format!(
-                    "mongodb://{MONGODB}.{}.svc:{MONGODB_PORT}",
-                    self.settings.namespace
-                ),
-            ),
         ];
+        // MongoDB's password from its Secret, and the URI that names it as `$(...)`.
+        environment.extend(mongodb::client_env(&self.settings.namespace));
         // The rest of the global's layout, so that instances made through either tier
         // are alike; a local volume root from setup's body replaces a storage class (the
         // server takes one or the other, never both).
@@ -939,8 +1032,9 @@ fn cluster_role(install: &Install) -> ClusterRole {
     }
 }
 
-fn storage(size: &StorageSize) -> BTreeMap<String, Quantity> {
-    BTreeMap::from([("storage".to_owned(), Quantity(size.as_str().to_owned()))])
+/// `ready/wanted ready`, as `kubectl get` shows a workload (one replica when unsaid).
+fn ready_of(ready: Option<i32>, wanted: Option<i32>) -> String {
+    format!("{}/{} ready", ready.unwrap_or(0), wanted.unwrap_or(1))
 }
 
 fn service_detail(service: &Service) -> Option<String> {
@@ -1054,17 +1148,19 @@ pub const DEFAULT_SERVER_IMAGE: &str =
 /// The state of a cluster's config service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Whether every component exists and both deployments are ready.
+    /// Whether every component exists and has a ready pod.
     pub ready: bool,
     /// The namespace.
     pub namespace: ComponentState,
-    /// `mongodb` and `framedb-config`.
+    /// `framedb-config`, the local service.
     pub deployments: Vec<ComponentState>,
+    /// `mongodb`, its registry.
+    pub stateful_sets: Vec<ComponentState>,
     /// `mongodb`, `framedb-local-config` and `framedb-config-service`.
     pub services: Vec<ComponentState>,
-    /// MongoDB's claim.
+    /// MongoDB's claim (`data-mongodb-0`).
     pub persistent_volume_claim: ComponentState,
-    /// The pods of both deployments.
+    /// The pods of both workloads.
     pub pods: Vec<PodState>,
     /// The layout the local service runs with (`FRAMEDB_TIDB_VERSION` and the other
     /// layout flags), read from its Deployment; empty when it is not installed.
@@ -1075,6 +1171,7 @@ impl Report {
     fn new(
         namespace: ComponentState,
         deployments: Vec<ComponentState>,
+        stateful_sets: Vec<ComponentState>,
         services: Vec<ComponentState>,
         persistent_volume_claim: ComponentState,
         pods: Vec<PodState>,
@@ -1082,6 +1179,7 @@ impl Report {
     ) -> Self {
         let ready = namespace.exists
             && deployments.iter().all(|d| d.exists)
+            && stateful_sets.iter().all(|s| s.exists)
             && services.iter().all(|s| s.exists)
             && persistent_volume_claim.exists
             && [MONGODB, FRAMEDB_CONFIG]
@@ -1091,6 +1189,7 @@ impl Report {
             ready,
             namespace,
             deployments,
+            stateful_sets,
             services,
             persistent_volume_claim,
             pods,
@@ -1106,7 +1205,8 @@ impl Report {
         };
         Self::new(
             namespace,
-            vec![missing(MONGODB), missing(FRAMEDB_CONFIG)],
+            vec![missing(FRAMEDB_CONFIG)],
+            vec![missing(MONGODB)],
             vec![
                 missing(MONGODB),
                 missing(LOCAL_SERVICE),

@@ -48,6 +48,11 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+
+    /// A failure worded for the domain already (the random source failed, no node can
+    /// hold a volume).
+    #[error(transparent)]
+    Domain(#[from] framedb_core::Error),
 }
 
 impl Error {
@@ -184,51 +189,23 @@ pub(crate) fn terminating_namespace(error: &kube::Error) -> Option<String> {
 impl From<Error> for framedb_core::Error {
     fn from(error: Error) -> Self {
         use framedb_core::{Error as Domain, Fault};
-        if let Error::Kube {
-            cluster,
-            action,
-            source,
-        } = &error
-            && let Some(namespace) = terminating_namespace(source)
-        {
-            // Nothing can be made in a namespace being deleted until it is gone; the
-            // caller can simply try again then. Not a failure of FrameDB or the cluster:
-            // a conflict with what the cluster is doing, or, where the cluster is not one
-            // FrameDB knows by id (the config service's setup names it only as the caller's),
-            // a passing unavailability.
-            let sentence = format!(
-                "namespace {namespace} on {} is being deleted, so nothing can be created \
-                 in it ({action}); retry once it is gone",
-                match framedb_core::ClusterId::new(cluster) {
-                    Ok(id) => format!("cluster '{id}'"),
-                    Err(_) => cluster.clone(),
-                }
-            );
-            return match framedb_core::ClusterId::new(cluster) {
-                Ok(cluster) => Domain::ObjectConflict {
-                    cluster,
-                    object: format!("Namespace {namespace}"),
-                    sentence,
-                },
-                Err(_) => Domain::Unavailable(Fault::new(sentence).because(error)),
-            };
-        }
-        let (cluster, action, source) = match &error {
-            Error::Kubeconfig(message) => return Domain::Invalid(message.clone()),
+        let (cluster, action, source) = match error {
+            Error::Domain(domain) => return domain,
+            Error::Kubeconfig(message) => return Domain::Invalid(message),
             Error::Foreign {
                 cluster,
                 object,
                 sentence,
             } => {
                 return Domain::ObjectConflict {
-                    cluster: cluster.clone(),
-                    object: object.clone(),
-                    sentence: sentence.clone(),
+                    cluster,
+                    object,
+                    sentence,
                 };
             }
             Error::VolumeHelper { sentence, pending } => {
-                let fault = Fault::new(sentence.clone());
-                return if *pending {
+                let fault = Fault::new(sentence);
+                return if pending {
                     Domain::Timeout(fault)
                 } else {
                     Domain::Internal(fault)
@@ -240,7 +217,34 @@ impl From<Error> for framedb_core::Error {
                 source,
             } => (cluster, action, source),
         };
-        let (variant, message): (fn(Fault) -> Domain, String) = match api_status(source) {
+        if let Some(namespace) = terminating_namespace(&source) {
+            // Nothing can be made in a namespace being deleted until it is gone; the
+            // caller can simply try again then. Not a failure of FrameDB or the cluster:
+            // a conflict with what the cluster is doing, or, where the cluster is not one
+            // FrameDB knows by id (the config service's setup names it only as the caller's),
+            // a passing unavailability.
+            let sentence = format!(
+                "namespace {namespace} on {} is being deleted, so nothing can be created \
+                 in it ({action}); retry once it is gone",
+                match framedb_core::ClusterId::new(&cluster) {
+                    Ok(id) => format!("cluster '{id}'"),
+                    Err(_) => cluster.clone(),
+                }
+            );
+            return match framedb_core::ClusterId::new(&cluster) {
+                Ok(cluster) => Domain::ObjectConflict {
+                    cluster,
+                    object: format!("Namespace {namespace}"),
+                    sentence,
+                },
+                Err(_) => Domain::Unavailable(Fault::new(sentence).because(Error::Kube {
+                    cluster,
+                    action,
+                    source,
+                })),
+            };
+        }
+        let (variant, message): (fn(Fault) -> Domain, String) = match api_status(&source) {
             Some(status) if status.code == 429 || status.code >= 500 => (
                 Domain::Unavailable,
                 format!(
@@ -256,7 +260,7 @@ impl From<Error> for framedb_core::Error {
                     status.code, status.reason
                 ),
             ),
-            None if is_timeout(source) => (
+            None if is_timeout(&source) => (
                 Domain::Timeout,
                 format!("cluster '{cluster}' did not answer in time ({action})"),
             ),
@@ -269,13 +273,28 @@ impl From<Error> for framedb_core::Error {
                 format!("{action} on cluster '{cluster}' failed"),
             ),
         };
-        variant(Fault::new(message).because(error))
+        variant(Fault::new(message).because(Error::Kube {
+            cluster,
+            action,
+            source,
+        }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_error_passes_through_as_it_is() {
+        let error = Error::from(framedb_core::Error::invalid("no such thing"));
+        let domain = framedb_core::Error::from(error);
+        assert!(
+            matches!(domain, framedb_core::Error::Invalid(_)),
+            "{domain:?}"
+        );
+        assert_eq!(domain.to_string(), "no such thing");
+    }
 
     /// The `NamespaceLifecycle` plugin's refusal of a create in namespace `ns`.
     fn refused_in_terminating(ns: &str) -> kube::Error {

@@ -951,13 +951,19 @@ impl State {
 
     /// Mounts a pod's volumes on `node`, as its kubelet does: a `hostPath` of type
     /// `DirectoryOrCreate` makes its directory there; a `local` volume needs its path to
-    /// exist there (`MountVolume.NewMounter initialization failed ...` otherwise).
+    /// exist there (`MountVolume.NewMounter initialization failed ...` otherwise). Only
+    /// the volumes a container mounts or maps are set up: the kubelet skips the others
+    /// ("Skipping unused volume").
     fn mount_volumes(&mut self, pod: &Value, node: &str) -> Result<(), String> {
         let ns = meta(pod, "namespace");
+        let used = used_volumes(pod);
         let volumes: Vec<Value> = pod["spec"]["volumes"]
             .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| used.contains(str_at(v, &["name"])))
             .cloned()
-            .unwrap_or_default();
+            .collect();
         let mut local = Vec::new();
         for volume in &volumes {
             if str_at(volume, &["hostPath", "type"]) == "DirectoryOrCreate" {
@@ -1365,6 +1371,22 @@ fn controlled(obj: &Value) -> bool {
 /// The `storage` quantity of a resource list (requests, capacity) in bytes; 0 if absent.
 fn storage_units(resources: &Value) -> u128 {
     quantity::units(str_at(resources, &["storage"])).unwrap_or_default()
+}
+
+/// The names of the volumes a pod's containers (init, regular and ephemeral) mount or
+/// map, as the kubelet's `GetPodVolumeNames` collects them.
+fn used_volumes(pod: &Value) -> std::collections::HashSet<&str> {
+    let spec = &pod["spec"];
+    ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|kind| spec[*kind].as_array().into_iter().flatten())
+        .flat_map(|container| {
+            ["volumeMounts", "volumeDevices"]
+                .iter()
+                .flat_map(move |field| container[*field].as_array().into_iter().flatten())
+        })
+        .filter_map(|mount| mount["name"].as_str())
+        .collect()
 }
 
 /// The claim of a StatefulSet's volume claim template for one ordinal.

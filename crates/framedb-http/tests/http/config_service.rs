@@ -154,7 +154,8 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
             .map(|c| c["name"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(names(&report["deployments"]), ["mongodb", "framedb-config"]);
+    assert_eq!(names(&report["deployments"]), ["framedb-config"]);
+    assert_eq!(names(&report["stateful_sets"]), ["mongodb"]);
     assert_eq!(
         names(&report["services"]),
         ["mongodb", "framedb-local-config", "framedb-config-service"]
@@ -175,9 +176,20 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
             .all(|p| p["ready"] == false && p["component"] == "framedb-config"),
         "{report}"
     );
+    // MongoDB's password is in its Secret only: not in the status (nor, below, the logs).
+    let kube = sim.client().await;
+    let password = kube::Api::<Secret>::namespaced(kube.clone(), "framedb-config")
+        .get("framedb-config-mongodb")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["password"]
+        .0
+        .clone();
+    let password = String::from_utf8(password).unwrap();
+    assert!(!report.to_string().contains(&password), "{report}");
     // The local service's identity and its rights: it writes only in the instances'
     // namespace, and cluster-wide only reads.
-    let kube = sim.client().await;
     let role = kube::Api::<ClusterRole>::all(kube.clone())
         .get("framedb-config")
         .await
@@ -248,12 +260,18 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
         .await
         .unwrap();
     assert!(instances.is_some());
-    // MongoDB's volume went with its claim.
-    let volume = kube::Api::<PersistentVolume>::all(kube)
-        .get_opt("framedb-config-mongodb")
-        .await
-        .unwrap();
-    assert!(volume.is_none());
+    // MongoDB's claim went with the namespace, and its provisioned volume with the claim
+    // (the default class's reclaim policy is Delete).
+    let volumes = kube::Api::<PersistentVolume>::all(kube);
+    let mut left = Vec::new();
+    for _ in 0..400 {
+        left = volumes.list(&Default::default()).await.unwrap().items;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(left.is_empty(), "{left:?}");
 
     let logged = logs.text();
     assert!(
@@ -263,6 +281,10 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
     assert!(
         !logged.contains(SECRET),
         "the kubeconfig's token reached a log line"
+    );
+    assert!(
+        !logged.contains(&password),
+        "MongoDB's password reached a log line"
     );
 }
 
@@ -841,23 +863,22 @@ async fn setup_passes_the_global_s_layout_on_and_status_reports_it() {
     // The images are the flags' (fully qualified by default), pulled with the secret.
     let client = sim.client().await;
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), "framedb-config");
+    let stateful_sets: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> =
         kube::Api::namespaced(client, "framedb-config");
-    for (name, image) in [
+    let local = deployments.get("framedb-config").await.unwrap().spec;
+    let mongodb = stateful_sets.get("mongodb").await.unwrap().spec;
+    for (template, image) in [
         (
-            "framedb-config",
+            local.unwrap().template,
             "registry.example.com/framedb/framedb-server:dev",
         ),
-        ("mongodb", framedb_k8s::config_service::DEFAULT_MONGO_IMAGE),
+        (
+            mongodb.unwrap().template,
+            framedb_k8s::config_service::DEFAULT_MONGO_IMAGE,
+        ),
     ] {
-        let pod = deployments
-            .get(name)
-            .await
-            .unwrap()
-            .spec
-            .unwrap()
-            .template
-            .spec
-            .unwrap();
+        let pod = template.spec.unwrap();
         assert_eq!(pod.containers[0].image.as_deref(), Some(image));
         let secrets = pod.image_pull_secrets.unwrap();
         assert_eq!(secrets[0].name, "regcred");

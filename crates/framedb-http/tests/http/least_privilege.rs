@@ -181,7 +181,7 @@ async fn setup_fences_the_config_mongodb_and_holds_instances_to_the_baseline_pod
 
     let (sim, _, _, _) = set_up(json!({})).await;
     let kube = sim.client().await;
-    // No pod but the config service reaches its MongoDB, which has no password.
+    // No pod but the config service reaches its MongoDB (besides its password).
     let policy = kube::Api::<NetworkPolicy>::namespaced(kube.clone(), "framedb-config")
         .get("mongodb")
         .await

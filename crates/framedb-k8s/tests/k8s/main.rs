@@ -1,5 +1,6 @@
 //! framedb-k8s against the Kubernetes API simulator, over real HTTP with kube-rs.
 
+mod config_mongodb;
 mod containers;
 mod deployer;
 mod lockdown;

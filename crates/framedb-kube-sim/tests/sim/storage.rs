@@ -31,12 +31,20 @@ fn claim_manifest(ns: &str, name: &str, class: Option<&str>) -> Value {
     claim
 }
 
+/// A pod whose container mounts each of `volumes` at `/volumes/NAME` (the kubelet sets
+/// up only the volumes a container uses).
 fn pod_manifest(ns: &str, name: &str, volumes: Value, node: Option<&str>) -> Value {
+    let mounts: Vec<Value> = volumes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| json!({ "name": v["name"], "mountPath": format!("/volumes/{}", v["name"].as_str().unwrap()) }))
+        .collect();
     let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": name, "namespace": ns },
         "spec": {
-            "containers": [{ "name": "main", "image": "registry.k8s.io/pause:3.10" }],
+            "containers": [{ "name": "main", "image": "registry.k8s.io/pause:3.10", "volumeMounts": mounts }],
             "volumes": volumes,
         },
     });
@@ -599,8 +607,28 @@ async fn a_local_volume_without_its_directory_leaves_the_pod_container_creating(
         ),
         "{events}"
     );
-    // A pod on that node whose `hostPath` volume creates the directory: the kubelet's
-    // next try mounts the local volume, and the first pod starts.
+    // A pod on that node that declares a `hostPath` volume of that directory but mounts
+    // it in no container: the kubelet skips the unused volume, and makes nothing.
+    let mut unused = pod_manifest(
+        "local",
+        "unused",
+        json!([{ "name": "disk", "hostPath": { "path": "/mnt/disks/a", "type": "DirectoryOrCreate" } }]),
+        Some("node-a"),
+    );
+    unused["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("volumeMounts");
+    assert!(kubectl.with_manifest("create", &unused).await.success);
+    assert!(
+        eventually(SETTLE, || async {
+            phase(&pods.get("unused").await.unwrap()) == "Running"
+        })
+        .await
+    );
+    assert_eq!(phase(&pods.get("db").await.unwrap()), "Pending");
+    // One whose container mounts it: the kubelet makes the directory, its next try mounts
+    // the local volume, and the first pod starts.
     let maker = pod_manifest(
         "local",
         "mkdir",
