@@ -29,7 +29,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 pub const MONGODB: &str = "mongodb";
 /// The name of the StatefulSet's claim template, mounted at `/data/db`.
 pub const MONGODB_DATA: &str = "data";
-/// MongoDB's claim, made by its StatefulSet from its claim template (`MONGODB_DATA`) for its one pod.
+/// MongoDB's claim, made by its StatefulSet from its claim template (`MONGODB_DATA`) for
+/// its one pod.
 pub const MONGODB_CLAIM: &str = "data-mongodb-0";
 /// The `local` PersistentVolume behind [`MONGODB_CLAIM`] on a cluster without a dynamic
 /// provisioner (setup with `local_volume_root`, or a global with `--local-volume-root`).
