@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "simulator")]
 use crate::settings::SimulateSettings;
-use crate::settings::{GlobalSettings, LocalSettings};
+use crate::settings::{GlobalSettings, LocalSettings, ManifestsSettings};
 
-/// `framedb-server [global|local|simulate] [FLAGS]`.
+/// `framedb-server [global|local|simulate|manifests] [FLAGS]`.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "framedb-server",
@@ -43,6 +43,10 @@ pub enum Role {
     /// as separate processes.
     #[cfg(feature = "simulator")]
     Simulate(SimulateSettings),
+    /// Prints the Kubernetes objects a create of one instance makes (JSON, a `v1` `List`
+    /// that `kubectl apply -f` takes), with the layout flags, and exits: what a cluster's
+    /// operator reviews before letting FrameDB in.
+    Manifests(ManifestsSettings),
 }
 
 impl Cli {
@@ -159,6 +163,68 @@ mod tests {
             settings.layout.layout().helper_image,
             "docker.io/library/busybox:1.36"
         );
+    }
+
+    #[test]
+    fn manifests_take_an_instance_and_the_layout_flags_only() {
+        let Ok(Role::Manifests(settings)) = parse(&[
+            "manifests",
+            "--framedb-id",
+            "db-1",
+            "--node-id",
+            "node-a",
+            "--resources",
+            "large",
+            "--namespace",
+            "tidb",
+        ]) else {
+            panic!("the manifests role")
+        };
+        let list = settings.manifests().unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(
+            items[0]["metadata"]["name"], "tidb",
+            "the layout's namespace"
+        );
+        let sts = items.last().unwrap();
+        assert_eq!(sts["kind"], "StatefulSet");
+        assert_eq!(
+            sts["metadata"]["annotations"]["framedb.io/resources"],
+            "large"
+        );
+        for refused in [
+            &[
+                "manifests",
+                "--framedb-id",
+                "db-1",
+                "--node-id",
+                "n",
+                "--token",
+                "t",
+            ][..],
+            &["manifests", "--framedb-id", "Db", "--node-id", "n"],
+            &[
+                "manifests",
+                "--framedb-id",
+                "db-1",
+                "--node-id",
+                "n",
+                "--port",
+                "8080",
+            ],
+            &[
+                "manifests",
+                "--framedb-id",
+                "db-1",
+                "--node-id",
+                "n",
+                "--resources",
+                "huge",
+            ],
+            &["manifests", "--node-id", "n"],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `framedb-server`: FrameDB's HTTP APIs, in the `global` (default), `local` or
-//! `simulate` role. With no flags it serves on 127.0.0.1:8080 on the embedded default (the
+//! `simulate` role; `manifests` prints what a create makes on a cluster. With no flags it serves on 127.0.0.1:8080 on the embedded default (the
 //! two tiers on simulated clusters, in-memory registries). `--help` lists the flags;
 //! each has an environment fallback. Logs go to stderr; `RUST_LOG` sets their level.
 
@@ -43,6 +43,10 @@ async fn main() -> anyhow::Result<()> {
         #[cfg(feature = "simulator")]
         Role::Simulate(settings) => {
             framedb_http::startup::demo::simulate(&settings, shutdown_signal()).await?;
+        }
+        Role::Manifests(settings) => {
+            let manifests = settings.manifests()?;
+            println!("{}", serde_json::to_string_pretty(&manifests)?);
         }
     }
     Ok(())

@@ -445,6 +445,44 @@ impl Layout {
         }
     }
 
+    /// Every object a create of `spec` makes on its cluster, as a `v1` `List` that
+    /// `kubectl apply -f` takes, in an order that applies: the instances' namespace, the
+    /// Service (made first: it reserves the port), with [`Storage::Local`] the `local`
+    /// PersistentVolume, then what a create makes together: the credentials Secret
+    /// (holding `credentials`), the ConfigMap, the NetworkPolicy, the claim, with
+    /// [`Storage::Local`] the helpers' namespace and the helper pod that makes the
+    /// volume's directory (deleted once it ran), and the StatefulSet.
+    pub fn manifests(&self, spec: &DeploymentSpec, credentials: &Credentials) -> serde_json::Value {
+        fn item<K: serde::Serialize>(object: &K) -> serde_json::Value {
+            serde_json::to_value(object).unwrap_or_default()
+        }
+        let objects = self.objects(spec);
+        let mut items = vec![
+            item(&instance_namespace(&self.namespace)),
+            item(&objects.service),
+        ];
+        items.extend(objects.volume.as_ref().map(item));
+        items.extend([
+            item(&self.credentials_secret(spec, credentials)),
+            item(&objects.config),
+            item(&objects.network_policy),
+            item(&objects.claim),
+        ]);
+        let helper = self.volume_helper(
+            VolumeJob::Prepare,
+            spec.framedb_id.as_str(),
+            spec.cluster_id.as_str(),
+            &spec.stamp,
+            spec.node_id.as_str(),
+        );
+        if let Some(helper) = helper {
+            items.push(item(&volumes_namespace(&self.namespace)));
+            items.push(item(&helper));
+        }
+        items.push(item(&objects.statefulset));
+        serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items })
+    }
+
     /// The instance's credentials Secret: the password, and the SQL that installs it.
     /// It is created once, at the first deploy, and never rewritten (see the deployer).
     pub fn credentials_secret(&self, spec: &DeploymentSpec, credentials: &Credentials) -> Secret {

@@ -14,13 +14,16 @@
 //! | [`ClusterSettings`] | `--cluster-id`, `--kubeconfig` | | yes | |
 //! | [`DemoSettings`] | `--state-dir`, `--demo-ready-after-ms`, `--demo-time-scale` | yes | | yes |
 //! | [`SimulateSettings`] | `--clusters`, `--nodes`, `--images` | | | yes |
+//!
+//! `manifests` ([`ManifestsSettings`]) takes the [`LayoutSettings`] and an instance's
+//! fields, and prints what a create would make.
 
 mod groups;
 mod secret;
 
 use std::path::PathBuf;
 
-use framedb_core::ClusterId;
+use framedb_core::{ClusterId, FramedbId, NodeId, ResourceProfile, StorageSize};
 
 pub use groups::{
     DEFAULT_LISTEN, DemoSettings, FleetSettings, KubeSettings, LayoutSettings, MongoSettings,
@@ -59,6 +62,59 @@ impl GlobalSettings {
             .as_ref()
             .map(|token| token.expose().to_owned())
             .filter(|token| !token.is_empty())
+    }
+}
+
+/// `framedb-server manifests`: the objects a create of one instance makes on its cluster,
+/// printed instead of made (README, "Running on a real cluster").
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Manifests role")]
+pub struct ManifestsSettings {
+    /// The instance's id.
+    #[arg(long, env = "FRAMEDB_MANIFEST_ID", value_parser = |s: &str| FramedbId::new(s))]
+    pub framedb_id: FramedbId,
+    /// The cluster it is for (named on its objects).
+    #[arg(long, env = "FRAMEDB_MANIFEST_CLUSTER", default_value = "cluster-01", value_parser = |s: &str| ClusterId::new(s))]
+    pub cluster_id: ClusterId,
+    /// The node it is pinned to.
+    #[arg(long, env = "FRAMEDB_MANIFEST_NODE", value_parser = |s: &str| NodeId::new(s))]
+    pub node_id: NodeId,
+    /// Its volume's size.
+    #[arg(long, env = "FRAMEDB_MANIFEST_STORAGE_SIZE", default_value = "2Gi", value_parser = |s: &str| StorageSize::new(s))]
+    pub storage_size: StorageSize,
+    /// Its node port (30900-30999).
+    #[arg(long, env = "FRAMEDB_MANIFEST_PORT", default_value_t = 30900, value_parser = clap::value_parser!(u16).range(30900..=30999))]
+    pub port: u16,
+    /// Its resource profile (the layout's `--instance-resources` unless given).
+    #[arg(long, env = "FRAMEDB_MANIFEST_RESOURCES", value_parser = ResourceProfile::parse)]
+    pub resources: Option<ResourceProfile>,
+    /// The instances' layout.
+    #[command(flatten)]
+    pub layout: LayoutSettings,
+}
+
+impl ManifestsSettings {
+    /// The objects, as a `v1` `List`, under a new create's stamp and with a newly
+    /// generated root password, as a create draws them.
+    ///
+    /// # Errors
+    /// [`framedb_core::Error`] when no stamp or password can be drawn (the system's random
+    /// source failed).
+    pub fn manifests(&self) -> framedb_core::Result<serde_json::Value> {
+        let spec = framedb_core::DeploymentSpec {
+            framedb_id: self.framedb_id.clone(),
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id.clone(),
+            storage_size: self.storage_size.clone(),
+            port: self.port,
+            stamp: framedb_core::Stamp::generate()?,
+            deletion_policy: framedb_core::DeletionPolicy::default(),
+            created_at: framedb_core::Timestamp::now(),
+            metadata: framedb_core::Metadata::default(),
+            resources: self.resources,
+        };
+        let credentials = framedb_core::Credentials::generate()?;
+        Ok(self.layout.layout().manifests(&spec, &credentials))
     }
 }
 
