@@ -151,3 +151,74 @@ async fn an_oom_killed_instance_says_so() {
     )
     .await;
 }
+
+/// Which of PD, TiKV and TiDB run in the instance's pod (none before it exists).
+async fn running_components(cluster: &Cluster, id: &FramedbId) -> [bool; 3] {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "framedb-storage");
+    let Ok(pod) = pods.get(&format!("{id}-0")).await else {
+        return [false; 3];
+    };
+    let status = pod.status.unwrap_or_default();
+    let all: Vec<_> = status
+        .init_container_statuses
+        .into_iter()
+        .flatten()
+        .chain(status.container_statuses.into_iter().flatten())
+        .collect();
+    ["pd", "tikv", "tidb"].map(|name| {
+        all.iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.state.as_ref())
+            .is_some_and(|s| s.running.is_some())
+    })
+}
+
+#[tokio::test]
+async fn a_cold_start_runs_pd_then_tikv_then_tidb_and_never_reads_failed() {
+    // Each program answers its probes a while after it starts: without start ordering,
+    // TiDB would start beside a PD that does not answer yet, exit, and crash-loop.
+    let cluster = Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_pod_ready_after(Duration::from_millis(200)),
+    )
+    .await;
+    let id = FramedbId::new("cold-start").unwrap();
+    cluster
+        .fleet
+        .deploy(&spec("cold-start", "node-a", 30907))
+        .await
+        .unwrap();
+    let mut seen: Vec<[bool; 3]> = Vec::new();
+    let mut statuses = Vec::new();
+    // Read until it runs (at most 4 s), noting each step.
+    for _ in 0..400 {
+        let components = running_components(&cluster, &id).await;
+        let report = report(&cluster, &id).await;
+        if seen.last() != Some(&components) {
+            seen.push(components);
+        }
+        statuses.push(report.status);
+        if report.status == InstanceStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&InstanceStatus::Running),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| matches!(s, InstanceStatus::Provisioning | InstanceStatus::Running)),
+        "{statuses:?}"
+    );
+    // Seen one by one, and never a later one before an earlier one.
+    assert!(seen.len() >= 3, "{seen:?}");
+    for components in &seen {
+        assert!(components.windows(2).all(|w| w[0] || !w[1]), "{seen:?}");
+    }
+    assert_eq!(tidb_restarts(&cluster, &id).await, 0);
+}
