@@ -428,7 +428,7 @@ impl ClusterDeployer for KubeFleet {
             // retained one is not being deleted, and keeps its data); a helper pod a
             // create of this stamp left behind goes too.
             let helpers = self.helpers(cluster, client);
-            helpers.release(&claim, id, stamp).await?;
+            helpers.release(&claim, id, stamp, removal).await?;
             helpers.remove_left(id, VolumeJob::Prepare, stamp).await?;
         }
         Ok(found)

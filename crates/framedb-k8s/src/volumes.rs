@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use framedb_core::Stamp;
+use framedb_core::{Removal, Stamp};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt};
@@ -31,7 +31,7 @@ use crate::objects::{
     Layout, VOLUME_CLEANUP_FINALIZER, VolumeJob, annotations, helper_name, volumes_namespace,
     volumes_namespace_name,
 };
-use crate::ownership::stamp_of;
+use crate::ownership::{keeps_volume, stamp_of};
 
 /// How long, by default, a helper pod has to do its job, pull of its (small) image
 /// included, before the create or delete it serves reports it (the local service's
@@ -99,18 +99,27 @@ impl Helpers<'_> {
     }
 
     /// Empties the directory of instance `id`'s volume if the volume is being deleted by
-    /// the removal of stamp `stamp` (it holds [`VOLUME_CLEANUP_FINALIZER`]): once no pod
-    /// uses it, a helper pod on its node empties `{root}/{id}`, and then the finalizer is
-    /// removed, which lets the volume go. A volume never prepared (no
+    /// the removal of stamp `stamp` (it holds [`VOLUME_CLEANUP_FINALIZER`]) and `removal`
+    /// is one that deletes volumes (a purge, or the undo of a create that made it): once
+    /// no pod uses it, a helper pod on its node empties `{root}/{id}`, and then the
+    /// finalizer is removed, which lets the volume go. A volume never prepared (no
     /// [`annotations::DIRECTORY_PREPARED`]: a create that failed before its StatefulSet)
-    /// was never mounted, and goes at once. A volume that is not being deleted, or not
-    /// of this stamp, is left alone.
+    /// was never mounted, and goes at once. A volume being deleted while `removal` keeps
+    /// volumes (someone ran `kubectl delete pv`, then the instance was deleted with its
+    /// volume retained) keeps its directory: the finalizer goes, the data stays. A volume
+    /// that is not being deleted, or not of this stamp, is left alone.
     ///
     /// # Errors
     /// [`Error::VolumeHelper`] when the volume is still in use after the wait, or the
     /// directory could not be emptied (the volume then stays, and a delete run again
     /// tries again); [`Error::Kube`] when the cluster refuses or cannot be reached.
-    pub async fn release(&self, volume: &str, id: &str, stamp: &Stamp) -> Result<()> {
+    pub async fn release(
+        &self,
+        volume: &str,
+        id: &str,
+        stamp: &Stamp,
+        removal: Removal,
+    ) -> Result<()> {
         let volumes = Api::<PersistentVolume>::all(self.client.clone());
         let read = |error| {
             Error::kube(
@@ -131,6 +140,11 @@ impl Helpers<'_> {
                 || !finalizers.iter().any(|f| f == VOLUME_CLEANUP_FINALIZER)
             {
                 return Ok(());
+            }
+            // Kept, it needs no wipe, so nothing to wait for: the claim that keeps it
+            // bound stays, and the volume goes once that claim does.
+            if keeps_volume(removal, &pv) {
+                return self.drop_finalizer(&volumes, pv).await;
             }
             if !finalizers.iter().any(|f| f == PV_PROTECTION) {
                 break pv;

@@ -362,6 +362,40 @@ async fn a_delete_that_retains_the_volume_leaves_its_directory_alone() {
 }
 
 #[tokio::test]
+async fn a_volume_deleted_by_hand_keeps_its_data_when_the_instance_is_retained() {
+    // `kubectl delete pv` first: the volume waits on FrameDB's finalizer. A delete of the
+    // instance that keeps its volume then drops that finalizer and never empties it; the
+    // volume goes once its retained claim does (`kubernetes.io/pv-protection`).
+    let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
+    let id = running(&fleet, "tidb-local-8", 30918).await;
+    let seen = record_helpers(&cluster.client).await;
+    cluster.sim.inject_container_fault(
+        ContainerFault::completes("wipe").in_namespace(helpers_namespace()),
+    );
+    let volumes = Api::<PersistentVolume>::all(cluster.client.clone());
+    let name = claim_name("tidb-local-8");
+    volumes
+        .delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    fleet
+        .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Retain)
+        .await
+        .unwrap();
+    let wipe = helper_name("tidb-local-8", VolumeJob::Wipe);
+    assert!(!seen.lock().unwrap().iter().any(|p| p.name_any() == wipe));
+    let volume = volumes.get(&name).await.unwrap();
+    assert!(
+        !volume
+            .finalizers()
+            .iter()
+            .any(|f| f == "framedb.io/volume-cleanup"),
+        "{:?}",
+        volume.finalizers()
+    );
+}
+
+#[tokio::test]
 async fn a_helper_that_cannot_run_fails_the_create_with_its_reason() {
     // The registry lacks the helper image: the helper never mounts, and the create says
     // why, within its wait, instead of leaving a pod that can never mount its volume.
