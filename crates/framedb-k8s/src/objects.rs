@@ -816,16 +816,13 @@ impl Layout {
             volume_mounts: Some(vec![data("tikv"), config]),
             resources: Some(requirements(profile, "tikv")),
             security_context: Some(hardened()),
-            // A native sidecar too: TiDB starts once TiKV serves, and TiKV is ready
-            // while PD counts its store `Up`. A first start may replay a large log,
-            // hence the long startup allowance.
+            // A native sidecar too: TiDB starts once PD counts TiKV's store `Up` (a
+            // listening port is not enough: TiDB's bootstrap needs the store), and TiKV
+            // is ready while it stays so. A first start may replay a large log, hence
+            // the long startup allowance.
             restart_policy: Some("Always".into()),
-            startup_probe: Some(probe(loopback_connect(TIKV_PORT), 2, 300)),
-            readiness_probe: Some(probe(
-                loopback_get(PD_PORT, PD_STORES, Some(STORE_UP)),
-                5,
-                3,
-            )),
+            startup_probe: Some(probe(store_up(), 2, 300)),
+            readiness_probe: Some(probe(store_up(), 5, 3)),
             liveness_probe: Some(probe(loopback_connect(TIKV_STATUS_PORT), 10, 6)),
             ..Container::default()
         };
@@ -964,8 +961,6 @@ impl Layout {
 
 /// PD's client port, on loopback.
 const PD_PORT: i32 = 2379;
-/// TiKV's gRPC port, on loopback.
-const TIKV_PORT: i32 = 20160;
 /// TiKV's status port, on loopback.
 const TIKV_STATUS_PORT: i32 = 20180;
 /// PD's health API: 200 once PD serves its API.
@@ -985,6 +980,11 @@ fn probe(action: Probe, period: i32, failures: i32) -> Probe {
         timeout_seconds: Some(3),
         ..action
     }
+}
+
+/// PD's store list shows TiKV's store `Up`.
+fn store_up() -> Probe {
+    loopback_get(PD_PORT, PD_STORES, Some(STORE_UP))
 }
 
 /// TiDB's `GET /status`, on its status port.

@@ -34,7 +34,9 @@ pub struct StatusLimits {
     /// instance reads `Failed` (default 3: with the kubelet's crash back-off of 10 s,
     /// 20 s, 40 s, about a minute and a half of crashing). Fewer read `Provisioning`, with
     /// how the last run ended as the reason. The kubelet never resets a restart count,
-    /// so a pod that ran for a week and crashes counts the restarts of that week too.
+    /// but a run of 10 minutes or more resets its back-off, and ends a crash loop here
+    /// too: a pod that ran for a week and crashes once reads `Provisioning` while it
+    /// comes back, whatever restarts it had before.
     pub restarts: i32,
     /// How long a cause the kubelet retries with a back-off — an image it cannot pull
     /// (`ErrImagePull`, `ImagePullBackOff`), a container it cannot create
@@ -534,9 +536,15 @@ fn container_verdict(
             .and_then(|s| s.terminated.as_ref()),
     );
     let restarts = container.restart_count;
-    // Restarts within the limit are a start-up that may still succeed.
+    // The run that ended last: the current state's, else the last state's.
+    let ended = state
+        .and_then(|s| s.terminated.as_ref())
+        .or_else(|| container.last_state.as_ref()?.terminated.as_ref());
+    // Restarts within the limit are a start-up that may still succeed. A run that lasted
+    // long is no crash loop whatever the count (which the kubelet never resets): the
+    // kubelet forgets its back-off after such a run, and so does this.
     let restarted = |said: String| {
-        let status = if restarts >= limits.restarts {
+        let status = if restarts >= limits.restarts && !ended.is_some_and(ran_long) {
             S::Failed
         } else {
             S::Provisioning
@@ -593,6 +601,16 @@ fn container_verdict(
         )));
     }
     None
+}
+
+/// A run after which the kubelet restarts a container without back-off: one that lasted
+/// twice its longest back-off, 10 minutes (client-go's `Backoff` forgets an entry after
+/// twice its maximum), by the kubelet's own timestamps.
+fn ran_long(run: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> bool {
+    let (Some(started), Some(finished)) = (&run.started_at, &run.finished_at) else {
+        return false;
+    };
+    finished.0.as_second() - started.0.as_second() >= 600
 }
 
 /// How a container's run ended: `OOMKilled (exit code 137)`.
@@ -952,6 +970,28 @@ mod tests {
         let report = pod_status(&pod);
         assert_eq!(report.status, InstanceStatus::Failed);
         assert!(report.reason.unwrap().contains("container tikv"));
+    }
+
+    #[test]
+    fn a_crash_after_a_long_run_is_no_crash_loop_whatever_the_count() {
+        // Ten restarts over its life, then a week of running, then a crash.
+        let crashed = |started: &str| {
+            let tidb = container(
+                "tidb",
+                10,
+                json!({ "terminated": {
+                    "exitCode": 1, "reason": "Error",
+                    "startedAt": started, "finishedAt": "2026-01-08T00:00:00Z",
+                } }),
+            );
+            starting(&["pd", "tikv"], json!([]), json!([tidb]))
+        };
+        let report = pod_status(&crashed("2026-01-01T00:00:00Z"));
+        assert_eq!(report.status, InstanceStatus::Provisioning, "{report:?}");
+        assert!(report.reason.unwrap().contains("restarted 10 times"));
+        // A run of a minute is part of a crash loop.
+        let report = pod_status(&crashed("2026-01-07T23:59:00Z"));
+        assert_eq!(report.status, InstanceStatus::Failed, "{report:?}");
     }
 
     #[test]
