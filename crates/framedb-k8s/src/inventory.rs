@@ -50,10 +50,18 @@ pub(crate) fn deployment_of(
         "Delete" => DeletionPolicy::Delete,
         _ => return None,
     };
-    let resources = match note(annotations::RESOURCES) {
-        Some(name) => Some(ResourceProfile::parse(name).ok()?),
-        None => None,
-    };
+    // A profile this version does not know (a newer one's, a hand edit) must not hide
+    // the instance: its record takes the layout's default, as the pod keeps what it has.
+    let resources = note(annotations::RESOURCES).and_then(|profile| {
+        let parsed = ResourceProfile::parse(profile).ok();
+        if parsed.is_none() {
+            tracing::warn!(
+                instance = name,
+                "unknown resources profile on the workload; the record takes the default"
+            );
+        }
+        parsed
+    });
     let created_at: Timestamp =
         serde_json::from_value(serde_json::Value::from(note(annotations::CREATED_AT)?)).ok()?;
     Some(DeploymentSpec {
@@ -115,5 +123,25 @@ mod tests {
         let running = deployment_of(&cluster, &workload(false), &ports).expect("recorded");
         assert_eq!((running.framedb_id.as_str(), running.port), ("db", 30900));
         assert!(deployment_of(&cluster, &workload(true), &ports).is_none());
+    }
+
+    #[test]
+    fn a_profile_rebuilds_and_an_unknown_one_falls_back_to_the_default() {
+        let cluster = ClusterId::new("c1").unwrap();
+        let ports = HashMap::from([("db".to_owned(), 30900)]);
+        let with = |profile: &str| {
+            let mut workload = workload(false);
+            workload
+                .metadata
+                .annotations
+                .as_mut()
+                .unwrap()
+                .insert(annotations::RESOURCES.to_owned(), profile.to_owned());
+            deployment_of(&cluster, &workload, &ports).expect("recorded")
+        };
+        assert_eq!(with("large").resources, Some(ResourceProfile::Large));
+        assert_eq!(with("gigantic").resources, None, "still recorded");
+        let plain = deployment_of(&cluster, &workload(false), &ports).unwrap();
+        assert_eq!(plain.resources, None);
     }
 }
