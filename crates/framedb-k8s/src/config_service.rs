@@ -257,10 +257,12 @@ impl<'a> ConfigService<'a> {
             self.apply(self.volumes_api(), self.volumes_role_binding())
                 .await?;
         }
-        self.mongodb_secret().await?;
+        let install_id = self.mongodb_secret().await?;
         self.retire_legacy_mongodb().await?;
         let installed = self.installed_mongodb().await?;
-        let storage = self.mongodb_storage(install, installed.as_ref()).await?;
+        let storage = self
+            .mongodb_storage(install, installed.as_ref(), &install_id)
+            .await?;
         // A StatefulSet's claim template cannot change: one installed keeps its size.
         let size = installed
             .as_ref()
@@ -312,8 +314,9 @@ impl<'a> ConfigService<'a> {
     /// Makes MongoDB's Secret with a new password, unless it exists: `mongod` keeps the
     /// root user it made on its first start, so a password changed later would lock the
     /// local service out of its registry. Created (never applied) so that no later setup
-    /// can overwrite it; of two setups racing, the second finds the first's.
-    async fn mongodb_secret(&self) -> Result<()> {
+    /// can overwrite it; of two setups racing, the second finds the first's. Returns the
+    /// Secret's uid, which names this installation's MongoDB directory on a local volume.
+    async fn mongodb_secret(&self) -> Result<String> {
         let api = self.api::<Secret>();
         let reading = |error| {
             Error::kube(
@@ -322,13 +325,8 @@ impl<'a> ConfigService<'a> {
                 error,
             )
         };
-        if api
-            .get_opt(MONGODB_SECRET)
-            .await
-            .map_err(reading)?
-            .is_some()
-        {
-            return Ok(());
+        if let Some(existing) = api.get_opt(MONGODB_SECRET).await.map_err(reading)? {
+            return Ok(existing.metadata.uid.unwrap_or_default());
         }
         // 192 bits from the OS's random source, in URL-safe base64: it needs no
         // percent-encoding in the local service's MongoDB URI.
@@ -342,8 +340,11 @@ impl<'a> ConfigService<'a> {
             ..PostParams::default()
         };
         match api.create(&params, &secret).await {
-            Ok(_) => Ok(()),
-            Err(error) if is_already_exists(&error) => Ok(()),
+            Ok(made) => Ok(made.metadata.uid.unwrap_or_default()),
+            Err(error) if is_already_exists(&error) => {
+                let found = api.get(MONGODB_SECRET).await.map_err(reading)?;
+                Ok(found.metadata.uid.unwrap_or_default())
+            }
             // The error says what was refused, never the Secret's content.
             Err(error) => Err(Error::kube(
                 self.cluster,
@@ -385,12 +386,16 @@ impl<'a> ConfigService<'a> {
     /// change: a class stays that class, and a `local` volume stays where it is. Otherwise,
     /// a `local` volume when the local service uses local volumes (setup's
     /// `local_volume_root`, else the global's `--local-volume-root`), at
-    /// `ROOT/.framedb-config-mongodb` of the node an existing volume names, else of the
-    /// first Ready, schedulable node; otherwise a claim of the layout's storage class.
+    /// `ROOT/.framedb-config-mongodb-{install_id}` of the node an existing volume names,
+    /// else of the first Ready, schedulable node; otherwise a claim of the layout's storage
+    /// class. The directory is this installation's (`install_id`, the uid of its MongoDB
+    /// Secret): after a remove, a new setup's MongoDB, with a new password, never opens
+    /// the directory of the one before, whose users it could not log in as.
     async fn mongodb_storage(
         &self,
         install: &Install,
         installed: Option<&(String, Option<String>)>,
+        install_id: &str,
     ) -> Result<MongoStorage> {
         let (root, class) = match (
             &install.local_volume_root,
@@ -425,7 +430,10 @@ impl<'a> ConfigService<'a> {
             )
             .into());
         };
-        let path = format!("{}/{LOCAL_DIRECTORY}", root.trim_end_matches('/'));
+        let path = format!(
+            "{}/{LOCAL_DIRECTORY}-{install_id}",
+            root.trim_end_matches('/')
+        );
         let nodes = Api::<Node>::all(self.client.clone())
             .list(&ListParams::default())
             .await

@@ -41,8 +41,9 @@ pub const MONGODB_SECRET: &str = "framedb-config-mongodb";
 pub const MONGODB_USER: &str = "framedb";
 /// The port MongoDB listens on.
 pub const MONGODB_PORT: i32 = 27017;
-/// The directory under the local volume root that holds the registry: instance ids start
-/// with a letter, so no instance's `{root}/{id}` can be this one.
+/// The directory under the local volume root that holds the registry (followed by
+/// `-{uid}` of the installation's MongoDB Secret): instance ids start with a letter, so
+/// no instance's `{root}/{id}` can be this one.
 pub const LOCAL_DIRECTORY: &str = ".framedb-config-mongodb";
 
 /// The claim of the version before the StatefulSet (a `hostPath` volume behind a

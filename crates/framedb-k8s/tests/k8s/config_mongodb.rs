@@ -429,9 +429,18 @@ async fn with_local_volumes_the_registry_is_pinned_to_one_node() {
         .await
         .unwrap();
     let spec = volume.spec.unwrap();
+    // This installation's directory: named after its MongoDB Secret, so that a setup
+    // after a remove never opens a directory whose users it cannot log in as.
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(cluster.client.clone(), NS)
+        .get("framedb-config-mongodb")
+        .await
+        .unwrap();
     assert_eq!(
         spec.local.as_ref().unwrap().path,
-        "/mnt/framedb/.framedb-config-mongodb"
+        format!(
+            "/mnt/framedb/.framedb-config-mongodb-{}",
+            secret.metadata.uid.unwrap()
+        )
     );
     assert_eq!(
         spec.persistent_volume_reclaim_policy.as_deref(),
