@@ -451,7 +451,9 @@ impl Layout {
     /// PersistentVolume, then what a create makes together: the credentials Secret
     /// (holding `credentials`), the ConfigMap, the NetworkPolicy, the claim, with
     /// [`Storage::Local`] the helpers' namespace and the helper pod that makes the
-    /// volume's directory (deleted once it ran), and the StatefulSet.
+    /// volume's directory (which FrameDB deletes once it ran; applied by hand, it stays
+    /// `Completed`), and the StatefulSet. The `local` PersistentVolume carries FrameDB's
+    /// finalizer [`VOLUME_CLEANUP_FINALIZER`], which only FrameDB's purge removes.
     pub fn manifests(&self, spec: &DeploymentSpec, credentials: &Credentials) -> serde_json::Value {
         fn item<K: serde::Serialize>(object: &K) -> serde_json::Value {
             serde_json::to_value(object).unwrap_or_default()
