@@ -49,23 +49,19 @@ pub use crate::apply::FIELD_MANAGER;
 pub use crate::ownership::DELETION_WAIT;
 pub use crate::status::StatusLimits;
 
-/// How many Services one page of the allocator's read holds.
-const SERVICE_PAGE: u32 = 500;
+/// How many objects one page of a paged read (the allocator's Services, a namespace's
+/// events) holds.
+const LIST_PAGE: u32 = 500;
 
 /// How many times a paged read of the Services starts again when its continue token
 /// expires, before it reads them in one list.
 const PAGED_READ_ATTEMPTS: u32 = 3;
 
-/// The node ports every Service of the cluster holds. They are read in pages of `page`,
-/// as kubectl does, so that a cluster with thousands of Services costs bounded memory
-/// per answer and time in proportion to their number. A continue token expires (410
-/// `Expired`) once the cluster's history of the first page's version is compacted (etcd
-/// compacts every 5 minutes by default, and a busy cluster's pages may straddle it): the
-/// read then starts again from the first page, since going on with the token the 410
-/// carries would read an inconsistent list, and after [`PAGED_READ_ATTEMPTS`] reads the
-/// Services in one list, as client-go's pager falls back to.
+/// The node ports every Service of the cluster holds, read in pages of `page` (see
+/// [`read_paged`]), so that a cluster with thousands of Services costs bounded memory per
+/// answer and time in proportion to their number.
 async fn used_node_ports(services: &Api<Service>, page: u32) -> Result<BTreeSet<u16>, kube::Error> {
-    let ports_of = |used: &mut BTreeSet<u16>, items: &[Service]| {
+    read_paged(services, page, BTreeSet::new, |used, items| {
         used.extend(
             items
                 .iter()
@@ -73,31 +69,47 @@ async fn used_node_ports(services: &Api<Service>, page: u32) -> Result<BTreeSet<
                 .flatten()
                 .filter_map(|port| u16::try_from(port.node_port?).ok()),
         );
-    };
+    })
+    .await
+}
+
+/// Reads every object of `api` in pages of `page`, as kubectl does, folding each page
+/// into what `start` makes. A continue token expires (410 `Expired`) once the cluster's
+/// history of the first page's version is compacted (etcd compacts every 5 minutes by
+/// default, and a busy cluster's pages may straddle it): the read then starts again from
+/// the first page (and from `start`), since going on with the token the 410 carries
+/// would read an inconsistent list, and after [`PAGED_READ_ATTEMPTS`] reads them in one
+/// list, as client-go's pager falls back to.
+async fn read_paged<K, S>(
+    api: &Api<K>,
+    page: u32,
+    start: impl Fn() -> S,
+    mut fold: impl FnMut(&mut S, &[K]),
+) -> Result<S, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     'attempts: for _ in 0..PAGED_READ_ATTEMPTS {
-        let mut used = BTreeSet::new();
+        let mut folded = start();
         let mut params = ListParams::default().limit(page);
         loop {
-            let listed = match services.list(&params).await {
+            let listed = match api.list(&params).await {
                 Ok(listed) => listed,
                 Err(error) if params.continue_token.is_some() && is_expired(&error) => {
                     continue 'attempts;
                 }
                 Err(error) => return Err(error),
             };
-            ports_of(&mut used, &listed.items);
+            fold(&mut folded, &listed.items);
             match listed.metadata.continue_ {
                 Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                _ => return Ok(used),
+                _ => return Ok(folded),
             }
         }
     }
-    let mut used = BTreeSet::new();
-    ports_of(
-        &mut used,
-        &services.list(&ListParams::default()).await?.items,
-    );
-    Ok(used)
+    let mut folded = start();
+    fold(&mut folded, &api.list(&ListParams::default()).await?.items);
+    Ok(folded)
 }
 
 type DomainResult<T> = framedb_core::Result<T>;
@@ -599,12 +611,12 @@ impl KubeFleet {
             sources.pod(pod);
         }
         if sources.needs_events() {
-            let events = self
-                .namespaced::<Event>(client)
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| list_failed("events", e))?;
-            for event in &events.items {
+            // In pages, as the Services are read: a namespace's events are many.
+            let events = self.namespaced::<Event>(client);
+            let read = read_paged(&events, LIST_PAGE, Vec::new, |kept, page| {
+                kept.extend_from_slice(page);
+            });
+            for event in &read.await.map_err(|e| list_failed("events", e))? {
                 sources.event(event);
             }
         }
@@ -654,7 +666,7 @@ impl PortAllocator for KubeFleet {
         let client = self.client(cluster)?;
         // Node ports are cluster-wide, so every namespace's Services count.
         let services = Api::<Service>::all(client.clone());
-        let used = used_node_ports(&services, SERVICE_PAGE)
+        let used = used_node_ports(&services, LIST_PAGE)
             .await
             .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
         let free: Vec<u16> = PORT_RANGE
