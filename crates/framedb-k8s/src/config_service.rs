@@ -221,10 +221,22 @@ impl<'a> ConfigService<'a> {
         for volume in [MONGODB_VOLUME, LEGACY_VOLUME] {
             self.await_deletion(&volumes, volume).await?;
         }
-        let namespace = Namespace {
+        let mut namespace = Namespace {
             metadata: self.meta(&self.settings.namespace, FRAMEDB_CONFIG, false),
             ..Namespace::default()
         };
+        // On local volumes MongoDB's pod mounts a `hostPath` (the directory of its `local`
+        // volume, which the kubelet makes for it), which Pod Security `baseline` refuses:
+        // a cluster whose default level is `baseline` must let this namespace, where only
+        // setup (the installer's kubeconfig) makes pods, run it.
+        let local = install.local_volume_root.is_some()
+            || matches!(self.settings.instance_layout.storage, Storage::Local { .. });
+        if local && let Some(labels) = namespace.metadata.labels.as_mut() {
+            labels.insert(
+                "pod-security.kubernetes.io/enforce".into(),
+                "privileged".into(),
+            );
+        }
         self.apply(Api::all(self.client.clone()), namespace).await?;
         // Least privilege: the local service writes only in the instances' namespace (a
         // Role), and cluster-wide only reads what is cluster-wide (a ClusterRole: Services,

@@ -258,7 +258,8 @@ fn storage(size: &str) -> BTreeMap<String, Quantity> {
 }
 
 /// A container that may not gain privileges, keeps no Linux capabilities and runs as
-/// `mongodb`: what Pod Security `restricted` asks of it.
+/// `mongodb`: what Pod Security `restricted` asks of a container (the pod as a whole
+/// meets it without local volumes; with them, its `hostPath` needs `privileged`).
 fn hardened() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),

@@ -424,6 +424,16 @@ async fn with_local_volumes_the_registry_is_pinned_to_one_node() {
     // node-a, first by name, cannot take it now.
     nodes.cordon("node-a").await.unwrap();
     set_up(&cluster, &settings, &install(Some("/mnt/framedb/"))).await;
+    // Its pod mounts a `hostPath`, which the namespace lets it (whatever the cluster's
+    // default Pod Security level).
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(cluster.client.clone())
+        .get(NS)
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace.metadata.labels.unwrap()["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
     let volume = Api::<PersistentVolume>::all(cluster.client.clone())
         .get(MONGODB_VOLUME)
         .await
