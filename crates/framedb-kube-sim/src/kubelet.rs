@@ -625,7 +625,18 @@ fn pod_status(
     }
     let initialized = pending.is_empty();
     let policy = str_at(pod, &["spec", "restartPolicy"]);
-    let phase = if !initialized || waiting > 0 {
+    // A plain init container that failed is never run again under `Never`: the pod
+    // cannot start (`getPhase`'s `initFailed`).
+    let init_failed = policy == "Never"
+        && init_statuses.iter().zip(init_specs).any(|(status, spec)| {
+            !is_sidecar(spec)
+                && status["state"]["terminated"]["exitCode"]
+                    .as_i64()
+                    .is_some_and(|code| code != 0)
+        });
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized || waiting > 0 {
         "Pending"
     } else if running > 0 {
         "Running"

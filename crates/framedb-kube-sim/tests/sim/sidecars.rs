@@ -228,3 +228,41 @@ async fn a_crashing_sidecar_holds_the_pod_in_init_crash_loop() {
         .await
     );
 }
+
+#[tokio::test]
+async fn a_failed_init_container_fails_a_pod_that_is_never_restarted() {
+    let Some((sim, client, kubectl)) = cluster("sim-sidecars-never", "never", Duration::ZERO).await
+    else {
+        return;
+    };
+    sim.inject_container_fault(ContainerFault::crash_loop("prepare").in_namespace("never"));
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "p", "namespace": "never" },
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{ "name": "prepare", "image": "example.com/prepare:1" }],
+            "containers": [{ "name": "main", "image": "example.com/main:1" }],
+        },
+    });
+    let made = kubectl.with_manifest("create", &pod).await;
+    assert!(made.success, "{}", made.stderr);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "never");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let pod = pods.get("p").await.unwrap();
+            pod.status.and_then(|s| s.phase).as_deref() == Some("Failed")
+        })
+        .await
+    );
+    let pod = pods.get("p").await.unwrap();
+    assert_eq!(
+        state_of(&pod, "prepare")["state"]["terminated"]["exitCode"],
+        1
+    );
+    assert_eq!(
+        state_of(&pod, "main")["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    assert_eq!(columns(&kubectl, "never", "p").await.1, "Init:Error");
+}
