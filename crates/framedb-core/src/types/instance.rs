@@ -75,6 +75,10 @@ impl fmt::Display for InstanceStatus {
     }
 }
 
+/// The longest `status_reason`, in bytes: room for a scheduler's or kubelet's sentence
+/// with its object names, not for a message a cluster's admin blew up.
+pub const MAX_REASON_BYTES: usize = 1024;
+
 /// A status read from a cluster, with the reason when it is not plain progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -94,11 +98,22 @@ impl StatusReport {
         }
     }
 
-    /// A status with a reason.
+    /// A status with a reason, cut to [`MAX_REASON_BYTES`] (ending in `…` when cut): a
+    /// reason quotes what a cluster said (an event's message, a container's), which a
+    /// cluster's admin writes, and it reaches every reader of the instance.
     pub fn with_reason(status: InstanceStatus, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON_BYTES {
+            let mut cut = MAX_REASON_BYTES - '…'.len_utf8();
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
         Self {
             status,
-            reason: Some(reason.into()),
+            reason: Some(reason),
         }
     }
 }
@@ -293,6 +308,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_reason_is_cut_to_its_bound_on_a_character() {
+        let short = StatusReport::with_reason(InstanceStatus::Pending, "Insufficient memory");
+        assert_eq!(short.reason.as_deref(), Some("Insufficient memory"));
+        // Two-byte characters, so that the cut falls inside one unless it is moved.
+        let long = StatusReport::with_reason(InstanceStatus::Failed, "é".repeat(100_000));
+        let reason = long.reason.unwrap();
+        assert!(reason.len() <= MAX_REASON_BYTES, "{}", reason.len());
+        assert!(reason.ends_with('…'));
+        assert!(reason.starts_with("éé"));
+    }
 
     #[test]
     fn create_request_rejects_unknown_fields_and_defaults_metadata() {

@@ -163,6 +163,67 @@ async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provision
 }
 
 #[tokio::test]
+async fn a_cluster_admin_s_huge_event_reaches_readers_cut_to_the_reason_s_bound() {
+    // A cluster's admin may write any event about the instance's pod: its message is what
+    // a pod being created shows as its reason, to every reader of the instance, so it is
+    // cut to `MAX_REASON_BYTES`.
+    let cluster = Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_nodes([SimNode::new("node-a")])
+            .with_time_scale(TIME_SCALE),
+    )
+    .await;
+    let layout = Layout {
+        storage: Storage::Local {
+            root: "/mnt/huge".into(),
+        },
+        ..Layout::default()
+    };
+    let fleet = fleet(&cluster, layout);
+    let id = FramedbId::new("truth-huge").unwrap();
+    fleet
+        .deploy(&spec("truth-huge", "node-a", 30945))
+        .await
+        .unwrap();
+    reads(&fleet, &id, InstanceStatus::Running, &[]).await;
+    // Its pod, replaced, cannot mount its volume: it reads its latest Warning.
+    cluster
+        .sim
+        .remove_directory("node-a", "/mnt/huge/truth-huge");
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), "framedb-storage");
+    pods.delete("truth-huge-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    reads(&fleet, &id, InstanceStatus::Provisioning, &["FailedMount"]).await;
+    let pod = pods.get("truth-huge-0").await.unwrap();
+    assert!(pod.metadata.deletion_timestamp.is_none(), "the replacement");
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let huge: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "truth-huge-0.admin", "namespace": "framedb-storage" },
+        "involvedObject": {
+            "kind": "Pod", "namespace": "framedb-storage", "name": "truth-huge-0",
+            "uid": pod.metadata.uid,
+        },
+        "type": "Warning", "reason": "FailedMount", "message": "x".repeat(200_000),
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "source": { "component": "kubelet", "host": "node-a" },
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(cluster.client.clone(), "framedb-storage")
+        .create(&PostParams::default(), &huge)
+        .await
+        .unwrap();
+    let said = reads(&fleet, &id, InstanceStatus::Provisioning, &["xxxxxxxx…"]).await;
+    assert!(
+        said.len() <= framedb_core::MAX_REASON_BYTES,
+        "{}",
+        said.len()
+    );
+}
+
+#[tokio::test]
 async fn a_pod_the_namespace_s_pod_security_refuses_fails_the_instance_with_the_refusal() {
     let cluster = Cluster::start(Duration::ZERO).await;
     // The operator made the instances' namespace `restricted`, which FrameDB's pods (whose
