@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apply::{FIELD_MANAGER, apply, delete_if_present};
 use crate::error::{Error, Result, is_already_exists};
-use crate::objects::{Layout, Storage, labels, volumes_namespace_name};
+use crate::objects::{Layout, Storage, labels};
 use crate::ownership::DELETION_WAIT;
 use crate::status::StatusLimits;
 
@@ -249,26 +249,10 @@ impl<'a> ConfigService<'a> {
             .await?;
         self.apply(Api::all(self.client.clone()), self.role_binding())
             .await?;
-        self.apply(self.instance_api(), self.instance_role())
+        self.apply(self.instance_api(), self.instance_role(install))
             .await?;
         self.apply(self.instance_api(), self.instance_role_binding())
             .await?;
-        if install.local_volume_root.is_some() {
-            // Local volumes' helper pods mount a `hostPath`, which the instances'
-            // namespace's `baseline` level refuses: they run in their own namespace, where
-            // the local service may only create, read and delete pods.
-            let layout = &self.settings.instance_layout;
-            self.await_deletion(&namespaces, &volumes_namespace_name(&layout.namespace))
-                .await?;
-            self.apply(
-                Api::all(self.client.clone()),
-                crate::objects::volumes_namespace(&layout.namespace),
-            )
-            .await?;
-            self.apply(self.volumes_api(), self.volumes_role()).await?;
-            self.apply(self.volumes_api(), self.volumes_role_binding())
-                .await?;
-        }
         let install_id = self.mongodb_secret().await?;
         self.retire_legacy_mongodb().await?;
         let installed = self.installed_mongodb().await?;
@@ -538,12 +522,6 @@ impl<'a> ConfigService<'a> {
             .await?;
         self.delete(self.instance_api::<Role>(), FRAMEDB_CONFIG)
             .await?;
-        // So does the helper pods' namespace (a purge may still be emptying a directory
-        // there); only the local service's rights in it go.
-        self.delete(self.volumes_api::<RoleBinding>(), FRAMEDB_CONFIG)
-            .await?;
-        self.delete(self.volumes_api::<Role>(), FRAMEDB_CONFIG)
-            .await?;
         self.delete(
             Api::<ClusterRoleBinding>::all(self.client.clone()),
             FRAMEDB_CONFIG,
@@ -724,13 +702,23 @@ impl<'a> ConfigService<'a> {
     /// with their volume, deleted: never updated, listed or watched), and NetworkPolicies
     /// and configuration ConfigMaps (created, read to check whose they are, applied again
     /// on a retried deploy, deleted).
-    fn instance_role(&self) -> Role {
+    /// What the local service may do in the instances' namespace; with local volumes,
+    /// also run the pods that empty a volume before a purge deletes it (in this
+    /// namespace, under its Pod Security `baseline`).
+    fn instance_role(&self, install: &Install) -> Role {
+        let local = install.local_volume_root.is_some()
+            || matches!(self.settings.instance_layout.storage, Storage::Local { .. });
+        let pods: &[&str] = if local {
+            &["get", "list", "watch", "create", "delete"]
+        } else {
+            &READ
+        };
         Role {
             metadata: self.instance_meta(),
             rules: Some(vec![
                 rule("", &["services", "persistentvolumeclaims"], &MANAGE),
                 rule("apps", &["statefulsets"], &MANAGE),
-                rule("", &["pods"], &READ),
+                rule("", &["pods"], pods),
                 rule("", &["events"], &["list", "watch"]),
                 rule("", &["secrets"], &["get", "create", "patch", "delete"]),
                 rule("", &["configmaps"], &["get", "create", "patch", "delete"]),
@@ -740,43 +728,6 @@ impl<'a> ConfigService<'a> {
                     &["get", "create", "patch", "delete"],
                 ),
             ]),
-        }
-    }
-
-    fn volumes_api<K>(&self) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        Api::namespaced(
-            self.client.clone(),
-            &volumes_namespace_name(&self.settings.instance_layout.namespace),
-        )
-    }
-
-    fn volumes_meta(&self) -> ObjectMeta {
-        ObjectMeta {
-            namespace: Some(volumes_namespace_name(
-                &self.settings.instance_layout.namespace,
-            )),
-            ..self.instance_meta()
-        }
-    }
-
-    /// What the local service may do in the helper pods' namespace (with local volumes
-    /// only): create a helper pod, read it until its job is done, delete it. Nothing
-    /// else: it never lists, watches or changes one.
-    fn volumes_role(&self) -> Role {
-        Role {
-            metadata: self.volumes_meta(),
-            rules: Some(vec![rule("", &["pods"], &["get", "create", "delete"])]),
-        }
-    }
-
-    fn volumes_role_binding(&self) -> RoleBinding {
-        RoleBinding {
-            metadata: self.volumes_meta(),
-            ..self.instance_role_binding()
         }
     }
 

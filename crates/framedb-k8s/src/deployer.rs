@@ -35,8 +35,7 @@ use crate::error::{
 };
 use crate::live::Watches;
 use crate::objects::{
-    Layout, MANAGED_SELECTOR, PASSWORD_KEY, VolumeJob, claim_name, config_name, credentials_name,
-    labels,
+    Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, config_name, credentials_name, labels,
 };
 use crate::ownership::{
     CreateError, Reclaim, Taken, claim_existing, create_or_existing, create_owned, keeps_volume,
@@ -138,14 +137,14 @@ impl KubeFleet {
         }
     }
 
-    /// How long a local volume's helper pod has to make or empty its directory (default
-    /// [`crate::HELPER_WAIT`]) before the create or delete reports it.
+    /// How long a local volume's wipe pod has to empty it (default
+    /// [`crate::HELPER_WAIT`]) before the delete reports it.
     pub fn with_helper_wait(mut self, wait: Duration) -> Self {
         self.helper_wait = wait;
         self
     }
 
-    /// The helper pods of `cluster`, reached through `client`.
+    /// The wipe pods of `cluster`, reached through `client`.
     fn helpers<'a>(&'a self, cluster: &'a str, client: &'a Client) -> Helpers<'a> {
         Helpers {
             client,
@@ -364,11 +363,11 @@ impl ClusterDeployer for KubeFleet {
                 .map_err(|error| created_error::<PersistentVolumeClaim>(cluster_name, id, error))
             },
             async {
-                // A local volume's directory exists on the node before the pod that mounts
-                // it is made: the kubelet would otherwise fail the mount and back off.
+                // From here the instance's pod may write to a local volume: a removal
+                // that deletes it empties it first.
                 if objects.volume.is_some() {
                     self.helpers(cluster_name, client)
-                        .prepare(&claim_name(id), id, &spec.stamp, spec.node_id.as_str())
+                        .mark_prepared(&claim_name(id))
                         .await?;
                 }
                 create_owned(
@@ -425,23 +424,28 @@ impl ClusterDeployer for KubeFleet {
             |object| keeps_volume(removal, object),
         )
         .await?;
+        let local = matches!(self.layout.storage, crate::objects::Storage::Local { .. });
+        if local {
+            // A local volume this removal deletes is emptied first, through its claim,
+            // once the instance's pod is gone (the claim must still be there to mount);
+            // a wipe pod a removal of this stamp left behind goes too.
+            let helpers = self.helpers(cluster, client);
+            helpers
+                .wipe_before_delete(&claim, id, stamp, removal)
+                .await?;
+            helpers.remove_left(id, stamp).await?;
+        }
         let claims = self.namespaced::<PersistentVolumeClaim>(client);
         found |= remove_owned(&claims, cluster, &claim, stamp, removal, |object| {
             keeps_volume(removal, object)
         })
         .await?;
-        if matches!(self.layout.storage, crate::objects::Storage::Local { .. }) {
+        if local {
             let volumes = Api::<PersistentVolume>::all(client.clone());
             found |= remove_owned(&volumes, cluster, &claim, stamp, removal, |object| {
                 keeps_volume(removal, object)
             })
             .await?;
-            // A volume this removal deleted goes only once its directory is emptied (a
-            // retained one is not being deleted, and keeps its data); a helper pod a
-            // create of this stamp left behind goes too.
-            let helpers = self.helpers(cluster, client);
-            helpers.release(&claim, id, stamp, removal).await?;
-            helpers.remove_left(id, VolumeJob::Prepare, stamp).await?;
         }
         Ok(found)
     }

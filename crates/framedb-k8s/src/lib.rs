@@ -12,7 +12,7 @@
 //! - `ownership`: creates that take over no object they did not make (nor one being
 //!   deleted), and removals of one create's objects only;
 //! - `live`: the per-cluster status books, kept by watches;
-//! - `volumes`: the helper pods that make and empty local volumes' directories;
+//! - `volumes`: the pods that empty local volumes before a purge deletes them;
 //! - [`deployer`]: the instances' deployer and the port allocator;
 //! - [`config_service`]: the per-cluster config service.
 

@@ -15,7 +15,7 @@ use framedb_core::{Credentials, DeploymentSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, ExecAction,
-    HTTPGetAction, KeyToPath, LocalObjectReference, LocalVolumeSource, NodeSelector,
+    HTTPGetAction, HostPathVolumeSource, KeyToPath, LocalObjectReference, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, ObjectReference, PersistentVolume,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
     PersistentVolumeSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
@@ -90,12 +90,12 @@ pub struct Layout {
     /// Secrets (in the instances' namespace, made by the cluster's operator) that let the
     /// kubelet pull the images from a private registry.
     pub image_pull_secrets: Vec<String>,
-    /// The image of the short-lived pods that make and empty local volumes' directories
-    /// on their nodes ([`DEFAULT_HELPER_IMAGE`]); used with [`Storage::Local`] only.
+    /// The image of the short-lived pods that empty purged local volumes
+    /// ([`DEFAULT_HELPER_IMAGE`]); used with [`Storage::Local`] only.
     pub helper_image: String,
 }
 
-/// The helper image by default: a small, well-known image that has `true` and `find`.
+/// The helper image by default: a small, well-known image that has `find`.
 pub const DEFAULT_HELPER_IMAGE: &str = "docker.io/library/busybox:1.36";
 
 impl Default for Layout {
@@ -308,72 +308,16 @@ pub fn instance_namespace(name: &str) -> k8s_openapi::api::core::v1::Namespace {
     }
 }
 
-/// The finalizer of an instance's `local` PersistentVolume: FrameDB removes it once the
-/// volume's directory on its node is emptied, so a volume being deleted stays (and says
-/// where its data is) until its data is gone, even across a crash or a failed clean-up.
-pub const VOLUME_CLEANUP_FINALIZER: &str = "framedb.io/volume-cleanup";
-
-/// The name of the namespace of the local volumes' helper pods: `{namespace}-volumes`.
-pub fn volumes_namespace_name(namespace: &str) -> String {
-    format!("{namespace}-volumes")
+/// The name of instance `id`'s wipe pod, `{id}-volume-wipe`, so that a retry (or a run
+/// after a crash) finds the one left behind.
+pub fn wipe_pod_name(id: &str) -> String {
+    format!("{id}-volume-wipe")
 }
 
-/// The namespace of the helper pods of the instances of namespace `namespace`
-/// ([`volumes_namespace_name`]). A helper pod mounts a `hostPath`, which Pod Security
-/// `baseline` forbids, so it cannot run in the instances' namespace (which enforces
-/// `baseline`): this one enforces `privileged` explicitly, so that a cluster-wide default
-/// level does not refuse it either. Only the local service may create pods here (its
-/// Role), and it creates nothing but the helpers, each mounting one volume's directory.
-pub fn volumes_namespace(namespace: &str) -> k8s_openapi::api::core::v1::Namespace {
-    k8s_openapi::api::core::v1::Namespace {
-        metadata: ObjectMeta {
-            name: Some(volumes_namespace_name(namespace)),
-            labels: Some(BTreeMap::from([
-                (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
-                (
-                    "pod-security.kubernetes.io/enforce".to_owned(),
-                    "privileged".to_owned(),
-                ),
-            ])),
-            ..ObjectMeta::default()
-        },
-        ..Default::default()
-    }
-}
-
-/// What a helper pod does to a local volume's directory `{root}/{id}` on its node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VolumeJob {
-    /// Makes it: the pod mounts it as a `hostPath` of type `DirectoryOrCreate`, and the
-    /// kubelet creates it to mount it; the container only exits (`true`). Done once the
-    /// pod runs (the mount precedes the container) or has succeeded.
-    Prepare,
-    /// Empties it (`find /volume -mindepth 1 -delete`): done once the pod succeeded. Only
-    /// the directory is mounted, so nothing outside it can be touched; the emptied
-    /// directory itself stays (it is the mount point).
-    Wipe,
-}
-
-impl VolumeJob {
-    /// `prepare` or `wipe`: the container's name and the pod name's suffix.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Prepare => "prepare",
-            Self::Wipe => "wipe",
-        }
-    }
-}
-
-/// The name of instance `id`'s helper pod for `job`: `{id}-volume-prepare` or
-/// `{id}-volume-wipe`, so that a retry (or a run after a crash) finds it.
-pub fn helper_name(id: &str, job: VolumeJob) -> String {
-    format!("{id}-volume-{}", job.as_str())
-}
-
-/// `app.kubernetes.io/name` of the helper pods.
+/// `app.kubernetes.io/name` of the wipe pods.
 pub const HELPER_NAME: &str = "framedb-volume-helper";
 
-/// Where a helper pod mounts the volume's directory.
+/// Where a wipe pod mounts the volume.
 pub const HELPER_MOUNT: &str = "/volume";
 
 /// The labels of every object of an instance.
@@ -447,13 +391,10 @@ impl Layout {
 
     /// Every object a create of `spec` makes on its cluster, as a `v1` `List` that
     /// `kubectl apply -f` takes, in an order that applies: the instances' namespace, the
-    /// Service (made first: it reserves the port), with [`Storage::Local`] the `local`
-    /// PersistentVolume, then what a create makes together: the credentials Secret
-    /// (holding `credentials`), the ConfigMap, the NetworkPolicy, the claim, with
-    /// [`Storage::Local`] the helpers' namespace and the helper pod that makes the
-    /// volume's directory (which FrameDB deletes once it ran; applied by hand, it stays
-    /// `Completed`), and the StatefulSet. The `local` PersistentVolume carries FrameDB's
-    /// finalizer [`VOLUME_CLEANUP_FINALIZER`], which only FrameDB's purge removes.
+    /// Service (made first: it reserves the port), with [`Storage::Local`] the
+    /// PersistentVolume on the node's directory, then what a create makes together: the
+    /// credentials Secret (holding `credentials`), the ConfigMap, the NetworkPolicy, the
+    /// claim and the StatefulSet.
     pub fn manifests(&self, spec: &DeploymentSpec, credentials: &Credentials) -> serde_json::Value {
         fn item<K: serde::Serialize>(object: &K) -> serde_json::Value {
             serde_json::to_value(object).unwrap_or_default()
@@ -470,17 +411,6 @@ impl Layout {
             item(&objects.network_policy),
             item(&objects.claim),
         ]);
-        let helper = self.volume_helper(
-            VolumeJob::Prepare,
-            spec.framedb_id.as_str(),
-            spec.cluster_id.as_str(),
-            &spec.stamp,
-            spec.node_id.as_str(),
-        );
-        if let Some(helper) = helper {
-            items.push(item(&volumes_namespace(&self.namespace)));
-            items.push(item(&helper));
-        }
         items.push(item(&objects.statefulset));
         serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items })
     }
@@ -565,20 +495,20 @@ impl Layout {
             operator: "In".into(),
             values: Some(vec![spec.node_id.to_string()]),
         };
-        let mut metadata = self.meta(name.clone(), spec, false);
-        // Held until the directory's contents are removed (the deployer's purge): the
-        // volume's name is not free again, for a create of the same id, before then.
-        metadata.finalizers = Some(vec![VOLUME_CLEANUP_FINALIZER.to_owned()]);
         Some(PersistentVolume {
-            metadata,
+            metadata: self.meta(name.clone(), spec, false),
             spec: Some(PersistentVolumeSpec {
                 capacity: Some(Self::storage_request(spec)),
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 persistent_volume_reclaim_policy: Some("Retain".into()),
                 storage_class_name: Some(String::new()),
-                local: Some(LocalVolumeSource {
+                // The kubelet makes the directory when it mounts the volume
+                // (`DirectoryOrCreate`), so nothing has to run on the node first; a
+                // PersistentVolume's source is not the pod's, so Pod Security `baseline`
+                // (which refuses a pod's `hostPath`) lets the instance's pod use it.
+                host_path: Some(HostPathVolumeSource {
                     path: self.volume_path(spec.framedb_id.as_str())?,
-                    fs_type: None,
+                    type_: Some("DirectoryOrCreate".into()),
                 }),
                 node_affinity: Some(VolumeNodeAffinity {
                     required: Some(NodeSelector {
@@ -643,38 +573,31 @@ impl Layout {
         Some(format!("{}/{id}", root.trim_end_matches('/')))
     }
 
-    /// The helper pod that does `job` to instance `id`'s local volume directory on node
-    /// `node`, stamped `stamp` by the create or removal of cluster `cluster` it serves;
-    /// `None` without [`Storage::Local`]. It runs once (`restartPolicy: Never`) on that
-    /// node alone, mounts that directory only, holds no service account token, and is
-    /// hardened as the instance's containers are; it runs as an unprivileged user, but
-    /// for the wipe, which runs as root (with no capability) to remove what the
-    /// components (root in their images) wrote.
-    pub fn volume_helper(
+    /// The pod that empties instance `id`'s local volume (`{root}/{id}` on its node)
+    /// before a removal deletes it, stamped `stamp` by that removal of cluster `cluster`;
+    /// `None` without [`Storage::Local`]. It mounts the instance's own claim, in the
+    /// instances' namespace (no `hostPath` of its own, so Pod Security `baseline` admits
+    /// it), and lands where the volume is; it runs once (`restartPolicy: Never`), holds no
+    /// service account token, and is hardened as the instance's containers are. It runs
+    /// as root, with no capability, to remove what the components (root in their images)
+    /// wrote.
+    pub fn wipe_pod(
         &self,
-        job: VolumeJob,
         id: &str,
         cluster: &str,
         stamp: &framedb_core::Stamp,
-        node: &str,
     ) -> Option<k8s_openapi::api::core::v1::Pod> {
-        use k8s_openapi::api::core::v1::{HostPathVolumeSource, Pod};
-        let path = self.volume_path(id)?;
-        let command: Vec<String> = match job {
-            VolumeJob::Prepare => vec!["true".into()],
-            VolumeJob::Wipe => ["find", HELPER_MOUNT, "-mindepth", "1", "-delete"]
-                .map(String::from)
-                .to_vec(),
-        };
-        let (user, non_root) = match job {
-            VolumeJob::Prepare => (65_534, true),
-            VolumeJob::Wipe => (0, false),
-        };
+        use k8s_openapi::api::core::v1::Pod;
+        self.volume_path(id)?;
         let quantity = |q: &str| Quantity(q.to_owned());
         let container = Container {
-            name: job.as_str().into(),
+            name: "wipe".into(),
             image: Some(self.helper_image.clone()),
-            command: Some(command),
+            command: Some(
+                ["find", HELPER_MOUNT, "-mindepth", "1", "-delete"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
             volume_mounts: Some(vec![VolumeMount {
                 name: "volume".into(),
                 mount_path: HELPER_MOUNT.into(),
@@ -699,18 +622,18 @@ impl Layout {
         };
         Some(Pod {
             metadata: ObjectMeta {
-                name: Some(helper_name(id, job)),
-                namespace: Some(volumes_namespace_name(&self.namespace)),
+                name: Some(wipe_pod_name(id)),
+                namespace: Some(self.namespace.clone()),
                 labels: Some(BTreeMap::from([
                     (labels::NAME.to_owned(), HELPER_NAME.to_owned()),
                     (labels::INSTANCE.to_owned(), id.to_owned()),
                     (labels::MANAGED_BY.to_owned(), "framedb".to_owned()),
                     (labels::CLUSTER_ID.to_owned(), cluster.to_owned()),
                 ])),
-                annotations: Some(BTreeMap::from([
-                    (annotations::STAMP.to_owned(), stamp.as_str().to_owned()),
-                    (annotations::NODE.to_owned(), node.to_owned()),
-                ])),
+                annotations: Some(BTreeMap::from([(
+                    annotations::STAMP.to_owned(),
+                    stamp.as_str().to_owned(),
+                )])),
                 ..ObjectMeta::default()
             },
             spec: Some(PodSpec {
@@ -719,11 +642,10 @@ impl Layout {
                 automount_service_account_token: Some(false),
                 termination_grace_period_seconds: Some(1),
                 image_pull_secrets: pull_secrets(&self.image_pull_secrets),
-                node_selector: Some(BTreeMap::from([(self.node_label.clone(), node.to_owned())])),
                 security_context: Some(PodSecurityContext {
-                    run_as_user: Some(user),
-                    run_as_group: Some(user),
-                    run_as_non_root: Some(non_root),
+                    run_as_user: Some(0),
+                    run_as_group: Some(0),
+                    run_as_non_root: Some(false),
                     seccomp_profile: Some(SeccompProfile {
                         type_: "RuntimeDefault".into(),
                         localhost_profile: None,
@@ -732,9 +654,9 @@ impl Layout {
                 }),
                 volumes: Some(vec![Volume {
                     name: "volume".into(),
-                    host_path: Some(HostPathVolumeSource {
-                        path,
-                        type_: Some("DirectoryOrCreate".into()),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: claim_name(id),
+                        read_only: None,
                     }),
                     ..Volume::default()
                 }]),
@@ -1281,13 +1203,11 @@ mod tests {
     }
 
     #[test]
-    fn helper_pods_mount_only_their_volume_s_directory_and_run_as_root_only_to_wipe() {
+    fn the_wipe_pod_mounts_only_its_instance_s_claim_in_the_instances_namespace() {
         let stamp = framedb_core::Stamp::unstamped();
         assert!(
-            Layout::default()
-                .volume_helper(VolumeJob::Prepare, "db", "c", &stamp, "n")
-                .is_none(),
-            "no helper without local volumes"
+            Layout::default().wipe_pod("db", "c", &stamp).is_none(),
+            "no wipe without local volumes"
         );
         let layout = Layout {
             storage: Storage::Local {
@@ -1295,27 +1215,30 @@ mod tests {
             },
             ..Layout::default()
         };
-        for (job, user) in [(VolumeJob::Prepare, 65_534), (VolumeJob::Wipe, 0)] {
-            let pod = layout.volume_helper(job, "db", "c", &stamp, "n").unwrap();
-            assert_eq!(
-                pod.metadata.namespace.as_deref(),
-                Some("framedb-storage-volumes")
-            );
-            let spec = pod.spec.unwrap();
-            let volumes = spec.volumes.unwrap();
-            assert_eq!(volumes.len(), 1);
-            let host_path = volumes[0].host_path.clone().unwrap();
-            assert_eq!(host_path.path, "/mnt/volumes/db");
-            let security = spec.security_context.unwrap();
-            assert_eq!(security.run_as_user, Some(user));
-            assert_eq!(security.run_as_non_root, Some(user != 0));
-            let container = &spec.containers[0];
-            assert_eq!(container.image.as_deref(), Some(DEFAULT_HELPER_IMAGE));
-            let hardening = container.security_context.clone().unwrap();
-            assert_eq!(hardening.allow_privilege_escalation, Some(false));
-            assert_eq!(hardening.capabilities.unwrap().drop.unwrap(), ["ALL"]);
-            assert!(container.resources.as_ref().unwrap().limits.is_some());
-        }
+        let pod = layout.wipe_pod("db", "c", &stamp).unwrap();
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("framedb-storage"));
+        let pod_spec = pod.spec.unwrap();
+        let volumes = pod_spec.volumes.unwrap();
+        assert_eq!(volumes.len(), 1);
+        assert!(
+            volumes[0].host_path.is_none(),
+            "Pod Security baseline admits it"
+        );
+        let claim = volumes[0].persistent_volume_claim.clone().unwrap();
+        assert_eq!(claim.claim_name, "db-data");
+        let security = pod_spec.security_context.unwrap();
+        assert_eq!(security.run_as_user, Some(0));
+        let container = &pod_spec.containers[0];
+        assert_eq!(container.image.as_deref(), Some(DEFAULT_HELPER_IMAGE));
+        let hardening = container.security_context.clone().unwrap();
+        assert_eq!(hardening.allow_privilege_escalation, Some(false));
+        assert_eq!(hardening.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+        assert!(container.resources.as_ref().unwrap().limits.is_some());
+        // The volume is the node's directory, which the kubelet makes.
+        let volume = layout.objects(&spec()).volume.unwrap();
+        let host_path = volume.spec.unwrap().host_path.unwrap();
+        assert_eq!(host_path.path, "/mnt/volumes/img");
+        assert_eq!(host_path.type_.as_deref(), Some("DirectoryOrCreate"));
     }
 
     #[test]

@@ -949,7 +949,8 @@ impl State {
         }
     }
 
-    /// Mounts a pod's volumes on `node`, as its kubelet does: a `hostPath` of type
+    /// Mounts a pod's volumes on `node`, as its kubelet does: a `hostPath` (the pod's, or
+    /// a PersistentVolume's) of type
     /// `DirectoryOrCreate` makes its directory there; a `local` volume needs its path to
     /// exist there (`MountVolume.NewMounter initialization failed ...` otherwise). Only
     /// the volumes a container mounts or maps are set up: the kubelet skips the others
@@ -965,6 +966,7 @@ impl State {
             .cloned()
             .collect();
         let mut local = Vec::new();
+        let mut made = Vec::new();
         for volume in &volumes {
             if str_at(volume, &["hostPath", "type"]) == "DirectoryOrCreate" {
                 let path = str_at(volume, &["hostPath", "path"]).to_string();
@@ -986,7 +988,16 @@ impl State {
             if let Some(path) = pv["spec"]["local"]["path"].as_str() {
                 local.push((pv_name.to_string(), path.to_string()));
             }
+            // A `hostPath` PersistentVolume is mounted as a pod's `hostPath` is.
+            if str_at(pv, &["spec", "hostPath", "type"]) == "DirectoryOrCreate" {
+                let path = str_at(pv, &["spec", "hostPath", "path"]).to_string();
+                made.push(path);
+            }
         }
+        self.directories
+            .entry(node.to_string())
+            .or_default()
+            .extend(made);
         let existing = self.directories.get(node);
         for (pv, path) in local {
             if !existing.is_some_and(|dirs| dirs.contains(&path)) {

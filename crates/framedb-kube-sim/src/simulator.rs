@@ -519,18 +519,6 @@ impl Simulator {
         state.reconcile(Instant::now());
     }
 
-    /// Removes directory `path` (and what is under it) from node `node`, as an operator
-    /// who wipes or replaces its disk does: a pod started later that needs it as a
-    /// `local` volume waits in `ContainerCreating` with `FailedMount`. Pods running with it
-    /// mounted are not touched.
-    pub fn remove_directory(&self, node: &str, path: &str) {
-        let mut state = self.shared.state();
-        if let Some(directories) = state.directories.get_mut(node) {
-            let below = format!("{}/", path.trim_end_matches('/'));
-            directories.retain(|d| d != path && !d.starts_with(&below));
-        }
-    }
-
     /// Pushes an image to the cluster's registry: a pod waiting for it (`ImagePullBackOff`)
     /// pulls it at its next retry, within the kubelet's back-off (10 simulated seconds
     /// after its first failure, doubling up to five minutes).

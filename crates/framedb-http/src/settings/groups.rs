@@ -312,15 +312,15 @@ pub struct LayoutSettings {
     )]
     pub storage_class: Option<String>,
 
-    /// For clusters without a dynamic provisioner: put each volume in a `local` PV under
-    /// this directory of the instance's node. A short-lived helper pod (--helper-image)
-    /// makes each instance's directory (`ROOT/{id}`) on its node before the instance
-    /// starts, and empties it when the instance is purged.
+    /// For clusters without a dynamic provisioner: put each volume in a `hostPath` PV at
+    /// `ROOT/{id}` of the instance's node, which the kubelet makes when the instance's pod
+    /// mounts it; a short-lived pod (--helper-image) empties it, through the instance's
+    /// claim, when the instance is purged.
     #[arg(long, env = "FRAMEDB_LOCAL_VOLUME_ROOT", value_parser = parse_volume_root)]
     pub local_volume_root: Option<String>,
 
-    /// Image of the helper pods that make and empty local volumes' directories (with
-    /// --local-volume-root only); it needs `true` and `find`.
+    /// Image of the pods that empty purged local volumes (with --local-volume-root only);
+    /// it needs `find`.
     #[arg(
         long,
         env = "FRAMEDB_HELPER_IMAGE",
@@ -557,8 +557,8 @@ fn default_state_dir() -> PathBuf {
     std::env::temp_dir().join("framedb")
 }
 
-/// A local volume root as setup's body takes it: helper pods mount `ROOT/{id}`, and
-/// empty it on a purge, so it must not lead anywhere else.
+/// A local volume root as setup's body takes it: instances' volumes are `ROOT/{id}`, which
+/// a purge empties, so it must not lead anywhere else.
 fn parse_volume_root(text: &str) -> Result<String, String> {
     framedb_k8s::config_service::check_volume_root(text)?;
     Ok(text.to_owned())

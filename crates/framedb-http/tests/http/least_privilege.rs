@@ -89,7 +89,7 @@ fn env_of<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() {
-    let (sim, cluster_rules, instance_rules, env) = set_up(json!({})).await;
+    let (_sim, cluster_rules, instance_rules, env) = set_up(json!({})).await;
     assert_eq!(
         verbs(&instance_rules, "", "secrets"),
         ["create", "delete", "get", "patch"]
@@ -101,15 +101,9 @@ async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() 
     // The status book follows the namespace's events (what the cluster refused, or
     // retries); it writes none.
     assert_eq!(verbs(&instance_rules, "", "events"), ["list", "watch"]);
-    // Without local volumes, nothing cluster-wide is written, and no helper pod runs.
-    let kube = sim.client().await;
-    assert!(
-        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(kube)
-            .get_opt("framedb-storage-volumes")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    // Without local volumes, nothing cluster-wide is written, and no pod is run: pods
+    // are only read.
+    assert_eq!(verbs(&instance_rules, "", "pods"), ["get", "list", "watch"]);
     assert!(verbs(&cluster_rules, "", "persistentvolumes").is_empty());
     for rule in &cluster_rules {
         assert!(
@@ -126,33 +120,26 @@ async fn the_instance_role_covers_credentials_and_policies_with_minimal_verbs() 
 
 #[tokio::test]
 async fn local_volumes_bring_persistent_volume_rights_and_their_root() {
-    let (sim, cluster_rules, _, env) = set_up(json!({"local_volume_root": "/mnt/framedb"})).await;
+    let (sim, cluster_rules, instance_rules, env) =
+        set_up(json!({"local_volume_root": "/mnt/framedb"})).await;
     assert_eq!(
         verbs(&cluster_rules, "", "persistentvolumes"),
         ["create", "delete", "get", "list", "patch", "watch"]
     );
-    // The helper pods that make and empty the volumes' directories run in a namespace of
-    // their own (their hostPath breaks the instances' `baseline`), where the service
-    // only creates, reads and deletes pods.
-    let kube = sim.client().await;
-    let volumes_rules = kube::Api::<Role>::namespaced(kube.clone(), "framedb-storage-volumes")
-        .get("framedb-config")
-        .await
-        .unwrap()
-        .rules
-        .unwrap();
-    assert_eq!(volumes_rules.len(), 1);
+    // The pods that empty a purged volume run in the instances' namespace, under its
+    // Pod Security `baseline` (they mount the instance's claim, no `hostPath`): no
+    // namespace of their own, no right anywhere else.
     assert_eq!(
-        verbs(&volumes_rules, "", "pods"),
-        ["create", "delete", "get"]
+        verbs(&instance_rules, "", "pods"),
+        ["create", "delete", "get", "list", "watch"]
     );
-    let namespace = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(kube)
-        .get("framedb-storage-volumes")
-        .await
-        .unwrap();
-    assert_eq!(
-        namespace.metadata.labels.unwrap()["pod-security.kubernetes.io/enforce"],
-        "privileged"
+    let kube = sim.client().await;
+    assert!(
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(kube)
+            .get_opt("framedb-storage-volumes")
+            .await
+            .unwrap()
+            .is_none()
     );
     assert_eq!(
         env_of(&env, "FRAMEDB_LOCAL_VOLUME_ROOT"),

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use framedb_core::{ClusterDeployer, FramedbId, InstanceStatus, StatusReport};
-use framedb_k8s::{KubeFleet, Layout, Storage};
+use framedb_k8s::{KubeFleet, Layout};
 use framedb_kube_sim::{SimConfig, SimNode};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 
 use super::{Cluster, TIME_SCALE, cluster_id, spec, test_limits};
 
@@ -37,6 +37,30 @@ async fn report(fleet: &KubeFleet, id: &FramedbId) -> StatusReport {
         .await
         .unwrap()[id]
         .clone()
+}
+
+/// A `local` PersistentVolume an operator made for instance `id`'s claim, on node-a at
+/// `/mnt/gone/{id}`, a directory node-a does not have (its disk was replaced).
+async fn lost_disk_volume(cluster: &Cluster, id: &str) {
+    let volume: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": format!("{id}-lost") },
+        "spec": {
+            "capacity": { "storage": "2Gi" },
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "standard",
+            "persistentVolumeReclaimPolicy": "Retain",
+            "local": { "path": format!("/mnt/gone/{id}") },
+            "claimRef": { "namespace": "framedb-storage", "name": format!("{id}-data") },
+            "nodeAffinity": { "required": { "nodeSelectorTerms": [{ "matchExpressions": [{
+                "key": "kubernetes.io/hostname", "operator": "In", "values": ["node-a"],
+            }] }] } },
+        },
+    }))
+    .unwrap();
+    Api::<PersistentVolume>::all(cluster.client.clone())
+        .create(&PostParams::default(), &volume)
+        .await
+        .unwrap();
 }
 
 /// Waits until `fleet` reads `id` as `status` with a reason that contains each of `said`;
@@ -118,9 +142,9 @@ async fn an_image_the_registry_lacks_is_provisioning_then_failed_with_the_pull_e
 
 #[tokio::test]
 async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provisioning() {
-    // A `local` volume whose directory is gone from the node (its disk was wiped or
-    // replaced): the kubelet cannot mount it for the pod that replaces the running one,
-    // keeps trying, and says so in `FailedMount` events.
+    // An operator's `local` volume, made for the instance's claim, whose directory is
+    // gone from its node (the disk was replaced): the kubelet cannot mount it, keeps
+    // trying, and says so in `FailedMount` events.
     let cluster = Cluster::start_with(
         SimConfig::new("cluster-01")
             .with_images(framedb_k8s::default_images())
@@ -128,24 +152,11 @@ async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provision
             .with_time_scale(TIME_SCALE),
     )
     .await;
-    let layout = Layout {
-        storage: Storage::Local {
-            root: "/mnt/truth".into(),
-        },
-        ..Layout::default()
-    };
-    let fleet = fleet(&cluster, layout);
+    lost_disk_volume(&cluster, "truth-mount").await;
+    let fleet = fleet(&cluster, Layout::default());
     let id = FramedbId::new("truth-mount").unwrap();
     fleet
         .deploy(&spec("truth-mount", "node-a", 30941))
-        .await
-        .unwrap();
-    reads(&fleet, &id, InstanceStatus::Running, &[]).await;
-    cluster
-        .sim
-        .remove_directory("node-a", "/mnt/truth/truth-mount");
-    Api::<Pod>::namespaced(cluster.client.clone(), "framedb-storage")
-        .delete("truth-mount-0", &DeleteParams::default())
         .await
         .unwrap();
     reads(
@@ -154,7 +165,7 @@ async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provision
         InstanceStatus::Provisioning,
         &[
             "pod truth-mount-0 is not started yet: FailedMount: ",
-            "/mnt/truth/truth-mount",
+            "/mnt/gone/truth-mount",
             "does not exist",
         ],
     )
@@ -174,30 +185,18 @@ async fn a_cluster_admin_s_huge_event_reaches_readers_cut_to_the_reason_s_bound(
             .with_time_scale(TIME_SCALE),
     )
     .await;
-    let layout = Layout {
-        storage: Storage::Local {
-            root: "/mnt/huge".into(),
-        },
-        ..Layout::default()
-    };
-    let fleet = fleet(&cluster, layout);
+    lost_disk_volume(&cluster, "truth-huge").await;
+    let fleet = fleet(&cluster, Layout::default());
     let id = FramedbId::new("truth-huge").unwrap();
     fleet
         .deploy(&spec("truth-huge", "node-a", 30945))
         .await
         .unwrap();
-    reads(&fleet, &id, InstanceStatus::Running, &[]).await;
-    // Its pod, replaced, cannot mount its volume: it reads its latest Warning.
-    cluster
-        .sim
-        .remove_directory("node-a", "/mnt/huge/truth-huge");
-    let pods = Api::<Pod>::namespaced(cluster.client.clone(), "framedb-storage");
-    pods.delete("truth-huge-0", &DeleteParams::default())
-        .await
-        .unwrap();
+    // Its pod cannot mount its volume: it reads its latest Warning.
     reads(&fleet, &id, InstanceStatus::Provisioning, &["FailedMount"]).await;
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), "framedb-storage");
     let pod = pods.get("truth-huge-0").await.unwrap();
-    assert!(pod.metadata.deletion_timestamp.is_none(), "the replacement");
+    assert!(pod.metadata.deletion_timestamp.is_none());
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     let huge: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({

@@ -1,15 +1,13 @@
 //! An instance's volume on a cluster that stores as a real one does: the default class
-//! binds a claim only once its pod is scheduled (on that pod's node), and a `local`
-//! volume mounts only where its directory exists on the node, which FrameDB's helper pod
-//! makes there, and empties when the instance is purged.
+//! binds a claim only once its pod is scheduled (on that pod's node), and, without a
+//! provisioner, a `hostPath` volume on the instance's node whose directory the kubelet
+//! makes, and which FrameDB empties through the instance's own claim when it is purged.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use framedb_core::{ClusterDeployer, FramedbId, InstanceStatus, Removal, Stamp};
-use framedb_k8s::objects::{
-    RETAINED, VOLUME_CLEANUP_FINALIZER, VolumeJob, claim_name, helper_name, volumes_namespace_name,
-};
+use framedb_k8s::objects::{RETAINED, claim_name, wipe_pod_name};
 use framedb_k8s::{KubeFleet, Layout, Storage};
 use framedb_kube_sim::{ContainerFault, SimConfig, SimNode};
 use futures_util::StreamExt;
@@ -81,8 +79,8 @@ async fn local_cluster_in(nodes: Vec<SimNode>, namespace: &str) -> (Cluster, Arc
 
 #[tokio::test]
 async fn a_local_volume_runs_where_the_operator_prepared_its_directory() {
-    // The operator made the instance's directory on its node beforehand: FrameDB's
-    // helper pod finds it there, and the instance runs as on any node.
+    // The operator made the instance's directory on its node beforehand: the kubelet
+    // finds it there, and the instance runs as on any node.
     let (cluster, fleet) = local_cluster(vec![
         SimNode::new("node-a").with_directory("/mnt/framedb/tidb-local-1"),
         SimNode::new("node-b"),
@@ -102,15 +100,14 @@ async fn a_local_volume_runs_where_the_operator_prepared_its_directory() {
     drop(cluster);
 }
 
-/// The helper pods' namespace of the default layout.
-fn helpers_namespace() -> String {
-    volumes_namespace_name(&Layout::default().namespace)
+/// The instances' namespace of the default layout, where wipe pods run.
+fn instances_namespace() -> String {
+    Layout::default().namespace
 }
 
-/// Every version of every helper pod from now on (a list, then a watch from its
-/// resourceVersion, so that no pod made after this returns is missed; of every namespace,
-/// since the helpers' may not exist yet).
-async fn record_helpers(client: &kube::Client) -> Arc<Mutex<Vec<Pod>>> {
+/// Every version of every wipe pod from now on (a list, then a watch from its
+/// resourceVersion, so that no pod made after this returns is missed).
+async fn record_wipes(client: &kube::Client) -> Arc<Mutex<Vec<Pod>>> {
     let pods: Api<Pod> = Api::all(client.clone());
     let listed = pods.list(&ListParams::default()).await.unwrap();
     let version = listed.metadata.resource_version.unwrap_or_default();
@@ -124,7 +121,7 @@ async fn record_helpers(client: &kube::Client) -> Arc<Mutex<Vec<Pod>>> {
     tokio::spawn(async move {
         while let Some(Ok(event)) = stream.next().await {
             if let WatchEvent::Added(pod) | WatchEvent::Modified(pod) = event
-                && pod.namespace().as_deref() == Some(helpers_namespace().as_str())
+                && pod.name_any().ends_with("-volume-wipe")
             {
                 recorded.lock().unwrap().push(pod);
             }
@@ -152,15 +149,11 @@ async fn seen_pod(
     find()
 }
 
-/// Whether namespace `namespace` holds no pod.
-async fn no_pods_in(client: &kube::Client, namespace: &str) -> bool {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+/// Whether pod `name` of the instances' namespace is gone (within [`SETTLE`]).
+async fn pod_gone(client: &kube::Client, name: &str) -> bool {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &instances_namespace());
     eventually(SETTLE, || async {
-        pods.list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
+        pods.get_opt(name).await.unwrap().is_none()
     })
     .await
 }
@@ -180,53 +173,64 @@ async fn running(fleet: &KubeFleet, id: &str, port: u16) -> FramedbId {
 }
 
 #[tokio::test]
-async fn a_local_volume_s_directory_is_made_on_its_node_by_a_helper_pod() {
-    // Nobody prepared the node: without the helper, the pod would wait in
-    // ContainerCreating ("path ... does not exist") for good.
+async fn a_local_volume_s_directory_is_made_by_the_kubelet_on_its_node() {
+    // Nobody prepared the node: the volume is a `hostPath` of type `DirectoryOrCreate`,
+    // which the kubelet makes when it mounts it, on the node the volume names.
     let (cluster, fleet) =
         local_cluster(vec![SimNode::new("node-a"), SimNode::new("node-b")]).await;
-    let seen = record_helpers(&cluster.client).await;
+    let seen = record_wipes(&cluster.client).await;
     running(&fleet, "tidb-local-2", 30912).await;
-    // The helper ran on the instance's node, mounting that directory only, and is gone.
-    let prepare = helper_name("tidb-local-2", VolumeJob::Prepare);
-    let helper = seen_pod(&seen, &prepare, |_| true)
-        .await
-        .expect("the prepare helper ran");
-    let spec = helper.spec.unwrap();
-    assert_eq!(
-        spec.node_selector.unwrap()["kubernetes.io/hostname"],
-        "node-a"
-    );
-    let volumes = spec.volumes.unwrap();
-    assert_eq!(volumes.len(), 1);
-    let host_path = volumes[0].host_path.clone().unwrap();
-    assert_eq!(host_path.path, "/mnt/framedb/tidb-local-2");
-    assert_eq!(host_path.type_.as_deref(), Some("DirectoryOrCreate"));
-    assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
-    assert_eq!(spec.automount_service_account_token, Some(false));
-    assert_eq!(spec.security_context.unwrap().run_as_non_root, Some(true));
-    assert!(no_pods_in(&cluster.client, &helpers_namespace()).await);
-    // The volume waits for its clean-up before it goes.
     let volume = Api::<PersistentVolume>::all(cluster.client.clone())
         .get(&claim_name("tidb-local-2"))
         .await
         .unwrap();
-    assert!(
-        volume
-            .finalizers()
-            .iter()
-            .any(|f| f == VOLUME_CLEANUP_FINALIZER)
+    let spec = volume.spec.as_ref().unwrap();
+    let host_path = spec.host_path.clone().unwrap();
+    assert_eq!(host_path.path, "/mnt/framedb/tidb-local-2");
+    assert_eq!(host_path.type_.as_deref(), Some("DirectoryOrCreate"));
+    let terms = &spec
+        .node_affinity
+        .as_ref()
+        .unwrap()
+        .required
+        .as_ref()
+        .unwrap()
+        .node_selector_terms;
+    assert_eq!(
+        terms[0].match_expressions.as_ref().unwrap()[0]
+            .values
+            .as_deref(),
+        Some(&["node-a".to_owned()][..])
     );
+    // Mounted by the instance's pod: a purge empties it first.
     assert_eq!(
         volume.annotations()["framedb.io/directory-prepared"],
         "true"
     );
+    assert!(
+        volume
+            .finalizers()
+            .iter()
+            .all(|f| f.starts_with("kubernetes.io/"))
+    );
+    // Nothing else ran: no helper pod, no namespace of its own.
+    assert!(seen.lock().unwrap().is_empty());
+    let namespaces = Api::<Namespace>::all(cluster.client.clone());
+    assert!(
+        namespaces
+            .get_opt("framedb-storage-volumes")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
-async fn a_local_volume_runs_in_a_namespace_enforcing_baseline() {
+async fn a_local_volume_runs_and_is_purged_in_a_namespace_enforcing_baseline() {
     let (cluster, fleet) = local_cluster_in(vec![SimNode::new("node-a")], "strict-db").await;
-    // The operator made the instances' namespace, enforcing Pod Security `baseline`.
+    // The operator made the instances' namespace, enforcing Pod Security `baseline`: the
+    // instance's pod (its volume's `hostPath` is the PersistentVolume's, not its own)
+    // and the wipe pod (which mounts the claim) both meet it.
     let namespace: Namespace = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "strict-db", "labels": {
             "pod-security.kubernetes.io/enforce": "baseline" } },
@@ -236,44 +240,32 @@ async fn a_local_volume_runs_in_a_namespace_enforcing_baseline() {
         .create(&PostParams::default(), &namespace)
         .await
         .unwrap();
-    running(&fleet, "tidb-local-3", 30913).await;
-    // The helper could not have run there: its hostPath breaks `baseline`.
-    let layout = Layout {
-        storage: Storage::Local {
-            root: "/mnt/framedb".into(),
-        },
-        namespace: "strict-db".into(),
-        ..Layout::default()
-    };
-    let mut helper = layout
-        .volume_helper(
-            VolumeJob::Prepare,
-            "tidb-local-3",
-            "cluster-01",
-            &Stamp::unstamped(),
-            "node-a",
-        )
-        .unwrap();
-    helper.metadata.namespace = Some("strict-db".into());
-    let refused = Api::<Pod>::namespaced(cluster.client.clone(), "strict-db")
-        .create(&PostParams::default(), &helper)
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("hostPath"), "{refused}");
+    let id = running(&fleet, "tidb-local-3", 30913).await;
+    cluster
+        .sim
+        .inject_container_fault(ContainerFault::completes("wipe").in_namespace("strict-db"));
+    assert!(
+        fleet
+            .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Purge)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
-async fn a_purge_empties_the_directory_and_a_failed_clean_up_keeps_the_volume() {
+async fn a_purge_empties_the_volume_through_its_claim_and_a_failed_wipe_keeps_it() {
     let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
     let id = running(&fleet, "tidb-local-4", 30914).await;
     let volumes = Api::<PersistentVolume>::all(cluster.client.clone());
+    let claims =
+        Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), &instances_namespace());
     let volume = claim_name("tidb-local-4");
-    let seen = record_helpers(&cluster.client).await;
+    let seen = record_wipes(&cluster.client).await;
 
-    // The clean-up's command fails: the purge says so, and the volume stays, being
-    // deleted, with its finalizer (the record of the clean-up still owed).
+    // The wipe's command fails: the purge says so, and the claim and volume stay, not
+    // being deleted (a purge run again wipes again).
     cluster.sim.inject_container_fault(
-        ContainerFault::crash_loop("wipe").in_namespace(helpers_namespace()),
+        ContainerFault::crash_loop("wipe").in_namespace(instances_namespace()),
     );
     let failed = fleet
         .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Purge)
@@ -283,14 +275,16 @@ async fn a_purge_empties_the_directory_and_a_failed_clean_up_keeps_the_volume() 
     assert!(failed.contains("/mnt/framedb/tidb-local-4"), "{failed}");
     assert!(failed.contains("exited with code 1"), "{failed}");
     let kept = volumes.get(&volume).await.unwrap();
-    assert!(kept.metadata.deletion_timestamp.is_some());
-    assert_eq!(kept.finalizers(), [VOLUME_CLEANUP_FINALIZER]);
-    assert!(no_pods_in(&cluster.client, &helpers_namespace()).await);
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    let claim = claims.get(&volume).await.unwrap();
+    assert!(claim.metadata.deletion_timestamp.is_none());
+    let wipe = wipe_pod_name("tidb-local-4");
+    assert!(pod_gone(&cluster.client, &wipe).await);
 
-    // Run again once the command works: the directory is emptied, the volume goes.
+    // Run again once the command works: the volume is emptied, then goes.
     cluster.sim.clear_container_faults();
     cluster.sim.inject_container_fault(
-        ContainerFault::completes("wipe").in_namespace(helpers_namespace()),
+        ContainerFault::completes("wipe").in_namespace(instances_namespace()),
     );
     assert!(
         fleet
@@ -304,44 +298,50 @@ async fn a_purge_empties_the_directory_and_a_failed_clean_up_keeps_the_volume() 
         })
         .await
     );
-    assert!(no_pods_in(&cluster.client, &helpers_namespace()).await);
-    // The clean-up pod: on the node, the instance's directory only, its contents removed.
-    let wipe = helper_name("tidb-local-4", VolumeJob::Wipe);
+    assert!(pod_gone(&cluster.client, &wipe).await);
+    // The wipe pod: in the instances' namespace, the instance's claim only, its contents
+    // removed, as root with no capability.
     let succeeded = seen_pod(&seen, &wipe, |p| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
     })
     .await
-    .expect("the second clean-up ran to completion");
+    .expect("the second wipe ran to completion");
+    assert_eq!(succeeded.namespace().as_deref(), Some("framedb-storage"));
     let spec = succeeded.spec.unwrap();
     assert_eq!(
-        spec.node_selector.unwrap()["kubernetes.io/hostname"],
-        "node-a"
+        spec.node_name.as_deref(),
+        Some("node-a"),
+        "where the volume is"
     );
     let container = &spec.containers[0];
     assert_eq!(
         container.command.as_deref().unwrap(),
         ["find", "/volume", "-mindepth", "1", "-delete"]
     );
-    assert_eq!(
-        container.volume_mounts.as_ref().unwrap()[0].mount_path,
-        "/volume"
-    );
+    let hardening = container.security_context.clone().unwrap();
+    assert_eq!(hardening.capabilities.unwrap().drop.unwrap(), ["ALL"]);
     let volumes_of_pod = spec.volumes.unwrap();
     assert_eq!(volumes_of_pod.len(), 1);
     assert_eq!(
-        volumes_of_pod[0].host_path.as_ref().unwrap().path,
-        "/mnt/framedb/tidb-local-4"
+        volumes_of_pod[0]
+            .persistent_volume_claim
+            .as_ref()
+            .unwrap()
+            .claim_name,
+        volume
     );
+    assert!(volumes_of_pod[0].host_path.is_none());
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(spec.automount_service_account_token, Some(false));
 }
 
 #[tokio::test]
-async fn a_delete_that_retains_the_volume_leaves_its_directory_alone() {
+async fn a_delete_that_retains_the_volume_leaves_its_data_alone() {
     let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
     let id = running(&fleet, "tidb-local-5", 30915).await;
-    let seen = record_helpers(&cluster.client).await;
+    let seen = record_wipes(&cluster.client).await;
     cluster.sim.inject_container_fault(
-        ContainerFault::completes("wipe").in_namespace(helpers_namespace()),
+        ContainerFault::completes("wipe").in_namespace(instances_namespace()),
     );
     assert!(
         fleet
@@ -349,56 +349,20 @@ async fn a_delete_that_retains_the_volume_leaves_its_directory_alone() {
             .await
             .unwrap()
     );
-    // The volume stays, retained, not being deleted; no clean-up pod ever ran.
+    // The volume stays, retained, not being deleted; no wipe pod ever ran.
     let volume = Api::<PersistentVolume>::all(cluster.client.clone())
         .get(&claim_name("tidb-local-5"))
         .await
         .unwrap();
     assert!(volume.metadata.deletion_timestamp.is_none());
     assert_eq!(volume.labels()[RETAINED], "true");
-    let wipe = helper_name("tidb-local-5", VolumeJob::Wipe);
-    assert!(!seen.lock().unwrap().iter().any(|p| p.name_any() == wipe));
-    assert!(no_pods_in(&cluster.client, &helpers_namespace()).await);
+    assert!(seen.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
-async fn a_volume_deleted_by_hand_keeps_its_data_when_the_instance_is_retained() {
-    // `kubectl delete pv` first: the volume waits on FrameDB's finalizer. A delete of the
-    // instance that keeps its volume then drops that finalizer and never empties it; the
-    // volume goes once its retained claim does (`kubernetes.io/pv-protection`).
-    let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
-    let id = running(&fleet, "tidb-local-8", 30918).await;
-    let seen = record_helpers(&cluster.client).await;
-    cluster.sim.inject_container_fault(
-        ContainerFault::completes("wipe").in_namespace(helpers_namespace()),
-    );
-    let volumes = Api::<PersistentVolume>::all(cluster.client.clone());
-    let name = claim_name("tidb-local-8");
-    volumes
-        .delete(&name, &kube::api::DeleteParams::default())
-        .await
-        .unwrap();
-    fleet
-        .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Retain)
-        .await
-        .unwrap();
-    let wipe = helper_name("tidb-local-8", VolumeJob::Wipe);
-    assert!(!seen.lock().unwrap().iter().any(|p| p.name_any() == wipe));
-    let volume = volumes.get(&name).await.unwrap();
-    assert!(
-        !volume
-            .finalizers()
-            .iter()
-            .any(|f| f == "framedb.io/volume-cleanup"),
-        "{:?}",
-        volume.finalizers()
-    );
-}
-
-#[tokio::test]
-async fn a_helper_that_cannot_run_fails_the_create_with_its_reason() {
-    // The registry lacks the helper image: the helper never mounts, and the create says
-    // why, within its wait, instead of leaving a pod that can never mount its volume.
+async fn a_wipe_that_cannot_run_fails_the_purge_with_its_reason() {
+    // The registry lacks the wipe's image: the purge says why, within its wait, and the
+    // volume stays for a purge run again.
     let images = framedb_k8s::default_images()
         .into_iter()
         .filter(|image| !image.contains("busybox"));
@@ -421,11 +385,9 @@ async fn a_helper_that_cannot_run_fails_the_create_with_its_reason() {
             .with_helper_wait(Duration::from_secs(1))
             .with_cluster(cluster_id(), cluster.client.clone()),
     );
-    let registry = Arc::new(framedb_core::memory::InMemoryRegistry::new());
-    let service =
-        framedb_core::ProvisioningService::new(registry.clone(), fleet.clone(), fleet.clone());
-    let error = service
-        .create(new_instance("tidb-local-6"))
+    let id = running(&fleet, "tidb-local-6", 30916).await;
+    let error = fleet
+        .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Purge)
         .await
         .unwrap_err();
     assert!(
@@ -433,23 +395,19 @@ async fn a_helper_that_cannot_run_fails_the_create_with_its_reason() {
         "{error:?}"
     );
     let error = error.to_string();
-    assert!(error.contains("make /mnt/framedb/tidb-local-6"), "{error}");
-    assert!(error.contains("on node 'node-a'"), "{error}");
+    assert!(error.contains("empty /mnt/framedb/tidb-local-6"), "{error}");
     assert!(
         error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
         "{error}"
     );
-    // The create was undone at once: its volume was never prepared, so never mounted, and
-    // goes without a clean-up (which could not run either).
-    assert!(registry.is_empty());
     assert!(
         Api::<PersistentVolume>::all(cluster.client.clone())
             .get_opt(&claim_name("tidb-local-6"))
             .await
             .unwrap()
-            .is_none()
+            .is_some()
     );
-    assert!(no_pods_in(&cluster.client, &helpers_namespace()).await);
+    assert!(pod_gone(&cluster.client, &wipe_pod_name("tidb-local-6")).await);
 }
 
 /// A create of `id` on `node-a` with a `Retain` policy.
@@ -462,7 +420,7 @@ fn new_instance(id: &str) -> framedb_core::NewInstance {
 }
 
 #[tokio::test]
-async fn a_purge_whose_clean_up_failed_stays_deleting_until_it_is_done() {
+async fn a_purge_whose_wipe_failed_stays_deleting_until_it_is_done() {
     let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
     let registry = Arc::new(framedb_core::memory::InMemoryRegistry::new());
     let service = framedb_core::ProvisioningService::new(registry, fleet.clone(), fleet.clone());
@@ -473,7 +431,7 @@ async fn a_purge_whose_clean_up_failed_stays_deleting_until_it_is_done() {
         .record
         .framedb_id;
     cluster.sim.inject_container_fault(
-        ContainerFault::crash_loop("wipe").in_namespace(helpers_namespace()),
+        ContainerFault::crash_loop("wipe").in_namespace(instances_namespace()),
     );
     let failed = service.delete(&id, true).await.unwrap_err().to_string();
     assert!(failed.contains("/mnt/framedb/tidb-local-7"), "{failed}");
@@ -482,7 +440,7 @@ async fn a_purge_whose_clean_up_failed_stays_deleting_until_it_is_done() {
     assert_eq!(instance.status, InstanceStatus::Deleting);
     cluster.sim.clear_container_faults();
     cluster.sim.inject_container_fault(
-        ContainerFault::completes("wipe").in_namespace(helpers_namespace()),
+        ContainerFault::completes("wipe").in_namespace(instances_namespace()),
     );
     service.delete(&id, true).await.unwrap();
     assert!(matches!(
