@@ -255,6 +255,8 @@ pub mod annotations {
     /// data): written before the instance's StatefulSet is, so a volume without it was
     /// never mounted, and its removal has no directory to empty.
     pub const DIRECTORY_PREPARED: &str = "framedb.io/directory-prepared";
+    /// On a local PersistentVolume: the stamp of the removal that emptied it.
+    pub const WIPED: &str = "framedb.io/wiped";
 }
 
 /// The label that marks a volume (and its credentials) that a deleted instance retained

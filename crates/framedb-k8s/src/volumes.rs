@@ -113,15 +113,15 @@ impl Helpers<'_> {
         let prepared = pv
             .annotations()
             .contains_key(annotations::DIRECTORY_PREPARED);
-        if stamp_of(&pv.metadata) != stamp.as_str() || !prepared || keeps_volume(removal, &pv) {
-            return Ok(());
-        }
-        let claim =
-            Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.layout.namespace)
-                .get_opt(volume)
-                .await
-                .map_err(|error| read(&format!("PersistentVolumeClaim {volume}"), error))?;
-        if claim.is_none_or(|claim| claim.metadata.deletion_timestamp.is_some()) {
+        let wiped = pv.annotations().get(annotations::WIPED).map(String::as_str);
+        // A volume someone else is deleting is theirs to handle (the way out this
+        // removal's own refusal below tells the operator).
+        if stamp_of(&pv.metadata) != stamp.as_str()
+            || pv.metadata.deletion_timestamp.is_some()
+            || !prepared
+            || keeps_volume(removal, &pv)
+            || wiped == Some(stamp.as_str())
+        {
             return Ok(());
         }
         let path = pv
@@ -129,6 +129,44 @@ impl Helpers<'_> {
             .as_ref()
             .and_then(|spec| spec.host_path.as_ref())
             .map(|host_path| host_path.path.clone());
+        let claim =
+            Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.layout.namespace)
+                .get_opt(volume)
+                .await
+                .map_err(|error| read(&format!("PersistentVolumeClaim {volume}"), error))?;
+        let Some(claim) = claim.filter(|claim| claim.metadata.deletion_timestamp.is_none()) else {
+            // The claim went first (deleted by hand): the volume cannot be mounted to be
+            // emptied, and deleting it would leave its data for the next instance of the
+            // id. It stays, and the operator is told where the data is.
+            let node = pv.annotations().get(annotations::NODE).cloned();
+            return Err(Error::VolumeHelper {
+                sentence: format!(
+                    "claim {volume} on cluster '{}' was deleted before FrameDB emptied its \
+                     volume: the data stays at {} on node '{}'; empty that directory by hand, \
+                     delete PersistentVolume {volume}, then delete the instance again",
+                    self.cluster,
+                    path.unwrap_or_default(),
+                    node.unwrap_or_default()
+                ),
+                pending: false,
+            });
+        };
+        // Only this volume's own claim, of this removal's create, bound to it: a claim of
+        // the id that holds another volume (one taken back) is not emptied, and this
+        // volume, which it never mounted, holds nothing.
+        let bound_here = claim.spec.as_ref().and_then(|s| s.volume_name.as_deref()) == Some(volume)
+            && pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .and_then(|r| r.uid.as_ref())
+                == claim.metadata.uid.as_ref();
+        if stamp_of(&claim.metadata) != stamp.as_str()
+            || !bound_here
+            || keeps_volume(removal, &claim)
+        {
+            return Ok(());
+        }
         let expected = self.layout.volume_path(id);
         // Never a volume but one at `{root}/{id}` of this layout: one made under another
         // root (the flag changed since) is left for the operator.
@@ -144,7 +182,22 @@ impl Helpers<'_> {
             });
         }
         self.await_instance_pod_gone(id).await?;
-        self.run(id, stamp).await
+        self.run(id, stamp).await?;
+        // Emptied by this removal: a removal run again (after a crash, or once the claim
+        // is gone) need not, and cannot, empty it again.
+        let patch =
+            json!({ "metadata": { "annotations": { annotations::WIPED: stamp.as_str() } } });
+        Api::<PersistentVolume>::all(self.client.clone())
+            .patch(volume, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|error| {
+                Error::kube(
+                    self.cluster,
+                    format!("marking PersistentVolume {volume} emptied"),
+                    error,
+                )
+            })
     }
 
     /// Waits until instance `id`'s pod is gone (its StatefulSet deleted a moment ago).

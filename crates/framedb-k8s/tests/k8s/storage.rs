@@ -336,6 +336,44 @@ async fn a_purge_empties_the_volume_through_its_claim_and_a_failed_wipe_keeps_it
 }
 
 #[tokio::test]
+async fn a_purge_after_the_claim_was_deleted_by_hand_keeps_the_volume_and_says_where() {
+    // `kubectl delete pvc` first: the claim waits for the instance's pod, then goes. A
+    // purge can no longer mount the volume to empty it, so it does not delete it (its data
+    // would greet the next instance of the id) and says where the data is.
+    let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
+    let id = running(&fleet, "tidb-local-8", 30918).await;
+    let name = claim_name("tidb-local-8");
+    Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), &instances_namespace())
+        .delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let failed = fleet
+        .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Purge)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        failed.contains("was deleted before FrameDB emptied"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("/mnt/framedb/tidb-local-8 on node 'node-a'"),
+        "{failed}"
+    );
+    let volumes = Api::<PersistentVolume>::all(cluster.client.clone());
+    assert!(volumes.get_opt(&name).await.unwrap().is_some(), "kept");
+    // The operator empties the directory and deletes the volume: the purge finishes.
+    volumes
+        .delete(&name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    fleet
+        .undeploy(&cluster_id(), &id, &Stamp::unstamped(), Removal::Purge)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_delete_that_retains_the_volume_leaves_its_data_alone() {
     let (cluster, fleet) = local_cluster(vec![SimNode::new("node-a")]).await;
     let id = running(&fleet, "tidb-local-5", 30915).await;
