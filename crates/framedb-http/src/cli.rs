@@ -23,6 +23,27 @@ pub struct Cli {
     /// The global role's settings, when no role is named.
     #[command(flatten)]
     pub global: GlobalSettings,
+
+    /// How log lines are written to stderr: `text`, or `json` (one object per line, with
+    /// the fields of the spans it is in: a request's `request_id`, an instance's
+    /// `framedb_id`).
+    #[arg(
+        long,
+        env = "FRAMEDB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, coloured on a terminal.
+    Text,
+    /// For log pipelines: one JSON object per line.
+    Json,
 }
 
 /// What the process runs.
@@ -225,6 +246,21 @@ mod tests {
         ] {
             assert!(parse(refused).is_err(), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn the_log_format_is_taken_before_or_after_the_role() {
+        let args = |args: &[&str]| {
+            let args = std::iter::once("framedb-server").chain(args.iter().copied());
+            Cli::try_parse_from(args).map(|cli| cli.log_format)
+        };
+        assert_eq!(args(&[]).unwrap(), LogFormat::Text);
+        assert_eq!(args(&["--log-format", "json"]).unwrap(), LogFormat::Json);
+        assert_eq!(
+            args(&["local", "--cluster-id", "c1", "--log-format", "json"]).unwrap(),
+            LogFormat::Json
+        );
+        assert!(args(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use framedb_http::cli::{Cli, Role};
+use framedb_http::cli::{Cli, LogFormat, Role};
 use framedb_http::startup::{Adapters, App, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
@@ -20,13 +20,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     framedb_http::tls::install_provider();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_span_list(true).init(),
+    }
     match cli.into_role() {
         Role::Global(settings) => {
             App::global(&settings, Adapters::default())

@@ -9,6 +9,7 @@ mod bounds;
 mod config_service;
 mod instances;
 pub(crate) mod local;
+mod request_id;
 
 pub use auth::ApiToken;
 pub(crate) use bounds::Bounds;
@@ -22,7 +23,7 @@ use framedb_core::ProvisioningService;
 use framedb_k8s::config_service::Settings;
 use framedb_k8s::kubeconfig::Timeouts;
 use serde_json::{Value, json};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::ApiError;
@@ -101,9 +102,19 @@ pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
         // time. Server errors are logged at ERROR regardless. Bodies are never logged.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
+                .make_span_with(|request: &axum::extract::Request| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        uri = %request.uri(),
+                        request_id = request_id::of(request),
+                    )
+                })
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
+        // Outermost: every request, refused or not, carries its id into the span above
+        // and back in its answer.
+        .layer(axum::middleware::from_fn(request_id::tagged))
 }
 
 async fn healthz() -> Json<Value> {

@@ -229,3 +229,68 @@ async fn the_printed_manifests_apply_with_kubectl_and_the_instance_runs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--log-format json`: one JSON object per log line; every answer carries the request's
+/// id, the caller's when usable, a new one otherwise.
+#[tokio::test]
+async fn json_logs_and_request_ids() {
+    let state_dir = std::env::temp_dir().join(format!("framedb-json-test-{}", std::process::id()));
+    let state = state_dir.display().to_string();
+    let mut server = Process::start(&[
+        "--log-format",
+        "json",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        &state,
+    ]);
+    let line = server.wait_for("listening on http://").await;
+    let logged: serde_json::Value = serde_json::from_str(&line).expect("a JSON object per line");
+    let message = logged["fields"]["message"].as_str().unwrap();
+    let (_, rest) = message.split_once("listening on http://").unwrap();
+    let address = rest.split_whitespace().next().unwrap().to_owned();
+    for earlier in &server.log {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(earlier).is_ok(),
+            "{earlier}"
+        );
+    }
+
+    let client = super::http_client().build().unwrap();
+    let id_of = |response: &reqwest::Response| {
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let given = client
+        .get(format!("http://{address}/healthz"))
+        .header("x-request-id", "caller-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&given), "caller-42");
+    // A hostile id (too long, or not plain) is replaced, and so is none.
+    let hostile = client
+        .get(format!("http://{address}/no-such-route"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    // Refused or not, an answer names its request.
+    assert!(hostile.status().is_client_error());
+    let (a, b) = (
+        id_of(&hostile),
+        id_of(
+            &client
+                .get(format!("http://{address}/healthz"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+    );
+    assert!(!a.is_empty() && a.len() <= 64, "{a}");
+    assert_ne!(a, b);
+    server.terminate().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
