@@ -971,7 +971,7 @@ pub fn pull_secrets(names: &[String]) -> Option<Vec<LocalObjectReference>> {
 }
 
 /// A container that may not gain privileges and keeps no Linux capabilities.
-fn hardened() -> SecurityContext {
+pub(crate) fn hardened() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(Capabilities {

@@ -68,9 +68,14 @@ impl Helpers<'_> {
     /// # Errors
     /// [`Error::Kube`] when the cluster refuses or cannot be reached.
     pub async fn mark_prepared(&self, volume: &str) -> Result<()> {
-        let patch = json!({
-            "metadata": { "annotations": { annotations::DIRECTORY_PREPARED: "true" } }
-        });
+        self.annotate(volume, annotations::DIRECTORY_PREPARED, "true", "prepared")
+            .await
+    }
+
+    /// Sets annotation `key` of PersistentVolume `volume` to `value` (a merge patch);
+    /// `what` names the mark in an error.
+    async fn annotate(&self, volume: &str, key: &str, value: &str, what: &str) -> Result<()> {
+        let patch = json!({ "metadata": { "annotations": { key: value } } });
         Api::<PersistentVolume>::all(self.client.clone())
             .patch(volume, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -78,7 +83,7 @@ impl Helpers<'_> {
             .map_err(|error| {
                 Error::kube(
                     self.cluster,
-                    format!("marking PersistentVolume {volume} prepared"),
+                    format!("marking PersistentVolume {volume} {what}"),
                     error,
                 )
             })
@@ -185,19 +190,8 @@ impl Helpers<'_> {
         self.run(id, stamp).await?;
         // Emptied by this removal: a removal run again (after a crash, or once the claim
         // is gone) need not, and cannot, empty it again.
-        let patch =
-            json!({ "metadata": { "annotations": { annotations::WIPED: stamp.as_str() } } });
-        Api::<PersistentVolume>::all(self.client.clone())
-            .patch(volume, &PatchParams::default(), &Patch::Merge(&patch))
+        self.annotate(volume, annotations::WIPED, stamp.as_str(), "emptied")
             .await
-            .map(drop)
-            .map_err(|error| {
-                Error::kube(
-                    self.cluster,
-                    format!("marking PersistentVolume {volume} emptied"),
-                    error,
-                )
-            })
     }
 
     /// Waits until instance `id`'s pod is gone (its StatefulSet deleted a moment ago).

@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource,
+    Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource,
     LocalVolumeSource, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
     ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
@@ -262,15 +262,10 @@ fn storage(size: &str) -> BTreeMap<String, Quantity> {
 /// meets it without local volumes; with them, its `hostPath` needs `privileged`).
 fn hardened() -> SecurityContext {
     SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            add: None,
-        }),
         run_as_non_root: Some(true),
         run_as_user: Some(MONGODB_UID),
         run_as_group: Some(MONGODB_UID),
-        ..SecurityContext::default()
+        ..crate::objects::hardened()
     }
 }
 

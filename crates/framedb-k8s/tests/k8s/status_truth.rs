@@ -39,6 +39,22 @@ async fn report(fleet: &KubeFleet, id: &FramedbId) -> StatusReport {
         .clone()
 }
 
+/// Instance `id`, deployed on node-a on port `port` of a simulated cluster, whose claim
+/// binds [`lost_disk_volume`].
+async fn on_a_lost_disk(id: &str, port: u16) -> (Cluster, Arc<KubeFleet>, FramedbId) {
+    let cluster = Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_nodes([SimNode::new("node-a"), SimNode::new("node-b")])
+            .with_time_scale(TIME_SCALE),
+    )
+    .await;
+    lost_disk_volume(&cluster, id).await;
+    let fleet = fleet(&cluster, Layout::default());
+    fleet.deploy(&spec(id, "node-a", port)).await.unwrap();
+    (cluster, fleet, FramedbId::new(id).unwrap())
+}
+
 /// A `local` PersistentVolume an operator made for instance `id`'s claim, on node-a at
 /// `/mnt/gone/{id}`, a directory node-a does not have (its disk was replaced).
 async fn lost_disk_volume(cluster: &Cluster, id: &str) {
@@ -145,20 +161,7 @@ async fn a_volume_that_cannot_be_mounted_is_told_while_the_instance_is_provision
     // An operator's `local` volume, made for the instance's claim, whose directory is
     // gone from its node (the disk was replaced): the kubelet cannot mount it, keeps
     // trying, and says so in `FailedMount` events.
-    let cluster = Cluster::start_with(
-        SimConfig::new("cluster-01")
-            .with_images(framedb_k8s::default_images())
-            .with_nodes([SimNode::new("node-a"), SimNode::new("node-b")])
-            .with_time_scale(TIME_SCALE),
-    )
-    .await;
-    lost_disk_volume(&cluster, "truth-mount").await;
-    let fleet = fleet(&cluster, Layout::default());
-    let id = FramedbId::new("truth-mount").unwrap();
-    fleet
-        .deploy(&spec("truth-mount", "node-a", 30941))
-        .await
-        .unwrap();
+    let (cluster, fleet, id) = on_a_lost_disk("truth-mount", 30941).await;
     reads(
         &fleet,
         &id,
@@ -178,20 +181,7 @@ async fn a_cluster_admin_s_huge_event_reaches_readers_cut_to_the_reason_s_bound(
     // A cluster's admin may write any event about the instance's pod: its message is what
     // a pod being created shows as its reason, to every reader of the instance, so it is
     // cut to `MAX_REASON_BYTES`.
-    let cluster = Cluster::start_with(
-        SimConfig::new("cluster-01")
-            .with_images(framedb_k8s::default_images())
-            .with_nodes([SimNode::new("node-a")])
-            .with_time_scale(TIME_SCALE),
-    )
-    .await;
-    lost_disk_volume(&cluster, "truth-huge").await;
-    let fleet = fleet(&cluster, Layout::default());
-    let id = FramedbId::new("truth-huge").unwrap();
-    fleet
-        .deploy(&spec("truth-huge", "node-a", 30945))
-        .await
-        .unwrap();
+    let (cluster, fleet, id) = on_a_lost_disk("truth-huge", 30945).await;
     // Its pod cannot mount its volume: it reads its latest Warning.
     reads(&fleet, &id, InstanceStatus::Provisioning, &["FailedMount"]).await;
     let pods = Api::<Pod>::namespaced(cluster.client.clone(), "framedb-storage");
