@@ -32,6 +32,9 @@ cargo run --quiet --locked -p framedb-examples --example embed
 step "MongoDB for the tests"
 ensure_mongodb .framedb/secantusd.log
 
+step "the API's contract: OpenAPI 3.1, schemathesis against the embedded default"
+bash scripts/contract.sh
+
 # Last, so that its summary line closes the output. nextest ships with this machine's
 # toolchain image; where it is missing, cargo's own runner does the same job.
 step "unit, integration and end-to-end tests"

@@ -15,6 +15,8 @@ pub mod error;
 pub mod filter;
 pub mod live;
 pub mod memory;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod ports;
 pub mod service;
 pub mod types;

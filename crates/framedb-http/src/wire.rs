@@ -55,17 +55,18 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 pub const MAX_BOOK_LINE: usize = 1024 * 1024;
 
 /// The failure envelope of both APIs: `{success: false, message, error, details?}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     /// Always false.
     pub success: bool,
     /// A sentence for a person.
     pub message: String,
-    /// The stable code, e.g. `port_taken`.
+    /// The stable code, e.g. `port_taken` (README, "The API", has every code).
     pub error: String,
     /// Data a client may need to act on the failure, e.g. `{"port": 30901}` for
     /// `port_taken`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub details: Option<Value>,
 }
 
@@ -154,7 +155,7 @@ pub struct StatusesRequest {
 }
 
 /// `{success: true, data}`: an answer with data, in both APIs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Data<T> {
     /// Always true.
     pub success: bool,

@@ -1026,6 +1026,7 @@ fn service_detail(service: &Service) -> Option<String> {
 
 /// One component's presence and a word on its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComponentState {
     /// The object's name.
     pub name: String,
@@ -1037,6 +1038,7 @@ pub struct ComponentState {
 
 /// One pod of the config service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodState {
     /// The pod's name.
     pub name: String,
@@ -1118,6 +1120,7 @@ pub const DEFAULT_SERVER_IMAGE: &str =
 
 /// The state of a cluster's config service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     /// Whether every component exists and has a ready pod.
     pub ready: bool,

@@ -136,13 +136,23 @@ pub struct Sort {
 
 /// The query string of `/query`, before it is checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct QueryOptions {
     /// Most results to return (default 1000, at most 10000).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 10000))]
     pub limit: Option<u64>,
-    /// Results to pass over first.
+    /// Results to pass over first (at most 1000000).
+    #[cfg_attr(feature = "openapi", param(maximum = 1000000))]
     pub skip: Option<u64>,
-    /// A field name, with `-` in front for descending.
+    /// A filterable field's name, with `-` in front for descending.
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            pattern = r"^-?(framedb_id|cluster_id|node_id|storage_size|port|status|deletion_policy|created_at|updated_at|metadata(\.[^.$\x00][^.\x00]*)+)$",
+            example = "-created_at"
+        )
+    )]
     pub sort: Option<String>,
 }
 

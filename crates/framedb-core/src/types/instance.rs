@@ -17,6 +17,7 @@ pub const PORT_RANGE: RangeInclusive<u16> = 30900..=30999;
 
 /// What a caller asks for when creating an instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewInstance {
     /// Unique id of the instance; it names its Kubernetes objects.
@@ -40,6 +41,7 @@ pub struct NewInstance {
 
 /// Where an instance is in its life, as read from its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum InstanceStatus {
     /// Being created, or its pods are starting.
     Provisioning,
@@ -248,6 +250,7 @@ impl InstanceRecord {
 
 /// An instance as the API shows it: the record, its URLs and its live status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instance {
     /// Unique id of the instance.
     pub framedb_id: FramedbId,

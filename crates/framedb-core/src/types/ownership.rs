@@ -127,6 +127,7 @@ impl fmt::Display for Stamp {
 
 /// What deleting an instance does with its volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DeletionPolicy {
     /// The volume goes with the instance (the default).
     #[default]

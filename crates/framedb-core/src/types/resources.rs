@@ -10,6 +10,7 @@ use super::Invalid;
 
 /// A named size of an instance's PD, TiKV and TiDB (README, "Resource profiles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceProfile {
     /// 3.5Gi of memory a pod.

@@ -12,7 +12,7 @@ use crate::error::{ApiError, Result};
 use crate::wire::Data;
 
 /// `{success: true, message, port, credentials}`: the answer to a create.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Created {
     pub success: bool,
     pub message: &'static str,
@@ -34,7 +34,7 @@ impl<T: IntoResponse> IntoResponse for NoStore<T> {
 }
 
 /// `{success: true, message}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Done {
     success: bool,
     message: &'static str,

@@ -17,12 +17,15 @@ use crate::error::{ApiError, Result};
 use crate::extract::JsonBody;
 use crate::remote::ClusterDirectory;
 use crate::remote::directory::{LocalToken, service_url};
-use crate::wire::Data;
+use crate::wire::{Data, Failure};
 
 /// `POST /framedb-config/setup`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetupRequest {
+    /// The target cluster's kubeconfig, as a JSON object or a YAML string, with inline
+    /// data only; used for this request, never stored or logged.
+    #[schema(schema_with = kube_config)]
     kube_config: Value,
     storage_size: Option<StorageSize>,
     /// The id under which the global service reaches this cluster; when given, setup
@@ -40,17 +43,61 @@ pub(crate) struct SetupRequest {
     local_volume_root: Option<String>,
 }
 
+/// The schema of a kubeconfig in a body: an object or a YAML string.
+fn kube_config() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let named_list = |what: &str| {
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::Object))
+            .min_items(Some(1))
+            .description(Some(what))
+    };
+    let object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "A kubeconfig (`apiVersion: v1`, `kind: Config`) naming the target cluster, a \
+             user and a context, with inline data only: no `exec`, `auth-provider`, file \
+             paths or `proxy-url`.",
+        ))
+        .property(
+            "clusters",
+            named_list("The clusters; the context's one is used."),
+        )
+        .property("contexts", named_list("The contexts."))
+        .property(
+            "users",
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)),
+        )
+        .property(
+            "current-context",
+            ObjectBuilder::new().schema_type(Type::String),
+        )
+        .required("clusters")
+        .required("contexts");
+    let text = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .description(Some("The same kubeconfig as YAML."));
+    OneOfBuilder::new().item(object).item(text).into()
+}
+
 /// `POST /framedb-config/status`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterRequest {
+    /// The target cluster's kubeconfig, as a JSON object or a YAML string, with inline
+    /// data only; used for this request, never stored or logged.
+    #[schema(schema_with = kube_config)]
     kube_config: Value,
 }
 
 /// `DELETE /framedb-config/remove`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RemoveRequest {
+    /// The target cluster's kubeconfig, as a JSON object or a YAML string, with inline
+    /// data only; used for this request, never stored or logged.
+    #[schema(schema_with = kube_config)]
     kube_config: Value,
     /// The id the fleet knows the cluster by (default: the kubeconfig's cluster name).
     cluster_id: Option<ClusterId>,
@@ -83,6 +130,25 @@ fn failed(error: framedb_k8s::Error) -> ApiError {
     ApiError::Domain(error.into())
 }
 
+/// Installs the config service on the kubeconfig's cluster (idempotent).
+#[utoipa::path(
+    post, path = "/framedb-config/setup", tag = "config-service",
+    request_body(content = SetupRequest, example = json!({
+        "kube_config": {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [],
+            "contexts": [], "current-context": ""},
+        "cluster_id": "cluster-02"})),
+    responses(
+        (status = 200, description = "Installed.", body = Done, example = json!({"success": true,
+            "message": "FrameDB config service is set up on the cluster"})),
+        (status = 403, description = "`forbidden`: `replace` where the operator has not \
+            allowed it.", body = Failure),
+        (status = 409, description = "`cluster_conflict`, with `details: {cluster_id, differs}`.",
+            body = Failure, example = json!({"success": false, "message": "cluster 'edge-7' is \
+            already set up at another local_url", "error": "cluster_conflict",
+            "details": {"cluster_id": "edge-7", "differs": "local_url"}})),
+        (status = 502, description = "`bad_gateway`.", body = Failure),
+    )
+)]
 pub(crate) async fn setup(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<SetupRequest>,
@@ -195,6 +261,20 @@ async fn install(
     Ok(())
 }
 
+/// Removes the config service from the kubeconfig's cluster.
+#[utoipa::path(
+    delete, path = "/framedb-config/remove", tag = "config-service",
+    request_body(content = RemoveRequest),
+    responses(
+        (status = 200, description = "Removed (also when already gone).", body = Done,
+            example = json!({"success": true,
+            "message": "FrameDB config service is removed from the cluster"})),
+        (status = 409, description = "`cluster_in_use` (with `details.instances`), \
+            `cluster_conflict`.", body = Failure, example = json!({"success": false,
+            "message": "cluster 'cluster-02' still has 3 registered instances",
+            "error": "cluster_in_use", "details": {"instances": 3}})),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<RemoveRequest>,
@@ -236,6 +316,12 @@ pub(crate) async fn remove(
     Ok(done("FrameDB config service is removed from the cluster"))
 }
 
+/// The state of the kubeconfig's cluster's config service.
+#[utoipa::path(
+    post, path = "/framedb-config/status", tag = "config-service",
+    request_body(content = ClusterRequest),
+    responses((status = 200, description = "Its components and layout.", body = Data<Report>))
+)]
 pub(crate) async fn status(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<ClusterRequest>,

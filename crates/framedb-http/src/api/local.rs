@@ -85,7 +85,7 @@ pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
         .route(paths::STATUS_WATCH, get(watch_statuses))
         .route(paths::INVENTORY, get(inventory))
         .with_state(Arc::new(state));
-    finish(api, token, bounds)
+    finish(api, Router::new(), token, bounds)
 }
 
 async fn free_port(

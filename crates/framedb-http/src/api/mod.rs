@@ -9,10 +9,12 @@ mod bounds;
 mod config_service;
 mod instances;
 pub(crate) mod local;
+mod openapi;
 mod request_id;
 
 pub use auth::ApiToken;
 pub(crate) use bounds::Bounds;
+pub use openapi::document_json as openapi_document;
 
 use std::sync::Arc;
 
@@ -78,13 +80,14 @@ pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
         )
         // Behind an `Arc`, so that each request's handler gets it for one reference count.
         .with_state(Arc::new(state));
-    finish(api, token, bounds)
+    let open = Router::new().route("/openapi.json", get(openapi::document));
+    finish(api, open, token, bounds)
 }
 
-/// What both APIs share: `/healthz` (open), the token check on everything else, the
-/// JSON answers for unknown routes and methods, the body limit, the bounds on requests,
-/// and request logs.
-pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
+/// What both APIs share: `/healthz` and the routes of `open` without a token, the token
+/// check on everything else, the JSON answers for unknown routes and methods, the body
+/// limit, the bounds on requests, and request logs.
+pub(crate) fn finish(api: Router, open: Router, token: ApiToken, bounds: Bounds) -> Router {
     api.fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -92,6 +95,7 @@ pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
             auth::require_token,
         ))
         .route("/healthz", get(healthz))
+        .merge(open)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             bounds,
@@ -117,6 +121,12 @@ pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
         .layer(axum::middleware::from_fn(request_id::tagged))
 }
 
-async fn healthz() -> Json<Value> {
+/// Whether the process serves (liveness).
+#[utoipa::path(
+    get, path = "/healthz", tag = "service", security(()),
+    responses((status = 200, description = "The process serves.", body = Object,
+        example = json!({"success": true, "status": "ok"})))
+)]
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"success": true, "status": "ok"}))
 }

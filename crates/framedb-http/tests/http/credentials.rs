@@ -2,20 +2,14 @@
 //! `GET .../{framedb_id}/credentials` behind the API token, never cached, logged or kept
 //! in the registry.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use framedb_core::InstanceRegistry;
-use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
-use framedb_http::Clusters;
-use framedb_http::settings::GlobalSettings;
-use framedb_http::startup::{GlobalParts, global_router};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{BASE, CapturedLogs, TestApp, assert_failure, create_body};
+use super::{BASE, CapturedLogs, TestApp, app_with_token, assert_failure, create_body};
 
 /// Sends a request to `router` with an optional bearer token; returns the status, the
 /// `Cache-Control` header and the JSON body.
@@ -114,15 +108,7 @@ async fn credentials_of_an_unknown_or_deleted_instance_are_404() {
 
 #[tokio::test]
 async fn credentials_need_the_api_token() {
-    let fleet = Arc::new(InMemoryFleet::demo(std::time::Duration::ZERO));
-    let mut settings = GlobalSettings::default();
-    settings.serve.token = Some("api-t0ken".into());
-    let parts = GlobalParts {
-        registry: Arc::new(InMemoryRegistry::new()),
-        clusters: Clusters::of(fleet),
-        directory: None,
-    };
-    let router = global_router(&settings, parts);
+    let router = app_with_token("api-t0ken");
     let body = create_body("tidb-001", "cluster-01", "node-a");
     let (status, _, _) = call(&router, "POST", BASE, Some(body), Some("api-t0ken")).await;
     assert_eq!(status, StatusCode::CREATED);

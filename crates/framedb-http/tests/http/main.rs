@@ -8,6 +8,7 @@ mod endpoints;
 mod errors;
 mod fleet;
 mod least_privilege;
+mod openapi;
 mod remote;
 mod socket;
 mod trust;
@@ -130,6 +131,19 @@ pub fn app(
     // The tests' clusters are simulated on loopback, as the embedded default's are.
     let mut settings = GlobalSettings::default();
     settings.fleet.allow_insecure_clusters = true;
+    global_router(&settings, parts)
+}
+
+/// The global API on the embedded default's in-memory adapters, requiring `token`.
+pub fn app_with_token(token: &str) -> Router {
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let mut settings = GlobalSettings::default();
+    settings.serve.token = Some(token.into());
+    let parts = GlobalParts {
+        registry: Arc::new(InMemoryRegistry::new()),
+        clusters: Clusters::of(fleet),
+        directory: None,
+    };
     global_router(&settings, parts)
 }
 

@@ -1,0 +1,84 @@
+//! The OpenAPI document: what `/openapi.json` serves is the committed `docs/openapi.json`,
+//! needs no token, and names only routes the API serves.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use super::{TestApp, app_with_token, send_raw};
+
+/// Where the committed copy lives, from this crate's directory.
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+
+#[tokio::test]
+async fn the_served_document_is_the_committed_one() {
+    let served = framedb_http::api::openapi_document();
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    if std::env::var_os("FRAMEDB_BLESS").is_some() {
+        std::fs::write(COMMITTED, format!("{served}\n")).unwrap();
+        return;
+    }
+    assert!(
+        committed.trim_end() == served,
+        "docs/openapi.json differs from the document the code makes; after checking the \
+         change, rewrite it with `FRAMEDB_BLESS=1 cargo test -p framedb-http --test http \
+         openapi::the_served_document_is_the_committed_one`"
+    );
+    let document: Value = serde_json::from_str(served).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn the_document_is_served_without_a_token() {
+    let router = app_with_token("s3cret-openapi-token");
+    let (status, document) = send_raw(&router, "GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/global/framedb/persistent-instances"]["post"].is_object());
+    let (status, _) = send_raw(
+        &router,
+        "GET",
+        "/global/framedb/persistent-instances/cluster/cluster-01",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the API itself still needs it"
+    );
+}
+
+/// Every path and method of the document reaches a handler: none is answered
+/// `route_not_found` or `method_not_allowed`.
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let app = TestApp::new();
+    let document: Value = serde_json::from_str(framedb_http::api::openapi_document()).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    let mut seen = 0;
+    for (path, item) in paths {
+        let uri = path
+            .replace("{framedb_id}", "no-such-instance")
+            .replace("{cluster_id}", "no-such-cluster")
+            .replace("{node_id}", "no-such-node");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            seen += 1;
+            let (_, body) = send_raw(
+                &app.router,
+                &method.to_uppercase(),
+                &uri,
+                Some("{}"),
+                Some("application/json"),
+            )
+            .await;
+            for code in ["route_not_found", "method_not_allowed"] {
+                assert_ne!(body["error"], code, "{method} {path}: {body}");
+            }
+        }
+    }
+    assert!(seen >= 12, "only {seen} operations documented");
+}
