@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The public API's contract, checked from outside against the server on its embedded
 # default: /openapi.json is a valid OpenAPI 3.1 document equal to the committed
-# docs/openapi.json, and schemathesis's generated requests (tests/contract/schemathesis.toml)
+# docs/openapi.json; schemathesis's generated requests (tests/contract/schemathesis.toml)
 # find no failure with its default checks: no 5xx, documented statuses, answers that
-# match the schema. Run by scripts/test.sh after the build; alone: bash scripts/contract.sh.
+# match the schema; and after a create and a delete, /metrics parses with Prometheus's own
+# OpenMetrics parser and has every series of README "Metrics". Run by scripts/test.sh after the build; alone: bash scripts/contract.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,3 +51,15 @@ if [ "$status" -ne 0 ]; then
 fi
 sed -n '/^Test cases:/,/^$/p' "$work/schemathesis.log"
 grep -E "^=+ .* in [0-9.]+s =+$" "$work/schemathesis.log"
+
+echo "--> /metrics after a create and a delete"
+base="$url/global/framedb/persistent-instances"
+curl -sf -X POST "$base" -H 'content-type: application/json' -d '{"framedb_id": "contract-001",
+    "cluster_id": "cluster-01", "node_id": "node-a", "storage_size": "1Gi"}' >/dev/null
+for _ in $(seq 1 240); do
+    if curl -sf "$base/contract-001" | grep -q '"status":"Running"'; then break; fi
+    sleep 0.25
+done
+curl -sf -X DELETE "$base/contract-001" >/dev/null
+curl -sf "$url/metrics" >"$work/metrics.txt"
+"$venv/bin/python" tests/contract/metrics.py <"$work/metrics.txt"

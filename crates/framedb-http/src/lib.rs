@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod remote;
 pub mod settings;
 pub mod startup;

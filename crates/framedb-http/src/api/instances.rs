@@ -9,6 +9,7 @@ use framedb_core::{
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::AppState;
 use super::answer::{Created, Done, NoStore, data, done, to_completion};
@@ -43,7 +44,14 @@ pub(crate) async fn create(
     JsonBody(request): JsonBody<NewInstance>,
 ) -> Result<NoStore<(StatusCode, Json<Created>)>> {
     let service = state.service.clone();
-    let created = to_completion(async move { service.create(request).await }).await?;
+    let metrics = state.scrape.metrics.clone();
+    let created = to_completion(async move {
+        let started = Instant::now();
+        let created = service.create(request).await;
+        metrics.operation("create", started, &created);
+        created
+    })
+    .await?;
     let port = created.record.port.ok_or_else(|| {
         ApiError::Domain(framedb_core::Error::Internal(
             "create returned no port".into(),
@@ -116,7 +124,14 @@ pub(crate) async fn delete(
 ) -> Result<Json<Done>> {
     let id = FramedbId::new(id)?;
     let service = state.service.clone();
-    to_completion(async move { service.delete(&id, options.purge).await }).await?;
+    let metrics = state.scrape.metrics.clone();
+    to_completion(async move {
+        let started = Instant::now();
+        let deleted = service.delete(&id, options.purge).await;
+        metrics.operation("delete", started, &deleted);
+        deleted
+    })
+    .await?;
     Ok(done("Removed from global registry"))
 }
 

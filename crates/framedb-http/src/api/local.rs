@@ -50,6 +50,8 @@ pub(crate) struct LocalState {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// How many that is.
     pub max_streams: u32,
+    /// Its metrics, and its cluster for `/metrics`'s instance counts.
+    pub scrape: crate::metrics::Scrape,
 }
 
 /// A flag that turns true when a service begins to shut down; the default never does.
@@ -76,6 +78,7 @@ impl Stopping {
 /// The local API.
 pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
     let token = state.token.clone();
+    let scrape = state.scrape.clone();
     let api = Router::new()
         .route(paths::FREE_PORTS, get(free_port))
         .route(paths::INSTANCES, get(list))
@@ -85,7 +88,7 @@ pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
         .route(paths::STATUS_WATCH, get(watch_statuses))
         .route(paths::INVENTORY, get(inventory))
         .with_state(Arc::new(state));
-    finish(api, Router::new(), token, bounds)
+    finish(api, Router::new(), token, bounds, scrape)
 }
 
 async fn free_port(

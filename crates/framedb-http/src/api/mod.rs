@@ -30,6 +30,7 @@ use tracing::Level;
 
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT;
+use crate::metrics::Scrape;
 
 /// What every handler of the global API can reach.
 #[derive(Clone)]
@@ -50,12 +51,15 @@ pub(crate) struct AppState {
     pub allow_insecure_clusters: bool,
     /// Whether setup may re-point a recorded cluster (`"replace": true`).
     pub allow_setup_replace: bool,
+    /// Its metrics, and the clusters `/metrics` counts instances of.
+    pub scrape: Scrape,
 }
 
 /// The global API.
 pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
     const BASE: &str = "/global/framedb/persistent-instances";
     let token = state.token.clone();
+    let scrape = state.scrape.clone();
     let api = Router::new()
         .route("/framedb-config/setup", post(config_service::setup))
         .route("/framedb-config/remove", delete(config_service::remove))
@@ -81,44 +85,60 @@ pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
         // Behind an `Arc`, so that each request's handler gets it for one reference count.
         .with_state(Arc::new(state));
     let open = Router::new().route("/openapi.json", get(openapi::document));
-    finish(api, open, token, bounds)
+    finish(api, open, token, bounds, scrape)
 }
 
-/// What both APIs share: `/healthz` and the routes of `open` without a token, the token
-/// check on everything else, the JSON answers for unknown routes and methods, the body
-/// limit, the bounds on requests, and request logs.
-pub(crate) fn finish(api: Router, open: Router, token: ApiToken, bounds: Bounds) -> Router {
-    api.fallback(|| async { ApiError::RouteNotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(
-            token,
-            auth::require_token,
-        ))
-        .route("/healthz", get(healthz))
-        .merge(open)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            bounds,
-            bounds::bounded,
-        ))
-        // A DEBUG line per request (method, path, status, latency; `RUST_LOG=tower_http=debug`
-        // turns them on): at INFO, formatting and writing them cost a third of a read's
-        // time. Server errors are logged at ERROR regardless. Bodies are never logged.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &axum::extract::Request| {
-                    tracing::debug_span!(
-                        "request",
-                        method = %request.method(),
-                        uri = %request.uri(),
-                        request_id = request_id::of(request),
-                    )
-                })
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
-        // Outermost: every request, refused or not, carries its id into the span above
-        // and back in its answer.
-        .layer(axum::middleware::from_fn(request_id::tagged))
+/// What both APIs share: `/healthz` and the routes of `open` without a token, `/metrics`
+/// and everything else behind the token, the JSON answers for unknown routes and
+/// methods, the body limit, the bounds on requests, request metrics and logs.
+pub(crate) fn finish(
+    api: Router,
+    open: Router,
+    token: ApiToken,
+    bounds: Bounds,
+    scrape: Scrape,
+) -> Router {
+    let metrics = scrape.metrics.clone();
+    api.route(
+        "/metrics",
+        get(crate::metrics::scrape).with_state(Arc::new(scrape)),
+    )
+    .fallback(|| async { ApiError::RouteNotFound })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    .layer(axum::middleware::from_fn_with_state(
+        token,
+        auth::require_token,
+    ))
+    .route("/healthz", get(healthz))
+    .merge(open)
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(axum::middleware::from_fn_with_state(
+        bounds,
+        bounds::bounded,
+    ))
+    // Outside the bounds, so that refused requests (503 `overloaded`) count too.
+    .layer(axum::middleware::from_fn_with_state(
+        metrics,
+        crate::metrics::track,
+    ))
+    // A DEBUG line per request (method, path, status, latency; `RUST_LOG=tower_http=debug`
+    // turns them on): at INFO, formatting and writing them cost a third of a read's
+    // time. Server errors are logged at ERROR regardless. Bodies are never logged.
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|request: &axum::extract::Request| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %request.uri(),
+                    request_id = request_id::of(request),
+                )
+            })
+            .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+    )
+    // Outermost: every request, refused or not, carries its id into the span above
+    // and back in its answer.
+    .layer(axum::middleware::from_fn(request_id::tagged))
 }
 
 /// Whether the process serves (liveness).

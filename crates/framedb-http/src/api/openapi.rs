@@ -37,6 +37,7 @@ use crate::wire::Failure;
         super::config_service::status,
         super::healthz,
         document,
+        crate::metrics::scrape,
     ),
     components(schemas(Failure)),
     modifiers(&Common),

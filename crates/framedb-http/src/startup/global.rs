@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::clients::{client_from_file, client_in_cluster, stores};
 use super::{Adapters, App, Clusters, Fleet, Reconciler, StartError, bind, check_open, server_tls};
 use crate::api::{ApiToken, AppState, Bounds, router};
+use crate::metrics::{Metrics, Scrape};
 use crate::remote::directory::LocalToken;
 use crate::remote::{ClusterDirectory, RemoteClusters};
 use crate::settings::GlobalSettings;
@@ -25,15 +26,33 @@ pub struct GlobalParts {
     pub directory: Option<Arc<ClusterDirectory>>,
 }
 
-/// The global API on `parts`, with the token and timeouts of `settings`.
+/// The global API on `parts`, with the token and timeouts of `settings`, and metrics of
+/// its own.
 pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
+    let metrics = Metrics::new();
+    let parts = GlobalParts {
+        registry: metrics.measured_registry(parts.registry),
+        clusters: metrics.measured_clusters(parts.clusters, "memory"),
+        directory: parts.directory,
+    };
+    measured_router(settings, parts, metrics)
+}
+
+/// The global API on `parts`, whose ports `metrics` measures already.
+fn measured_router(settings: &GlobalSettings, parts: GlobalParts, metrics: Metrics) -> Router {
     let GlobalParts {
         registry,
         clusters,
         directory,
     } = parts;
+    let fleet = Fleet::of(settings, directory.as_ref());
     let service = ProvisioningService::new(registry, clusters.deployer, clusters.ports);
     let bounds = Bounds::of(&settings.serve);
+    let scrape = Scrape {
+        metrics,
+        service: service.clone(),
+        fleet,
+    };
     router(
         AppState {
             service,
@@ -50,6 +69,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
             token: ApiToken::of(settings.serve.token.as_ref()),
             allow_insecure_clusters: settings.fleet.allow_insecure_clusters,
             allow_setup_replace: settings.fleet.allow_setup_replace,
+            scrape,
         },
         bounds,
     )
@@ -132,25 +152,23 @@ impl App {
                 (Clusters::of(Arc::new(remote)), Some(directory))
             }
         };
+        let metrics = Metrics::new();
+        let via = if directory.is_some() {
+            "local_service"
+        } else if settings.fleet.is_direct() {
+            "kubernetes"
+        } else {
+            "memory"
+        };
+        let clusters = metrics.measured_clusters(clusters, via);
+        let registry = metrics.measured_registry(registry);
         let reconciled = ProvisioningService::new(
             registry.clone(),
             clusters.deployer.clone(),
             clusters.ports.clone(),
         );
         // The global records again what runs on every cluster it knows.
-        let fleet = match &directory {
-            Some(directory) => Fleet::Directory(directory.clone()),
-            None => {
-                let mut known: Vec<ClusterId> = settings
-                    .fleet
-                    .clusters
-                    .iter()
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                known.extend(settings.fleet.in_cluster.clone());
-                Fleet::Fixed(known)
-            }
-        };
+        let fleet = Fleet::of(settings, directory.as_ref());
         let parts = GlobalParts {
             registry,
             clusters,
@@ -162,13 +180,39 @@ impl App {
             listener,
             header_timeout: std::time::Duration::from_secs(settings.serve.header_timeout_secs),
             tls: server_tls(&settings.serve)?,
-            router: global_router(settings, parts),
+            router: measured_router(settings, parts, metrics.clone()),
             stopping: watch::channel(false).0,
             beside,
             keep,
-            reconciler: Reconciler::of(&reconciled, &settings.serve, "global", fleet, lease),
+            reconciler: Reconciler::of(
+                &reconciled,
+                &settings.serve,
+                "global",
+                fleet,
+                lease,
+                &metrics,
+            ),
             reconciles: super::ReconcileCount::default(),
         })
+    }
+}
+
+impl Fleet {
+    /// The global's clusters: those of its directory, or those it drives directly.
+    fn of(settings: &GlobalSettings, directory: Option<&Arc<ClusterDirectory>>) -> Self {
+        match directory {
+            Some(directory) => Fleet::Directory(directory.clone()),
+            None => {
+                let mut known: Vec<ClusterId> = settings
+                    .fleet
+                    .clusters
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                known.extend(settings.fleet.in_cluster.clone());
+                Fleet::Fixed(known)
+            }
+        }
     }
 }
 

@@ -44,9 +44,13 @@ impl App {
         check_open(&settings.serve)?;
         let token = ApiToken::of(settings.serve.token.as_ref());
         let (stopping, stop) = watch::channel(false);
-        let service = ProvisioningService::new(registry, fleet.clone(), fleet.clone())
-            .with_tier("local")
-            .with_fence(fence);
+        let metrics = crate::metrics::Metrics::new();
+        let registry = metrics.measured_registry(registry);
+        let clusters = metrics.measured_clusters(super::Clusters::of(fleet), "kubernetes");
+        let service =
+            ProvisioningService::new(registry, clusters.deployer.clone(), clusters.ports.clone())
+                .with_tier("local")
+                .with_fence(fence);
         let reconciler = Reconciler::of(
             &service,
             &settings.serve,
@@ -54,18 +58,24 @@ impl App {
             Fleet::Fixed(vec![cluster.clone()]),
             // One local service per cluster: nothing to share.
             None,
+            &metrics,
         );
         let state = LocalState {
             cluster_id: cluster.clone(),
             service: service.clone(),
-            deployer: fleet.clone(),
-            ports: fleet,
+            deployer: clusters.deployer,
+            ports: clusters.ports,
             token,
             stopping: Stopping::on(stop),
             streams: Arc::new(tokio::sync::Semaphore::new(
                 settings.cluster.max_status_streams as usize,
             )),
             max_streams: settings.cluster.max_status_streams,
+            scrape: crate::metrics::Scrape {
+                metrics,
+                service: service.clone(),
+                fleet: Fleet::Fixed(vec![cluster.clone()]),
+            },
         };
         let listener = bind(settings.serve.listen).await?;
         tracing::info!(cluster_id = %cluster, "local config service");

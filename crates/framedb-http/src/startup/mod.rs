@@ -158,10 +158,13 @@ struct Reconciler {
     lease: Option<Arc<dyn Lease>>,
     /// This replica's name on the lease.
     holder: String,
+    /// Where its passes are counted.
+    metrics: crate::metrics::Metrics,
 }
 
-/// Where the clusters a reconciler reads come from.
-enum Fleet {
+/// Where the clusters a reconciler reads (and `/metrics` counts) come from.
+#[derive(Clone)]
+pub(crate) enum Fleet {
     /// These (a local service's own cluster, the global's `--cluster`s).
     Fixed(Vec<ClusterId>),
     /// The global's cluster directory, as it is at each pass.
@@ -169,7 +172,8 @@ enum Fleet {
 }
 
 impl Fleet {
-    fn clusters(&self) -> Vec<ClusterId> {
+    /// The clusters as they are now.
+    pub(crate) fn clusters(&self) -> Vec<ClusterId> {
         match self {
             Self::Fixed(clusters) => clusters.clone(),
             Self::Directory(directory) => directory.clusters(),
@@ -185,6 +189,7 @@ impl Reconciler {
         tier: &'static str,
         clusters: Fleet,
         lease: Option<Arc<dyn Lease>>,
+        metrics: &crate::metrics::Metrics,
     ) -> Option<Self> {
         (serve.reconcile_interval_secs > 0).then(|| Self {
             service: service.clone(),
@@ -193,6 +198,7 @@ impl Reconciler {
             tier,
             clusters,
             lease,
+            metrics: metrics.clone(),
             // Unique per process: a restarted replica is a new holder, and waits for the
             // term of its former self to end (or finds it released).
             holder: framedb_core::Stamp::generate()
@@ -250,11 +256,12 @@ impl Reconciler {
     /// One pass, logged.
     async fn pass(&self) {
         let clusters = self.clusters.clusters();
-        match self
+        let result = self
             .service
             .reconcile(self.create_deadline, &clusters)
-            .await
-        {
+            .await;
+        self.metrics.reconciled(&result);
+        match result {
             Ok(repairs) if repairs.any() => tracing::info!(
                 tier = self.tier,
                 rebuilt = repairs.rebuilt,

@@ -8,6 +8,7 @@ mod endpoints;
 mod errors;
 mod fleet;
 mod least_privilege;
+mod metrics;
 mod openapi;
 mod remote;
 mod socket;

@@ -2,7 +2,9 @@
 //! needs no token, and names only routes the API serves.
 
 use axum::http::StatusCode;
+use http_body_util::BodyExt;
 use serde_json::Value;
+use tower::ServiceExt;
 
 use super::{TestApp, app_with_token, send_raw};
 
@@ -67,14 +69,16 @@ async fn every_documented_operation_is_routed() {
                 continue;
             }
             seen += 1;
-            let (_, body) = send_raw(
-                &app.router,
-                &method.to_uppercase(),
-                &uri,
-                Some("{}"),
-                Some("application/json"),
-            )
-            .await;
+            let request = axum::http::Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from("{}"))
+                .unwrap();
+            let response = app.router.clone().oneshot(request).await.unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            // Answers that are not JSON (the metrics, say) are no routing failure either.
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             for code in ["route_not_found", "method_not_allowed"] {
                 assert_ne!(body["error"], code, "{method} {path}: {body}");
             }
