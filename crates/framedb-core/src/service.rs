@@ -136,6 +136,11 @@ impl ProvisioningService {
     ///
     /// # Errors
     /// As [`Self::create_on`].
+    #[tracing::instrument(name = "create", skip_all, fields(
+        tier = self.tier,
+        framedb_id = %request.framedb_id,
+        cluster_id = %request.cluster_id,
+    ))]
     pub async fn create_at(
         &self,
         request: NewInstance,
@@ -355,6 +360,7 @@ impl ProvisioningService {
     /// # Errors
     /// [`Error::InstanceNotFound`] when the id is not registered; the deployer's and the
     /// registry's errors otherwise (the record then stays, marked `Deleting`).
+    #[tracing::instrument(name = "delete", skip_all, fields(tier = self.tier, framedb_id = %id))]
     pub async fn delete(&self, id: &FramedbId, purge: bool) -> Result<()> {
         let record = self.registry.get(id).await?;
         let removal = Removal::of(record.deletion_policy, purge);
@@ -370,6 +376,11 @@ impl ProvisioningService {
     /// # Errors
     /// [`Error::InstanceNotFound`] when there is neither a record of that stamp nor an
     /// object; the deployer's and the registry's errors otherwise.
+    #[tracing::instrument(name = "delete", skip_all, fields(
+        tier = self.tier,
+        framedb_id = %id,
+        cluster_id = %cluster,
+    ))]
     pub async fn delete_stamped(
         &self,
         id: &FramedbId,

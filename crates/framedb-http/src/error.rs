@@ -152,10 +152,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
+        // The request's span is DEBUG (off at the default level): the id goes on the line.
+        let request_id = crate::api::request_id::current();
+        let request_id = request_id
+            .as_ref()
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or_default();
         if status.is_server_error() {
-            tracing::error!(error = code, cause = %Chain(&self), "request failed");
+            tracing::error!(error = code, request_id, cause = %Chain(&self), "request failed");
         } else {
-            tracing::debug!(error = code, %message, "request refused");
+            tracing::debug!(error = code, request_id, %message, "request refused");
         }
         let body = Failure {
             success: false,

@@ -57,11 +57,13 @@ pub(crate) fn data<T>(data: T) -> Json<Data<T>> {
 }
 
 /// Runs a multi-step operation on its own task, so that a client that hangs up does not
-/// cancel it halfway and leave an orphan behind.
+/// cancel it halfway and leave an orphan behind. The task keeps the request's id and log
+/// span.
 pub(crate) async fn to_completion<T: Send + 'static>(
     work: impl Future<Output = framedb_core::Result<T>> + Send + 'static,
 ) -> Result<T> {
-    tokio::spawn(work)
+    use tracing::Instrument;
+    tokio::spawn(super::request_id::carried(work).instrument(tracing::Span::current()))
         .await
         .map_err(|join_error| {
             let fault = framedb_core::Fault::new("provisioning task failed").because(join_error);

@@ -10,7 +10,7 @@ mod config_service;
 mod instances;
 pub(crate) mod local;
 mod openapi;
-mod request_id;
+pub(crate) mod request_id;
 
 pub use auth::ApiToken;
 pub(crate) use bounds::Bounds;

@@ -1,7 +1,9 @@
 //! Request ids: every request carries one in `x-request-id`, the caller's when it sent a
 //! usable one (at most 64 characters of letters, digits, `-`, `_`, `.`, `:`), a new one
-//! otherwise; the answer returns it, and the request's log span names it, so that one
-//! request can be followed through the logs.
+//! otherwise; the answer returns it, the request's log span and its failure's log line
+//! name it, and the calls it makes to local services send it on, so that one create can
+//! be followed across both tiers. The id of the request being served is a task-local
+//! ([`current`]); work spawned for a request carries it on ([`carried`]).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +12,11 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+
+tokio::task_local! {
+    /// The id of the request this task serves.
+    static REQUEST_ID: HeaderValue;
+}
 
 /// The header that carries a request's id.
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -54,9 +61,25 @@ pub(crate) async fn tagged(mut request: Request, next: Next) -> Response {
     request
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), value.clone());
-    let mut response = next.run(request).await;
+    let mut response = REQUEST_ID.scope(value.clone(), next.run(request)).await;
     response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     response
+}
+
+/// The id of the request this task serves, if it serves one.
+pub(crate) fn current() -> Option<HeaderValue> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// `work` with the id of the request this task serves (if any), for another task.
+pub(crate) fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let id = current();
+    async move {
+        match id {
+            Some(id) => REQUEST_ID.scope(id, work).await,
+            None => work.await,
+        }
+    }
 }
 
 /// The id [`tagged`] set on `request`.

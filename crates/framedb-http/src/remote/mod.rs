@@ -218,6 +218,11 @@ impl RemoteClusters {
             if let Some(token) = &token {
                 request = request.bearer_auth(token.expose());
             }
+            // The caller's request id goes on, so that its work can be followed in the
+            // local service's log too.
+            if let Some(id) = crate::api::request_id::current() {
+                request = request.header(&crate::api::request_id::X_REQUEST_ID, id);
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }

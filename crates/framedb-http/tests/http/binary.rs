@@ -236,15 +236,21 @@ async fn the_printed_manifests_apply_with_kubectl_and_the_instance_runs() {
 async fn json_logs_and_request_ids() {
     let state_dir = std::env::temp_dir().join(format!("framedb-json-test-{}", std::process::id()));
     let state = state_dir.display().to_string();
-    let mut server = Process::start(&[
-        "--log-format",
-        "json",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        &state,
-    ]);
-    let line = server.wait_for("listening on http://").await;
+    // With the request spans on (they are DEBUG), as an operator following requests
+    // would run it.
+    let mut server = Process::start_logging(
+        &[
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            &state,
+        ],
+        "info,framedb_http::api=debug",
+    );
+    // The global's own line (the embedded local services say where they listen first).
+    let line = server.wait_for("framedb-server listening on http://").await;
     let logged: serde_json::Value = serde_json::from_str(&line).expect("a JSON object per line");
     let message = logged["fields"]["message"].as_str().unwrap();
     let (_, rest) = message.split_once("listening on http://").unwrap();
@@ -291,6 +297,44 @@ async fn json_logs_and_request_ids() {
     );
     assert!(!a.is_empty() && a.len() <= 64, "{a}");
     assert_ne!(a, b);
+
+    // One create, followed across both tiers by its id: the local service's work on it
+    // runs in a request span with the caller's id, and so does the global's.
+    let created = client
+        .post(format!(
+            "http://{address}/global/framedb/persistent-instances"
+        ))
+        .header("x-request-id", "follow-me-1")
+        .json(
+            &serde_json::json!({"framedb_id": "tidb-followed", "cluster_id": "cluster-01",
+            "node_id": "node-a", "storage_size": "1Gi"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    server.wait_for("\"tier\":\"global\"").await;
+    let followed: Vec<serde_json::Value> = server
+        .log
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["fields"]["message"] == "instance created")
+        .collect();
+    for tier in ["local", "global"] {
+        let line = followed
+            .iter()
+            .find(|line| line["span"]["tier"] == tier)
+            .unwrap_or_else(|| panic!("no {tier} line: {followed:?}"));
+        assert_eq!(line["span"]["framedb_id"], "tidb-followed", "{line}");
+        assert_eq!(line["span"]["cluster_id"], "cluster-01", "{line}");
+        let request = line["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|span| span["name"] == "request")
+            .unwrap_or_else(|| panic!("no request span: {line}"));
+        assert_eq!(request["request_id"], "follow-me-1", "{line}");
+    }
     server.terminate().await;
     let _ = std::fs::remove_dir_all(&state_dir);
 }

@@ -23,10 +23,16 @@ pub struct Process {
 impl Process {
     /// Starts `framedb-server` with `args`, logging at INFO to a pipe.
     pub fn start<S: AsRef<str>>(args: &[S]) -> Self {
+        Self::start_logging(args, "info")
+    }
+
+    /// Starts `framedb-server` with `args`, logging what `filter` (`RUST_LOG`) lets through
+    /// to a pipe.
+    pub fn start_logging<S: AsRef<str>>(args: &[S], filter: &str) -> Self {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_framedb-server"))
             .args(&args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
