@@ -61,7 +61,13 @@ pub struct Failure {
     pub success: bool,
     /// A sentence for a person.
     pub message: String,
-    /// The stable code, e.g. `port_taken` (README, "The API", has every code).
+    /// The stable code, which clients act on: `malformed_json`, `invalid_input`,
+    /// `unauthorized`, `forbidden`, `instance_not_found`, `cluster_not_found`,
+    /// `route_not_found`, `method_not_allowed`, `already_exists`, `conflict`,
+    /// `ports_exhausted`, `port_out_of_range`, `port_taken`, `cluster_conflict`,
+    /// `cluster_in_use`, `payload_too_large`, `unsupported_media_type`, `bad_gateway`,
+    /// `unavailable`, `overloaded`, `timeout`, `internal` (README, "The API", says when).
+    #[schema(example = "instance_not_found")]
     pub error: String,
     /// Data a client may need to act on the failure, e.g. `{"port": 30901}` for
     /// `port_taken`.
