@@ -91,6 +91,49 @@ async fn the_readme_walkthrough_works_over_http() {
     }
     assert_eq!(status_seen, "Running");
 
+    // `/metrics` counts instances by cluster and live status from the clusters' status
+    // books (every status shown, 0 included, once a cluster's book is in step), and the
+    // global's calls to the local services.
+    let sample = |text: &str, series: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = client
+            .get(url("metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let running = "framedb_instances{cluster_id=\"cluster-01\",status=\"Running\"}";
+        if sample(&metrics, running).is_some_and(|count| count >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (series, at_least) in [
+        (
+            "framedb_instances{cluster_id=\"cluster-01\",status=\"Running\"}",
+            1.0,
+        ),
+        (
+            "framedb_instances{cluster_id=\"cluster-01\",status=\"Failed\"}",
+            0.0,
+        ),
+        (
+            "framedb_cluster_calls_total{via=\"local_service\",operation=\"deploy\",outcome=\"ok\"}",
+            2.0,
+        ),
+        ("framedb_free_node_ports{cluster_id=\"cluster-01\"}", 1.0),
+    ] {
+        let value = sample(&metrics, series).unwrap_or_else(|| panic!("no {series}: {metrics}"));
+        assert!(value >= at_least, "{series} {value}: {metrics}");
+    }
+
     let (status, body) = call(
         &client,
         Method::GET,

@@ -8,11 +8,11 @@
 //! |---|---|
 //! | `framedb_http_requests_total`, `framedb_http_request_duration_seconds` | `route` (the matched pattern), `method`, `status` (the counter only) |
 //! | `framedb_instance_operations_total`, `framedb_instance_operation_duration_seconds` | `operation` (`create`, `delete`), `outcome` |
-//! | `framedb_cluster_calls_total`, `framedb_cluster_call_duration_seconds` | `via` (`local_service`, `kubernetes`, `memory`), `operation`, `outcome` |
+//! | `framedb_cluster_calls_total`, `framedb_cluster_call_duration_seconds` | `via` (`local_service`, `kubernetes`, `supplied`), `operation`, `outcome` |
 //! | `framedb_registry_operation_duration_seconds` | `operation`, `outcome` |
 //! | `framedb_reconcile_runs_total`, `framedb_reconcile_repairs_total` | `outcome`; `kind` |
-//! | `framedb_instances` | `cluster_id`, `status`: from the clusters' status books at each scrape |
-//! | `framedb_free_node_ports` | `cluster_id`: as of the last allocation on the cluster |
+//! | `framedb_instances` | `cluster_id`, `status`: from the clusters' status books at each scrape (0 for a status no instance has; none for a cluster whose book is not in step) |
+//! | `framedb_free_node_ports` | `cluster_id`: as of the last allocation on the cluster (0 once exhausted) |
 //!
 //! `outcome` is `ok`, or what kind of failure: `refused` (the caller's or the cluster's
 //! refusal), `unavailable`, `timeout`, `bad_gateway`, `internal`.
@@ -26,7 +26,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header::CONTENT_TYPE};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use framedb_core::live::StatusFeed;
+use framedb_core::live::{StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, FramedbId, InstanceRecord,
     InstanceRegistry, InstanceStatus, PortAllocator, Query, Removal, Repairs, Stamp, StatusReport,
@@ -57,6 +57,8 @@ struct Inner {
     repairs: Family<KindLabels, Counter>,
     instances: Family<InstanceLabels, Gauge>,
     free_ports: Family<ClusterLabels, Gauge>,
+    /// Held while a scrape counts instances and renders.
+    scraping: std::sync::Mutex<()>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -201,6 +203,7 @@ impl Metrics {
             repairs,
             instances,
             free_ports,
+            scraping: std::sync::Mutex::new(()),
         }))
     }
 
@@ -255,14 +258,30 @@ impl Metrics {
         }
     }
 
-    /// Sets `framedb_instances` from the clusters' status books: a cluster whose book is
-    /// not in step (its watch is starting or broken) is left out rather than guessed.
-    pub(crate) fn count_instances(&self, books: &[(ClusterId, StatusFeed)]) {
+    /// Sets `framedb_instances` from the clusters' status books and renders every
+    /// series, as one step (two scrapes at once cannot interleave): a cluster whose book
+    /// is in step shows every status, 0 included; one whose book is not (its watch is
+    /// starting or broken) is left out rather than guessed.
+    pub(crate) fn render_with_instances(&self, books: &[(ClusterId, StatusFeed)]) -> String {
+        let _one_at_a_time = self
+            .0
+            .scraping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut counts: HashMap<InstanceLabels, i64> = HashMap::new();
         for (cluster, feed) in books {
             let Some(book) = feed.borrow().clone() else {
                 continue;
             };
+            for status in InstanceStatus::ALL {
+                counts.insert(
+                    InstanceLabels {
+                        cluster_id: cluster.to_string(),
+                        status: status.as_str(),
+                    },
+                    0,
+                );
+            }
             for report in book.values() {
                 *counts
                     .entry(InstanceLabels {
@@ -276,6 +295,7 @@ impl Metrics {
         for (labels, count) in counts {
             self.0.instances.get_or_create(&labels).set(count);
         }
+        self.render()
     }
 
     /// The ports wrapped so that their calls are measured, `via` naming what they reach.
@@ -429,14 +449,14 @@ pub(crate) async fn scrape(State(scrape): State<Arc<Scrape>>) -> Response {
             books.push((cluster, feed));
         }
     }
-    scrape.metrics.count_instances(&books);
+    let text = scrape.metrics.render_with_instances(&books);
     (
         StatusCode::OK,
         [(
             CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        scrape.metrics.render(),
+        text,
     )
         .into_response()
 }
@@ -546,6 +566,13 @@ impl ClusterDeployer for Measured<dyn ClusterDeployer> {
         cluster: &ClusterId,
         ids: &[FramedbId],
     ) -> framedb_core::Result<HashMap<FramedbId, StatusReport>> {
+        // What the cluster's status book answers (in memory, as the adapter would) is no
+        // call to the cluster.
+        if let Ok(feed) = self.inner.follow(cluster).await
+            && let Some(answer) = answer_from(&feed.borrow(), ids)
+        {
+            return Ok(answer);
+        }
         self.time("statuses", self.inner.statuses(cluster, ids))
             .await
     }
@@ -570,15 +597,19 @@ impl PortAllocator for Measured<dyn PortAllocator> {
         let free = self
             .time("free_ports", self.inner.free_ports(cluster, skip))
             .await;
-        if let Ok(free) = &free {
-            self.metrics
-                .0
-                .free_ports
-                .get_or_create(&ClusterLabels {
-                    cluster_id: cluster.to_string(),
-                })
-                .set(i64::try_from(free.len()).unwrap_or(i64::MAX));
-        }
+        // The ports that creates in progress here hold (`skip`) are not free either.
+        let count = match &free {
+            Ok(free) => i64::try_from(free.len()).unwrap_or(i64::MAX),
+            Err(framedb_core::Error::PortsExhausted(_)) => 0,
+            Err(_) => return free,
+        };
+        self.metrics
+            .0
+            .free_ports
+            .get_or_create(&ClusterLabels {
+                cluster_id: cluster.to_string(),
+            })
+            .set(count);
         free
     }
 

@@ -149,7 +149,7 @@ pub struct QueryOptions {
     #[cfg_attr(
         feature = "openapi",
         param(
-            pattern = r"^-?(framedb_id|cluster_id|node_id|storage_size|port|status|deletion_policy|created_at|updated_at|metadata(\.[^.$\x00][^.\x00]*)+)$",
+            pattern = r"^-?(framedb_id|cluster_id|node_id|storage_size|port|status|deletion_policy|created_at|updated_at|metadata(\.[^.$\x00][^.\x00]*)*)$",
             example = "-created_at"
         )
     )]

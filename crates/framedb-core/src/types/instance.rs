@@ -58,6 +58,16 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
+    /// Every status.
+    pub const ALL: [Self; 6] = [
+        Self::Provisioning,
+        Self::Running,
+        Self::Pending,
+        Self::Failed,
+        Self::Deleting,
+        Self::Unknown,
+    ];
+
     /// The status as it appears in JSON and filters.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -32,7 +32,7 @@ pub fn global_router(settings: &GlobalSettings, parts: GlobalParts) -> Router {
     let metrics = Metrics::new();
     let parts = GlobalParts {
         registry: metrics.measured_registry(parts.registry),
-        clusters: metrics.measured_clusters(parts.clusters, "memory"),
+        clusters: metrics.measured_clusters(parts.clusters, "supplied"),
         directory: parts.directory,
     };
     measured_router(settings, parts, metrics)
@@ -158,7 +158,7 @@ impl App {
         } else if settings.fleet.is_direct() {
             "kubernetes"
         } else {
-            "memory"
+            "supplied"
         };
         let clusters = metrics.measured_clusters(clusters, via);
         let registry = metrics.measured_registry(registry);

@@ -83,7 +83,7 @@ async fn a_create_and_a_delete_show_in_the_series() {
             1.0,
         ),
         (
-            "framedb_cluster_calls_total{via=\"memory\",operation=\"deploy\",outcome=\"ok\"}",
+            "framedb_cluster_calls_total{via=\"supplied\",operation=\"deploy\",outcome=\"ok\"}",
             1.0,
         ),
         (
@@ -132,4 +132,28 @@ async fn the_metrics_need_the_api_token() {
     let (status, _, text) = scrape(&router, Some("metrics-t0ken")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("framedb_http_requests_total"), "{text}");
+}
+
+#[tokio::test]
+async fn a_cluster_out_of_ports_shows_none_free() {
+    let app = TestApp::new();
+    let mut created = 0;
+    loop {
+        let (status, body) = app
+            .create(&format!("exhaust-{created}"), "cluster-02", "node-a")
+            .await;
+        if status == StatusCode::CONFLICT {
+            assert_eq!(body["error"], "ports_exhausted", "{body}");
+            break;
+        }
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        created += 1;
+        assert!(created <= 100, "more creates than ports");
+    }
+    let (_, _, text) = scrape(&app.router, None).await;
+    assert_eq!(
+        sample(&text, "framedb_free_node_ports{cluster_id=\"cluster-02\"}"),
+        Some(0.0),
+        "{text}"
+    );
 }
