@@ -311,6 +311,8 @@ struct OwnMongo {
     dir: std::path::PathBuf,
     port: u16,
     child: Option<tokio::process::Child>,
+    /// Whether it requires authentication (`--auth`) from its next start.
+    auth: bool,
 }
 
 impl OwnMongo {
@@ -327,6 +329,7 @@ impl OwnMongo {
             dir,
             port,
             child: None,
+            auth: false,
         };
         mongo.run().await;
         mongo
@@ -343,6 +346,7 @@ impl OwnMongo {
             .arg("--storage-path")
             .arg(&self.dir)
             .args(["--log-level", "WARNING"])
+            .args(self.auth.then_some("--auth"))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -355,6 +359,20 @@ impl OwnMongo {
             assert!(Instant::now() < deadline, "SecantusDB did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// SIGTERM, waiting for it to exit: what it keeps only in memory until it stops (the
+    /// users it was given) is saved.
+    async fn stop(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().unwrap().to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        child.wait().await.unwrap();
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -732,4 +750,81 @@ async fn one_global_replica_reconciles_at_a_time_and_hands_over_when_it_stops() 
     }
     second.stop().await;
     drop_database(&uri, &db).await;
+}
+
+/// `/readyz` follows MongoDB: 200 while the registry answers, 503 `not_ready` while it is
+/// down (an answer that names neither its address nor its password), and 200 again once
+/// it is back; without the API's token, which the kubelet's probes do not send. `/healthz`
+/// (liveness) stays 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_mongodb_and_names_no_secret() {
+    use mongodb::bson::doc;
+
+    let Some(binary) = secantusd() else { return };
+    let mut mongo = OwnMongo::start(binary, "readyz").await;
+    let password = "r3adyz-pa55-9f1c";
+    mongodb::Client::with_uri_str(mongo.uri())
+        .await
+        .unwrap()
+        .database("admin")
+        .run_command(doc! {
+            "createUser": "framedb", "pwd": password,
+            "roles": [{"role": "root", "db": "admin"}],
+        })
+        .await
+        .unwrap();
+    mongo.stop().await;
+    mongo.auth = true;
+    mongo.run().await;
+    let uri = format!(
+        "mongodb://framedb:{password}@127.0.0.1:{}/?authSource=admin",
+        mongo.port
+    );
+    let clusters = Clusters::demo("readyz", Duration::ZERO).await;
+    let mut settings = clusters.direct(mongo_settings(
+        &uri,
+        "framedb_readyz",
+        Duration::from_secs(1),
+    ));
+    settings.serve.token = Some("readyz-api-t0ken".into());
+    let server = Server::global(&settings, Adapters::default()).await;
+    let client = super::http_client().build().unwrap();
+    let probe = |path: &'static str| call(&client, Method::GET, server.at(path), None);
+
+    let (status, body) = probe("readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"success": true, "status": "ready"}));
+
+    mongo.crash().await;
+    let (status, body) = probe("readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], "not_ready");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("registry"), "{message}");
+    let answer = body.to_string();
+    for secret in [password, "mongodb://", "framedb:", &mongo.port.to_string()] {
+        assert!(
+            !answer.contains(secret),
+            "the answer names {secret}: {answer}"
+        );
+    }
+    let (status, _) = probe("healthz").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "liveness does not depend on MongoDB"
+    );
+
+    mongo.run().await;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = probe("readyz").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < until, "never ready again: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
 }

@@ -76,6 +76,7 @@ impl Stopping {
 /// The local API.
 pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
     let token = state.token.clone();
+    let service = state.service.clone();
     let api = Router::new()
         .route(paths::FREE_PORTS, get(free_port))
         .route(paths::INSTANCES, get(list))
@@ -85,7 +86,7 @@ pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
         .route(paths::STATUS_WATCH, get(watch_statuses))
         .route(paths::INVENTORY, get(inventory))
         .with_state(Arc::new(state));
-    finish(api, token, bounds)
+    finish(api, token, bounds, service)
 }
 
 async fn free_port(

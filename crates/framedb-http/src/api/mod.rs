@@ -41,7 +41,7 @@ pub(crate) struct AppState {
     /// Where setup records the local config service of a cluster it installs (global
     /// tier with remote clusters only).
     pub directory: Option<Arc<crate::remote::ClusterDirectory>>,
-    /// The bearer token every route but `/healthz` requires, if any.
+    /// The bearer token every route but `/healthz` and `/readyz` requires, if any.
     pub token: ApiToken,
     /// Whether `/framedb-config/*` may call API servers on private addresses, over plain
     /// http, or without TLS verification.
@@ -54,6 +54,7 @@ pub(crate) struct AppState {
 pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
     const BASE: &str = "/global/framedb/persistent-instances";
     let token = state.token.clone();
+    let service = state.service.clone();
     let api = Router::new()
         .route("/framedb-config/setup", post(config_service::setup))
         .route("/framedb-config/remove", delete(config_service::remove))
@@ -78,13 +79,18 @@ pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
         )
         // Behind an `Arc`, so that each request's handler gets it for one reference count.
         .with_state(Arc::new(state));
-    finish(api, token, bounds)
+    finish(api, token, bounds, service)
 }
 
-/// What both APIs share: `/healthz` (open), the token check on everything else, the
-/// JSON answers for unknown routes and methods, the body limit, the bounds on requests,
-/// and request logs.
-pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
+/// What both APIs share: `/healthz` and `/readyz` (open; `service`'s registry answers
+/// the latter), the token check on everything else, the JSON answers for unknown routes
+/// and methods, the body limit, the bounds on requests, and request logs.
+pub(crate) fn finish(
+    api: Router,
+    token: ApiToken,
+    bounds: Bounds,
+    service: ProvisioningService,
+) -> Router {
     api.fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
@@ -92,6 +98,7 @@ pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
             auth::require_token,
         ))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(service))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             bounds,
@@ -117,6 +124,15 @@ pub(crate) fn finish(api: Router, token: ApiToken, bounds: Bounds) -> Router {
         .layer(axum::middleware::from_fn(request_id::tagged))
 }
 
+/// Liveness: the process serves.
 async fn healthz() -> Json<Value> {
     Json(json!({"success": true, "status": "ok"}))
+}
+
+/// Readiness: the registry answers, so requests can be served (503 `not_ready` when not).
+async fn readyz(
+    axum::extract::State(service): axum::extract::State<ProvisioningService>,
+) -> Result<Json<Value>, ApiError> {
+    service.ready().await.map_err(ApiError::NotReady)?;
+    Ok(Json(json!({"success": true, "status": "ready"})))
 }
