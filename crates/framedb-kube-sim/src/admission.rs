@@ -10,8 +10,8 @@ use super::allocations::Allocations;
 use super::json::{default_at, meta, now_rfc3339, object_at, str_at};
 use super::quantity::units;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NETWORK_POLICIES, NODES, NameRule, ObjKey, PODS, PVCS, PVS,
-    ResourceDef, SERVICES, STATEFULSETS, STORAGE_CLASSES,
+    DEPLOYMENTS, DISRUPTION_BUDGETS, NAMESPACES, NETWORK_POLICIES, NODES, NameRule, ObjKey, PODS,
+    PVCS, PVS, ResourceDef, SERVICES, STATEFULSETS, STORAGE_CLASSES,
 };
 use super::selectors::LabelSelector;
 use super::services;
@@ -121,6 +121,7 @@ pub(crate) fn prepare(
         }
         DEPLOYMENTS | STATEFULSETS => prepare_workload(res, obj, old),
         NETWORK_POLICIES => prepare_network_policy(obj),
+        DISRUPTION_BUDGETS => prepare_disruption_budget(obj, creating),
         STORAGE_CLASSES => prepare_storage_class(obj, old),
         _ => Vec::new(),
     }
@@ -634,6 +635,81 @@ fn prepare_network_policy(obj: &mut Value) -> Vec<FieldError> {
                 validate_policy_peer(peer, &format!("{path}.{peers}[{j}]"), &mut errors);
             }
         }
+    }
+    errors
+}
+
+/// `spec.unhealthyPodEvictionPolicy`'s values.
+const UNHEALTHY_POD_EVICTION_POLICIES: [&str; 2] = ["IfHealthyBudget", "AlwaysAllow"];
+
+/// Validates a PodDisruptionBudget as `ValidatePodDisruptionBudgetSpec`
+/// (pkg/apis/policy/validation) does: at most one of `minAvailable` and `maxUnavailable`,
+/// each a non-negative integer or a percentage of at most 100%, a valid selector and a
+/// known unhealthy-pod eviction policy. A new one's status is the disruption controller's
+/// zeros (`PrepareForCreate`), which no controller here updates.
+fn prepare_disruption_budget(obj: &mut Value, creating: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let spec = &obj["spec"];
+    let set = |field: &str| spec.get(field).is_some_and(|v| !v.is_null());
+    if set("minAvailable") && set("maxUnavailable") {
+        errors.push(FieldError::invalid(
+            "spec",
+            spec,
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+    for field in ["minAvailable", "maxUnavailable"] {
+        let path = format!("spec.{field}");
+        match &spec[field] {
+            Value::Null => {}
+            Value::Number(n) if n.as_i64().is_some_and(|n| n >= 0) => {}
+            Value::Number(_) => errors.push(FieldError::invalid(
+                path,
+                &spec[field],
+                "must be greater than or equal to 0",
+            )),
+            Value::String(percent) => match percent
+                .strip_suffix('%')
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            {
+                // Digits past u64 are past 100% too.
+                Some(digits) if digits.parse::<u64>().is_ok_and(|n| n <= 100) => {}
+                Some(_) => errors.push(FieldError::invalid(
+                    path,
+                    &spec[field],
+                    "must not be greater than 100%",
+                )),
+                None => errors.push(FieldError::invalid(
+                    path,
+                    &spec[field],
+                    "a valid percent string must be a numeric string followed by an ending '%' \
+                     (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                )),
+            },
+            other => errors.push(FieldError::invalid(
+                path,
+                other,
+                "must be an integer or percentage",
+            )),
+        }
+    }
+    validate_selector(&spec["selector"], "spec.selector", &mut errors);
+    let policy = &spec["unhealthyPodEvictionPolicy"];
+    if !policy.is_null()
+        && !policy
+            .as_str()
+            .is_some_and(|p| UNHEALTHY_POD_EVICTION_POLICIES.contains(&p))
+    {
+        errors.push(FieldError::not_supported(
+            "spec.unhealthyPodEvictionPolicy",
+            policy,
+            &UNHEALTHY_POD_EVICTION_POLICIES,
+        ));
+    }
+    if creating {
+        obj["status"] = json!({
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0,
+        });
     }
     errors
 }

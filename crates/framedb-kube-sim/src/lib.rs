@@ -16,7 +16,8 @@
 //! persistentvolumes, configmaps, secrets, serviceaccounts and events; `apps/v1`
 //! deployments and statefulsets; `rbac.authorization.k8s.io/v1` roles, clusterroles and
 //! their bindings; `networking.k8s.io/v1` networkpolicies; `storage.k8s.io/v1`
-//! storageclasses; `events.k8s.io/v1` events (a view of the core ones);
+//! storageclasses; `policy/v1` poddisruptionbudgets (validated and stored; see below);
+//! `events.k8s.io/v1` events (a view of the core ones);
 //! watches of every collection; discovery and server-side `Table`s for `kubectl get`;
 //! the subresources `/status`, a workload's `/scale` and a pod's `/eviction` (see
 //! [Node lifecycle](#node-lifecycle)).
@@ -324,6 +325,7 @@
 //! | taint eviction: untolerated `NoExecute` taint → deleted at once; tolerated → after the least `tolerationSeconds`; forever without; `TaintManagerEviction` "Marking for deletion Pod ns/name" / "Cancelling deletion of Pod ns/name"; `DisruptionTarget` (`DeletionByTaintManager`) | `processPodOnNode`, `getMinTolerationTime`, `addConditionAndDeletePod` (pkg/controller/tainteviction/taint_eviction.go) | yes | `nodes::taints_evict_what_does_not_tolerate_them_and_a_not_ready_node_is_tainted`, `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back` |
 //! | a pod deleted on a node that is down stays `Terminating` (until the node is back, or `kubectl delete --force --grace-period=0`); its StatefulSet makes no replacement, a Deployment does (elsewhere); the kubelet back finishes it and the set makes the pod again | the kubelet's status manager (a pod goes on its last DELETE); the StatefulSet controller's `isTerminating` wait (pkg/controller/statefulset/stateful_set_control.go); `FilterActivePods` (pkg/controller/controller_utils.go) | yes | `nodes::an_unreachable_node_s_pods_stay_terminating_until_it_is_back`, `nodes::a_deployment_replaces_its_evicted_pod_elsewhere_and_a_stuck_pod_can_be_forced` |
 //! | `pods/eviction`: policy/v1 `Eviction` → `DisruptionTarget` (`EvictionByEvictionAPI`), delete with its `deleteOptions`, 201 `Success`; name mismatch 400; missing pod 404; in discovery (`CheckEvictionSupport`) | `EvictionREST.Create` (pkg/registry/core/pod/storage/eviction.go); staging/src/k8s.io/kubectl/pkg/drain | yes (no PodDisruptionBudgets, so never 429) | `nodes::the_eviction_subresource_deletes_its_pod_gracefully` (kube-rs `evict`, `kubectl create --raw`) |
+//! | `policy/v1` PodDisruptionBudgets (`pdb`): at most one of `minAvailable`/`maxUnavailable` (422 "minAvailable and maxUnavailable cannot be both set"), each a non-negative integer or a percentage up to 100%, a valid selector and `unhealthyPodEvictionPolicy`; a new budget's status the zeros; `kubectl get pdb` columns (MIN AVAILABLE, MAX UNAVAILABLE, ALLOWED DISRUPTIONS) | `ValidatePodDisruptionBudgetSpec` (pkg/apis/policy/validation/validation.go); pkg/registry/policy/poddisruptionbudget/strategy.go; `printPodDisruptionBudget` | stored and validated: no disruption controller (status stays zeros), evictions do not consult budgets | `apply::pod_disruption_budgets_are_validated_stored_and_listed` (`kubectl create pdb`, protobuf; `kubectl apply`) |
 //! | `kubectl cordon` / `uncordon` (`Ready,SchedulingDisabled`), `kubectl drain` (cordon, `--force` for pods without a controller, evictions, waits for the pods to go) | staging/src/k8s.io/kubectl/pkg/drain (`cordon.go`, `filters.go`, `drain.go`); `printNode` | yes | `nodes::cordon_and_uncordon_show_in_kubectl_get_nodes`, `nodes::kubectl_drain_cordons_and_evicts_a_node_s_pods` |
 //!
 //! Knowingly not modelled:
@@ -361,7 +363,9 @@
 //!   shows its containers started (never ready), where a down kubelet would leave it
 //!   `Pending`; no zones, eviction rate limits or `node.kubernetes.io/exclude-disruption`;
 //!   the pod garbage collector does not force-delete pods of deleted nodes or of nodes
-//!   tainted `node.kubernetes.io/out-of-service`; PodDisruptionBudgets are not served.
+//!   tainted `node.kubernetes.io/out-of-service`; PodDisruptionBudgets are validated and
+//!   stored, but no disruption controller computes their status (it stays at a new
+//!   budget's zeros) and evictions do not consult them (never `429`).
 //! - A DELETE answers with the object for every type (a real server answers a `Status`
 //!   when an object without `ReturnDeletedObject` storage, e.g. a ConfigMap, goes at once).
 //! - A pod always takes its whole grace period (real containers often exit sooner on
