@@ -558,6 +558,23 @@ fn prepare_volume(obj: &mut Value, creating: bool) -> Vec<FieldError> {
 /// `stringData` is write-only: the API server folds it into base64 `data`.
 fn prepare_secret(obj: &mut Value) {
     default_at(obj, &["type"], json!("Opaque"));
+    // `data` is `[]byte`, which Go's JSON reads with `base64.StdEncoding`: line breaks
+    // are skipped (kustomize's generators wrap long values), and it is written back
+    // unbroken.
+    if let Some(Value::Object(data)) = obj.get_mut("data") {
+        for value in data.values_mut() {
+            let Some(wrapped) = value.as_str().filter(|v| v.contains(['\r', '\n'])) else {
+                continue;
+            };
+            let unbroken: String = wrapped
+                .chars()
+                .filter(|c| !matches!(c, '\r' | '\n'))
+                .collect();
+            if let Ok(bytes) = BASE64.decode(&unbroken) {
+                *value = json!(BASE64.encode(bytes));
+            }
+        }
+    }
     let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
     else {
         return;
@@ -963,7 +980,7 @@ mod tests {
         let mut secret = json!({
             "metadata": { "name": "s" },
             "stringData": { "a": "", "b": "f", "c": "fo", "d": "foo", "e": "foob", "f": "foobar" },
-            "data": { "kept": "eA==" },
+            "data": { "kept": "eA==", "wrapped": "Zm9v\nYmFy\r\n" },
         });
         let errors = prepare(
             &mut alloc,
@@ -979,7 +996,7 @@ mod tests {
                 "metadata": { "name": "s" },
                 "type": "Opaque",
                 "data": {
-                    "kept": "eA==", "a": "", "b": "Zg==", "c": "Zm8=", "d": "Zm9v",
+                    "kept": "eA==", "wrapped": "Zm9vYmFy", "a": "", "b": "Zg==", "c": "Zm8=", "d": "Zm9v",
                     "e": "Zm9vYg==", "f": "Zm9vYmFy",
                 },
             })

@@ -144,6 +144,11 @@ async fn the_deploy_manifests_render_with_kustomize_and_apply_to_a_cluster() {
     let mut keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
     keys.sort_unstable();
     assert_eq!(keys, ["api-token", "local-token", "mongo-uri"]);
+    let config_map = pod["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+        .as_str()
+        .unwrap();
+    let config_map = get(&kubeconfig, "configmap", config_map).await;
+    the_pod_s_environment_is_the_global_server_s(container, &config_map, &secret).await;
 
     let service = get(&kubeconfig, "service", "framedb-global").await;
     assert_eq!(service["spec"]["type"], "ClusterIP");
@@ -181,4 +186,70 @@ async fn the_deploy_manifests_render_with_kustomize_and_apply_to_a_cluster() {
     }
     assert_eq!(waiting.len(), 2, "two pods, pulling the image: {waiting:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `framedb-server global` with the environment the pod gets from `container`'s
+/// `env` and `envFrom` (`config_map`, `secret`), its MongoDB moved to a closed port: every
+/// variable is one of the server's and every value one it takes, since it gets past its
+/// settings to its registry, and the placeholder password stays out of its log.
+async fn the_pod_s_environment_is_the_global_server_s(
+    container: &Value,
+    config_map: &Value,
+    secret: &Value,
+) {
+    use base64::Engine;
+    let mut env: Vec<(String, String)> = config_map["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().unwrap().to_owned()))
+        .collect();
+    for variable in container["env"].as_array().unwrap() {
+        let name = variable["name"].as_str().unwrap().to_owned();
+        let value = match variable["value"].as_str() {
+            Some(value) => value.to_owned(),
+            None => {
+                let key = variable["valueFrom"]["secretKeyRef"]["key"]
+                    .as_str()
+                    .unwrap();
+                let encoded = secret["data"][key].as_str().unwrap();
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap();
+                String::from_utf8(decoded).unwrap()
+            }
+        };
+        env.push((name, value));
+    }
+    let mut password = None;
+    for (name, value) in &mut env {
+        match name.as_str() {
+            "FRAMEDB_LISTEN" => *value = "127.0.0.1:0".to_owned(),
+            "FRAMEDB_MONGO_URI" => {
+                let (credentials, rest) = value.split_once('@').unwrap();
+                password = credentials.rsplit(':').next().map(str::to_owned);
+                let (_, path) = rest.split_once('/').unwrap();
+                *value = format!("{credentials}@127.0.0.1:1/{path}");
+            }
+            _ => {}
+        }
+    }
+    env.push(("FRAMEDB_MONGO_TIMEOUT_MS".to_owned(), "300".to_owned()));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_framedb-server"));
+    // Only the pod's settings: none of the test's own.
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FRAMEDB_")) {
+        command.env_remove(name);
+    }
+    let output = command.arg("global").envs(env).output().await.unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        log.contains("the registry cannot be used"),
+        "the server read its settings and went on to MongoDB: {log}"
+    );
+    let password = password.expect("the URI has a password");
+    assert!(
+        !log.contains(&password),
+        "the password reached the log: {log}"
+    );
 }
