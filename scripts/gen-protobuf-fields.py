@@ -32,7 +32,8 @@ ROOTS = [
     "api::rbac::v1::ClusterRole", "api::rbac::v1::ClusterRoleBinding",
     "api::rbac::v1::Role", "api::rbac::v1::RoleBinding",
     "api::networking::v1::NetworkPolicy", "api::storage::v1::StorageClass",
-    "api::policy::v1::Eviction", "api::events::v1::Event",
+    "api::policy::v1::Eviction", "api::policy::v1::PodDisruptionBudget",
+    "api::events::v1::Event",
     "apimachinery::pkg::apis::meta::v1::DeleteOptions",
 ]
 # Carried over by hand in protobuf.rs: their wire and JSON shapes differ.

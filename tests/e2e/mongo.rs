@@ -311,6 +311,8 @@ struct OwnMongo {
     dir: std::path::PathBuf,
     port: u16,
     child: Option<tokio::process::Child>,
+    /// Whether it requires authentication (`--auth`) from its next start.
+    auth: bool,
 }
 
 impl OwnMongo {
@@ -327,6 +329,7 @@ impl OwnMongo {
             dir,
             port,
             child: None,
+            auth: false,
         };
         mongo.run().await;
         mongo
@@ -343,6 +346,7 @@ impl OwnMongo {
             .arg("--storage-path")
             .arg(&self.dir)
             .args(["--log-level", "WARNING"])
+            .args(self.auth.then_some("--auth"))
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -355,6 +359,20 @@ impl OwnMongo {
             assert!(Instant::now() < deadline, "SecantusDB did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// SIGTERM, waiting for it to exit: what it keeps only in memory until it stops (the
+    /// users it was given) is saved.
+    async fn stop(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().unwrap().to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        child.wait().await.unwrap();
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -657,24 +675,19 @@ async fn the_cluster_directory_outlives_the_global_and_is_shared_by_replicas() {
     drop_database(&uri, &db).await;
 }
 
+/// Two global replicas on one MongoDB, as deploy/ runs them: both serve creates and reads
+/// (an instance created through either is seen through both), while reconcile passes run
+/// on one at a time (the lease's holder), and the other takes over when it stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_global_replica_reconciles_at_a_time_and_hands_over_when_it_stops() {
-    use framedb_http::settings::{GlobalSettings, ServeSettings};
     use mongodb::bson::{Document, doc};
 
     let Some(uri) = mongo_uri() else { return };
     let db = database("lease");
+    let clusters = Clusters::demo(&db, Duration::ZERO).await;
     let settings = || {
-        let mut settings = GlobalSettings {
-            serve: ServeSettings {
-                reconcile_interval_secs: 1,
-                ..ServeSettings::loopback()
-            },
-            mongo: mongo_settings(&uri, &db, Duration::from_secs(5)),
-            ..GlobalSettings::default()
-        };
-        settings.fleet.known_clusters = vec!["decoy".parse().unwrap()];
-        settings.fleet.allow_insecure_clusters = true;
+        let mut settings = clusters.direct(mongo_settings(&uri, &db, Duration::from_secs(5)));
+        settings.serve.reconcile_interval_secs = 1;
         settings
     };
     let leases = mongodb::Client::with_uri_str(&uri)
@@ -706,8 +719,31 @@ async fn one_global_replica_reconciles_at_a_time_and_hands_over_when_it_stops() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let second = Server::global(&settings(), Adapters::default()).await;
+
+    // Both replicas serve: a create through each, each instance read through both.
+    let client = super::http_client().build().unwrap();
+    for (server, id, cluster) in [
+        (&first, "via-first", "cluster-01"),
+        (&second, "via-second", "cluster-02"),
+    ] {
+        let create = create_body(id, cluster, "node-a");
+        let (status, body) = call(&client, Method::POST, server.at(BASE), Some(create)).await;
+        assert_eq!(status, StatusCode::CREATED, "{id}: {body}");
+    }
+    for server in [&first, &second] {
+        for (id, cluster) in [("via-first", "cluster-01"), ("via-second", "cluster-02")] {
+            let path = format!("{BASE}/{id}");
+            let (status, body) = call(&client, Method::GET, server.at(&path), None).await;
+            assert_eq!(status, StatusCode::OK, "{id}: {body}");
+            assert_eq!(body["data"]["cluster_id"], cluster);
+        }
+        let query = format!("{BASE}/query");
+        let (_, body) = call(&client, Method::POST, server.at(&query), Some(json!({}))).await;
+        assert_eq!(super::ids(&body), ["via-first", "via-second"]);
+    }
+
     // Through three renewals, while the second replica tries at each of its passes too,
-    // the first keeps it.
+    // the first keeps it, and only the first runs passes.
     for _ in 0..3 {
         let until = deadline();
         term = loop {
@@ -720,16 +756,108 @@ async fn one_global_replica_reconciles_at_a_time_and_hands_over_when_it_stops() 
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
     }
-    // The first stops and gives the lease up; the second takes it at its next pass.
+    // Each renewal came after a finished pass of the holder's; the other ran none.
+    assert!(first.reconciles.passes() >= 3, "the holder reconciles");
+    assert_eq!(
+        second.reconciles.passes(),
+        0,
+        "a replica without the lease reconciles"
+    );
+    // The first stops and gives the lease up; the second takes it at its next pass, and
+    // reconciles from then on.
     first.stop().await;
     let until = deadline();
     loop {
-        if lease().await.is_some_and(|(holder, _)| holder != a) {
+        if lease().await.is_some_and(|(holder, _)| holder != a) && second.reconciles.passes() > 0 {
             break;
         }
         assert!(Instant::now() < until, "the second replica never took over");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let path = format!("{BASE}/via-first");
+    let (status, _) = call(&client, Method::GET, second.at(&path), None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the remaining replica serves every instance"
+    );
     second.stop().await;
     drop_database(&uri, &db).await;
+}
+
+/// `/readyz` follows MongoDB: 200 while the registry answers, 503 `not_ready` while it is
+/// down (an answer that names neither its address nor its password), and 200 again once
+/// it is back; without the API's token, which the kubelet's probes do not send. `/healthz`
+/// (liveness) stays 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_mongodb_and_names_no_secret() {
+    use mongodb::bson::doc;
+
+    let Some(binary) = secantusd() else { return };
+    let mut mongo = OwnMongo::start(binary, "readyz").await;
+    let password = "r3adyz-pa55-9f1c";
+    mongodb::Client::with_uri_str(mongo.uri())
+        .await
+        .unwrap()
+        .database("admin")
+        .run_command(doc! {
+            "createUser": "framedb", "pwd": password,
+            "roles": [{"role": "root", "db": "admin"}],
+        })
+        .await
+        .unwrap();
+    mongo.stop().await;
+    mongo.auth = true;
+    mongo.run().await;
+    let uri = format!(
+        "mongodb://framedb:{password}@127.0.0.1:{}/?authSource=admin",
+        mongo.port
+    );
+    let clusters = Clusters::demo("readyz", Duration::ZERO).await;
+    let mut settings = clusters.direct(mongo_settings(
+        &uri,
+        "framedb_readyz",
+        Duration::from_secs(1),
+    ));
+    settings.serve.token = Some("readyz-api-t0ken".into());
+    let server = Server::global(&settings, Adapters::default()).await;
+    let client = super::http_client().build().unwrap();
+    let probe = |path: &'static str| call(&client, Method::GET, server.at(path), None);
+
+    let (status, body) = probe("readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"success": true, "status": "ready"}));
+
+    mongo.crash().await;
+    let (status, body) = probe("readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], "not_ready");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("registry"), "{message}");
+    let answer = body.to_string();
+    for secret in [password, "mongodb://", "framedb:", &mongo.port.to_string()] {
+        assert!(
+            !answer.contains(secret),
+            "the answer names {secret}: {answer}"
+        );
+    }
+    let (status, _) = probe("healthz").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "liveness does not depend on MongoDB"
+    );
+
+    mongo.run().await;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = probe("readyz").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < until, "never ready again: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
 }

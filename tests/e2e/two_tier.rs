@@ -591,6 +591,9 @@ impl InstanceRegistry for FailsToRecord {
     async fn find(&self, query: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
         self.0.find(query).await
     }
+    async fn ping(&self) -> framedb_core::Result<()> {
+        self.0.ping().await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,6 +680,13 @@ async fn without_the_right_token_both_apis_answer_401_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK, "/healthz stays open");
+    // The probes' routes need no token on either role: the kubelet sends none.
+    for server in [&topology.global, local] {
+        let ready = plain.get(server.at("readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), StatusCode::OK, "/readyz stays open");
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready, json!({"success": true, "status": "ready"}));
+    }
     assert!(topology.assert_consistent().await.is_empty());
 }
 

@@ -76,6 +76,16 @@ pub trait InstanceRegistry: Send + Sync {
     /// # Errors
     /// `Unavailable` / `Timeout` as for `insert`.
     async fn find(&self, query: &Query) -> Result<Vec<InstanceRecord>>;
+
+    /// Checks that the registry can serve now (what a readiness probe asks): one small
+    /// round trip to its store, bounded by a short deadline of the adapter's. A registry
+    /// without a store to reach is always ready.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unavailable`] or [`crate::Error::Timeout`] when the store cannot be
+    /// reached or does not answer within the deadline; [`crate::Error::Internal`] when it
+    /// answers with a refusal (credentials it does not accept, for instance).
+    async fn ping(&self) -> Result<()>;
 }
 
 /// What a cluster needs to run an instance.

@@ -814,6 +814,16 @@ impl ProvisioningService {
         self.deployer.credentials(&record.cluster_id, id).await
     }
 
+    /// Whether this service can take requests now: its registry answers
+    /// ([`InstanceRegistry::ping`]). Clusters are not asked: one cluster that is down
+    /// leaves the service serving the others.
+    ///
+    /// # Errors
+    /// The registry's, as [`InstanceRegistry::ping`] gives them.
+    pub async fn ready(&self) -> Result<()> {
+        self.registry.ping().await
+    }
+
     /// One instance with its live status.
     ///
     /// # Errors

@@ -66,6 +66,11 @@ pub enum ApiError {
         limit: u32,
     },
 
+    /// `/readyz`: the server cannot take requests now, because its registry does not
+    /// answer (the domain's error says why).
+    #[error("this server is not ready: {0}")]
+    NotReady(#[source] framedb_core::Error),
+
     /// The request took longer than the server's per-request limit.
     #[error(
         "the request did not finish within {} s; a create or delete under way goes on, and \
@@ -121,6 +126,19 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", own()),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", own()),
             Self::RequestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout", own()),
+            Self::NotReady(cause) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                // The domain's sentences of an unreachable or slow registry name no
+                // address; any other cause is for the log only, as in `Internal`.
+                if cause.is_unreachable() {
+                    own()
+                } else {
+                    "this server is not ready: its registry refused the check; the server log \
+                     has the details"
+                        .to_owned()
+                },
+            ),
         }
     }
 

@@ -533,6 +533,10 @@ impl InstanceRegistry for Measured<dyn InstanceRegistry> {
     async fn find(&self, query: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
         self.time("find", self.inner.find(query)).await
     }
+
+    async fn ping(&self) -> framedb_core::Result<()> {
+        self.time("ping", self.inner.ping()).await
+    }
 }
 
 #[async_trait]

@@ -905,9 +905,10 @@ impl<'a> ConfigService<'a> {
                         container_port: SERVICE_PORT,
                         ..ContainerPort::default()
                     }]),
+                    // Ready while its registry (the MongoDB beside it) answers.
                     readiness_probe: Some(Probe {
                         http_get: Some(HTTPGetAction {
-                            path: Some("/healthz".into()),
+                            path: Some("/readyz".into()),
                             port: IntOrString::Int(SERVICE_PORT),
                             ..HTTPGetAction::default()
                         }),

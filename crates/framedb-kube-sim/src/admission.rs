@@ -10,8 +10,8 @@ use super::allocations::Allocations;
 use super::json::{default_at, meta, now_rfc3339, object_at, str_at};
 use super::quantity::units;
 use super::resources::{
-    DEPLOYMENTS, NAMESPACES, NETWORK_POLICIES, NODES, NameRule, ObjKey, PODS, PVCS, PVS,
-    ResourceDef, SERVICES, STATEFULSETS, STORAGE_CLASSES,
+    DEPLOYMENTS, DISRUPTION_BUDGETS, NAMESPACES, NETWORK_POLICIES, NODES, NameRule, ObjKey, PODS,
+    PVCS, PVS, ResourceDef, SERVICES, STATEFULSETS, STORAGE_CLASSES,
 };
 use super::selectors::LabelSelector;
 use super::services;
@@ -121,6 +121,7 @@ pub(crate) fn prepare(
         }
         DEPLOYMENTS | STATEFULSETS => prepare_workload(res, obj, old),
         NETWORK_POLICIES => prepare_network_policy(obj),
+        DISRUPTION_BUDGETS => prepare_disruption_budget(obj, creating),
         STORAGE_CLASSES => prepare_storage_class(obj, old),
         _ => Vec::new(),
     }
@@ -557,6 +558,23 @@ fn prepare_volume(obj: &mut Value, creating: bool) -> Vec<FieldError> {
 /// `stringData` is write-only: the API server folds it into base64 `data`.
 fn prepare_secret(obj: &mut Value) {
     default_at(obj, &["type"], json!("Opaque"));
+    // `data` is `[]byte`, which Go's JSON reads with `base64.StdEncoding`: line breaks
+    // are skipped (kustomize's generators wrap long values), and it is written back
+    // unbroken.
+    if let Some(Value::Object(data)) = obj.get_mut("data") {
+        for value in data.values_mut() {
+            let Some(wrapped) = value.as_str().filter(|v| v.contains(['\r', '\n'])) else {
+                continue;
+            };
+            let unbroken: String = wrapped
+                .chars()
+                .filter(|c| !matches!(c, '\r' | '\n'))
+                .collect();
+            if let Ok(bytes) = BASE64.decode(&unbroken) {
+                *value = json!(BASE64.encode(bytes));
+            }
+        }
+    }
     let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
     else {
         return;
@@ -634,6 +652,81 @@ fn prepare_network_policy(obj: &mut Value) -> Vec<FieldError> {
                 validate_policy_peer(peer, &format!("{path}.{peers}[{j}]"), &mut errors);
             }
         }
+    }
+    errors
+}
+
+/// `spec.unhealthyPodEvictionPolicy`'s values.
+const UNHEALTHY_POD_EVICTION_POLICIES: [&str; 2] = ["IfHealthyBudget", "AlwaysAllow"];
+
+/// Validates a PodDisruptionBudget as `ValidatePodDisruptionBudgetSpec`
+/// (pkg/apis/policy/validation) does: at most one of `minAvailable` and `maxUnavailable`,
+/// each a non-negative integer or a percentage of at most 100%, a valid selector and a
+/// known unhealthy-pod eviction policy. A new one's status is the disruption controller's
+/// zeros (`PrepareForCreate`), which no controller here updates.
+fn prepare_disruption_budget(obj: &mut Value, creating: bool) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let spec = &obj["spec"];
+    let set = |field: &str| spec.get(field).is_some_and(|v| !v.is_null());
+    if set("minAvailable") && set("maxUnavailable") {
+        errors.push(FieldError::invalid(
+            "spec",
+            spec,
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+    for field in ["minAvailable", "maxUnavailable"] {
+        let path = format!("spec.{field}");
+        match &spec[field] {
+            Value::Null => {}
+            Value::Number(n) if n.as_i64().is_some_and(|n| n >= 0) => {}
+            Value::Number(_) => errors.push(FieldError::invalid(
+                path,
+                &spec[field],
+                "must be greater than or equal to 0",
+            )),
+            Value::String(percent) => match percent
+                .strip_suffix('%')
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            {
+                // Digits past u64 are past 100% too.
+                Some(digits) if digits.parse::<u64>().is_ok_and(|n| n <= 100) => {}
+                Some(_) => errors.push(FieldError::invalid(
+                    path,
+                    &spec[field],
+                    "must not be greater than 100%",
+                )),
+                None => errors.push(FieldError::invalid(
+                    path,
+                    &spec[field],
+                    "a valid percent string must be a numeric string followed by an ending '%' \
+                     (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                )),
+            },
+            other => errors.push(FieldError::invalid(
+                path,
+                other,
+                "must be an integer or percentage",
+            )),
+        }
+    }
+    validate_selector(&spec["selector"], "spec.selector", &mut errors);
+    let policy = &spec["unhealthyPodEvictionPolicy"];
+    if !policy.is_null()
+        && !policy
+            .as_str()
+            .is_some_and(|p| UNHEALTHY_POD_EVICTION_POLICIES.contains(&p))
+    {
+        errors.push(FieldError::not_supported(
+            "spec.unhealthyPodEvictionPolicy",
+            policy,
+            &UNHEALTHY_POD_EVICTION_POLICIES,
+        ));
+    }
+    if creating {
+        obj["status"] = json!({
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0,
+        });
     }
     errors
 }
@@ -887,7 +980,7 @@ mod tests {
         let mut secret = json!({
             "metadata": { "name": "s" },
             "stringData": { "a": "", "b": "f", "c": "fo", "d": "foo", "e": "foob", "f": "foobar" },
-            "data": { "kept": "eA==" },
+            "data": { "kept": "eA==", "wrapped": "Zm9v\nYmFy\r\n" },
         });
         let errors = prepare(
             &mut alloc,
@@ -903,7 +996,7 @@ mod tests {
                 "metadata": { "name": "s" },
                 "type": "Opaque",
                 "data": {
-                    "kept": "eA==", "a": "", "b": "Zg==", "c": "Zm8=", "d": "Zm9v",
+                    "kept": "eA==", "wrapped": "Zm9vYmFy", "a": "", "b": "Zg==", "c": "Zm8=", "d": "Zm9v",
                     "e": "Zm9vYg==", "f": "Zm9vYmFy",
                 },
             })

@@ -2,8 +2,9 @@
 //! pkg/registry/core/pod/storage/eviction.go), which `kubectl drain` uses: a
 //! `policy/v1` (or `v1beta1`) `Eviction` deletes its pod with the eviction's
 //! `deleteOptions`, after marking it with a `DisruptionTarget` condition, and is answered
-//! `201` with a `Success` `Status`. PodDisruptionBudgets are not served, so no eviction
-//! is ever refused for one (no `429`).
+//! `201` with a `Success` `Status`. PodDisruptionBudgets are stored, but without a
+//! disruption controller to count healthy pods none is consulted: no eviction is ever
+//! refused for one (no `429`).
 
 use serde_json::{Value, json};
 

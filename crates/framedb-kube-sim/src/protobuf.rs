@@ -89,6 +89,9 @@ pub(crate) fn to_json(body: &[u8]) -> Result<Value, Option<String>> {
         ("storage.k8s.io/v1", "StorageClass") => read::<api::storage::v1::StorageClass, _>(&raw),
         ("events.k8s.io/v1", "Event") => read::<api::events::v1::Event, _>(&raw),
         ("policy/v1", "Eviction") => read::<api::policy::v1::Eviction, _>(&raw),
+        ("policy/v1", "PodDisruptionBudget") => {
+            read::<api::policy::v1::PodDisruptionBudget, _>(&raw)
+        }
         (_, "DeleteOptions") => read::<apimachinery::pkg::apis::meta::v1::DeleteOptions, _>(&raw),
         _ => return Err(None),
     }

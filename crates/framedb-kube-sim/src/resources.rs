@@ -180,6 +180,7 @@ pub(crate) const DEPLOYMENTS: &str = "deployments";
 pub(crate) const NETWORK_POLICIES: &str = "networkpolicies";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const STORAGE_CLASSES: &str = "storageclasses";
+pub(crate) const DISRUPTION_BUDGETS: &str = "poddisruptionbudgets";
 
 /// Every served type; core group first, in the order discovery lists them.
 /// Whether `res` has a `/scale` subresource (the workloads).
@@ -280,6 +281,15 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         &["netpol"],
     ),
     storage(STORAGE_CLASSES, "storageclass", "StorageClass", &["sc"]),
+    // `policy/v1`: stored and validated; no disruption controller writes their status.
+    grouped(
+        "policy",
+        DISRUPTION_BUDGETS,
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        &["pdb"],
+        true,
+    ),
     // The same Events as `core/v1`'s, in `events.k8s.io/v1`'s shape (`events_v1`
     // converts): one table, two views, as the API server stores them once.
     ResourceDef {

@@ -5,7 +5,7 @@
 //! The kinds' fields are k8s-openapi's: a body read into its type and written back
 //! loses exactly the fields the type does not know.
 
-use k8s_openapi::api::{apps, core, networking, rbac};
+use k8s_openapi::api::{apps, core, networking, policy, rbac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -34,6 +34,7 @@ pub(crate) fn unknown_fields(res: &ResourceDef, body: &Value) -> Option<Vec<Stri
         "roles" => round_trip::<rbac::v1::Role>(body),
         "rolebindings" => round_trip::<rbac::v1::RoleBinding>(body),
         "networkpolicies" => round_trip::<networking::v1::NetworkPolicy>(body),
+        "poddisruptionbudgets" => round_trip::<policy::v1::PodDisruptionBudget>(body),
         _ => None,
     }?;
     let mut unknown = Vec::new();

@@ -613,6 +613,33 @@ fn columns_and_cells(res: &ResourceDef, items: &[Value]) -> (Vec<Value>, Vec<Vec
                 })
                 .collect(),
         ),
+        // `printPodDisruptionBudget`.
+        "poddisruptionbudgets" => (
+            vec![
+                name,
+                column("Min Available", "string", 0),
+                column("Max Unavailable", "string", 0),
+                column("Allowed Disruptions", "integer", 0),
+                age_col,
+            ],
+            items
+                .iter()
+                .map(|o| {
+                    let budget = |field: &str| match &o["spec"][field] {
+                        Value::Null => "N/A".to_owned(),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    vec![
+                        json!(meta(o, "name")),
+                        json!(budget("minAvailable")),
+                        json!(budget("maxUnavailable")),
+                        json!(o["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                        json!(age(o)),
+                    ]
+                })
+                .collect(),
+        ),
         _ => (
             vec![name, age_col],
             items

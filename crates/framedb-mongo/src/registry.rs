@@ -30,6 +30,9 @@ pub const ID_INDEX: &str = "framedb_id_unique";
 pub const CLUSTER_NODE_INDEX: &str = "cluster_id_node_id_framedb_id";
 /// The driver's application name unless the connection string sets one.
 const APP_NAME: &str = "framedb";
+/// The longest a readiness check ([`InstanceRegistry::ping`]) waits for MongoDB: a probe
+/// wants a prompt answer, not the server selection timeout of a request.
+pub const PING_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The registry of persistent instances in MongoDB.
 #[derive(Clone)]
@@ -234,6 +237,21 @@ impl MongoRegistry {
         Ok(result.deleted_count > 0)
     }
 
+    /// Sends `ping` to the registry's database, within [`PING_DEADLINE`] (or the
+    /// registry's own deadline when that is shorter).
+    async fn ping_database(&self) -> Result<()> {
+        let operation = "checking that the registry answers";
+        let database = self.client.database(&self.collection.namespace().db);
+        bounded(self.deadline.min(PING_DEADLINE), operation, async {
+            database
+                .run_command(doc! { "ping": 1 })
+                .await
+                .map_err(|source| Error::driver(operation, source))
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn find_record(&self, id: &FramedbId) -> Result<Option<InstanceRecord>> {
         let operation = "reading an instance record";
         let document = self
@@ -396,6 +414,10 @@ impl InstanceRegistry for MongoRegistry {
 
     async fn find(&self, query: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
         Ok(self.find_records(query).await?)
+    }
+
+    async fn ping(&self) -> framedb_core::Result<()> {
+        Ok(self.ping_database().await?)
     }
 }
 

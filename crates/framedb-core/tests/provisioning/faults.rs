@@ -211,6 +211,9 @@ impl InstanceRegistry for ReadEarlier {
     async fn find(&self, _: &Query) -> framedb_core::Result<Vec<InstanceRecord>> {
         Ok(self.earlier.clone())
     }
+    async fn ping(&self) -> framedb_core::Result<()> {
+        self.now.ping().await
+    }
 }
 
 #[tokio::test]

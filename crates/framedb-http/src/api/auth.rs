@@ -1,6 +1,7 @@
 //! Bearer-token authentication of both APIs: when a token is configured, every route but
-//! `/healthz` requires `Authorization: Bearer <token>`, compared in constant time so that
-//! the answer's timing does not reveal how much of a guess was right.
+//! the probes' (`/healthz`, `/readyz`) requires `Authorization: Bearer <token>`, compared
+//! in constant time so that the answer's timing does not reveal how much of a guess was
+//! right.
 
 use std::sync::Arc;
 

@@ -44,7 +44,7 @@ pub(crate) struct AppState {
     /// Where setup records the local config service of a cluster it installs (global
     /// tier with remote clusters only).
     pub directory: Option<Arc<crate::remote::ClusterDirectory>>,
-    /// The bearer token every route but `/healthz` requires, if any.
+    /// The bearer token every route but `/healthz` and `/readyz` requires, if any.
     pub token: ApiToken,
     /// Whether `/framedb-config/*` may call API servers on private addresses, over plain
     /// http, or without TLS verification.
@@ -88,9 +88,10 @@ pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
     finish(api, open, token, bounds, scrape)
 }
 
-/// What both APIs share: `/healthz` and the routes of `open` without a token, `/metrics`
-/// and everything else behind the token, the JSON answers for unknown routes and
-/// methods, the body limit, the bounds on requests, request metrics and logs.
+/// What both APIs share: `/healthz`, `/readyz` (the service's registry answers it) and
+/// the routes of `open` without a token, `/metrics` and everything else behind the
+/// token, the JSON answers for unknown routes and methods, the body limit, the bounds
+/// on requests, request metrics and logs.
 pub(crate) fn finish(
     api: Router,
     open: Router,
@@ -99,54 +100,82 @@ pub(crate) fn finish(
     scrape: Scrape,
 ) -> Router {
     let metrics = scrape.metrics.clone();
-    api.route(
-        "/metrics",
-        get(crate::metrics::scrape).with_state(Arc::new(scrape)),
-    )
-    .fallback(|| async { ApiError::RouteNotFound })
-    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-    .layer(axum::middleware::from_fn_with_state(
-        token,
-        auth::require_token,
-    ))
-    .route("/healthz", get(healthz))
-    .merge(open)
-    .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .layer(axum::middleware::from_fn_with_state(
-        bounds,
-        bounds::bounded,
-    ))
-    // Outside the bounds, so that refused requests (503 `overloaded`) count too.
-    .layer(axum::middleware::from_fn_with_state(
-        metrics,
-        crate::metrics::track,
-    ))
-    // A DEBUG line per request (method, path, status, latency; `RUST_LOG=tower_http=debug`
-    // turns them on): at INFO, formatting and writing them cost a third of a read's
-    // time. Server errors are logged at ERROR regardless. Bodies are never logged.
-    .layer(
-        TraceLayer::new_for_http()
-            .make_span_with(|request: &axum::extract::Request| {
-                tracing::debug_span!(
-                    "request",
-                    method = %request.method(),
-                    uri = %request.uri(),
-                    request_id = request_id::of(request),
-                )
-            })
-            .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-    )
-    // Outermost: every request, refused or not, carries its id into the span above
-    // and back in its answer.
-    .layer(axum::middleware::from_fn(request_id::tagged))
+    let service = scrape.service.clone();
+    // Outside the bounds: a server serving its limit of requests still answers its
+    // liveness probe (rather than be restarted for being busy) and its scrapes (whose
+    // figures matter most then). Neither is counted in the request series.
+    let unbounded = Router::new()
+        .route(
+            "/metrics",
+            get(crate::metrics::scrape).with_state(Arc::new(scrape)),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            token.clone(),
+            auth::require_token,
+        ))
+        .route("/healthz", get(healthz));
+    api.fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            auth::require_token,
+        ))
+        .route("/readyz", get(readyz).with_state(service))
+        .merge(open)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            bounds,
+            bounds::bounded,
+        ))
+        // Outside the bounds, so that refused requests (503 `overloaded`) count too.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
+        .merge(unbounded)
+        // A DEBUG line per request (method, path, status, latency; `RUST_LOG=tower_http=debug`
+        // turns them on): at INFO, formatting and writing them cost a third of a read's
+        // time. Server errors are logged at ERROR regardless. Bodies are never logged.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::extract::Request| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        uri = %request.uri(),
+                        request_id = request_id::of(request),
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+        )
+        // Outermost: every request, refused or not, carries its id into the span above
+        // and back in its answer.
+        .layer(axum::middleware::from_fn(request_id::tagged))
 }
 
-/// Whether the process serves (liveness).
+/// Liveness: the process serves.
 #[utoipa::path(
     get, path = "/healthz", tag = "service", security(()),
-    responses((status = 200, description = "The process serves.", body = Object,
+    responses((status = 200, description = "Liveness: the process serves.", body = Object,
         example = json!({"success": true, "status": "ok"})))
 )]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"success": true, "status": "ok"}))
+}
+
+/// Readiness: the registry answers, so requests can be served (503 `not_ready` when not).
+#[utoipa::path(
+    get, path = "/readyz", tag = "service", security(()),
+    responses(
+        (status = 200, description = "Readiness: the registry answers.", body = Object,
+            example = json!({"success": true, "status": "ready"})),
+        (status = 503, description = "`not_ready`: the registry does not answer; the \
+            sentence names neither its address nor its credentials.", body = crate::wire::Failure),
+    )
+)]
+pub(crate) async fn readyz(
+    axum::extract::State(service): axum::extract::State<ProvisioningService>,
+) -> Result<Json<Value>, ApiError> {
+    service.ready().await.map_err(ApiError::NotReady)?;
+    Ok(Json(json!({"success": true, "status": "ready"})))
 }

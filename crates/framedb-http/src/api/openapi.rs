@@ -36,6 +36,7 @@ use crate::wire::Failure;
         super::config_service::remove,
         super::config_service::status,
         super::healthz,
+        super::readyz,
         document,
         crate::metrics::scrape,
     ),

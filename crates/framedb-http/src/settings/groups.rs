@@ -27,9 +27,9 @@ pub struct ServeSettings {
     #[arg(long, env = "FRAMEDB_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// Bearer token this server's API requires on every route but /healthz. Without it
-    /// the API is open, and the log says so; on an address other than loopback the server
-    /// then refuses to start, unless --allow-open-api is given.
+    /// Bearer token this server's API requires on every route but /healthz and /readyz.
+    /// Without it the API is open, and the log says so; on an address other than loopback
+    /// the server then refuses to start, unless --allow-open-api is given.
     #[arg(long, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
     pub token: Option<Secret>,
 

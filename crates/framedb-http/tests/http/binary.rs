@@ -50,6 +50,14 @@ async fn the_server_binary_serves_the_embedded_default_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(health["success"], true);
+    let ready = client
+        .get(format!("http://{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready, json!({"success": true, "status": "ready"}));
     let created = client
         .post(format!("http://{address}/global/framedb/persistent-instances"))
         .json(&json!({"framedb_id": "kubectl-sees-me", "node_id": "node-a", "cluster_id": "cluster-01", "storage_size": "2Gi"}))

@@ -168,3 +168,11 @@ async fn healthz_answers() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["success"], true);
 }
+
+#[tokio::test]
+async fn readyz_answers_ready_on_the_in_memory_registry() {
+    let app = TestApp::new();
+    let (status, body) = app.send("GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"success": true, "status": "ready"}));
+}

@@ -348,3 +348,39 @@ async fn wrong_media_type_size_route_and_method_keep_the_envelope() {
     assert_failure(&answer, "method_not_allowed");
     assert_eq!(app.registry.len(), 1);
 }
+
+/// `/readyz` asks the registry; a registry that cannot answer makes it 503 `not_ready`
+/// with the registry's own sentence, and one that refuses gives away nothing of why.
+#[tokio::test]
+async fn readyz_is_503_not_ready_while_the_registry_fails_its_check() {
+    let fleet = Arc::new(InMemoryFleet::demo(Duration::ZERO));
+    let mut down = MockInstanceRegistry::new();
+    down.expect_ping().times(1).returning(|| {
+        Err(Error::Unavailable(
+            "the registry (MongoDB) cannot be reached".into(),
+        ))
+    });
+    let router = app(Arc::new(down), fleet.clone(), fleet.clone());
+    let (status, body) = send_raw(&router, "GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let message = assert_failure(&body, "not_ready");
+    assert!(
+        message.contains("the registry (MongoDB) cannot be reached"),
+        "{message}"
+    );
+
+    let mut refusing = MockInstanceRegistry::new();
+    refusing.expect_ping().times(1).returning(|| {
+        Err(Error::Internal(
+            "authentication failed for framedb:hunter2@10.0.0.7".into(),
+        ))
+    });
+    let router = app(Arc::new(refusing), fleet.clone(), fleet);
+    let (status, body) = send_raw(&router, "GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let message = assert_failure(&body, "not_ready");
+    assert!(
+        !message.contains("hunter2") && !message.contains("10.0.0.7"),
+        "internal detail leaked: {message}"
+    );
+}

@@ -4,6 +4,7 @@
 mod binary;
 mod config_service;
 mod credentials;
+mod deploy;
 mod endpoints;
 mod errors;
 mod fleet;

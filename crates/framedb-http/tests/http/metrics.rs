@@ -127,6 +127,12 @@ async fn callers_cannot_mint_series() {
 #[tokio::test]
 async fn the_metrics_need_the_api_token() {
     let router = app_with_token("metrics-t0ken");
+    // A refused request, counted like any other (scrapes themselves are not).
+    let request = Request::builder()
+        .uri(format!("{BASE}/cluster/cluster-01"))
+        .body(Body::empty())
+        .unwrap();
+    router.clone().oneshot(request).await.unwrap();
     let (status, _, text) = scrape(&router, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
     let (status, _, text) = scrape(&router, Some("metrics-t0ken")).await;

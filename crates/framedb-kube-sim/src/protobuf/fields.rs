@@ -1736,6 +1736,35 @@ convert!(
     }
 );
 convert!(
+    api::policy::v1,
+    PodDisruptionBudget = PodDisruptionBudget {
+        metadata: metadata,
+        spec: spec,
+        status: status
+    }
+);
+convert!(
+    api::policy::v1,
+    PodDisruptionBudgetSpec = PodDisruptionBudgetSpec {
+        max_unavailable: max_unavailable,
+        min_available: min_available,
+        selector: selector,
+        unhealthy_pod_eviction_policy: unhealthy_pod_eviction_policy
+    }
+);
+convert!(
+    api::policy::v1,
+    PodDisruptionBudgetStatus = PodDisruptionBudgetStatus {
+        conditions: conditions,
+        current_healthy: current_healthy,
+        desired_healthy: desired_healthy,
+        disrupted_pods: disrupted_pods,
+        disruptions_allowed: disruptions_allowed,
+        expected_pods: expected_pods,
+        observed_generation: observed_generation
+    }
+);
+convert!(
     api::rbac::v1,
     AggregationRule = AggregationRule {
         cluster_role_selectors: cluster_role_selectors

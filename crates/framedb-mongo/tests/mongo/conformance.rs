@@ -52,6 +52,13 @@ pub async fn insert_and_get(registry: &dyn InstanceRegistry) {
     );
 }
 
+/// A registry that serves answers its readiness check, with records in it or not.
+pub async fn ping(registry: &dyn InstanceRegistry) {
+    assert_eq!(registry.ping().await, Ok(()));
+    load(registry).await;
+    assert_eq!(registry.ping().await, Ok(()));
+}
+
 /// A second record with a taken id is `AlreadyExists`, and the first stays as it was.
 pub async fn duplicate_id_is_already_exists(registry: &dyn InstanceRegistry) {
     let records = dataset::records();
@@ -254,6 +261,7 @@ conformance!(
     remove,
     stamped_writes,
     cluster_and_node_queries,
+    ping,
 );
 
 /// Queries on which a particular MongoDB-compatible server is known to answer differently

@@ -85,6 +85,25 @@ async fn an_unreachable_server_is_unavailable_within_the_timeout() {
     assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
 }
 
+/// A readiness check does not wait out a long server selection: it is bounded by
+/// `PING_DEADLINE`, and an unreachable server is unreachable to it, without credentials.
+#[tokio::test]
+async fn a_readiness_check_of_an_unreachable_server_is_bounded_by_its_own_deadline() {
+    let config = MongoConfig::new("mongodb://framedb:s3cret@127.0.0.1:1/")
+        .server_selection_timeout(Duration::from_secs(60));
+    let options = MongoRegistry::client_options(&config).await.unwrap();
+    let registry = MongoRegistry::new(mongodb::Client::with_options(options).unwrap(), &config);
+    let started = Instant::now();
+    let error = registry.ping().await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(error.is_unreachable(), "{error:?}");
+    assert!(!format!("{error} {error:?}").contains("s3cret"));
+    assert!(
+        elapsed < framedb_mongo::PING_DEADLINE + Duration::from_secs(5),
+        "took {elapsed:?}"
+    );
+}
+
 #[test]
 fn redact_uri_removes_credentials() {
     assert_eq!(
