@@ -575,6 +575,15 @@ impl InstanceRegistry for FailsToRecord {
     ) -> framedb_core::Result<()> {
         self.0.mark_deleting(id, stamp, removal).await
     }
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+        metadata: &framedb_core::Metadata,
+        storage_size: &framedb_core::StorageSize,
+    ) -> framedb_core::Result<()> {
+        self.0.amend(id, stamp, metadata, storage_size).await
+    }
     async fn remove_stamped(
         &self,
         id: &FramedbId,

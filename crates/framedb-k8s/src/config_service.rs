@@ -980,11 +980,16 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// What the local config service may do cluster-wide: read Services (node ports are
-/// cluster-wide, so allocation reads them all) and nodes. It writes nothing outside the
+/// cluster-wide, so allocation reads them all) and nodes, and get StorageClasses (an
+/// update that grows a volume first checks that its class allows expansion). It writes
+/// nothing outside the
 /// instances' namespace, except, with local volumes (`local_volume_root`), their
 /// PersistentVolumes, which are cluster-scoped (server-side applied: create and patch).
 fn cluster_role(install: &Install) -> ClusterRole {
-    let mut rules = vec![rule("", &["services", "nodes"], &READ)];
+    let mut rules = vec![
+        rule("", &["services", "nodes"], &READ),
+        rule("storage.k8s.io", &["storageclasses"], &["get"]),
+    ];
     if install.local_volume_root.is_some() {
         rules.push(rule(
             "",

@@ -14,7 +14,7 @@ mod resources;
 pub use credentials::{Credentials, ROOT_USER};
 pub use ids::{ClusterId, FramedbId, NodeId};
 pub use instance::{
-    Instance, InstanceRecord, InstanceStatus, MAX_REASON_BYTES, NewInstance, PORT_RANGE,
+    Instance, InstanceChange, InstanceRecord, InstanceStatus, MAX_REASON_BYTES, NewInstance, PORT_RANGE,
     StatusReport, Timestamp, format_timestamp,
 };
 pub use invalid::Invalid;

@@ -91,6 +91,12 @@ impl framedb_core::ClusterDeployer for Hooked {
     ) -> framedb_core::Result<bool> {
         self.inner.undeploy(cluster, id, stamp, removal).await
     }
+    async fn amend(
+        &self,
+        spec: &framedb_core::DeploymentSpec,
+    ) -> framedb_core::Result<framedb_core::StorageSize> {
+        self.inner.amend(spec).await
+    }
     async fn credentials(
         &self,
         cluster: &ClusterId,

@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use framedb_core::{
-    ClusterId, Credentials, Filter, FramedbId, Instance, NewInstance, NodeId, Query, QueryOptions,
+    ClusterId, Credentials, Filter, FramedbId, Instance, InstanceChange, NewInstance, NodeId,
+    Query, QueryOptions,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -71,6 +72,20 @@ pub(crate) async fn delete(
     let service = state.service.clone();
     to_completion(async move { service.delete(&id, options.purge).await }).await?;
     Ok(done("Removed from global registry"))
+}
+
+/// `PATCH .../{framedb_id}`: a metadata merge patch and/or a larger volume; answers the
+/// instance as `GET` shows it. Run to completion, as a create is.
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(change): JsonBody<InstanceChange>,
+) -> Result<Json<Data<Instance>>> {
+    let id = FramedbId::new(id)?;
+    let service = state.service.clone();
+    Ok(data(
+        to_completion(async move { service.update(&id, &change).await }).await?,
+    ))
 }
 
 pub(crate) async fn get(
