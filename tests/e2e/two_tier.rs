@@ -25,6 +25,7 @@ use super::{BASE, Clusters, Server, call, ids, mongo_uri};
 
 mod ownership;
 mod soak;
+mod updates;
 
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";

@@ -511,6 +511,41 @@ async fn a_class_without_expansion_refuses_a_bigger_claim() {
     );
 }
 
+/// A claim bound to a static volume (no class, as `local` and `hostPath` volumes an
+/// administrator makes) is not dynamically provisioned, so it may not grow, even where
+/// the default class allows expansion; its metadata may still change.
+#[tokio::test]
+async fn a_claim_of_a_static_volume_cannot_grow() {
+    let config = SimConfig::new("sim-static-grow").with_volume_expansion(true);
+    let (sim, client) = start_with(config).await;
+    create_namespace(&client, "static").await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "storage-static-grow") else {
+        return;
+    };
+    local_volume_and_claim(&kubectl, "static", "static-a", "data", "/mnt/disks/s", "node-a").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "static");
+    assert!(eventually(SETTLE, || async { claim_phase(&claims, "data").await == "Bound" }).await);
+    let grow = r#"{"spec":{"resources":{"requests":{"storage":"3Gi"}}}}"#;
+    let refused = kubectl
+        .refused(&["patch", "pvc", "data", "-n", "static", "--type=merge", "-p", grow])
+        .await;
+    assert!(
+        refused.contains(
+            r#"persistentvolumeclaims "data" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"#
+        ),
+        "{refused}"
+    );
+    kubectl
+        .ok(&["annotate", "pvc", "data", "-n", "static", "example.com/note=kept"])
+        .await;
+    let claim = claims.get("data").await.unwrap();
+    assert_eq!(claim.annotations()["example.com/note"], "kept");
+    assert_eq!(
+        claim.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0,
+        "1Gi"
+    );
+}
+
 /// A `local` volume at `path` on `node`, and a claim `claim` in `ns` naming it.
 async fn local_volume_and_claim(
     kubectl: &Kubectl,
