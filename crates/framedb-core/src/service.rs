@@ -539,6 +539,8 @@ impl ProvisioningService {
     /// - a record left `Deleting` is deleted again, with the removal its delete recorded
     ///   (a purge, a retention, or a failed create's undo; records from before removals
     ///   were recorded: as their deletion policy says).
+    /// - a live record whose cluster holds a larger volume for it (an update that died
+    ///   between its cluster and its record) takes its size.
     /// - a live instance of `clusters` whose Service or workload was deleted from its
     ///   cluster (drift) is deployed again with its stamp, on its recorded port.
     ///
@@ -613,6 +615,7 @@ impl ProvisioningService {
         }
 
         for record in live.iter().filter(|r| !unread.contains(&r.cluster_id)) {
+            self.catch_up(record, &running, &mut repairs).await;
             self.repair_drift(record, &running, &mut repairs).await;
         }
 
@@ -659,6 +662,57 @@ impl ProvisioningService {
                     && !record.stamp.is_unstamped()
             })
             .collect())
+    }
+
+    /// Records the larger volume size that `record`'s cluster holds for it: an update
+    /// writes the cluster first, so a cluster ahead of its record is an update that died
+    /// before recording its change (docs/architecture.md, "Updates"). Sizes only grow, so
+    /// the larger one is the later; metadata has no such order (and a workload made before
+    /// it was recorded there reads as `{}`), so a half-done metadata change waits for the
+    /// update to be repeated. The record is read again first, and written only if it is
+    /// still as the pass read it (an update or a delete since wins).
+    async fn catch_up(
+        &self,
+        record: &InstanceRecord,
+        running: &HashMap<FramedbId, InstanceRecord>,
+        repairs: &mut Repairs,
+    ) {
+        let id = &record.framedb_id;
+        let Some(found) = running.get(id).filter(|found| {
+            found.stamp == record.stamp
+                && found.storage_size.bytes() > record.storage_size.bytes()
+        }) else {
+            return;
+        };
+        let outcome = async {
+            let current = self.registry.get(id).await?;
+            let unchanged = current.stamp == record.stamp
+                && current.status != InstanceStatus::Deleting
+                && current.metadata == record.metadata
+                && current.storage_size == record.storage_size;
+            if !unchanged {
+                return Ok(false);
+            }
+            self.registry
+                .amend(id, &record.stamp, &record.metadata, &found.storage_size)
+                .await
+                .map(|()| true)
+        };
+        match outcome.await {
+            Ok(true) => {
+                repairs.caught_up += 1;
+                tracing::info!(tier = self.tier, framedb_id = %id,
+                    cluster_id = %record.cluster_id, storage_size = %found.storage_size,
+                    "reconcile: the record took the larger volume its cluster holds (an \
+                     update that died before recording it)");
+            }
+            Ok(false) | Err(Error::InstanceNotFound(_)) => {}
+            Err(error) => {
+                repairs.failed += 1;
+                tracing::warn!(tier = self.tier, framedb_id = %id, error = %Chain(&error),
+                    "reconcile: a record could not take the larger volume its cluster holds");
+            }
+        }
     }
 
     /// Re-deploys a live instance (see [`Self::live_records`]) that does not run on its
@@ -1173,6 +1227,9 @@ pub struct Repairs {
     /// Live instances whose Service or workload had been deleted from their cluster,
     /// re-created on their recorded port.
     pub restored: usize,
+    /// Records that took the larger volume size their cluster held (an update that died
+    /// between its cluster and its record).
+    pub caught_up: usize,
     /// Records or clusters that could not be handled in this pass.
     pub failed: usize,
 }
@@ -1180,7 +1237,13 @@ pub struct Repairs {
 impl Repairs {
     /// Whether the pass changed anything or met something it could not handle.
     pub fn any(&self) -> bool {
-        self.rebuilt + self.completed + self.settled + self.deleted + self.restored + self.failed
+        self.rebuilt
+            + self.completed
+            + self.settled
+            + self.deleted
+            + self.restored
+            + self.caught_up
+            + self.failed
             > 0
     }
 }

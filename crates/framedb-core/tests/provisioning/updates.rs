@@ -155,3 +155,41 @@ async fn a_retry_after_the_record_failed_finishes_the_change() {
     assert_eq!(Value::from(done.metadata), json!({"team": "ops"}));
     assert_eq!(done.status, InstanceStatus::Running);
 }
+
+/// The cluster took a larger volume and the record did not (an update that died between
+/// the two): a reconcile pass records the size; metadata waits for the update's retry.
+#[tokio::test]
+async fn a_reconcile_pass_records_a_change_its_cluster_holds() {
+    let (service, registry, fleet) = in_memory();
+    service.create(request("ahead")).await.unwrap();
+    let record = registry.get(&id("ahead")).await.unwrap();
+    let spec = framedb_core::DeploymentSpec {
+        framedb_id: record.framedb_id.clone(),
+        cluster_id: record.cluster_id.clone(),
+        node_id: record.node_id.clone(),
+        storage_size: StorageSize::new("6Gi").unwrap(),
+        port: record.port.unwrap(),
+        stamp: record.stamp.clone(),
+        deletion_policy: record.deletion_policy,
+        resources: record.resources,
+        created_at: record.created_at,
+        metadata: serde_json::from_value(json!({"team": "ops"})).unwrap(),
+    };
+    fleet.amend(&spec).await.unwrap();
+
+    let repairs = service
+        .reconcile(std::time::Duration::from_secs(300), &[cluster()])
+        .await
+        .unwrap();
+    assert_eq!(repairs.caught_up, 1, "{repairs:?}");
+    let caught = registry.get(&id("ahead")).await.unwrap();
+    assert_eq!(caught.storage_size.as_str(), "6Gi");
+    assert_eq!(caught.metadata, record.metadata);
+    // In step now: the next pass changes nothing.
+    let repairs = service
+        .reconcile(std::time::Duration::from_secs(300), &[cluster()])
+        .await
+        .unwrap();
+    assert!(!repairs.any(), "{repairs:?}");
+
+}

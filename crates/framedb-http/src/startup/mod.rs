@@ -262,6 +262,7 @@ impl Reconciler {
                 settled = repairs.settled,
                 deleted = repairs.deleted,
                 restored = repairs.restored,
+                caught_up = repairs.caught_up,
                 failed = repairs.failed,
                 "reconcile pass repaired records"
             ),
