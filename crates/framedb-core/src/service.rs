@@ -481,7 +481,9 @@ impl ProvisioningService {
                     .into_iter()
                     .find(|found| found.framedb_id == *id && found.stamp == *stamp)
                     .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
-                let port = record.port.ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
+                let port = record
+                    .port
+                    .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
                 let changed = changed(&record, metadata, storage_size);
                 self.deployer.amend(&spec_of(&changed, port)).await
             }
@@ -506,7 +508,9 @@ impl ProvisioningService {
             return Err(busy("is being deleted"));
         }
         let Some(port) = record.port else {
-            return Err(busy("is still being created (try again once it has its port)"));
+            return Err(busy(
+                "is still being created (try again once it has its port)",
+            ));
         };
         // The record's spelling of an equal size stays.
         let storage_size = if storage_size.bytes() == record.storage_size.bytes() {
@@ -679,8 +683,7 @@ impl ProvisioningService {
     ) {
         let id = &record.framedb_id;
         let Some(found) = running.get(id).filter(|found| {
-            found.stamp == record.stamp
-                && found.storage_size.bytes() > record.storage_size.bytes()
+            found.stamp == record.stamp && found.storage_size.bytes() > record.storage_size.bytes()
         }) else {
             return;
         };
@@ -1281,7 +1284,11 @@ fn spec_of(record: &InstanceRecord, port: u16) -> DeploymentSpec {
 }
 
 /// `record` with `metadata` and `storage_size` instead of its own.
-fn changed(record: &InstanceRecord, metadata: Metadata, storage_size: StorageSize) -> InstanceRecord {
+fn changed(
+    record: &InstanceRecord,
+    metadata: Metadata,
+    storage_size: StorageSize,
+) -> InstanceRecord {
     InstanceRecord {
         metadata,
         storage_size,

@@ -43,10 +43,13 @@ pub(crate) async fn amend(
     let id = spec.framedb_id.as_str();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &layout.namespace);
     let claim_name = claim_name(id);
-    let claim = claims
-        .get_opt(&claim_name)
-        .await
-        .map_err(|error| Error::kube(cluster, format!("reading PersistentVolumeClaim {claim_name}"), error))?;
+    let claim = claims.get_opt(&claim_name).await.map_err(|error| {
+        Error::kube(
+            cluster,
+            format!("reading PersistentVolumeClaim {claim_name}"),
+            error,
+        )
+    })?;
     let requested = claim.as_ref().and_then(requested_size);
     // The volume never shrinks: a claim that asks for more already keeps its size.
     let grows = requested
@@ -60,7 +63,8 @@ pub(crate) async fn amend(
         storage_size: size.clone(),
         ..spec.clone()
     };
-    let noted = json!({ "metadata": { "annotations": { annotations::STORAGE_SIZE: size.as_str() } } });
+    let noted =
+        json!({ "metadata": { "annotations": { annotations::STORAGE_SIZE: size.as_str() } } });
 
     if let Some(claim) = claim.as_ref().filter(|_| grows) {
         check_expandable(client, layout, spec, claim).await?;
@@ -87,14 +91,38 @@ pub(crate) async fn amend(
     }
 
     let objects = layout.objects(&target);
-    annotate(&Api::<Secret>::namespaced(client.clone(), &layout.namespace), spec, &credentials_name(id), &noted).await?;
-    annotate(&Api::<Service>::namespaced(client.clone(), &layout.namespace), spec, id, &noted).await?;
-    annotate(&Api::<NetworkPolicy>::namespaced(client.clone(), &layout.namespace), spec, id, &noted).await?;
+    annotate(
+        &Api::<Secret>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        &credentials_name(id),
+        &noted,
+    )
+    .await?;
+    annotate(
+        &Api::<Service>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        id,
+        &noted,
+    )
+    .await?;
+    annotate(
+        &Api::<NetworkPolicy>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        id,
+        &noted,
+    )
+    .await?;
     let config = json!({
         "metadata": { "annotations": { annotations::STORAGE_SIZE: size.as_str() } },
         "data": objects.config.data,
     });
-    annotate(&Api::<ConfigMap>::namespaced(client.clone(), &layout.namespace), spec, &config_name(id), &config).await?;
+    annotate(
+        &Api::<ConfigMap>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        &config_name(id),
+        &config,
+    )
+    .await?;
 
     let metadata = serde_json::to_string(&spec.metadata).map_err(|error| {
         Error::Domain(framedb_core::Error::Internal(
@@ -201,12 +229,7 @@ async fn check_expandable(
 
 /// Patches the object `name` of the instance with `change`, if it exists (see
 /// [`amend_owned`]).
-async fn annotate<K>(
-    api: &Api<K>,
-    spec: &DeploymentSpec,
-    name: &str,
-    change: &Value,
-) -> Result<()>
+async fn annotate<K>(api: &Api<K>, spec: &DeploymentSpec, name: &str, change: &Value) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,

@@ -71,7 +71,10 @@ fn claim_sizes(claim: &PersistentVolumeClaim) -> (String, Option<String>) {
         .and_then(|s| s.capacity.as_ref())
         .and_then(|c| c.get("storage"))
         .map(|q| q.0.clone());
-    (request.requests.as_ref().unwrap()["storage"].0.clone(), capacity)
+    (
+        request.requests.as_ref().unwrap()["storage"].0.clone(),
+        capacity,
+    )
 }
 
 /// Reads the claim of `id` until its status says `size` (the resizer and the kubelet
@@ -84,7 +87,10 @@ async fn claim_grown(cluster: &kube::Client, id: &str, size: &str) -> Persistent
         if claim_sizes(&claim).1.as_deref() == Some(size) {
             return claim;
         }
-        assert!(Instant::now() < deadline, "{id}'s claim did not grow to {size}");
+        assert!(
+            Instant::now() < deadline,
+            "{id}'s claim did not grow to {size}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -103,7 +109,14 @@ fn noted(workload: &StatefulSet, key: &str) -> String {
 
 /// TiKV's `--capacity` flag in the workload's pod template.
 fn tikv_capacity(workload: &StatefulSet) -> String {
-    let pod = workload.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = workload
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
     let tikv = pod
         .init_containers
         .iter()
@@ -126,28 +139,18 @@ async fn an_update_merges_metadata_and_grows_the_volume_through_both_tiers() {
     let cluster = topology.clusters.fleet.clusters()[0].client().await;
     bound_claim(&cluster, "grown").await;
     let global = topology.global.url.clone();
+    let change = async |body: Value| patch(&topology.client, &global, "grown", &body).await;
 
     // Metadata: set and replace, then remove with null.
-    let (status, body) = patch(
-        &topology.client,
-        &global,
-        "grown",
-        &json!({"metadata": {"team": "new", "owner": {"name": "ana", "desk": 4}}}),
-    )
-    .await;
+    let (status, body) =
+        change(json!({"metadata": {"team": "new", "owner": {"name": "ana", "desk": 4}}})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], true);
     assert_eq!(
         body["data"]["metadata"],
         json!({"team": "new", "owner": {"name": "ana", "desk": 4}})
     );
-    let (status, body) = patch(
-        &topology.client,
-        &global,
-        "grown",
-        &json!({"metadata": {"owner": {"desk": null}}}),
-    )
-    .await;
+    let (status, body) = change(json!({"metadata": {"owner": {"desk": null}}})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let wanted = json!({"team": "new", "owner": {"name": "ana"}});
     assert_eq!(body["data"]["metadata"], wanted);
@@ -159,21 +162,17 @@ async fn an_update_merges_metadata_and_grows_the_volume_through_both_tiers() {
     let id = FramedbId::new("grown").unwrap();
     let local = topology.locals[0].registry.get(&id).await.unwrap();
     assert_eq!(Value::from(local.metadata), wanted);
-    let recorded: Value =
-        serde_json::from_str(&noted(&workload(&cluster, "grown").await, "framedb.io/metadata"))
-            .unwrap();
+    let recorded: Value = serde_json::from_str(&noted(
+        &workload(&cluster, "grown").await,
+        "framedb.io/metadata",
+    ))
+    .unwrap();
     assert_eq!(recorded, wanted, "the workload records it for a rebuild");
 
     // A larger volume: the claim, its volume, the workload, both records.
     let before = tikv_capacity(&workload(&cluster, "grown").await);
     assert_eq!(before, "--capacity=1024MiB");
-    let (status, body) = patch(
-        &topology.client,
-        &global,
-        "grown",
-        &json!({"storage_size": "3Gi"}),
-    )
-    .await;
+    let (status, body) = change(json!({"storage_size": "3Gi"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["storage_size"], "3Gi");
     assert_eq!(body["data"]["metadata"], wanted, "metadata kept");
@@ -188,32 +187,17 @@ async fn an_update_merges_metadata_and_grows_the_volume_through_both_tiers() {
     let set = workload(&cluster, "grown").await;
     assert_eq!(noted(&set, "framedb.io/storage-size"), "3Gi");
     assert_eq!(tikv_capacity(&set), "--capacity=3072MiB");
-    assert_eq!(
-        topology.locals[0].registry.get(&id).await.unwrap().storage_size.as_str(),
-        "3Gi"
-    );
-    assert_eq!(
-        topology.global_registry.get(&id).await.unwrap().storage_size.as_str(),
-        "3Gi"
-    );
+    for registry in [&topology.locals[0].registry, &topology.global_registry] {
+        let record = registry.get(&id).await.unwrap();
+        assert_eq!(record.storage_size.as_str(), "3Gi");
+    }
 
     // The same size again changes nothing; a smaller one is refused, changing nothing.
-    let (status, body) = patch(
-        &topology.client,
-        &global,
-        "grown",
-        &json!({"storage_size": "3072Mi"}),
-    )
-    .await;
+    let (status, body) = change(json!({"storage_size": "3072Mi"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["storage_size"], "3Gi");
-    let (status, body) = patch(
-        &topology.client,
-        &global,
-        "grown",
-        &json!({"storage_size": "2Gi", "metadata": {"team": "shrunk"}}),
-    )
-    .await;
+    let (status, body) =
+        change(json!({"storage_size": "2Gi", "metadata": {"team": "shrunk"}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "shrink_refused", "{body}");
 
@@ -229,7 +213,7 @@ async fn an_update_merges_metadata_and_grows_the_volume_through_both_tiers() {
         json!({"metadata": 5}),
         json!(["storage_size"]),
     ] {
-        let (status, body) = patch(&topology.client, &global, "grown", &bad).await;
+        let (status, body) = change(bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["success"], false, "{body}");
     }
@@ -381,10 +365,22 @@ async fn a_single_tier_grows_a_dynamic_volume_and_refuses_a_local_one() {
         layout.local_volume_root = Some("/var/lib/framedb-volumes".into());
     })
     .await;
-    let (status, body) = call(&client, Method::POST, server.at(BASE), Some(create("pinned"))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        server.at(BASE),
+        Some(create("pinned")),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     bound_claim(&cluster, "pinned").await;
-    let (status, body) = patch(&client, &server.url, "pinned", &json!({"storage_size": "2Gi"})).await;
+    let (status, body) = patch(
+        &client,
+        &server.url,
+        "pinned",
+        &json!({"storage_size": "2Gi"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "not_expandable", "{body}");
     assert!(
@@ -394,7 +390,13 @@ async fn a_single_tier_grows_a_dynamic_volume_and_refuses_a_local_one() {
     let claim = bound_claim(&cluster, "pinned").await;
     assert_eq!(claim_sizes(&claim).0, "1Gi");
     // Its metadata can change all the same.
-    let (status, body) = patch(&client, &server.url, "pinned", &json!({"metadata": {"x": 1}})).await;
+    let (status, body) = patch(
+        &client,
+        &server.url,
+        "pinned",
+        &json!({"metadata": {"x": 1}}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["metadata"], json!({"team": "t", "x": 1}));
     assert_eq!(body["data"]["storage_size"], "1Gi");

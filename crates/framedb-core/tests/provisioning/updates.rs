@@ -22,10 +22,7 @@ async fn metadata_merges_as_rfc_7386_and_the_volume_grows() {
     let (service, registry, fleet) = in_memory();
     service.create(request("merged")).await.unwrap();
     let patch = json!({"metadata": {"team": null, "owner": {"name": "ana"}, "tier": 2}});
-    let updated = service
-        .update(&id("merged"), &change(patch))
-        .await
-        .unwrap();
+    let updated = service.update(&id("merged"), &change(patch)).await.unwrap();
     let wanted = json!({"owner": {"name": "ana"}, "tier": 2});
     assert_eq!(Value::from(updated.metadata.clone()), wanted);
     assert_eq!(updated.storage_size.as_str(), "2Gi");
@@ -73,7 +70,10 @@ async fn refusals_change_nothing() {
         .unwrap_err();
     assert_eq!(refused, Error::InstanceNotFound(id("absent")));
     assert_eq!(registry.get(&id("kept")).await.unwrap(), before);
-    assert_eq!(fleet.inventory(&cluster()).await.unwrap()[0].metadata, before.metadata);
+    assert_eq!(
+        fleet.inventory(&cluster()).await.unwrap()[0].metadata,
+        before.metadata
+    );
 
     // An equal size in another spelling is no change at all.
     let same = service
@@ -146,7 +146,11 @@ async fn a_retry_after_the_record_failed_finishes_the_change() {
     let failed = service.update(&id("retried"), &asked).await.unwrap_err();
     assert!(matches!(failed, Error::Unavailable(_)), "{failed:?}");
     let running = fleet.inventory(&cluster()).await.unwrap();
-    assert_eq!(running[0].storage_size.as_str(), "4Gi", "the cluster took it");
+    assert_eq!(
+        running[0].storage_size.as_str(),
+        "4Gi",
+        "the cluster took it"
+    );
     let record: InstanceRecord = stored.lock().unwrap().clone();
     assert_eq!(record.storage_size.as_str(), "2Gi", "the record did not");
 
@@ -191,5 +195,4 @@ async fn a_reconcile_pass_records_a_change_its_cluster_holds() {
         .await
         .unwrap();
     assert!(!repairs.any(), "{repairs:?}");
-
 }

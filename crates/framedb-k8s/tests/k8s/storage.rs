@@ -506,7 +506,13 @@ async fn bound(cluster: &Cluster, id: &str) -> PersistentVolumeClaim {
     let name = claim_name(id);
     assert!(
         eventually(SETTLE, || async {
-            claims.get(&name).await.unwrap().status.and_then(|s| s.phase).as_deref()
+            claims
+                .get(&name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.phase)
+                .as_deref()
                 == Some("Bound")
         })
         .await
@@ -515,7 +521,16 @@ async fn bound(cluster: &Cluster, id: &str) -> PersistentVolumeClaim {
 }
 
 fn requested(claim: &PersistentVolumeClaim) -> String {
-    claim.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"]
+    claim
+        .spec
+        .as_ref()
+        .unwrap()
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap()["storage"]
         .0
         .clone()
 }
@@ -543,7 +558,10 @@ async fn an_amend_grows_the_claim_and_every_object_records_the_change() {
     assert!(
         eventually(SETTLE, || async {
             let claim = claims.get(&claim_name("tidb-amend")).await.unwrap();
-            claim.status.and_then(|s| s.capacity).map(|c| c["storage"].0.clone())
+            claim
+                .status
+                .and_then(|s| s.capacity)
+                .map(|c| c["storage"].0.clone())
                 == Some("4Gi".into())
         })
         .await
@@ -559,34 +577,54 @@ async fn an_amend_grows_the_claim_and_every_object_records_the_change() {
     let size_of = |meta: &kube::api::ObjectMeta| {
         meta.annotations.as_ref().unwrap()["framedb.io/storage-size"].clone()
     };
-    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(cluster.client.clone(), &namespace)
-        .get("tidb-amend-credentials")
-        .await
-        .unwrap();
-    assert_eq!(size_of(&secret.metadata), "4Gi", "a retained volume comes back at its size");
+    let secret =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(cluster.client.clone(), &namespace)
+            .get("tidb-amend-credentials")
+            .await
+            .unwrap();
+    assert_eq!(
+        size_of(&secret.metadata),
+        "4Gi",
+        "a retained volume comes back at its size"
+    );
     assert_eq!(size_of(&claim.metadata), "4Gi");
-    let config = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(cluster.client.clone(), &namespace)
-        .get("tidb-amend-config")
-        .await
-        .unwrap();
+    let config = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        cluster.client.clone(),
+        &namespace,
+    )
+    .get("tidb-amend-config")
+    .await
+    .unwrap();
     assert!(config.data.unwrap()["tikv.toml"].contains("reserve-space"));
     // What a registry is rebuilt from says the same.
     let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
-    let record = running.iter().find(|r| r.framedb_id.as_str() == "tidb-amend").unwrap();
+    let record = running
+        .iter()
+        .find(|r| r.framedb_id.as_str() == "tidb-amend")
+        .unwrap();
     assert_eq!(record.storage_size.as_str(), "4Gi");
-    assert_eq!(serde_json::Value::from(record.metadata.clone()), serde_json::json!({"team": "ops"}));
+    assert_eq!(
+        serde_json::Value::from(record.metadata.clone()),
+        serde_json::json!({"team": "ops"})
+    );
 
     // Never shrunk: a smaller size leaves the volume as it is, and says so.
     let mut smaller = grown.clone();
     smaller.storage_size = framedb_core::StorageSize::new("3Gi").unwrap();
     assert_eq!(cluster.fleet.amend(&smaller).await.unwrap().as_str(), "4Gi");
-    assert_eq!(requested(&claims.get(&claim_name("tidb-amend")).await.unwrap()), "4Gi");
+    assert_eq!(
+        requested(&claims.get(&claim_name("tidb-amend")).await.unwrap()),
+        "4Gi"
+    );
     // Another create's objects are not touched.
     let mut other = grown.clone();
     other.stamp = Stamp::generate().unwrap();
     other.metadata = Default::default();
     let refused = cluster.fleet.amend(&other).await.unwrap_err();
-    assert!(matches!(refused, framedb_core::Error::ObjectConflict { .. }), "{refused:?}");
+    assert!(
+        matches!(refused, framedb_core::Error::ObjectConflict { .. }),
+        "{refused:?}"
+    );
 }
 
 /// Where the class cannot be read (the local service's role lacks it), the API server's
@@ -598,10 +636,12 @@ async fn the_api_server_s_refusal_to_expand_is_not_expandable() {
     let mut asked = spec("tidb-fixed", "node-a", 30912);
     cluster.fleet.deploy(&asked).await.unwrap();
     bound(&cluster, "tidb-fixed").await;
-    cluster
-        .sim
-        .faults()
-        .fail(framedb_kube_sim::Verb::Get, Some("storageclasses"), 403, 1.0);
+    cluster.sim.faults().fail(
+        framedb_kube_sim::Verb::Get,
+        Some("storageclasses"),
+        403,
+        1.0,
+    );
     asked.storage_size = framedb_core::StorageSize::new("4Gi").unwrap();
     let refused = cluster.fleet.amend(&asked).await.unwrap_err();
     let framedb_core::Error::NotExpandable { sentence, .. } = &refused else {

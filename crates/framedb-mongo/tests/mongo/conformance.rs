@@ -5,8 +5,8 @@
 
 use framedb_core::memory::InMemoryRegistry;
 use framedb_core::{
-    ClusterId, Error, Filter, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Metadata,
-    NodeId, Query, Removal, Stamp, StorageSize, Timestamp,
+    ClusterId, Error, Filter, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus,
+    Metadata, NodeId, Query, Removal, Stamp, StorageSize, Timestamp,
 };
 
 use crate::dataset;
@@ -164,7 +164,12 @@ pub async fn amend(registry: &dyn InstanceRegistry) {
     assert_eq!(read, wanted);
     assert_eq!(
         registry
-            .amend(&FramedbId::new("absent").unwrap(), &record.stamp, &wanted.metadata, &wanted.storage_size)
+            .amend(
+                &FramedbId::new("absent").unwrap(),
+                &record.stamp,
+                &wanted.metadata,
+                &wanted.storage_size
+            )
             .await,
         Err(Error::InstanceNotFound(FramedbId::new("absent").unwrap()))
     );
