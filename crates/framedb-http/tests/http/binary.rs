@@ -244,7 +244,9 @@ async fn json_logs_and_request_ids() {
         "--state-dir",
         &state,
     ]);
-    let line = server.wait_for("listening on http://").await;
+    // The global's line: the embedded local services listen (and log it) before the
+    // global is ready, and only the global stops on SIGTERM once it serves.
+    let line = server.wait_for("framedb-server listening on http://").await;
     let logged: serde_json::Value = serde_json::from_str(&line).expect("a JSON object per line");
     let message = logged["fields"]["message"].as_str().unwrap();
     let (_, rest) = message.split_once("listening on http://").unwrap();
