@@ -14,7 +14,8 @@
 //! A larger volume also changes TiKV's `--capacity` in its pod template (and its config
 //! file), so that TiKV uses the new space: the instance's pod restarts once. Every other
 //! object's `framedb.io/storage-size` follows, so that a volume retained later is taken
-//! back at its real size. Every write is a patch guarded by the object's
+//! back at its real size; a metadata-only change, whose StatefulSet records the size
+//! already, writes the StatefulSet alone. Every write is a patch guarded by the object's
 //! resourceVersion, made only on objects of the instance's stamp, and never makes a
 //! missing object (a reconcile pass restores those from the record).
 
@@ -65,6 +66,18 @@ pub(crate) async fn amend(
     };
     let noted =
         json!({ "metadata": { "annotations": { annotations::STORAGE_SIZE: size.as_str() } } });
+    let workloads: Api<StatefulSet> = Api::namespaced(client.clone(), &layout.namespace);
+    // The StatefulSet is written last: while it records another size, an earlier amend
+    // may have stopped halfway, and every object's size is written (again).
+    let recorded = workloads
+        .get_opt(id)
+        .await
+        .map_err(|error| Error::kube(cluster, format!("reading StatefulSet {id}"), error))?
+        .and_then(|workload| {
+            let noted = workload.metadata.annotations?;
+            noted.get(annotations::STORAGE_SIZE).cloned()
+        });
+    let resized = grows || recorded.as_deref() != Some(size.as_str());
 
     if let Some(claim) = claim.as_ref().filter(|_| grows) {
         check_expandable(client, layout, spec, claim).await?;
@@ -86,43 +99,14 @@ pub(crate) async fn amend(
                 ),
                 error => written::<PersistentVolumeClaim>(cluster, &claim_name, error),
             })?;
-    } else if claim.is_some() {
+    } else if claim.is_some() && resized {
         annotate(&claims, spec, &claim_name, &noted).await?;
     }
 
     let objects = layout.objects(&target);
-    annotate(
-        &Api::<Secret>::namespaced(client.clone(), &layout.namespace),
-        spec,
-        &credentials_name(id),
-        &noted,
-    )
-    .await?;
-    annotate(
-        &Api::<Service>::namespaced(client.clone(), &layout.namespace),
-        spec,
-        id,
-        &noted,
-    )
-    .await?;
-    annotate(
-        &Api::<NetworkPolicy>::namespaced(client.clone(), &layout.namespace),
-        spec,
-        id,
-        &noted,
-    )
-    .await?;
-    let config = json!({
-        "metadata": { "annotations": { annotations::STORAGE_SIZE: size.as_str() } },
-        "data": objects.config.data,
-    });
-    annotate(
-        &Api::<ConfigMap>::namespaced(client.clone(), &layout.namespace),
-        spec,
-        &config_name(id),
-        &config,
-    )
-    .await?;
+    if resized {
+        resize_others(client, layout, spec, &noted, &objects).await?;
+    }
 
     let metadata = serde_json::to_string(&spec.metadata).map_err(|error| {
         Error::Domain(framedb_core::Error::Internal(
@@ -149,9 +133,55 @@ pub(crate) async fn amend(
             { "name": "tikv", "args": tikv.args },
         ] } } });
     }
-    let workloads: Api<StatefulSet> = Api::namespaced(client.clone(), &layout.namespace);
     annotate(&workloads, spec, id, &workload).await?;
     Ok(size)
+}
+
+/// Writes the size of the volume onto the instance's Secret, Service and NetworkPolicy
+/// (a retained volume comes back only at the size its objects say), and sizes TiKV's
+/// configuration file to it.
+async fn resize_others(
+    client: &Client,
+    layout: &Layout,
+    spec: &DeploymentSpec,
+    noted: &Value,
+    objects: &crate::objects::InstanceObjects,
+) -> Result<()> {
+    let id = spec.framedb_id.as_str();
+    let size = &noted["metadata"]["annotations"][annotations::STORAGE_SIZE];
+    annotate(
+        &Api::<Secret>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        &credentials_name(id),
+        noted,
+    )
+    .await?;
+    annotate(
+        &Api::<Service>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        id,
+        noted,
+    )
+    .await?;
+    annotate(
+        &Api::<NetworkPolicy>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        id,
+        noted,
+    )
+    .await?;
+    let config = json!({
+        "metadata": { "annotations": { annotations::STORAGE_SIZE: size } },
+        "data": objects.config.data,
+    });
+    annotate(
+        &Api::<ConfigMap>::namespaced(client.clone(), &layout.namespace),
+        spec,
+        &config_name(id),
+        &config,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The size a claim asks for, if it is one FrameDB reads.

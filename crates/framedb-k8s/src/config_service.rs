@@ -699,9 +699,10 @@ impl<'a> ConfigService<'a> {
     /// StatefulSets, Services and claims, read their pods and the namespace's events
     /// (statuses tell what their pods and StatefulSets were refused), and exactly what it does with
     /// their credentials Secrets (created once, read back, marked retained or taken back
-    /// with their volume, deleted: never updated, listed or watched), and NetworkPolicies
-    /// and configuration ConfigMaps (created, read to check whose they are, applied again
-    /// on a retried deploy, deleted).
+    /// with their volume, annotated with a grown volume's size, deleted: never updated,
+    /// listed or watched), and NetworkPolicies and configuration ConfigMaps (created, read
+    /// to check whose they are, applied again on a retried deploy, patched by an update,
+    /// deleted).
     /// What the local service may do in the instances' namespace; with local volumes,
     /// also run the pods that empty a volume before a purge deletes it (in this
     /// namespace, under its Pod Security `baseline`).

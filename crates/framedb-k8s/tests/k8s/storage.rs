@@ -653,3 +653,43 @@ async fn the_api_server_s_refusal_to_expand_is_not_expandable() {
     let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
     assert!(running.iter().all(|r| r.storage_size.as_str() == "2Gi"));
 }
+
+/// An amend whose StatefulSet write failed (the claim grown, the other objects written)
+/// left the inventory at the old size, and running it again finishes it.
+#[tokio::test]
+async fn an_amend_that_stopped_halfway_is_finished_by_running_it_again() {
+    let cluster = Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_volume_expansion(true),
+    )
+    .await;
+    let mut asked = spec("tidb-half", "node-a", 30913);
+    asked.stamp = Stamp::generate().unwrap();
+    cluster.fleet.deploy(&asked).await.unwrap();
+    bound(&cluster, "tidb-half").await;
+    asked.storage_size = framedb_core::StorageSize::new("5Gi").unwrap();
+    cluster.sim.faults().fail(
+        framedb_kube_sim::Verb::Patch,
+        Some("statefulsets"),
+        500,
+        1.0,
+    );
+    let failed = cluster.fleet.amend(&asked).await.unwrap_err();
+    assert!(failed.is_unreachable(), "{failed:?}");
+    assert_eq!(requested(&bound(&cluster, "tidb-half").await), "5Gi");
+    let size_in_inventory = || async {
+        let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
+        running[0].storage_size.as_str().to_owned()
+    };
+    assert_eq!(
+        size_in_inventory().await,
+        "2Gi",
+        "never more than the claim holds"
+    );
+
+    cluster.sim.faults().clear();
+    assert_eq!(cluster.fleet.amend(&asked).await.unwrap().as_str(), "5Gi");
+    assert_eq!(size_in_inventory().await, "5Gi");
+    assert_eq!(requested(&bound(&cluster, "tidb-half").await), "5Gi");
+}
