@@ -520,6 +520,16 @@ async fn bound(cluster: &Cluster, id: &str) -> PersistentVolumeClaim {
     claims.get(&name).await.unwrap()
 }
 
+/// A cluster whose default class allows volume expansion.
+async fn expandable_cluster() -> Cluster {
+    Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_volume_expansion(true),
+    )
+    .await
+}
+
 fn requested(claim: &PersistentVolumeClaim) -> String {
     claim
         .spec
@@ -537,12 +547,7 @@ fn requested(claim: &PersistentVolumeClaim) -> String {
 
 #[tokio::test]
 async fn an_amend_grows_the_claim_and_every_object_records_the_change() {
-    let cluster = Cluster::start_with(
-        SimConfig::new("cluster-01")
-            .with_images(framedb_k8s::default_images())
-            .with_volume_expansion(true),
-    )
-    .await;
+    let cluster = expandable_cluster().await;
     let mut grown = spec("tidb-amend", "node-a", 30911);
     // Stamped, as every create's objects are: the inventory rebuilds only those.
     grown.stamp = Stamp::generate().unwrap();
@@ -658,12 +663,7 @@ async fn the_api_server_s_refusal_to_expand_is_not_expandable() {
 /// left the inventory at the old size, and running it again finishes it.
 #[tokio::test]
 async fn an_amend_that_stopped_halfway_is_finished_by_running_it_again() {
-    let cluster = Cluster::start_with(
-        SimConfig::new("cluster-01")
-            .with_images(framedb_k8s::default_images())
-            .with_volume_expansion(true),
-    )
-    .await;
+    let cluster = expandable_cluster().await;
     let mut asked = spec("tidb-half", "node-a", 30913);
     asked.stamp = Stamp::generate().unwrap();
     cluster.fleet.deploy(&asked).await.unwrap();
