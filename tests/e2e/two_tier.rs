@@ -25,6 +25,7 @@ use super::{BASE, Clusters, Server, call, ids, mongo_uri};
 
 mod ownership;
 mod soak;
+mod updates;
 
 const GLOBAL_TOKEN: &str = "global-token-9c1";
 const LOCAL_TOKEN: &str = "local-token-47e";
@@ -574,6 +575,15 @@ impl InstanceRegistry for FailsToRecord {
         removal: framedb_core::Removal,
     ) -> framedb_core::Result<()> {
         self.0.mark_deleting(id, stamp, removal).await
+    }
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &framedb_core::Stamp,
+        metadata: &framedb_core::Metadata,
+        storage_size: &framedb_core::StorageSize,
+    ) -> framedb_core::Result<()> {
+        self.0.amend(id, stamp, metadata, storage_size).await
     }
     async fn remove_stamped(
         &self,

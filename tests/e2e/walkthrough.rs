@@ -134,6 +134,22 @@ async fn the_readme_walkthrough_works_over_http() {
         assert!(value >= at_least, "{series} {value}: {metrics}");
     }
 
+    // Its metadata merged and its volume grown (the demo clusters' class allows it).
+    let change = json!({"metadata": {"owner": "ana"}, "storage_size": "4Gi"});
+    let (status, body) = call(
+        &client,
+        Method::PATCH,
+        url(&format!("{BASE}/tidb-001")),
+        Some(change),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["metadata"],
+        json!({"team": "analytics", "owner": "ana"})
+    );
+    assert_eq!(body["data"]["storage_size"], "4Gi");
+
     let (status, body) = call(
         &client,
         Method::GET,

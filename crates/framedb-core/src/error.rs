@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::directory::Conflict;
-use crate::types::{ClusterId, FramedbId, Invalid};
+use crate::types::{ClusterId, FramedbId, Invalid, StorageSize};
 
 /// `Result` with the domain [`Error`] as its default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,6 +70,42 @@ pub enum Error {
         /// The object, as `Kind namespace/name`.
         object: String,
         /// What is in the way and what the caller can do, as a sentence.
+        sentence: String,
+    },
+
+    /// An update asked for a smaller volume: volumes only grow (Kubernetes does not
+    /// shrink them), and nothing was changed.
+    #[error(
+        "storage_size can only grow: instance '{id}' has {current}, and {asked} is smaller \
+         (Kubernetes does not shrink volumes); nothing was changed"
+    )]
+    ShrinkRefused {
+        /// The instance.
+        id: FramedbId,
+        /// Its volume's size now.
+        current: StorageSize,
+        /// The size asked for.
+        asked: StorageSize,
+    },
+
+    /// The instance's volume cannot grow on its cluster (its StorageClass does not allow
+    /// expansion, or it is a static volume such as FrameDB's local ones); nothing was
+    /// changed.
+    #[error("{sentence}")]
+    NotExpandable {
+        /// The cluster.
+        cluster: ClusterId,
+        /// Why, as a sentence.
+        sentence: String,
+    },
+
+    /// The instance cannot be changed now: it is being deleted, or its create has not
+    /// finished.
+    #[error("{sentence}")]
+    InstanceBusy {
+        /// The instance.
+        id: FramedbId,
+        /// Why, as a sentence.
         sentence: String,
     },
 

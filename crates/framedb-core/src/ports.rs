@@ -49,6 +49,21 @@ pub trait InstanceRegistry: Send + Sync {
     /// `Unavailable` / `Timeout` as for `insert`.
     async fn mark_deleting(&self, id: &FramedbId, stamp: &Stamp, removal: Removal) -> Result<()>;
 
+    /// Records the metadata and volume size of the record of `id` that the create stamped
+    /// `stamp` made, and bumps `updated_at` (a `PATCH` of the instance, once its cluster
+    /// holds the change). A record of another stamp is not touched.
+    ///
+    /// # Errors
+    /// [`crate::Error::InstanceNotFound`] when no record has this id and stamp;
+    /// `Unavailable` / `Timeout` as for `insert`.
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        metadata: &Metadata,
+        storage_size: &StorageSize,
+    ) -> Result<()>;
+
     /// The record of one instance.
     ///
     /// # Errors
@@ -180,6 +195,22 @@ pub trait ClusterDeployer: Send + Sync {
         stamp: &Stamp,
         removal: Removal,
     ) -> Result<bool>;
+
+    /// Brings the objects of the create `spec.stamp` of instance `spec.framedb_id` to
+    /// `spec`'s metadata and volume size: the volume grows to `spec.storage_size` (it is
+    /// never shrunk: a volume larger already stays so), the workload and what the
+    /// objects record (from which [`Self::inventory`] rebuilds records) say the same, and
+    /// the size the volume now asks for is returned. Objects missing are not made again
+    /// (a reconcile pass restores them from the record); running it again changes
+    /// nothing more.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotExpandable`] when the volume must grow and cannot (its class
+    /// does not allow expansion, or it is a static volume); nothing is changed then.
+    /// [`crate::Error::ObjectConflict`] when an object of the instance's names carries
+    /// another stamp; `ClusterNotFound`, `Unavailable` / `Timeout`, `Internal` as for
+    /// `deploy`.
+    async fn amend(&self, spec: &DeploymentSpec) -> Result<StorageSize>;
 
     /// The database credentials [`Self::deploy`] made for the instance, read from where
     /// the cluster keeps them.

@@ -16,8 +16,9 @@ use crate::ports::{
     ClusterDeployer, Deployed, DeploymentSpec, Fence, InstanceRegistry, PortAllocator,
 };
 use crate::types::{
-    ClusterId, Credentials, FramedbId, Instance, InstanceRecord, InstanceStatus, NewInstance,
-    NodeId, PORT_RANGE, Removal, Stamp, StatusReport, Timestamp,
+    ClusterId, Credentials, FramedbId, Instance, InstanceChange, InstanceRecord, InstanceStatus,
+    Metadata, NewInstance, NodeId, PORT_RANGE, Removal, Stamp, StatusReport, StorageSize,
+    Timestamp,
 };
 
 /// Creates, deletes and reads persistent instances through the ports.
@@ -428,6 +429,119 @@ impl ProvisioningService {
         Ok(())
     }
 
+    /// Changes an instance: `change.metadata` is merged into its metadata as an RFC 7386
+    /// merge patch (the result is checked as a create's metadata is), and its volume
+    /// grows to `change.storage_size`. The cluster's objects change first, then the
+    /// record (docs/architecture.md, "Updates"): the record never says what the cluster
+    /// does not hold, and a retry of the same change, computed again from the record,
+    /// finishes it. Returns the instance as [`Self::get`] shows it.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`]; [`Error::Invalid`] when the merged metadata is not
+    /// valid; [`Error::ShrinkRefused`] for a smaller size; [`Error::InstanceBusy`] while
+    /// the instance is being deleted or created; [`Error::NotExpandable`] when its volume
+    /// cannot grow; the deployer's and the registry's errors otherwise. Nothing is changed
+    /// on a refusal.
+    pub async fn update(&self, id: &FramedbId, change: &InstanceChange) -> Result<Instance> {
+        let record = self.registry.get(id).await?;
+        let metadata = match &change.metadata {
+            Some(patch) => record.metadata.merged(patch)?,
+            None => record.metadata.clone(),
+        };
+        let size = match &change.storage_size {
+            Some(asked) if asked.bytes() < record.storage_size.bytes() => {
+                return Err(Error::ShrinkRefused {
+                    id: id.clone(),
+                    current: record.storage_size.clone(),
+                    asked: asked.clone(),
+                });
+            }
+            Some(asked) => asked.clone(),
+            None => record.storage_size.clone(),
+        };
+        self.change(&record, metadata, size).await?;
+        self.get(id).await
+    }
+
+    /// Brings the instance that the create `stamp` of `id` made to `metadata` and a volume
+    /// of at least `storage_size`, on its cluster and then in this service's record, and
+    /// returns the size its volume now has. A local config service changes instances
+    /// this way for its global service, which computed the change from its own record.
+    /// A record this service lost is taken from the cluster's objects (a reconcile pass
+    /// records it again).
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`] when neither the record nor the cluster has that
+    /// create; otherwise as [`Self::update`], but a size below the volume's is no error:
+    /// the volume stays as large as it is.
+    pub async fn amend_stamped(
+        &self,
+        id: &FramedbId,
+        cluster: &ClusterId,
+        stamp: &Stamp,
+        metadata: Metadata,
+        storage_size: StorageSize,
+    ) -> Result<StorageSize> {
+        match self.registry.get(id).await {
+            Ok(record) if record.stamp == *stamp => {
+                self.change(&record, metadata, storage_size).await
+            }
+            Ok(_) | Err(Error::InstanceNotFound(_)) => {
+                let running = self.deployer.inventory(cluster).await?;
+                let record = running
+                    .into_iter()
+                    .find(|found| found.framedb_id == *id && found.stamp == *stamp)
+                    .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
+                let port = record
+                    .port
+                    .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
+                let changed = changed(&record, metadata, storage_size);
+                self.deployer.amend(&spec_of(&changed, port)).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The cluster's objects, then the record (see [`Self::update`]); nothing when
+    /// `record` says so already.
+    async fn change(
+        &self,
+        record: &InstanceRecord,
+        metadata: Metadata,
+        storage_size: StorageSize,
+    ) -> Result<StorageSize> {
+        let id = &record.framedb_id;
+        let busy = |doing: &str| Error::InstanceBusy {
+            id: id.clone(),
+            sentence: format!("instance '{id}' {doing}; it cannot be changed now"),
+        };
+        if record.status == InstanceStatus::Deleting {
+            return Err(busy("is being deleted"));
+        }
+        let Some(port) = record.port else {
+            return Err(busy(
+                "is still being created (try again once it has its port)",
+            ));
+        };
+        // The record's spelling of an equal size stays.
+        let storage_size = if storage_size.bytes() == record.storage_size.bytes() {
+            record.storage_size.clone()
+        } else {
+            storage_size
+        };
+        if metadata == record.metadata && storage_size == record.storage_size {
+            return Ok(storage_size);
+        }
+        let target = changed(record, metadata, storage_size);
+        let size = self.deployer.amend(&spec_of(&target, port)).await?;
+        self.registry
+            .amend(id, &record.stamp, &target.metadata, &size)
+            .await?;
+        tracing::info!(tier = self.tier, framedb_id = %id, cluster_id = %record.cluster_id,
+            storage_size = %size, "instance changed");
+        Ok(size)
+    }
+
     /// Settles what a crash, a restart or a timeout left half done, and brings the
     /// registry in step with what runs on `clusters` (and on the clusters of the records
     /// it settles):
@@ -440,6 +554,8 @@ impl ProvisioningService {
     /// - a record left `Deleting` is deleted again, with the removal its delete recorded
     ///   (a purge, a retention, or a failed create's undo; records from before removals
     ///   were recorded: as their deletion policy says).
+    /// - a live record whose cluster holds a larger volume for it (an update that died
+    ///   between its cluster and its record) takes its size.
     /// - a live instance of `clusters` whose Service or workload was deleted from its
     ///   cluster (drift) is deployed again with its stamp, on its recorded port.
     ///
@@ -514,6 +630,7 @@ impl ProvisioningService {
         }
 
         for record in live.iter().filter(|r| !unread.contains(&r.cluster_id)) {
+            self.catch_up(record, &running, &mut repairs).await;
             self.repair_drift(record, &running, &mut repairs).await;
         }
 
@@ -560,6 +677,56 @@ impl ProvisioningService {
                     && !record.stamp.is_unstamped()
             })
             .collect())
+    }
+
+    /// Records the larger volume size that `record`'s cluster holds for it: an update
+    /// writes the cluster first, so a cluster ahead of its record is an update that died
+    /// before recording its change (docs/architecture.md, "Updates"). Sizes only grow, so
+    /// the larger one is the later; metadata has no such order (and a workload made before
+    /// it was recorded there reads as `{}`), so a half-done metadata change waits for the
+    /// update to be repeated. The record is read again first, and written only if it is
+    /// still as the pass read it (an update or a delete since wins).
+    async fn catch_up(
+        &self,
+        record: &InstanceRecord,
+        running: &HashMap<FramedbId, InstanceRecord>,
+        repairs: &mut Repairs,
+    ) {
+        let id = &record.framedb_id;
+        let Some(found) = running.get(id).filter(|found| {
+            found.stamp == record.stamp && found.storage_size.bytes() > record.storage_size.bytes()
+        }) else {
+            return;
+        };
+        let outcome = async {
+            let current = self.registry.get(id).await?;
+            let unchanged = current.stamp == record.stamp
+                && current.status != InstanceStatus::Deleting
+                && current.metadata == record.metadata
+                && current.storage_size == record.storage_size;
+            if !unchanged {
+                return Ok(false);
+            }
+            self.registry
+                .amend(id, &record.stamp, &record.metadata, &found.storage_size)
+                .await
+                .map(|()| true)
+        };
+        match outcome.await {
+            Ok(true) => {
+                repairs.caught_up += 1;
+                tracing::info!(tier = self.tier, framedb_id = %id,
+                    cluster_id = %record.cluster_id, storage_size = %found.storage_size,
+                    "reconcile: the record took the larger volume its cluster holds (an \
+                     update that died before recording it)");
+            }
+            Ok(false) | Err(Error::InstanceNotFound(_)) => {}
+            Err(error) => {
+                repairs.failed += 1;
+                tracing::warn!(tier = self.tier, framedb_id = %id, error = %Chain(&error),
+                    "reconcile: a record could not take the larger volume its cluster holds");
+            }
+        }
     }
 
     /// Re-deploys a live instance (see [`Self::live_records`]) that does not run on its
@@ -1084,6 +1251,9 @@ pub struct Repairs {
     /// Live instances whose Service or workload had been deleted from their cluster,
     /// re-created on their recorded port.
     pub restored: usize,
+    /// Records that took the larger volume size their cluster held (an update that died
+    /// between its cluster and its record).
+    pub caught_up: usize,
     /// Records or clusters that could not be handled in this pass.
     pub failed: usize,
 }
@@ -1091,7 +1261,13 @@ pub struct Repairs {
 impl Repairs {
     /// Whether the pass changed anything or met something it could not handle.
     pub fn any(&self) -> bool {
-        self.rebuilt + self.completed + self.settled + self.deleted + self.restored + self.failed
+        self.rebuilt
+            + self.completed
+            + self.settled
+            + self.deleted
+            + self.restored
+            + self.caught_up
+            + self.failed
             > 0
     }
 }
@@ -1125,6 +1301,19 @@ fn spec_of(record: &InstanceRecord, port: u16) -> DeploymentSpec {
         resources: record.resources,
         created_at: record.created_at,
         metadata: record.metadata.clone(),
+    }
+}
+
+/// `record` with `metadata` and `storage_size` instead of its own.
+fn changed(
+    record: &InstanceRecord,
+    metadata: Metadata,
+    storage_size: StorageSize,
+) -> InstanceRecord {
+    InstanceRecord {
+        metadata,
+        storage_size,
+        ..record.clone()
     }
 }
 

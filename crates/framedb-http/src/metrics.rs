@@ -7,7 +7,7 @@
 //! | series | labels |
 //! |---|---|
 //! | `framedb_http_requests_total`, `framedb_http_request_duration_seconds` | `route` (the matched pattern), `method`, `status` (the counter only) |
-//! | `framedb_instance_operations_total`, `framedb_instance_operation_duration_seconds` | `operation` (`create`, `delete`), `outcome` |
+//! | `framedb_instance_operations_total`, `framedb_instance_operation_duration_seconds` | `operation` (`create`, `delete`, `update`), `outcome` |
 //! | `framedb_cluster_calls_total`, `framedb_cluster_call_duration_seconds` | `via` (`local_service`, `kubernetes`, `supplied`), `operation`, `outcome` |
 //! | `framedb_registry_operation_duration_seconds` | `operation`, `outcome` |
 //! | `framedb_reconcile_runs_total`, `framedb_reconcile_repairs_total` | `outcome`; `kind` |
@@ -29,7 +29,8 @@ use axum::response::{IntoResponse, Response};
 use framedb_core::live::{StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, FramedbId, InstanceRecord,
-    InstanceRegistry, InstanceStatus, PortAllocator, Query, Removal, Repairs, Stamp, StatusReport,
+    InstanceRegistry, InstanceStatus, Metadata, PortAllocator, Query, Removal, Repairs, Stamp,
+    StatusReport, StorageSize,
 };
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
 use prometheus_client::metrics::counter::Counter;
@@ -534,6 +535,17 @@ impl InstanceRegistry for Measured<dyn InstanceRegistry> {
         self.time("find", self.inner.find(query)).await
     }
 
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        metadata: &Metadata,
+        storage_size: &StorageSize,
+    ) -> framedb_core::Result<()> {
+        self.time("amend", self.inner.amend(id, stamp, metadata, storage_size))
+            .await
+    }
+
     async fn ping(&self) -> framedb_core::Result<()> {
         self.time("ping", self.inner.ping()).await
     }
@@ -543,6 +555,10 @@ impl InstanceRegistry for Measured<dyn InstanceRegistry> {
 impl ClusterDeployer for Measured<dyn ClusterDeployer> {
     async fn deploy(&self, spec: &DeploymentSpec) -> framedb_core::Result<Deployed> {
         self.time("deploy", self.inner.deploy(spec)).await
+    }
+
+    async fn amend(&self, spec: &DeploymentSpec) -> framedb_core::Result<StorageSize> {
+        self.time("amend", self.inner.amend(spec)).await
     }
 
     async fn undeploy(

@@ -9,6 +9,7 @@
 //! | `PUT /local/v1/instances/{id}` [`DeployRequest`] | [`PortAnswer`]: deploys on exactly `port` (409 `port_taken`, with `details.port`); repeating it completes it and answers the same credentials |
 //! | `GET /local/v1/instances/{id}/credentials` | `{success, data: {user, password}}`, read from the cluster; 404 `instance_not_found` |
 //! | `DELETE /local/v1/instances/{id}` | `{success, message}`; 404 `instance_not_found` |
+//! | `PATCH /local/v1/instances/{id}` [`AmendRequest`] | [`Amended`]: the instance of that stamp with that metadata and a volume of at least that size (409 `not_expandable`, `instance_busy`); repeating it changes nothing more |
 //! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
 //! | `GET /local/v1/instances` | `{success, data: [Instance]}`: every instance of this cluster |
 //! | `POST /local/v1/statuses` [`StatusesRequest`] | `{success, data: {id: {status, reason?}}}` for the ids that have a workload |
@@ -35,7 +36,7 @@ pub mod paths {
     pub const FREE_PORTS: &str = "/local/v1/ports/free";
     /// `GET`: every instance of the cluster.
     pub const INSTANCES: &str = "/local/v1/instances";
-    /// `GET`, `PUT`, `DELETE`: one instance (the router's pattern).
+    /// `GET`, `PUT`, `PATCH`, `DELETE`: one instance (the router's pattern).
     pub const INSTANCE: &str = "/local/v1/instances/{framedb_id}";
     /// `GET`: one instance's database credentials (the router's pattern).
     pub const CREDENTIALS: &str = "/local/v1/instances/{framedb_id}/credentials";
@@ -65,8 +66,9 @@ pub struct Failure {
     /// `unauthorized`, `forbidden`, `instance_not_found`, `cluster_not_found`,
     /// `route_not_found`, `method_not_allowed`, `already_exists`, `conflict`,
     /// `ports_exhausted`, `port_out_of_range`, `port_taken`, `cluster_conflict`,
-    /// `cluster_in_use`, `payload_too_large`, `unsupported_media_type`, `bad_gateway`,
-    /// `unavailable`, `overloaded`, `timeout`, `internal` (README, "The API", says when).
+    /// `cluster_in_use`, `shrink_refused`, `not_expandable`, `instance_busy`,
+    /// `payload_too_large`, `unsupported_media_type`, `bad_gateway`, `unavailable`,
+    /// `overloaded`, `not_ready`, `timeout`, `internal` (README, "The API", says when).
     #[schema(example = "instance_not_found")]
     pub error: String,
     /// Data a client may need to act on the failure, e.g. `{"port": 30901}` for
@@ -124,6 +126,29 @@ pub struct DeployRequest {
     /// out then, so that a local service older than this field still takes the body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceProfile>,
+}
+
+/// The body of `PATCH /local/v1/instances/{id}`: what the instance becomes, as the
+/// global service computed it from its record (the whole metadata, not a patch, so that
+/// a repeated call is idempotent).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmendRequest {
+    /// The stamp of the create whose objects change.
+    pub stamp: Stamp,
+    /// The instance's metadata.
+    pub metadata: Metadata,
+    /// The size its volume grows to (a larger volume stays as it is).
+    pub storage_size: StorageSize,
+}
+
+/// `{success, storage_size}`: the answer of `PATCH /local/v1/instances/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Amended {
+    /// Always true.
+    pub success: bool,
+    /// The size the instance's volume asks for now.
+    pub storage_size: StorageSize,
 }
 
 /// The query of `DELETE /local/v1/instances/{id}`: which create's objects go, and how.

@@ -699,9 +699,10 @@ impl<'a> ConfigService<'a> {
     /// StatefulSets, Services and claims, read their pods and the namespace's events
     /// (statuses tell what their pods and StatefulSets were refused), and exactly what it does with
     /// their credentials Secrets (created once, read back, marked retained or taken back
-    /// with their volume, deleted: never updated, listed or watched), and NetworkPolicies
-    /// and configuration ConfigMaps (created, read to check whose they are, applied again
-    /// on a retried deploy, deleted).
+    /// with their volume, annotated with a grown volume's size, deleted: never updated,
+    /// listed or watched), and NetworkPolicies and configuration ConfigMaps (created, read
+    /// to check whose they are, applied again on a retried deploy, patched by an update,
+    /// deleted).
     /// What the local service may do in the instances' namespace; with local volumes,
     /// also run the pods that empty a volume before a purge deletes it (in this
     /// namespace, under its Pod Security `baseline`).
@@ -981,11 +982,16 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 }
 
 /// What the local config service may do cluster-wide: read Services (node ports are
-/// cluster-wide, so allocation reads them all) and nodes. It writes nothing outside the
+/// cluster-wide, so allocation reads them all) and nodes, and get StorageClasses (an
+/// update that grows a volume first checks that its class allows expansion). It writes
+/// nothing outside the
 /// instances' namespace, except, with local volumes (`local_volume_root`), their
 /// PersistentVolumes, which are cluster-scoped (server-side applied: create and patch).
 fn cluster_role(install: &Install) -> ClusterRole {
-    let mut rules = vec![rule("", &["services", "nodes"], &READ)];
+    let mut rules = vec![
+        rule("", &["services", "nodes"], &READ),
+        rule("storage.k8s.io", &["storageclasses"], &["get"]),
+    ];
     if install.local_volume_root.is_some() {
         rules.push(rule(
             "",

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, FramedbId, InstanceRecord,
-    PORT_RANGE, PortAllocator, Removal, Stamp, StatusReport,
+    PORT_RANGE, PortAllocator, Removal, Stamp, StatusReport, StorageSize,
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
@@ -448,6 +448,11 @@ impl ClusterDeployer for KubeFleet {
             .await?;
         }
         Ok(found)
+    }
+
+    async fn amend(&self, spec: &DeploymentSpec) -> DomainResult<StorageSize> {
+        let client = self.client(&spec.cluster_id)?;
+        Ok(crate::amend::amend(client, &self.layout, spec).await?)
     }
 
     async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> DomainResult<Credentials> {

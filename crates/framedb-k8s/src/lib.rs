@@ -16,6 +16,7 @@
 //! - [`deployer`]: the instances' deployer and the port allocator;
 //! - [`config_service`]: the per-cluster config service.
 
+mod amend;
 mod apply;
 pub mod config_service;
 pub mod deployer;

@@ -441,6 +441,58 @@ where
     unreachable!("the last attempt returns")
 }
 
+/// Changes the object `name` of `spec`'s instance with the strategic merge patch
+/// `change`, guarded by its resourceVersion, so that a write that meets a newer version
+/// reads it again and decides again. Only an object of `spec`'s
+/// stamp is changed; a missing one, or one being deleted, is left so (a patch never
+/// makes an object, so an update racing a delete brings nothing back). Returns whether
+/// it was changed.
+///
+/// # Errors
+/// [`CreateError::Other`] with [`Error::Foreign`] for an object of another stamp (or one
+/// retained), or [`Error::Kube`] when reading it fails; [`CreateError::Refused`] with the
+/// API server's refusal of the patch.
+pub(crate) async fn amend_owned<K>(
+    api: &Api<K>,
+    spec: &DeploymentSpec,
+    name: &str,
+    change: &serde_json::Value,
+) -> Result<bool, CreateError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let cluster = spec.cluster_id.as_str();
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    for attempt in 1..=CONFLICT_ATTEMPTS {
+        let existing = match api.get_opt(name).await {
+            Ok(Some(existing)) if existing.meta().deletion_timestamp.is_none() => existing,
+            Ok(_) => return Ok(false),
+            Err(error) => return Err(CreateError::Other(reading::<K>(cluster, name, error))),
+        };
+        let meta = existing.meta();
+        if stamp_of(meta) != spec.stamp.as_str() || is_retained(meta) {
+            return Err(CreateError::Other(foreign(
+                spec,
+                &existing,
+                "was not made by this instance's create",
+            )));
+        }
+        let mut patch = change.clone();
+        patch["metadata"]["resourceVersion"] = json!(meta.resource_version);
+        match api.patch(name, &params, &Patch::Strategic(&patch)).await {
+            Ok(_) => return Ok(true),
+            Err(error) if is_conflict(&error) && attempt < CONFLICT_ATTEMPTS => {}
+            Err(error) if is_not_found(&error) => return Ok(false),
+            Err(error) => return Err(CreateError::Refused(error)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
 /// Whether `removal` keeps a volume (or its credentials) that `object` is.
 pub(crate) fn keeps_volume<K: Resource>(removal: Removal, object: &K) -> bool {
     match removal {

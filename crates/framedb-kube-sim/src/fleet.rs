@@ -26,7 +26,10 @@ impl SimFleet {
     /// Starts one simulated cluster per name, each with `nodes`, whose pods become ready
     /// `ready_after` they are scheduled, whose clocks run `time_scale` times faster
     /// than real time ([`SimConfig::with_time_scale`]), and whose registries hold exactly
-    /// `images` (the images the clusters' users deploy; any other does not pull).
+    /// `images` (the images the clusters' users deploy; any other does not pull). Their
+    /// default StorageClass allows volume expansion, as the default classes of the cloud
+    /// providers' CSI drivers (GKE, EKS, AKS) do, so that an instance's volume can grow;
+    /// a bare simulator's does not, as kind's `local-path` class does not.
     ///
     /// # Errors
     /// When a name or a node name is not a DNS-1123 subdomain, an image is not an image
@@ -61,6 +64,7 @@ impl SimFleet {
                 .with_nodes(nodes.clone())
                 .with_pod_ready_after(ready_after)
                 .with_time_scale(time_scale)
+                .with_volume_expansion(true)
                 .without_images()
                 .with_images(images.iter().cloned());
             started.push(Simulator::start(config).await?);

@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use framedb_core::{
-    FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Query, Removal, Stamp, Timestamp,
+    FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, Metadata, Query, Removal, Stamp,
+    StorageSize, Timestamp,
 };
 use mongodb::bson::{Document, doc};
 use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
 
 use crate::config::{Durability, MongoConfig};
-use crate::document::{document_to_record, port_to_bson, record_to_document};
+use crate::document::{document_to_record, object_to_document, port_to_bson, record_to_document};
 use crate::error::{Error, Result};
 use crate::render;
 
@@ -202,16 +203,17 @@ impl MongoRegistry {
         Ok(result.matched_count > 0)
     }
 
-    /// Whether a record had this id and stamp (`mark_deleting`'s write).
-    async fn set_deleting(&self, id: &FramedbId, stamp: &Stamp, removal: Removal) -> Result<bool> {
-        let operation = "marking an instance deleting";
-        let update = doc! {
-            "$set": {
-                "status": InstanceStatus::Deleting.as_str(),
-                "removal": removal.as_str(),
-                "updated_at": Timestamp::now().to_string(),
-            }
-        };
+    /// Whether a record had this id and stamp (the write of `mark_deleting` and `amend`,
+    /// which `$set` what `set` holds, and the time).
+    async fn set_stamped(
+        &self,
+        operation: &'static str,
+        id: &FramedbId,
+        stamp: &Stamp,
+        mut set: Document,
+    ) -> Result<bool> {
+        set.insert("updated_at", Timestamp::now().to_string());
+        let update = doc! { "$set": set };
         let result = self
             .bounded(operation, async {
                 self.collection
@@ -391,7 +393,35 @@ impl InstanceRegistry for MongoRegistry {
         stamp: &Stamp,
         removal: Removal,
     ) -> framedb_core::Result<()> {
-        if self.set_deleting(id, stamp, removal).await? {
+        let set = doc! {
+            "status": InstanceStatus::Deleting.as_str(),
+            "removal": removal.as_str(),
+        };
+        if self
+            .set_stamped("marking an instance deleting", id, stamp, set)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(framedb_core::Error::InstanceNotFound(id.clone()))
+        }
+    }
+
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        metadata: &Metadata,
+        storage_size: &StorageSize,
+    ) -> framedb_core::Result<()> {
+        let set = doc! {
+            "metadata": object_to_document(metadata.as_map()),
+            "storage_size": storage_size.as_str(),
+        };
+        if self
+            .set_stamped("changing an instance record", id, stamp, set)
+            .await?
+        {
             Ok(())
         } else {
             Err(framedb_core::Error::InstanceNotFound(id.clone()))

@@ -18,7 +18,7 @@ use crate::live::{StatusFeed, no_feed};
 use crate::ports::{ClusterDeployer, Deployed, DeploymentSpec, PortAllocator};
 use crate::types::{
     ClusterId, Credentials, FramedbId, InstanceRecord, InstanceStatus, NodeId, PORT_RANGE, Removal,
-    Stamp, StatusReport,
+    Stamp, StatusReport, StorageSize,
 };
 
 /// The node label that pins an instance to its node, as the Kubernetes adapter uses it.
@@ -142,6 +142,20 @@ impl InMemoryFleet {
     }
 }
 
+/// The refusal to touch the `object` of `spec`'s instance that another create made.
+fn made_by_another(spec: &DeploymentSpec, object: &str) -> Error {
+    let id = &spec.framedb_id;
+    Error::ObjectConflict {
+        cluster: spec.cluster_id.clone(),
+        object: format!("{object} {id}"),
+        sentence: format!(
+            "the {object} of '{id}' on cluster '{}' was made by another create; FrameDB \
+             takes nothing over",
+            spec.cluster_id
+        ),
+    }
+}
+
 fn port_taken(cluster: &ClusterId, port: u16) -> Error {
     Error::PortTaken {
         cluster: cluster.clone(),
@@ -159,15 +173,7 @@ impl ClusterDeployer for InMemoryFleet {
             ));
         }
         let id = &spec.framedb_id;
-        let conflict = |object: &str| Error::ObjectConflict {
-            cluster: spec.cluster_id.clone(),
-            object: format!("{object} {id}"),
-            sentence: format!(
-                "the {object} of '{id}' on cluster '{}' was made by another create; FrameDB \
-                 takes nothing over",
-                spec.cluster_id
-            ),
-        };
+        let conflict = |object: &str| made_by_another(spec, object);
         if state
             .workloads
             .get(id)
@@ -281,6 +287,22 @@ impl ClusterDeployer for InMemoryFleet {
         Ok(found)
     }
 
+    /// Volumes here grow as a CSI driver's with `allowVolumeExpansion` do.
+    async fn amend(&self, spec: &DeploymentSpec) -> Result<StorageSize> {
+        let mut state = self.cluster(&spec.cluster_id)?;
+        let Some(workload) = state.workloads.get_mut(&spec.framedb_id) else {
+            return Ok(spec.storage_size.clone());
+        };
+        if workload.spec.stamp != spec.stamp {
+            return Err(made_by_another(spec, "workload"));
+        }
+        workload.spec.metadata = spec.metadata.clone();
+        if spec.storage_size.bytes() > workload.spec.storage_size.bytes() {
+            workload.spec.storage_size = spec.storage_size.clone();
+        }
+        Ok(workload.spec.storage_size.clone())
+    }
+
     async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> Result<Credentials> {
         self.cluster(cluster)?
             .volumes
@@ -358,7 +380,6 @@ impl PortAllocator for InMemoryFleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::StorageSize;
 
     fn spec(id: &str, node: &str, port: u16) -> DeploymentSpec {
         DeploymentSpec {

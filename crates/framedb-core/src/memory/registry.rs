@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::filter::Query;
 use crate::ports::InstanceRegistry;
-use crate::types::{FramedbId, InstanceRecord, InstanceStatus, Removal, Stamp, Timestamp};
+use crate::types::{
+    FramedbId, InstanceRecord, InstanceStatus, Metadata, Removal, Stamp, StorageSize, Timestamp,
+};
 
 /// An `InstanceRegistry` in a map. Never fails except on a missing or duplicate id.
 #[derive(Debug, Default)]
@@ -62,6 +64,29 @@ impl InMemoryRegistry {
         self.read().is_empty()
     }
 
+    /// Changes the record of `id` and `stamp` with `change` and bumps its `updated_at`.
+    fn change_stamped(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        change: impl FnOnce(&mut InstanceRecord),
+    ) -> Result<()> {
+        let mut records = self.write();
+        if records
+            .get(id.as_str())
+            .is_none_or(|keyed| keyed.0.stamp != *stamp)
+        {
+            return Err(Error::InstanceNotFound(id.clone()));
+        }
+        let Keyed(mut record) = records
+            .take(id.as_str())
+            .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
+        change(&mut record);
+        record.updated_at = Timestamp::now();
+        records.insert(Keyed(record));
+        Ok(())
+    }
+
     // A panic while holding the lock cannot leave a record half-written (every write is a
     // single map operation), so a poisoned lock is still consistent.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<Keyed>> {
@@ -103,21 +128,23 @@ impl InstanceRegistry for InMemoryRegistry {
     }
 
     async fn mark_deleting(&self, id: &FramedbId, stamp: &Stamp, removal: Removal) -> Result<()> {
-        let mut records = self.write();
-        if records
-            .get(id.as_str())
-            .is_none_or(|keyed| keyed.0.stamp != *stamp)
-        {
-            return Err(Error::InstanceNotFound(id.clone()));
-        }
-        let Keyed(mut record) = records
-            .take(id.as_str())
-            .ok_or_else(|| Error::InstanceNotFound(id.clone()))?;
-        record.status = InstanceStatus::Deleting;
-        record.removal = Some(removal);
-        record.updated_at = Timestamp::now();
-        records.insert(Keyed(record));
-        Ok(())
+        self.change_stamped(id, stamp, |record| {
+            record.status = InstanceStatus::Deleting;
+            record.removal = Some(removal);
+        })
+    }
+
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        metadata: &Metadata,
+        storage_size: &StorageSize,
+    ) -> Result<()> {
+        self.change_stamped(id, stamp, |record| {
+            record.metadata = metadata.clone();
+            record.storage_size = storage_size.clone();
+        })
     }
 
     async fn get(&self, id: &FramedbId) -> Result<InstanceRecord> {

@@ -39,6 +39,46 @@ pub struct NewInstance {
     pub resources: Option<ResourceProfile>,
 }
 
+/// What a caller asks to change in an instance (`PATCH`): its metadata, as an RFC 7386
+/// JSON merge patch, and its volume's size, which may only grow. At least one is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(try_from = "ChangeFields")]
+pub struct InstanceChange {
+    /// A merge patch onto the instance's metadata (`null` values remove keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metadata: Option<serde_json::Value>,
+    /// The volume's new size (at least the present one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_size: Option<StorageSize>,
+}
+
+/// [`InstanceChange`] as read, before the check that it changes something.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeFields {
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    storage_size: Option<StorageSize>,
+}
+
+impl TryFrom<ChangeFields> for InstanceChange {
+    type Error = super::Invalid;
+    fn try_from(fields: ChangeFields) -> Result<Self, Self::Error> {
+        if fields.metadata.is_none() && fields.storage_size.is_none() {
+            return Err(super::Invalid::new(
+                "a change names metadata (a JSON merge patch), storage_size, or both",
+            ));
+        }
+        Ok(Self {
+            metadata: fields.metadata,
+            storage_size: fields.storage_size,
+        })
+    }
+}
+
 /// Where an instance is in its life, as read from its cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

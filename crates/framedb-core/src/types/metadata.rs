@@ -41,6 +41,18 @@ impl Metadata {
         Ok(Self(map))
     }
 
+    /// This metadata with `patch` applied as an RFC 7386 JSON merge patch (a key set to
+    /// `null` is removed, others are set or replaced, objects merge key by key),
+    /// validated as new metadata is.
+    ///
+    /// # Errors
+    /// [`Invalid`] when the result is not valid metadata (see [`Self::new`]).
+    pub fn merged(&self, patch: &Value) -> Result<Self> {
+        let mut merged = Value::Object(self.0.clone());
+        json_patch::merge(&mut merged, patch);
+        Self::new(merged)
+    }
+
     /// The object's fields.
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0

@@ -14,8 +14,8 @@ mod resources;
 pub use credentials::{Credentials, ROOT_USER};
 pub use ids::{ClusterId, FramedbId, NodeId};
 pub use instance::{
-    Instance, InstanceRecord, InstanceStatus, MAX_REASON_BYTES, NewInstance, PORT_RANGE,
-    StatusReport, Timestamp, format_timestamp,
+    Instance, InstanceChange, InstanceRecord, InstanceStatus, MAX_REASON_BYTES, NewInstance,
+    PORT_RANGE, StatusReport, Timestamp, format_timestamp,
 };
 pub use invalid::Invalid;
 pub use metadata::Metadata;

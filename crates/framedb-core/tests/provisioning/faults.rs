@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, Error, FramedbId,
-    InstanceRecord, InstanceRegistry, InstanceStatus, NewInstance, PortChoice, ProvisioningService,
-    Query, Removal, Stamp, StatusReport,
+    InstanceRecord, InstanceRegistry, InstanceStatus, Metadata, NewInstance, PortChoice,
+    ProvisioningService, Query, Removal, Stamp, StatusReport, StorageSize,
 };
 use serde_json::json;
 
@@ -73,6 +73,9 @@ impl ClusterDeployer for Flaky {
             return Err(unavailable());
         }
         self.inner.undeploy(cluster, id, stamp, removal).await
+    }
+    async fn amend(&self, spec: &DeploymentSpec) -> framedb_core::Result<StorageSize> {
+        self.inner.amend(spec).await
     }
     async fn credentials(
         &self,
@@ -198,6 +201,15 @@ impl InstanceRegistry for ReadEarlier {
         removal: Removal,
     ) -> framedb_core::Result<()> {
         self.now.mark_deleting(id, stamp, removal).await
+    }
+    async fn amend(
+        &self,
+        id: &FramedbId,
+        stamp: &Stamp,
+        metadata: &Metadata,
+        storage_size: &StorageSize,
+    ) -> framedb_core::Result<()> {
+        self.now.amend(id, stamp, metadata, storage_size).await
     }
     async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
         self.now.get(id).await

@@ -7,6 +7,7 @@ mod credentials;
 mod faults;
 mod ownership;
 mod reads;
+mod updates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,12 @@ impl framedb_core::ClusterDeployer for Hooked {
         removal: framedb_core::Removal,
     ) -> framedb_core::Result<bool> {
         self.inner.undeploy(cluster, id, stamp, removal).await
+    }
+    async fn amend(
+        &self,
+        spec: &framedb_core::DeploymentSpec,
+    ) -> framedb_core::Result<framedb_core::StorageSize> {
+        self.inner.amend(spec).await
     }
     async fn credentials(
         &self,

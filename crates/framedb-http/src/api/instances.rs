@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use framedb_core::{
-    ClusterId, Credentials, Filter, FramedbId, Instance, NewInstance, NodeId, Query, QueryOptions,
+    ClusterId, Credentials, Filter, FramedbId, Instance, InstanceChange, NewInstance, NodeId,
+    Query, QueryOptions,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -133,6 +134,47 @@ pub(crate) async fn delete(
     })
     .await?;
     Ok(done("Removed from global registry"))
+}
+
+/// `PATCH .../{framedb_id}`: a metadata merge patch and/or a larger volume; answers the
+/// instance as `GET` shows it. Run to completion, as a create is.
+#[utoipa::path(
+    patch, path = "/global/framedb/persistent-instances/{framedb_id}", tag = "instances",
+    params(("framedb_id" = FramedbId, Path, description = "The instance's id.")),
+    request_body(description = "`metadata` (an RFC 7386 merge patch: `null` removes a key) \
+        and/or `storage_size` (grow only); at least one.", content(
+        (InstanceChange = "application/json",
+            example = json!({"metadata": {"owner": "ana"}, "storage_size": "4Gi"})),
+        (InstanceChange = "application/merge-patch+json"),
+    )),
+    responses(
+        (status = 200, description = "The instance as `GET` shows it after the change.",
+            body = Data<Instance>),
+        (status = 400, description = "`shrink_refused` (a smaller `storage_size`), \
+            `invalid_input`, `malformed_json`.", body = Failure),
+        (status = 404, description = "`instance_not_found`.", body = Failure),
+        (status = 409, description = "`not_expandable` (the volume's class or kind cannot \
+            grow), `instance_busy` (being created or deleted).", body = Failure),
+        (status = 502, description = "`bad_gateway`.", body = Failure),
+    )
+)]
+pub(crate) async fn update(
+    State(state): State<Arc<AppState>>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(change): JsonBody<InstanceChange>,
+) -> Result<Json<Data<Instance>>> {
+    let id = FramedbId::new(id)?;
+    let service = state.service.clone();
+    let metrics = state.scrape.metrics.clone();
+    Ok(data(
+        to_completion(async move {
+            let started = Instant::now();
+            let updated = service.update(&id, &change).await;
+            metrics.operation("update", started, &updated);
+            updated
+        })
+        .await?,
+    ))
 }
 
 /// One instance, with its URLs and live status.

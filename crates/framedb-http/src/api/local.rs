@@ -26,8 +26,8 @@ use super::{ApiToken, finish};
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::wire::{
-    BookLine, Data, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT, PortAnswer, RemoveQuery,
-    StatusesRequest, paths,
+    AmendRequest, Amended, BookLine, Data, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT,
+    PortAnswer, RemoveQuery, StatusesRequest, paths,
 };
 
 /// What the local API's handlers reach.
@@ -82,7 +82,10 @@ pub(crate) fn local_router(state: LocalState, bounds: super::Bounds) -> Router {
     let api = Router::new()
         .route(paths::FREE_PORTS, get(free_port))
         .route(paths::INSTANCES, get(list))
-        .route(paths::INSTANCE, get(get_one).put(deploy).delete(remove))
+        .route(
+            paths::INSTANCE,
+            get(get_one).put(deploy).patch(amend).delete(remove),
+        )
         .route(paths::CREDENTIALS, get(credentials))
         .route(paths::STATUSES, post(statuses))
         .route(paths::STATUS_WATCH, get(watch_statuses))
@@ -141,6 +144,34 @@ async fn deploy(
         credentials: created.credentials,
         reattached: created.reattached,
     })))
+}
+
+/// Changes the instance of the body's stamp on this cluster, then in this service's
+/// record; run to completion, as a deploy is.
+async fn amend(
+    State(state): State<Arc<LocalState>>,
+    ApiPath(id): ApiPath<String>,
+    JsonBody(request): JsonBody<AmendRequest>,
+) -> Result<Json<Amended>> {
+    let id = FramedbId::new(id)?;
+    let service = state.service.clone();
+    let cluster = state.cluster_id.clone();
+    let storage_size = to_completion(async move {
+        service
+            .amend_stamped(
+                &id,
+                &cluster,
+                &request.stamp,
+                request.metadata,
+                request.storage_size,
+            )
+            .await
+    })
+    .await?;
+    Ok(Json(Amended {
+        success: true,
+        storage_size,
+    }))
 }
 
 /// Read from the cluster (its Secret), not from this service's registry.

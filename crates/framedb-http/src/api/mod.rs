@@ -76,7 +76,9 @@ pub(crate) fn router(state: AppState, bounds: Bounds) -> Router {
         )
         .route(
             &format!("{BASE}/{{framedb_id}}"),
-            get(instances::get).delete(instances::delete),
+            get(instances::get)
+                .patch(instances::update)
+                .delete(instances::delete),
         )
         .route(
             &format!("{BASE}/{{framedb_id}}/credentials"),

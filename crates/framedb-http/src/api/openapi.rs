@@ -31,6 +31,7 @@ use crate::wire::Failure;
         super::instances::list_node,
         super::instances::get,
         super::instances::delete,
+        super::instances::update,
         super::instances::credentials,
         super::config_service::setup,
         super::config_service::remove,

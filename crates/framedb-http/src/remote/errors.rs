@@ -131,6 +131,14 @@ pub(super) fn domain_error(
                 .to_owned(),
             sentence: message,
         },
+        ("not_expandable", _) => Error::NotExpandable {
+            cluster: cluster.clone(),
+            sentence: message,
+        },
+        ("instance_busy", Some(id)) => Error::InstanceBusy {
+            id: id.clone(),
+            sentence: message,
+        },
         ("unavailable", _) => Error::Unavailable(fault(message.clone(), message)),
         ("timeout", _) => Error::Timeout(fault(message.clone(), message)),
         _ if status == StatusCode::UNAUTHORIZED => Error::BadGateway(fault(

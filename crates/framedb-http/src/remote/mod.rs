@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use framedb_core::live::{LiveBook, StatusFeed, answer_from};
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, Deployed, DeploymentSpec, Error, Fault, FramedbId,
-    PortAllocator, Removal, Result, Stamp, StatusReport,
+    PortAllocator, Removal, Result, Stamp, StatusReport, StorageSize,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -40,7 +40,8 @@ pub use directory::{ClusterDirectory, LOCAL_SERVICE_PORT};
 pub use errors::CallError;
 
 use crate::wire::{
-    Data, DeployRequest, Failure, FreePorts, HEARTBEAT, PortAnswer, StatusesRequest, paths,
+    AmendRequest, Amended, Data, DeployRequest, Failure, FreePorts, HEARTBEAT, PortAnswer,
+    StatusesRequest, paths,
 };
 use errors::domain_error;
 use stream::StatusStream;
@@ -409,6 +410,26 @@ impl ClusterDeployer for RemoteClusters {
             Err(Error::InstanceNotFound(_)) => Ok(false),
             Err(error) => Err(error),
         }
+    }
+
+    async fn amend(&self, spec: &DeploymentSpec) -> Result<StorageSize> {
+        self.known(&spec.cluster_id).await?;
+        let body = AmendRequest {
+            stamp: spec.stamp.clone(),
+            metadata: spec.metadata.clone(),
+            storage_size: spec.storage_size.clone(),
+        };
+        let url = self.url(&spec.cluster_id, &instance_path(&spec.framedb_id), None)?;
+        let answer: Amended = self
+            .call(
+                &spec.cluster_id,
+                Some(&spec.framedb_id),
+                Method::PATCH,
+                url,
+                Some(&body),
+            )
+            .await?;
+        Ok(answer.storage_size)
     }
 
     async fn credentials(&self, cluster: &ClusterId, id: &FramedbId) -> Result<Credentials> {

@@ -269,6 +269,7 @@ impl Reconciler {
                 settled = repairs.settled,
                 deleted = repairs.deleted,
                 restored = repairs.restored,
+                caught_up = repairs.caught_up,
                 failed = repairs.failed,
                 "reconcile pass repaired records"
             ),

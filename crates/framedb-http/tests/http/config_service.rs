@@ -202,7 +202,9 @@ async fn setup_status_and_remove_work_and_are_idempotent() {
         );
         let resources = rule.resources.unwrap_or_default();
         assert!(
-            resources.iter().all(|r| r == "services" || r == "nodes"),
+            resources
+                .iter()
+                .all(|r| r == "services" || r == "nodes" || r == "storageclasses"),
             "{resources:?}"
         );
     }

@@ -176,3 +176,52 @@ async fn readyz_answers_ready_on_the_in_memory_registry() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"success": true, "status": "ready"}));
 }
+
+/// `PATCH`: the instance as `GET` shows it after the change, in either JSON content type;
+/// an instance being deleted is 409 `instance_busy`, text is 415, and nothing changes.
+#[tokio::test]
+async fn patch_answers_the_changed_instance() {
+    use framedb_core::InstanceRegistry;
+    let app = TestApp::new();
+    app.create("patched", "cluster-01", "node-a").await;
+    let uri = format!("{BASE}/patched");
+    let (status, body) = super::send_raw(
+        &app.router,
+        "PATCH",
+        &uri,
+        Some(r#"{"metadata": {"team": null, "tier": "gold"}, "storage_size": "3Gi"}"#),
+        Some("application/merge-patch+json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, got) = app.send("GET", &uri, None).await;
+    assert_eq!(body, got, "the answer is what GET shows");
+    assert_eq!(body["data"]["metadata"], json!({"tier": "gold"}));
+    assert_eq!(body["data"]["storage_size"], "3Gi");
+
+    let (status, body) = super::send_raw(
+        &app.router,
+        "PATCH",
+        &uri,
+        Some(r#"{"storage_size": "4Gi"}"#),
+        Some("text/plain"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+
+    let id = framedb_core::FramedbId::new("patched").unwrap();
+    let record = app.registry.get(&id).await.unwrap();
+    app.registry
+        .mark_deleting(&id, &record.stamp, framedb_core::Removal::Purge)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .send("PATCH", &uri, Some(json!({"storage_size": "4Gi"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "instance_busy", "{body}");
+    assert_eq!(
+        app.registry.get(&id).await.unwrap().storage_size.as_str(),
+        "3Gi"
+    );
+}

@@ -122,6 +122,9 @@ impl ClusterDeployer for SlowDeployer {
     ) -> Result<bool> {
         self.inner.undeploy(cluster, id, stamp, removal).await
     }
+    async fn amend(&self, spec: &DeploymentSpec) -> Result<framedb_core::StorageSize> {
+        self.inner.amend(spec).await
+    }
     async fn credentials(
         &self,
         cluster: &ClusterId,

@@ -497,3 +497,199 @@ async fn a_purge_whose_wipe_failed_stays_deleting_until_it_is_done() {
         .await
     );
 }
+
+/// A deployed instance's claim, once bound (the default class binds it when its pod is
+/// scheduled).
+async fn bound(cluster: &Cluster, id: &str) -> PersistentVolumeClaim {
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(cluster.client.clone(), &Layout::default().namespace);
+    let name = claim_name(id);
+    assert!(
+        eventually(SETTLE, || async {
+            claims
+                .get(&name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.phase)
+                .as_deref()
+                == Some("Bound")
+        })
+        .await
+    );
+    claims.get(&name).await.unwrap()
+}
+
+/// A cluster whose default class allows volume expansion.
+async fn expandable_cluster() -> Cluster {
+    Cluster::start_with(
+        SimConfig::new("cluster-01")
+            .with_images(framedb_k8s::default_images())
+            .with_volume_expansion(true),
+    )
+    .await
+}
+
+fn requested(claim: &PersistentVolumeClaim) -> String {
+    claim
+        .spec
+        .as_ref()
+        .unwrap()
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap()["storage"]
+        .0
+        .clone()
+}
+
+#[tokio::test]
+async fn an_amend_grows_the_claim_and_every_object_records_the_change() {
+    let cluster = expandable_cluster().await;
+    let mut grown = spec("tidb-amend", "node-a", 30911);
+    // Stamped, as every create's objects are: the inventory rebuilds only those.
+    grown.stamp = Stamp::generate().unwrap();
+    cluster.fleet.deploy(&grown).await.unwrap();
+    bound(&cluster, "tidb-amend").await;
+
+    grown.storage_size = framedb_core::StorageSize::new("4Gi").unwrap();
+    grown.metadata = framedb_core::Metadata::new(serde_json::json!({"team": "ops"})).unwrap();
+    let size = cluster.fleet.amend(&grown).await.unwrap();
+    assert_eq!(size.as_str(), "4Gi");
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(cluster.client.clone(), &Layout::default().namespace);
+    assert!(
+        eventually(SETTLE, || async {
+            let claim = claims.get(&claim_name("tidb-amend")).await.unwrap();
+            claim
+                .status
+                .and_then(|s| s.capacity)
+                .map(|c| c["storage"].0.clone())
+                == Some("4Gi".into())
+        })
+        .await
+    );
+    let claim = claims.get(&claim_name("tidb-amend")).await.unwrap();
+    assert_eq!(requested(&claim), "4Gi");
+    let volume = Api::<PersistentVolume>::all(cluster.client.clone())
+        .get(claim.spec.as_ref().unwrap().volume_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(volume.spec.unwrap().capacity.unwrap()["storage"].0, "4Gi");
+    let namespace = Layout::default().namespace;
+    let size_of = |meta: &kube::api::ObjectMeta| {
+        meta.annotations.as_ref().unwrap()["framedb.io/storage-size"].clone()
+    };
+    let secret =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(cluster.client.clone(), &namespace)
+            .get("tidb-amend-credentials")
+            .await
+            .unwrap();
+    assert_eq!(
+        size_of(&secret.metadata),
+        "4Gi",
+        "a retained volume comes back at its size"
+    );
+    assert_eq!(size_of(&claim.metadata), "4Gi");
+    let config = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        cluster.client.clone(),
+        &namespace,
+    )
+    .get("tidb-amend-config")
+    .await
+    .unwrap();
+    assert!(config.data.unwrap()["tikv.toml"].contains("reserve-space"));
+    // What a registry is rebuilt from says the same.
+    let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
+    let record = running
+        .iter()
+        .find(|r| r.framedb_id.as_str() == "tidb-amend")
+        .unwrap();
+    assert_eq!(record.storage_size.as_str(), "4Gi");
+    assert_eq!(
+        serde_json::Value::from(record.metadata.clone()),
+        serde_json::json!({"team": "ops"})
+    );
+
+    // Never shrunk: a smaller size leaves the volume as it is, and says so.
+    let mut smaller = grown.clone();
+    smaller.storage_size = framedb_core::StorageSize::new("3Gi").unwrap();
+    assert_eq!(cluster.fleet.amend(&smaller).await.unwrap().as_str(), "4Gi");
+    assert_eq!(
+        requested(&claims.get(&claim_name("tidb-amend")).await.unwrap()),
+        "4Gi"
+    );
+    // Another create's objects are not touched.
+    let mut other = grown.clone();
+    other.stamp = Stamp::generate().unwrap();
+    other.metadata = Default::default();
+    let refused = cluster.fleet.amend(&other).await.unwrap_err();
+    assert!(
+        matches!(refused, framedb_core::Error::ObjectConflict { .. }),
+        "{refused:?}"
+    );
+}
+
+/// Where the class cannot be read (the local service's role lacks it), the API server's
+/// own refusal (the `PersistentVolumeClaimResize` admission plugin's 403) is told as
+/// `NotExpandable`, and nothing is changed.
+#[tokio::test]
+async fn the_api_server_s_refusal_to_expand_is_not_expandable() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let mut asked = spec("tidb-fixed", "node-a", 30912);
+    cluster.fleet.deploy(&asked).await.unwrap();
+    bound(&cluster, "tidb-fixed").await;
+    cluster.sim.faults().fail(
+        framedb_kube_sim::Verb::Get,
+        Some("storageclasses"),
+        403,
+        1.0,
+    );
+    asked.storage_size = framedb_core::StorageSize::new("4Gi").unwrap();
+    let refused = cluster.fleet.amend(&asked).await.unwrap_err();
+    let framedb_core::Error::NotExpandable { sentence, .. } = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(sentence.contains("forbids expanding"), "{sentence}");
+    let claim = bound(&cluster, "tidb-fixed").await;
+    assert_eq!(requested(&claim), "2Gi");
+    let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
+    assert!(running.iter().all(|r| r.storage_size.as_str() == "2Gi"));
+}
+
+/// An amend whose StatefulSet write failed (the claim grown, the other objects written)
+/// left the inventory at the old size, and running it again finishes it.
+#[tokio::test]
+async fn an_amend_that_stopped_halfway_is_finished_by_running_it_again() {
+    let cluster = expandable_cluster().await;
+    let mut asked = spec("tidb-half", "node-a", 30913);
+    asked.stamp = Stamp::generate().unwrap();
+    cluster.fleet.deploy(&asked).await.unwrap();
+    bound(&cluster, "tidb-half").await;
+    asked.storage_size = framedb_core::StorageSize::new("5Gi").unwrap();
+    cluster.sim.faults().fail(
+        framedb_kube_sim::Verb::Patch,
+        Some("statefulsets"),
+        500,
+        1.0,
+    );
+    let failed = cluster.fleet.amend(&asked).await.unwrap_err();
+    assert!(failed.is_unreachable(), "{failed:?}");
+    assert_eq!(requested(&bound(&cluster, "tidb-half").await), "5Gi");
+    let size_in_inventory = || async {
+        let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
+        running[0].storage_size.as_str().to_owned()
+    };
+    assert_eq!(
+        size_in_inventory().await,
+        "2Gi",
+        "never more than the claim holds"
+    );
+
+    cluster.sim.faults().clear();
+    assert_eq!(cluster.fleet.amend(&asked).await.unwrap().as_str(), "5Gi");
+    assert_eq!(size_in_inventory().await, "5Gi");
+    assert_eq!(requested(&bound(&cluster, "tidb-half").await), "5Gi");
+}

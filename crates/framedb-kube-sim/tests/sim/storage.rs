@@ -484,18 +484,17 @@ async fn a_class_without_expansion_refuses_a_bigger_claim() {
             .await
             .success
     );
+    refuses_to_grow(&kubectl, "fixed").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "fixed");
+    assert_eq!(requested(&claims.get("data").await.unwrap()), "1Gi");
+}
+
+/// Asks kubectl to grow claim `data` of `ns` to 3Gi, and checks that the
+/// `PersistentVolumeClaimResize` admission plugin refuses it (403, its own sentence).
+async fn refuses_to_grow(kubectl: &Kubectl, ns: &str) {
     let grow = r#"{"spec":{"resources":{"requests":{"storage":"3Gi"}}}}"#;
     let refused = kubectl
-        .refused(&[
-            "patch",
-            "pvc",
-            "data",
-            "-n",
-            "fixed",
-            "--type=merge",
-            "-p",
-            grow,
-        ])
+        .refused(&["patch", "pvc", "data", "-n", ns, "--type=merge", "-p", grow])
         .await;
     assert!(
         refused.contains(
@@ -503,12 +502,57 @@ async fn a_class_without_expansion_refuses_a_bigger_claim() {
         ),
         "{refused}"
     );
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "fixed");
-    let claim = claims.get("data").await.unwrap();
-    assert_eq!(
-        claim.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0,
-        "1Gi"
+}
+
+/// The storage a claim requests.
+fn requested(claim: &PersistentVolumeClaim) -> String {
+    let spec = claim.spec.as_ref().unwrap();
+    spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"]
+        .0
+        .clone()
+}
+
+/// A claim bound to a static volume (no class, as `local` and `hostPath` volumes an
+/// administrator makes) is not dynamically provisioned, so it may not grow, even where
+/// the default class allows expansion; its metadata may still change.
+#[tokio::test]
+async fn a_claim_of_a_static_volume_cannot_grow() {
+    let config = SimConfig::new("sim-static-grow").with_volume_expansion(true);
+    let (sim, client) = start_with(config).await;
+    create_namespace(&client, "static").await;
+    let Some(kubectl) = Kubectl::for_sim(&sim, "storage-static-grow") else {
+        return;
+    };
+    local_volume_and_claim(
+        &kubectl,
+        "static",
+        "static-a",
+        "data",
+        "/mnt/disks/s",
+        "node-a",
+    )
+    .await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "static");
+    assert!(
+        eventually(SETTLE, || async {
+            claim_phase(&claims, "data").await == "Bound"
+        })
+        .await
     );
+    refuses_to_grow(&kubectl, "static").await;
+    kubectl
+        .ok(&[
+            "annotate",
+            "pvc",
+            "data",
+            "-n",
+            "static",
+            "example.com/note=kept",
+        ])
+        .await;
+    let claim = claims.get("data").await.unwrap();
+    assert_eq!(claim.annotations()["example.com/note"], "kept");
+    assert_eq!(requested(&claim), "1Gi");
 }
 
 /// A `local` volume at `path` on `node`, and a claim `claim` in `ns` naming it.

@@ -5,8 +5,8 @@
 
 use framedb_core::memory::InMemoryRegistry;
 use framedb_core::{
-    ClusterId, Error, Filter, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus, NodeId,
-    Query, Removal, Stamp, Timestamp,
+    ClusterId, Error, Filter, FramedbId, InstanceRecord, InstanceRegistry, InstanceStatus,
+    Metadata, NodeId, Query, Removal, Stamp, StorageSize, Timestamp,
 };
 
 use crate::dataset;
@@ -137,6 +137,51 @@ pub async fn remove(registry: &dyn InstanceRegistry) {
     assert!(!ids(&all).contains(&target.to_string()));
 }
 
+/// `amend` replaces the metadata and size of the record of that stamp only, bumps
+/// `updated_at`, keeps everything else, and reads back with the metadata's key order and
+/// number kinds.
+pub async fn amend(registry: &dyn InstanceRegistry) {
+    let mut record = dataset::records().remove(2);
+    record.stamp = Stamp::generate().unwrap();
+    registry.insert(&record).await.unwrap();
+    let id = &record.framedb_id;
+    let metadata = Metadata::new(serde_json::json!(
+        {"z": 1, "a": {"deep": [1.5, null, "x"]}, "big": 5_000_000_000_i64}
+    ))
+    .unwrap();
+    let size = StorageSize::new("3Gi").unwrap();
+    let other = Stamp::generate().unwrap();
+    assert_eq!(
+        registry.amend(id, &other, &metadata, &size).await,
+        Err(Error::InstanceNotFound(id.clone()))
+    );
+    assert_eq!(registry.get(id).await.unwrap(), record);
+    registry
+        .amend(id, &record.stamp, &metadata, &size)
+        .await
+        .unwrap();
+    let read = registry.get(id).await.unwrap();
+    assert!(read.updated_at >= record.updated_at);
+    let wanted = InstanceRecord {
+        metadata,
+        storage_size: size,
+        updated_at: read.updated_at,
+        ..record.clone()
+    };
+    assert_eq!(read, wanted);
+    assert_eq!(
+        registry
+            .amend(
+                &FramedbId::new("absent").unwrap(),
+                &record.stamp,
+                &wanted.metadata,
+                &wanted.storage_size
+            )
+            .await,
+        Err(Error::InstanceNotFound(FramedbId::new("absent").unwrap()))
+    );
+}
+
 /// `mark_deleting` and `remove_stamped` act on the record of that stamp only (a create of
 /// the id since keeps its record); the removal is kept with the status and read back.
 pub async fn stamped_writes(registry: &dyn InstanceRegistry) {
@@ -260,6 +305,7 @@ conformance!(
     update_deployment,
     remove,
     stamped_writes,
+    amend,
     cluster_and_node_queries,
     ping,
 );
