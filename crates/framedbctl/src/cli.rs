@@ -201,7 +201,10 @@ impl FromStr for Token {
 fn parse_server(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("the scheme must be http or https, not {}", url.scheme()));
+        return Err(format!(
+            "the scheme must be http or https, not {}",
+            url.scheme()
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("a URL with credentials is refused: give the token with --token".into());
@@ -274,7 +277,12 @@ mod tests {
         assert!(parse_server("https://framedb.example/prefix/").is_ok());
         let refused = parse_server("http://user:s3cret@host").unwrap_err();
         assert!(!refused.contains("s3cret"), "{refused}");
-        for wrong in ["ftp://host", "http://host/?a=b", "http://host/#x", "host:8080"] {
+        for wrong in [
+            "ftp://host",
+            "http://host/?a=b",
+            "http://host/#x",
+            "host:8080",
+        ] {
             assert!(parse_server(wrong).is_err(), "{wrong} is refused");
         }
     }

@@ -26,7 +26,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Create(args) => create(&api, &printer, args).await,
         Command::Get { id } => printer.print(&api.get(&id).await?, output::instance),
         Command::Credentials { id } => printer.print(&api.credentials(&id).await?, |data| {
-            output::fields([("user", cell(&data["user"])), ("password", cell(&data["password"]))])
+            output::fields([
+                ("user", cell(&data["user"])),
+                ("password", cell(&data["password"])),
+            ])
         }),
         Command::Delete(args) => delete(&api, &printer, args).await,
         Command::List(args) => list(&api, &printer, args).await,
@@ -201,7 +204,13 @@ async fn clusters(api: &Api, printer: &Printer, names: &[String]) -> Result<(), 
             return "no clusters hold instances".to_owned();
         }
         output::columns(
-            Some(vec!["CLUSTER", "INSTANCES", "NODES", "PORTS USED", "PORTS FREE"]),
+            Some(vec![
+                "CLUSTER",
+                "INSTANCES",
+                "NODES",
+                "PORTS USED",
+                "PORTS FREE",
+            ]),
             rows.iter().map(|row| {
                 let nodes: Vec<String> = row["nodes"]
                     .as_array()

@@ -68,7 +68,9 @@ impl Printer {
             Format::Json => {
                 serde_json::to_string_pretty(data).map_err(|e| Error::Output(Box::new(e)))?
             }
-            Format::Yaml => serde_saphyr::to_string(data).map_err(|e| Error::Output(Box::new(e)))?,
+            Format::Yaml => {
+                serde_saphyr::to_string(data).map_err(|e| Error::Output(Box::new(e)))?
+            }
             Format::Table => table(data),
         };
         line(&text)
@@ -205,7 +207,11 @@ mod tests {
     fn one_instance_is_a_field_a_row_and_a_reason_only_when_there_is_one() {
         let running = json!({"framedb_id": "a", "status": "Running", "metadata": {"team": "x"}});
         let text = instance(&running);
-        assert!(text.lines().any(|l| l == r#"metadata          {"team":"x"}"#), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == r#"metadata          {"team":"x"}"#),
+            "{text}"
+        );
         assert!(!text.contains("reason"), "{text}");
         let pending = json!({"framedb_id": "a", "status": "Pending", "status_reason": "why"});
         assert!(instance(&pending).lines().any(|l| l.ends_with("why")));

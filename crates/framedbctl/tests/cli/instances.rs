@@ -10,34 +10,32 @@ use super::Fleet;
 async fn create_with_wait_ends_running_and_prints_the_port_and_urls() {
     let fleet = Fleet::start("running", None).await;
     let out = fleet
-        .ctl(&[
-            "create",
-            "ctl-run",
-            "--cluster",
-            "cluster-01",
-            "--node",
-            "node-a",
-            "--storage-size",
-            "2Gi",
-            "--metadata",
-            "team=analytics",
-            "--metadata",
-            "tier=gold",
-            "--wait",
-        ])
+        .run("create ctl-run --cluster cluster-01 --node node-a --storage-size 2Gi --metadata team=analytics --metadata tier=gold --wait")
         .await
         .expect(0);
     let instance = fleet.data("/ctl-run").await;
     assert_eq!(instance["status"], "Running");
-    assert_eq!(instance["metadata"], json!({"team": "analytics", "tier": "gold"}));
+    assert_eq!(
+        instance["metadata"],
+        json!({"team": "analytics", "tier": "gold"})
+    );
     assert_eq!(out.row("port"), instance["port"].to_string());
     assert_eq!(out.row("status"), "Running");
-    assert_eq!(out.row("public url"), instance["public_url"].as_str().unwrap());
-    assert_eq!(out.row("local url"), instance["local_url"].as_str().unwrap());
+    assert_eq!(
+        out.row("public url"),
+        instance["public_url"].as_str().unwrap()
+    );
+    assert_eq!(
+        out.row("local url"),
+        instance["local_url"].as_str().unwrap()
+    );
     assert_eq!(out.row("user"), "root");
     // The password printed is the instance's, as its cluster keeps it.
     let credentials = fleet.data("/ctl-run/credentials").await;
-    assert_eq!(out.row("password"), credentials["password"].as_str().unwrap());
+    assert_eq!(
+        out.row("password"),
+        credentials["password"].as_str().unwrap()
+    );
     assert!(
         !out.stderr.contains('\u{1b}'),
         "no spinner when stderr is not a terminal: {}",
@@ -46,25 +44,7 @@ async fn create_with_wait_ends_running_and_prints_the_port_and_urls() {
 
     // JSON: one document, the create's answer with the instance it waited for.
     let out = fleet
-        .ctl(&[
-            "-o",
-            "json",
-            "create",
-            "ctl-run-json",
-            "--cluster",
-            "cluster-01",
-            "--node",
-            "node-b",
-            "--storage-size",
-            "1Gi",
-            "--deletion-policy",
-            "Retain",
-            "--resources",
-            "small",
-            "--wait",
-            "--timeout",
-            "5m",
-        ])
+        .run("-o json create ctl-run-json --cluster cluster-01 --node node-b --storage-size 1Gi --deletion-policy Retain --resources small --wait --timeout 5m")
         .await
         .expect(0);
     let answer = out.json();
@@ -86,33 +66,24 @@ async fn create_with_wait_ends_running_and_prints_the_port_and_urls() {
 async fn create_on_a_node_the_cluster_lacks_ends_with_the_schedulers_reason() {
     let fleet = Fleet::start("nowhere", None).await;
     let out = fleet
-        .ctl(&[
-            "create",
-            "ctl-nowhere",
-            "--cluster",
-            "cluster-01",
-            "--node",
-            "node-z",
-            "--storage-size",
-            "2Gi",
-            "--wait",
-            "--timeout",
-            "10s",
-        ])
+        .run("create ctl-nowhere --cluster cluster-01 --node node-z --storage-size 2Gi --wait --timeout 10s")
         .await
         .expect(1);
     let instance = fleet.data("/ctl-nowhere").await;
     assert_eq!(instance["status"], "Pending", "{instance}");
     let reason = instance["status_reason"].as_str().unwrap();
     assert!(
-        out.stderr
-            .contains(&format!("error: ctl-nowhere is still Pending after 10s: {reason}")),
+        out.stderr.contains(&format!(
+            "error: ctl-nowhere is still Pending after 10s: {reason}"
+        )),
         "{}",
         out.stderr
     );
     // Progress lines tell the status as it goes.
     assert!(
-        out.stderr.lines().any(|line| line == format!("ctl-nowhere: Pending: {reason}")),
+        out.stderr
+            .lines()
+            .any(|line| line == format!("ctl-nowhere: Pending: {reason}")),
         "{}",
         out.stderr
     );
@@ -123,21 +94,12 @@ async fn create_on_a_node_the_cluster_lacks_ends_with_the_schedulers_reason() {
 #[tokio::test]
 async fn get_list_query_and_credentials_print_the_apis_data() {
     let fleet = Fleet::start("reads", None).await;
-    for (id, node, team) in [("ctl-a", "node-a", "analytics"), ("ctl-b", "node-b", "billing")] {
+    for (id, node, team) in [
+        ("ctl-a", "node-a", "analytics"),
+        ("ctl-b", "node-b", "billing"),
+    ] {
         fleet
-            .ctl(&[
-                "create",
-                id,
-                "--cluster",
-                "cluster-01",
-                "--node",
-                node,
-                "--storage-size",
-                "2Gi",
-                "--metadata",
-                &format!("team={team}"),
-                "--wait",
-            ])
+            .run(&format!("create {id} --cluster cluster-01 --node {node} --storage-size 2Gi --metadata team={team} --wait"))
             .await
             .expect(0);
     }
@@ -152,9 +114,15 @@ async fn get_list_query_and_credentials_print_the_apis_data() {
     };
     let cases: [(&[&str], Value); 7] = [
         (&["get", "ctl-a"], fleet.data("/ctl-a").await),
-        (&["credentials", "ctl-b"], fleet.data("/ctl-b/credentials").await),
+        (
+            &["credentials", "ctl-b"],
+            fleet.data("/ctl-b/credentials").await,
+        ),
         (&["list"], query(json!({}), "").await),
-        (&["list", "--cluster", "cluster-01"], fleet.data("/cluster/cluster-01").await),
+        (
+            &["list", "--cluster", "cluster-01"],
+            fleet.data("/cluster/cluster-01").await,
+        ),
         (
             &["list", "--cluster", "cluster-01", "--node", "node-b"],
             fleet.data("/cluster/cluster-01/node/node-b").await,
@@ -164,15 +132,30 @@ async fn get_list_query_and_credentials_print_the_apis_data() {
             query(json!({"metadata.team": "analytics"}), "").await,
         ),
         (
-            &["query", "{}", "--sort", "-framedb_id", "--limit", "1", "--skip", "0"],
+            &[
+                "query",
+                "{}",
+                "--sort",
+                "-framedb_id",
+                "--limit",
+                "1",
+                "--skip",
+                "0",
+            ],
             query(json!({}), "?sort=-framedb_id&limit=1&skip=0").await,
         ),
     ];
     for (args, data) in &cases {
         assert!(!data.is_null() && data != &json!([]), "{args:?}: {data}");
-        let json = fleet.ctl(&[&["-o", "json"], *args].concat()).await.expect(0);
+        let json = fleet
+            .ctl(&[&["-o", "json"], *args].concat())
+            .await
+            .expect(0);
         assert_eq!(&json.json(), data, "{args:?} -o json");
-        let yaml = fleet.ctl(&[*args, &["--output", "yaml"]].concat()).await.expect(0);
+        let yaml = fleet
+            .ctl(&[*args, &["--output", "yaml"]].concat())
+            .await
+            .expect(0);
         assert_eq!(&yaml.yaml(), data, "{args:?} -o yaml");
         fleet.ctl(args).await.expect(0);
     }
@@ -182,9 +165,31 @@ async fn get_list_query_and_credentials_print_the_apis_data() {
     let lines: Vec<&str> = table.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", table.stdout);
     assert!(lines[0].starts_with("ID  "), "{}", table.stdout);
-    for (line, (id, node)) in lines[1..].iter().zip([("ctl-a", "node-a"), ("ctl-b", "node-b")]) {
-        let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(&cells[..5], [id, "cluster-01", node, &cells[3], "Running"], "{line}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "ID", "CLUSTER", "NODE", "PORT", "STATUS", "STORAGE", "POLICY", "CREATED"
+        ]
+    );
+    let listed = fleet.data("/cluster/cluster-01").await;
+    for (line, instance) in lines[1..].iter().zip(listed.as_array().unwrap()) {
+        let expected: Vec<String> = [
+            "framedb_id",
+            "cluster_id",
+            "node_id",
+            "port",
+            "status",
+            "storage_size",
+            "deletion_policy",
+            "created_at",
+        ]
+        .iter()
+        .map(|field| match &instance[field] {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+        assert_eq!(line.split_whitespace().collect::<Vec<_>>(), expected);
     }
     let table = fleet
         .ctl(&["query", "{}", "--sort", "-framedb_id", "--limit", "1"])
@@ -195,7 +200,10 @@ async fn get_list_query_and_credentials_print_the_apis_data() {
     let table = fleet.ctl(&["get", "ctl-a"]).await.expect(0);
     let instance = fleet.data("/ctl-a").await;
     assert_eq!(table.row("id"), "ctl-a");
-    assert_eq!(table.row("public url"), instance["public_url"].as_str().unwrap());
+    assert_eq!(
+        table.row("public url"),
+        instance["public_url"].as_str().unwrap()
+    );
     assert_eq!(table.row("metadata"), r#"{"team":"analytics"}"#);
     let table = fleet
         .ctl(&["list", "--cluster", "cluster-02"])
@@ -209,16 +217,9 @@ async fn delete_prints_the_answer_and_waits_until_the_id_is_unknown() {
     let fleet = Fleet::start("delete", None).await;
     for id in ["ctl-del", "ctl-del-json"] {
         fleet
-            .ctl(&[
-                "create",
-                id,
-                "--cluster",
-                "cluster-02",
-                "--node",
-                "node-a",
-                "--storage-size",
-                "2Gi",
-            ])
+            .run(&format!(
+                "create {id} --cluster cluster-02 --node node-a --storage-size 2Gi"
+            ))
             .await
             .expect(0);
     }
@@ -240,15 +241,16 @@ async fn delete_prints_the_answer_and_waits_until_the_id_is_unknown() {
         .ctl(&["delete", "ctl-del-json", "--purge", "--wait", "-o", "json"])
         .await
         .expect(0);
-    assert_eq!(out.json(), json!({"message": "Removed from global registry"}));
+    assert_eq!(
+        out.json(),
+        json!({"message": "Removed from global registry"})
+    );
     let answer = fleet.api(Method::GET, "/ctl-del-json", None).await;
     assert_eq!(answer["error"], "instance_not_found");
-    let out = fleet
-        .ctl(&["delete", "ctl-del-json", "-o", "yaml"])
+    fleet
+        .run("delete ctl-del-json -o yaml")
         .await
-        .expect(1);
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(out.stderr.contains("instance_not_found"), "{}", out.stderr);
+        .refused("instance_not_found");
 }
 
 #[tokio::test]
@@ -260,38 +262,22 @@ async fn the_apis_refusals_exit_1_with_its_code_and_message() {
         "error: instance_not_found: no persistent instance is registered as 'ctl-unknown'\n"
     );
     assert!(out.stdout.is_empty());
-    fleet.ctl(&["credentials", "ctl-unknown"]).await.expect(1);
+    fleet
+        .run("credentials ctl-unknown")
+        .await
+        .refused("instance_not_found");
 
-    let bad = fleet
-        .ctl(&[
-            "create",
-            "Not_A_Label",
-            "--cluster",
-            "cluster-01",
-            "--node",
-            "node-a",
-            "--storage-size",
-            "2Gi",
-        ])
+    for line in [
+        "create Not_A_Label --cluster cluster-01 --node node-a --storage-size 2Gi",
+        r#"query {"$where":"1"}"#,
+        "query {} --sort password",
+    ] {
+        fleet.run(line).await.refused("invalid_input");
+    }
+    fleet
+        .run("list --cluster cluster-99")
         .await
-        .expect(1);
-    assert!(bad.stderr.starts_with("error: invalid_input: "), "{}", bad.stderr);
-    let bad = fleet
-        .ctl(&["query", r#"{"$where": "1"}"#])
-        .await
-        .expect(1);
-    assert!(bad.stderr.starts_with("error: invalid_input: "), "{}", bad.stderr);
-    let bad = fleet.ctl(&["query", "{}", "--sort", "password"]).await.expect(1);
-    assert!(bad.stderr.starts_with("error: invalid_input: "), "{}", bad.stderr);
-    let unknown = fleet
-        .ctl(&["list", "--cluster", "cluster-99"])
-        .await
-        .expect(1);
-    assert!(
-        unknown.stderr.starts_with("error: cluster_not_found: "),
-        "{}",
-        unknown.stderr
-    );
+        .refused("cluster_not_found");
 }
 
 #[tokio::test]
@@ -301,16 +287,9 @@ async fn clusters_counts_each_clusters_instances_and_free_ports() {
     assert_eq!(none.stdout, "no clusters hold instances\n");
     for (id, node) in [("ctl-c1", "node-a"), ("ctl-c2", "node-b")] {
         fleet
-            .ctl(&[
-                "create",
-                id,
-                "--cluster",
-                "cluster-01",
-                "--node",
-                node,
-                "--storage-size",
-                "2Gi",
-            ])
+            .run(&format!(
+                "create {id} --cluster cluster-01 --node {node} --storage-size 2Gi"
+            ))
             .await
             .expect(0);
     }
@@ -332,11 +311,21 @@ async fn clusters_counts_each_clusters_instances_and_free_ports() {
     assert_eq!(
         rows,
         [
-            vec!["CLUSTER", "INSTANCES", "NODES", "PORTS", "USED", "PORTS", "FREE"],
+            vec![
+                "CLUSTER",
+                "INSTANCES",
+                "NODES",
+                "PORTS",
+                "USED",
+                "PORTS",
+                "FREE"
+            ],
             vec!["cluster-01", "2", "node-a,node-b", "2", "98"],
             vec!["cluster-02", "0", "-", "0", "100"],
         ]
     );
-    let out = fleet.ctl(&["clusters", "cluster-99"]).await.expect(1);
-    assert!(out.stderr.starts_with("error: cluster_not_found: "), "{}", out.stderr);
+    fleet
+        .run("clusters cluster-99")
+        .await
+        .refused("cluster_not_found");
 }

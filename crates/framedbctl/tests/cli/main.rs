@@ -62,6 +62,11 @@ impl Fleet {
         Out::of(command.args(args)).await
     }
 
+    /// Runs `framedbctl` with the words of `line` as its arguments.
+    pub async fn run(&self, line: &str) -> Out {
+        self.ctl(&line.split_whitespace().collect::<Vec<_>>()).await
+    }
+
     /// The API's answer to `GET {BASE}/{path}` (`path` empty: the base).
     pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
         framedb_http::tls::install_provider();
@@ -129,6 +134,18 @@ impl Out {
     pub fn expect(self, code: i32) -> Self {
         assert_eq!(self.code, code, "exit code of {self:#?}");
         self
+    }
+
+    /// Asserts that the API refused with `code`: exit 1, `error: CODE: sentence` on stderr,
+    /// nothing on stdout.
+    #[track_caller]
+    pub fn refused(self, code: &str) -> Self {
+        let out = self.expect(1);
+        assert!(
+            out.stderr.starts_with(&format!("error: {code}: ")) && out.stdout.is_empty(),
+            "{code}: {out:#?}"
+        );
+        out
     }
 
     /// Its stdout as JSON.
