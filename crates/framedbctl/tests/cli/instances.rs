@@ -92,6 +92,24 @@ async fn create_on_a_node_the_cluster_lacks_ends_with_the_schedulers_reason() {
 }
 
 #[tokio::test]
+async fn create_with_wait_stops_at_failed_with_its_reason() {
+    let fleet = Fleet::without_images("failed").await;
+    let out = fleet
+        .run("create ctl-failed --cluster cluster-02 --node node-b --storage-size 1Gi --wait")
+        .await
+        .expect(1);
+    let instance = fleet.data("/ctl-failed").await;
+    assert_eq!(instance["status"], "Failed", "{instance}");
+    let reason = instance["status_reason"].as_str().unwrap();
+    assert!(
+        out.stderr
+            .ends_with(&format!("error: ctl-failed is Failed: {reason}\n")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
 async fn get_list_query_and_credentials_print_the_apis_data() {
     let fleet = Fleet::start("reads", None).await;
     for (id, node, team) in [

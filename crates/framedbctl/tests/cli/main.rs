@@ -9,8 +9,12 @@ mod instances;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use std::time::Duration;
+
+use framedb_core::ClusterId;
 use framedb_http::settings::{GlobalSettings, Secret, ServeSettings};
 use framedb_http::{Adapters, App, Running};
+use framedb_kube_sim::SimFleet;
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -24,14 +28,49 @@ pub struct Fleet {
     token: Option<String>,
     /// Serving until the test's runtime ends.
     _running: Running,
+    /// The simulated clusters it drives, when they are not the embedded default's.
+    _clusters: Option<SimFleet>,
     state_dir: PathBuf,
 }
 
 impl Fleet {
     /// Starts one, open or requiring `token`; `test` names its state directory.
     pub async fn start(test: &str, token: Option<&str>) -> Self {
-        let state_dir =
-            std::env::temp_dir().join(format!("framedbctl-{test}-{}", std::process::id()));
+        Self::start_with(test, token, |_| ()).await
+    }
+
+    /// One driving simulated clusters (the demo fleet's) whose registries hold none of
+    /// FrameDB's images: an instance's pod cannot pull them, and after a second of that
+    /// (`--kube-status-stuck-after-secs 1`) the instance reads `Failed`.
+    pub async fn without_images(test: &str) -> Self {
+        let state_dir = state_dir(test);
+        let clusters = SimFleet::demo(
+            Duration::ZERO,
+            SimFleet::DEMO_TIME_SCALE,
+            Vec::<String>::new(),
+        )
+        .await
+        .unwrap();
+        let kubeconfigs = clusters.write_kubeconfigs(&state_dir).unwrap();
+        let mut fleet = Self::start_with(test, None, |settings| {
+            for (cluster, kubeconfig) in clusters.clusters().iter().zip(kubeconfigs) {
+                let id = ClusterId::new(cluster.name()).unwrap();
+                settings.fleet.clusters.push((id, kubeconfig));
+            }
+            settings.kube.status_stuck_after_secs = 1;
+        })
+        .await;
+        fleet._clusters = Some(clusters);
+        fleet
+    }
+
+    /// Starts one, with settings that `adjust` changes first.
+    pub async fn start_with(
+        test: &str,
+        token: Option<&str>,
+        adjust: impl FnOnce(&mut GlobalSettings),
+    ) -> Self {
+        let state_dir = state_dir(test);
         let mut settings = GlobalSettings {
             serve: ServeSettings::loopback(),
             ..GlobalSettings::default()
@@ -41,6 +80,7 @@ impl Fleet {
         // Containers answer their probes at once: an instance is Running as soon as its
         // three containers have started one after the other.
         settings.demo.demo_ready_after_ms = 0;
+        adjust(&mut settings);
         let running = App::global(&settings, Adapters::default())
             .await
             .unwrap()
@@ -49,6 +89,7 @@ impl Fleet {
             url: running.url(),
             token: token.map(str::to_owned),
             _running: running,
+            _clusters: None,
             state_dir,
         }
     }
@@ -93,6 +134,11 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
+}
+
+/// The directory of `test`'s kubeconfigs.
+fn state_dir(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("framedbctl-{test}-{}", std::process::id()))
 }
 
 /// `framedbctl` aimed at `server`, with nothing of the caller's environment that it reads.
