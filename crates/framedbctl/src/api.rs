@@ -210,7 +210,8 @@ impl Api {
 
     fn transport(&self, error: reqwest::Error) -> Error {
         let server = self.server().to_owned();
-        if error.is_timeout() {
+        // A connection that timed out is unreachable: the request timeout is for answers.
+        if error.is_timeout() && !error.is_connect() {
             Error::Timeout {
                 server,
                 timeout: self.timeout,

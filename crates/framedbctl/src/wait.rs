@@ -17,14 +17,14 @@ const FIRST_POLL: Duration = Duration::from_millis(250);
 const MAX_POLL: Duration = Duration::from_secs(2);
 
 /// What a wait tells as it goes.
-pub struct Progress {
+struct Progress {
     spinner: Option<ProgressBar>,
     last: Option<String>,
 }
 
 impl Progress {
     /// A spinner when stderr is a terminal, plain lines otherwise.
-    pub fn on_stderr() -> Self {
+    fn on_stderr() -> Self {
         let spinner = std::io::stderr().is_terminal().then(|| {
             let spinner = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             spinner.set_style(
@@ -149,11 +149,13 @@ async fn poll(
     };
     loop {
         let mut trouble = None;
-        match once().await {
-            Ok(Poll::Done) => return Ok(()),
-            Ok(Poll::Again(now)) => seen = now,
-            Err(error) if error.is_transient() => trouble = Some(error.to_string()),
-            Err(error) => return Err(error),
+        // A poll is cut at the deadline, so that a slow answer does not stretch the wait.
+        match tokio::time::timeout_at(deadline, once()).await {
+            Ok(Ok(Poll::Done)) => return Ok(()),
+            Ok(Ok(Poll::Again(now))) => seen = now,
+            Ok(Err(error)) if error.is_transient() => trouble = Some(error.to_string()),
+            Ok(Err(error)) => return Err(error),
+            Err(_) => trouble = Some("the last poll had no answer yet".into()),
         }
         let line = match &trouble {
             Some(trouble) => format!("{id}: {} (retrying: {trouble})", seen.line()),
