@@ -74,10 +74,11 @@ impl Api {
         self.server.as_str()
     }
 
-    /// `POST .../persistent-instances`: the whole answer (message, port, credentials).
-    pub async fn create(&self, body: &Value) -> Result<Map<String, Value>, Error> {
-        self.call(Method::POST, self.url(&[], &[]), Some(body))
-            .await
+    /// `POST .../persistent-instances`: the answer but `success` (message, port,
+    /// credentials).
+    pub async fn create(&self, body: &Value) -> Result<Value, Error> {
+        let answer = self.call(Method::POST, self.url(&[], &[]), Some(body));
+        Ok(payload(answer.await?))
     }
 
     /// `GET .../{id}`: the instance.
@@ -91,15 +92,15 @@ impl Api {
         self.data(self.call(Method::GET, url, None).await?)
     }
 
-    /// `DELETE .../{id}[?purge=true]`: the whole answer (its message).
-    pub async fn delete(&self, id: &str, purge: bool) -> Result<Map<String, Value>, Error> {
+    /// `DELETE .../{id}[?purge=true]`: the answer but `success` (its message).
+    pub async fn delete(&self, id: &str, purge: bool) -> Result<Value, Error> {
         let query = if purge {
             vec![("purge", "true".to_owned())]
         } else {
             Vec::new()
         };
-        self.call(Method::DELETE, self.url(&[id], &query), None)
-            .await
+        let answer = self.call(Method::DELETE, self.url(&[id], &query), None);
+        Ok(payload(answer.await?))
     }
 
     /// `GET .../cluster/{cluster}[/node/{node}]`.
@@ -236,4 +237,10 @@ impl Api {
             status,
         }
     }
+}
+
+/// A success answer without its `success`: what it carries.
+fn payload(mut answer: Map<String, Value>) -> Value {
+    answer.remove("success");
+    Value::Object(answer)
 }

@@ -63,7 +63,6 @@ async fn create(api: &Api, printer: &Printer, args: CreateArgs) -> Result<(), Er
         body["resources"] = Value::String(resources);
     }
     let mut answer = api.create(&body).await?;
-    answer.remove("success");
     if printer.is_table() {
         line(&format!("{}: {}", args.id, cell(&answer["message"])))?;
         line(&output::fields([
@@ -96,18 +95,17 @@ async fn create(api: &Api, printer: &Printer, args: CreateArgs) -> Result<(), Er
         }
     } else {
         if let Some(instance) = last {
-            answer.insert("instance".into(), instance);
+            answer["instance"] = instance;
         }
-        printer.print(&Value::Object(answer), |_| String::new())?;
+        printer.print(&answer, |_| String::new())?;
     }
     waited
 }
 
 /// `delete`, and with `--wait`, until the id is unknown.
 async fn delete(api: &Api, printer: &Printer, args: DeleteArgs) -> Result<(), Error> {
-    let mut answer = api.delete(&args.id, args.purge).await?;
-    answer.remove("success");
-    printer.print(&Value::Object(answer), |answer| {
+    let answer = api.delete(&args.id, args.purge).await?;
+    printer.print(&answer, |answer| {
         format!("{}: {}", args.id, cell(&answer["message"]))
     })?;
     if args.wait.wait {
