@@ -86,6 +86,14 @@ impl Api {
         self.data(self.call(Method::GET, self.url(&[id], &[]), None).await?)
     }
 
+    /// `PATCH .../{id}`: the instance after the change.
+    pub async fn update(&self, id: &str, change: &Value) -> Result<Value, Error> {
+        self.data(
+            self.call(Method::PATCH, self.url(&[id], &[]), Some(change))
+                .await?,
+        )
+    }
+
     /// `GET .../{id}/credentials`.
     pub async fn credentials(&self, id: &str) -> Result<Value, Error> {
         let url = self.url(&[id, "credentials"], &[]);

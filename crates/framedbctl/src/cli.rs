@@ -70,6 +70,8 @@ pub enum Command {
         /// The instance's framedb_id.
         id: String,
     },
+    /// Change an instance's metadata (merged) or grow its volume; prints the instance.
+    Update(UpdateArgs),
     /// Delete an instance (its volume goes or stays as its deletion policy says).
     Delete(DeleteArgs),
     /// The instances of the fleet, of one cluster, or of one node of it.
@@ -126,6 +128,24 @@ pub struct WaitArgs {
     /// How long --wait waits before giving up (`10m`, `90s`, ...).
     #[arg(long, default_value = "10m", value_parser = parse_duration, requires = "wait")]
     pub timeout: Duration,
+}
+
+/// `update` (`PATCH`): at least one change.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
+pub struct UpdateArgs {
+    /// The instance's framedb_id.
+    pub id: String,
+    /// Set a metadata entry, `key=value` (a string value; repeatable); other keys stay.
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = parse_key_value,
+          group = "change")]
+    pub metadata: Vec<(String, String)>,
+    /// Remove a metadata key (repeatable).
+    #[arg(long = "remove-metadata", value_name = "KEY", group = "change")]
+    pub remove_metadata: Vec<String>,
+    /// Grow the volume to this size (it never shrinks).
+    #[arg(long, group = "change")]
+    pub storage_size: Option<String>,
 }
 
 /// `delete`.

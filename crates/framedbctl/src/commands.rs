@@ -31,6 +31,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ("password", cell(&data["password"])),
             ])
         }),
+        Command::Update(args) => {
+            let change = change_of(args.metadata, args.remove_metadata, args.storage_size);
+            printer.print(&api.update(&args.id, &change).await?, output::instance)
+        }
         Command::Delete(args) => delete(&api, &printer, args).await,
         Command::List(args) => list(&api, &printer, args).await,
         Command::Query(args) => query(&api, &printer, args).await,
@@ -100,6 +104,20 @@ async fn create(api: &Api, printer: &Printer, args: CreateArgs) -> Result<(), Er
         printer.print(&answer, |_| String::new())?;
     }
     waited
+}
+
+/// The `PATCH` body: a metadata merge patch (`null` removes a key) and the new size.
+fn change_of(set: Vec<(String, String)>, remove: Vec<String>, size: Option<String>) -> Value {
+    let mut change = json!({});
+    if !set.is_empty() || !remove.is_empty() {
+        let mut patch: Map<String, Value> = remove.into_iter().map(|k| (k, Value::Null)).collect();
+        patch.extend(set.into_iter().map(|(k, v)| (k, Value::String(v))));
+        change["metadata"] = Value::Object(patch);
+    }
+    if let Some(size) = size {
+        change["storage_size"] = Value::String(size);
+    }
+    change
 }
 
 /// `delete`, and with `--wait`, until the id is unknown.

@@ -460,6 +460,13 @@ pub struct FleetSettings {
         default_value_t = 30
     )]
     pub directory_refresh_secs: u64,
+
+    /// With no cluster named, serve the clusters that /framedb-config/setup records in
+    /// the cluster directory (with --mongo-uri, MongoDB's) instead of starting the
+    /// embedded default's simulated clusters: a deployed global service whose fleet
+    /// grows by setup.
+    #[arg(long, env = "FRAMEDB_SETUP_ONLY")]
+    pub setup_only: bool,
 }
 
 impl Default for FleetSettings {
@@ -478,12 +485,19 @@ impl Default for FleetSettings {
             server_image: DEFAULT_SERVER_IMAGE.into(),
             mongo_image: DEFAULT_MONGO_IMAGE.into(),
             directory_refresh_secs: 30,
+            setup_only: false,
         }
     }
 }
 
 impl FleetSettings {
-    /// Whether no cluster is named at all: the global role then runs the embedded default.
+    /// Whether the global role runs the embedded default: no cluster named, and no
+    /// `--setup-only`.
+    pub fn runs_embedded(&self) -> bool {
+        self.names_no_cluster() && !self.setup_only
+    }
+
+    /// Whether no cluster is named at all (the embedded default, or `--setup-only`).
     pub fn names_no_cluster(&self) -> bool {
         self.clusters.is_empty()
             && self.in_cluster.is_none()

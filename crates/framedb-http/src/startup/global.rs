@@ -88,7 +88,7 @@ impl App {
         crate::tls::install_provider();
         check_open(&settings.serve)?;
         let mut settings = settings.clone();
-        if settings.fleet.names_no_cluster() && adapters.clusters.is_none() {
+        if settings.fleet.runs_embedded() && adapters.clusters.is_none() {
             // The embedded default's clusters are simulated on loopback, over plain http.
             settings.fleet.allow_insecure_clusters = true;
         }
@@ -128,7 +128,7 @@ impl App {
                     })?;
                     directory.insert(id.clone(), url, configured_token.clone());
                 }
-                if settings.fleet.names_no_cluster() {
+                if settings.fleet.runs_embedded() {
                     let demo = embedded(settings, &directory).await?;
                     beside = demo.locals;
                     keep = Some(demo.keep);

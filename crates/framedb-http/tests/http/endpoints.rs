@@ -225,3 +225,29 @@ async fn patch_answers_the_changed_instance() {
         "3Gi"
     );
 }
+
+/// `--setup-only`: no cluster named and no embedded demo; the fleet is what setup records
+/// (none yet), so the demo's clusters are unknown.
+#[tokio::test]
+async fn a_setup_only_global_starts_with_no_cluster_of_its_own() {
+    use framedb_http::settings::{GlobalSettings, ServeSettings};
+    let mut settings = GlobalSettings {
+        serve: ServeSettings::loopback(),
+        ..GlobalSettings::default()
+    };
+    settings.fleet.setup_only = true;
+    let running = framedb_http::App::global(&settings, framedb_http::Adapters::default())
+        .await
+        .unwrap()
+        .spawn();
+    let client = super::http_client().build().unwrap();
+    let answer = client
+        .get(format!("{}{BASE}/cluster/cluster-01", running.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "cluster_not_found", "{body}");
+    running.stop().await.unwrap();
+}

@@ -347,3 +347,33 @@ async fn clusters_counts_each_clusters_instances_and_free_ports() {
         .await
         .refused("cluster_not_found");
 }
+
+#[tokio::test]
+async fn update_merges_metadata_and_grows_the_volume() {
+    let fleet = Fleet::start("update", None).await;
+    fleet
+        .run("create ctl-upd --cluster cluster-01 --node node-a --storage-size 1Gi --metadata team=analytics --metadata tier=gold")
+        .await
+        .expect(0);
+    let out = fleet
+        .run(
+            "-o json update ctl-upd --metadata owner=ana --remove-metadata tier --storage-size 2Gi",
+        )
+        .await
+        .expect(0);
+    let instance = fleet.data("/ctl-upd").await;
+    assert_eq!(out.json(), instance);
+    assert_eq!(
+        instance["metadata"],
+        json!({"team": "analytics", "owner": "ana"})
+    );
+    assert_eq!(instance["storage_size"], "2Gi");
+    // A shrink is the API's refusal, with its code; nothing to change is a usage error.
+    let out = fleet
+        .run("update ctl-upd --storage-size 1Gi")
+        .await
+        .expect(1);
+    assert!(out.stderr.contains("shrink_refused"), "{}", out.stderr);
+    fleet.run("update ctl-upd").await.expect(2);
+    assert_eq!(fleet.data("/ctl-upd").await["storage_size"], "2Gi");
+}
