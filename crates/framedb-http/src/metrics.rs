@@ -432,6 +432,9 @@ pub(crate) struct Scrape {
     pub service: framedb_core::ProvisioningService,
     /// Its clusters.
     pub fleet: Fleet,
+    /// The scrape-only token (`--metrics-token`), which `/metrics` takes besides the
+    /// API's.
+    pub token: crate::api::ApiToken,
 }
 
 /// `GET /metrics`: the series as OpenMetrics text, the instance counts read from the
@@ -439,7 +442,7 @@ pub(crate) struct Scrape {
 #[utoipa::path(
     get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus metrics in the OpenMetrics text \
-        format (README, \"Metrics\"); behind the token like the API.",
+        format (README, \"Metrics\"); behind the token like the API, or `--metrics-token`.",
         content_type = "application/openmetrics-text", body = String))
 )]
 pub(crate) async fn scrape(State(scrape): State<Arc<Scrape>>) -> Response {

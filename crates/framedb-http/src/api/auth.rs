@@ -68,6 +68,32 @@ impl ApiToken {
     }
 }
 
+/// What `/metrics` takes: the API's token, or the scrape-only one (`--metrics-token`).
+#[derive(Clone, Debug, Default)]
+pub struct MetricsToken {
+    /// The API's.
+    pub api: ApiToken,
+    /// The one that opens `/metrics` alone, if any.
+    pub scrape: ApiToken,
+}
+
+/// Refuses a scrape with neither the API's token nor the scrape-only one with 401.
+pub(crate) async fn require_metrics_token(
+    State(tokens): State<MetricsToken>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if tokens.api.admits(header) || (tokens.scrape.is_set() && tokens.scrape.admits(header)) {
+        Ok(next.run(request).await)
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
 /// Refuses a request without the configured token with 401.
 pub(crate) async fn require_token(
     State(token): State<ApiToken>,

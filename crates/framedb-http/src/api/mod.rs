@@ -103,6 +103,10 @@ pub(crate) fn finish(
 ) -> Router {
     let metrics = scrape.metrics.clone();
     let service = scrape.service.clone();
+    let scrape_tokens = auth::MetricsToken {
+        api: token.clone(),
+        scrape: scrape.token.clone(),
+    };
     // Outside the bounds: a server serving its limit of requests still answers its
     // liveness probe (rather than be restarted for being busy) and its scrapes (whose
     // figures matter most then). Neither is counted in the request series.
@@ -112,8 +116,8 @@ pub(crate) fn finish(
             get(crate::metrics::scrape).with_state(Arc::new(scrape)),
         )
         .layer(axum::middleware::from_fn_with_state(
-            token.clone(),
-            auth::require_token,
+            scrape_tokens,
+            auth::require_metrics_token,
         ))
         .route("/healthz", get(healthz));
     api.fallback(|| async { ApiError::RouteNotFound })

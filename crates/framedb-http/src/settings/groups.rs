@@ -33,6 +33,11 @@ pub struct ServeSettings {
     #[arg(long, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
     pub token: Option<Secret>,
 
+    /// A second bearer token that /metrics takes besides --token, and that opens nothing
+    /// else: what a Prometheus scraper holds, instead of a token that can create and purge.
+    #[arg(long, env = "FRAMEDB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// Serve without --token on an address other than loopback: the API is then open to
     /// anyone who can reach it.
     #[arg(long, env = "FRAMEDB_ALLOW_OPEN_API")]
@@ -78,6 +83,7 @@ impl Default for ServeSettings {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("a socket address"),
             token: None,
+            metrics_token: None,
             allow_open_api: false,
             header_timeout_secs: 10,
             request_timeout_secs: 60,

@@ -52,6 +52,7 @@ fn measured_router(settings: &GlobalSettings, parts: GlobalParts, metrics: Metri
         metrics,
         service: service.clone(),
         fleet,
+        token: ApiToken::of(settings.serve.metrics_token.as_ref()),
     };
     router(
         AppState {

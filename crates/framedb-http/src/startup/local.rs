@@ -75,6 +75,7 @@ impl App {
                 metrics,
                 service: service.clone(),
                 fleet: Fleet::Fixed(vec![cluster.clone()]),
+                token: ApiToken::of(settings.serve.metrics_token.as_ref()),
             },
         };
         let listener = bind(settings.serve.listen).await?;

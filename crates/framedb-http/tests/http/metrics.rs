@@ -163,3 +163,43 @@ async fn a_cluster_out_of_ports_shows_none_free() {
         "{text}"
     );
 }
+
+/// `--metrics-token`: a scraper's token opens `/metrics` and nothing else; the API's
+/// token still opens it too.
+#[tokio::test]
+async fn a_scrape_only_token_opens_the_metrics_alone() {
+    use framedb_core::memory::{InMemoryFleet, InMemoryRegistry};
+    use framedb_http::Clusters;
+    use framedb_http::settings::GlobalSettings;
+    use framedb_http::startup::{GlobalParts, global_router};
+    let mut settings = GlobalSettings::default();
+    settings.serve.token = Some("api-t0ken".into());
+    settings.serve.metrics_token = Some("scrape-t0ken".into());
+    let router = global_router(
+        &settings,
+        GlobalParts {
+            registry: std::sync::Arc::new(InMemoryRegistry::new()),
+            clusters: Clusters::of(std::sync::Arc::new(InMemoryFleet::demo(
+                std::time::Duration::ZERO,
+            ))),
+            directory: None,
+        },
+    );
+    for token in ["scrape-t0ken", "api-t0ken"] {
+        let (status, _, _) = scrape(&router, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+    }
+    let (status, _, _) = scrape(&router, Some("wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let request = Request::builder()
+        .uri(format!("{BASE}/cluster/cluster-01"))
+        .header("authorization", "Bearer scrape-t0ken")
+        .body(Body::empty())
+        .unwrap();
+    let answer = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::UNAUTHORIZED,
+        "the API stays shut"
+    );
+}
