@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::objects::{Layout, Storage, annotations, claim_name, config_name, credentials_name};
-use crate::ownership::{CreateError, amend_owned};
+use crate::ownership::{CreateError, amend_owned, amend_owned_as};
 
 /// Brings the instance `spec` describes to its metadata and a volume of at least its
 /// size; returns the size the volume asks for now.
@@ -51,15 +51,38 @@ pub(crate) async fn amend(
             error,
         )
     })?;
-    let requested = claim.as_ref().and_then(requested_size);
-    // The volume never shrinks: a claim that asks for more already keeps its size.
-    let grows = requested
-        .as_ref()
-        .is_some_and(|requested| requested.bytes() < spec.storage_size.bytes());
-    let size = match requested {
-        Some(requested) if requested.bytes() > spec.storage_size.bytes() => requested,
-        _ => spec.storage_size.clone(),
+    // Without its claim (gone, being deleted, or asking for what FrameDB cannot read) the
+    // instance's size cannot be told: nothing is written, rather than a size no volume
+    // holds.
+    let (claim, held) = match claim.as_ref().and_then(|claim| {
+        let held = requested_size(claim)?;
+        claim
+            .metadata
+            .deletion_timestamp
+            .is_none()
+            .then_some((claim, held))
+    }) {
+        Some(found) => found,
+        None => {
+            return Err(Error::Domain(framedb_core::Error::InstanceBusy {
+                id: spec.framedb_id.clone(),
+                sentence: format!(
+                    "instance '{id}' on cluster '{cluster}' has no usable volume claim                      ({}/{claim_name} is missing, being deleted or unreadable); it cannot be                      changed now",
+                    layout.namespace
+                ),
+            }));
+        }
     };
+    // The volume never shrinks: a claim that asks for more already keeps its size, and
+    // the size that goes on is the claim's as read when it is written (a concurrent
+    // change may have grown it further meanwhile).
+    let size = if held.bytes() < spec.storage_size.bytes() {
+        check_expandable(client, layout, spec, claim).await?;
+        grow_claim(&claims, layout, spec, &claim_name).await?
+    } else {
+        held.clone()
+    };
+    let grew = size.bytes() != held.bytes();
     let target = DeploymentSpec {
         storage_size: size.clone(),
         ..spec.clone()
@@ -77,29 +100,8 @@ pub(crate) async fn amend(
             let noted = workload.metadata.annotations?;
             noted.get(annotations::STORAGE_SIZE).cloned()
         });
-    let resized = grows || recorded.as_deref() != Some(size.as_str());
-
-    if let Some(claim) = claim.as_ref().filter(|_| grows) {
-        check_expandable(client, layout, spec, claim).await?;
-        let grow = json!({
-            "metadata": { "annotations": { annotations::STORAGE_SIZE: size.as_str() } },
-            "spec": { "resources": { "requests": { "storage": size.as_str() } } },
-        });
-        amend_owned(&claims, spec, &claim_name, &grow)
-            .await
-            .map_err(|error| match error {
-                CreateError::Refused(error) if is_forbidden(&error) => not_expandable(
-                    spec,
-                    format!(
-                        "cluster '{cluster}' forbids expanding PersistentVolumeClaim \
-                         {}/{claim_name}: only a bound claim of a StorageClass with \
-                         allowVolumeExpansion: true can grow; nothing was changed",
-                        layout.namespace
-                    ),
-                ),
-                error => written::<PersistentVolumeClaim>(cluster, &claim_name, error),
-            })?;
-    } else if claim.is_some() && resized {
+    let resized = grew || recorded.as_deref() != Some(size.as_str());
+    if !grew && resized {
         annotate(&claims, spec, &claim_name, &noted).await?;
     }
 
@@ -182,6 +184,52 @@ async fn resize_others(
     )
     .await?;
     Ok(())
+}
+
+/// Raises the claim's request to `spec`'s size, deciding on the claim as read just
+/// before each write: one that asks for as much or more already (a concurrent change grew
+/// it) is left as it is. Returns the size it asks for afterwards.
+async fn grow_claim(
+    claims: &Api<PersistentVolumeClaim>,
+    layout: &Layout,
+    spec: &DeploymentSpec,
+    claim_name: &str,
+) -> Result<StorageSize> {
+    let cluster = spec.cluster_id.as_str();
+    let asked = &spec.storage_size;
+    let grow = json!({
+        "metadata": { "annotations": { annotations::STORAGE_SIZE: asked.as_str() } },
+        "spec": { "resources": { "requests": { "storage": asked.as_str() } } },
+    });
+    let read = amend_owned_as(claims, spec, claim_name, |claim| {
+        let held = requested_size(claim)?;
+        (held.bytes() < asked.bytes()).then(|| grow.clone())
+    })
+    .await
+    .map_err(|error| match error {
+        CreateError::Refused(error) if is_forbidden(&error) => not_expandable(
+            spec,
+            format!(
+                "cluster '{cluster}' forbids expanding PersistentVolumeClaim \
+                 {}/{claim_name}: only a bound claim of a StorageClass with \
+                 allowVolumeExpansion: true can grow; nothing was changed",
+                layout.namespace
+            ),
+        ),
+        error => written::<PersistentVolumeClaim>(cluster, claim_name, error),
+    })?;
+    match read.as_ref().and_then(requested_size) {
+        Some(held) if held.bytes() >= asked.bytes() => Ok(held),
+        Some(_) => Ok(asked.clone()),
+        None => Err(Error::Domain(framedb_core::Error::InstanceBusy {
+            id: spec.framedb_id.clone(),
+            sentence: format!(
+                "the volume claim of instance '{}' on cluster '{cluster}' went away while it \
+                 was being grown; it cannot be changed now",
+                spec.framedb_id
+            ),
+        })),
+    }
 }
 
 /// The size a claim asks for, if it is one FrameDB reads.

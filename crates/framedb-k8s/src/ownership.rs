@@ -442,22 +442,43 @@ where
 }
 
 /// Changes the object `name` of `spec`'s instance with the strategic merge patch
-/// `change`, guarded by its resourceVersion, so that a write that meets a newer version
-/// reads it again and decides again. Only an object of `spec`'s
-/// stamp is changed; a missing one, or one being deleted, is left so (a patch never
-/// makes an object, so an update racing a delete brings nothing back). Returns whether
-/// it was changed.
+/// `change`, guarded by its resourceVersion (see [`amend_owned_as`]). Returns whether it
+/// was changed.
 ///
 /// # Errors
-/// [`CreateError::Other`] with [`Error::Foreign`] for an object of another stamp (or one
-/// retained), or [`Error::Kube`] when reading it fails; [`CreateError::Refused`] with the
-/// API server's refusal of the patch.
+/// As [`amend_owned_as`].
 pub(crate) async fn amend_owned<K>(
     api: &Api<K>,
     spec: &DeploymentSpec,
     name: &str,
     change: &serde_json::Value,
 ) -> Result<bool, CreateError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    let changed = amend_owned_as(api, spec, name, |_| Some(change.clone())).await?;
+    Ok(changed.is_some())
+}
+
+/// Changes the object `name` of `spec`'s instance with the strategic merge patch that
+/// `decide` makes of it as just read (none: it needs no change), guarded by its
+/// resourceVersion, so that a write that meets a newer version reads it again and
+/// decides again. Only an object of `spec`'s stamp is changed; a missing one, or one
+/// being deleted, is left so (a patch never makes an object, so an update racing a
+/// delete brings nothing back). Returns the object as read before the write that was
+/// made (or found unneeded), or `None` when it is missing or being deleted.
+///
+/// # Errors
+/// [`CreateError::Other`] with [`Error::Foreign`] for an object of another stamp (or one
+/// retained), or [`Error::Kube`] when reading it fails; [`CreateError::Refused`] with the
+/// API server's refusal of the patch.
+pub(crate) async fn amend_owned_as<K>(
+    api: &Api<K>,
+    spec: &DeploymentSpec,
+    name: &str,
+    decide: impl Fn(&K) -> Option<serde_json::Value>,
+) -> Result<Option<K>, CreateError>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     K::DynamicType: Default,
@@ -470,7 +491,7 @@ where
     for attempt in 1..=CONFLICT_ATTEMPTS {
         let existing = match api.get_opt(name).await {
             Ok(Some(existing)) if existing.meta().deletion_timestamp.is_none() => existing,
-            Ok(_) => return Ok(false),
+            Ok(_) => return Ok(None),
             Err(error) => return Err(CreateError::Other(reading::<K>(cluster, name, error))),
         };
         let meta = existing.meta();
@@ -481,12 +502,14 @@ where
                 "was not made by this instance's create",
             )));
         }
-        let mut patch = change.clone();
+        let Some(mut patch) = decide(&existing) else {
+            return Ok(Some(existing));
+        };
         patch["metadata"]["resourceVersion"] = json!(meta.resource_version);
         match api.patch(name, &params, &Patch::Strategic(&patch)).await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Some(existing)),
             Err(error) if is_conflict(&error) && attempt < CONFLICT_ATTEMPTS => {}
-            Err(error) if is_not_found(&error) => return Ok(false),
+            Err(error) if is_not_found(&error) => return Ok(None),
             Err(error) => return Err(CreateError::Refused(error)),
         }
     }

@@ -693,3 +693,52 @@ async fn an_amend_that_stopped_halfway_is_finished_by_running_it_again() {
     assert_eq!(size_in_inventory().await, "5Gi");
     assert_eq!(requested(&bound(&cluster, "tidb-half").await), "5Gi");
 }
+
+/// A claim that a concurrent change grew further is never lowered, and the size that goes
+/// on is the claim's; an instance without its claim is changed nowhere.
+#[tokio::test]
+async fn an_amend_never_lowers_a_claim_grown_meanwhile_and_needs_its_claim() {
+    let cluster = expandable_cluster().await;
+    let mut asked = spec("tidb-race", "node-a", 30914);
+    asked.stamp = Stamp::generate().unwrap();
+    cluster.fleet.deploy(&asked).await.unwrap();
+    bound(&cluster, "tidb-race").await;
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(cluster.client.clone(), &Layout::default().namespace);
+    // Another PATCH's growth to 8Gi landed first.
+    claims
+        .patch(
+            &claim_name("tidb-race"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({
+                "spec": {"resources": {"requests": {"storage": "8Gi"}}}
+            })),
+        )
+        .await
+        .unwrap();
+    asked.storage_size = framedb_core::StorageSize::new("5Gi").unwrap();
+    assert_eq!(cluster.fleet.amend(&asked).await.unwrap().as_str(), "8Gi");
+    assert_eq!(requested(&bound(&cluster, "tidb-race").await), "8Gi");
+    let running = cluster.fleet.inventory(&cluster_id()).await.unwrap();
+    assert_eq!(running[0].storage_size.as_str(), "8Gi");
+
+    // Its claim gone (deleted by hand): nothing is written, the change is refused.
+    let workloads: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(cluster.client.clone(), &Layout::default().namespace);
+    let before = workloads.get("tidb-race").await.unwrap();
+    claims
+        .delete(&claim_name("tidb-race"), &Default::default())
+        .await
+        .unwrap();
+    asked.storage_size = framedb_core::StorageSize::new("9Gi").unwrap();
+    let refused = cluster.fleet.amend(&asked).await.unwrap_err();
+    assert!(
+        matches!(refused, framedb_core::Error::InstanceBusy { .. }),
+        "{refused:?}"
+    );
+    let after = workloads.get("tidb-race").await.unwrap();
+    assert_eq!(
+        before.metadata.resource_version, after.metadata.resource_version,
+        "the StatefulSet is untouched"
+    );
+}
