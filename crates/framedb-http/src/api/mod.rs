@@ -110,6 +110,10 @@ pub(crate) fn finish(
     // Outside the bounds: a server serving its limit of requests still answers its
     // liveness probe (rather than be restarted for being busy) and its scrapes (whose
     // figures matter most then). Neither is counted in the request series.
+    // `/readyz` too: a server at its limit of requests is busy, not unready (two
+    // replicas that both fail readiness under load would take the Service down); its
+    // answer is kept a second, so that however often it is asked, the registry is pinged
+    // at most once a second.
     let unbounded = Router::new()
         .route(
             "/metrics",
@@ -119,14 +123,14 @@ pub(crate) fn finish(
             scrape_tokens,
             auth::require_metrics_token,
         ))
-        .route("/healthz", get(healthz));
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(Readiness::of(service)));
     api.fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,
         ))
-        .route("/readyz", get(readyz).with_state(service))
         .merge(open)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
@@ -180,8 +184,40 @@ pub(crate) async fn healthz() -> Json<Value> {
     )
 )]
 pub(crate) async fn readyz(
-    axum::extract::State(service): axum::extract::State<ProvisioningService>,
+    axum::extract::State(readiness): axum::extract::State<Readiness>,
 ) -> Result<Json<Value>, ApiError> {
-    service.ready().await.map_err(ApiError::NotReady)?;
+    readiness.check().await.map_err(ApiError::NotReady)?;
     Ok(Json(json!({"success": true, "status": "ready"})))
+}
+
+/// `/readyz`'s state: the service whose registry answers it, and its last answer.
+#[derive(Clone)]
+pub(crate) struct Readiness {
+    service: ProvisioningService,
+    last: Arc<tokio::sync::Mutex<Option<(std::time::Instant, framedb_core::Result<()>)>>>,
+}
+
+impl Readiness {
+    /// How long an answer is given again rather than asked anew.
+    const KEPT: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn of(service: ProvisioningService) -> Self {
+        Self {
+            service,
+            last: Arc::default(),
+        }
+    }
+
+    /// The registry's answer, at most [`Self::KEPT`] old; one check at a time.
+    async fn check(&self) -> framedb_core::Result<()> {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < Self::KEPT
+        {
+            return answer.clone();
+        }
+        let answer = self.service.ready().await;
+        *last = Some((std::time::Instant::now(), answer.clone()));
+        answer
+    }
 }

@@ -88,6 +88,22 @@ impl App {
     pub async fn global(settings: &GlobalSettings, adapters: Adapters) -> Result<App, StartError> {
         crate::tls::install_provider();
         check_open(&settings.serve)?;
+        super::check_placeholders(&[(
+            "--local-token (FRAMEDB_LOCAL_TOKEN)",
+            settings.fleet.local_token.as_ref(),
+        )])?;
+        // A fleet that setup records in memory is gone at the next restart (and differs
+        // on every replica), while its instances run on.
+        if settings.fleet.setup_only
+            && settings.mongo.uri.is_none()
+            && adapters.directory_store.is_none()
+        {
+            return Err(StartError::Settings(
+                "--setup-only needs --mongo-uri: the clusters setup records must outlive a \
+                 restart and be the same on every replica"
+                    .into(),
+            ));
+        }
         let mut settings = settings.clone();
         if settings.fleet.runs_embedded() && adapters.clusters.is_none() {
             // The embedded default's clusters are simulated on loopback, over plain http.

@@ -406,6 +406,13 @@ impl Running {
 /// Refuses an open API (no token) on an address other than loopback, unless the
 /// operator said they mean it; warns about an open API on loopback.
 fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
+    check_placeholders(&[
+        ("--token (FRAMEDB_API_TOKEN)", serve.token.as_ref()),
+        (
+            "--metrics-token (FRAMEDB_METRICS_TOKEN)",
+            serve.metrics_token.as_ref(),
+        ),
+    ])?;
     if serve
         .token
         .as_ref()
@@ -428,6 +435,21 @@ fn check_open(serve: &ServeSettings) -> Result<(), StartError> {
          --token (FRAMEDB_API_TOKEN), or --allow-open-api if the API is meant to be open",
         serve.listen
     )))
+}
+
+/// Refuses a token still holding the placeholder of deploy/'s example Secret: a value
+/// published in this repository opens nothing.
+fn check_placeholders(tokens: &[(&str, Option<&Secret>)]) -> Result<(), StartError> {
+    const PLACEHOLDER: &str = "REPLACE-ME";
+    for (name, token) in tokens {
+        if token.is_some_and(|token| token.expose().contains(PLACEHOLDER)) {
+            return Err(StartError::Settings(format!(
+                "refusing to start: {name} is still the example's placeholder ({PLACEHOLDER}...); \
+                 set a random value (e.g. `openssl rand -base64 32`)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The server TLS configuration `serve` names, if any.

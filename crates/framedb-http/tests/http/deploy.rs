@@ -235,12 +235,26 @@ async fn the_pod_s_environment_is_the_global_server_s(
         }
     }
     env.push(("FRAMEDB_MONGO_TIMEOUT_MS".to_owned(), "300".to_owned()));
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_framedb-server"));
-    // Only the pod's settings: none of the test's own.
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FRAMEDB_")) {
-        command.env_remove(name);
+    let run = |env: Vec<(String, String)>| async move {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_framedb-server"));
+        // Only the pod's settings: none of the test's own.
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FRAMEDB_")) {
+            command.env_remove(name);
+        }
+        command.arg("global").envs(env).output().await.unwrap()
+    };
+    // Applied as published, the placeholders open nothing: the server refuses to start.
+    let output = run(env.clone()).await;
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("placeholder"), "{log}");
+    // Filled in as the README says, the pod's settings are the server's own.
+    for (name, value) in &mut env {
+        if value.contains("REPLACE-ME") && name != "FRAMEDB_MONGO_URI" {
+            *value = format!("filled-in-{name}-0123456789abcdef");
+        }
     }
-    let output = command.arg("global").envs(env).output().await.unwrap();
+    let output = run(env).await;
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{log}");
     assert!(

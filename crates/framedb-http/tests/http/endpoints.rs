@@ -227,16 +227,30 @@ async fn patch_answers_the_changed_instance() {
 }
 
 /// `--setup-only`: no cluster named and no embedded demo; the fleet is what setup records
-/// (none yet), so the demo's clusters are unknown.
+/// in its store (none yet), so the demo's clusters are unknown. Without a store that
+/// outlives a restart (`--mongo-uri`), it is refused with a sentence.
 #[tokio::test]
 async fn a_setup_only_global_starts_with_no_cluster_of_its_own() {
     use framedb_http::settings::{GlobalSettings, ServeSettings};
+    use std::sync::Arc;
     let mut settings = GlobalSettings {
         serve: ServeSettings::loopback(),
         ..GlobalSettings::default()
     };
     settings.fleet.setup_only = true;
-    let running = framedb_http::App::global(&settings, framedb_http::Adapters::default())
+    let Err(refused) =
+        framedb_http::App::global(&settings, framedb_http::Adapters::default()).await
+    else {
+        panic!("a setup-only global on memory started");
+    };
+    assert!(refused.to_string().contains("--mongo-uri"), "{refused}");
+
+    let adapters = framedb_http::Adapters {
+        registry: Some(Arc::new(framedb_core::memory::InMemoryRegistry::new())),
+        directory_store: Some(Arc::new(framedb_core::memory::InMemoryDirectoryStore::new())),
+        ..framedb_http::Adapters::default()
+    };
+    let running = framedb_http::App::global(&settings, adapters)
         .await
         .unwrap()
         .spawn();
