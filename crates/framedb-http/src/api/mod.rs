@@ -190,11 +190,14 @@ pub(crate) async fn readyz(
     Ok(Json(json!({"success": true, "status": "ready"})))
 }
 
+/// A readiness answer and when it was given.
+type Answered = (std::time::Instant, framedb_core::Result<()>);
+
 /// `/readyz`'s state: the service whose registry answers it, and its last answer.
 #[derive(Clone)]
 pub(crate) struct Readiness {
     service: ProvisioningService,
-    last: Arc<tokio::sync::Mutex<Option<(std::time::Instant, framedb_core::Result<()>)>>>,
+    last: Arc<tokio::sync::Mutex<Option<Answered>>>,
 }
 
 impl Readiness {
