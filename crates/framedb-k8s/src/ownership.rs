@@ -274,7 +274,14 @@ where
     let meta = existing.meta();
     let node = annotation(meta, annotations::NODE).unwrap_or_default();
     let size = annotation(meta, annotations::STORAGE_SIZE).unwrap_or_default();
-    if node != spec.node_id.as_str() || size != spec.storage_size.as_str() {
+    // The size is the volume's, so it is the claim's (and its PV's) to tell, in bytes
+    // (`2048Mi` is `2Gi`): a Secret's may be behind the claim's when a PATCH that grew
+    // the volume stopped before writing it, and must not lock the volume out.
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let size_matches = kind == "Secret"
+        || framedb_core::StorageSize::new(size)
+            .is_ok_and(|size| size.bytes() == spec.storage_size.bytes());
+    if node != spec.node_id.as_str() || !size_matches {
         return Err(foreign(
             spec,
             existing,

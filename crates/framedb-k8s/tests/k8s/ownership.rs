@@ -439,3 +439,33 @@ async fn an_undone_take_back_returns_the_volume_to_the_stamp_that_retained_it() 
             .is_none()
     );
 }
+
+/// A retained volume is taken back by its size in bytes (any spelling), as its claim
+/// tells it: a Secret whose size annotation a stopped PATCH left behind does not lock it
+/// out.
+#[tokio::test]
+async fn a_retained_volume_is_taken_back_by_its_claim_s_size_in_any_spelling() {
+    let cluster = Cluster::start(Duration::ZERO).await;
+    let (service, _) = cluster.service();
+    let first = service.create(request("spelled", "Retain")).await.unwrap();
+    service
+        .delete(&first.record.framedb_id, false)
+        .await
+        .unwrap();
+    // As a PATCH that stopped after the claim would leave it: the Secret says less.
+    Api::<Secret>::namespaced(cluster.client.clone(), NS)
+        .patch(
+            "spelled-credentials",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({
+                "metadata": {"annotations": {"framedb.io/storage-size": "512Mi"}}
+            })),
+        )
+        .await
+        .unwrap();
+    let mut again = request("spelled", "Retain");
+    again.storage_size = framedb_core::StorageSize::new("1024Mi").unwrap();
+    let back = service.create(again).await.unwrap();
+    assert!(back.reattached, "taken back");
+    assert_eq!(back.credentials, first.credentials, "with its password");
+}
