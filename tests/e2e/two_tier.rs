@@ -561,6 +561,7 @@ impl InstanceRegistry for FailsToRecord {
     async fn update_deployment(
         &self,
         _: &FramedbId,
+        _: &framedb_core::Stamp,
         _: Option<u16>,
         _: InstanceStatus,
     ) -> framedb_core::Result<()> {

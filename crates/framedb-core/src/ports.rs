@@ -27,14 +27,19 @@ pub trait InstanceRegistry: Send + Sync {
     /// or [`crate::Error::Timeout`] when the registry cannot be reached.
     async fn insert(&self, record: &InstanceRecord) -> Result<()>;
 
-    /// Records the port and status of a registered instance and bumps `updated_at`.
+    /// Records the port and status of the record of `id` that the create stamped `stamp`
+    /// made, and bumps `updated_at`, unless a delete of it has begun (it is `Deleting`):
+    /// a create, or a reconcile pass completing one from what it read a while ago, must
+    /// neither revive a record that a delete or a failed create's undo has marked nor
+    /// write into the record of a newer create of the id.
     ///
     /// # Errors
-    /// [`crate::Error::InstanceNotFound`] when no record has this id (it was deleted
-    /// meanwhile); `Unavailable` / `Timeout` as for `insert`.
+    /// [`crate::Error::InstanceNotFound`] when no record has this id and stamp (it was
+    /// deleted meanwhile), or it is `Deleting`; `Unavailable` / `Timeout` as for `insert`.
     async fn update_deployment(
         &self,
         id: &FramedbId,
+        stamp: &Stamp,
         port: Option<u16>,
         status: InstanceStatus,
     ) -> Result<()>;

@@ -191,10 +191,23 @@ impl ProvisioningService {
                     error,
                 }),
         };
+        // A create on a port of its caller's choosing may be repeated under its stamp
+        // (`complete_retry`), and its caller undoes it by stamp when it gives up; any other
+        // is never repeated, and its undo records itself (see `undo_create`).
+        let undo = if matches!(choice, PortChoice::Exactly(_)) {
+            Undo::KeepForRetry
+        } else {
+            Undo::Mark
+        };
         let (port, deployed) = match deployed {
             Ok(deployed) => deployed,
             Err(failure) => {
-                self.undo_create(&record, failure.deployed).await;
+                let undo = if failure.deployed {
+                    undo
+                } else {
+                    Undo::NothingMade
+                };
+                self.undo_create(&record, undo).await;
                 return Err(failure.error);
             }
         };
@@ -204,15 +217,20 @@ impl ProvisioningService {
             .check_fence(&record.framedb_id, &record.cluster_id, &record.stamp)
             .await
         {
-            self.undo_create(&record, true).await;
+            self.undo_create(&record, undo).await;
             return Err(error);
         }
         if let Err(error) = self
             .registry
-            .update_deployment(&record.framedb_id, Some(port), InstanceStatus::Provisioning)
+            .update_deployment(
+                &record.framedb_id,
+                &record.stamp,
+                Some(port),
+                InstanceStatus::Provisioning,
+            )
             .await
         {
-            self.undo_create(&record, true).await;
+            self.undo_create(&record, undo).await;
             return Err(error);
         }
         record.port = Some(port);
@@ -250,6 +268,7 @@ impl ProvisioningService {
             self.registry
                 .update_deployment(
                     &existing.framedb_id,
+                    &existing.stamp,
                     Some(port),
                     InstanceStatus::Provisioning,
                 )
@@ -330,9 +349,41 @@ impl ProvisioningService {
 
     /// Best-effort undo of a failed create: the cluster objects it made (its stamp's
     /// only: a volume it took back is retained again), then the record.
-    async fn undo_create(&self, record: &InstanceRecord, deployed: bool) {
+    ///
+    /// With [`Undo::Mark`], the record is first marked `Deleting` with the removal `Undo`
+    /// (unless a delete of it has begun already, whose removal stays), so that an undo
+    /// that cannot finish leaves a delete under way, which a reconcile pass finishes as
+    /// an undo. Left `Provisioning` without a port, it would look like a create that died
+    /// before recording its port, which a pass completes when its objects run, from a
+    /// read of the cluster that may precede this undo's removal of them (or, in two
+    /// tiers, the cluster's config service's undo of its own half of the create): the
+    /// registry would then keep, as live and with its port, an instance that does not
+    /// exist.
+    async fn undo_create(&self, record: &InstanceRecord, undo: Undo) {
         let id = &record.framedb_id;
-        if deployed {
+        if undo == Undo::Mark {
+            let marked = match self.registry.get(id).await {
+                Ok(current)
+                    if current.stamp == record.stamp
+                        && current.status != InstanceStatus::Deleting =>
+                {
+                    self.registry
+                        .mark_deleting(id, &record.stamp, Removal::Undo)
+                        .await
+                }
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            };
+            match marked {
+                Ok(()) | Err(Error::InstanceNotFound(_)) => {}
+                Err(error) => {
+                    tracing::warn!(framedb_id = %id, error = %Chain(&error),
+                        "create failed and its record could not be marked for its undo; \
+                         undoing it anyway");
+                }
+            }
+        }
+        if undo != Undo::NothingMade {
             let undone = self
                 .deployer
                 .undeploy(&record.cluster_id, id, &record.stamp, Removal::Undo)
@@ -343,7 +394,7 @@ impl ProvisioningService {
                     // The record stays so that the instance can still be found and deleted.
                     tracing::error!(framedb_id = %id, cluster_id = %record.cluster_id, error = %Chain(&error),
                         "create failed and its deployment could not be undone; the record is \
-                         kept so that DELETE can finish the clean-up");
+                         kept so that DELETE or a reconcile pass can finish the clean-up");
                     return;
                 }
             }
@@ -949,14 +1000,22 @@ impl ProvisioningService {
             Err(error) => return Err(error),
         }
         if let Some(found) = running.get(id).filter(|found| found.stamp == record.stamp) {
+            // Refused when a delete or the create's own undo has marked the record since
+            // the check above: that one finishes it.
             self.registry
-                .update_deployment(id, found.port, InstanceStatus::Provisioning)
+                .update_deployment(id, &record.stamp, found.port, InstanceStatus::Provisioning)
                 .await?;
             tracing::info!(tier = self.tier, framedb_id = %id, port = ?found.port,
                 "reconcile: a create that died before recording its port completed");
             return Ok(Some(Settled::Completed));
         }
-        self.undo_create(record, true).await;
+        // A local config service's global may still repeat the create, or undo it by stamp.
+        let undo = if self.fence.is_some() {
+            Undo::KeepForRetry
+        } else {
+            Undo::Mark
+        };
+        self.undo_create(record, undo).await;
         match self.registry.get(id).await {
             Ok(current) if current.stamp == record.stamp => Err(Error::Internal(
                 "the undo of a dead create left its record".into(),
@@ -1315,6 +1374,18 @@ fn changed(
         storage_size,
         ..record.clone()
     }
+}
+
+/// How [`ProvisioningService::undo_create`] undoes a failed create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// Nothing reached the cluster: the record alone goes.
+    NothingMade,
+    /// Its objects, then its record, which stays as it is when they cannot be removed
+    /// (a repeated request, or a reconcile pass, finishes the create or its undo).
+    KeepForRetry,
+    /// The record is marked `Deleting` (removal `Undo`) first, then as `KeepForRetry`.
+    Mark,
 }
 
 /// A deploy that failed, and whether anything may have reached the cluster.

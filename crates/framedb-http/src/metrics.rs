@@ -498,12 +498,13 @@ impl InstanceRegistry for Measured<dyn InstanceRegistry> {
     async fn update_deployment(
         &self,
         id: &FramedbId,
+        stamp: &Stamp,
         port: Option<u16>,
         status: InstanceStatus,
     ) -> framedb_core::Result<()> {
         self.time(
             "update_deployment",
-            self.inner.update_deployment(id, port, status),
+            self.inner.update_deployment(id, stamp, port, status),
         )
         .await
     }

@@ -177,10 +177,12 @@ impl MongoRegistry {
         Ok(())
     }
 
-    /// Whether a record had this id (`update_deployment`'s write).
+    /// Whether a record had this id and stamp and was not `Deleting`
+    /// (`update_deployment`'s write).
     async fn set_deployment(
         &self,
         id: &FramedbId,
+        stamp: &Stamp,
         port: Option<u16>,
         status: InstanceStatus,
     ) -> Result<bool> {
@@ -195,7 +197,7 @@ impl MongoRegistry {
         let result = self
             .bounded(operation, async {
                 self.collection
-                    .update_one(by_id(id), update)
+                    .update_one(not_deleting(by_id_and_stamp(id, stamp)), update)
                     .await
                     .map_err(|source| Error::driver(operation, source))
             })
@@ -353,6 +355,12 @@ fn by_id_and_stamp(id: &FramedbId, stamp: &Stamp) -> Document {
     doc! { "framedb_id": { "$eq": id.as_str() }, "stamp": stamp }
 }
 
+/// `filter`, for a record that no delete has begun on.
+fn not_deleting(mut filter: Document) -> Document {
+    filter.insert("status", doc! { "$ne": InstanceStatus::Deleting.as_str() });
+    filter
+}
+
 /// The driver's reason for refusing `uri`, unless it quotes any part of the user-info.
 fn scrubbed_reason(uri: &str, reason: &str) -> String {
     let after_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
@@ -377,10 +385,11 @@ impl InstanceRegistry for MongoRegistry {
     async fn update_deployment(
         &self,
         id: &FramedbId,
+        stamp: &Stamp,
         port: Option<u16>,
         status: InstanceStatus,
     ) -> framedb_core::Result<()> {
-        if self.set_deployment(id, port, status).await? {
+        if self.set_deployment(id, stamp, port, status).await? {
             Ok(())
         } else {
             Err(framedb_core::Error::InstanceNotFound(id.clone()))

@@ -112,10 +112,16 @@ impl InstanceRegistry for InMemoryRegistry {
     async fn update_deployment(
         &self,
         id: &FramedbId,
+        stamp: &Stamp,
         port: Option<u16>,
         status: InstanceStatus,
     ) -> Result<()> {
         let mut records = self.write();
+        if records.get(id.as_str()).is_none_or(|keyed| {
+            keyed.0.stamp != *stamp || keyed.0.status == InstanceStatus::Deleting
+        }) {
+            return Err(Error::InstanceNotFound(id.clone()));
+        }
         // A set gives no mutable access: the record goes out and back in under one lock.
         let Keyed(mut record) = records
             .take(id.as_str())

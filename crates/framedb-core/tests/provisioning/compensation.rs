@@ -52,11 +52,27 @@ async fn a_deploy_failure_leaves_no_registry_record() {
 async fn a_registry_failure_after_the_deploy_undoes_the_deployment() {
     let (_, _, fleet) = in_memory();
     let mut registry = MockInstanceRegistry::new();
-    registry.expect_insert().times(1).returning(|_| Ok(()));
+    let inserted = Arc::new(std::sync::Mutex::new(None));
+    let keep = inserted.clone();
+    registry.expect_insert().times(1).returning(move |record| {
+        *keep.lock().unwrap() = Some(record.clone());
+        Ok(())
+    });
     registry
         .expect_update_deployment()
         .times(1)
-        .returning(|_, _, _| Err(Error::Unavailable("the registry cannot be reached".into())));
+        .returning(|_, _, _, _| Err(Error::Unavailable("the registry cannot be reached".into())));
+    // The undo is recorded before it begins, so that one that cannot finish is finished
+    // as an undo by a reconcile pass.
+    let read = inserted.clone();
+    registry
+        .expect_get()
+        .returning(move |_| Ok(read.lock().unwrap().clone().unwrap()));
+    registry
+        .expect_mark_deleting()
+        .withf(|framedb_id, _, removal| *framedb_id == id("tidb-001") && *removal == Removal::Undo)
+        .times(1)
+        .returning(|_, _, _| Ok(()));
     registry
         .expect_remove_stamped()
         .with(eq(id("tidb-001")), always())

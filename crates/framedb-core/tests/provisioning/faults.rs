@@ -19,11 +19,14 @@ use serde_json::json;
 
 use super::{cluster, id};
 
-/// The in-memory cluster, with faults on demand: the next deploys or undeploys fail, or
-/// the next inventory answers what the cluster ran a while ago.
+/// The in-memory cluster, with faults on demand: the next deploys or undeploys fail
+/// (deploys before or after they are applied), or the next inventory answers what the
+/// cluster ran a while ago.
 struct Flaky {
     inner: Arc<InMemoryFleet>,
     failing_deploys: AtomicUsize,
+    /// Deploys applied whose answer is lost (a connection dropped after the request).
+    unanswered_deploys: AtomicUsize,
     failing_undeploys: AtomicUsize,
     stale_inventory: Mutex<Option<Vec<InstanceRecord>>>,
 }
@@ -33,6 +36,7 @@ impl Flaky {
         Arc::new(Self {
             inner: Arc::new(InMemoryFleet::demo(Duration::ZERO)),
             failing_deploys: AtomicUsize::new(0),
+            unanswered_deploys: AtomicUsize::new(0),
             failing_undeploys: AtomicUsize::new(0),
             stale_inventory: Mutex::new(None),
         })
@@ -60,7 +64,11 @@ impl ClusterDeployer for Flaky {
         if fails(&self.failing_deploys) {
             return Err(unavailable());
         }
-        self.inner.deploy(spec).await
+        let deployed = self.inner.deploy(spec).await?;
+        if fails(&self.unanswered_deploys) {
+            return Err(unavailable());
+        }
+        Ok(deployed)
     }
     async fn undeploy(
         &self,
@@ -179,6 +187,9 @@ async fn an_undo_that_failed_halfway_is_finished_by_a_pass_as_an_undo() {
 struct ReadEarlier {
     now: Arc<InMemoryRegistry>,
     earlier: Vec<InstanceRecord>,
+    /// Whether the next read of a record is followed at once by the undo of its create
+    /// being recorded (a failed create's own undo, racing the pass).
+    undo_after_get: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -189,10 +200,11 @@ impl InstanceRegistry for ReadEarlier {
     async fn update_deployment(
         &self,
         id: &FramedbId,
+        stamp: &Stamp,
         port: Option<u16>,
         status: InstanceStatus,
     ) -> framedb_core::Result<()> {
-        self.now.update_deployment(id, port, status).await
+        self.now.update_deployment(id, stamp, port, status).await
     }
     async fn mark_deleting(
         &self,
@@ -212,7 +224,13 @@ impl InstanceRegistry for ReadEarlier {
         self.now.amend(id, stamp, metadata, storage_size).await
     }
     async fn get(&self, id: &FramedbId) -> framedb_core::Result<InstanceRecord> {
-        self.now.get(id).await
+        let record = self.now.get(id).await?;
+        if self.undo_after_get.swap(false, Ordering::SeqCst) {
+            self.now
+                .mark_deleting(id, &record.stamp, Removal::Undo)
+                .await?;
+        }
+        Ok(record)
     }
     async fn remove(&self, id: &FramedbId) -> framedb_core::Result<bool> {
         self.now.remove(id).await
@@ -246,6 +264,7 @@ async fn a_pass_that_read_a_delete_under_way_leaves_a_new_create_of_the_id_alone
     let pass = fleet.service(Arc::new(ReadEarlier {
         now: registry.clone(),
         earlier: vec![earlier],
+        undo_after_get: false.into(),
     }));
     let repairs = reconcile(&pass).await;
     assert_eq!((repairs.deleted, repairs.failed), (0, 0), "{repairs:?}");
@@ -292,4 +311,80 @@ async fn a_repeated_deploy_that_fails_again_is_a_failure_not_a_conflict() {
     assert_eq!(put().await.unwrap_err(), unavailable());
     let created = put().await.unwrap();
     assert_eq!(created.record.port, Some(30900));
+}
+
+/// What the soak found as "global records soak-053 and soak-110 share port 30901;
+/// soak-053 has no local record": a create whose deploy was applied but not answered,
+/// and whose undo failed too, was left `Provisioning` without a port, and a reconcile pass
+/// completed it from its running objects. The client had been told that the create
+/// failed; in two tiers, the cluster's config service then removed those objects (its
+/// own undo, or the global's undo by stamp, fenced), and the global registry kept a live
+/// record, with its port, of an instance that no longer existed.
+#[tokio::test]
+async fn a_failed_create_whose_undo_failed_is_undone_by_a_pass_never_completed() {
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let service = fleet.service(registry.clone());
+    fleet.unanswered_deploys.store(1, Ordering::SeqCst);
+    fleet.failing_undeploys.store(1, Ordering::SeqCst);
+    assert_eq!(
+        service.create(retained("unanswered")).await.unwrap_err(),
+        unavailable()
+    );
+    let left = registry.get(&id("unanswered")).await.unwrap();
+    assert_eq!(
+        (left.status, left.removal, left.port),
+        (InstanceStatus::Deleting, Some(Removal::Undo), None)
+    );
+    assert_eq!(
+        fleet.inner.workloads(&cluster()).unwrap(),
+        [id("unanswered")]
+    );
+
+    let repairs = reconcile(&service).await;
+    assert_eq!((repairs.deleted, repairs.completed), (1, 0), "{repairs:?}");
+    assert!(registry.is_empty(), "a failed create was completed");
+    assert!(fleet.inner.workloads(&cluster()).unwrap().is_empty());
+    assert!(fleet.inner.used_ports(&cluster()).unwrap().is_empty());
+    // Undone, not retained: the volume it made went with it.
+    let again = service.create(retained("unanswered")).await.unwrap();
+    assert!(!again.reattached, "the undone create's volume was retained");
+}
+
+/// A pass completes a create that looks dead (no port past the deadline, its objects
+/// running), and the create's own undo records itself between the pass's check of the
+/// record and its write of the port: the write is refused, and the undo stays recorded
+/// for a pass to finish, rather than the record going back to a live `Provisioning` with
+/// a port.
+#[tokio::test]
+async fn a_pass_does_not_complete_a_create_whose_undo_began_after_its_check() {
+    let fleet = Flaky::new();
+    let registry = Arc::new(InMemoryRegistry::new());
+    let service = fleet.service(registry.clone());
+    // A create whose record lost its port (as one that died before recording it).
+    let created = service.create(retained("raced")).await.unwrap();
+    let mut dead = registry.get(&id("raced")).await.unwrap();
+    registry.remove(&id("raced")).await.unwrap();
+    dead.port = None;
+    dead.status = InstanceStatus::Provisioning;
+    registry.insert(&dead).await.unwrap();
+
+    let pass = fleet.service(Arc::new(ReadEarlier {
+        now: registry.clone(),
+        earlier: vec![dead.clone()],
+        undo_after_get: true.into(),
+    }));
+    let repairs = pass.reconcile(Duration::ZERO, &[cluster()]).await.unwrap();
+    assert_eq!(repairs.completed, 0, "{repairs:?}");
+    let left = registry.get(&id("raced")).await.unwrap();
+    assert_eq!(
+        (left.status, left.removal, left.port),
+        (InstanceStatus::Deleting, Some(Removal::Undo), None)
+    );
+
+    // The next pass finishes the undo.
+    assert_eq!(reconcile(&service).await.deleted, 1);
+    assert!(registry.is_empty());
+    assert!(fleet.inner.workloads(&cluster()).unwrap().is_empty());
+    assert_eq!(created.record.stamp, dead.stamp);
 }

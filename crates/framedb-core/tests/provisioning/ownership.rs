@@ -286,6 +286,7 @@ async fn a_reconcile_pass_settles_what_died_halfway_and_records_what_runs() {
     registry
         .update_deployment(
             &id("half-deleted"),
+            &half.record.stamp,
             half.record.port,
             framedb_core::InstanceStatus::Deleting,
         )

@@ -80,15 +80,21 @@ pub async fn duplicate_id_is_already_exists(registry: &dyn InstanceRegistry) {
     assert_eq!(ids(&all), ["db-01"]);
 }
 
-/// `update_deployment` sets the port and status and bumps `updated_at`; on an unknown id
-/// it is `InstanceNotFound`.
+/// `update_deployment` sets the port and status and bumps `updated_at`; on an unknown id,
+/// a record of another stamp, or a record a delete has marked, it is `InstanceNotFound`
+/// and changes nothing.
 pub async fn update_deployment(registry: &dyn InstanceRegistry) {
     let record = dataset::records().remove(3);
     assert_eq!(record.port, None);
     registry.insert(&record).await.unwrap();
     let before = Timestamp::now();
     registry
-        .update_deployment(&record.framedb_id, Some(30_999), InstanceStatus::Running)
+        .update_deployment(
+            &record.framedb_id,
+            &record.stamp,
+            Some(30_999),
+            InstanceStatus::Running,
+        )
         .await
         .unwrap();
     let read = registry.get(&record.framedb_id).await.unwrap();
@@ -98,7 +104,12 @@ pub async fn update_deployment(registry: &dyn InstanceRegistry) {
     assert_eq!(read.created_at, record.created_at);
     assert_eq!(read.metadata, record.metadata);
     registry
-        .update_deployment(&record.framedb_id, None, InstanceStatus::Failed)
+        .update_deployment(
+            &record.framedb_id,
+            &record.stamp,
+            None,
+            InstanceStatus::Failed,
+        )
         .await
         .unwrap();
     let read = registry.get(&record.framedb_id).await.unwrap();
@@ -112,9 +123,47 @@ pub async fn update_deployment(registry: &dyn InstanceRegistry) {
     assert_eq!(ids(&found), [record.framedb_id.to_string()]);
     assert_eq!(
         registry
-            .update_deployment(&id("nobody"), Some(30_900), InstanceStatus::Running)
+            .update_deployment(
+                &id("nobody"),
+                &record.stamp,
+                Some(30_900),
+                InstanceStatus::Running
+            )
             .await,
         Err(Error::InstanceNotFound(id("nobody")))
+    );
+    let other = Stamp::generate().unwrap();
+    assert_eq!(
+        registry
+            .update_deployment(
+                &record.framedb_id,
+                &other,
+                Some(30_901),
+                InstanceStatus::Provisioning
+            )
+            .await,
+        Err(Error::InstanceNotFound(record.framedb_id.clone()))
+    );
+    // A delete (or a failed create's undo) has begun: it is not brought back.
+    registry
+        .mark_deleting(&record.framedb_id, &record.stamp, Removal::Undo)
+        .await
+        .unwrap();
+    assert_eq!(
+        registry
+            .update_deployment(
+                &record.framedb_id,
+                &record.stamp,
+                Some(30_901),
+                InstanceStatus::Provisioning
+            )
+            .await,
+        Err(Error::InstanceNotFound(record.framedb_id.clone()))
+    );
+    let read = registry.get(&record.framedb_id).await.unwrap();
+    assert_eq!(
+        (read.port, read.status, read.removal),
+        (None, InstanceStatus::Deleting, Some(Removal::Undo))
     );
 }
 
