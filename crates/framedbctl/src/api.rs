@@ -8,7 +8,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::{Map, Value};
 
-use crate::cli::{GlobalArgs, Token};
+use crate::cli::{Connection, Token};
 use crate::error::Error;
 
 /// The instance endpoints' path under the server's URL.
@@ -24,6 +24,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many instances one page of [`Api::all`] asks for: the server's own default.
 const PAGE: u64 = 1000;
 
+/// The most pages [`Api::all`] reads: a million instances, far more than any fleet (a
+/// cluster has 100 node ports), so that a server paging without end cannot hold the
+/// client forever nor fill its memory.
+const MAX_PAGES: u64 = 1000;
+
 /// The server, reached over one HTTP client.
 pub struct Api {
     http: reqwest::Client,
@@ -38,13 +43,16 @@ impl Api {
     /// # Errors
     /// [`Error::BadToken`] when the token cannot be sent in a header; [`Error::Client`]
     /// when the HTTP client cannot be built.
-    pub fn new(options: &GlobalArgs) -> Result<Self, Error> {
+    pub fn new(options: &Connection) -> Result<Self, Error> {
         // An error means a provider is installed already, which is all that is needed.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("framedbctl/", env!("CARGO_PKG_VERSION")))
             // A redirect could carry the token elsewhere; FrameDB never redirects.
             .redirect(reqwest::redirect::Policy::none())
+            // Nor through a proxy the environment names (HTTPS_PROXY, ...): it would see
+            // the token of a plain-http request, and FrameDB is reached directly.
+            .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT.min(options.request_timeout))
             .timeout(options.request_timeout)
             .build()
@@ -132,21 +140,19 @@ impl Api {
     }
 
     /// Every instance, page by page (the API's own order, by `framedb_id`).
+    ///
+    /// # Errors
+    /// The API's and the transport's; [`Error::EndlessPages`] past [`MAX_PAGES`] full
+    /// pages, [`Error::StuckPages`] when a page starts where the last one did.
     pub async fn all(&self) -> Result<Vec<Value>, Error> {
-        let mut instances = Vec::new();
-        loop {
-            let skip = u64::try_from(instances.len()).unwrap_or(u64::MAX);
+        pages(PAGE, MAX_PAGES, self.server(), async |skip| {
             let options = [("limit", PAGE.to_string()), ("skip", skip.to_string())];
-            let page = match self.query(&Map::new(), &options).await? {
-                Value::Array(page) => page,
-                _ => return Err(self.not_frame_db(200)),
-            };
-            let last = u64::try_from(page.len()).unwrap_or(u64::MAX) < PAGE;
-            instances.extend(page);
-            if last {
-                return Ok(instances);
+            match self.query(&Map::new(), &options).await? {
+                Value::Array(page) => Ok(page),
+                _ => Err(self.not_frame_db(200)),
             }
-        }
+        })
+        .await
     }
 
     /// `{server}/global/framedb/persistent-instances/{segments...}?{query}`, each segment
@@ -251,4 +257,103 @@ impl Api {
 fn payload(mut answer: Map<String, Value>) -> Value {
     answer.remove("success");
     Value::Object(answer)
+}
+
+/// Reads pages of `size` from `page(skip)` until one is short, at most `max` full ones, and
+/// stops when a page starts with the id the last one started with (a server ignoring
+/// `skip`). A page may repeat the last id of the one before (an instance created between
+/// the two shifts the list): that is progress still.
+async fn pages(
+    size: u64,
+    max: u64,
+    server: &str,
+    mut page: impl AsyncFnMut(u64) -> Result<Vec<Value>, Error>,
+) -> Result<Vec<Value>, Error> {
+    let mut instances = Vec::new();
+    let mut first_of_last: Option<Value> = None;
+    for _ in 0..max {
+        let skip = u64::try_from(instances.len()).unwrap_or(u64::MAX);
+        let page = page(skip).await?;
+        let first = page.first().map(|instance| instance["framedb_id"].clone());
+        if first.is_some() && first == first_of_last {
+            return Err(Error::StuckPages {
+                server: server.to_owned(),
+                skip,
+            });
+        }
+        let last = u64::try_from(page.len()).unwrap_or(u64::MAX) < size;
+        instances.extend(page);
+        if last {
+            return Ok(instances);
+        }
+        first_of_last = first;
+    }
+    Err(Error::EndlessPages {
+        server: server.to_owned(),
+        pages: max,
+        size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// `size` instances from `skip` on, of a fleet of `fleet`.
+    fn fleet_page(fleet: u64, skip: u64, size: u64) -> Vec<Value> {
+        (skip..fleet.min(skip + size))
+            .map(|n| json!({"framedb_id": format!("i-{n:06}")}))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn pages_are_read_until_a_short_one() {
+        let mut asked = Vec::new();
+        let all = pages(3, 10, "s", async |skip| {
+            asked.push(skip);
+            Ok(fleet_page(7, skip, 3))
+        })
+        .await
+        .unwrap();
+        assert_eq!(asked, [0, 3, 6]);
+        assert_eq!(all, fleet_page(7, 0, 7));
+        // A fleet of whole pages ends with an empty one.
+        let all = pages(3, 10, "s", async |skip| Ok(fleet_page(6, skip, 3)));
+        assert_eq!(all.await.unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn paging_stops_after_its_most_pages() {
+        let mut calls = 0;
+        let endless = pages(3, 4, "s", async |skip| {
+            calls += 1;
+            Ok(fleet_page(u64::MAX, skip, 3))
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(endless, Error::EndlessPages { pages: 4, .. }),
+            "{endless}"
+        );
+        assert_eq!(calls, 4);
+        assert_eq!(endless.exit_code(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_page_that_starts_again_stops_paging() {
+        let stuck = pages(3, 10, "s", async |_| Ok(fleet_page(100, 0, 3)));
+        let stuck = stuck.await.unwrap_err();
+        assert!(
+            matches!(stuck, Error::StuckPages { skip: 3, .. }),
+            "{stuck}"
+        );
+        assert_eq!(stuck.exit_code(), 3);
+        // An instance created between two pages repeats the last id: still progress.
+        let shifted = pages(3, 10, "s", async |skip| {
+            Ok(fleet_page(7, skip.saturating_sub(u64::from(skip > 0)), 3))
+        });
+        assert!(shifted.await.is_ok());
+    }
 }

@@ -1,7 +1,12 @@
-//! The command line: global options, the commands and their arguments, and the parsers of
-//! the values they take (durations, `key=value` pairs, filters, the server's URL).
+//! The command line: global options, the commands and their arguments, the parsers of
+//! the values they take (durations, `key=value` pairs, filters), and the checks made after
+//! parsing that clap cannot make without echoing a secret (the server's URL, the token).
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,13 +34,42 @@ pub struct GlobalArgs {
     pub output: Format,
 
     /// The FrameDB server's URL (http or https; a path prefix is kept).
-    #[arg(long, global = true, env = "FRAMEDB_SERVER", default_value = "http://127.0.0.1:8080",
-          value_parser = parse_server)]
-    pub server: Url,
+    // Checked after parsing ([`GlobalArgs::connection`]): clap quotes a value its parser
+    // refuses, and a URL may carry a password.
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
 
-    /// The API's bearer token (the server's --token).
-    #[arg(long, global = true, env = "FRAMEDB_API_TOKEN", hide_env_values = true)]
+    /// The API's bearer token (the server's --token). Visible to other users in `ps` and
+    /// kept in shell history: prefer --token-file or the environment.
+    // A token starting with `-` is a value, not an unknown option clap would quote.
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_API_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub token: Option<Token>,
+
+    /// A file holding the API's bearer token (a trailing newline is dropped).
+    #[arg(
+        long,
+        global = true,
+        env = "FRAMEDB_API_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "token"
+    )]
+    pub token_file: Option<PathBuf>,
+
+    /// Send the token over plain http to a host that is not loopback (anyone on the path
+    /// can read it).
+    #[arg(long, global = true)]
+    pub insecure_http: bool,
 
     /// How long one request may take (`90s`, `2m`, `500ms`; seconds without a unit). The
     /// server answers 504 itself after its --request-timeout-secs (60 by default).
@@ -216,24 +250,97 @@ impl FromStr for Token {
     }
 }
 
-/// `http(s)://host[:port][/prefix]`, without credentials (the token goes in --token),
-/// query or fragment.
-fn parse_server(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|error| format!("not a URL: {error}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
+/// The most of a token file read: a bearer token is far shorter; a bigger file is not one.
+const MAX_TOKEN_FILE_BYTES: u64 = 16 * 1024;
+
+/// Where and how to reach the server, once checked.
+#[derive(Debug)]
+pub struct Connection {
+    /// The server's URL.
+    pub server: Url,
+    /// The token, if one was given and is not empty.
+    pub token: Option<Token>,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+}
+
+impl GlobalArgs {
+    /// The server's URL and the token, checked: what clap cannot check without quoting
+    /// them.
+    ///
+    /// # Errors
+    /// A sentence (quoting neither the URL nor the token) when the URL is not a server's,
+    /// the token file cannot be read, or the token would go over plain http to a host that
+    /// is not loopback without --insecure-http.
+    pub fn connection(&self) -> Result<Connection, String> {
+        let server = parse_server(&self.server)?;
+        let token = match &self.token_file {
+            Some(path) => Some(read_token(path)?),
+            None => self.token.clone(),
+        }
+        .filter(|token| !token.0.is_empty());
+        if token.is_some() && !self.insecure_http && !may_carry_token(&server) {
+            return Err(
+                "refusing to send the API token over plain http to a host that is not \
+                        loopback: use https, or --insecure-http to send it anyway"
+                    .into(),
+            );
+        }
+        Ok(Connection {
+            server,
+            token,
+            request_timeout: self.request_timeout,
+        })
+    }
+}
+
+/// Whether a token may go to `server` without --insecure-http: over https, or over http to
+/// this machine (127.0.0.0/8, ::1, `localhost`).
+fn may_carry_token(server: &Url) -> bool {
+    let host = server.host_str().unwrap_or_default();
+    // An IPv6 address comes in brackets; an IPv4 one is already canonical (`127.1` is
+    // `127.0.0.1`).
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    server.scheme() == "https"
+        || host.eq_ignore_ascii_case("localhost")
+        || address
+            .parse::<IpAddr>()
+            .is_ok_and(|address| address.to_canonical().is_loopback())
+}
+
+/// The token a file holds, without its trailing line end; the message names the file,
+/// never its content.
+fn read_token(path: &Path) -> Result<Token, String> {
+    let name = path.display();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|error| format!("cannot read the token file {name}: {error}"))?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
         return Err(format!(
-            "the scheme must be http or https, not {}",
-            url.scheme()
+            "the token file {name} holds more than {MAX_TOKEN_FILE_BYTES} bytes: not a token"
         ));
     }
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("the token file {name} is not UTF-8 text"))?;
+    Ok(Token(text.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
+/// `http(s)://host[:port][/prefix]`, without credentials (the token goes in --token-file),
+/// query or fragment. The messages quote no part of the text, which may hold a password.
+fn parse_server(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|error| format!("--server is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("--server must be an http or https URL".into());
+    }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("a URL with credentials is refused: give the token with --token".into());
+        return Err("--server must not carry credentials: give the token with --token-file".into());
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err("the URL must have no query or fragment".into());
+        return Err("--server must have no query or fragment".into());
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err("the URL names no host".into());
+        return Err("--server names no host".into());
     }
     Ok(url)
 }
@@ -275,6 +382,18 @@ fn parse_filter(text: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
+/// Why metadata changes contradict themselves: a key set twice, or set and removed.
+pub fn metadata_conflict(set: &[(String, String)], removed: &[String]) -> Option<String> {
+    let mut keys = BTreeSet::new();
+    if let Some((key, _)) = set.iter().find(|(key, _)| !keys.insert(key.as_str())) {
+        return Some(format!("--metadata gives {key:?} twice"));
+    }
+    removed
+        .iter()
+        .find(|key| keys.contains(key.as_str()))
+        .map(|key| format!("--metadata sets {key:?} and --remove-metadata removes it"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,8 +414,14 @@ mod tests {
     fn the_server_url_carries_no_credentials() {
         assert!(parse_server("http://127.0.0.1:8080").is_ok());
         assert!(parse_server("https://framedb.example/prefix/").is_ok());
-        let refused = parse_server("http://user:s3cret@host").unwrap_err();
-        assert!(!refused.contains("s3cret"), "{refused}");
+        for secret in [
+            "http://user:s3cret@host",
+            "s3cret://host",
+            "http://s3cret@host",
+        ] {
+            let refused = parse_server(secret).unwrap_err();
+            assert!(!refused.contains("s3cret"), "{refused}");
+        }
         for wrong in [
             "ftp://host",
             "http://host/?a=b",
@@ -305,6 +430,103 @@ mod tests {
         ] {
             assert!(parse_server(wrong).is_err(), "{wrong} is refused");
         }
+    }
+
+    #[test]
+    fn a_token_goes_over_plain_http_only_to_this_machine() {
+        let carries = |url: &str| may_carry_token(&parse_server(url).unwrap());
+        for near in [
+            "http://127.0.0.1:8080",
+            "http://127.255.0.9",
+            "http://[::1]:8080",
+            "http://[::ffff:127.0.0.1]",
+            "http://localhost:8080/prefix",
+            "http://LOCALHOST",
+            "https://framedb.example",
+            "https://10.0.0.1",
+        ] {
+            assert!(carries(near), "{near}");
+        }
+        for far in [
+            "http://framedb.example",
+            "http://10.0.0.1:8080",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://0.0.0.0",
+            "http://localhost.example",
+        ] {
+            assert!(!carries(far), "{far}");
+        }
+    }
+
+    #[test]
+    fn the_checked_connection_refuses_a_token_over_plain_http_unless_told() {
+        let args = |line: &str| {
+            let words = format!("framedbctl {line} list");
+            Cli::try_parse_from(words.split_whitespace())
+                .unwrap()
+                .global
+        };
+        let refused = args("--server http://10.0.0.1 --token t0k").connection();
+        assert!(refused.unwrap_err().contains("--insecure-http"));
+        for allowed in [
+            "--server http://10.0.0.1 --token t0k --insecure-http",
+            "--server http://10.0.0.1",
+            "--server https://10.0.0.1 --token t0k",
+            "--server http://127.0.0.1 --token t0k",
+        ] {
+            assert!(args(allowed).connection().is_ok(), "{allowed}");
+        }
+        // An empty token is no token.
+        let empty = Cli::try_parse_from([
+            "framedbctl",
+            "--server",
+            "http://10.0.0.1",
+            "--token",
+            "",
+            "list",
+        ]);
+        assert!(empty.unwrap().global.connection().unwrap().token.is_none());
+    }
+
+    #[test]
+    fn a_token_file_loses_its_line_end_and_is_never_quoted() {
+        let dir = std::env::temp_dir().join(format!("framedbctl-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "t0k-s3cret\r\n").unwrap();
+        assert_eq!(read_token(&file).unwrap().expose(), "t0k-s3cret");
+        std::fs::write(&file, vec![b'x'; 20_000]).unwrap();
+        assert!(read_token(&file).unwrap_err().contains("more than"));
+        std::fs::write(&file, [0xff, 0xfe]).unwrap();
+        assert!(read_token(&file).unwrap_err().contains("not UTF-8"));
+        let missing = read_token(&dir.join("missing")).unwrap_err();
+        assert!(
+            missing.starts_with("cannot read the token file"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn metadata_changes_must_not_contradict_themselves() {
+        let set = |pairs: &[&str]| -> Vec<(String, String)> {
+            pairs.iter().map(|p| parse_key_value(p).unwrap()).collect()
+        };
+        assert_eq!(
+            metadata_conflict(&set(&["a=1", "b=2"]), &["c".into()]),
+            None
+        );
+        assert!(
+            metadata_conflict(&set(&["a=1", "a=2"]), &[])
+                .unwrap()
+                .contains("twice")
+        );
+        assert!(
+            metadata_conflict(&set(&["a=1"]), &["a".into()])
+                .unwrap()
+                .contains("--remove-metadata")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use serde_json::{Map, Value, json};
 
 use crate::api::Api;
-use crate::cli::{Cli, Command, CreateArgs, DeleteArgs, ListArgs, QueryArgs};
+use crate::cli::{Cli, Command, Connection, CreateArgs, DeleteArgs, ListArgs, QueryArgs};
 use crate::error::Error;
 use crate::output::{self, Printer, cell, line};
 use crate::wait;
@@ -19,8 +19,8 @@ pub const PORTS: RangeInclusive<u16> = 30900..=30999;
 /// # Errors
 /// What the command met: the API's refusals, the transport's failures, a wait that ended
 /// badly.
-pub async fn run(cli: Cli) -> Result<(), Error> {
-    let api = Api::new(&cli.global)?;
+pub async fn run(cli: Cli, connection: &Connection) -> Result<(), Error> {
+    let api = Api::new(connection)?;
     let printer = Printer::new(cli.global.output);
     match cli.command {
         Command::Create(args) => create(&api, &printer, args).await,

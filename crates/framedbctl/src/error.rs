@@ -1,6 +1,7 @@
 //! What can go wrong, and the exit code each failure ends the process with: 1 when the
 //! API refused or a wait ended badly, 2 for usage (clap's own, and a token that cannot be
-//! sent), 3 when the server cannot be reached or does not answer as FrameDB.
+//! sent), 3 when the server cannot be reached or does not answer as FrameDB; 0 when stdout
+//! was closed by its reader.
 
 use std::time::Duration;
 
@@ -73,6 +74,30 @@ pub enum Error {
         /// The HTTP status it answered.
         status: u16,
     },
+    /// Paging through every instance did not end (a server paging without end).
+    #[error(
+        "the server at {server} still had instances after {pages} pages of {size}; \
+         list one cluster (--cluster) or query instead"
+    )]
+    EndlessPages {
+        /// The server's URL.
+        server: String,
+        /// How many pages were read.
+        pages: u64,
+        /// Their size.
+        size: u64,
+    },
+    /// A page started where the last one did: the server ignores `skip`.
+    #[error(
+        "the server at {server} answered the page at skip {skip} with the same first instance \
+         as the page before (it ignores skip; is --server right?)"
+    )]
+    StuckPages {
+        /// The server's URL.
+        server: String,
+        /// Where the page was asked from.
+        skip: u64,
+    },
     /// An answer over the size cap.
     #[error("the server at {server} answered more than {limit} bytes; narrow the request")]
     TooLarge {
@@ -87,6 +112,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// Stdout's reader has gone (`| head`): not a failure, the process ends quietly with 0.
+    #[error("stdout was closed")]
+    StdoutClosed,
     /// The output could not be written or rendered.
     #[error("cannot write the output")]
     Output(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -100,11 +128,14 @@ impl Error {
             | Self::WaitFailed { .. }
             | Self::WaitTimedOut { .. }
             | Self::Output(_) => 1,
+            Self::StdoutClosed => 0,
             Self::BadToken => 2,
             Self::Unreachable { .. }
             | Self::Timeout { .. }
             | Self::NotFrameDb { .. }
             | Self::TooLarge { .. }
+            | Self::EndlessPages { .. }
+            | Self::StuckPages { .. }
             | Self::Client(_)
             | Self::Runtime(_) => 3,
         }

@@ -1,7 +1,10 @@
 //! Printing answers: JSON and YAML print the API's data as it came (field order kept),
-//! tables show the columns people read, with `-` for what is absent.
+//! tables show the columns people read, with `-` for what is absent. Nothing the server
+//! sends reaches the terminal raw: control characters are escaped ([`escaped`]).
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io::{ErrorKind, Write};
 
 use comfy_table::Table;
 use serde_json::Value;
@@ -65,9 +68,11 @@ impl Printer {
     /// [`Error::Output`] when stdout cannot be written or YAML cannot be rendered.
     pub fn print(&self, data: &Value, table: impl FnOnce(&Value) -> String) -> Result<(), Error> {
         let text = match self.format {
-            Format::Json => {
-                serde_json::to_string_pretty(data).map_err(|e| Error::Output(Box::new(e)))?
-            }
+            // serde_json escapes C0 but leaves DEL and C1 raw, as JSON allows: they can only
+            // stand in strings, where `\u00XX` is the same text.
+            Format::Json => json_escaped(
+                &serde_json::to_string_pretty(data).map_err(|e| Error::Output(Box::new(e)))?,
+            ),
             Format::Yaml => {
                 serde_saphyr::to_string(data).map_err(|e| Error::Output(Box::new(e)))?
             }
@@ -80,13 +85,53 @@ impl Printer {
 /// Writes `text` and a line end to stdout.
 ///
 /// # Errors
-/// [`Error::Output`] when stdout cannot be written.
+/// [`Error::StdoutClosed`] when its reader has gone; [`Error::Output`] when stdout cannot
+/// be written otherwise.
 pub fn line(text: &str) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
+    write_line(&mut std::io::stdout().lock(), text)
+}
+
+fn write_line(out: &mut impl Write, text: &str) -> Result<(), Error> {
     out.write_all(text.trim_end_matches('\n').as_bytes())
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
-        .map_err(|e| Error::Output(Box::new(e)))
+        .map_err(|e| match e.kind() {
+            // Rust ignores SIGPIPE, so a closed pipe is this error rather than a signal.
+            ErrorKind::BrokenPipe => Error::StdoutClosed,
+            _ => Error::Output(Box::new(e)),
+        })
+}
+
+/// `text` with its control characters (C0, DEL, C1: escape sequences, carriage returns,
+/// line ends) written as `\u{1b}`, so that a server's text cannot move the cursor, clear
+/// the screen or forge lines.
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(safe, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            safe.push(c);
+        }
+    }
+    Cow::Owned(safe)
+}
+
+/// JSON text with the control characters serde_json leaves raw (DEL, C1) as `\u00XX`.
+fn json_escaped(json: &str) -> String {
+    let mut safe = String::with_capacity(json.len());
+    for c in json.chars() {
+        // C0 stands escaped already in strings, and outside them only as line ends.
+        if c.is_control() && c >= '\u{7f}' {
+            let _ = write!(safe, "\\u{:04x}", u32::from(c));
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 /// A list of instances, one a row (a `REASON` column when one of them has a reason).
@@ -165,12 +210,13 @@ fn shortened(text: String, max: usize) -> String {
     }
 }
 
-/// A value as a cell: strings as they are, `-` for nothing, anything else as compact JSON.
+/// A value as a cell: strings as they are, `-` for nothing, anything else as compact JSON;
+/// control characters escaped.
 pub fn cell(value: &Value) -> String {
     match value {
-        Value::String(text) => text.clone(),
+        Value::String(text) => escaped(text).into_owned(),
         Value::Null => "-".to_owned(),
-        other => other.to_string(),
+        other => escaped(&other.to_string()).into_owned(),
     }
 }
 
@@ -201,6 +247,52 @@ mod tests {
         assert_eq!(instances(&json!([])), "no instances");
         assert_eq!(shortened("abcdef".into(), 4), "abc…");
         assert_eq!(shortened("abcd".into(), 4), "abcd");
+    }
+
+    #[test]
+    fn control_characters_from_the_server_are_escaped() {
+        assert_eq!(escaped("plain: é ✓"), "plain: é ✓");
+        assert_eq!(
+            escaped("a\u{1b}[2Jb\r\n\u{7f}\u{9b}"),
+            r"a\u{1b}[2Jb\u{d}\u{a}\u{7f}\u{9b}"
+        );
+        assert_eq!(cell(&json!("\u{1b}]0;x\u{7}")), r"\u{1b}]0;x\u{7}");
+        let object = cell(&json!({"k\u{1b}": "\u{1b}[2J\u{9b}"}));
+        assert!(!object.chars().any(char::is_control), "{object}");
+        let json =
+            json_escaped(&serde_json::to_string(&json!({"k": "\u{1b}\u{7f}\u{9b}"})).unwrap());
+        assert_eq!(json, r#"{"k":"\u001b\u007f\u009b"}"#);
+        assert_eq!(json_escaped("{\n  \"k\": 1\n}"), "{\n  \"k\": 1\n}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&json).unwrap(),
+            json!({"k": "\u{1b}\u{7f}\u{9b}"})
+        );
+        // YAML: its serializer escapes them itself (in double quotes).
+        let yaml = serde_saphyr::to_string(&json!({"k": "\u{1b}[2J\u{7f}\u{9b}\r"})).unwrap();
+        assert!(
+            !yaml.chars().any(|c| c.is_control() && c != '\n'),
+            "{yaml:?}"
+        );
+    }
+
+    #[test]
+    fn a_closed_stdout_is_not_a_failure() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        assert!(matches!(
+            write_line(&mut Closed, "x"),
+            Err(Error::StdoutClosed)
+        ));
+        let mut out = Vec::new();
+        write_line(&mut out, "x\n").unwrap();
+        assert_eq!(out, b"x\n");
     }
 
     #[test]

@@ -40,8 +40,10 @@ impl Progress {
         }
     }
 
-    /// Shows `line` (a line is printed only when it differs from the last).
-    fn show(&mut self, line: String) {
+    /// Shows `line`, its control characters escaped (a line is printed only when it
+    /// differs from the last).
+    fn show(&mut self, line: &str) {
+        let line = crate::output::escaped(line).into_owned();
         if let Some(spinner) = &self.spinner {
             spinner.set_message(line);
         } else if self.last.as_ref() != Some(&line) {
@@ -161,7 +163,7 @@ async fn poll(
             Some(trouble) => format!("{id}: {} (retrying: {trouble})", seen.line()),
             None => format!("{id}: {}", seen.line()),
         };
-        progress.show(line);
+        progress.show(&line);
         let now = Instant::now();
         if now >= deadline {
             return Err(Error::WaitTimedOut {

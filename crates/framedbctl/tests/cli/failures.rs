@@ -1,6 +1,9 @@
 //! Exit codes when things go wrong: a wrong token (1, never printed), usage (2), a server
 //! that is not there, does not answer, or answers something other than FrameDB (3).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -63,7 +66,7 @@ async fn a_server_that_is_not_there_exits_3() {
 
 /// What a fake server answers.
 #[derive(Clone, Copy)]
-enum Answer {
+pub enum Answer {
     /// These bytes, then it closes the connection.
     Bytes(&'static [u8]),
     /// A JSON body without a length that never ends (until the client hangs up).
@@ -73,14 +76,32 @@ enum Answer {
 }
 
 /// A server that reads each request's head and gives `answer`.
-async fn fake_server(answer: Answer) -> String {
+pub async fn fake_server(answer: Answer) -> String {
+    counted_fake_server(answer).await.0
+}
+
+/// `HTTP/1.1 {status}` with `body` as JSON, then the end of the connection.
+pub fn json_answer(status: &str, body: &str) -> Answer {
+    let answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Answer::Bytes(Box::leak(answer.into_bytes().into_boxed_slice()))
+}
+
+/// [`fake_server`], and how many connections it has accepted.
+pub async fn counted_fake_server(answer: Answer) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
+            counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buffer = [0u8; 1024];
@@ -113,7 +134,7 @@ async fn fake_server(answer: Answer) -> String {
             });
         }
     });
-    url
+    (url, accepted)
 }
 
 #[tokio::test]
@@ -184,6 +205,11 @@ async fn bad_usage_exits_2_before_any_request() {
         "-o xml list",
         "--server ftp://127.0.0.1 list",
         "--server http://user:pw@127.0.0.1:9 list",
+        "--server http://10.0.0.1:9 --token t0k list",
+        "--token t0k --token-file /dev/null list",
+        "--token-file /nonexistent/framedbctl-token list",
+        "update ctl-u --metadata a=1 --remove-metadata a",
+        "update ctl-u --metadata a=1 --metadata a=2",
         "--request-timeout soon list",
         "delete ctl-u --timeout 1m",
         "get",

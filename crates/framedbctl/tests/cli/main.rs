@@ -4,6 +4,7 @@
 //! against servers that fail in the ways a client must survive.
 
 mod failures;
+mod hostile;
 mod instances;
 
 use std::path::PathBuf;
@@ -147,6 +148,7 @@ pub fn ctl_command(server: &str) -> Command {
     command
         .env("FRAMEDB_SERVER", server)
         .env_remove("FRAMEDB_API_TOKEN")
+        .env_remove("FRAMEDB_API_TOKEN_FILE")
         .env_remove("FRAMEDB_REQUEST_TIMEOUT")
         .stdin(Stdio::null())
         .kill_on_drop(true);
