@@ -86,3 +86,46 @@ async fn every_documented_operation_is_routed() {
     }
     assert!(seen >= 12, "only {seen} operations documented");
 }
+
+/// The attacker's view of the document: every operation it does not mark open
+/// (`security: [{}]` alone) refuses a request without the token, or with a wrong one,
+/// with 401 before anything runs; the open ones (probes, the document) answer without.
+#[tokio::test]
+async fn every_operation_but_the_open_ones_needs_the_token() {
+    let router = app_with_token("openapi-attacker-t0ken");
+    let document: Value = serde_json::from_str(framedb_http::api::openapi_document()).unwrap();
+    let mut guarded = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let uri = path
+            .replace("{framedb_id}", "tidb-001")
+            .replace("{cluster_id}", "cluster-01")
+            .replace("{node_id}", "node-a");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let open = operation["security"].as_array().is_some_and(|all| {
+                all.iter()
+                    .all(|s| s.as_object().is_some_and(|s| s.is_empty()))
+            });
+            for authorization in [None, Some("Bearer wrong-t0ken")] {
+                let mut request = axum::http::Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&uri)
+                    .header("content-type", "application/json");
+                if let Some(authorization) = authorization {
+                    request = request.header("authorization", authorization);
+                }
+                let request = request.body(axum::body::Body::from("{}")).unwrap();
+                let status = router.clone().oneshot(request).await.unwrap().status();
+                if open {
+                    assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                } else {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                }
+            }
+            guarded += usize::from(!open);
+        }
+    }
+    assert!(guarded >= 10, "only {guarded} guarded operations");
+}
