@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/mongo.sh
 . scripts/mongo.sh
 
-cargo build --release --locked -p framedb-bench
+# framedb-server too: the fleet scenario runs its `simulate` and `global` roles.
+cargo build --release --locked -p framedb-bench -p framedb-http --bins
 ensure_mongodb .framedb/secantusd-bench.log
 
 target/release/framedb-bench run "$@"

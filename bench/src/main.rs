@@ -19,6 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod child;
 mod data;
+mod fleet;
 mod load;
 mod report;
 mod scenarios;
@@ -50,6 +51,8 @@ enum Scenario {
     Create,
     /// Port allocation.
     Ports,
+    /// The fleet: 200 clusters, 20,000 instances (needs MongoDB).
+    Fleet,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,12 +78,16 @@ enum Command {
     /// The server under test (started by `run`).
     #[command(hide = true)]
     Serve(child::ServeArgs),
+    /// The fleet scenario's local config services (started by `run`).
+    #[command(hide = true)]
+    Locals(fleet::LocalsArgs),
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => child::serve(args).await,
+        Command::Locals(args) => fleet::serve_locals(args).await,
         Command::Run {
             quick,
             mongo_uri,
@@ -126,6 +133,16 @@ async fn run(
     if wanted(Scenario::Ports) {
         step("port allocation");
         scenarios::ports(&plan, &mut report).await?;
+    }
+    if wanted(Scenario::Fleet) {
+        match &mongo_uri {
+            Some(uri) => {
+                step("fleet");
+                let plan = fleet::FleetPlan::new(quick);
+                fleet::fleet(&plan, &mut report, uri, &format!("{database}_fleet")).await?;
+            }
+            None => report.note("no MONGODB_URI: the fleet scenario was skipped"),
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     step("done");

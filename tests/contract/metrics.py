@@ -14,6 +14,7 @@ EXPECTED = [
     "framedb_cluster_call_duration_seconds",
     "framedb_registry_operation_duration_seconds",
     "framedb_reconcile_runs",
+    "framedb_reconcile_run_duration_seconds",
     "framedb_reconcile_repairs",
     "framedb_instances",
     "framedb_free_node_ports",

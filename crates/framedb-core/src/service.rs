@@ -160,6 +160,13 @@ impl ProvisioningService {
         }
         self.check_fence(&request.framedb_id, &request.cluster_id, &stamp)
             .await?;
+        // The lowest free port is read before the instance is registered, so that a full
+        // (or unknown) cluster is refused without a registry write and its undo; the read
+        // is the first round of the allocation below.
+        let first_read = match choice {
+            PortChoice::Lowest => Some(self.read_free_ports(&request.cluster_id, &[]).await?),
+            PortChoice::Exactly(_) => None,
+        };
         let mut record = InstanceRecord::provisioning(request, stamp, created_at);
         if let Err(error) = self.registry.insert(&record).await {
             return match (error, choice) {
@@ -179,7 +186,7 @@ impl ProvisioningService {
         tracing::debug!(framedb_id = %record.framedb_id, "registered; deploying");
 
         let deployed = match choice {
-            PortChoice::Lowest => self.deploy_on_free_port(&record).await,
+            PortChoice::Lowest => self.deploy_on_free_port(&record, first_read).await,
             PortChoice::Exactly(port) => self
                 .deployer
                 .deploy(&spec_of(&record, port))
@@ -289,6 +296,7 @@ impl ProvisioningService {
     async fn deploy_on_free_port(
         &self,
         record: &InstanceRecord,
+        mut first_read: Option<FreePorts>,
     ) -> Result<(u16, Deployed), DeployFailure> {
         let cluster = &record.cluster_id;
         let mut taken = Vec::new();
@@ -299,21 +307,13 @@ impl ProvisioningService {
         // read offered. When every free port is held by creates in flight, the range is
         // exhausted.
         for _ in 0..=PORT_RANGE.len() {
-            // Ports claimed before the read are skipped by the read itself: their Services
-            // may appear while it runs, and a port must not look free because its deploy
-            // finished in between.
-            let (held, read_at) = self.claims.before_read(cluster);
-            let mut skip = taken.clone();
-            skip.extend(held);
-            let free = self
-                .ports
-                .free_ports(cluster, &skip)
-                .await
-                .map_err(|error| fail(error, deployed))?;
-            if free.iter().any(|port| skip.contains(port)) {
-                let error = Error::Internal("the port allocator offered a taken port".into());
-                return Err(fail(error, deployed));
-            }
+            let FreePorts { free, read_at } = match first_read.take() {
+                Some(read) => read,
+                None => self
+                    .read_free_ports(cluster, &taken)
+                    .await
+                    .map_err(|error| fail(error, deployed))?,
+            };
             // The lowest port that none of this service's creates is deploying on.
             let mut stale = false;
             let picked =
@@ -345,6 +345,23 @@ impl ProvisioningService {
             }
         }
         Err(fail(Error::PortsExhausted(cluster.clone()), deployed))
+    }
+
+    /// The free ports of `cluster`, but `taken` and those this service's creates are
+    /// deploying on. Ports claimed before the read are skipped by the read itself: their
+    /// Services may appear while it runs, and a port must not look free because its
+    /// deploy finished in between.
+    async fn read_free_ports(&self, cluster: &ClusterId, taken: &[u16]) -> Result<FreePorts> {
+        let (held, read_at) = self.claims.before_read(cluster);
+        let mut skip = taken.to_vec();
+        skip.extend(held);
+        let free = self.ports.free_ports(cluster, &skip).await?;
+        if free.iter().any(|port| skip.contains(port)) {
+            return Err(Error::Internal(
+                "the port allocator offered a taken port".into(),
+            ));
+        }
+        Ok(FreePorts { free, read_at })
     }
 
     /// Best-effort undo of a failed create: the cluster objects it made (its stamp's
@@ -632,12 +649,14 @@ impl ProvisioningService {
         let records = self.registry.find(&query).await?;
         let mut repairs = Repairs::default();
 
-        // The live records of the clusters read, taken before what runs there: a create
-        // that ends in between is then not taken for an instance that lost its objects.
-        let mut live = Vec::new();
+        // The records of the clusters read, taken before what runs there: a create that
+        // ends in between is then not taken for an instance that lost its objects.
+        let mut recorded: HashMap<FramedbId, InstanceRecord> = HashMap::new();
         for cluster in clusters {
-            match self.live_records(cluster).await {
-                Ok(records) => live.extend(records),
+            match self.cluster_records(cluster).await {
+                Ok(records) => {
+                    recorded.extend(records.into_iter().map(|r| (r.framedb_id.clone(), r)));
+                }
                 Err(error) => {
                     repairs.failed += 1;
                     tracing::warn!(tier = self.tier, cluster_id = %cluster, error = %Chain(&error),
@@ -680,7 +699,10 @@ impl ProvisioningService {
             }
         }
 
-        for record in live.iter().filter(|r| !unread.contains(&r.cluster_id)) {
+        for record in recorded
+            .values()
+            .filter(|r| is_live(r) && !unread.contains(&r.cluster_id))
+        {
             self.catch_up(record, &running, &mut repairs).await;
             self.repair_drift(record, &running, &mut repairs).await;
         }
@@ -690,7 +712,16 @@ impl ProvisioningService {
             if !clusters.contains(&found.cluster_id) {
                 continue;
             }
-            match self.registry.get(&id).await {
+            // What runs is, nearly always, what a cluster's records said before it was
+            // read; only the rest costs a read of its own (a record made since, or one of
+            // another cluster under the same id), so that a pass over a fleet of thousands
+            // of instances makes one registry query per cluster, not one read per
+            // instance.
+            let record = match recorded.get(&id) {
+                Some(record) => Ok(record.clone()),
+                None => self.registry.get(&id).await,
+            };
+            match record {
                 Err(Error::InstanceNotFound(_)) => missing.push(found),
                 Ok(record) if record.stamp != found.stamp => {
                     tracing::warn!(tier = self.tier, framedb_id = %id,
@@ -712,22 +743,12 @@ impl ProvisioningService {
         Ok(repairs)
     }
 
-    /// The records of `cluster` with a port that no delete has begun on, made with a
-    /// stamp (what was made before stamps cannot be told from someone else's objects).
-    async fn live_records(&self, cluster: &ClusterId) -> Result<Vec<InstanceRecord>> {
+    /// Every record of `cluster`.
+    async fn cluster_records(&self, cluster: &ClusterId) -> Result<Vec<InstanceRecord>> {
         // A cluster holds at most one instance per port, far below the default limit.
-        let records = self
-            .registry
+        self.registry
             .find(&Query::with_filter(Filter::cluster(cluster)))
-            .await?;
-        Ok(records
-            .into_iter()
-            .filter(|record| {
-                record.port.is_some()
-                    && record.status != InstanceStatus::Deleting
-                    && !record.stamp.is_unstamped()
-            })
-            .collect())
+            .await
     }
 
     /// Records the larger volume size that `record`'s cluster holds for it: an update
@@ -780,7 +801,7 @@ impl ProvisioningService {
         }
     }
 
-    /// Re-deploys a live instance (see [`Self::live_records`]) that does not run on its
+    /// Re-deploys a live instance (see [`is_live`]) that does not run on its
     /// cluster as its record says: a Service or a workload of FrameDB's was deleted from
     /// under it. It comes back with its own stamp on its recorded port; what of it still
     /// exists is left as it is (a volume keeps its data).
@@ -1172,6 +1193,15 @@ impl ProvisioningService {
     }
 }
 
+/// Whether `record` is of a live instance: it has a port, no delete has begun on it,
+/// and it was made with a stamp (what was made before stamps cannot be told from
+/// someone else's objects).
+fn is_live(record: &InstanceRecord) -> bool {
+    record.port.is_some()
+        && record.status != InstanceStatus::Deleting
+        && !record.stamp.is_unstamped()
+}
+
 /// The ports that this service's creates are deploying on right now, per cluster, so
 /// that concurrent creates pick different ports instead of colliding on the cluster and
 /// retrying. It is not a record of used ports — the cluster's Services are that, and
@@ -1240,6 +1270,12 @@ impl PortClaims {
 }
 
 /// Why a port could not be claimed.
+/// One read of a cluster's free ports, and the claims' clock when it began.
+struct FreePorts {
+    free: Vec<u16>,
+    read_at: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refused {
     /// Another create of this service is deploying on it.

@@ -10,7 +10,7 @@
 //! | `framedb_instance_operations_total`, `framedb_instance_operation_duration_seconds` | `operation` (`create`, `delete`, `update`), `outcome` |
 //! | `framedb_cluster_calls_total`, `framedb_cluster_call_duration_seconds` | `via` (`local_service`, `kubernetes`, `supplied`), `operation`, `outcome` |
 //! | `framedb_registry_operation_duration_seconds` | `operation`, `outcome` |
-//! | `framedb_reconcile_runs_total`, `framedb_reconcile_repairs_total` | `outcome`; `kind` |
+//! | `framedb_reconcile_runs_total`, `framedb_reconcile_run_duration_seconds`, `framedb_reconcile_repairs_total` | `outcome`; `kind` |
 //! | `framedb_instances` | `cluster_id`, `status`: from the clusters' status books at each scrape (0 for a status no instance has; none for a cluster whose book is not in step) |
 //! | `framedb_free_node_ports` | `cluster_id`: as of the last allocation on the cluster (0 once exhausted) |
 //!
@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::{MatchedPath, Request, State};
@@ -55,6 +55,7 @@ struct Inner {
     cluster_call_seconds: Family<CallLabels, Histogram>,
     registry_seconds: Family<Outcome, Histogram>,
     reconcile_runs: Family<OutcomeOnly, Counter>,
+    reconcile_seconds: Family<OutcomeOnly, Histogram>,
     repairs: Family<KindLabels, Counter>,
     instances: Family<InstanceLabels, Gauge>,
     free_ports: Family<ClusterLabels, Gauge>,
@@ -173,6 +174,12 @@ impl Metrics {
             "Reconcile passes run, by outcome",
             reconcile_runs.clone(),
         );
+        let reconcile_seconds = Family::new_with_constructor(seconds as fn() -> Histogram);
+        registry.register(
+            "reconcile_run_duration_seconds",
+            "Time a reconcile pass took, by outcome",
+            reconcile_seconds.clone(),
+        );
         let repairs = Family::default();
         registry.register(
             "reconcile_repairs",
@@ -201,6 +208,7 @@ impl Metrics {
             cluster_call_seconds,
             registry_seconds,
             reconcile_runs,
+            reconcile_seconds,
             repairs,
             instances,
             free_ports,
@@ -234,14 +242,16 @@ impl Metrics {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Counts a reconcile pass and what it repaired.
-    pub(crate) fn reconciled(&self, result: &framedb_core::Result<Repairs>) {
+    /// Counts a reconcile pass that took `took`, and what it repaired.
+    pub(crate) fn reconciled(&self, result: &framedb_core::Result<Repairs>, took: Duration) {
+        let labels = OutcomeOnly {
+            outcome: outcome(result),
+        };
+        self.0.reconcile_runs.get_or_create(&labels).inc();
         self.0
-            .reconcile_runs
-            .get_or_create(&OutcomeOnly {
-                outcome: outcome(result),
-            })
-            .inc();
+            .reconcile_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
         if let Ok(repairs) = result {
             for (kind, count) in [
                 ("rebuilt", repairs.rebuilt),

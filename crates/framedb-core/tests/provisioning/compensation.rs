@@ -271,3 +271,35 @@ async fn a_create_on_a_chosen_port_is_exclusive_and_a_retry_completes_it() {
     let plain = service.create(request("tidb-001")).await.unwrap_err();
     assert_eq!(plain, Error::AlreadyExists(id("tidb-001")));
 }
+
+/// A full or unknown cluster is refused before the instance is registered: no registry
+/// call at all (a mock without expectations fails on any), hence no undo that could fail
+/// and leave a record behind.
+#[tokio::test]
+async fn a_full_or_unknown_cluster_is_refused_without_a_registry_write() {
+    for full in [true, false] {
+        let mut ports = MockPortAllocator::new();
+        ports
+            .expect_free_ports()
+            .times(1)
+            .returning(move |cluster, _| {
+                Err(if full {
+                    Error::PortsExhausted(cluster.clone())
+                } else {
+                    Error::ClusterNotFound(cluster.clone())
+                })
+            });
+        let service = ProvisioningService::new(
+            Arc::new(MockInstanceRegistry::new()),
+            Arc::new(MockClusterDeployer::new()),
+            Arc::new(ports),
+        );
+
+        let error = service.create(request("full-001")).await.unwrap_err();
+        match &error {
+            Error::PortsExhausted(on) | Error::ClusterNotFound(on) => assert_eq!(*on, cluster()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(matches!(error, Error::PortsExhausted(_)), full, "{error:?}");
+    }
+}

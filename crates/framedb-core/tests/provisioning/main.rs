@@ -7,6 +7,7 @@ mod credentials;
 mod faults;
 mod ownership;
 mod reads;
+mod scale;
 mod updates;
 
 use std::sync::Arc;

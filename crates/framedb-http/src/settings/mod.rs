@@ -193,6 +193,12 @@ pub struct SimulateSettings {
     #[arg(long, env = "FRAMEDB_SIM_IMAGES", value_delimiter = ',')]
     pub images: Vec<String>,
 
+    /// How long every request to a simulated API server waits before it is served, in
+    /// milliseconds: the round-trip of a cluster that is not on this machine (the fleet
+    /// benchmark runs its clusters with 5 ms).
+    #[arg(long, env = "FRAMEDB_SIM_API_LATENCY_MS", default_value_t = 0)]
+    pub api_latency_ms: u64,
+
     /// Where kubeconfigs go, and how fast pods become ready.
     #[command(flatten)]
     pub demo: DemoSettings,

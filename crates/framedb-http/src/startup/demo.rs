@@ -98,7 +98,9 @@ pub async fn simulate(
     )
     .await?;
     let paths = fleet.write_kubeconfigs(&settings.demo.state_dir)?;
+    let latency = std::time::Duration::from_millis(settings.api_latency_ms);
     for (simulator, path) in fleet.clusters().iter().zip(&paths) {
+        simulator.faults().set_latency(latency);
         tracing::info!(cluster = simulator.name(), api = %simulator.url(), kubeconfig = %path.display(),
             nodes = %settings.nodes.join(","),
             "simulated cluster serving; watch it with: kubectl --kubeconfig {} get nodes",

@@ -8,7 +8,9 @@ use framedb_k8s::KubeFleet;
 use tokio::sync::watch;
 
 use super::clients::{client_from_file, client_in_cluster, stores};
-use super::{Adapters, App, Clusters, Fleet, Reconciler, StartError, bind, check_open, server_tls};
+use super::{
+    Adapters, App, Clusters, Fleet, Follower, Reconciler, StartError, bind, check_open, server_tls,
+};
 use crate::api::{ApiToken, AppState, Bounds, router};
 use crate::metrics::{Metrics, Scrape};
 use crate::remote::directory::LocalToken;
@@ -205,11 +207,15 @@ impl App {
                 &reconciled,
                 &settings.serve,
                 "global",
-                fleet,
+                fleet.clone(),
                 lease,
                 &metrics,
             ),
             reconciles: super::ReconcileCount::default(),
+            follower: Some(Follower {
+                service: reconciled.clone(),
+                clusters: fleet,
+            }),
         })
     }
 }

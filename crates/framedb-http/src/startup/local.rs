@@ -91,6 +91,7 @@ impl App {
             keep: None,
             reconciler,
             reconciles: super::ReconcileCount::default(),
+            follower: None,
         })
     }
 }

@@ -126,6 +126,8 @@ pub struct App {
     reconciler: Option<Reconciler>,
     /// How many of them have run.
     reconciles: ReconcileCount,
+    /// Follows every cluster's statuses while it serves (the global's).
+    follower: Option<Follower>,
 }
 
 /// How many reconcile passes a service has finished (whatever they found), shared with
@@ -177,6 +179,41 @@ impl Fleet {
         match self {
             Self::Fixed(clusters) => clusters.clone(),
             Self::Directory(directory) => directory.clusters(),
+        }
+    }
+}
+
+/// How often the follower looks for clusters it does not follow yet (added to the
+/// directory since): following a followed cluster is a map lookup.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Follows the statuses of every cluster of the fleet from start-up on, so that a
+/// (re)started global has each cluster's status book in memory before the first read
+/// asks for it, and a read across clusters (a query, a cluster's instances) costs no call
+/// to any of them. Each book is then kept by its own stream for as long as the service
+/// runs ([`framedb_core::live::LiveBook`]).
+struct Follower {
+    service: framedb_core::ProvisioningService,
+    clusters: Fleet,
+}
+
+impl Follower {
+    async fn run(self, mut stopping: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(FOLLOW_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopping.wait_for(|stop| *stop) => break,
+                _ = ticks.tick() => {}
+            }
+            for cluster in self.clusters.clusters() {
+                // A cluster that cannot be followed now (gone from the directory since) is
+                // tried again at the next tick; reads then go to it directly.
+                if let Err(error) = self.service.follow_statuses(&cluster).await {
+                    tracing::debug!(cluster_id = %cluster, cause = %Chain(&error),
+                        "the cluster's statuses cannot be followed yet");
+                }
+            }
         }
     }
 }
@@ -256,11 +293,12 @@ impl Reconciler {
     /// One pass, logged.
     async fn pass(&self) {
         let clusters = self.clusters.clusters();
+        let started = std::time::Instant::now();
         let result = self
             .service
             .reconcile(self.create_deadline, &clusters)
             .await;
-        self.metrics.reconciled(&result);
+        self.metrics.reconciled(&result, started.elapsed());
         match result {
             Ok(repairs) if repairs.any() => tracing::info!(
                 tier = self.tier,
@@ -334,9 +372,13 @@ impl App {
             keep,
             reconciler,
             reconciles,
+            follower,
         } = self;
         let reconciling = reconciler
             .map(|reconciler| tokio::spawn(reconciler.run(stopping.subscribe(), reconciles)));
+        if let Some(follower) = follower {
+            tokio::spawn(follower.run(stopping.subscribe()));
+        }
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, "{name} listening on {scheme}://{address}");
