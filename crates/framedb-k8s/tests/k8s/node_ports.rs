@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use framedb_core::{ClusterDeployer, ClusterId, Error, NewInstance, PortAllocator};
-use framedb_kube_sim::{SimConfig, Verb};
+use framedb_kube_sim::{RequestStats, SimConfig, Verb};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -62,6 +62,15 @@ async fn lowest(cluster: &Cluster) -> (u16, u64) {
         port,
         cluster.sim.requests().since(&before).count(Verb::Any, None),
     )
+}
+
+/// The Service lists made on the cluster since `before`.
+fn service_lists(cluster: &Cluster, before: &RequestStats) -> u64 {
+    cluster
+        .sim
+        .requests()
+        .since(before)
+        .count(Verb::List, Some("services"))
 }
 
 /// Waits until an allocation costs no request and finds `port` the lowest free one: the
@@ -189,13 +198,7 @@ async fn a_broken_watch_sends_allocations_to_the_services_until_it_is_in_step_ag
     let read = eventually(Duration::from_secs(10), || async {
         let before = cluster.sim.requests();
         let answer = cluster.fleet.lowest_free(&cluster_id(), &[]).await.unwrap();
-        answer == 30900
-            && cluster
-                .sim
-                .requests()
-                .since(&before)
-                .count(Verb::List, Some("services"))
-                > 0
+        answer == 30900 && service_lists(&cluster, &before) > 0
     })
     .await;
     assert!(read, "allocations went on trusting a broken watch");
@@ -255,12 +258,7 @@ async fn a_watch_resumed_past_the_history_lists_again_and_is_in_step_after() {
         maps.create(&PostParams::default(), &map).await.unwrap();
     }
     let relisted = eventually(Duration::from_secs(10), || async {
-        cluster
-            .sim
-            .requests()
-            .since(&before)
-            .count(Verb::List, Some("services"))
-            > 0
+        service_lists(&cluster, &before) > 0
     })
     .await;
     assert!(relisted, "the watcher did not list again");
