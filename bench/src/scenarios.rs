@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use framedb_core::memory::InMemoryRegistry;
-use framedb_core::{ClusterId, PortAllocator};
+use framedb_core::{
+    ClusterDeployer, ClusterId, DeletionPolicy, DeploymentSpec, FramedbId, NodeId, PORT_RANGE,
+    PortAllocator, Stamp, StorageSize, Timestamp,
+};
 use framedb_k8s::{KubeFleet, Layout};
 use framedb_kube_sim::{RequestStats, SimConfig, Simulator, Verb};
 use framedb_mongo::MongoRegistry;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use mongodb::bson::{Document, doc};
 use serde_json::json;
 
@@ -69,7 +72,7 @@ impl Plan {
                 creates: 200,
                 create_concurrency: 16,
                 service_counts: vec![0, 100, 1_000],
-                allocations: 5,
+                allocations: 20,
             }
         } else {
             Self {
@@ -582,82 +585,249 @@ pub async fn create(plan: &Plan, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Port allocation (4): one allocation on a cluster holding many foreign Services.
+/// Port allocation (4): a create through `KubeFleet` as the local service makes it (the
+/// lowest free port from `free_ports`, then `deploy` on it) on a cluster holding many
+/// foreign Services, against the same on an empty cluster; and the allocation on a
+/// cluster whose instance ports are all taken, against one read of its Services.
 ///
 /// # Errors
-/// When the simulator cannot start or refuses the Services.
+/// When the simulator cannot start or refuses the Services, or a create fails.
 pub async fn ports(plan: &Plan, report: &mut Report) -> Result<()> {
-    let sim = Simulator::start(SimConfig::new("ports").with_images(framedb_k8s::default_images()))
-        .await?;
-    let client = sim.client().await;
     let cluster = ClusterId::new("ports").expect("a cluster id");
-    let fleet = KubeFleet::new(Layout::default()).with_cluster(cluster.clone(), client.clone());
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some("foreign".into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await?;
-    let services: Api<Service> = Api::namespaced(client, "foreign");
-    let addr: std::net::SocketAddr = sim.url().trim_start_matches("http://").parse()?;
     let list = Request::get("/api/v1/services");
-    let mut held = 0;
-    let mut times = Vec::new();
+    let mut creates = Vec::new();
+    let mut last_cluster = None;
     for &count in &plan.service_counts {
-        let next = Arc::new(AtomicUsize::new(held));
-        let mut tasks = Vec::new();
-        for _ in 0..16 {
-            let (next, services) = (next.clone(), services.clone());
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= count {
-                        return Ok::<_, kube::Error>(());
-                    }
-                    services
-                        .create(&PostParams::default(), &foreign_service(n))
-                        .await?;
-                }
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
-        held = count;
+        // A cluster of its own for each size, so that each measures the same number of
+        // instances (the simulator's scheduler looks at every pending pod on each write).
+        let sim =
+            Simulator::start(SimConfig::new("ports").with_images(framedb_k8s::default_images()))
+                .await?;
+        let client = sim.client().await;
+        let fleet = KubeFleet::new(Layout::default()).with_cluster(cluster.clone(), client.clone());
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some("foreign".into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await?;
+        let services: Api<Service> = Api::namespaced(client.clone(), "foreign");
+        fill(&services, 0..count, foreign_service).await?;
+        // The first create also makes the instances' namespace.
+        create_on_lowest(&fleet, &cluster, "ports-warm").await?;
+        in_step(&sim, &fleet, &cluster, &services).await?;
+        let addr: std::net::SocketAddr = sim.url().trim_start_matches("http://").parse()?;
         let (status, body) = load::once(addr, &list).await?;
         ensure!(status == 200, "listing Services answered {status}");
+        let read = services_read(&client, plan.allocations).await?;
+        let before = sim.requests();
         let mut latencies = Latencies::default();
-        for _ in 0..plan.allocations {
+        for i in 0..plan.allocations {
             let sent = Instant::now();
-            fleet.lowest_free(&cluster, &[]).await?;
+            create_on_lowest(&fleet, &cluster, &format!("ports-{i}")).await?;
             latencies.push(sent.elapsed());
         }
-        times.push(latencies.p50());
+        let lists = sim
+            .requests()
+            .since(&before)
+            .count(Verb::List, Some("services"));
+        creates.push(latencies.p50());
         report.row(
             "ports",
             format!("{count} foreign Services"),
             vec![
-                ("p50", latencies.p50(), "ms"),
-                ("bytes read", body.len() as f64, "B"),
+                ("create p50", latencies.p50(), "ms"),
+                (
+                    "Service lists/create",
+                    lists as f64 / plan.allocations as f64,
+                    "",
+                ),
+                ("one read of the Services p50", read, "ms"),
+                ("bytes of that read", body.len() as f64, "B"),
             ],
         );
+        if let Some((sim, ..)) = last_cluster.replace((sim, client, fleet, services)) {
+            sim.shutdown().await;
+        }
     }
-    let (first, last) = (plan.service_counts[1], plan.service_counts[2]);
-    // Growth exponent between the two non-empty sizes: 1 is linear.
-    let exponent = (times[2] / times[1]).ln() / (last as f64 / first as f64).ln();
+    let (sim, client, fleet, services) = last_cluster.expect("a cluster per size");
+    let last = *plan.service_counts.last().expect("Service counts");
     report.target(
-        "ports: at most linear in Services",
-        exponent,
-        1.1,
+        format!("ports: a create on {last} foreign Services ≤ 1.2 × on none"),
+        creates[creates.len() - 1] / creates[0],
+        1.2,
         false,
-        format!("log(t{last} ÷ t{first}) ÷ log({last} ÷ {first}); 1 = linear"),
+        format!("create p50 with {last} foreign Services ÷ create p50 on an empty cluster"),
+    );
+
+    // Every instance port taken (by foreign NodePort Services where no instance is): the
+    // next create finds none left.
+    let free = fleet.free_ports(&cluster, &[]).await?;
+    fill(&services, 0..free.len(), |n| foreign_node_port(n, free[n])).await?;
+    let exhausted = || async {
+        let sent = Instant::now();
+        match fleet.lowest_free(&cluster, &[]).await {
+            Err(framedb_core::Error::PortsExhausted(_)) => Ok(sent.elapsed()),
+            other => bail!("a full cluster answered {other:?}"),
+        }
+    };
+    // In step once an allocation finds the range full and costs no request.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = sim.requests();
+        let full = exhausted().await.is_ok();
+        if full && sim.requests().since(&before).total() == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the full cluster's view never came in step"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = sim.requests();
+    let mut latencies = Latencies::default();
+    for _ in 0..plan.allocations {
+        latencies.push(exhausted().await?);
+    }
+    let requests = sim.requests().since(&before).total();
+    let read = services_read(&client, plan.allocations).await?;
+    report.row(
+        "ports",
+        format!("{last} foreign Services, every instance port taken"),
+        vec![
+            ("ports_exhausted p50", latencies.p50() * 1000.0, "µs"),
+            (
+                "kube requests",
+                requests as f64 / plan.allocations as f64,
+                "",
+            ),
+            ("one read of the Services p50", read, "ms"),
+        ],
+    );
+    report.target(
+        "ports: the 101st create's ports_exhausted ≤ 2 × one read of the Services",
+        latencies.p50() / read,
+        2.0,
+        false,
+        "ports_exhausted p50 ÷ p50 of one paged read of the cluster's Services",
     );
     sim.shutdown().await;
     Ok(())
+}
+
+/// Creates the Services `make` makes of each of `range`, 16 at a time.
+async fn fill(
+    services: &Api<Service>,
+    range: std::ops::Range<usize>,
+    make: impl Fn(usize) -> Service,
+) -> Result<()> {
+    let made: Vec<Service> = range.map(make).collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let made = Arc::new(made);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (next, made, services) = (next.clone(), made.clone(), services.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let Some(service) = made.get(n) else {
+                    return Ok::<_, kube::Error>(());
+                };
+                services.create(&PostParams::default(), service).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// Waits (at most a minute) until the fleet's view of the node ports is in step and has
+/// taken in every change made so far: a Service made now on the range's last port, then
+/// deleted, is seen to come and go by allocations that cost no request.
+async fn in_step(
+    sim: &Simulator,
+    fleet: &KubeFleet,
+    cluster: &ClusterId,
+    services: &Api<Service>,
+) -> Result<()> {
+    let last = *PORT_RANGE.end();
+    let sentinel = foreign_node_port(999, last);
+    let name = sentinel.metadata.name.clone().unwrap_or_default();
+    services.create(&PostParams::default(), &sentinel).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for wanted in [false, true] {
+        loop {
+            let before = sim.requests();
+            let free = fleet.free_ports(cluster, &[]).await?.contains(&last);
+            if free == wanted && sim.requests().since(&before).total() == 0 {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the node port view never came in step"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !wanted {
+            services.delete(&name, &Default::default()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A create as the local service makes it: the lowest free port, then the deploy on it.
+async fn create_on_lowest(fleet: &KubeFleet, cluster: &ClusterId, id: &str) -> Result<()> {
+    let port = fleet.lowest_free(cluster, &[]).await?;
+    let spec = DeploymentSpec {
+        framedb_id: FramedbId::new(id)?,
+        cluster_id: cluster.clone(),
+        node_id: NodeId::new("node-a")?,
+        storage_size: StorageSize::new("1Gi")?,
+        port,
+        stamp: Stamp::generate()?,
+        deletion_policy: DeletionPolicy::Delete,
+        created_at: Timestamp::now(),
+        metadata: Default::default(),
+        resources: None,
+    };
+    fleet.deploy(&spec).await?;
+    Ok(())
+}
+
+/// The median time of `times` reads of every Service of the cluster, as the allocator
+/// read them before it kept a view (pages of 500).
+async fn services_read(client: &kube::Client, times: usize) -> Result<f64> {
+    let all = Api::<Service>::all(client.clone());
+    let mut latencies = Latencies::default();
+    for _ in 0..times {
+        let sent = Instant::now();
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = all.list(&params).await?;
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => break,
+            }
+        }
+        latencies.push(sent.elapsed());
+    }
+    Ok(latencies.p50())
+}
+
+/// A NodePort Service of another tenant on `port`.
+fn foreign_node_port(n: usize, port: u16) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("np-{n:03}")},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}
+    }))
+    .expect("a Service")
 }
 
 /// A ClusterIP Service as other tenants of a cluster have.

@@ -7,6 +7,10 @@
 //! full read, and from a broken watch until it has read everything again — and readers
 //! then read the cluster directly, so a status is never older than the last event the
 //! cluster sent on a working watch.
+//!
+//! The keeping itself — [`keep`]'s backoff between follows, [`LiveBook`]'s start on
+//! first use — does not depend on what a book holds, so other watch-kept views of a
+//! cluster (the Kubernetes adapter's node ports) use it too, with a book of their own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -65,13 +69,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// book current for as long as it can (publishing `Some` once in step), then returns
 /// why it stopped; the book is then `None` — readers read directly — until a later
 /// `follow` is in step again. `source` names what is followed in the log line.
-pub async fn keep<F, Fut>(
-    book: watch::Sender<StatusBook>,
+pub async fn keep<T, F, Fut>(
+    book: watch::Sender<Option<T>>,
     cluster: ClusterId,
     source: &'static str,
     mut follow: F,
 ) where
-    F: FnMut(watch::Sender<StatusBook>) -> Fut,
+    F: FnMut(watch::Sender<Option<T>>) -> Fut,
     Fut: Future<Output = String>,
 {
     let mut backoff = MIN_BACKOFF;
@@ -84,7 +88,7 @@ pub async fn keep<F, Fut>(
             backoff = MIN_BACKOFF;
         }
         tracing::warn!(cluster_id = %cluster, %why,
-            "{source} broken: status reads go to the cluster directly until it is back");
+            "{source} broken: reads go to the cluster directly until it is back");
         tokio::select! {
             () = book.closed() => return,
             () = tokio::time::sleep(backoff) => {}
@@ -93,31 +97,39 @@ pub async fn keep<F, Fut>(
     }
 }
 
-/// One cluster's book, kept by a task that starts on first use and stops when the
-/// `LiveBook` is dropped.
-#[derive(Debug, Default)]
-pub struct LiveBook {
-    started: OnceLock<Started>,
+/// One cluster's book (a [`StatusBook`] unless told otherwise), kept by a task that
+/// starts on first use and stops when the `LiveBook` is dropped.
+#[derive(Debug)]
+pub struct LiveBook<T = Arc<Statuses>> {
+    started: OnceLock<Started<T>>,
+}
+
+impl<T> Default for LiveBook<T> {
+    fn default() -> Self {
+        Self {
+            started: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Started {
-    feed: StatusFeed,
+struct Started<T> {
+    feed: watch::Receiver<Option<T>>,
     task: JoinHandle<()>,
 }
 
-impl Drop for Started {
+impl<T> Drop for Started<T> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl LiveBook {
+impl<T> LiveBook<T> {
     /// The book's feed; the first call starts `keeper`, which owns the writing end for
     /// as long as it runs. Must be called within a Tokio runtime.
-    pub fn feed<F, Fut>(&self, keeper: F) -> StatusFeed
+    pub fn feed<F, Fut>(&self, keeper: F) -> watch::Receiver<Option<T>>
     where
-        F: FnOnce(watch::Sender<StatusBook>) -> Fut,
+        F: FnOnce(watch::Sender<Option<T>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.started
@@ -130,6 +142,12 @@ impl LiveBook {
             })
             .feed
             .clone()
+    }
+
+    /// The book's feed when its keeper has been started, `None` before the first
+    /// [`Self::feed`].
+    pub fn started(&self) -> Option<watch::Receiver<Option<T>>> {
+        self.started.get().map(|started| started.feed.clone())
     }
 }
 
@@ -158,6 +176,7 @@ mod tests {
     #[tokio::test]
     async fn the_keeper_starts_once_and_stops_with_the_book() {
         let book = LiveBook::default();
+        assert!(book.started().is_none());
         let (stopped_tx, stopped) = tokio::sync::oneshot::channel::<()>();
         let mut feed = book.feed(|sender| async move {
             let _stopped = stopped_tx;
@@ -168,6 +187,7 @@ mod tests {
         assert!(feed.borrow().is_some());
         let again = book.feed(|_| async { panic!("a second keeper started") });
         assert!(again.borrow().is_some());
+        assert!(book.started().is_some_and(|feed| feed.borrow().is_some()));
         drop(book);
         // The keeper's end of the oneshot goes when its task is aborted.
         assert!(stopped.await.is_err());

@@ -304,8 +304,9 @@ pub trait Lease: Send + Sync {
     async fn release(&self, holder: &str) -> Result<()>;
 }
 
-/// Finds free node ports on a cluster, by reading what the cluster holds (nothing is
-/// tracked in memory, so several services can allocate on one cluster).
+/// Finds free node ports on a cluster, from what the cluster holds (read, or mirrored by
+/// a watch; nothing of the allocator's own is tracked, so several services can allocate
+/// on one cluster, and the cluster refuses a port that is taken after all).
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait PortAllocator: Send + Sync {

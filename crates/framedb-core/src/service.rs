@@ -1205,9 +1205,9 @@ fn is_live(record: &InstanceRecord) -> bool {
 /// The ports that this service's creates are deploying on right now, per cluster, so
 /// that concurrent creates pick different ports instead of colliding on the cluster and
 /// retrying. It is not a record of used ports — the cluster's Services are that, and
-/// are read on every allocation; a port is held here only while its deploy runs, and
-/// remembered for a while after a deploy on it succeeded, because a read of the
-/// Services that began before that may not show it.
+/// are read (or mirrored by a watch) on every allocation; a port is held here only while
+/// its deploy runs, and remembered for a while after a deploy on it succeeded, because a
+/// read of the Services that began before that may not show it.
 #[derive(Debug, Default)]
 struct PortClaims(Mutex<Claims>);
 

@@ -1,9 +1,10 @@
 //! `ClusterDeployer` and `PortAllocator` on kube-rs: instances become the objects of
 //! [`crate::objects`] on the cluster that `cluster_id` names, their status is read from
 //! their pods (the `status` module) — through a status book kept by watches (the `live`
-//! module) while it is in step, by listing otherwise — and ports are found by reading the
-//! cluster's Services (docs/architecture.md, "Kubernetes objects", "Status" and "Port
-//! allocation").
+//! module) while it is in step, by listing otherwise — and free ports are found in a view
+//! of the cluster's node ports kept by a watch of its Services (the `node_ports` module)
+//! while it is in step, by reading the Services otherwise (docs/architecture.md,
+//! "Kubernetes objects", "Status" and "Port allocation").
 //!
 //! Every write is a server-side apply (the `apply` module), so running a deploy again
 //! after a failure halfway completes it without duplicates; deletes treat objects already
@@ -34,12 +35,13 @@ use crate::error::{
     Error, is_already_exists, is_expired, is_not_found, is_port_allocated, port_range_refused,
 };
 use crate::live::Watches;
+use crate::node_ports::{Follows, View, held_by};
 use crate::objects::{
     Layout, MANAGED_SELECTOR, PASSWORD_KEY, claim_name, config_name, credentials_name, labels,
 };
 use crate::ownership::{
-    CreateError, Reclaim, Taken, claim_existing, create_or_existing, create_owned, keeps_volume,
-    remove_owned,
+    CreateError, Posted, Reclaim, Taken, claim_existing, create_or_existing, create_owned,
+    keeps_volume, remove_owned,
 };
 use crate::status::Sources;
 use crate::volumes::Helpers;
@@ -58,16 +60,11 @@ const PAGED_READ_ATTEMPTS: u32 = 3;
 
 /// The node ports every Service of the cluster holds, read in pages of `page` (see
 /// [`read_paged`]), so that a cluster with thousands of Services costs bounded memory per
-/// answer and time in proportion to their number.
+/// answer and time in proportion to their number: the allocator's read while its view of
+/// the node ports is not in step.
 async fn used_node_ports(services: &Api<Service>, page: u32) -> Result<BTreeSet<u16>, kube::Error> {
     read_paged(services, page, BTreeSet::new, |used, items| {
-        used.extend(
-            items
-                .iter()
-                .filter_map(|service| service.spec.as_ref()?.ports.as_ref())
-                .flatten()
-                .filter_map(|port| u16::try_from(port.node_port?).ok()),
-        );
+        used.extend(items.iter().flat_map(held_by));
     })
     .await
 }
@@ -188,6 +185,7 @@ impl KubeFleet {
             client,
             statuses: Arc::default(),
             book: Arc::default(),
+            ports: Arc::default(),
         };
         self.clusters.insert(id, handle);
         self
@@ -206,6 +204,19 @@ impl KubeFleet {
             };
             crate::live::keep(watches, book)
         })
+    }
+
+    /// The cluster's view of its node ports; the first call starts its watch.
+    fn node_ports(&self, cluster: &ClusterId, handle: &ClusterHandle) -> Option<Arc<View>> {
+        let feed = handle.ports.feed(|book| {
+            let follows = Follows {
+                cluster: cluster.clone(),
+                client: handle.client.clone(),
+                window: self.watch_window,
+            };
+            crate::node_ports::keep(follows, book)
+        });
+        feed.borrow().clone()
     }
 
     fn status_selector(&self, cluster: &ClusterId) -> String {
@@ -253,7 +264,8 @@ impl KubeFleet {
 impl ClusterDeployer for KubeFleet {
     async fn deploy(&self, spec: &DeploymentSpec) -> DomainResult<Deployed> {
         let cluster = &spec.cluster_id;
-        let client = self.client(cluster)?;
+        let handle = self.handle(cluster)?;
+        let client = &handle.client;
         let objects = self.layout.objects(spec);
         let id = spec.framedb_id.as_str();
         let cluster_name = cluster.as_str();
@@ -282,7 +294,17 @@ impl ClusterDeployer for KubeFleet {
             .await;
         }
         match created {
-            Ok(_) => {}
+            // The next allocation on the cluster sees its port at once, not when the
+            // watch tells.
+            Ok((_, service)) => {
+                if let Some(view) = handle
+                    .ports
+                    .started()
+                    .and_then(|feed| feed.borrow().clone())
+                {
+                    view.lock().created(&service);
+                }
+            }
             Err(CreateError::Refused(error)) if is_port_allocated(&error) => {
                 return Err(framedb_core::Error::PortTaken {
                     cluster: cluster.clone(),
@@ -360,6 +382,7 @@ impl ClusterDeployer for KubeFleet {
                     self.deletion_wait,
                 )
                 .await
+                .map(|(taken, _)| taken)
                 .map_err(|error| created_error::<PersistentVolumeClaim>(cluster_name, id, error))
             },
             async {
@@ -574,8 +597,8 @@ impl KubeFleet {
         let generated = Credentials::generate()?;
         let secret = self.layout.credentials_secret(spec, &generated);
         match create_or_existing(&secrets, &secret, spec, self.deletion_wait).await {
-            Ok(None) => Ok(generated),
-            Ok(Some(existing)) => {
+            Ok(Posted::Created(_)) => Ok(generated),
+            Ok(Posted::Found(existing)) => {
                 // This create's own (a retried deploy), or retained with the volume whose
                 // data it opens; never another create's.
                 claim_existing(&secrets, &existing, spec, Reclaim::Retained).await?;
@@ -660,27 +683,35 @@ struct Snapshot {
     reports: Arc<HashMap<FramedbId, StatusReport>>,
 }
 
-/// One cluster of the fleet: its client, its latest direct status read, and its status
-/// book.
+/// One cluster of the fleet: its client, its latest direct status read, its status
+/// book, and its view of the node ports.
 #[derive(Clone)]
 struct ClusterHandle {
     client: Client,
     statuses: Arc<tokio::sync::Mutex<Option<Snapshot>>>,
     book: Arc<LiveBook>,
+    ports: Arc<LiveBook<Arc<View>>>,
 }
 
 #[async_trait]
 impl PortAllocator for KubeFleet {
     async fn free_ports(&self, cluster: &ClusterId, skip: &[u16]) -> DomainResult<Vec<u16>> {
-        let client = self.client(cluster)?;
-        // Node ports are cluster-wide, so every namespace's Services count.
-        let services = Api::<Service>::all(client.clone());
-        let used = used_node_ports(&services, LIST_PAGE)
-            .await
-            .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
-        let free: Vec<u16> = PORT_RANGE
-            .filter(|port| !used.contains(port) && !skip.contains(port))
-            .collect();
+        let handle = self.handle(cluster)?;
+        let free: Vec<u16> = if let Some(view) = self.node_ports(cluster, handle) {
+            let view = view.lock();
+            PORT_RANGE
+                .filter(|port| !view.holds(*port) && !skip.contains(port))
+                .collect()
+        } else {
+            // Node ports are cluster-wide, so every namespace's Services count.
+            let services = Api::<Service>::all(handle.client.clone());
+            let used = used_node_ports(&services, LIST_PAGE)
+                .await
+                .map_err(|error| Error::kube(cluster.as_str(), "listing Services", error))?;
+            PORT_RANGE
+                .filter(|port| !used.contains(port) && !skip.contains(port))
+                .collect()
+        };
         if free.is_empty() {
             return Err(framedb_core::Error::PortsExhausted(cluster.clone()));
         }
@@ -699,6 +730,50 @@ mod tests {
     use kube::api::{Api, ListParams, PostParams};
 
     use super::*;
+
+    /// Services made in `default`, `node_ports` of them on those ports and the others
+    /// ClusterIP, named in order.
+    async fn made(client: &Client, node_ports: &[u16], others: usize) {
+        let services: Api<Service> = Api::namespaced(client.clone(), "default");
+        let ports = node_ports.iter().map(|port| Some(*port));
+        for (i, port) in ports.chain(std::iter::repeat_n(None, others)).enumerate() {
+            let kind = if port.is_some() {
+                "NodePort"
+            } else {
+                "ClusterIP"
+            };
+            let service: Service = serde_json::from_value(serde_json::json!({
+                "metadata": { "name": format!("np-{i}") },
+                "spec": { "type": kind, "ports": [{ "port": 4000, "nodePort": port }] },
+            }))
+            .unwrap();
+            services
+                .create(&PostParams::default(), &service)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_port_read_takes_every_page() {
+        let sim =
+            Simulator::start(SimConfig::new("ports-pages").with_images(crate::default_images()))
+                .await
+                .unwrap();
+        let client = sim.client().await;
+        made(&client, &[30905], 4).await;
+        let before = sim.requests();
+        let used = used_node_ports(&Api::all(client), 2).await.unwrap();
+        assert_eq!(used, BTreeSet::from([30905]));
+        let pages = sim
+            .requests()
+            .since(&before)
+            .count(Verb::List, Some("services"));
+        assert_eq!(
+            pages, 3,
+            "5 Services (and the API server's own) in pages of 2"
+        );
+    }
 
     /// A paged read of the Services whose continue tokens keep expiring (a history of
     /// one change, and writes between every two pages) still reads every node port.

@@ -12,6 +12,7 @@
 //! - `ownership`: creates that take over no object they did not make (nor one being
 //!   deleted), and removals of one create's objects only;
 //! - `live`: the per-cluster status books, kept by watches;
+//! - `node_ports`: the per-cluster views of the node ports, kept by watches;
 //! - `volumes`: the pods that empty local volumes before a purge deletes them;
 //! - [`deployer`]: the instances' deployer and the port allocator;
 //! - [`config_service`]: the per-cluster config service.
@@ -24,6 +25,7 @@ pub mod error;
 mod inventory;
 pub mod kubeconfig;
 mod live;
+mod node_ports;
 pub mod objects;
 mod ownership;
 mod status;

@@ -112,10 +112,7 @@ enum Said {
 /// Starts the watchers, keeps the book from their events, and returns why it stopped:
 /// at the first error other than a `410` (see the module's documentation).
 async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> String {
-    let window = u32::try_from(watches.window.as_secs())
-        .unwrap_or(u32::MAX)
-        .clamp(1, 290);
-    let config = watcher::Config::default().timeout(window);
+    let config = watch_config(watches.window);
     let workloads = watcher(
         api::<StatefulSet>(watches),
         config.clone().labels(&watches.selector),
@@ -141,7 +138,7 @@ async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> String {
         match changed {
             Ok(true) => publish(book, kept.statuses()),
             Ok(false) => {}
-            Err(failure) => return broken(&watches.cluster, failure),
+            Err(Failure { plural, error }) => return broken(&watches.cluster, plural, error),
         }
     }
 }
@@ -251,7 +248,7 @@ impl Kept {
         let event = match said {
             Ok(event) => event,
             // The watcher lists again, starting with `Init`: out of step until `InitDone`.
-            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+            Err(error) if relists(&error) => {
                 *K::listed(self) = false;
                 return Ok(true);
             }
@@ -282,8 +279,25 @@ impl Kept {
     }
 }
 
-/// Why a follow ended, as the keeper logs it.
-fn broken(cluster: &ClusterId, Failure { plural, error }: Failure) -> String {
+/// The watcher configuration of a follow whose watch requests stay open for at most
+/// `window` (see [`Watches::window`]): kube-runtime's defaults otherwise (pages of 500,
+/// bookmarks asked for, lists read from a quorum).
+pub(crate) fn watch_config(window: Duration) -> watcher::Config {
+    let window = u32::try_from(window.as_secs())
+        .unwrap_or(u32::MAX)
+        .clamp(1, 290);
+    watcher::Config::default().timeout(window)
+}
+
+/// Whether the watcher answers `error` by listing again from scratch (a `410 Gone`
+/// event: the history it would resume from was compacted), so that the follow goes on
+/// and is in step again at that list's `InitDone`; after any other error it must end.
+pub(crate) fn relists(error: &watcher::Error) -> bool {
+    matches!(error, watcher::Error::WatchError(status) if status.code == 410)
+}
+
+/// Why a follow ended at a watcher's `error` on `plural`, as the keeper logs it.
+pub(crate) fn broken(cluster: &ClusterId, plural: &str, error: watcher::Error) -> String {
     let failed = |action: String, source| Error::kube(cluster.as_str(), action, source);
     match error {
         watcher::Error::InitialListFailed(source) => failed(format!("listing {plural}"), source),
@@ -301,6 +315,13 @@ fn broken(cluster: &ClusterId, Failure { plural, error }: Failure) -> String {
         }
     }
     .to_string()
+}
+
+/// The error a watcher yields at a `410 Gone` event.
+#[cfg(test)]
+pub(crate) fn gone() -> watcher::Error {
+    let status = kube::core::Status::failure("too old resource version", "Expired");
+    watcher::Error::WatchError(status.with_code(410).boxed())
 }
 
 #[cfg(test)]
@@ -331,11 +352,6 @@ mod tests {
             "status": { "conditions": [{ "type": "Ready", "status": "True" }] },
         }))
         .unwrap()
-    }
-
-    fn gone() -> watcher::Error {
-        let status = kube::core::Status::failure("too old resource version", "Expired");
-        watcher::Error::WatchError(status.with_code(410).boxed())
     }
 
     fn statuses(kept: &Kept) -> Option<Vec<(String, InstanceStatus)>> {
@@ -427,7 +443,7 @@ mod tests {
             .boxed();
         let start_failed = watcher::Error::WatchStartFailed(kube::Error::Api(unavailable));
         let failure = kept.take::<StatefulSet>(Err(start_failed)).unwrap_err();
-        let why = broken(&cluster, failure);
+        let why = broken(&cluster, failure.plural, failure.error);
         assert!(
             why.starts_with("watching StatefulSets on cluster 'c1' failed"),
             "{why}"
@@ -435,7 +451,7 @@ mod tests {
         let failure = kept
             .take::<Pod>(Err(watcher::Error::NoResourceVersion))
             .unwrap_err();
-        let why = broken(&cluster, failure);
+        let why = broken(&cluster, failure.plural, failure.error);
         assert!(
             why.starts_with("watching pods on cluster 'c1' failed"),
             "{why}"

@@ -90,7 +90,8 @@ where
     }
 }
 
-/// Creates `object` (which carries `spec`'s stamp), as the module docs say.
+/// Creates `object` (which carries `spec`'s stamp), as the module docs say: what it
+/// did, and the object as the API server answered the create or the apply.
 ///
 /// # Errors
 /// [`Error::Foreign`] when an object of its name exists that this create may not take;
@@ -102,24 +103,34 @@ pub(crate) async fn create_owned<K>(
     spec: &DeploymentSpec,
     reclaim: Reclaim,
     wait: Duration,
-) -> Result<Taken, CreateError>
+) -> Result<(Taken, K), CreateError>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
     K::DynamicType: Default,
 {
-    let Some(existing) = create_or_existing(api, object, spec, wait).await? else {
-        return Ok(Taken::Created);
+    let existing = match create_or_existing(api, object, spec, wait).await? {
+        Posted::Created(created) => return Ok((Taken::Created, created)),
+        Posted::Found(existing) => existing,
     };
     let taken = claim_existing(api, &existing, spec, reclaim)
         .await
         .map_err(CreateError::Other)?;
-    server_side_apply(api, object)
+    let applied = server_side_apply(api, object)
         .await
         .map_err(CreateError::Refused)?;
-    Ok(taken)
+    Ok((taken, applied))
 }
 
-/// POSTs `object`: `None` when it was created, the object of its name otherwise. An
+/// What [`create_or_existing`]'s POST met, each as the API server answered it.
+#[derive(Debug)]
+pub(crate) enum Posted<K> {
+    /// The object, created.
+    Created(K),
+    /// The object of its name that was there already (not being deleted).
+    Found(K),
+}
+
+/// POSTs `object`: the object created, or the object of its name that was there. An
 /// object of its name that is being deleted is never the answer: the create waits up to
 /// `wait` for it to go (polling, from 50 ms apart up to a second) and POSTs again.
 ///
@@ -132,7 +143,7 @@ pub(crate) async fn create_or_existing<K>(
     object: &K,
     spec: &DeploymentSpec,
     wait: Duration,
-) -> Result<Option<K>, CreateError>
+) -> Result<Posted<K>, CreateError>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
     K::DynamicType: Default,
@@ -147,7 +158,7 @@ where
     let mut pause = Duration::from_millis(50);
     loop {
         match api.create(&params, object).await {
-            Ok(_) => return Ok(None),
+            Ok(created) => return Ok(Posted::Created(created)),
             Err(error) if is_already_exists(&error) => {}
             Err(error) => return Err(CreateError::Refused(error)),
         }
@@ -157,7 +168,7 @@ where
             .map_err(|error| CreateError::Other(reading::<K>(cluster, &name, error)))?;
         match existing {
             Some(existing) if existing.meta().deletion_timestamp.is_none() => {
-                return Ok(Some(existing));
+                return Ok(Posted::Found(existing));
             }
             Some(existing) if tokio::time::Instant::now() >= deadline => {
                 return Err(CreateError::Other(still_deleting(spec, &existing, wait)));

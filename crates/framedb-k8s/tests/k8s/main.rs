@@ -4,6 +4,7 @@ mod config_mongodb;
 mod containers;
 mod deployer;
 mod lockdown;
+mod node_ports;
 mod nodes;
 mod ownership;
 mod provisioning;

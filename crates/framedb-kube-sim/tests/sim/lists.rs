@@ -556,3 +556,60 @@ async fn kubectl_watches_with_output_watch_events() {
     assert!(out.contains("ADDED"), "{out}");
     assert!(out.contains("DELETED"), "{out}");
 }
+
+/// The allocator's watch: every Service of every namespace (`/api/v1/services`), as a
+/// 1.33 server's watch cache serves it — the changes of all namespaces, a bookmark as the
+/// timeout ends the watch, and a 410 `Expired` from a compacted version.
+#[tokio::test]
+async fn a_cluster_wide_watch_of_services_sees_every_namespace_bookmarks_and_expires() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{WatchEvent, WatchParams};
+
+    let (_sim, client) = start_with(SimConfig::new("sim-services-watch").with_history(4)).await;
+    create_namespace(&client, "east").await;
+    create_namespace(&client, "west").await;
+    let from = sim_version(&client).await;
+    for ns in ["east", "west"] {
+        let service: Service = serde_json::from_value(json!({
+            "metadata": { "name": format!("np-{ns}") },
+            "spec": { "type": "NodePort", "ports": [{ "port": 80 }] },
+        }))
+        .unwrap();
+        Api::<Service>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &service)
+            .await
+            .unwrap();
+    }
+    let all: Api<Service> = Api::all(client.clone());
+    let params = WatchParams::default().timeout(1);
+    let mut seen = Vec::new();
+    let mut stream = all.watch(&params, &from).await.unwrap().boxed();
+    while let Some(event) = stream.next().await {
+        seen.push(match event.unwrap() {
+            WatchEvent::Added(service) => {
+                let port = service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port;
+                assert!(port.is_some(), "a NodePort Service has its port");
+                format!("ADDED {}", service.namespace().unwrap())
+            }
+            WatchEvent::Bookmark(_) => "BOOKMARK".to_owned(),
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    assert_eq!(seen, ["ADDED east", "ADDED west", "BOOKMARK"]);
+
+    churn(&client, "east", 6).await;
+    let mut stream = all.watch(&params, &from).await.unwrap().boxed();
+    match stream.next().await.unwrap().unwrap() {
+        WatchEvent::Error(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+            assert!(
+                status
+                    .message
+                    .starts_with(&format!("too old resource version: {from} (")),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("expected a 410, got {other:?}"),
+    }
+}
