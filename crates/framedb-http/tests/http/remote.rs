@@ -134,3 +134,54 @@ async fn endless_answers_and_streams_cannot_raise_memory_past_the_caps() {
         growth >> 20
     );
 }
+
+/// A (re)started global follows every cluster of its directory before anything asks for a
+/// status: its status books are whole when the first read comes, and a read across the
+/// fleet costs no call to any cluster.
+#[tokio::test]
+async fn a_started_global_follows_its_clusters_before_any_read() {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = opened.clone();
+    let app = Router::new().route(
+        paths::STATUS_WATCH,
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            // An in-step book of no instances, then silence with the stream open.
+            let line = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+                b"{\"statuses\":{}}\n",
+            ))]);
+            async move { Body::from_stream(line.chain(futures_util::stream::pending())) }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let cluster = ClusterId::new("followed-at-start").unwrap();
+    let mut settings = framedb_http::settings::GlobalSettings {
+        serve: framedb_http::settings::ServeSettings::loopback(),
+        ..framedb_http::settings::GlobalSettings::default()
+    };
+    settings
+        .fleet
+        .local_services
+        .push((cluster, service_url(&format!("http://{address}")).unwrap()));
+    settings.fleet.allow_insecure_clusters = true;
+    let adapters = framedb_http::Adapters {
+        registry: Some(Arc::new(framedb_core::memory::InMemoryRegistry::new())),
+        ..framedb_http::Adapters::default()
+    };
+    let global = framedb_http::App::global(&settings, adapters)
+        .await
+        .unwrap()
+        .spawn();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while opened.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the global opened no status stream of its own"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    global.stop().await.unwrap();
+}
