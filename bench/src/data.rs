@@ -62,6 +62,18 @@ pub fn document(i: usize) -> Document {
     }
 }
 
+/// A create's body (`POST /global/framedb/persistent-instances`) for `id` on `cluster`,
+/// on node `node-a` for an even `n`, `node-b` for an odd one.
+pub fn create_body(id: &str, cluster: &str, n: usize) -> String {
+    let node = if n.is_multiple_of(2) {
+        "node-a"
+    } else {
+        "node-b"
+    };
+    json!({"framedb_id": id, "cluster_id": cluster, "node_id": node, "storage_size": "1Gi"})
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use framedb_core::{ClusterId, Filter, InstanceRegistry, Query, QueryOptions};
+use framedb_core::{
+    ClusterDeployer, ClusterId, DeletionPolicy, DeploymentSpec, Filter, FramedbId, InstanceRecord,
+    InstanceRegistry, Metadata, NodeId, PortAllocator, Query, QueryOptions, Stamp, StorageSize,
+    Timestamp,
+};
+use framedb_http::remote::directory::service_url;
+use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
 use framedb_http::settings::{LocalSettings, ServeSettings};
 use framedb_http::{Adapters, App};
 use framedb_mongo::{MongoConfig, MongoRegistry};
@@ -35,6 +41,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::data::create_body;
 use crate::load::{self, Connection, Request};
 use crate::report::Report;
 use crate::stats::{Latencies, resident_kib};
@@ -48,7 +55,7 @@ const PER_CLUSTER: usize = 100;
 const CONCURRENCY: usize = 16;
 /// Concurrency of the fill, which is not measured.
 const FILL_CONCURRENCY: usize = 16;
-/// Rounds of the fill before it gives up on creates that keep failing.
+/// Times the fill deploys an instance before it gives up.
 const FILL_ATTEMPTS: usize = 3;
 /// Creates of each throughput round.
 const ROUND: usize = 200;
@@ -120,6 +127,7 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
     ));
     let sims = Simulate::start(&names, dir.path()).await?;
     let locals = Locals::start(&names, dir.path()).await?;
+    let remote = remote_clusters(&locals.urls)?;
     // Memory is read of globals at rest: no reconcile pass (whose transient allocations
     // the allocator may keep), no request but `/metrics`. The baseline is a global of one
     // empty cluster (with none named, it would run the embedded default).
@@ -134,13 +142,9 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
     for (stage, &clusters) in plan.stages.iter().enumerate() {
         let last = stage + 1 == plan.stages.len();
         let fleet = &locals.urls[..clusters];
-        let global = Global::start(uri, database, fleet, plan.reconcile_secs).await?;
         let new = &names[filled..clusters];
-        step(&format!(
-            "{clusters} clusters: filling {} new ones",
-            new.len()
-        ));
         if last {
+            let global = Global::start(uri, database, fleet, plan.reconcile_secs).await?;
             let processes = [
                 ("global", global.pid()),
                 ("local services", locals.pid()),
@@ -153,19 +157,27 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
                 "the global's /metrics after the rounds: {}",
                 metrics.display()
             ));
+            global.stop().await;
         }
-        // Earlier stages leave ports of each cluster free for the last one's round over
-        // every cluster.
+        // Earlier stages leave ports of each cluster free for the last one's rounds.
         let target = if last {
             PER_CLUSTER
         } else {
             PER_CLUSTER - spread_per_cluster(all) - 1
         };
-        fill(&global, &names[..clusters], target).await?;
-        global.stop().await;
+        step(&format!(
+            "{clusters} clusters: filling {} new ones",
+            new.len()
+        ));
+        fill(&remote, &registry, &names[..clusters], target).await?;
         filled = clusters;
 
         let instances = count_records(uri, database).await?;
+        // A first global waits until the local services' books hold the new instances,
+        // so that the restart below times the global alone.
+        let settling = Global::start(uri, database, fleet, 0).await?;
+        settling.wait_in_step(clusters, instances).await?;
+        settling.stop().await;
         let restarted = Instant::now();
         let global = Global::start(uri, database, fleet, 0).await?;
         global.wait_in_step(clusters, instances).await?;
@@ -253,17 +265,6 @@ fn spread_per_cluster(clusters: usize) -> usize {
     ROUND.div_ceil(clusters).max(1)
 }
 
-/// A create's body for instance `n` of `cluster`.
-fn create_body(id: &str, cluster: &str, n: usize) -> String {
-    let node = if n.is_multiple_of(2) {
-        "node-a"
-    } else {
-        "node-b"
-    };
-    json!({"framedb_id": id, "cluster_id": cluster, "node_id": node, "storage_size": "1Gi"})
-        .to_string()
-}
-
 /// What a batch of creates measured.
 struct Batch {
     latencies: Latencies,
@@ -331,40 +332,120 @@ async fn create_all(addr: SocketAddr, bodies: Vec<String>, concurrency: usize) -
     Ok(batch)
 }
 
-/// Fills every cluster of `clusters` up to `target` instances with a port (what the
-/// registry holds of each is counted first), interleaving the clusters. A create that
-/// fails (a 504 when the registry falls behind) is made up for by the next attempt, under
-/// new ids: a create that timed out may still finish.
-async fn fill(global: &Global, clusters: &[String], target: usize) -> Result<()> {
-    let mut failures = Vec::new();
-    for attempt in 0..FILL_ATTEMPTS {
-        let mut counts = BTreeMap::new();
-        for cluster in clusters {
-            counts.insert(cluster.clone(), global.count(cluster).await?);
+/// Fills every cluster of `clusters` up to `target` instances, as the global's creates
+/// would leave them, without the global: its two registry writes per create are what a
+/// Python stand-in for MongoDB (SecantusDB, one core) spends most of a fill on, and the
+/// fill is set-up, not a measure. Each instance is deployed through the global's own
+/// client of the local services ([`RemoteClusters`]) on a port its local service offers,
+/// with a stamp and a registration time of its own, and its record (what the global
+/// records once a deploy is done: `Provisioning` with its port) goes into the registry in
+/// bulk afterwards. Records and objects then agree as after the global's creates, so a
+/// reconcile pass has nothing to repair.
+async fn fill(
+    remote: &Arc<RemoteClusters>,
+    registry: &MongoRegistry,
+    clusters: &[String],
+    target: usize,
+) -> Result<()> {
+    let mut specs = Vec::new();
+    for name in clusters {
+        let cluster = ClusterId::new(name.as_str())?;
+        let held = registry
+            .find(&Query::with_filter(Filter::cluster(&cluster)))
+            .await?
+            .len();
+        if held >= target {
+            continue;
         }
-        let mut bodies = Vec::new();
-        for n in 0..target {
-            for (cluster, &held) in &counts {
-                if n >= held {
-                    let id = format!("{cluster}-a{attempt}i{n:03}");
-                    bodies.push(create_body(&id, cluster, n));
+        let free = remote.free_ports(&cluster, &[]).await?;
+        for (n, port) in (held..target).zip(free) {
+            specs.push(DeploymentSpec {
+                framedb_id: FramedbId::new(format!("{name}-i{n:03}"))?,
+                cluster_id: cluster.clone(),
+                node_id: NodeId::new(if n.is_multiple_of(2) {
+                    "node-a"
+                } else {
+                    "node-b"
+                })?,
+                storage_size: StorageSize::new("1Gi")?,
+                port,
+                stamp: Stamp::generate()?,
+                deletion_policy: DeletionPolicy::default(),
+                resources: None,
+                created_at: Timestamp::now(),
+                metadata: Metadata::default(),
+            });
+        }
+    }
+    // Interleaved, so that every cluster's deploys run at once.
+    specs.sort_by_key(|spec| (spec.port, spec.cluster_id.to_string()));
+    // A deploy that timed out (a simulator falling behind) is repeated: a repeated deploy
+    // of the same stamp completes the same deployment.
+    let mut pending = specs.clone();
+    for attempt in 1..=FILL_ATTEMPTS {
+        let failed = deploy_all(remote, pending).await?;
+        if failed.is_empty() {
+            break;
+        }
+        ensure!(
+            attempt < FILL_ATTEMPTS,
+            "{} deploys of the fill failed {FILL_ATTEMPTS} times, e.g. {}",
+            failed.len(),
+            failed[0].1
+        );
+        pending = failed.into_iter().map(|(spec, _)| spec).collect();
+    }
+    let records: Vec<InstanceRecord> = specs.iter().map(DeploymentSpec::record).collect();
+    for chunk in records.chunks(1000) {
+        registry.insert_all(chunk).await?;
+    }
+    Ok(())
+}
+
+/// Deploys `specs` at [`FILL_CONCURRENCY`]; returns those that failed, with why.
+async fn deploy_all(
+    remote: &Arc<RemoteClusters>,
+    specs: Vec<DeploymentSpec>,
+) -> Result<Vec<(DeploymentSpec, String)>> {
+    let specs = Arc::new(specs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..FILL_CONCURRENCY {
+        let (specs, next, remote) = (specs.clone(), next.clone(), remote.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut failed = Vec::new();
+            while let Some(spec) = specs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if let Err(error) = remote.deploy(spec).await {
+                    failed.push((spec.clone(), format!("{}: {error}", spec.framedb_id)));
                 }
             }
-        }
-        if bodies.is_empty() {
-            return Ok(());
-        }
-        let batch = create_all(global.addr, bodies, FILL_CONCURRENCY).await?;
-        if batch.failed.is_empty() {
-            return Ok(());
-        }
-        failures.extend(batch.failed);
+            failed
+        }));
     }
-    bail!(
-        "{} creates of the fill failed over {FILL_ATTEMPTS} attempts, e.g. {}",
-        failures.len(),
-        failures.first().map_or("", String::as_str)
-    )
+    let mut failed = Vec::new();
+    for task in tasks {
+        failed.extend(task.await?);
+    }
+    Ok(failed)
+}
+
+/// The global's client of the local services `fleet` (`cluster=url`), as
+/// `framedb-server global --local-service` builds it.
+fn remote_clusters(fleet: &[String]) -> Result<Arc<RemoteClusters>> {
+    let directory = Arc::new(ClusterDirectory::new());
+    for entry in fleet {
+        let (cluster, url) = entry.split_once('=').context("not cluster=url")?;
+        directory.insert(
+            ClusterId::new(cluster)?,
+            service_url(url).map_err(anyhow::Error::msg)?,
+            None,
+        );
+    }
+    Ok(Arc::new(RemoteClusters::new(
+        directory,
+        RemoteTimeouts::default(),
+        &[],
+    )?))
 }
 
 /// Throughput at concurrency 16 over 4 clusters vs over every cluster, before the new
@@ -914,21 +995,6 @@ impl Global {
 
     fn cpu_seconds(&self) -> Result<f64> {
         cpu_seconds(self.pid())
-    }
-
-    /// The instances the registry holds on `cluster`.
-    async fn count(&self, cluster: &str) -> Result<usize> {
-        let (status, body) = load::once(
-            self.addr,
-            &Request::get(&format!("{BASE}/cluster/{cluster}")),
-        )
-        .await?;
-        ensure!(status == 200, "GET of cluster {cluster} answered {status}");
-        let answer: serde_json::Value = serde_json::from_slice(&body)?;
-        // Only what holds a port: a create that died before recording one holds none.
-        Ok(answer["data"]
-            .as_array()
-            .map_or(0, |all| all.iter().filter(|i| i["port"].is_u64()).count()))
     }
 
     /// One sequential registry write's round-trip as the registry is now: the median of

@@ -448,14 +448,7 @@ pub async fn create(plan: &Plan, report: &mut Report) -> Result<()> {
     .await?;
     let addr = stack.address;
     let body = |name: String, n: usize| {
-        let cluster = format!("cluster-{:02}", 1 + n % CLUSTERS);
-        let node = if n.is_multiple_of(2) {
-            "node-a"
-        } else {
-            "node-b"
-        };
-        json!({"framedb_id": name, "node_id": node, "cluster_id": cluster, "storage_size": "2Gi"})
-            .to_string()
+        data::create_body(&name, &format!("cluster-{:02}", 1 + n % CLUSTERS), n)
     };
     // The first create on a cluster also creates the namespace; the common case follows.
     for n in 0..CLUSTERS {

@@ -165,6 +165,28 @@ impl MongoRegistry {
         bounded(self.deadline, operation, future).await
     }
 
+    /// Records `records` in one write (`insertMany`, ordered): a bulk load of a registry
+    /// (an import, the fleet benchmark's fill), not the create path, which registers one
+    /// instance at a time through [`InstanceRegistry::insert`]. The unique index on
+    /// `framedb_id` holds as for single inserts: a taken id stops the load there.
+    ///
+    /// # Errors
+    /// As [`InstanceRegistry::insert`]; records before the refused one stay recorded.
+    pub async fn insert_all(&self, records: &[InstanceRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let operation = "inserting instance records";
+        self.bounded(operation, async {
+            self.collection
+                .insert_many(records.iter().map(record_to_document))
+                .await
+                .map_err(|source| Error::driver(operation, source))
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn insert_record(&self, record: &InstanceRecord) -> Result<()> {
         let operation = "inserting an instance record";
         self.bounded(operation, async {

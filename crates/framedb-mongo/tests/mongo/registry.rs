@@ -362,3 +362,20 @@ fn operator_keys(value: &Bson, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// A bulk load records what single inserts would, in one write.
+#[tokio::test]
+async fn a_bulk_load_records_what_single_inserts_would() {
+    let Some(db) = TestDb::open("bulk").await else {
+        return;
+    };
+    let records = dataset::records();
+    db.registry.insert_all(&records).await.unwrap();
+    db.registry.insert_all(&[]).await.unwrap();
+    for record in &records {
+        assert_eq!(&db.registry.get(&record.framedb_id).await.unwrap(), record);
+    }
+    // The unique index holds: a taken id is refused.
+    assert!(db.registry.insert_all(&records[..1]).await.is_err());
+    db.drop().await;
+}
