@@ -150,11 +150,14 @@ impl ServerProcess {
     /// Stops the child (closing its stdin) and waits for it.
     pub async fn stop(mut self) {
         drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        stop_within(&mut self.child, Duration::from_secs(5)).await;
+    }
+}
+
+/// Waits up to `grace` for `child` to exit (its stdin closed, which tells it to), then
+/// kills it.
+pub async fn stop_within(child: &mut Child, grace: Duration) {
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = child.kill().await;
     }
 }

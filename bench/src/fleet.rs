@@ -150,7 +150,15 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
                 ("local services", locals.pid()),
                 ("simulators", sims.pid()),
             ];
-            throughput(&global, &processes, &names[..clusters], new, report).await?;
+            throughput(
+                &global,
+                &registry,
+                &processes,
+                &names[..clusters],
+                new,
+                report,
+            )
+            .await?;
             let metrics = std::env::temp_dir().join("framedb-fleet-global-metrics.txt");
             global.save_metrics(&metrics).await?;
             step(&format!(
@@ -172,7 +180,7 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
         fill(&remote, &registry, &names[..clusters], target).await?;
         filled = clusters;
 
-        let instances = count_records(uri, database).await?;
+        let instances = count_records(&registry).await?;
         // A first global waits until the local services' books hold the new instances,
         // so that the restart below times the global alone.
         let settling = Global::start(uri, database, fleet, 0).await?;
@@ -249,14 +257,30 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
 
 /// The records the registry holds with a port (a create that died before recording its
 /// port runs nowhere, and no status book shows it).
-async fn count_records(uri: &str, database: &str) -> Result<usize> {
-    let client = mongodb::Client::with_uri_str(uri).await?;
-    let records = client
-        .database(database)
-        .collection::<mongodb::bson::Document>(&MongoConfig::new(uri).collection)
+async fn count_records(registry: &MongoRegistry) -> Result<usize> {
+    let records = registry
+        .collection()
         .count_documents(mongodb::bson::doc! {"port": {"$ne": null}})
         .await?;
     Ok(usize::try_from(records)?)
+}
+
+/// One sequential registry write's round-trip as the registry is now: the median of 20
+/// inserts and deletes of a scratch document in the registry's own collection, with its
+/// indexes and records (a write's cost may grow with them).
+async fn registry_trip_ms(registry: &MongoRegistry) -> Result<f64> {
+    let records = registry.collection();
+    let mut trips = Latencies::default();
+    for n in 0..20 {
+        let scratch = mongodb::bson::doc! {"framedb_id": format!("bench-scratch-{n}")};
+        let sent = Instant::now();
+        records.insert_one(scratch.clone()).await?;
+        trips.push(sent.elapsed());
+        let sent = Instant::now();
+        records.delete_one(scratch).await?;
+        trips.push(sent.elapsed());
+    }
+    Ok(trips.p50())
 }
 
 /// Creates on each cluster in the round over every cluster: [`ROUND`] in all, at least
@@ -454,6 +478,7 @@ fn remote_clusters(fleet: &[String]) -> Result<Arc<RemoteClusters>> {
 /// cluster (the earlier stages left a port free on theirs).
 async fn throughput(
     global: &Global,
+    registry: &MongoRegistry,
     processes: &[(&'static str, u32)],
     all: &[String],
     new: &[String],
@@ -507,7 +532,7 @@ async fn throughput(
     // A create's sequential round-trips to its cluster: the Service (the port's
     // reservation), then the rest at once; and to the registry: the record, then its
     // port.
-    let floor = 2.0 * LATENCY.as_secs_f64() * 1000.0 + 2.0 * global.registry_trip_ms().await?;
+    let floor = 2.0 * LATENCY.as_secs_f64() * 1000.0 + 2.0 * registry_trip_ms(registry).await?;
     report.row(
         "fleet",
         format!(
@@ -869,12 +894,7 @@ impl Locals {
 
     async fn stop(mut self) {
         drop(self.child.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        crate::child::stop_within(&mut self.child, Duration::from_secs(10)).await;
     }
 }
 
@@ -930,8 +950,6 @@ struct Passes {
 struct Global {
     child: Child,
     addr: SocketAddr,
-    uri: String,
-    database: String,
 }
 
 impl Global {
@@ -967,12 +985,7 @@ impl Global {
             .kill_on_drop(true)
             .spawn()
             .context("starting framedb-server global")?;
-        let mut global = Self {
-            child,
-            addr,
-            uri: uri.to_owned(),
-            database: database.to_owned(),
-        };
+        let mut global = Self { child, addr };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok((200, _)) = load::once(addr, &Request::get("/healthz")).await {
@@ -995,27 +1008,6 @@ impl Global {
 
     fn cpu_seconds(&self) -> Result<f64> {
         cpu_seconds(self.pid())
-    }
-
-    /// One sequential registry write's round-trip as the registry is now: the median of
-    /// 20 inserts and deletes of a scratch document in the registry's own collection,
-    /// with its indexes and records (a write's cost may grow with them).
-    async fn registry_trip_ms(&self) -> Result<f64> {
-        let client = mongodb::Client::with_uri_str(&self.uri).await?;
-        let records = client
-            .database(&self.database)
-            .collection::<mongodb::bson::Document>(&MongoConfig::new(&self.uri).collection);
-        let mut trips = Latencies::default();
-        for n in 0..20 {
-            let scratch = mongodb::bson::doc! {"framedb_id": format!("bench-scratch-{n}")};
-            let sent = Instant::now();
-            records.insert_one(scratch.clone()).await?;
-            trips.push(sent.elapsed());
-            let sent = Instant::now();
-            records.delete_one(scratch).await?;
-            trips.push(sent.elapsed());
-        }
-        Ok(trips.p50())
     }
 
     /// Writes its `/metrics` to `path`, for a look at where its time went.

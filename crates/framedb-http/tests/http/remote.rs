@@ -14,19 +14,20 @@ use framedb_http::wire::{MAX_BOOK_LINE, paths};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
-/// Serves `app` on loopback as the local service of cluster `name`; the global's client
-/// of it.
-async fn served_as(name: &str, app: Router) -> (RemoteClusters, ClusterId) {
+/// Serves `app` on loopback; its URL.
+async fn serve(app: Router) -> url::Url {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    service_url(&format!("http://{address}")).unwrap()
+}
+
+/// Serves `app` on loopback as the local service of cluster `name`; the global's client
+/// of it.
+async fn served_as(name: &str, app: Router) -> (RemoteClusters, ClusterId) {
     let cluster = ClusterId::new(name).unwrap();
     let directory = Arc::new(ClusterDirectory::new());
-    directory.insert(
-        cluster.clone(),
-        service_url(&format!("http://{address}")).unwrap(),
-        None,
-    );
+    directory.insert(cluster.clone(), serve(app).await, None);
     let remote = RemoteClusters::new(directory, RemoteTimeouts::default(), &[]).unwrap();
     (remote, cluster)
 }
@@ -153,18 +154,13 @@ async fn a_started_global_follows_its_clusters_before_any_read() {
             async move { Body::from_stream(line.chain(futures_util::stream::pending())) }
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve(app).await;
     let cluster = ClusterId::new("followed-at-start").unwrap();
     let mut settings = framedb_http::settings::GlobalSettings {
         serve: framedb_http::settings::ServeSettings::loopback(),
         ..framedb_http::settings::GlobalSettings::default()
     };
-    settings
-        .fleet
-        .local_services
-        .push((cluster, service_url(&format!("http://{address}")).unwrap()));
+    settings.fleet.local_services.push((cluster, url));
     settings.fleet.allow_insecure_clusters = true;
     let adapters = framedb_http::Adapters {
         registry: Some(Arc::new(framedb_core::memory::InMemoryRegistry::new())),
