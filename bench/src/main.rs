@@ -15,7 +15,8 @@
 // The same allocator as `framedb-server`, so that the servers under test are built as
 // it is (the ceiling too).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: framedb_alloc::Counting<mimalloc::MiMalloc> =
+    framedb_alloc::Counting(mimalloc::MiMalloc);
 
 mod child;
 mod data;

@@ -153,7 +153,31 @@ mod tests {
         };
         assert_eq!(settings.clusters, ["a", "b", "c"]);
         assert_eq!(settings.nodes, ["n1"]);
+        assert!(settings.node_capacity.is_empty());
         assert!(parse(&["simulate", "--token", "t"]).is_err());
+    }
+
+    #[cfg(feature = "simulator")]
+    #[test]
+    fn simulate_reads_node_capacity_as_resource_quantity_pairs() {
+        let Ok(Role::Simulate(settings)) =
+            parse(&["simulate", "--node-capacity", "cpu=64,memory=256Gi"])
+        else {
+            panic!("the simulate role")
+        };
+        assert_eq!(
+            settings.node_capacity,
+            [
+                ("cpu".into(), "64".into()),
+                ("memory".into(), "256Gi".into())
+            ]
+        );
+        for bad in ["cpu", "=64", "cpu=", "cpu:64"] {
+            let Err(e) = parse(&["simulate", "--node-capacity", bad]) else {
+                panic!("{bad:?} was read as a capacity")
+            };
+            assert!(e.to_string().contains("is not resource=quantity"), "{e}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `framedb_reconcile_runs_total`, `framedb_reconcile_run_duration_seconds`, `framedb_reconcile_repairs_total` | `outcome`; `kind` |
 //! | `framedb_instances` | `cluster_id`, `status`: from the clusters' status books at each scrape (0 for a status no instance has; none for a cluster whose book is not in step) |
 //! | `framedb_free_node_ports` | `cluster_id`: as of the last allocation on the cluster (0 once exhausted) |
+//! | `framedb_heap_bytes` | none: what the process's allocator holds for it, at each scrape (`framedb-server` with `FRAMEDB_HEAP_STATS=1`; a process whose allocator does not count has no such series) |
 //!
 //! `outcome` is `ok`, or what kind of failure: `refused` (the caller's or the cluster's
 //! refusal), `unavailable`, `timeout`, `bad_gateway`, `internal`.
@@ -59,6 +60,8 @@ struct Inner {
     repairs: Family<KindLabels, Counter>,
     instances: Family<InstanceLabels, Gauge>,
     free_ports: Family<ClusterLabels, Gauge>,
+    /// The heap in use, when the process's allocator counts it.
+    heap: Option<Gauge>,
     /// Held while a scrape counts instances and renders.
     scraping: std::sync::Mutex<()>,
 }
@@ -198,6 +201,15 @@ impl Metrics {
             "Free node ports of 30900-30999 by cluster, as of the last allocation there",
             free_ports.clone(),
         );
+        let heap = framedb_alloc::allocated().map(|_| {
+            let heap = Gauge::default();
+            registry.register(
+                "heap_bytes",
+                "Bytes the process's allocator holds for it (its heap in use)",
+                heap.clone(),
+            );
+            heap
+        });
         Self(Arc::new(Inner {
             registry,
             requests,
@@ -212,12 +224,16 @@ impl Metrics {
             repairs,
             instances,
             free_ports,
+            heap,
             scraping: std::sync::Mutex::new(()),
         }))
     }
 
     /// Every series as OpenMetrics text.
     pub fn render(&self) -> String {
+        if let (Some(gauge), Some(bytes)) = (&self.0.heap, framedb_alloc::allocated()) {
+            gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.0.registry);

@@ -12,7 +12,12 @@
 //!
 //! They run synchronously after every write (so a client that creates a StatefulSet sees
 //! its pods on the next read), again while the deletions they finish lead to more, and
-//! on a short timer for readiness deadlines, back-offs and grace periods.
+//! on a short timer for readiness deadlines, back-offs and grace periods. As the real
+//! controllers act on their informers' events rather than on the whole cluster, the
+//! costly ones act on what the writes since their last run touched: the store keeps
+//! their queues (the StatefulSets and workloads whose pods or selves changed, the objects
+//! whose owners changed) and indexes (pods by owner, what each node's pods take), so that
+//! a write costs the same on a cluster of 10 objects and of 10,000.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -122,36 +127,15 @@ impl State {
         }
     }
 
-    /// Pods by the uid of each owner they reference.
-    fn pods_by_owner(&self) -> HashMap<String, Vec<ObjKey>> {
-        let mut index: HashMap<String, Vec<ObjKey>> = HashMap::new();
-        for (k, pod) in self.iter(PODS) {
-            for owner in pod["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(uid) = owner["uid"].as_str() {
-                    index.entry(uid.to_string()).or_default().push(k.clone());
-                }
-            }
-        }
-        index
-    }
-
     fn workloads(&self, res: &str) -> Vec<(ObjKey, Value)> {
         self.iter(res)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
-    fn keys(&self, res: &str) -> Vec<ObjKey> {
-        self.iter(res).map(|(k, _)| k.clone()).collect()
-    }
-
     /// The hash of a workload's pod template. The template changes only with the spec,
-    /// which bumps the generation, so it is computed once per generation: every write
-    /// runs the controllers over every workload.
+    /// which bumps the generation, so it is computed once per generation: the workload
+    /// controllers look at a workload each time one of its pods changes.
     fn template_hash_of(&self, workload: &Value) -> String {
         let generation = workload["metadata"]["generation"]
             .as_u64()
@@ -241,9 +225,14 @@ impl State {
         true
     }
 
+    /// The StatefulSet controller, over the sets queued since it last ran
+    /// (`statefulset_queue`: their pods or selves changed). A set it must look at again
+    /// without a change to them stays queued: one with claim templates (its claims may go
+    /// while its pods wait for them) and one whose pod create was refused (retried, as the
+    /// controller's rate-limited queue retries).
     fn sync_statefulsets(&mut self) {
-        let owned = self.pods_by_owner();
-        for (ns, name) in self.keys(STATEFULSETS) {
+        let queued = std::mem::take(&mut self.statefulset_queue);
+        for (ns, name) in queued {
             let Some(sts) = self.lookup(STATEFULSETS, &key(&ns, &name)) else {
                 continue;
             };
@@ -255,7 +244,7 @@ impl State {
             let revision = format!("{name}-{}", self.template_hash_of(sts));
             let prefix = format!("{name}-");
             let mut condemned = Vec::new();
-            for pk in owned.get(meta(sts, "uid")).into_iter().flatten() {
+            for pk in self.pods_owned_by(meta(sts, "uid")) {
                 let Some(pod) = self.lookup(PODS, pk) else {
                     continue;
                 };
@@ -299,6 +288,9 @@ impl State {
             // Cloned only when there is something to do, which is rare next to the writes
             // that run this controller.
             let sts = sts.clone();
+            if templates {
+                self.statefulset_queue.insert(key(&ns, &name));
+            }
             for pk in &orphans {
                 self.adopt(&sts, pk);
             }
@@ -337,6 +329,7 @@ impl State {
                 if !self.create_pod(&sts, &pod_name, &labels, spec) {
                     // Ordinals are made in order: one refused stops the rest, as in the
                     // StatefulSet controller.
+                    self.statefulset_queue.insert(key(&ns, &name));
                     break;
                 }
                 if templates {
@@ -487,7 +480,6 @@ impl State {
     }
 
     fn sync_deployments(&mut self) {
-        let owned = self.pods_by_owner();
         for ((ns, name), deploy) in self.workloads(DEPLOYMENTS) {
             // A Deployment being deleted only has its status kept up to date.
             if is_terminating(&deploy) {
@@ -496,8 +488,7 @@ impl State {
             let replicas = replicas_of(&deploy) as usize;
             let hash = template_hash(&deploy["spec"]["template"]);
             let selector = LabelSelector::from_object(&deploy["spec"]["selector"]);
-            let mut pods: Vec<ObjKey> =
-                owned.get(meta(&deploy, "uid")).cloned().unwrap_or_default();
+            let mut pods: Vec<ObjKey> = self.pods_owned_by(meta(&deploy, "uid")).cloned().collect();
             let orphans: Vec<ObjKey> = self
                 .objects_in(PODS, &ns)
                 .filter(|(_, pod)| adoptable(pod, selector.as_ref()))
@@ -850,17 +841,9 @@ impl State {
             return;
         }
         let stamp = now_rfc3339();
-        // What the pods already on each node take, counted once per pass and kept up to
-        // date as this pass places pods: every write runs the scheduler.
-        let mut usage: HashMap<String, scheduling::Usage> = HashMap::new();
-        for (_, placed) in self.iter(PODS) {
-            let node = str_at(placed, &["spec", "nodeName"]);
-            if !node.is_empty()
-                && !matches!(str_at(placed, &["status", "phase"]), "Succeeded" | "Failed")
-            {
-                usage.entry(node.to_owned()).or_default().add(placed);
-            }
-        }
+        // What the pods already on each node take (kept as pods are written), and kept up
+        // to date as this pass places pods.
+        let mut usage = self.node_usage.clone();
         for (k, pod) in pending {
             match self.place(&pod, &usage) {
                 Ok(node) => {
@@ -1238,16 +1221,19 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Writes replica counts and conditions into StatefulSet and Deployment status.
+    /// Writes replica counts and conditions into the status of the StatefulSets and
+    /// Deployments whose pods or selves changed since it last ran (`touched_workloads`,
+    /// filled as objects are written): what the workload controllers' informers queue.
     fn update_workload_status(&mut self) {
-        let owned = self.pods_by_owner();
+        if self.touched_workloads.is_empty() {
+            return;
+        }
+        let touched = std::mem::take(&mut self.touched_workloads);
         // A StatefulSet counts every pod it has made; a Deployment (through its ReplicaSets)
         // only those not being deleted (`FilterActivePods`).
         let count = |state: &State, uid: &str, label: &str, want: &str, active: bool| {
-            let pods: Vec<&Value> = owned
-                .get(uid)
-                .into_iter()
-                .flatten()
+            let pods: Vec<&Value> = state
+                .pods_owned_by(uid)
                 .filter_map(|k| state.lookup(PODS, k))
                 .filter(|pod| !active || !is_terminating(pod))
                 .collect();
@@ -1258,8 +1244,8 @@ impl State {
             let ready = pods.iter().filter(|p| is_ready(p)).count();
             (pods.len() as i64, current as i64, ready as i64)
         };
-        for k in self.keys(STATEFULSETS) {
-            let Some(sts) = self.lookup(STATEFULSETS, &k) else {
+        for (_, k) in touched.iter().filter(|(res, _)| *res == STATEFULSETS) {
+            let Some(sts) = self.lookup(STATEFULSETS, k) else {
                 continue;
             };
             let revision = format!("{}-{}", k.1, self.template_hash_of(sts));
@@ -1282,9 +1268,12 @@ impl State {
                     status[field] = json!(n);
                 }
             }
-            self.set_status(STATEFULSETS, &k, status);
+            self.set_status(STATEFULSETS, k, status);
         }
-        for (k, deploy) in self.workloads(DEPLOYMENTS) {
+        for (_, k) in touched.into_iter().filter(|(res, _)| *res == DEPLOYMENTS) {
+            let Some(deploy) = self.lookup(DEPLOYMENTS, &k).cloned() else {
+                continue;
+            };
             let hash = template_hash(&deploy["spec"]["template"]);
             let (total, current, ready) =
                 count(self, meta(&deploy, "uid"), TEMPLATE_HASH_LABEL, &hash, true);
@@ -1353,6 +1342,8 @@ impl State {
             }
             self.set_status(DEPLOYMENTS, &k, status);
         }
+        // Its own status writes queued their workloads again: their status is written.
+        self.touched_workloads.clear();
     }
 }
 
@@ -1471,5 +1462,149 @@ fn requirement_matches(expr: &Value, value: Option<&str>) -> bool {
             matches!((value.and_then(number), values.first().and_then(|v| number(v))), (Some(a), Some(b)) if a < b)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::store::PatchKind;
+
+    /// The controllers' indexes, recomputed from the objects: what the kept ones must
+    /// equal after any sequence of writes.
+    fn recomputed(
+        state: &State,
+    ) -> (
+        BTreeMap<String, scheduling::Usage>,
+        BTreeSet<(String, ObjKey)>,
+    ) {
+        let mut usage = BTreeMap::<String, scheduling::Usage>::new();
+        let mut edges = BTreeSet::new();
+        for (k, pod) in state.iter(PODS) {
+            if let Some(node) = scheduling::node_taken(pod) {
+                usage.entry(node.to_owned()).or_default().add(pod);
+            }
+            for owner in pod["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                edges.insert((str_at(owner, &["uid"]).to_owned(), k.clone()));
+            }
+        }
+        (usage, edges)
+    }
+
+    fn kept(
+        state: &State,
+    ) -> (
+        BTreeMap<String, scheduling::Usage>,
+        BTreeSet<(String, ObjKey)>,
+    ) {
+        let usage = state
+            .node_usage
+            .iter()
+            .filter(|(_, used)| used.pods > 0)
+            .map(|(node, used)| (node.clone(), *used))
+            .collect();
+        let mut edges = BTreeSet::new();
+        for (_, pod) in state.iter(PODS) {
+            for owner in pod["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let uid = str_at(owner, &["uid"]);
+                edges.extend(
+                    state
+                        .pods_owned_by(uid)
+                        .map(|k| (uid.to_owned(), k.clone())),
+                );
+            }
+        }
+        (usage, edges)
+    }
+
+    fn settle(state: &mut State) {
+        state.reconcile(Instant::now());
+        assert_eq!(kept(state), recomputed(state), "the kept indexes drifted");
+        assert!(
+            state.touched_workloads.is_empty(),
+            "every queued workload was looked at"
+        );
+    }
+
+    #[test]
+    fn the_indexes_the_controllers_keep_match_the_objects_through_scaling_and_deletion() {
+        let mut state = State::new(7, std::time::Duration::ZERO, 1.0);
+        for node in ["node-a", "node-b"] {
+            let body = json!({ "metadata": { "name": node },
+                "status": { "capacity": { "cpu": "2", "memory": "8Gi", "pods": "110" } } });
+            state
+                .create(by_plural(NODES), None, body, Fields::Kept)
+                .unwrap();
+        }
+        let template = json!({
+            "metadata": { "labels": { "app": "db" } },
+            "spec": { "containers": [{ "name": "db", "image": "pingcap/tidb:v8.5.1",
+                "resources": { "requests": { "cpu": "500m", "memory": "1Gi" } } }] },
+        });
+        let sts = json!({ "metadata": { "name": "db" }, "spec": {
+            "replicas": 3, "serviceName": "db",
+            "selector": { "matchLabels": { "app": "db" } }, "template": template } });
+        let deploy = json!({ "metadata": { "name": "web" }, "spec": {
+            "replicas": 2, "selector": { "matchLabels": { "app": "web" } },
+            "template": { "metadata": { "labels": { "app": "web" } }, "spec": template["spec"] } } });
+        let sets = by_plural(STATEFULSETS);
+        state
+            .create(sets, Some("default"), sts, Fields::Kept)
+            .unwrap();
+        state
+            .create(
+                by_plural(DEPLOYMENTS),
+                Some("default"),
+                deploy,
+                Fields::Kept,
+            )
+            .unwrap();
+        settle(&mut state);
+        // 5 pods of 500m on 2 nodes of 2 CPUs: all placed.
+        let placed: usize = state.node_usage.values().map(|used| used.pods).sum();
+        assert_eq!(placed, 5);
+        let scale = |replicas: u64| json!({ "spec": { "replicas": replicas } });
+        state
+            .patch(
+                sets,
+                Some("default"),
+                "db",
+                (PatchKind::Merge, &scale(6)),
+                false,
+                None,
+            )
+            .unwrap();
+        settle(&mut state);
+        // 8 pods asked, 8 fit (4 per node); the statefulset says so.
+        let status = &state.lookup(STATEFULSETS, &key("default", "db")).unwrap()["status"];
+        assert_eq!(status["replicas"], 6, "{status}");
+        state.delete_pod(&key("default", "db-1"));
+        settle(&mut state);
+        state
+            .patch(
+                sets,
+                Some("default"),
+                "db",
+                (PatchKind::Merge, &scale(1)),
+                false,
+                None,
+            )
+            .unwrap();
+        settle(&mut state);
+        let opts = DeleteOptions::propagating(Propagation::Foreground);
+        state.delete(sets, Some("default"), "db", &opts).unwrap();
+        for _ in 0..20 {
+            settle(&mut state);
+        }
     }
 }

@@ -116,7 +116,7 @@ impl State {
             return obj;
         }
         self.dirty = true;
-        self.put(res.plural, k.clone(), obj)
+        Value::clone(&self.put(res.plural, k.clone(), obj))
     }
 
     /// DELETE of a namespace, as its storage's `Delete`: the first sets its

@@ -23,7 +23,8 @@ impl SimFleet {
     /// short enough not to keep a user waiting on a delete and re-create.
     pub const DEMO_TIME_SCALE: f64 = 10.0;
 
-    /// Starts one simulated cluster per name, each with `nodes`, whose pods become ready
+    /// Starts one simulated cluster per name, each with `nodes` (names, or [`SimNode`]s
+    /// with their capacity), whose pods become ready
     /// `ready_after` they are scheduled, whose clocks run `time_scale` times faster
     /// than real time ([`SimConfig::with_time_scale`]), and whose registries hold exactly
     /// `images` (the images the clusters' users deploy; any other does not pull). Their
@@ -32,9 +33,9 @@ impl SimFleet {
     /// a bare simulator's does not, as kind's `local-path` class does not.
     ///
     /// # Errors
-    /// When a name or a node name is not a DNS-1123 subdomain, an image is not an image
-    /// reference, a port cannot be bound, or `time_scale` is not a positive, finite
-    /// number.
+    /// When a name or a node name is not a DNS-1123 subdomain, a node's capacity is not a
+    /// quantity of `cpu`, `memory` or `pods`, an image is not an image reference, a port
+    /// cannot be bound, or `time_scale` is not a positive, finite number.
     pub async fn start<C, N, I>(
         clusters: C,
         nodes: N,
@@ -46,7 +47,7 @@ impl SimFleet {
         C: IntoIterator,
         C::Item: Into<String>,
         N: IntoIterator,
-        N::Item: Into<String>,
+        N::Item: Into<SimNode>,
         I: IntoIterator,
         I::Item: Into<String>,
     {
@@ -57,7 +58,7 @@ impl SimFleet {
                 format!("a time scale must be a positive, finite number, not {time_scale}"),
             ));
         }
-        let nodes: Vec<SimNode> = nodes.into_iter().map(SimNode::new).collect();
+        let nodes: Vec<SimNode> = nodes.into_iter().map(Into::into).collect();
         let mut started = Vec::new();
         for name in clusters {
             let config = SimConfig::new(name)

@@ -25,7 +25,7 @@ use super::store::{State, list_page};
 
 /// A list's answer: its items and its `ListMeta`.
 pub(crate) struct Listed {
-    pub items: Vec<Value>,
+    pub items: Vec<std::sync::Arc<Value>>,
     /// `metadata`: `resourceVersion`, and `continue` and `remainingItemCount` when more
     /// pages follow.
     pub metadata: Value,

@@ -635,7 +635,8 @@ impl Request<'_> {
         let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;
         let listed = lists::list(state, res, ns, &labels, &fields, |name| self.param(name))?;
-        let (items, metadata) = (listed.items, listed.metadata);
+        let metadata = listed.metadata;
+        let items: Vec<Value> = listed.items.iter().map(|obj| Value::clone(obj)).collect();
         let rv = metadata["resourceVersion"]
             .as_str()
             .unwrap_or_default()

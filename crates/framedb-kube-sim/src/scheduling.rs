@@ -45,6 +45,13 @@ impl Requests {
         }
     }
 
+    fn minus(self, other: Self) -> Self {
+        Self {
+            cpu: self.cpu.saturating_sub(other.cpu),
+            memory: self.memory.saturating_sub(other.memory),
+        }
+    }
+
     fn max(self, other: Self) -> Self {
         Self {
             cpu: self.cpu.max(other.cpu),
@@ -147,6 +154,19 @@ impl Usage {
         self.pods += 1;
         self.requests = self.requests.plus(requests(pod));
     }
+
+    /// Counts `pod` out.
+    pub(crate) fn remove(&mut self, pod: &Value) {
+        self.pods = self.pods.saturating_sub(1);
+        self.requests = self.requests.minus(requests(pod));
+    }
+}
+
+/// The node whose resources `pod` takes: the one it is bound to, until it has finished.
+pub(crate) fn node_taken(pod: &Value) -> Option<&str> {
+    let node = str_at(pod, &["spec", "nodeName"]);
+    (!node.is_empty() && !matches!(str_at(pod, &["status", "phase"]), "Succeeded" | "Failed"))
+        .then_some(node)
 }
 
 /// `NodeResourcesFit`: what `node` lacks for `pod` beside what its pods take (`used`), as

@@ -20,7 +20,7 @@ use super::resources::{NODES, STORAGE_CLASSES, by_plural};
 use super::services::{NODE_PORT_MAX, NODE_PORT_MIN};
 use super::shared::Shared;
 use super::store::{CHANGES_KEPT as DEFAULT_HISTORY, PatchKind, State};
-use super::{admission, routes};
+use super::{admission, quantity, routes};
 
 /// The bearer token written into the simulator's kubeconfig. The simulator accepts any
 /// request; the token only exists so that clients exercise their token handling.
@@ -42,6 +42,18 @@ pub struct SimNode {
     /// Directories that exist on the node from the start (what an operator prepared,
     /// e.g. a `local` PersistentVolume's path); see [`SimNode::with_directory`].
     pub directories: BTreeSet<String>,
+}
+
+impl From<&str> for SimNode {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+impl From<String> for SimNode {
+    fn from(name: String) -> Self {
+        Self::new(name)
+    }
 }
 
 impl SimNode {
@@ -344,6 +356,7 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
         for node in &config.nodes {
             check_node_name(&node.name)?;
+            check_capacity(node)?;
         }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -629,6 +642,36 @@ fn check_node_name(name: &str) -> std::io::Result<()> {
             format!("invalid simulated node name {name:?}: it must be a DNS-1123 subdomain"),
         )),
     }
+}
+
+/// A node's capacity names only what the scheduler counts, each as a quantity (CPU in
+/// cores or millicores, memory in bytes with a suffix, pods as a count).
+fn check_capacity(node: &SimNode) -> std::io::Result<()> {
+    for (resource, amount) in &node.capacity {
+        let read = match resource.as_str() {
+            "cpu" => quantity::millicores(amount),
+            "memory" | "pods" => quantity::units(amount),
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "node {:?}: unknown capacity {resource:?}: it must be cpu, memory or pods",
+                        node.name
+                    ),
+                ));
+            }
+        };
+        if read.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "node {:?}: capacity {resource}={amount:?} is not a quantity (e.g. 64, 500m, 256Gi)",
+                    node.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn node_body(node: &SimNode) -> Value {

@@ -24,9 +24,10 @@ use super::managed::{self, Fields, Writer};
 use super::patch::{json_patch, merge_patch, strategic_merge_patch};
 use super::pod_security;
 use super::resources::{
-    NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES, STORAGE_CLASSES,
-    by_plural, key,
+    DEPLOYMENTS, NAMESPACES, ObjKey, PODS, PVCS, PVS, RESOURCES, ResourceDef, SERVICES,
+    STATEFULSETS, STORAGE_CLASSES, by_plural, key,
 };
+use super::scheduling::{Usage, node_taken};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, FieldError};
 
@@ -147,7 +148,7 @@ impl DeleteOptions {
 /// The simulated cluster's state.
 #[derive(Clone, Debug)]
 pub(crate) struct State {
-    objects: HashMap<&'static str, BTreeMap<ObjKey, Value>>,
+    objects: HashMap<&'static str, Table>,
     resource_version: u64,
     /// Kept apart from the objects so that admission can allocate without the store.
     pub alloc: Allocations,
@@ -167,10 +168,25 @@ pub(crate) struct State {
     pub bookmark_every: Duration,
     /// Pods whose grace period just began: their kubelet stops their containers.
     pub stopping: Vec<ObjKey>,
-    /// Every object with owner references, for the garbage collector.
-    owned: BTreeSet<(&'static str, ObjKey)>,
+    /// The objects that reference each owner uid: the garbage collector's dependency
+    /// graph (and the workload controllers' pod index), kept as objects are written.
+    dependents: HashMap<String, BTreeSet<(&'static str, ObjKey)>>,
+    /// Objects whose owners may have changed (gone, being deleted in the foreground) or
+    /// that were written with owner references: the garbage collector's queue, as its
+    /// graph builder fills it from events (`collect_garbage`).
+    pub gc_queue: BTreeSet<(&'static str, ObjKey)>,
     /// Every object with a `deletionTimestamp`, for the controllers that finish deletions.
     terminating: BTreeSet<(&'static str, ObjKey)>,
+    /// The workloads (StatefulSets, Deployments) whose pods or selves changed since their
+    /// status was last written: the workload-status controller's queue, as informers fill
+    /// it (`update_workload_status`).
+    pub touched_workloads: BTreeSet<(&'static str, ObjKey)>,
+    /// What the pods bound to each node take of it (by node name), kept as pods are
+    /// written: the scheduler's cache of node usage.
+    pub node_usage: HashMap<String, Usage>,
+    /// The StatefulSets whose pods or selves changed since the StatefulSet controller last
+    /// synced them, or that it must look at again: its queue (`sync_statefulsets`).
+    pub statefulset_queue: BTreeSet<ObjKey>,
     /// Claims removed since the volume controller last looked: their volumes are released.
     pub released_claims: Vec<Value>,
     /// The directories that exist on each node (by node name): a `local` volume mounts
@@ -205,10 +221,14 @@ pub(crate) struct NodeHealth {
 }
 
 /// How many changes are kept by default (see [`Changes`]); an older resourceVersion is
-/// `410 Gone`, as when a real cluster's etcd has compacted its history. Each change holds
-/// two copies of its object, and the embedded default keeps its simulators in the
-/// server's process.
+/// `410 Gone`, as when a real cluster's etcd has compacted its history. A change shares
+/// its object with the table and with the next change of that object, and the embedded
+/// default keeps its simulators in the server's process.
 pub(crate) const CHANGES_KEPT: usize = 1_000;
+
+/// The objects of one type by namespace and name; each object is shared with the
+/// history ([`Changes`]) that recorded it.
+pub(crate) type Table = BTreeMap<ObjKey, Arc<Value>>;
 
 /// A change to one object, as a watch reports it.
 #[derive(Clone, Debug)]
@@ -220,10 +240,10 @@ pub(crate) struct Change {
     /// The object's key.
     pub key: ObjKey,
     /// The object as of the change.
-    pub object: Value,
+    pub object: Arc<Value>,
     /// The object before the change (`None` for `ADDED`): what a read at an older
     /// resourceVersion sees (a continued list, an `Exact` one).
-    pub previous: Option<Value>,
+    pub previous: Option<Arc<Value>>,
 }
 
 /// The latest changes, oldest first, and a signal that wakes watches on each new one.
@@ -308,8 +328,12 @@ impl State {
             terminate_at: BTreeMap::new(),
             bookmark_every: Duration::from_secs(60),
             stopping: Vec::new(),
-            owned: BTreeSet::new(),
+            dependents: HashMap::new(),
+            gc_queue: BTreeSet::new(),
             terminating: BTreeSet::new(),
+            touched_workloads: BTreeSet::new(),
+            statefulset_queue: BTreeSet::new(),
+            node_usage: HashMap::new(),
             released_claims: Vec::new(),
             directories: HashMap::new(),
             runtime: Runtime::default(),
@@ -348,11 +372,11 @@ impl State {
 
     // --- raw access, used by the controllers too --------------------------------
 
-    fn table(&self, res: &str) -> &BTreeMap<ObjKey, Value> {
+    fn table(&self, res: &str) -> &Table {
         &self.objects[res]
     }
 
-    fn table_mut(&mut self, res: &str) -> &mut BTreeMap<ObjKey, Value> {
+    fn table_mut(&mut self, res: &str) -> &mut Table {
         self.objects
             .get_mut(res)
             .expect("every served resource has a table")
@@ -360,7 +384,7 @@ impl State {
 
     /// All objects of a type, sorted by namespace and name.
     pub fn iter(&self, res: &str) -> impl Iterator<Item = (&ObjKey, &Value)> {
-        self.table(res).iter()
+        self.table(res).iter().map(|(k, v)| (k, &**v))
     }
 
     /// How many objects of a type there are.
@@ -375,16 +399,16 @@ impl State {
         from: ObjKey,
         to: ObjKey,
     ) -> impl Iterator<Item = (&ObjKey, &Value)> {
-        self.table(res).range(from..to)
+        self.table(res).range(from..to).map(|(k, v)| (k, &**v))
     }
 
     pub fn lookup(&self, res: &str, key: &ObjKey) -> Option<&Value> {
-        self.table(res).get(key)
+        self.table(res).get(key).map(|v| &**v)
     }
 
-    /// The objects with owner references, by type and key.
-    pub fn owned(&self) -> impl Iterator<Item = &(&'static str, ObjKey)> {
-        self.owned.iter()
+    /// The objects that reference the owner with `uid`, by type and key.
+    pub fn dependents(&self, uid: &str) -> impl Iterator<Item = &(&'static str, ObjKey)> {
+        self.dependents.get(uid).into_iter().flatten()
     }
 
     /// The objects being deleted, by type and key.
@@ -401,6 +425,7 @@ impl State {
         self.table(res)
             .range(key(ns, "")..)
             .take_while(move |((obj_ns, _), _)| obj_ns == ns)
+            .map(|(k, v)| (k, &**v))
     }
 
     /// The keys of the objects of a type in namespace `ns`.
@@ -419,15 +444,17 @@ impl State {
     }
 
     /// Stores `obj` as a new revision: bumps the global resourceVersion into it.
-    pub fn put(&mut self, res: &'static str, key: ObjKey, mut obj: Value) -> Value {
+    pub fn put(&mut self, res: &'static str, key: ObjKey, mut obj: Value) -> Arc<Value> {
         self.resource_version = self.alloc.next_resource_version(self.resource_version);
         object_at(&mut obj, &["metadata"]).insert(
             "resourceVersion".into(),
             json!(self.resource_version.to_string()),
         );
-        index(&mut self.owned, res, &key, has_owners(&obj));
         index(&mut self.terminating, res, &key, is_terminating(&obj));
-        let previous = self.table_mut(res).insert(key.clone(), obj.clone());
+        // One object, shared by the table and the history: a write copies nothing.
+        let obj = Arc::new(obj);
+        let previous = self.table_mut(res).insert(key.clone(), Arc::clone(&obj));
+        self.track_owners(res, &key, previous.as_deref(), Some(&obj));
         self.changes.record(Change {
             resource_version: self.resource_version,
             res,
@@ -441,6 +468,93 @@ impl State {
             previous,
         });
         obj
+    }
+
+    /// Keeps the dependency graph and the queues of the garbage collector and the
+    /// workload-status controller up to date with a write of `key` from `old` to `new`
+    /// (`None`: absent).
+    fn track_owners(
+        &mut self,
+        res: &'static str,
+        key: &ObjKey,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        let node = (res, key.clone());
+        for uid in owner_uids(old) {
+            if let Some(dependents) = self.dependents.get_mut(uid) {
+                dependents.remove(&node);
+                if dependents.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
+        for uid in owner_uids(new) {
+            self.dependents
+                .entry(uid.to_owned())
+                .or_default()
+                .insert(node.clone());
+        }
+        // An owner written or gone: its dependents are looked at again; a dependent is
+        // looked at when written (an owner it names may not exist).
+        for obj in [old, new].into_iter().flatten() {
+            if let Some(dependents) = self.dependents.get(meta(obj, "uid")) {
+                self.gc_queue.extend(dependents.iter().cloned());
+            }
+        }
+        if new.is_some_and(has_owners) {
+            self.gc_queue.insert(node);
+        }
+        match res {
+            PODS => {
+                if let Some(pod) = old
+                    && let Some(node) = node_taken(pod)
+                {
+                    self.node_usage
+                        .entry(node.to_owned())
+                        .or_default()
+                        .remove(pod);
+                }
+                if let Some(pod) = new
+                    && let Some(node) = node_taken(pod)
+                {
+                    self.node_usage.entry(node.to_owned()).or_default().add(pod);
+                }
+                for obj in [old, new].into_iter().flatten() {
+                    for owner in obj["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let workload = match owner["kind"].as_str() {
+                            Some("StatefulSet") => STATEFULSETS,
+                            Some("Deployment") => DEPLOYMENTS,
+                            _ => continue,
+                        };
+                        let k = super::resources::key(&key.0, str_at(owner, &["name"]));
+                        if workload == STATEFULSETS {
+                            self.statefulset_queue.insert(k.clone());
+                        }
+                        self.touched_workloads.insert((workload, k));
+                    }
+                }
+            }
+            STATEFULSETS => {
+                self.statefulset_queue.insert(key.clone());
+                self.touched_workloads.insert((res, key.clone()));
+            }
+            DEPLOYMENTS => {
+                self.touched_workloads.insert((res, key.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    /// The pods that reference the owner with `uid`, sorted.
+    pub fn pods_owned_by(&self, uid: &str) -> impl Iterator<Item = &ObjKey> {
+        self.dependents(uid)
+            .filter(|(res, _)| *res == PODS)
+            .map(|(_, k)| k)
     }
 
     /// Replaces `status` if it differs, so that a steady state does not churn revisions.
@@ -457,7 +571,7 @@ impl State {
     }
 
     /// Fills the server-owned metadata of a new object and stores it.
-    pub fn insert_new(&mut self, res: &ResourceDef, key: ObjKey, obj: Value) -> Value {
+    pub fn insert_new(&mut self, res: &ResourceDef, key: ObjKey, obj: Value) -> Arc<Value> {
         self.insert_new_managed(res, key, obj, None)
     }
 
@@ -468,7 +582,7 @@ impl State {
         key: ObjKey,
         mut obj: Value,
         managed: Option<Value>,
-    ) -> Value {
+    ) -> Arc<Value> {
         obj["apiVersion"] = json!(res.api_version());
         obj["kind"] = json!(res.kind);
         let uid = self.alloc.next_uid();
@@ -657,7 +771,7 @@ impl State {
                 recorded["metadata"].get("managedFields").cloned()
             }
         };
-        Ok(self.insert_new_managed(res, k, obj, managed))
+        Ok(Value::clone(&self.insert_new_managed(res, k, obj, managed)))
     }
 
     /// The StorageClasses, for the storage admission plugins.
@@ -687,17 +801,17 @@ impl State {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Value> {
-        list_page(self.table(res.plural), ns, labels, fields, None, None).items
+        list_page(self.table(res.plural), ns, labels, fields, None, None)
+            .items
+            .iter()
+            .map(|obj| Value::clone(obj))
+            .collect()
     }
 
     /// The objects of a type as they were at `resource_version`: the current ones with
     /// the changes since taken back, or `None` when some of those changes are no longer
     /// kept (compacted). Copies the table only when it changed since.
-    pub fn table_at(
-        &self,
-        res: &str,
-        resource_version: u64,
-    ) -> Option<Cow<'_, BTreeMap<ObjKey, Value>>> {
+    pub fn table_at(&self, res: &str, resource_version: u64) -> Option<Cow<'_, Table>> {
         let since: Vec<&Change> = self
             .changes
             .after(resource_version)?
@@ -825,7 +939,7 @@ impl State {
         }
         let stored = self.put(res.plural, k.clone(), new);
         self.after_write(res, &k);
-        Ok(stored)
+        Ok(Value::clone(&stored))
     }
 
     /// PATCH with an already parsed body (`patch`: its kind and the body); `apply`
@@ -932,7 +1046,8 @@ impl State {
     /// if it was not there. Its dependents are the garbage collector's to find.
     pub fn remove(&mut self, res: &'static ResourceDef, k: &ObjKey) -> Option<Value> {
         let previous = self.table_mut(res.plural).remove(k)?;
-        let mut gone = previous.clone();
+        self.track_owners(res.plural, k, Some(&previous), None);
+        let mut gone = Value::clone(&previous);
         self.resource_version = self.alloc.next_resource_version(self.resource_version);
         object_at(&mut gone, &["metadata"]).insert(
             "resourceVersion".into(),
@@ -943,11 +1058,10 @@ impl State {
             res: res.plural,
             kind: "DELETED",
             key: k.clone(),
-            object: gone.clone(),
+            object: Arc::new(gone.clone()),
             previous: Some(previous),
         });
         let indexed = (res.plural, k.clone());
-        self.owned.remove(&indexed);
         self.terminating.remove(&indexed);
         self.dirty = true;
         match res.plural {
@@ -987,7 +1101,7 @@ impl State {
         if deletion_completes(&old, &new) {
             return self.remove(res, k);
         }
-        Some(self.put(res.plural, k.clone(), new))
+        Some(Value::clone(&self.put(res.plural, k.clone(), new)))
     }
 
     /// A deleted volume leaves its bound claim `Lost`.
@@ -1009,7 +1123,7 @@ impl State {
 
 /// One page of a list.
 pub(crate) struct Page {
-    pub items: Vec<Value>,
+    pub items: Vec<Arc<Value>>,
     /// The key of the page's last object, when more follow.
     pub last: Option<ObjKey>,
     /// How many objects of the scope (namespace) follow the page, before selectors: what
@@ -1022,7 +1136,7 @@ pub(crate) struct Page {
 /// as far as the page goes (and counts the rest), as the API server's paged reads of
 /// etcd do, so reading a collection page by page costs what reading it at once does.
 pub(crate) fn list_page(
-    table: &BTreeMap<ObjKey, Value>,
+    table: &Table,
     ns: Option<&str>,
     labels: &LabelSelector,
     fields: &FieldSelector,
@@ -1040,7 +1154,7 @@ pub(crate) fn list_page(
         if !(labels.matches_object(obj) && fields.matches(obj)) {
             continue;
         }
-        items.push(obj.clone());
+        items.push(Arc::clone(obj));
         last = Some(key);
         if limit.is_some_and(|limit| items.len() == limit) {
             break;
@@ -1066,6 +1180,14 @@ fn index(set: &mut BTreeSet<(&'static str, ObjKey)>, res: &'static str, k: &ObjK
     } else {
         set.remove(&entry);
     }
+}
+
+/// The uids of the owners `obj` references.
+fn owner_uids(obj: Option<&Value>) -> impl Iterator<Item = &str> {
+    obj.and_then(|obj| obj["metadata"]["ownerReferences"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|owner| owner["uid"].as_str())
 }
 
 fn has_owners(obj: &Value) -> bool {
@@ -1183,7 +1305,7 @@ mod change_log_tests {
             res: PODS,
             kind: "ADDED",
             key: key("", "p"),
-            object: Value::Null,
+            object: Arc::new(Value::Null),
             previous: None,
         };
         for version in 1..=5 {

@@ -117,8 +117,9 @@ impl State {
         !due.is_empty()
     }
 
-    /// One pass of the garbage collector. It reads every owned object, but copies and
-    /// acts on only those with something to do, as every write runs it.
+    /// One pass of the garbage collector: the owners being deleted, and the dependents
+    /// queued since the last pass (`gc_queue`: their owners were written or removed, or
+    /// they were written themselves), as its graph builder queues them from events.
     pub fn collect_garbage(&mut self) {
         let owners_going: Vec<(&'static str, ObjKey)> = self
             .terminating()
@@ -143,8 +144,9 @@ impl State {
                 self.finish_foreground(by_plural(res), &k, &uid, &deps);
             }
         }
-        let unsettled: Vec<(&'static str, ObjKey)> = self
-            .owned()
+        let queued = std::mem::take(&mut self.gc_queue);
+        let unsettled: Vec<(&'static str, ObjKey)> = queued
+            .into_iter()
             .filter(|(res, k)| {
                 self.lookup(res, k).is_some_and(|obj| {
                     !is_terminating(obj)
@@ -155,27 +157,25 @@ impl State {
                             .any(|r| self.owner_of(by_plural(res), k, r) != Owner::Solid)
                 })
             })
-            .cloned()
             .collect();
         for (res, k) in unsettled {
             self.attempt_to_delete(by_plural(res), &k);
+            // One that this could not settle (its delete refused) is tried again.
+            let settled = self.lookup(res, &k).is_none_or(|obj| {
+                is_terminating(obj)
+                    || owner_refs(obj)
+                        .iter()
+                        .all(|r| self.owner_of(by_plural(res), &k, r) == Owner::Solid)
+            });
+            if !settled {
+                self.gc_queue.insert((res, k));
+            }
         }
     }
 
     /// The objects that name `uid` as an owner.
     fn dependents_of(&self, uid: &str) -> Vec<Node> {
-        self.owned()
-            .filter(|(res, k)| {
-                self.lookup(res, k).is_some_and(|obj| {
-                    obj["metadata"]["ownerReferences"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|r| r["uid"] == uid)
-                })
-            })
-            .cloned()
-            .collect()
+        self.dependents(uid).cloned().collect()
     }
 
     /// `orphanDependents`: the owner reference to `uid` goes from every dependent, then

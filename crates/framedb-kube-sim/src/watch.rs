@@ -239,12 +239,25 @@ fn changes_after(state: &State, scope: &Scope, version: u64) -> Result<Vec<Bytes
     }
 }
 
-/// One watch event; `events.k8s.io/v1` watchers see Events in their shape.
+/// One watch event; `events.k8s.io/v1` watchers see Events in their shape. Written
+/// straight from the stored object: every watch of a type serializes each of its changes.
 fn event(res: &ResourceDef, kind: &str, object: &Value) -> Bytes {
-    if events_v1::is_v1(res) {
-        return line(&json!({ "type": kind, "object": events_v1::from_core(object.clone()) }));
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a Value,
     }
-    line(&json!({ "type": kind, "object": object }))
+    let converted;
+    let object = if events_v1::is_v1(res) {
+        converted = events_v1::from_core(object.clone());
+        &converted
+    } else {
+        object
+    };
+    let mut text = serde_json::to_vec(&Event { kind, object }).expect("a JSON value serializes");
+    text.push(b'\n');
+    Bytes::from(text)
 }
 
 fn bookmark(res: &ResourceDef, version: u64) -> Bytes {

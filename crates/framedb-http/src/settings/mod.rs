@@ -187,6 +187,14 @@ pub struct SimulateSettings {
     #[arg(long, env = "FRAMEDB_SIM_NODES", value_delimiter = ',', default_values_t = default_names(&["node-a", "node-b"]))]
     pub nodes: Vec<String>,
 
+    /// What each node has for pods, as `resource=quantity` pairs (`cpu`, `memory`,
+    /// `pods`), where it differs from a kubelet's default of 8 CPUs, 32Gi of memory and
+    /// 110 pods: a small instance's pod requests 1.25 CPUs and 3.5Gi, so a default node
+    /// holds 6 of them (the fleet benchmark runs `cpu=64,memory=256Gi` nodes, which hold
+    /// 50 each).
+    #[arg(long, env = "FRAMEDB_SIM_NODE_CAPACITY", value_delimiter = ',', value_parser = parse_capacity)]
+    pub node_capacity: Vec<(String, String)>,
+
     /// Images the clusters' registries hold besides those FrameDB deploys by default
     /// (e.g. what local services run with another `--tidb-version` or `--image-prefix`
     /// deploy); any other image fails to pull.
@@ -202,6 +210,18 @@ pub struct SimulateSettings {
     /// Where kubeconfigs go, and how fast pods become ready.
     #[command(flatten)]
     pub demo: DemoSettings,
+}
+
+/// A `resource=quantity` pair of `--node-capacity`; the simulator checks the quantity.
+fn parse_capacity(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((resource, amount)) if !resource.is_empty() && !amount.is_empty() => {
+            Ok((resource.to_owned(), amount.to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?} is not resource=quantity (e.g. cpu=64,memory=256Gi,pods=110)"
+        )),
+    }
 }
 
 fn default_names(names: &[&str]) -> Vec<String> {

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use framedb_core::ClusterId;
-use framedb_kube_sim::SimFleet;
+use framedb_kube_sim::{SimFleet, SimNode};
 
 use super::{Adapters, App, Running, StartError};
 use crate::remote::ClusterDirectory;
@@ -86,7 +86,14 @@ pub async fn simulate(
     }
     let fleet = SimFleet::start(
         settings.clusters.iter().cloned(),
-        settings.nodes.iter().cloned(),
+        settings.nodes.iter().map(|name| {
+            settings
+                .node_capacity
+                .iter()
+                .fold(SimNode::new(name), |node, (resource, amount)| {
+                    node.with_capacity(resource, amount)
+                })
+        }),
         settings.demo.ready_after(),
         settings.demo.demo_time_scale,
         // The local services of a `simulate` fleet run apart, with the default layout

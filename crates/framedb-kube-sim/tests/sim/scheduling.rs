@@ -140,3 +140,19 @@ async fn requests_beyond_what_a_node_has_left_wait_with_insufficient_memory() {
         .await;
     assert_eq!(placement(&pods, "more").await, Ok("node-s".into()));
 }
+
+#[tokio::test]
+async fn a_node_capacity_that_is_not_a_quantity_of_cpu_memory_or_pods_is_refused() {
+    for (resource, amount, said) in [
+        ("cpu", "lots", "capacity cpu=\"lots\" is not a quantity"),
+        ("gpu", "1", "unknown capacity \"gpu\""),
+    ] {
+        let node = SimNode::new("node-a").with_capacity(resource, amount);
+        let config = SimConfig::new("sim-bad-capacity").with_nodes([node]);
+        let Err(e) = framedb_kube_sim::Simulator::start(config).await else {
+            panic!("{resource}={amount} was taken as a capacity")
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains(said), "{e}");
+    }
+}
