@@ -228,10 +228,12 @@ impl State {
     /// The StatefulSet controller, over the sets queued since it last ran
     /// (`statefulset_queue`: their pods or selves changed). A set it must look at again
     /// without a change to them stays queued: one with claim templates (its claims may go
-    /// while its pods wait for them) and one whose pod create was refused (retried, as the
-    /// controller's rate-limited queue retries).
+    /// while its pods wait for them), one whose pod create was refused, and one whose
+    /// ordinal's name a pod it does not own holds (retried, as the controller's
+    /// rate-limited queue retries).
     fn sync_statefulsets(&mut self) {
         let queued = std::mem::take(&mut self.statefulset_queue);
+        let mut blocked_sets = Vec::new();
         for (ns, name) in queued {
             let Some(sts) = self.lookup(STATEFULSETS, &key(&ns, &name)) else {
                 continue;
@@ -264,6 +266,11 @@ impl State {
             let mut selector = None;
             let mut orphans = Vec::new();
             let mut missing = Vec::new();
+            // An ordinal's name held by a pod this set does not control (and cannot
+            // adopt): the set looks again until the name is free, as the controller's
+            // failed create (AlreadyExists) is retried; that pod's going need not queue
+            // this set.
+            let mut blocked = false;
             for i in 0..replicas {
                 let pk = key(&ns, &format!("{name}-{i}"));
                 match self.lookup(PODS, &pk) {
@@ -274,10 +281,22 @@ impl State {
                         });
                         if adoptable(pod, selector.as_ref()) {
                             orphans.push(pk);
+                        } else {
+                            blocked = true;
                         }
                     }
-                    Some(_) => {}
+                    Some(pod) => {
+                        let ours = pod["metadata"]["ownerReferences"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|r| r["controller"] == true && r["uid"] == sts["metadata"]["uid"]);
+                        blocked |= !ours;
+                    }
                 }
+            }
+            if blocked {
+                blocked_sets.push(key(&ns, &name));
             }
             let templates = sts["spec"]["volumeClaimTemplates"]
                 .as_array()
@@ -345,6 +364,7 @@ impl State {
                 );
             }
         }
+        self.statefulset_queue.extend(blocked_sets);
     }
 
     /// Creates the missing claims of a StatefulSet's `volumeClaimTemplates` for one
@@ -1270,7 +1290,8 @@ impl State {
             }
             self.set_status(STATEFULSETS, k, status);
         }
-        for (_, k) in touched.into_iter().filter(|(res, _)| *res == DEPLOYMENTS) {
+        for (_, k) in touched.iter().filter(|(res, _)| *res == DEPLOYMENTS) {
+            let k = k.clone();
             let Some(deploy) = self.lookup(DEPLOYMENTS, &k).cloned() else {
                 continue;
             };
@@ -1343,7 +1364,8 @@ impl State {
             self.set_status(DEPLOYMENTS, &k, status);
         }
         // Its own status writes queued their workloads again: their status is written.
-        self.touched_workloads.clear();
+        self.touched_workloads
+            .retain(|workload| !touched.contains(workload));
     }
 }
 

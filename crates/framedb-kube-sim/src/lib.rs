@@ -66,7 +66,9 @@
 //!    `PersistentVolumeClaimResize`) are handed the StorageClasses by `store`.
 //! 6. `store` (the objects and the API verbs) uses `admission`, `allocations`, `images`
 //!    (it holds the container runtime), `json`, `managed`, `patch`, `resources`,
-//!    `selectors` and `status`; it admits every write. `deletion`
+//!    `scheduling` (what a pod takes of its node, for the node-usage index), `selectors`
+//!    and `status`; it admits every write, and keeps, as each write lands, the queues and
+//!    indexes the controllers act on (the controllers' informers). `deletion`
 //!    (the `DELETE` verb, more methods of `store`'s `State`, which is how `routes` and
 //!    the controllers reach it) uses `store`, `json`, `resources` and `status`.
 //! 7. `events` (what the components record) uses `store`, `json` and `resources`;

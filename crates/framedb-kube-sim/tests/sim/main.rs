@@ -813,6 +813,45 @@ async fn concurrent_creates_on_one_node_port_admit_exactly_one() {
 }
 
 #[tokio::test]
+async fn a_statefulset_makes_an_ordinal_held_by_a_pod_it_does_not_own_once_that_pod_is_gone() {
+    let (_sim, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    // A pod of the ordinal's name that the set's selector does not match: not adoptable.
+    let squatter: Pod = object(json!({
+        "metadata": { "name": "held-0", "labels": { "app": "other" } },
+        "spec": { "containers": [{ "name": "main", "image": "pingcap/tidb:v8.5.0" }] },
+    }));
+    pods.create(&PostParams::default(), &squatter)
+        .await
+        .unwrap();
+    sets.create(&PostParams::default(), &statefulset("held", 1, json!({})))
+        .await
+        .unwrap();
+    let pod = pods.get("held-0").await.unwrap();
+    assert!(
+        pod.owner_references().is_empty(),
+        "the squatter is left alone"
+    );
+    // Its going is no event of the set's: the set makes its pod all the same.
+    pods.delete("held-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    let made = eventually(Duration::from_secs(5), || async {
+        pods.get_opt("held-0").await.unwrap().is_some_and(|pod| {
+            pod.owner_references()
+                .iter()
+                .any(|owner| owner.kind == "StatefulSet" && owner.name == "held")
+        })
+    })
+    .await;
+    assert!(
+        made,
+        "held-0 was made by its StatefulSet once the name was free"
+    );
+}
+
+#[tokio::test]
 async fn statefulset_pods_are_scheduled_by_node_selector_and_become_ready_after_the_delay() {
     let ready_after = Duration::from_millis(400);
     let (_sim, client) = start_with(
