@@ -495,12 +495,16 @@ impl State {
                 .or_default()
                 .insert(node.clone());
         }
-        // An owner written or gone: its dependents are looked at again; a dependent is
-        // looked at when written (an owner it names may not exist).
-        for obj in [old, new].into_iter().flatten() {
-            if let Some(dependents) = self.dependents.get(meta(obj, "uid")) {
-                self.gc_queue.extend(dependents.iter().cloned());
-            }
+        // An owner come, gone, or whose deletion began or changed its finalizers: its
+        // dependents are looked at again (that is all the collector judges an owner by;
+        // its status writes change none of it); a dependent is looked at when written
+        // (an owner it names may not exist).
+        let standing = |obj: Option<&Value>| obj.map(|o| (is_terminating(o), finalizers(o)));
+        if standing(old) != standing(new)
+            && let Some(owner) = new.or(old)
+            && let Some(dependents) = self.dependents.get(meta(owner, "uid"))
+        {
+            self.gc_queue.extend(dependents.iter().cloned());
         }
         if new.is_some_and(has_owners) {
             self.gc_queue.insert(node);

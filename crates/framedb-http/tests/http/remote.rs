@@ -22,6 +22,33 @@ async fn serve(app: Router) -> url::Url {
     service_url(&format!("http://{address}")).unwrap()
 }
 
+/// A local service whose status stream sends `chunks`, then stays open with nothing more;
+/// how many streams were opened on it.
+fn status_peer(chunks: Vec<Bytes>) -> (Router, Arc<AtomicUsize>) {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = opened.clone();
+    let app = Router::new().route(
+        paths::STATUS_WATCH,
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let sent =
+                futures_util::stream::iter(chunks.clone().into_iter().map(Ok::<_, std::io::Error>));
+            async move { Body::from_stream(sent.chain(futures_util::stream::pending())) }
+        }),
+    );
+    (app, opened)
+}
+
+/// Waits until `at_least` streams were opened on a [`status_peer`]; fails with `why`
+/// after 10 s.
+async fn wait_for_streams(opened: &AtomicUsize, at_least: usize, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while opened.load(Ordering::SeqCst) < at_least {
+        assert!(Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Serves `app` on loopback as the local service of cluster `name`; the global's client
 /// of it.
 async fn served_as(name: &str, app: Router) -> (RemoteClusters, ClusterId) {
@@ -34,35 +61,15 @@ async fn served_as(name: &str, app: Router) -> (RemoteClusters, ClusterId) {
 
 #[tokio::test]
 async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() {
-    // A peer that sends one endless line, more than the cap, and keeps the stream open.
-    let opened = Arc::new(AtomicUsize::new(0));
-    let counter = opened.clone();
-    let app = Router::new().route(
-        paths::STATUS_WATCH,
-        get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            let chunks = MAX_BOOK_LINE / chunk.len() + 2;
-            let endless = futures_util::stream::iter(
-                std::iter::repeat_n(chunk, chunks).map(Ok::<_, std::io::Error>),
-            )
-            .chain(futures_util::stream::pending());
-            async move { Body::from_stream(endless) }
-        }),
-    );
+    // A peer that sends one line longer than the cap, and keeps the stream open.
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let (app, opened) = status_peer(vec![chunk.clone(); MAX_BOOK_LINE / chunk.len() + 2]);
     let (remote, cluster) = served_as("hostile", app).await;
     let feed = remote.follow(&cluster).await.unwrap();
 
     // The oversized line breaks the stream at once, and the follower opens a new one;
     // without the cap it would keep reading the line until the read timeout (30 s).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while opened.load(Ordering::SeqCst) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the stream was not cut at the cap"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_streams(&opened, 2, "the stream was not cut at the cap").await;
     assert!(
         feed.borrow().is_none(),
         "nothing was taken from the hostile stream"
@@ -141,19 +148,8 @@ async fn endless_answers_and_streams_cannot_raise_memory_past_the_caps() {
 /// fleet costs no call to any cluster.
 #[tokio::test]
 async fn a_started_global_follows_its_clusters_before_any_read() {
-    let opened = Arc::new(AtomicUsize::new(0));
-    let counter = opened.clone();
-    let app = Router::new().route(
-        paths::STATUS_WATCH,
-        get(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            // An in-step book of no instances, then silence with the stream open.
-            let line = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
-                b"{\"statuses\":{}}\n",
-            ))]);
-            async move { Body::from_stream(line.chain(futures_util::stream::pending())) }
-        }),
-    );
+    // An in-step book of no instances, then silence with the stream open.
+    let (app, opened) = status_peer(vec![Bytes::from_static(b"{\"statuses\":{}}\n")]);
     let url = serve(app).await;
     let cluster = ClusterId::new("followed-at-start").unwrap();
     let mut settings = framedb_http::settings::GlobalSettings {
@@ -171,13 +167,6 @@ async fn a_started_global_follows_its_clusters_before_any_read() {
         .unwrap()
         .spawn();
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while opened.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the global opened no status stream of its own"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_streams(&opened, 1, "the global opened no status stream of its own").await;
     global.stop().await.unwrap();
 }
