@@ -744,6 +744,111 @@ async fn once_the_status_stream_is_in_step_reads_call_no_local_service() {
     assert_eq!(calls.load(Ordering::SeqCst), before);
 }
 
+/// A status stream, read line by line.
+struct StreamLines {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl StreamLines {
+    /// Opens `local`'s status stream, with `query`.
+    async fn open(local: &Local, query: &str) -> Self {
+        let server = local.server.as_ref().unwrap();
+        let response = super::http_client()
+            .build()
+            .unwrap()
+            .get(server.at(&format!("local/v1/statuses/watch{query}")))
+            .header(AUTHORIZATION, format!("Bearer {LOCAL_TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        Self {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next line; fails after 30 s without one.
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                return serde_json::from_slice(&line[..end]).unwrap();
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("a line within 30 s")
+                .unwrap()
+                .expect("the stream stays open");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_changes_sends_the_whole_book_once_then_only_the_instances_that_changed() {
+    let registries =
+        |_: String| async { Arc::new(InMemoryRegistry::new()) as Arc<dyn InstanceRegistry> };
+    let topology = Topology::start(
+        "changes",
+        Duration::from_millis(300),
+        registries,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (status, body) = topology.create("steady", "cluster-01", "node-a", "t").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(topology.status_until("steady", "Running").await, "Running");
+
+    let local = &topology.locals[0];
+    let mut changes = StreamLines::open(local, "?changes=true").await;
+    let mut whole = StreamLines::open(local, "").await;
+    for stream in [&mut changes, &mut whole] {
+        let first = stream.next().await;
+        assert_eq!(first["statuses"]["steady"]["status"], "Running", "{first}");
+    }
+
+    let (status, body) = topology.create("moving", "cluster-01", "node-b", "t").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Applied line by line, the changes make the book; no line tells of the instance
+    // that did not change, nor is the whole book sent again.
+    let mut book = serde_json::Map::new();
+    while book
+        .get("moving")
+        .is_none_or(|report| report["status"] != "Running")
+    {
+        let line = changes.next().await;
+        assert!(line.get("statuses").is_none(), "a whole book again: {line}");
+        let changed = line.get("changed").and_then(Value::as_object);
+        assert!(
+            changed.is_none_or(|changed| !changed.contains_key("steady")),
+            "{line}"
+        );
+        book.extend(changed.cloned().unwrap_or_default());
+        for gone in line
+            .get("gone")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            book.remove(gone.as_str().unwrap());
+        }
+    }
+    // The stream that did not ask for changes gets the whole book every time.
+    loop {
+        let line = whole.next().await;
+        let statuses = line["statuses"].as_object().expect("a whole book");
+        assert_eq!(statuses["steady"]["status"], "Running", "{line}");
+        if statuses
+            .get("moving")
+            .is_some_and(|report| report["status"] == "Running")
+        {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_local_api_refuses_ports_outside_the_instance_range() {
     let registries =

@@ -12,7 +12,9 @@
 //! first use — does not depend on what a book holds, so other watch-kept views of a
 //! cluster (the Kubernetes adapter's node ports) use it too, with a book of their own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -26,10 +28,149 @@ pub type Statuses = HashMap<FramedbId, StatusReport>;
 
 /// Every instance's status on a cluster as of its watch's last event, or `None` while
 /// the watch is not in step with the cluster.
-pub type StatusBook = Option<Arc<Statuses>>;
+pub type StatusBook = Option<Arc<Book>>;
 
 /// A reader's end of a cluster's [`StatusBook`].
 pub type StatusFeed = watch::Receiver<StatusBook>;
+
+/// How many of its latest changes a [`Book`] remembers, for [`Book::changes_since`].
+const JOURNAL: usize = 1024;
+
+/// Hands out [`Book::edition`]s: unique within the process.
+static EDITIONS: AtomicU64 = AtomicU64::new(1);
+
+/// An in-step book's statuses (it derefs to them), and which of its instances changed
+/// lately, so that a follower that has seen an earlier state of the same book can be
+/// told only what changed since ([`Book::changes_since`]) rather than everything again.
+///
+/// A book changes one instance at a time ([`amend`]): a watch event touches one
+/// instance, so keeping and telling a change costs the same in a cluster of 10 or of
+/// 10,000 instances.
+#[derive(Debug, Clone)]
+pub struct Book {
+    statuses: Statuses,
+    /// Which book this is: one published whole ([`publish`]) is a new edition, whose
+    /// changes do not follow from an earlier one's.
+    edition: u64,
+    /// How many changes this edition has had.
+    changes: u64,
+    /// The ids of its latest changes, oldest first; the last is change `changes`.
+    journal: VecDeque<FramedbId>,
+}
+
+/// Where a follower of a book is: which edition it saw, and how many of its changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    edition: u64,
+    changes: u64,
+}
+
+/// What changed in a book since a [`Mark`]: the current status of each instance that
+/// changed, and the instances that left it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Each changed instance's current status.
+    pub changed: Statuses,
+    /// The instances no longer in the book.
+    pub gone: Vec<FramedbId>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.gone.is_empty()
+    }
+
+    /// The changes as (id, status) pairs, `None` for an instance that is gone, as
+    /// [`amend`] takes them.
+    pub fn into_amendments(self) -> impl Iterator<Item = (FramedbId, Option<StatusReport>)> {
+        let gone = self.gone.into_iter().map(|id| (id, None));
+        self.changed
+            .into_iter()
+            .map(|(id, report)| (id, Some(report)))
+            .chain(gone)
+    }
+}
+
+impl Book {
+    /// A new edition holding `statuses`.
+    pub fn new(statuses: Statuses) -> Self {
+        Self {
+            statuses,
+            edition: EDITIONS.fetch_add(1, Ordering::Relaxed),
+            changes: 0,
+            journal: VecDeque::new(),
+        }
+    }
+
+    /// The statuses, by id.
+    pub fn statuses(&self) -> &Statuses {
+        &self.statuses
+    }
+
+    /// Where a follower that has seen this state is.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            edition: self.edition,
+            changes: self.changes,
+        }
+    }
+
+    /// What changed since `mark`; `None` when `mark` is of another edition, or further
+    /// back than the book remembers: the follower must then be told the whole book.
+    pub fn changes_since(&self, mark: Mark) -> Option<Changes> {
+        if mark.edition != self.edition || mark.changes > self.changes {
+            return None;
+        }
+        let behind = usize::try_from(self.changes - mark.changes).ok()?;
+        let skip = self.journal.len().checked_sub(behind)?;
+        let ids: HashSet<&FramedbId> = self.journal.iter().skip(skip).collect();
+        let mut changes = Changes::default();
+        for id in ids {
+            match self.statuses.get(id) {
+                Some(report) => {
+                    changes.changed.insert(id.clone(), report.clone());
+                }
+                None => changes.gone.push(id.clone()),
+            }
+        }
+        Some(changes)
+    }
+
+    /// Sets `id`'s status (`None`: it left the book); whether that changed it.
+    fn set(&mut self, id: FramedbId, report: Option<StatusReport>) -> bool {
+        let changed = match report {
+            Some(report) => match self.statuses.get_mut(&id) {
+                Some(kept) if *kept == report => false,
+                Some(kept) => {
+                    *kept = report;
+                    true
+                }
+                None => {
+                    self.statuses.insert(id.clone(), report);
+                    true
+                }
+            },
+            None => self.statuses.remove(&id).is_some(),
+        };
+        if changed {
+            self.changes += 1;
+            if self.journal.len() == JOURNAL {
+                self.journal.pop_front();
+            }
+            self.journal.push_back(id);
+        }
+        changed
+    }
+}
+
+impl Deref for Book {
+    type Target = Statuses;
+
+    fn deref(&self) -> &Statuses {
+        &self.statuses
+    }
+}
 
 /// The statuses of `ids` from `book`, when it is in step and knows every one of them.
 ///
@@ -49,15 +190,48 @@ pub fn no_feed() -> StatusFeed {
     watch::channel(None).1
 }
 
-/// Sets the book to `statuses`, waking readers only when it changed.
+/// Sets the whole book to `statuses` (a new edition), waking readers only when it
+/// changed.
 pub fn publish(book: &watch::Sender<StatusBook>, statuses: Option<Statuses>) {
     book.send_if_modified(|current| {
-        if current.as_deref() == statuses.as_ref() {
+        if current.as_deref().map(Book::statuses) == statuses.as_ref() {
             return false;
         }
-        *current = statuses.map(Arc::new);
+        *current = statuses.map(|statuses| Arc::new(Book::new(statuses)));
         true
     });
+}
+
+/// Changes the in-step book one instance at a time (`None`: the instance left it),
+/// waking readers only when that changed it; `false` when the book is not in step,
+/// which it cannot be changed from.
+///
+/// The book is changed in place unless a reader holds it at that moment (then it is
+/// copied once), so a change costs what it changes, not what the book holds.
+pub fn amend(
+    book: &watch::Sender<StatusBook>,
+    amendments: impl IntoIterator<Item = (FramedbId, Option<StatusReport>)>,
+) -> bool {
+    let mut in_step = false;
+    book.send_if_modified(|current| {
+        let Some(kept) = current else {
+            return false;
+        };
+        in_step = true;
+        let mut changed = false;
+        for (id, report) in amendments {
+            // A copy only for an actual change, and at most one.
+            let differs = match &report {
+                Some(report) => kept.get(&id) != Some(report),
+                None => kept.contains_key(&id),
+            };
+            if differs {
+                changed |= Arc::make_mut(kept).set(id, report);
+            }
+        }
+        changed
+    });
+    in_step
 }
 
 /// The first wait before following again after a failure; it doubles up to
@@ -100,7 +274,7 @@ pub async fn keep<T, F, Fut>(
 /// One cluster's book (a [`StatusBook`] unless told otherwise), kept by a task that
 /// starts on first use and stops when the `LiveBook` is dropped.
 #[derive(Debug)]
-pub struct LiveBook<T = Arc<Statuses>> {
+pub struct LiveBook<T = Arc<Book>> {
     started: OnceLock<Started<T>>,
 }
 
@@ -163,7 +337,10 @@ mod tests {
     #[test]
     fn answers_only_from_an_in_step_book_that_knows_every_id() {
         let running = StatusReport::new(InstanceStatus::Running);
-        let book: StatusBook = Some(Arc::new(Statuses::from([(id("a"), running.clone())])));
+        let book: StatusBook = Some(Arc::new(Book::new(Statuses::from([(
+            id("a"),
+            running.clone(),
+        )]))));
         assert_eq!(
             answer_from(&book, &[id("a")]),
             Some(Statuses::from([(id("a"), running)]))
@@ -180,7 +357,7 @@ mod tests {
         let (stopped_tx, stopped) = tokio::sync::oneshot::channel::<()>();
         let mut feed = book.feed(|sender| async move {
             let _stopped = stopped_tx;
-            sender.send_replace(Some(Arc::new(Statuses::new())));
+            sender.send_replace(Some(Arc::new(Book::new(Statuses::new()))));
             std::future::pending::<()>().await;
         });
         feed.changed().await.unwrap();
@@ -191,5 +368,74 @@ mod tests {
         drop(book);
         // The keeper's end of the oneshot goes when its task is aborted.
         assert!(stopped.await.is_err());
+    }
+
+    #[test]
+    fn a_follower_is_told_what_changed_since_its_mark_or_the_whole_book() {
+        use InstanceStatus::{Provisioning, Running};
+        let (book, feed) = watch::channel(None);
+        assert!(!amend(&book, [(id("a"), Some(StatusReport::new(Running)))]));
+        assert!(
+            feed.borrow().is_none(),
+            "an out-of-step book is not amended"
+        );
+
+        publish(
+            &book,
+            Some(Statuses::from([(id("a"), StatusReport::new(Provisioning))])),
+        );
+        let first = feed.borrow().as_ref().unwrap().mark();
+        assert!(amend(&book, [(id("a"), Some(StatusReport::new(Running)))]));
+        assert!(amend(
+            &book,
+            [(id("b"), Some(StatusReport::new(Provisioning)))]
+        ));
+        assert!(amend(&book, [(id("b"), None), (id("c"), None)]));
+        let kept = feed.borrow().clone().unwrap();
+        assert_eq!(
+            kept.changes_since(first),
+            Some(Changes {
+                changed: Statuses::from([(id("a"), StatusReport::new(Running))]),
+                gone: vec![id("b")],
+            })
+        );
+        assert_eq!(kept.changes_since(kept.mark()), Some(Changes::default()));
+        assert_eq!(kept.len(), 1);
+
+        // Nothing changed: no wake-up, and no change counted.
+        let mut watching = feed.clone();
+        watching.borrow_and_update();
+        amend(&book, [(id("a"), Some(StatusReport::new(Running)))]);
+        assert!(!watching.has_changed().unwrap());
+
+        // A whole book is a new edition: a mark of the old one gets `None`.
+        publish(&book, Some(Statuses::new()));
+        assert_eq!(feed.borrow().as_ref().unwrap().changes_since(first), None);
+
+        // Further back than the journal reaches: `None`.
+        let start = feed.borrow().as_ref().unwrap().mark();
+        for n in 0..=JOURNAL {
+            let status = if n % 2 == 0 { Running } else { Provisioning };
+            amend(&book, [(id("a"), Some(StatusReport::new(status)))]);
+        }
+        let kept = feed.borrow().clone().unwrap();
+        assert_eq!(kept.changes_since(start), None);
+        assert!(kept.changes_since(kept.mark()).is_some());
+    }
+
+    #[test]
+    fn a_book_is_amended_in_place_unless_a_reader_holds_it() {
+        let (book, feed) = watch::channel(None);
+        publish(&book, Some(Statuses::new()));
+        let before = Arc::as_ptr(feed.borrow().as_ref().unwrap());
+        amend(
+            &book,
+            [(id("a"), Some(StatusReport::new(InstanceStatus::Running)))],
+        );
+        assert_eq!(Arc::as_ptr(feed.borrow().as_ref().unwrap()), before);
+        let held = feed.borrow().clone().unwrap();
+        amend(&book, [(id("a"), None)]);
+        assert_ne!(Arc::as_ptr(feed.borrow().as_ref().unwrap()), before);
+        assert_eq!(held.len(), 1, "the reader's copy stays as it was");
     }
 }

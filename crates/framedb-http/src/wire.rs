@@ -13,13 +13,19 @@
 //! | `GET /local/v1/instances/{id}` | `{success, data: Instance}` with live status |
 //! | `GET /local/v1/instances` | `{success, data: [Instance]}`: every instance of this cluster |
 //! | `POST /local/v1/statuses` [`StatusesRequest`] | `{success, data: {id: {status, reason?}}}` for the ids that have a workload |
-//! | `GET /local/v1/statuses/watch` | a stream of [`BookLine`]s, one JSON object per line |
+//! | `GET /local/v1/statuses/watch?changes=true` | a stream of [`BookLine`]s, one JSON object per line |
 //!
 //! The watch stream sends the cluster's whole status book (see [`framedb_core::live`])
-//! at once, again after every change, and again every [`HEARTBEAT`] so that a reader
-//! can tell a quiet stream from a dead one; `null` means the local service's own watch
-//! of the cluster is not in step, and readers must ask `POST /local/v1/statuses`.
+//! at once, then after every change either the whole book again (the default, which
+//! every global understands) or, when the query asks for `changes`, only the instances
+//! that changed (`{"changed": {id: status}, "gone": [id]}`), the whole book again only
+//! when the local book was replaced or the reader fell more than a thousand changes
+//! behind. A line goes every [`HEARTBEAT`] in any case (`{}` on a stream of changes),
+//! so that a reader can tell a quiet stream from a dead one. `"statuses": null` means
+//! the local service's own watch of the cluster is not in step, and readers must ask
+//! `POST /local/v1/statuses`.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use framedb_core::live::Statuses;
@@ -194,9 +200,53 @@ pub struct Data<T> {
     pub data: T,
 }
 
-/// One line of the status stream.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BookLine {
-    /// Every instance's status, or `None` while the local service's watch is not in step.
-    pub statuses: Option<Statuses>,
+/// One line of the status stream: the whole book (`statuses`, `null` while the local
+/// service's watch is not in step), or — on a stream opened with `?changes=true`, after
+/// a whole book — what changed since the line before (`changed`, `gone`; `{}` when
+/// nothing did).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BookLine<'a> {
+    /// Every instance's status: `Some(None)` is `null`, out of step; `None` (absent)
+    /// makes this a line of changes.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub statuses: Option<Option<Cow<'a, Statuses>>>,
+    /// The instances whose status changed, with their status.
+    #[serde(default, skip_serializing_if = "Statuses::is_empty")]
+    pub changed: Statuses,
+    /// The instances that left the book.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<FramedbId>,
+}
+
+impl BookLine<'_> {
+    /// The line as JSON, with its newline.
+    pub fn to_line(&self) -> Vec<u8> {
+        // Maps of ids to statuses always serialize.
+        let mut text = serde_json::to_vec(self).unwrap_or_else(|_| b"{\"statuses\":null}".to_vec());
+        text.push(b'\n');
+        text
+    }
+}
+
+/// A field that is present, `null` or not (`Some(None)` for `null`); an absent one
+/// takes its default, `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The query of `GET /local/v1/statuses/watch`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct WatchQuery {
+    /// Send what changed after the first whole book, instead of the whole book again
+    /// (a local service older than this sends whole books whatever it is asked).
+    #[serde(default)]
+    pub changes: bool,
 }

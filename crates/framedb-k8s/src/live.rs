@@ -57,13 +57,15 @@
 //! answered by an immediate relist (a failure of which ends the follow), so no loop of
 //! errors can run without a pause.
 //!
-//! The book is set through [`publish`], which wakes readers only when it changed.
+//! The book is set whole through [`publish`] when the kinds come into step (or leave it),
+//! and otherwise changed by [`amend`] with the statuses of the instances the event touched
+//! ([`Sources::take_changes`]); both wake readers only when the book changed.
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use framedb_core::ClusterId;
-use framedb_core::live::{StatusBook, Statuses, publish};
+use framedb_core::live::{StatusBook, amend, publish};
 use futures_util::StreamExt;
 use futures_util::stream::select;
 use k8s_openapi::NamespaceResourceScope;
@@ -128,17 +130,15 @@ async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> String {
     let mut said = select(select(workloads.boxed(), pods.boxed()), events.boxed());
     let mut kept = Kept::new(watches.limits);
     loop {
-        let changed = match said.next().await {
-            Some(Said::Workload(said)) => kept.take(*said),
-            Some(Said::Pod(said)) => kept.take(*said),
-            Some(Said::Told(said)) => kept.take(*said),
+        let taken = match said.next().await {
+            Some(Said::Workload(said)) => kept.take(*said, book),
+            Some(Said::Pod(said)) => kept.take(*said, book),
+            Some(Said::Told(said)) => kept.take(*said, book),
             // A watcher's stream never ends; were all to, the book could not be kept.
             None => return "the watches ended".to_owned(),
         };
-        match changed {
-            Ok(true) => publish(book, kept.statuses()),
-            Ok(false) => {}
-            Err(Failure { plural, error }) => return broken(&watches.cluster, plural, error),
+        if let Err(Failure { plural, error }) = taken {
+            return broken(&watches.cluster, plural, error);
         }
     }
 }
@@ -155,10 +155,10 @@ where
 trait Watched: Resource + Clone + DeserializeOwned + Debug + Send + 'static {
     /// The kind's name in messages.
     const PLURAL: &'static str;
-    /// Notes an object's current state; `false` when that changes nothing.
-    fn note(sources: &mut Sources, object: &Self) -> bool;
-    /// Forgets a deleted object; `false` when it was not known.
-    fn forget(sources: &mut Sources, object: &Self) -> bool;
+    /// Notes an object's current state.
+    fn note(sources: &mut Sources, object: &Self);
+    /// Forgets a deleted object.
+    fn forget(sources: &mut Sources, object: &Self);
     /// Forgets every object of the kind.
     fn clear(sources: &mut Sources);
     /// Whether the kind has been listed in full since its watcher (re)started.
@@ -167,11 +167,11 @@ trait Watched: Resource + Clone + DeserializeOwned + Debug + Send + 'static {
 
 impl Watched for StatefulSet {
     const PLURAL: &'static str = "StatefulSets";
-    fn note(sources: &mut Sources, object: &Self) -> bool {
-        sources.workload(object)
+    fn note(sources: &mut Sources, object: &Self) {
+        sources.workload(object);
     }
-    fn forget(sources: &mut Sources, object: &Self) -> bool {
-        sources.forget_workload(&object.name_any())
+    fn forget(sources: &mut Sources, object: &Self) {
+        sources.forget_workload(&object.name_any());
     }
     fn clear(sources: &mut Sources) {
         sources.clear_workloads();
@@ -183,11 +183,11 @@ impl Watched for StatefulSet {
 
 impl Watched for Pod {
     const PLURAL: &'static str = "pods";
-    fn note(sources: &mut Sources, object: &Self) -> bool {
-        sources.pod(object)
+    fn note(sources: &mut Sources, object: &Self) {
+        sources.pod(object);
     }
-    fn forget(sources: &mut Sources, object: &Self) -> bool {
-        sources.forget_pod(&object.name_any())
+    fn forget(sources: &mut Sources, object: &Self) {
+        sources.forget_pod(&object.name_any());
     }
     fn clear(sources: &mut Sources) {
         sources.clear_pods();
@@ -199,11 +199,11 @@ impl Watched for Pod {
 
 impl Watched for KubeEvent {
     const PLURAL: &'static str = "events";
-    fn note(sources: &mut Sources, object: &Self) -> bool {
-        sources.event(object)
+    fn note(sources: &mut Sources, object: &Self) {
+        sources.event(object);
     }
-    fn forget(sources: &mut Sources, object: &Self) -> bool {
-        sources.forget_event(object)
+    fn forget(sources: &mut Sources, object: &Self) {
+        sources.forget_event(object);
     }
     fn clear(sources: &mut Sources) {
         sources.clear_events();
@@ -237,20 +237,26 @@ impl Kept {
         }
     }
 
-    /// The book: the statuses once every kind is in step, `None` before.
-    fn statuses(&self) -> Option<Statuses> {
-        (self.workloads_listed && self.pods_listed && self.events_listed)
-            .then(|| self.sources.statuses())
+    /// Whether every kind is in step.
+    fn in_step(&self) -> bool {
+        self.workloads_listed && self.pods_listed && self.events_listed
     }
 
-    /// Takes in what a watcher on `K` yielded; `Ok(true)` when the book may have changed.
-    fn take<K: Watched>(&mut self, said: watcher::Result<Event<K>>) -> Result<bool, Failure> {
+    /// Takes in what a watcher on `K` yielded, and brings `book` up to date: whole when
+    /// the kinds came into step or left it, otherwise by the instances the event
+    /// touched.
+    fn take<K: Watched>(
+        &mut self,
+        said: watcher::Result<Event<K>>,
+        book: &watch::Sender<StatusBook>,
+    ) -> Result<(), Failure> {
         let event = match said {
             Ok(event) => event,
             // The watcher lists again, starting with `Init`: out of step until `InitDone`.
             Err(error) if relists(&error) => {
                 *K::listed(self) = false;
-                return Ok(true);
+                publish(book, None);
+                return Ok(());
             }
             Err(error) => {
                 return Err(Failure {
@@ -259,23 +265,41 @@ impl Kept {
                 });
             }
         };
-        Ok(match event {
+        match event {
             Event::Init => {
                 *K::listed(self) = false;
                 K::clear(&mut self.sources);
-                true
+                publish(book, None);
             }
             Event::InitApply(object) => {
                 K::note(&mut self.sources, &object);
-                false
             }
             Event::InitDone => {
                 *K::listed(self) = true;
-                true
+                if self.in_step() {
+                    // Whole: what was touched on the way is in it.
+                    self.sources.take_changes();
+                    publish(book, Some(self.sources.statuses()));
+                }
             }
-            Event::Apply(object) => K::note(&mut self.sources, &object),
-            Event::Delete(object) => K::forget(&mut self.sources, &object),
-        })
+            Event::Apply(object) => {
+                K::note(&mut self.sources, &object);
+                self.amend(book);
+            }
+            Event::Delete(object) => {
+                K::forget(&mut self.sources, &object);
+                self.amend(book);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the statuses of the instances touched since the last change in `book`, when
+    /// in step (out of step, they are taken in by the whole book at `InitDone`).
+    fn amend(&mut self, book: &watch::Sender<StatusBook>) {
+        if self.in_step() {
+            amend(book, self.sources.take_changes());
+        }
     }
 }
 
@@ -326,7 +350,7 @@ pub(crate) fn gone() -> watcher::Error {
 
 #[cfg(test)]
 mod tests {
-    use framedb_core::InstanceStatus;
+    use framedb_core::{FramedbId, InstanceStatus};
     use serde_json::json;
 
     use super::*;
@@ -354,81 +378,106 @@ mod tests {
         .unwrap()
     }
 
-    fn statuses(kept: &Kept) -> Option<Vec<(String, InstanceStatus)>> {
-        let mut statuses: Vec<_> = kept
-            .statuses()?
-            .into_iter()
-            .map(|(id, report)| (id.to_string(), report.status))
-            .collect();
-        statuses.sort_by(|a, b| a.0.cmp(&b.0));
-        Some(statuses)
+    /// A [`Kept`] and the book it keeps.
+    struct Keeping {
+        kept: Kept,
+        book: watch::Sender<StatusBook>,
     }
 
-    /// Feeds `events` to `kept`, each `Ok`; whether the last one may have changed it.
-    fn feed<K: Watched>(kept: &mut Kept, events: Vec<Event<K>>) -> bool {
-        events
-            .into_iter()
-            .map(|event| kept.take(Ok(event)).unwrap())
-            .last()
-            .unwrap()
-    }
+    impl Keeping {
+        fn new() -> Self {
+            Self {
+                kept: Kept::default(),
+                book: watch::channel(None).0,
+            }
+        }
 
-    fn listed<K: Watched>(kept: &mut Kept, objects: Vec<K>) -> bool {
-        let mut events = vec![Event::Init];
-        events.extend(objects.into_iter().map(Event::InitApply));
-        events.push(Event::InitDone);
-        feed(kept, events)
+        /// The book, sorted, after checking that the changes made it what a whole
+        /// derivation from the same sources makes.
+        fn statuses(&self) -> Option<Vec<(String, InstanceStatus)>> {
+            let book = self.book.borrow().clone()?;
+            assert_eq!(book.statuses(), &self.kept.sources.statuses());
+            let mut statuses: Vec<_> = book
+                .iter()
+                .map(|(id, report)| (id.to_string(), report.status))
+                .collect();
+            statuses.sort_by(|a, b| a.0.cmp(&b.0));
+            Some(statuses)
+        }
+
+        /// Feeds `events`, each `Ok`.
+        fn feed<K: Watched>(&mut self, events: Vec<Event<K>>) {
+            for event in events {
+                self.kept.take(Ok(event), &self.book).unwrap();
+            }
+        }
+
+        fn listed<K: Watched>(&mut self, objects: Vec<K>) {
+            let mut events = vec![Event::Init];
+            events.extend(objects.into_iter().map(Event::InitApply));
+            events.push(Event::InitDone);
+            self.feed(events);
+        }
     }
 
     #[test]
-    fn the_book_is_in_step_once_both_kinds_are_listed() {
-        let mut kept = Kept::default();
-        assert!(listed(&mut kept, vec![workload("a"), workload("b")]));
-        assert_eq!(statuses(&kept), None, "pods not listed yet");
-        assert!(listed::<KubeEvent>(&mut kept, vec![]));
-        assert_eq!(statuses(&kept), None, "pods still not listed");
-        assert!(listed(&mut kept, vec![ready_pod("a")]));
+    fn the_book_is_in_step_once_every_kind_is_listed_and_then_changes_by_instance() {
+        let mut kept = Keeping::new();
+        kept.listed(vec![workload("a"), workload("b")]);
+        assert_eq!(kept.statuses(), None, "pods not listed yet");
+        kept.listed::<KubeEvent>(vec![]);
+        assert_eq!(kept.statuses(), None, "pods still not listed");
+        kept.listed(vec![ready_pod("a")]);
         assert_eq!(
-            statuses(&kept),
+            kept.statuses(),
             Some(vec![
                 ("a".into(), InstanceStatus::Running),
                 ("b".into(), InstanceStatus::Provisioning),
             ])
         );
+        let mark = kept.book.borrow().as_ref().unwrap().mark();
 
-        assert!(feed(&mut kept, vec![Event::Apply(ready_pod("b"))]));
-        assert!(feed(&mut kept, vec![Event::Delete(workload("a"))]));
+        kept.feed(vec![Event::Apply(ready_pod("b"))]);
+        kept.feed(vec![Event::Delete(workload("a"))]);
         assert_eq!(
-            statuses(&kept),
+            kept.statuses(),
             Some(vec![("b".into(), InstanceStatus::Running)])
         );
+        let changes = kept.book.borrow().as_ref().unwrap().changes_since(mark);
+        let changes = changes.expect("the same edition, changed by instance");
+        assert_eq!(changes.gone, vec![FramedbId::new("a").unwrap()]);
+        assert_eq!(changes.changed.len(), 1);
+
         let unlabelled: Pod =
             serde_json::from_value(json!({ "metadata": { "name": "x" } })).unwrap();
-        assert!(!feed(&mut kept, vec![Event::Apply(unlabelled)]));
+        let feed = kept.book.subscribe();
+        kept.feed(vec![Event::Apply(unlabelled)]);
+        assert!(!feed.has_changed().unwrap(), "nothing changed");
     }
 
     #[test]
     fn a_relist_takes_the_book_out_of_step_until_it_is_done_and_replaces_its_kind() {
-        let mut kept = Kept::default();
-        listed(&mut kept, vec![workload("a"), workload("b")]);
-        listed(&mut kept, vec![ready_pod("a"), ready_pod("b")]);
-        listed::<KubeEvent>(&mut kept, vec![]);
-        assert!(statuses(&kept).is_some());
+        let mut kept = Keeping::new();
+        kept.listed(vec![workload("a"), workload("b")]);
+        kept.listed(vec![ready_pod("a"), ready_pod("b")]);
+        kept.listed::<KubeEvent>(vec![]);
+        assert!(kept.statuses().is_some());
 
         // 410: the watcher lists pods again; the book waits for the new list.
-        assert!(kept.take::<Pod>(Err(gone())).unwrap());
-        assert_eq!(statuses(&kept), None);
-        feed(
-            &mut kept,
-            vec![Event::Init, Event::InitApply(ready_pod("a"))],
-        );
-        assert_eq!(statuses(&kept), None, "the list is not done");
-        assert!(feed::<Pod>(&mut kept, vec![Event::InitDone]));
+        kept.kept.take::<Pod>(Err(gone()), &kept.book).unwrap();
+        assert_eq!(kept.statuses(), None);
+        kept.feed(vec![Event::Init, Event::InitApply(ready_pod("a"))]);
+        assert_eq!(kept.statuses(), None, "the list is not done");
+        // A change of another kind meanwhile does not bring the book back.
+        kept.feed(vec![Event::Apply(workload("c"))]);
+        assert_eq!(kept.statuses(), None, "the list is still not done");
+        kept.feed::<Pod>(vec![Event::InitDone]);
         assert_eq!(
-            statuses(&kept),
+            kept.statuses(),
             Some(vec![
                 ("a".into(), InstanceStatus::Running),
                 ("b".into(), InstanceStatus::Provisioning),
+                ("c".into(), InstanceStatus::Provisioning),
             ]),
             "the pod missing from the new list is gone"
         );
@@ -437,19 +486,22 @@ mod tests {
     #[test]
     fn any_other_error_ends_the_follow_with_the_kind_and_the_cause() {
         let mut kept = Kept::default();
+        let book = watch::channel(None).0;
         let cluster = ClusterId::new("c1").unwrap();
         let unavailable = kube::core::Status::failure("unavailable", "ServiceUnavailable")
             .with_code(503)
             .boxed();
         let start_failed = watcher::Error::WatchStartFailed(kube::Error::Api(unavailable));
-        let failure = kept.take::<StatefulSet>(Err(start_failed)).unwrap_err();
+        let failure = kept
+            .take::<StatefulSet>(Err(start_failed), &book)
+            .unwrap_err();
         let why = broken(&cluster, failure.plural, failure.error);
         assert!(
             why.starts_with("watching StatefulSets on cluster 'c1' failed"),
             "{why}"
         );
         let failure = kept
-            .take::<Pod>(Err(watcher::Error::NoResourceVersion))
+            .take::<Pod>(Err(watcher::Error::NoResourceVersion), &book)
             .unwrap_err();
         let why = broken(&cluster, failure.plural, failure.error);
         assert!(

@@ -60,12 +60,27 @@ impl Default for StatusLimits {
 /// What a book is computed from: each StatefulSet's instance, uid and whether it is being
 /// deleted, each pod's controller (the uid of the StatefulSet that made it) and what it
 /// shows, by object name; and the latest events told about each object, by its uid.
+///
+/// Indexes from uids to names let a change find the one instance it concerns — a pod its
+/// controller's, an event its object's — and [`Sources::take_changes`] re-derives only the
+/// instances touched since it was last called, so that keeping a book costs per event
+/// what the event concerns, not what the cluster holds.
 #[derive(Debug, Default)]
 pub(crate) struct Sources {
     limits: StatusLimits,
     workloads: HashMap<String, Workload>,
     pods: HashMap<String, Seen>,
     told: HashMap<String, Told>,
+    /// StatefulSet names by uid.
+    workload_uids: HashMap<String, String>,
+    /// StatefulSet names by instance.
+    instances: HashMap<String, String>,
+    /// Pod names by uid.
+    pod_uids: HashMap<String, String>,
+    /// The name of the pod each StatefulSet (by uid) made.
+    made: HashMap<String, String>,
+    /// The instances whose status may have changed since [`Sources::take_changes`].
+    touched: HashSet<String>,
 }
 
 /// What a StatefulSet tells of its instance.
@@ -189,13 +204,18 @@ impl Sources {
         let Some(instance) = instance_of(workload) else {
             return false;
         };
+        let name = workload.name_any();
         let noted = Workload {
-            name: workload.name_any(),
+            name: name.clone(),
             instance,
             uid: workload.metadata.uid.clone().unwrap_or_default(),
             deleting: workload.metadata.deletion_timestamp.is_some(),
         };
-        self.workloads.insert(workload.name_any(), noted);
+        self.forget_workload(&name);
+        self.workload_uids.insert(noted.uid.clone(), name.clone());
+        self.instances.insert(noted.instance.clone(), name.clone());
+        self.touched.insert(noted.instance.clone());
+        self.workloads.insert(name, noted);
         true
     }
 
@@ -212,14 +232,42 @@ impl Sources {
             .find(|owner| owner.controller == Some(true))
             .map(|owner| owner.uid.clone())
             .unwrap_or_default();
+        let name = pod.name_any();
         let seen = Seen {
-            name: pod.name_any(),
+            name: name.clone(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             controller,
             verdict: judge(pod, &self.limits),
         };
-        self.pods.insert(pod.name_any(), seen);
+        self.forget_pod(&name);
+        self.pod_uids.insert(seen.uid.clone(), name.clone());
+        if !seen.controller.is_empty() {
+            self.made.insert(seen.controller.clone(), name.clone());
+        }
+        self.touch_made_by(&seen.controller);
+        self.pods.insert(name, seen);
         true
+    }
+
+    /// Marks the instance of the StatefulSet of uid `uid`, if it is known, as touched.
+    fn touch_made_by(&mut self, uid: &str) {
+        let instance = self
+            .workload_uids
+            .get(uid)
+            .and_then(|name| self.workloads.get(name));
+        if let Some(workload) = instance {
+            self.touched.insert(workload.instance.clone());
+        }
+    }
+
+    /// Marks the instance that object `uid` (a StatefulSet or a pod) tells of as touched.
+    fn touch_object(&mut self, uid: &str) {
+        if self.workload_uids.contains_key(uid) {
+            self.touch_made_by(uid);
+        } else if let Some(pod) = self.pod_uids.get(uid).and_then(|name| self.pods.get(name)) {
+            let controller = pod.controller.clone();
+            self.touch_made_by(&controller);
+        }
     }
 
     /// Notes an event about an object (of any kind: events carry no labels); `false`
@@ -232,7 +280,7 @@ impl Sources {
         let Some(said) = Said::of(event) else {
             return false;
         };
-        let told = self.told.entry(uid).or_default();
+        let told = self.told.entry(uid.clone()).or_default();
         // Equal times (a second's resolution) go to the event heard last.
         let newer = |kept: &Option<Said>| kept.as_ref().is_none_or(|kept| said.last >= kept.last);
         let mut changed = false;
@@ -250,6 +298,9 @@ impl Sources {
         if newer(&told.latest) {
             told.latest = Some(said);
             changed = true;
+        }
+        if changed {
+            self.touch_object(&uid);
         }
         changed
     }
@@ -281,27 +332,58 @@ impl Sources {
         if told.latest.is_none() && told.warning.is_none() {
             self.told.remove(uid);
         }
+        if forgot {
+            self.touch_object(uid);
+        }
         forgot
     }
 
     /// Forgets a deleted StatefulSet; `false` when it was not known.
     pub fn forget_workload(&mut self, name: &str) -> bool {
-        self.workloads.remove(name).is_some()
+        let Some(gone) = self.workloads.remove(name) else {
+            return false;
+        };
+        if self.workload_uids.get(&gone.uid).is_some_and(|n| n == name) {
+            self.workload_uids.remove(&gone.uid);
+        }
+        if self
+            .instances
+            .get(&gone.instance)
+            .is_some_and(|n| n == name)
+        {
+            self.instances.remove(&gone.instance);
+        }
+        self.touched.insert(gone.instance);
+        true
     }
 
     /// Forgets a deleted pod; `false` when it was not known.
     pub fn forget_pod(&mut self, name: &str) -> bool {
-        self.pods.remove(name).is_some()
+        let Some(gone) = self.pods.remove(name) else {
+            return false;
+        };
+        if self.pod_uids.get(&gone.uid).is_some_and(|n| n == name) {
+            self.pod_uids.remove(&gone.uid);
+        }
+        if self.made.get(&gone.controller).is_some_and(|n| n == name) {
+            self.made.remove(&gone.controller);
+        }
+        self.touch_made_by(&gone.controller);
+        true
     }
 
     /// Forgets every StatefulSet, before they are all noted again.
     pub fn clear_workloads(&mut self) {
         self.workloads.clear();
+        self.workload_uids.clear();
+        self.instances.clear();
     }
 
     /// Forgets every pod, before they are all noted again.
     pub fn clear_pods(&mut self) {
         self.pods.clear();
+        self.pod_uids.clear();
+        self.made.clear();
     }
 
     /// Forgets every event, before they are all noted again.
@@ -309,53 +391,73 @@ impl Sources {
         self.told.clear();
     }
 
+    /// The current status of every instance touched since the last call (`None`: it
+    /// has no workload any more), and forgets that they were.
+    pub fn take_changes(&mut self) -> Vec<(FramedbId, Option<StatusReport>)> {
+        let touched = std::mem::take(&mut self.touched);
+        touched
+            .into_iter()
+            .filter_map(|instance| {
+                let report = self
+                    .instances
+                    .get(&instance)
+                    .and_then(|name| self.workloads.get(name))
+                    .map(|workload| self.report(workload));
+                Some((FramedbId::new(&instance).ok()?, report))
+            })
+            .collect()
+    }
+
     /// Whether a status depends on events: a workload without a pod, or a pod whose
     /// containers wait for something the kubelet retries. A direct read lists the
     /// events only then.
     pub fn needs_events(&self) -> bool {
-        let made: HashSet<&str> = self.pods.values().map(|p| p.controller.as_str()).collect();
         self.workloads
             .values()
-            .any(|w| !w.deleting && !made.contains(w.uid.as_str()))
+            .any(|w| !w.deleting && !self.made.contains_key(&w.uid))
             || self
                 .pods
                 .values()
                 .any(|p| !matches!(p.verdict, Verdict::Is(_)))
     }
 
-    /// The status of every instance that has a workload (docs/architecture.md,
-    /// "Status"): `Failed` while its workload is being deleted — a delete through
-    /// FrameDB reads `Deleting` from the instance's record, which wins over this — the
-    /// status of the pod it made once it has one, `Failed` with the event when the
-    /// workload's latest event is a `FailedCreate` of its pod, `Provisioning` before.
+    /// The status of every instance that has a workload (see [`Sources::report`]).
     pub fn statuses(&self) -> Statuses {
-        let pods: HashMap<&str, &Seen> = self
-            .pods
-            .values()
-            .filter(|seen| !seen.controller.is_empty())
-            .map(|seen| (seen.controller.as_str(), seen))
-            .collect();
         self.workloads
             .values()
             .filter_map(|workload| {
-                let report = if workload.deleting {
-                    StatusReport::with_reason(
-                        InstanceStatus::Failed,
-                        format!(
-                            "its StatefulSet {} is being deleted, not by a delete of the \
-                             instance through FrameDB",
-                            workload.name
-                        ),
-                    )
-                } else {
-                    match pods.get(workload.uid.as_str()) {
-                        Some(seen) => self.settle(seen),
-                        None => self.podless(workload),
-                    }
-                };
-                Some((FramedbId::new(&workload.instance).ok()?, report))
+                Some((
+                    FramedbId::new(&workload.instance).ok()?,
+                    self.report(workload),
+                ))
             })
             .collect()
+    }
+
+    /// The status of a workload's instance (docs/architecture.md, "Status"): `Failed`
+    /// while its workload is being deleted — a delete through FrameDB reads `Deleting`
+    /// from the instance's record, which wins over this — the status of the pod it made
+    /// once it has one, `Failed` with the event when the workload's latest event is a
+    /// `FailedCreate` of its pod, `Provisioning` before.
+    fn report(&self, workload: &Workload) -> StatusReport {
+        if workload.deleting {
+            return StatusReport::with_reason(
+                InstanceStatus::Failed,
+                format!(
+                    "its StatefulSet {} is being deleted, not by a delete of the instance \
+                     through FrameDB",
+                    workload.name
+                ),
+            );
+        }
+        match self
+            .made
+            .get(&workload.uid)
+            .and_then(|pod| self.pods.get(pod))
+        {
+            Some(seen) => self.settle(seen),
+            None => self.podless(workload),
+        }
     }
 
     /// A workload that has no pod: a pod the API server refused to its controller (Pod
@@ -851,6 +953,79 @@ mod tests {
         sources.workload(&workload("db", "uid-1"));
         sources.pod(pod);
         sources
+    }
+
+    #[test]
+    fn the_changes_taken_after_each_note_keep_a_book_equal_to_a_whole_derivation() {
+        let mut sources = Sources::default();
+        let mut book = Statuses::new();
+        fn step(sources: &mut Sources, book: &mut Statuses, what: &str) {
+            for (id, report) in sources.take_changes() {
+                match report {
+                    Some(report) => book.insert(id, report),
+                    None => book.remove(&id),
+                };
+            }
+            assert_eq!(*book, sources.statuses(), "after {what}");
+        }
+        let mount = event(
+            "db-0.1",
+            ("Pod", "pod-1"),
+            ("Warning", "FailedMount", "no volume"),
+            (0, 5),
+        );
+        sources.event(&mount);
+        step(
+            &mut sources,
+            &mut book,
+            "an event before its pod and workload",
+        );
+        sources.workload(&workload("db", "uid-1"));
+        step(&mut sources, &mut book, "the workload");
+        let creating = starting(
+            &[],
+            json!([]),
+            json!([container("tidb", 0, waiting("ContainerCreating", ""))]),
+        );
+        sources.pod(&creating);
+        step(&mut sources, &mut book, "its pod, being created");
+        assert!(book[&FramedbId::new("db").unwrap()].reason.is_some());
+        sources.forget_event(&mount);
+        step(&mut sources, &mut book, "the pod's event deleted");
+        let mut replaced = serde_json::to_value(pod("db", "uid-1", false)).unwrap();
+        replaced["metadata"]["uid"] = json!("pod-2");
+        sources.pod(&serde_json::from_value(replaced).unwrap());
+        step(&mut sources, &mut book, "the pod replaced under its name");
+        sources.workload(&workload("other", "uid-2"));
+        sources.event(&event(
+            "other.1",
+            ("StatefulSet", "uid-2"),
+            ("Warning", "FailedCreate", "forbidden"),
+            (0, 0),
+        ));
+        step(&mut sources, &mut book, "a workload whose pod was refused");
+        assert_eq!(
+            book[&FramedbId::new("other").unwrap()].status,
+            InstanceStatus::Failed
+        );
+        let mut deleting = serde_json::to_value(workload("db", "uid-1")).unwrap();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        sources.workload(&serde_json::from_value(deleting).unwrap());
+        step(&mut sources, &mut book, "the workload being deleted");
+        sources.forget_workload("db");
+        step(&mut sources, &mut book, "the workload gone, its pod left");
+        sources.workload(&workload("db", "uid-3"));
+        step(
+            &mut sources,
+            &mut book,
+            "the instance made again, the old pod still there",
+        );
+        sources.pod(&pod("db", "uid-3", false));
+        step(&mut sources, &mut book, "its new pod");
+        sources.forget_pod("db-0");
+        sources.forget_workload("other");
+        step(&mut sources, &mut book, "pod and workload gone");
+        assert_eq!(book.len(), 1);
     }
 
     #[test]

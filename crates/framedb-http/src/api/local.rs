@@ -5,6 +5,7 @@
 //! Errors use the same envelope and codes as the global API. The service keeps its own
 //! record of each instance (in its own MongoDB) through the same provisioning logic.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use framedb_core::live::StatusBook;
+use framedb_core::live::{Changes, Mark, StatusBook};
 use framedb_core::{
     ClusterDeployer, ClusterId, Credentials, FramedbId, Instance, NewInstance, PortAllocator,
     PortChoice, ProvisioningService, Removal, StatusReport, Timestamp,
@@ -27,7 +28,7 @@ use crate::error::{ApiError, Result};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::wire::{
     AmendRequest, Amended, BookLine, Data, DeployRequest, FreePortQuery, FreePorts, HEARTBEAT,
-    PortAnswer, RemoveQuery, StatusesRequest, paths,
+    PortAnswer, RemoveQuery, StatusesRequest, WatchQuery, paths,
 };
 
 /// What the local API's handlers reach.
@@ -244,16 +245,38 @@ async fn statuses(
     ))
 }
 
-fn book_line(book: &StatusBook) -> Bytes {
-    let line = BookLine {
-        statuses: book.as_deref().cloned(),
+/// What a status stream sends next: the whole book, unless the reader asked for
+/// changes and `sent` (where it is) is in the same edition within reach of the book's
+/// journal; the reader is then where the book is.
+fn book_line(book: &StatusBook, sent: &mut Option<Mark>, changes: bool) -> Bytes {
+    let since = sent.take().filter(|_| changes);
+    let line = match book {
+        None => BookLine {
+            statuses: Some(None),
+            ..BookLine::default()
+        },
+        Some(book) => {
+            *sent = Some(book.mark());
+            match since.and_then(|mark| book.changes_since(mark)) {
+                Some(Changes { changed, gone }) => BookLine {
+                    statuses: None,
+                    changed,
+                    gone,
+                },
+                None => BookLine {
+                    statuses: Some(Some(Cow::Borrowed(book.statuses()))),
+                    ..BookLine::default()
+                },
+            }
+        }
     };
-    let mut text = serde_json::to_vec(&line).unwrap_or_else(|_| b"{\"statuses\":null}".to_vec());
-    text.push(b'\n');
-    Bytes::from(text)
+    Bytes::from(line.to_line())
 }
 
-async fn watch_statuses(State(state): State<Arc<LocalState>>) -> Result<Response> {
+async fn watch_statuses(
+    State(state): State<Arc<LocalState>>,
+    ApiQuery(query): ApiQuery<WatchQuery>,
+) -> Result<Response> {
     // Held for as long as the stream is open.
     let Ok(slot) = state.streams.clone().try_acquire_owned() else {
         return Err(ApiError::Overloaded {
@@ -263,9 +286,10 @@ async fn watch_statuses(State(state): State<Arc<LocalState>>) -> Result<Response
     };
     let feed = state.deployer.follow(&state.cluster_id).await?;
     let stopping = Box::pin(state.stopping.clone().wait());
-    let start = (feed, stopping, slot, true);
-    let lines =
-        futures_util::stream::unfold(start, |(mut feed, mut stopping, slot, first)| async move {
+    let start = (feed, stopping, slot, None, true);
+    let lines = futures_util::stream::unfold(
+        start,
+        move |(mut feed, mut stopping, slot, mut sent, first)| async move {
             if !first {
                 let next = async {
                     // A change, or the heartbeat's time; a deployer without a watch closes its
@@ -279,9 +303,16 @@ async fn watch_statuses(State(state): State<Arc<LocalState>>) -> Result<Response
                     () = next => {}
                 }
             }
-            let line = book_line(&feed.borrow_and_update());
-            Some((Ok::<_, Infallible>(line), (feed, stopping, slot, false)))
-        });
+            // A copy of the pointer, not of the book: the watch's lock is not held while
+            // the line is written.
+            let book = feed.borrow_and_update().clone();
+            let line = book_line(&book, &mut sent, query.changes);
+            Some((
+                Ok::<_, Infallible>(line),
+                (feed, stopping, slot, sent, false),
+            ))
+        },
+    );
     Ok((
         [(CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(lines),

@@ -1,16 +1,19 @@
 //! Following a local service's status stream (`GET /local/v1/statuses/watch`) into the
 //! global tier's book of that cluster ([`framedb_core::live`]).
 //!
-//! The stream is JSON lines ([`BookLine`]), framed by tokio-util's `LinesCodec` with a
+//! The stream is JSON lines ([`BookLine`]): asked for changes, a local service sends its
+//! whole book first and then what changed, which is applied to the book as it comes (one
+//! older than that sends whole books, which replace it). It is framed by tokio-util's `LinesCodec` with a
 //! maximum line length, so that a hostile or broken peer cannot make the global service
 //! buffer without bound. A silent stream is cut by the client's read timeout (three
 //! heartbeats), an unreadable or oversized line ends it; either way the book goes back
 //! to `None` until a new stream is in step.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use framedb_core::ClusterId;
-use framedb_core::live::{self, StatusBook};
+use framedb_core::live::{self, Changes, StatusBook};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -42,10 +45,11 @@ impl StatusStream {
         let Some((base, token)) = self.directory.endpoint(&self.cluster) else {
             return "the cluster is no longer in the directory".into();
         };
-        let url = match base.join(paths::STATUS_WATCH.trim_start_matches('/')) {
+        let mut url = match base.join(paths::STATUS_WATCH.trim_start_matches('/')) {
             Ok(url) => url,
             Err(error) => return format!("the stream's URL cannot be built: {error}"),
         };
+        url.query_pairs_mut().append_pair("changes", "true");
         let mut request = self.http.get(url);
         if let Some(token) = &token {
             request = request.bearer_auth(token.expose());
@@ -63,9 +67,21 @@ impl StatusStream {
                 Some(Err(error)) => return format!("the stream broke: {error}"),
                 None => return "the local service closed it".into(),
             };
-            match serde_json::from_str::<BookLine>(&line) {
-                Ok(line) => live::publish(book, line.statuses),
+            let line = match serde_json::from_str::<BookLine>(&line) {
+                Ok(line) => line,
                 Err(error) => return format!("an unreadable line: {error}"),
+            };
+            match line.statuses {
+                Some(whole) => live::publish(book, whole.map(Cow::into_owned)),
+                None => {
+                    let changes = Changes {
+                        changed: line.changed,
+                        gone: line.gone,
+                    };
+                    if !live::amend(book, changes.into_amendments()) {
+                        return "changes came before a whole book".into();
+                    }
+                }
             }
         }
     }

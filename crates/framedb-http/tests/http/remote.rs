@@ -76,6 +76,54 @@ async fn a_status_line_past_the_cap_ends_the_stream_instead_of_filling_memory() 
     );
 }
 
+#[tokio::test]
+async fn the_global_asks_for_changes_and_applies_them_to_the_whole_book_it_was_sent_first() {
+    let asked = Arc::new(std::sync::Mutex::new(None));
+    let query = asked.clone();
+    let lines = concat!(
+        r#"{"statuses":{"a":{"status":"Provisioning"},"b":{"status":"Running"}}}"#,
+        "\n",
+        r#"{"changed":{"a":{"status":"Running"}},"gone":["b"]}"#,
+        "\n{}\n",
+    );
+    let app = Router::new().route(
+        paths::STATUS_WATCH,
+        get(move |uri: axum::http::Uri| {
+            *query.lock().unwrap() = uri.query().map(str::to_owned);
+            let sent = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(lines))]);
+            async move { Body::from_stream(sent.chain(futures_util::stream::pending())) }
+        }),
+    );
+    let (remote, cluster) = served_as("changes", app).await;
+    let mut feed = remote.follow(&cluster).await.unwrap();
+    let b = framedb_core::FramedbId::new("b").unwrap();
+    let book = feed
+        .wait_for(|book| book.as_ref().is_some_and(|book| !book.contains_key(&b)))
+        .await
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!(book.len(), 1);
+    let a = &book[&framedb_core::FramedbId::new("a").unwrap()];
+    assert_eq!(a.status, framedb_core::InstanceStatus::Running);
+    assert_eq!(asked.lock().unwrap().as_deref(), Some("changes=true"));
+}
+
+#[tokio::test]
+async fn changes_before_a_whole_book_end_the_stream_and_are_not_taken() {
+    let line = Bytes::from_static(b"{\"changed\":{\"a\":{\"status\":\"Running\"}}}\n");
+    let (app, opened) = status_peer(vec![line]);
+    let (remote, cluster) = served_as("headless", app).await;
+    let feed = remote.follow(&cluster).await.unwrap();
+    wait_for_streams(
+        &opened,
+        2,
+        "the stream was not ended at changes without a book",
+    )
+    .await;
+    assert!(feed.borrow().is_none(), "changes to no book make none");
+}
+
 /// This process's resident set now and at its peak, in bytes (Linux).
 fn memory() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
