@@ -43,6 +43,7 @@ use crate::ownership::{
     CreateError, Posted, Reclaim, Taken, claim_existing, create_or_existing, create_owned,
     keeps_volume, remove_owned,
 };
+use crate::slim::Slim;
 use crate::status::Sources;
 use crate::volumes::Helpers;
 
@@ -537,25 +538,28 @@ impl ClusterDeployer for KubeFleet {
         let list_failed = |what: &str, error| -> framedb_core::Error {
             Error::kube(cluster.as_str(), format!("listing {what}"), error).into()
         };
+        // Slim: a reconcile pass reads every workload and Service of the cluster, and
+        // uses their metadata and node ports only.
         let (workloads, services) = tokio::try_join!(
             async {
-                self.namespaced::<StatefulSet>(client)
+                self.namespaced::<Slim<StatefulSet>>(client)
                     .list(&params)
                     .await
                     .map_err(|e| list_failed("StatefulSets", e))
             },
             async {
-                self.namespaced::<Service>(client)
+                self.namespaced::<Slim<Service>>(client)
                     .list(&params)
                     .await
                     .map_err(|e| list_failed("Services", e))
             },
         )?;
-        let ports = crate::inventory::node_ports(&services.items);
+        let services: Vec<Service> = services.items.into_iter().map(|s| s.0).collect();
+        let ports = crate::inventory::node_ports(&services);
         let mut records: Vec<InstanceRecord> = workloads
             .items
             .iter()
-            .filter_map(|workload| crate::inventory::deployment_of(cluster, workload, &ports))
+            .filter_map(|workload| crate::inventory::deployment_of(cluster, &workload.0, &ports))
             .map(|spec| spec.record())
             .collect();
         records.sort_by(|a, b| a.framedb_id.cmp(&b.framedb_id));
@@ -623,7 +627,7 @@ impl KubeFleet {
             Error::kube(cluster.as_str(), format!("listing {what}"), error).into()
         };
         let workloads = self
-            .namespaced::<StatefulSet>(client)
+            .namespaced::<Slim<StatefulSet>>(client)
             .list(&params)
             .await
             .map_err(|e| list_failed("StatefulSets", e))?;
@@ -631,25 +635,26 @@ impl KubeFleet {
             return Ok(HashMap::new());
         }
         let pods = self
-            .namespaced::<Pod>(client)
+            .namespaced::<Slim<Pod>>(client)
             .list(&params)
             .await
             .map_err(|e| list_failed("pods", e))?;
+        // Slim, as the watches read them.
         let mut sources = Sources::new(self.limits);
         for workload in &workloads.items {
-            sources.workload(workload);
+            sources.workload(&workload.0);
         }
         for pod in &pods.items {
-            sources.pod(pod);
+            sources.pod(&pod.0);
         }
         if sources.needs_events() {
             // In pages, as the Services are read: a namespace's events are many.
-            let events = self.namespaced::<Event>(client);
+            let events = self.namespaced::<Slim<Event>>(client);
             let read = read_paged(&events, LIST_PAGE, Vec::new, |kept, page| {
                 kept.extend_from_slice(page);
             });
             for event in &read.await.map_err(|e| list_failed("events", e))? {
-                sources.event(event);
+                sources.event(&event.0);
             }
         }
         Ok(sources.statuses())

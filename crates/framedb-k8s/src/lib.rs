@@ -28,6 +28,7 @@ mod live;
 mod node_ports;
 pub mod objects;
 mod ownership;
+mod slim;
 mod status;
 mod volumes;
 

@@ -78,6 +78,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::error::Error;
+use crate::slim::Slim;
 use crate::status::{Sources, StatusLimits};
 
 /// Where to watch, and for how long one watch request may stay open.
@@ -106,27 +107,29 @@ pub(crate) async fn keep(watches: Watches, book: watch::Sender<StatusBook>) {
 
 /// What one of the three watchers yielded (boxed: the kinds differ much in size).
 enum Said {
-    Workload(Box<watcher::Result<Event<StatefulSet>>>),
-    Pod(Box<watcher::Result<Event<Pod>>>),
-    Told(Box<watcher::Result<Event<KubeEvent>>>),
+    Workload(Box<watcher::Result<Event<Slim<StatefulSet>>>>),
+    Pod(Box<watcher::Result<Event<Slim<Pod>>>>),
+    Told(Box<watcher::Result<Event<Slim<KubeEvent>>>>),
 }
 
 /// Starts the watchers, keeps the book from their events, and returns why it stopped:
 /// at the first error other than a `410` (see the module's documentation).
 async fn follow(watches: &Watches, book: &watch::Sender<StatusBook>) -> String {
     let config = watch_config(watches.window);
+    // Slim: read without what statuses do not need (`managedFields` first of all).
     let workloads = watcher(
-        api::<StatefulSet>(watches),
+        api::<Slim<StatefulSet>>(watches),
         config.clone().labels(&watches.selector),
     )
     .map(|said| Said::Workload(Box::new(said)));
     let pods = watcher(
-        api::<Pod>(watches),
+        api::<Slim<Pod>>(watches),
         config.clone().labels(&watches.selector),
     )
     .map(|said| Said::Pod(Box::new(said)));
     // Events have no labels: every event of the namespace, which holds FrameDB's only.
-    let events = watcher(api::<KubeEvent>(watches), config).map(|said| Said::Told(Box::new(said)));
+    let events =
+        watcher(api::<Slim<KubeEvent>>(watches), config).map(|said| Said::Told(Box::new(said)));
     let mut said = select(select(workloads.boxed(), pods.boxed()), events.boxed());
     let mut kept = Kept::new(watches.limits);
     loop {
@@ -165,13 +168,13 @@ trait Watched: Resource + Clone + DeserializeOwned + Debug + Send + 'static {
     fn listed(kept: &mut Kept) -> &mut bool;
 }
 
-impl Watched for StatefulSet {
+impl Watched for Slim<StatefulSet> {
     const PLURAL: &'static str = "StatefulSets";
     fn note(sources: &mut Sources, object: &Self) {
-        sources.workload(object);
+        sources.workload(&object.0);
     }
     fn forget(sources: &mut Sources, object: &Self) {
-        sources.forget_workload(&object.name_any());
+        sources.forget_workload(&object.0.name_any());
     }
     fn clear(sources: &mut Sources) {
         sources.clear_workloads();
@@ -181,13 +184,13 @@ impl Watched for StatefulSet {
     }
 }
 
-impl Watched for Pod {
+impl Watched for Slim<Pod> {
     const PLURAL: &'static str = "pods";
     fn note(sources: &mut Sources, object: &Self) {
-        sources.pod(object);
+        sources.pod(&object.0);
     }
     fn forget(sources: &mut Sources, object: &Self) {
-        sources.forget_pod(&object.name_any());
+        sources.forget_pod(&object.0.name_any());
     }
     fn clear(sources: &mut Sources) {
         sources.clear_pods();
@@ -197,13 +200,13 @@ impl Watched for Pod {
     }
 }
 
-impl Watched for KubeEvent {
+impl Watched for Slim<KubeEvent> {
     const PLURAL: &'static str = "events";
     fn note(sources: &mut Sources, object: &Self) {
-        sources.event(object);
+        sources.event(&object.0);
     }
     fn forget(sources: &mut Sources, object: &Self) {
-        sources.forget_event(object);
+        sources.forget_event(&object.0);
     }
     fn clear(sources: &mut Sources) {
         sources.clear_events();
@@ -356,7 +359,7 @@ mod tests {
     use super::*;
     use crate::objects::labels;
 
-    fn workload(name: &str) -> StatefulSet {
+    fn workload(name: &str) -> Slim<StatefulSet> {
         serde_json::from_value(json!({
             "metadata": { "name": name, "uid": format!("uid-{name}"), "labels": { labels::INSTANCE: name } },
         }))
@@ -364,7 +367,7 @@ mod tests {
     }
 
     /// The ready pod that the workload of `instance` made.
-    fn ready_pod(instance: &str) -> Pod {
+    fn ready_pod(instance: &str) -> Slim<Pod> {
         serde_json::from_value(json!({
             "metadata": {
                 "name": format!("{instance}-0"), "labels": { labels::INSTANCE: instance },
@@ -425,7 +428,7 @@ mod tests {
         let mut kept = Keeping::new();
         kept.listed(vec![workload("a"), workload("b")]);
         assert_eq!(kept.statuses(), None, "pods not listed yet");
-        kept.listed::<KubeEvent>(vec![]);
+        kept.listed::<Slim<KubeEvent>>(vec![]);
         assert_eq!(kept.statuses(), None, "pods still not listed");
         kept.listed(vec![ready_pod("a")]);
         assert_eq!(
@@ -448,7 +451,7 @@ mod tests {
         assert_eq!(changes.gone, vec![FramedbId::new("a").unwrap()]);
         assert_eq!(changes.changed.len(), 1);
 
-        let unlabelled: Pod =
+        let unlabelled: Slim<Pod> =
             serde_json::from_value(json!({ "metadata": { "name": "x" } })).unwrap();
         let feed = kept.book.subscribe();
         kept.feed(vec![Event::Apply(unlabelled)]);
@@ -460,18 +463,20 @@ mod tests {
         let mut kept = Keeping::new();
         kept.listed(vec![workload("a"), workload("b")]);
         kept.listed(vec![ready_pod("a"), ready_pod("b")]);
-        kept.listed::<KubeEvent>(vec![]);
+        kept.listed::<Slim<KubeEvent>>(vec![]);
         assert!(kept.statuses().is_some());
 
         // 410: the watcher lists pods again; the book waits for the new list.
-        kept.kept.take::<Pod>(Err(gone()), &kept.book).unwrap();
+        kept.kept
+            .take::<Slim<Pod>>(Err(gone()), &kept.book)
+            .unwrap();
         assert_eq!(kept.statuses(), None);
         kept.feed(vec![Event::Init, Event::InitApply(ready_pod("a"))]);
         assert_eq!(kept.statuses(), None, "the list is not done");
         // A change of another kind meanwhile does not bring the book back.
         kept.feed(vec![Event::Apply(workload("c"))]);
         assert_eq!(kept.statuses(), None, "the list is still not done");
-        kept.feed::<Pod>(vec![Event::InitDone]);
+        kept.feed::<Slim<Pod>>(vec![Event::InitDone]);
         assert_eq!(
             kept.statuses(),
             Some(vec![
@@ -493,7 +498,7 @@ mod tests {
             .boxed();
         let start_failed = watcher::Error::WatchStartFailed(kube::Error::Api(unavailable));
         let failure = kept
-            .take::<StatefulSet>(Err(start_failed), &book)
+            .take::<Slim<StatefulSet>>(Err(start_failed), &book)
             .unwrap_err();
         let why = broken(&cluster, failure.plural, failure.error);
         assert!(
@@ -501,7 +506,7 @@ mod tests {
             "{why}"
         );
         let failure = kept
-            .take::<Pod>(Err(watcher::Error::NoResourceVersion), &book)
+            .take::<Slim<Pod>>(Err(watcher::Error::NoResourceVersion), &book)
             .unwrap_err();
         let why = broken(&cluster, failure.plural, failure.error);
         assert!(

@@ -53,6 +53,7 @@ use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::live::{broken, relists, watch_config};
+use crate::slim::Slim;
 
 /// The node ports of a cluster while its watch is in step, `None` otherwise.
 pub(crate) type PortsBook = Option<Arc<View>>;
@@ -244,7 +245,8 @@ pub(crate) async fn keep(follows: Follows, book: watch::Sender<PortsBook>) {
 /// Starts the watcher, keeps the view from its events, and returns why it stopped: at
 /// the first error other than a `410`.
 async fn follow(follows: &Follows, book: &watch::Sender<PortsBook>) -> String {
-    let services = Api::<Service>::all(follows.client.clone());
+    // Slim: of each Service, its names, uid and ports.
+    let services = Api::<Slim<Service>>::all(follows.client.clone());
     let mut said = watcher(services, watch_config(follows.window)).boxed();
     let mut kept = Kept::default();
     loop {
@@ -275,7 +277,10 @@ impl Kept {
     }
 
     /// Takes in what the watcher yielded; `Ok(true)` when the book is another now.
-    fn take(&mut self, said: watcher::Result<Event<Service>>) -> Result<bool, watcher::Error> {
+    fn take(
+        &mut self,
+        said: watcher::Result<Event<Slim<Service>>>,
+    ) -> Result<bool, watcher::Error> {
         let event = match said {
             Ok(event) => event,
             // The watcher lists again, starting with `Init`: out of step until `InitDone`.
@@ -289,7 +294,7 @@ impl Kept {
             }
             Event::InitApply(service) => {
                 if let Some(listing) = &mut self.listing {
-                    listing.note(&service);
+                    listing.note(&service.0);
                 }
                 false
             }
@@ -300,13 +305,13 @@ impl Kept {
             }
             Event::Apply(service) => {
                 if let Some(view) = &self.in_step {
-                    view.lock().note(&service);
+                    view.lock().note(&service.0);
                 }
                 false
             }
             Event::Delete(service) => {
                 if let Some(view) = &self.in_step {
-                    view.lock().forget(&service);
+                    view.lock().forget(&service.0);
                 }
                 false
             }
@@ -321,7 +326,7 @@ mod tests {
     use super::*;
     use crate::live::gone;
 
-    fn service(namespace: &str, name: &str, uid: &str, node_ports: &[u16]) -> Service {
+    fn service(namespace: &str, name: &str, uid: &str, node_ports: &[u16]) -> Slim<Service> {
         let ports: Vec<_> = node_ports
             .iter()
             .map(|port| json!({ "port": 80, "nodePort": port }))
@@ -346,7 +351,7 @@ mod tests {
         Some(ports)
     }
 
-    fn listed(kept: &mut Kept, services: Vec<Service>) {
+    fn listed(kept: &mut Kept, services: Vec<Slim<Service>>) {
         assert!(kept.take(Ok(Event::Init)).is_ok());
         for service in services {
             assert!(!kept.take(Ok(Event::InitApply(service))).unwrap());
@@ -409,7 +414,7 @@ mod tests {
         listed(&mut kept, vec![]);
         let view = kept.book().unwrap();
         let mine = service("db", "one", "u1", &[30900]);
-        view.lock().created(&mine);
+        view.lock().created(&mine.0);
         assert!(view.lock().holds(30900));
         // Its ADDED confirms it; its delete takes it away.
         kept.take(Ok(Event::Apply(mine.clone()))).unwrap();
@@ -417,7 +422,7 @@ mod tests {
         kept.take(Ok(Event::Delete(mine.clone()))).unwrap();
         assert!(!view.lock().holds(30900));
         // An answer that arrives after the watch told of the Service's end is stale.
-        view.lock().created(&mine);
+        view.lock().created(&mine.0);
         assert!(!view.lock().holds(30900));
     }
 
@@ -428,7 +433,7 @@ mod tests {
         listed(&mut kept, vec![old.clone()]);
         let view = kept.book().unwrap();
         // Deleted and made again (by this process) before the watch told of the delete.
-        view.lock().created(&service("db", "one", "u2", &[30901]));
+        view.lock().created(&service("db", "one", "u2", &[30901]).0);
         assert!(
             !view.lock().holds(30900),
             "the name's Service is the new one"
