@@ -61,6 +61,11 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// each with a reason of a few hundred bytes) is far below it.
 pub const MAX_BOOK_LINE: usize = 1024 * 1024;
 
+/// The most instances a status book may hold: each instance holds a node port of its
+/// cluster, so a cluster has fewer. A stream whose changes grow the book past it is a
+/// peer's error, and is ended: lines of changes are bounded one by one, not in sum.
+pub const MAX_BOOK_ENTRIES: usize = 65_535;
+
 /// The failure envelope of both APIs: `{success: false, message, error, details?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {

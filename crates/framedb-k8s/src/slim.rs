@@ -154,16 +154,19 @@ impl<'de> Deserialize<'de> for Slim<Service> {
             metadata: Meta,
             spec: Option<Spec>,
         }
-        /// Of the spec, the ports (their node ports).
+        /// Of the spec, the node ports: the ports', and the one for health checks.
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct Spec {
             ports: Option<Vec<ServicePort>>,
+            health_check_node_port: Option<i32>,
         }
         let read = Read::deserialize(deserializer)?;
         Ok(Self(Service {
             metadata: read.metadata.into(),
             spec: read.spec.map(|spec| ServiceSpec {
                 ports: spec.ports,
+                health_check_node_port: spec.health_check_node_port,
                 ..ServiceSpec::default()
             }),
             status: None,
@@ -286,13 +289,22 @@ mod tests {
             "apiVersion": "v1", "kind": "Service",
             "metadata": meta("db", "svc-1", None),
             "spec": {
-                "type": "NodePort", "selector": { "app": "db" },
+                "type": "LoadBalancer", "selector": { "app": "db" },
+                "externalTrafficPolicy": "Local", "healthCheckNodePort": 30950,
                 "ports": [{ "name": "mysql", "port": 4000, "nodePort": 30901, "protocol": "TCP" }],
             },
             "status": { "loadBalancer": {} },
         });
         let slim_service: Slim<Service> = serde_json::from_value(service.clone()).unwrap();
         let full: Service = serde_json::from_value(service).unwrap();
+        assert_eq!(
+            crate::node_ports::held_by(&slim_service.0).collect::<Vec<_>>(),
+            vec![30901, 30950]
+        );
+        assert_eq!(
+            crate::node_ports::held_by(&slim_service.0).collect::<Vec<_>>(),
+            crate::node_ports::held_by(&full).collect::<Vec<_>>()
+        );
         assert_eq!(
             crate::inventory::node_ports(&[slim_service.0]),
             crate::inventory::node_ports(&[full])

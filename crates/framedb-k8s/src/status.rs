@@ -8,7 +8,8 @@
 //! that keep the status books (`live`) both feed what they read into [`Sources`], so the
 //! two ways of reading a status cannot disagree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use framedb_core::live::Statuses;
@@ -73,8 +74,9 @@ pub(crate) struct Sources {
     told: HashMap<String, Told>,
     /// StatefulSet names by uid.
     workload_uids: HashMap<String, String>,
-    /// StatefulSet names by instance.
-    instances: HashMap<String, String>,
+    /// StatefulSet names by instance: one, unless objects not made by FrameDB carry its
+    /// labels; the first name then tells the instance's status.
+    instances: HashMap<String, BTreeSet<String>>,
     /// Pod names by uid.
     pod_uids: HashMap<String, String>,
     /// The name of the pod each StatefulSet (by uid) made.
@@ -201,10 +203,12 @@ impl Sources {
 
     /// Notes the current state of a StatefulSet; `false` when it has no instance label.
     pub fn workload(&mut self, workload: &StatefulSet) -> bool {
+        let name = workload.name_any();
         let Some(instance) = instance_of(workload) else {
+            // Its label taken away: it tells of no instance any more.
+            self.forget_workload(&name);
             return false;
         };
-        let name = workload.name_any();
         let noted = Workload {
             name: name.clone(),
             instance,
@@ -213,7 +217,10 @@ impl Sources {
         };
         self.forget_workload(&name);
         self.workload_uids.insert(noted.uid.clone(), name.clone());
-        self.instances.insert(noted.instance.clone(), name.clone());
+        self.instances
+            .entry(noted.instance.clone())
+            .or_default()
+            .insert(name.clone());
         self.touched.insert(noted.instance.clone());
         self.workloads.insert(name, noted);
         true
@@ -224,6 +231,7 @@ impl Sources {
     /// the instance is created again under its id, tells nothing of the new one.
     pub fn pod(&mut self, pod: &Pod) -> bool {
         if instance_of(pod).is_none() {
+            self.forget_pod(&pod.name_any());
             return false;
         }
         let controller = pod
@@ -285,10 +293,18 @@ impl Sources {
         let newer = |kept: &Option<Said>| kept.as_ref().is_none_or(|kept| said.last >= kept.last);
         let mut changed = false;
         if said.warning {
-            let since = told.since.entry(said.reason.clone()).or_insert(said.first);
-            if said.first < *since {
-                *since = said.first;
-                changed = true;
+            // A reason told anew (or again after its earliest event expired) moves the
+            // span it has been told for, as an earlier first time does.
+            match told.since.entry(said.reason.clone()) {
+                Entry::Vacant(entry) => {
+                    entry.insert(said.first);
+                    changed = true;
+                }
+                Entry::Occupied(mut entry) if said.first < *entry.get() => {
+                    entry.insert(said.first);
+                    changed = true;
+                }
+                Entry::Occupied(_) => {}
             }
         }
         if said.warning && newer(&told.warning) {
@@ -346,12 +362,11 @@ impl Sources {
         if self.workload_uids.get(&gone.uid).is_some_and(|n| n == name) {
             self.workload_uids.remove(&gone.uid);
         }
-        if self
-            .instances
-            .get(&gone.instance)
-            .is_some_and(|n| n == name)
-        {
-            self.instances.remove(&gone.instance);
+        if let Some(names) = self.instances.get_mut(&gone.instance) {
+            names.remove(name);
+            if names.is_empty() {
+                self.instances.remove(&gone.instance);
+            }
         }
         self.touched.insert(gone.instance);
         true
@@ -398,11 +413,7 @@ impl Sources {
         touched
             .into_iter()
             .filter_map(|instance| {
-                let report = self
-                    .instances
-                    .get(&instance)
-                    .and_then(|name| self.workloads.get(name))
-                    .map(|workload| self.report(workload));
+                let report = self.shown(&instance).map(|workload| self.report(workload));
                 Some((FramedbId::new(&instance).ok()?, report))
             })
             .collect()
@@ -423,15 +434,20 @@ impl Sources {
 
     /// The status of every instance that has a workload (see [`Sources::report`]).
     pub fn statuses(&self) -> Statuses {
-        self.workloads
-            .values()
-            .filter_map(|workload| {
-                Some((
-                    FramedbId::new(&workload.instance).ok()?,
-                    self.report(workload),
-                ))
+        self.instances
+            .keys()
+            .filter_map(|instance| {
+                let workload = self.shown(instance)?;
+                Some((FramedbId::new(instance).ok()?, self.report(workload)))
             })
             .collect()
+    }
+
+    /// The StatefulSet whose status `instance` shows: its only one, or the first by
+    /// name when objects not made by FrameDB carry its labels too.
+    fn shown(&self, instance: &str) -> Option<&Workload> {
+        let name = self.instances.get(instance)?.first()?;
+        self.workloads.get(name)
     }
 
     /// The status of a workload's instance (docs/architecture.md, "Status"): `Failed`
@@ -1026,6 +1042,72 @@ mod tests {
         sources.forget_workload("other");
         step(&mut sources, &mut book, "pod and workload gone");
         assert_eq!(book.len(), 1);
+
+        // A StatefulSet not made by FrameDB with the instance's label, then gone.
+        let mut stray = serde_json::to_value(workload("db", "uid-9")).unwrap();
+        stray["metadata"]["name"] = json!("stray");
+        sources.workload(&serde_json::from_value(stray.clone()).unwrap());
+        step(&mut sources, &mut book, "a second workload of one instance");
+        sources.forget_workload("stray");
+        step(&mut sources, &mut book, "the second one gone");
+        assert_eq!(book.len(), 1);
+        // Its label taken away: it tells of no instance.
+        sources.workload(&serde_json::from_value(stray.clone()).unwrap());
+        stray["metadata"]["labels"] = json!({});
+        sources.workload(&serde_json::from_value(stray).unwrap());
+        step(&mut sources, &mut book, "the stray's label removed");
+        sources.forget_workload("db");
+        step(&mut sources, &mut book, "the instance gone");
+        assert!(book.is_empty());
+    }
+
+    #[test]
+    fn a_reason_told_again_after_its_earliest_event_expired_changes_the_span_it_was_told_for() {
+        let limits = StatusLimits {
+            stuck_after: Duration::from_secs(160),
+            ..StatusLimits::default()
+        };
+        let mut sources = Sources::new(limits);
+        let pull = starting(
+            &[],
+            json!([]),
+            json!([container("tidb", 0, waiting("ErrImagePull", "not found"))]),
+        );
+        sources.workload(&workload("db", "uid-1"));
+        sources.pod(&pull);
+        let told = |name: &str, (first, last): (i64, i64)| {
+            event(
+                name,
+                ("Pod", "pod-1"),
+                ("Warning", "Failed", "Error: ErrImagePull"),
+                (first, last),
+            )
+        };
+        sources.event(&told("e0", (0, 10)));
+        sources.event(&told("e1", (20, 90)));
+        sources.event(&told("e2", (50, 200)));
+        sources.take_changes();
+        assert_eq!(
+            report_of(&sources).status,
+            InstanceStatus::Failed,
+            "told for 200 s"
+        );
+        sources.forget_event(&told("e0", (0, 10)));
+        sources.take_changes();
+        assert_eq!(
+            report_of(&sources).status,
+            InstanceStatus::Provisioning,
+            "150 s"
+        );
+        // e1 told again, earlier than the kept warning: the reason has been told since 20.
+        sources.event(&told("e1", (20, 95)));
+        let changes = sources.take_changes();
+        assert_eq!(changes.len(), 1, "the instance is touched");
+        assert_eq!(
+            changes[0].1.as_ref().map(|report| report.status),
+            Some(InstanceStatus::Failed),
+            "told for 180 s"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::io::StreamReader;
 
 use super::directory::ClusterDirectory;
-use crate::wire::{BookLine, MAX_BOOK_LINE, paths};
+use crate::wire::{BookLine, MAX_BOOK_ENTRIES, MAX_BOOK_LINE, paths};
 
 /// A cluster's status stream, followed into its book.
 pub(super) struct StatusStream {
@@ -82,6 +82,13 @@ impl StatusStream {
                         return "changes came before a whole book".into();
                     }
                 }
+            }
+            if book
+                .borrow()
+                .as_ref()
+                .is_some_and(|book| book.len() > MAX_BOOK_ENTRIES)
+            {
+                return format!("the book grew past {MAX_BOOK_ENTRIES} instances");
             }
         }
     }

@@ -10,7 +10,7 @@ use axum::routing::get;
 use framedb_core::{ClusterDeployer, ClusterId};
 use framedb_http::remote::directory::service_url;
 use framedb_http::remote::{ClusterDirectory, RemoteClusters, RemoteTimeouts};
-use framedb_http::wire::{MAX_BOOK_LINE, paths};
+use framedb_http::wire::{MAX_BOOK_ENTRIES, MAX_BOOK_LINE, paths};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
@@ -122,6 +122,32 @@ async fn changes_before_a_whole_book_end_the_stream_and_are_not_taken() {
     )
     .await;
     assert!(feed.borrow().is_none(), "changes to no book make none");
+}
+
+#[tokio::test]
+async fn changes_that_grow_the_book_past_its_bound_end_the_stream() {
+    // A whole book, then lines of changes each within the line cap, with fresh ids
+    // until the book would hold more instances than a cluster has node ports.
+    let mut chunks = vec![Bytes::from_static(b"{\"statuses\":{}}\n")];
+    let per_line = 20_000;
+    for line in 0..=MAX_BOOK_ENTRIES / per_line {
+        let changed: Vec<String> = (0..per_line)
+            .map(|n| format!(r#""i{line}-{n}":{{"status":"Running"}}"#))
+            .collect();
+        let line = format!("{{\"changed\":{{{}}}}}\n", changed.join(","));
+        assert!(line.len() < MAX_BOOK_LINE);
+        chunks.push(Bytes::from(line));
+    }
+    let (app, opened) = status_peer(chunks);
+    let (remote, cluster) = served_as("swelling", app).await;
+    let feed = remote.follow(&cluster).await.unwrap();
+    wait_for_streams(&opened, 2, "the stream was not ended past the bound").await;
+    assert!(
+        feed.borrow()
+            .as_ref()
+            .is_none_or(|book| book.len() <= MAX_BOOK_ENTRIES + per_line),
+        "the book stays within one line of the bound"
+    );
 }
 
 /// This process's resident set now and at its peak, in bytes (Linux).
