@@ -230,7 +230,8 @@ pub async fn fleet(plan: &FleetPlan, report: &mut Report, uri: &str, database: &
             step("a create on a full cluster");
             full_cluster(&global, dir.path(), &names[0], plan.reads, report).await?;
             step("a reconcile pass at steady state");
-            reconcile(&mut global, clusters, report).await?;
+            let others = [("local services", locals.pid()), ("simulators", sims.pid())];
+            reconcile(&mut global, clusters, &others, report).await?;
             global.stop().await;
         }
     }
@@ -726,24 +727,36 @@ async fn full_cluster(
 }
 
 /// One reconcile pass at steady state: its duration, and the global's CPU over the
-/// interval from the end of one pass to the end of the next.
-async fn reconcile(global: &mut Global, clusters: usize, report: &mut Report) -> Result<()> {
+/// interval from the end of one pass to the end of the next; beside it, what the
+/// `others` (the local services, with their own passes and watches, and the simulators)
+/// took over the same interval, idle as the fleet is.
+async fn reconcile(
+    global: &mut Global,
+    clusters: usize,
+    others: &[(&'static str, u32)],
+    report: &mut Report,
+) -> Result<()> {
     // From the end of a pass that began after the reads above, to the end of the next.
     let earlier = global.wait_reconciled(0).await?;
     let first = global.wait_reconciled(earlier.runs).await?;
-    let (cpu0, at0) = (global.cpu_seconds()?, Instant::now());
+    let (cpu0, others0, at0) = (global.cpu_seconds()?, cpu_of(others)?, Instant::now());
     let second = global.wait_reconciled(first.runs).await?;
-    let (cpu1, at1) = (global.cpu_seconds()?, Instant::now());
-    let share = (cpu1 - cpu0) / (at1 - at0).as_secs_f64();
+    let (cpu1, others1, at1) = (global.cpu_seconds()?, cpu_of(others)?, Instant::now());
+    let interval = (at1 - at0).as_secs_f64();
+    let share = (cpu1 - cpu0) / interval;
     let pass = second.seconds - first.seconds;
+    let mut figures = vec![
+        ("pass", pass * 1000.0, "ms"),
+        ("interval", interval, "s"),
+        ("CPU", share * 100.0, "% of a core"),
+    ];
+    for (((name, _), before), after) in others.iter().zip(others0).zip(others1) {
+        figures.push((*name, (after - before) / interval * 100.0, "% of a core"));
+    }
     report.row(
         "fleet",
         format!("reconcile pass over {clusters} clusters at steady state"),
-        vec![
-            ("pass", pass * 1000.0, "ms"),
-            ("interval", (at1 - at0).as_secs_f64(), "s"),
-            ("CPU", share * 100.0, "% of a core"),
-        ],
+        figures,
     );
     report.target(
         "fleet: CPU at steady state ≤ 5% of a core",

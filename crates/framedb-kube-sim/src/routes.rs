@@ -12,6 +12,7 @@ use axum::extract::{Query, State as AxumState};
 use axum::http::header::{ACCEPT, CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -210,8 +211,58 @@ fn resource_route(group: &str, rest: &[&str]) -> Route {
     }
 }
 
-fn json_response(code: StatusCode, body: &Value) -> Response {
-    (code, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
+    // A `Value` or an `Answer` always serializes (map keys are strings).
+    let body = serde_json::to_vec(body).unwrap_or_default();
+    (code, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// What a request answers: one JSON document, or a list whose items are the stored
+/// objects themselves, serialized after the state's lock is released and without a copy
+/// (a list of a full cluster's StatefulSets is megabytes).
+pub(crate) enum Answer {
+    Value(Value),
+    List {
+        /// `apiVersion`, `kind` and `metadata`.
+        head: Value,
+        items: Vec<Arc<Value>>,
+    },
+}
+
+impl Answer {
+    /// The answer as one JSON document.
+    fn into_value(self) -> Value {
+        match self {
+            Self::Value(value) => value,
+            Self::List { mut head, items } => {
+                head["items"] = Value::Array(items.iter().map(|item| Value::clone(item)).collect());
+                head
+            }
+        }
+    }
+}
+
+impl Serialize for Answer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        /// The items, each serialized where it is stored.
+        struct Items<'a>(&'a [Arc<Value>]);
+        impl Serialize for Items<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|item| &**item))
+            }
+        }
+        match self {
+            Self::Value(value) => value.serialize(serializer),
+            Self::List { head, items } => {
+                let mut map = serializer.serialize_map(None)?;
+                for (key, value) in head.as_object().into_iter().flatten() {
+                    map.serialize_entry(key, value)?;
+                }
+                map.serialize_entry("items", &Items(items))?;
+                map.end()
+            }
+        }
+    }
 }
 
 fn error_response(err: &ApiError) -> Response {
@@ -336,6 +387,11 @@ async fn resource_request(
     response
 }
 
+/// A request's answer of one JSON document.
+fn answered(result: ApiResult<(StatusCode, Value)>) -> ApiResult<(StatusCode, Answer)> {
+    result.map(|(code, value)| (code, Answer::Value(value)))
+}
+
 fn header(headers: &HeaderMap, name: &str) -> String {
     headers
         .get(name)
@@ -437,7 +493,7 @@ impl Request<'_> {
 
     /// Runs an `events.k8s.io/v1` request on the core Events it is a view of: bodies
     /// (objects and patches) converted in, answers converted out.
-    fn run_as_core_events(&self, shared: &Shared) -> ApiResult<(StatusCode, Value)> {
+    fn run_as_core_events(&self, shared: &Shared) -> ApiResult<(StatusCode, Answer)> {
         let core = Target {
             res: by_plural(EVENTS),
             namespace: self.target.namespace.clone(),
@@ -478,13 +534,13 @@ impl Request<'_> {
             body: bytes.as_deref().map_or(self.body, str::as_bytes),
         };
         let (code, answer) = request.run(shared)?;
-        Ok((code, events_v1::answer_from_core(answer)))
+        let answer = events_v1::answer_from_core(answer.into_value());
+        Ok((code, Answer::Value(answer)))
     }
 
     /// Runs the request; writes re-run the controllers before the lock is released.
-    fn run(&self, shared: &Shared) -> ApiResult<(StatusCode, Value)> {
+    fn run(&self, shared: &Shared) -> ApiResult<(StatusCode, Answer)> {
         let res = self.target.res;
-        let ns = self.target.namespace.as_deref();
         if self.target.status
             && self.verb != Verb::Get
             && self.verb != Verb::Update
@@ -511,11 +567,18 @@ impl Request<'_> {
         let mut guard = shared.state();
         guard.tick(now);
         if self.target.scale {
-            return self.scale(&mut guard, now);
+            return answered(self.scale(&mut guard, now));
         }
         if matches!(self.verb, Verb::Get | Verb::List) {
             return self.read(&guard);
         }
+        answered(self.write(&mut guard, now))
+    }
+
+    /// Runs a write (and the controllers after it).
+    fn write(&self, guard: &mut State, now: Instant) -> ApiResult<(StatusCode, Value)> {
+        let res = self.target.res;
+        let ns = self.target.namespace.as_deref();
         let delete_options = if self.verb == Verb::Delete && !self.body.is_empty() {
             Some(self.json_body()?)
         } else if self.target.eviction {
@@ -529,7 +592,7 @@ impl Request<'_> {
             scratch = guard.clone();
             &mut scratch
         } else {
-            &mut guard
+            guard
         };
         let result = match self.verb {
             Verb::Create if self.target.eviction => self.evict(state),
@@ -614,7 +677,7 @@ impl Request<'_> {
         Ok((StatusCode::OK, scale))
     }
 
-    fn read(&self, state: &State) -> ApiResult<(StatusCode, Value)> {
+    fn read(&self, state: &State) -> ApiResult<(StatusCode, Answer)> {
         let res = self.target.res;
         let ns = self.target.namespace.as_deref();
         let include = match self.param("includeObject") {
@@ -625,35 +688,36 @@ impl Request<'_> {
         if let Some(name) = &self.target.name {
             let obj = state.get(res, ns, name)?;
             if self.wants_table() {
-                return Ok((
-                    StatusCode::OK,
-                    table(res, &[obj], &state.resource_version(), include),
-                ));
+                let table = table(res, &[obj], &state.resource_version(), include);
+                return Ok((StatusCode::OK, Answer::Value(table)));
             }
-            return Ok((StatusCode::OK, obj));
+            return Ok((StatusCode::OK, Answer::Value(obj)));
         }
         let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""), res)?;
         let listed = lists::list(state, res, ns, &labels, &fields, |name| self.param(name))?;
         let metadata = listed.metadata;
-        let items: Vec<Value> = listed.items.iter().map(|obj| Value::clone(obj)).collect();
-        let rv = metadata["resourceVersion"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
         if self.wants_table() {
+            let items: Vec<Value> = listed.items.iter().map(|obj| Value::clone(obj)).collect();
+            let rv = metadata["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let mut t = table(res, &items, &rv, include);
             t["metadata"] = metadata;
-            return Ok((StatusCode::OK, t));
+            return Ok((StatusCode::OK, Answer::Value(t)));
         }
+        let head = json!({
+            "apiVersion": res.api_version(),
+            "kind": format!("{}List", res.kind),
+            "metadata": metadata,
+        });
         Ok((
             StatusCode::OK,
-            json!({
-                "apiVersion": res.api_version(),
-                "kind": format!("{}List", res.kind),
-                "metadata": metadata,
-                "items": items,
-            }),
+            Answer::List {
+                head,
+                items: listed.items,
+            },
         ))
     }
 
