@@ -279,8 +279,10 @@ impl Sources {
     }
 
     /// Notes an event about an object (of any kind: events carry no labels); `false`
-    /// when it is older than what is known of that object already, or has no time. Only
-    /// the latest event and the latest `Warning` of each object are kept.
+    /// when it changes nothing kept: it is older than what is known of that object
+    /// already (and tells no earlier or new `Warning` reason), or has no time. Only the
+    /// latest event and the latest `Warning` of each object are kept, with since when
+    /// each `Warning` reason has been told.
     pub fn event(&mut self, event: &Event) -> bool {
         let Some(uid) = event.involved_object.uid.clone() else {
             return false;

@@ -71,9 +71,21 @@ impl StatusStream {
                 Ok(line) => line,
                 Err(error) => return format!("an unreadable line: {error}"),
             };
+            // Past the bound, nothing of the line is taken: readers never see such a book.
+            let past = format!("the book would grow past {MAX_BOOK_ENTRIES} instances");
             match line.statuses {
+                Some(whole) if whole.as_ref().is_some_and(|w| w.len() > MAX_BOOK_ENTRIES) => {
+                    return past;
+                }
                 Some(whole) => live::publish(book, whole.map(Cow::into_owned)),
                 None => {
+                    let grows = book.borrow().as_ref().map(|kept| {
+                        let new = line.changed.keys().filter(|id| !kept.contains_key(*id));
+                        kept.len() + new.count()
+                    });
+                    if grows.is_some_and(|size| size > MAX_BOOK_ENTRIES) {
+                        return past;
+                    }
                     let changes = Changes {
                         changed: line.changed,
                         gone: line.gone,
@@ -82,13 +94,6 @@ impl StatusStream {
                         return "changes came before a whole book".into();
                     }
                 }
-            }
-            if book
-                .borrow()
-                .as_ref()
-                .is_some_and(|book| book.len() > MAX_BOOK_ENTRIES)
-            {
-                return format!("the book grew past {MAX_BOOK_ENTRIES} instances");
             }
         }
     }
