@@ -1241,12 +1241,17 @@ async fn an_instance_on_a_tainted_node_is_pending_with_the_scheduler_s_reason_un
         .create("patient", "cluster-01", "node-a", "t")
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The claim and the workload are made in one round trip: the scheduler may first
+    // see the pod before its claim (Pending, "persistentvolumeclaim ... not found"), as
+    // kube-scheduler would, and tell the taint once it looks again.
     let deadline = Instant::now() + Duration::from_secs(10);
     let read = loop {
         let (_, read) = topology
             .send(Method::GET, &format!("{BASE}/patient"), None)
             .await;
-        if read["data"]["status"] == "Pending" || Instant::now() > deadline {
+        let reason = read["data"]["status_reason"].as_str().unwrap_or_default();
+        let tainted = read["data"]["status"] == "Pending" && reason.contains("taint");
+        if tainted || Instant::now() > deadline {
             break read;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
