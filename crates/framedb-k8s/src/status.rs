@@ -201,13 +201,14 @@ impl Sources {
         }
     }
 
-    /// Notes the current state of a StatefulSet; `false` when it has no instance label.
-    pub fn workload(&mut self, workload: &StatefulSet) -> bool {
+    /// Notes the current state of a StatefulSet (one without an instance label tells of
+    /// no instance).
+    pub fn workload(&mut self, workload: &StatefulSet) {
         let name = workload.name_any();
         let Some(instance) = instance_of(workload) else {
             // Its label taken away: it tells of no instance any more.
             self.forget_workload(&name);
-            return false;
+            return;
         };
         let noted = Workload {
             name: name.clone(),
@@ -223,16 +224,15 @@ impl Sources {
             .insert(name.clone());
         self.touched.insert(noted.instance.clone());
         self.workloads.insert(name, noted);
-        true
     }
 
-    /// Notes the current state of a pod; `false` when it has no instance label. Only the
-    /// pods of a StatefulSet count: a pod of a deleted workload, still terminating while
+    /// Notes the current state of a pod (one without an instance label tells of no
+    /// instance). Only the pods of a StatefulSet count: a pod of a deleted workload, still terminating while
     /// the instance is created again under its id, tells nothing of the new one.
-    pub fn pod(&mut self, pod: &Pod) -> bool {
+    pub fn pod(&mut self, pod: &Pod) {
         if instance_of(pod).is_none() {
             self.forget_pod(&pod.name_any());
-            return false;
+            return;
         }
         let controller = pod
             .owner_references()
@@ -254,7 +254,6 @@ impl Sources {
         }
         self.touch_made_by(&seen.controller);
         self.pods.insert(name, seen);
-        true
     }
 
     /// Marks the instance of the StatefulSet of uid `uid`, if it is known, as touched.
@@ -278,17 +277,16 @@ impl Sources {
         }
     }
 
-    /// Notes an event about an object (of any kind: events carry no labels); `false`
-    /// when it changes nothing kept: it is older than what is known of that object
-    /// already (and tells no earlier or new `Warning` reason), or has no time. Only the
-    /// latest event and the latest `Warning` of each object are kept, with since when
-    /// each `Warning` reason has been told.
-    pub fn event(&mut self, event: &Event) -> bool {
+    /// Notes an event about an object (of any kind: events carry no labels); one without
+    /// a time tells nothing. Only the latest event and the latest `Warning` of each
+    /// object are kept, with since when each `Warning` reason has been told; the
+    /// object's instance is touched when that changes.
+    pub fn event(&mut self, event: &Event) {
         let Some(uid) = event.involved_object.uid.clone() else {
-            return false;
+            return;
         };
         let Some(said) = Said::of(event) else {
-            return false;
+            return;
         };
         let told = self.told.entry(uid.clone()).or_default();
         // Equal times (a second's resolution) go to the event heard last.
@@ -320,17 +318,16 @@ impl Sources {
         if changed {
             self.touch_object(&uid);
         }
-        changed
     }
 
     /// Forgets a deleted event (the API server drops them an hour after they were last
-    /// told); `false` when it was not kept.
-    pub fn forget_event(&mut self, event: &Event) -> bool {
+    /// told), touching its object's instance when it was kept.
+    pub fn forget_event(&mut self, event: &Event) {
         let Some(uid) = event.involved_object.uid.as_deref() else {
-            return false;
+            return;
         };
         let Some(told) = self.told.get_mut(uid) else {
-            return false;
+            return;
         };
         let name = event.name_any();
         let mut forgot = false;
@@ -353,13 +350,12 @@ impl Sources {
         if forgot {
             self.touch_object(uid);
         }
-        forgot
     }
 
-    /// Forgets a deleted StatefulSet; `false` when it was not known.
-    pub fn forget_workload(&mut self, name: &str) -> bool {
+    /// Forgets a deleted StatefulSet, touching its instance.
+    pub fn forget_workload(&mut self, name: &str) {
         let Some(gone) = self.workloads.remove(name) else {
-            return false;
+            return;
         };
         if self.workload_uids.get(&gone.uid).is_some_and(|n| n == name) {
             self.workload_uids.remove(&gone.uid);
@@ -371,13 +367,12 @@ impl Sources {
             }
         }
         self.touched.insert(gone.instance);
-        true
     }
 
-    /// Forgets a deleted pod; `false` when it was not known.
-    pub fn forget_pod(&mut self, name: &str) -> bool {
+    /// Forgets a deleted pod, touching its instance.
+    pub fn forget_pod(&mut self, name: &str) {
         let Some(gone) = self.pods.remove(name) else {
-            return false;
+            return;
         };
         if self.pod_uids.get(&gone.uid).is_some_and(|n| n == name) {
             self.pod_uids.remove(&gone.uid);
@@ -386,7 +381,6 @@ impl Sources {
             self.made.remove(&gone.controller);
         }
         self.touch_made_by(&gone.controller);
-        true
     }
 
     /// Forgets every StatefulSet, before they are all noted again.
