@@ -45,5 +45,5 @@ pub use directory::{DIRECTORY_COLLECTION, DIRECTORY_INDEX, MongoDirectoryStore};
 pub use error::{Error, Result, TIMEOUT_MESSAGE, UNAVAILABLE_MESSAGE};
 pub use fence::{FENCE_COLLECTION, FENCE_INDEX, FENCE_TTL_INDEX, MongoFence};
 pub use lease::{LEASE_COLLECTION, MongoLease};
-pub use registry::{CLUSTER_NODE_INDEX, ID_INDEX, MongoRegistry, PING_DEADLINE};
+pub use registry::{CLUSTER_NODE_INDEX, ID_INDEX, MongoRegistry, PING_DEADLINE, STATUS_PORT_INDEX};
 pub use uri::redact_uri;

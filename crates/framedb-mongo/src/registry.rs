@@ -29,6 +29,11 @@ pub const ID_INDEX: &str = "framedb_id_unique";
 /// Name of the index on `cluster_id` + `node_id` (+ `framedb_id`, the order results come
 /// in, so that listing a cluster or a node needs no sort in memory).
 pub const CLUSTER_NODE_INDEX: &str = "cluster_id_node_id_framedb_id";
+/// Name of the index on `status` + `port`: every reconcile pass looks for the records it
+/// may have to settle (`Deleting`, or `Provisioning` without a port), a handful among all
+/// the fleet's; without it each pass scanned the whole collection (0.6 s over 20,000
+/// records on SecantusDB, during which it answered nothing else).
+pub const STATUS_PORT_INDEX: &str = "status_port";
 /// The driver's application name unless the connection string sets one.
 const APP_NAME: &str = "framedb";
 /// The longest a readiness check ([`InstanceRegistry::ping`]) waits for MongoDB: a probe
@@ -113,8 +118,9 @@ impl MongoRegistry {
         }
     }
 
-    /// Creates the unique index on `framedb_id` ([`ID_INDEX`]) and the index on
-    /// `cluster_id` + `node_id` ([`CLUSTER_NODE_INDEX`]) unless they exist.
+    /// Creates the unique index on `framedb_id` ([`ID_INDEX`]), the index on
+    /// `cluster_id` + `node_id` ([`CLUSTER_NODE_INDEX`]) and the one on `status` + `port`
+    /// ([`STATUS_PORT_INDEX`]) unless they exist.
     ///
     /// # Errors
     /// [`Error::Driver`] when the server cannot be reached or refuses an index;
@@ -134,6 +140,7 @@ impl MongoRegistry {
                 CLUSTER_NODE_INDEX,
                 false,
             ),
+            index(doc! { "status": 1, "port": 1 }, STATUS_PORT_INDEX, false),
         ];
         let operation = "creating the registry's indexes";
         self.bounded(operation, async {

@@ -51,8 +51,8 @@ pub fn in_memory() -> (
 /// What a hook of [`Hooked`] runs: a future made afresh for each call.
 pub type Hook = Box<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
-/// A cluster that runs `before_deploy` before each deploy and `before_statuses` before each
-/// status read, and passes everything on to `inner`: a deploy that takes a moment, waits
+/// A cluster that runs `before_deploy` before each deploy, `before_statuses` before each
+/// status read and `before_inventory` before each inventory, and passes everything on to `inner`: a deploy that takes a moment, waits
 /// for the test, or a read that waits for others.
 pub struct Hooked {
     /// The cluster behind.
@@ -61,6 +61,8 @@ pub struct Hooked {
     pub before_deploy: Hook,
     /// Runs before each status read.
     pub before_statuses: Hook,
+    /// Runs before each inventory read.
+    pub before_inventory: Hook,
 }
 
 impl Hooked {
@@ -71,6 +73,7 @@ impl Hooked {
             inner,
             before_deploy: nothing(),
             before_statuses: nothing(),
+            before_inventory: nothing(),
         }
     }
 }
@@ -119,6 +122,7 @@ impl framedb_core::ClusterDeployer for Hooked {
         &self,
         cluster: &ClusterId,
     ) -> framedb_core::Result<Vec<framedb_core::InstanceRecord>> {
+        (self.before_inventory)().await;
         self.inner.inventory(cluster).await
     }
     async fn follow(

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use framedb_core::{Error, Filter, FramedbId, InstanceRegistry, Query, QueryOptions};
 use framedb_mongo::{
-    CLUSTER_NODE_INDEX, ID_INDEX, MongoConfig, MongoRegistry, UNAVAILABLE_MESSAGE, redact_uri,
+    CLUSTER_NODE_INDEX, ID_INDEX, MongoConfig, MongoRegistry, STATUS_PORT_INDEX,
+    UNAVAILABLE_MESSAGE, redact_uri,
 };
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::event::EventHandler;
@@ -17,7 +18,7 @@ use crate::dataset;
 use crate::support::{TestDb, mongodb_uri, test_config};
 
 #[tokio::test]
-async fn connect_creates_both_indexes() {
+async fn connect_creates_every_index() {
     let Some(db) = TestDb::open("indexes").await else {
         return;
     };
@@ -46,6 +47,7 @@ async fn connect_creates_both_indexes() {
         cluster_node.options.as_ref().and_then(|o| o.unique),
         Some(true)
     );
+    assert_eq!(named(STATUS_PORT_INDEX).keys, doc! {"status": 1, "port": 1});
     db.drop().await;
 }
 
