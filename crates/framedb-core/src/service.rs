@@ -656,7 +656,10 @@ impl ProvisioningService {
         // The records of the clusters read, taken before what runs there: a create that
         // ends in between is then not taken for an instance that lost its objects.
         let mut recorded: HashMap<FramedbId, InstanceRecord> = HashMap::new();
-        for (cluster, read) in each_cluster(clusters, |cluster| self.cluster_records(cluster)).await
+        for (cluster, read) in each_cluster(clusters, RECORD_READS_AT_ONCE, |cluster| {
+            self.cluster_records(cluster)
+        })
+        .await
         {
             match read {
                 Ok(records) => {
@@ -675,8 +678,10 @@ impl ProvisioningService {
         concerned.extend(records.iter().map(|record| record.cluster_id.clone()));
         let mut running: HashMap<FramedbId, InstanceRecord> = HashMap::new();
         let mut unread: BTreeSet<ClusterId> = BTreeSet::new();
-        for (cluster, read) in
-            each_cluster(&concerned, |cluster| self.deployer.inventory(cluster)).await
+        for (cluster, read) in each_cluster(&concerned, INVENTORIES_AT_ONCE, |cluster| {
+            self.deployer.inventory(cluster)
+        })
+        .await
         {
             match read {
                 Ok(found) => {
@@ -1200,17 +1205,23 @@ impl ProvisioningService {
     }
 }
 
-/// How many clusters a reconcile pass reads at once. One after another, a pass over a
-/// fleet took the sum of every cluster's round trips (5 s over 200 clusters in the fleet
-/// benchmark), and each unreachable cluster added its whole timeout; all at once, a
-/// fleet of thousands would open as many connections and registry queries in a burst.
-const CLUSTERS_READ_AT_ONCE: usize = 16;
+/// How many clusters' inventories a reconcile pass reads at once. One after another, a
+/// pass over a fleet took the sum of every cluster's round trips (5.9 s over 200 clusters
+/// in the fleet benchmark), and each unreachable cluster added its whole timeout; all at
+/// once, a fleet of thousands would open as many connections in a burst.
+const INVENTORIES_AT_ONCE: usize = 16;
 
-/// `read` of every cluster of `clusters`, [`CLUSTERS_READ_AT_ONCE`] at a time, each
-/// answer beside its cluster, by cluster id (what a pass makes of them does not depend
-/// on which cluster answered first).
+/// How many clusters' records a reconcile pass reads from the registry at once: fewer
+/// than the inventories, as they share the registry client's pool with the requests the
+/// service answers meanwhile (the MongoDB driver's default pool holds 10 connections).
+const RECORD_READS_AT_ONCE: usize = 4;
+
+/// `read` of every cluster of `clusters`, `at_once` at a time, each answer beside its
+/// cluster, by cluster id (what a pass makes of them does not depend on which cluster
+/// answered first).
 async fn each_cluster<'a, C, F, T>(
     clusters: C,
+    at_once: usize,
     read: impl Fn(&'a ClusterId) -> F,
 ) -> Vec<(&'a ClusterId, Result<T>)>
 where
@@ -1228,7 +1239,7 @@ where
         })
         .collect();
     let mut answers = futures_util::stream::iter(reads)
-        .buffer_unordered(CLUSTERS_READ_AT_ONCE)
+        .buffer_unordered(at_once)
         .collect::<Vec<_>>()
         .await;
     answers.sort_by_key(|(cluster, _)| *cluster);
