@@ -72,10 +72,11 @@ impl StatusStream {
                 Err(error) => return format!("an unreadable line: {error}"),
             };
             // Past the bound, nothing of the line is taken: readers never see such a book.
-            let past = format!("the book would grow past {MAX_BOOK_ENTRIES} instances");
+            // (A closure: the sentence is made only when a stream ends, not for each line.)
+            let past = || format!("the book would grow past {MAX_BOOK_ENTRIES} instances");
             match line.statuses {
                 Some(whole) if whole.as_ref().is_some_and(|w| w.len() > MAX_BOOK_ENTRIES) => {
-                    return past;
+                    return past();
                 }
                 Some(whole) => live::publish(book, whole.map(Cow::into_owned)),
                 None => {
@@ -84,7 +85,7 @@ impl StatusStream {
                         kept.len() + new.count()
                     });
                     if grows.is_some_and(|size| size > MAX_BOOK_ENTRIES) {
-                        return past;
+                        return past();
                     }
                     let changes = Changes {
                         changed: line.changed,
